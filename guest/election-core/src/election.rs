@@ -1,0 +1,676 @@
+//! The election state machine: Raft's leader election without a log.
+//!
+//! # How a host drives it
+//!
+//! ```text
+//! let mut e = Election::start(options, persisted, &mut env)?;
+//! loop {
+//!     for action in e.take_actions() { carry it out, in order }
+//!     wait for a message, a timer or a request, then call
+//!     e.on_message(..) / e.on_timer(..) / e.join(..) / e.step_down(..)
+//! }
+//! ```
+//!
+//! Every call reads the time (once) and randomness from the [`Environment`]
+//! and leaves its effects in the action queue. Nothing else reaches the
+//! outside world, which is what makes runs reproducible.
+//!
+//! # Roles
+//!
+//! Roles change only in [`Election::become_follower`],
+//! [`Election::become_candidate`] and [`Election::become_leader`], and each
+//! change writes one greppable log line (`n1 became leader at term 3`).
+
+use alloc::collections::BTreeSet;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::liveness::{Change, Liveness};
+use crate::options::{Options, OptionsError, Timings, valid_node_id};
+use crate::quorum::{self, VoteResult};
+use crate::types::{
+    Action, Environment, Event, LogLevel, NodeId, PersistedState, Role, Status, Term, TimerId,
+};
+use crate::wire::{Body, Message};
+
+const NS_PER_MS: u64 = 1_000_000;
+
+/// One node's election state. See the module docs for how to drive it.
+#[derive(Debug)]
+pub struct Election {
+    id: NodeId,
+    cluster_id: String,
+    timings: Timings,
+    /// Durable: the latest term seen.
+    term: Term,
+    /// Durable: the vote cast in `term`.
+    voted_for: Option<NodeId>,
+    /// Durable: the voting membership, self included. It only grows:
+    /// liveness never removes a member (see [`crate::liveness`]).
+    members: BTreeSet<NodeId>,
+    role: Role,
+    leader: Option<NodeId>,
+    /// Votes granted to this node in `term` (candidates only).
+    granted: BTreeSet<NodeId>,
+    /// Votes refused to this node in `term` (candidates only).
+    rejected: BTreeSet<NodeId>,
+    liveness: Liveness,
+    election_timer: Option<TimerId>,
+    heartbeat_timer: Option<TimerId>,
+    next_timer_id: TimerId,
+    ignored_messages: u64,
+    /// The durable state changed and has not been handed to the host yet.
+    /// [`Election::flush`] hands it over before any message leaves.
+    unsaved: bool,
+    actions: Vec<Action>,
+}
+
+impl Election {
+    /// Starts a node as a follower, with the state it last persisted (none
+    /// on its first start), and arms its election timer.
+    ///
+    /// Fails, naming the field, if `options` are invalid.
+    pub fn start(
+        options: Options,
+        persisted: Option<PersistedState>,
+        env: &mut impl Environment,
+    ) -> Result<Election, OptionsError> {
+        options.validate()?;
+        let mut members: BTreeSet<NodeId> = options.bootstrap.into_iter().collect();
+        members.insert(options.node_id.clone());
+        let (term, voted_for) = match &persisted {
+            Some(p) => {
+                members.extend(p.members.iter().filter(|m| valid_node_id(m)).cloned());
+                (p.term, p.voted_for.clone())
+            }
+            None => (0, None),
+        };
+        let mut e = Election {
+            id: options.node_id,
+            cluster_id: options.cluster_id,
+            timings: options.timings,
+            term,
+            voted_for,
+            members,
+            role: Role::Follower,
+            leader: None,
+            granted: BTreeSet::new(),
+            rejected: BTreeSet::new(),
+            liveness: Liveness::default(),
+            election_timer: None,
+            heartbeat_timer: None,
+            next_timer_id: 1,
+            ignored_messages: 0,
+            unsaved: false,
+            actions: Vec::new(),
+        };
+        e.unsaved = persisted.as_ref() != Some(&e.persisted_state());
+        e.log(
+            LogLevel::Info,
+            format!(
+                "{} started as follower at term {} with {} members",
+                e.id,
+                e.term,
+                e.members.len()
+            ),
+        );
+        e.arm_election_timer(env, 0);
+        e.flush();
+        Ok(e)
+    }
+
+    /// Takes the effects of the calls so far, oldest first. The host must
+    /// carry them out in this order.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        core::mem::take(&mut self.actions)
+    }
+
+    /// Handles bytes a peer sent. `from` is the sender as the host's
+    /// transport knows it.
+    pub fn on_message(&mut self, from: &str, payload: &[u8], env: &mut impl Environment) {
+        let message = match Message::decode(payload) {
+            Ok(message) => message,
+            Err(error) => {
+                return self.ignore(format!("a malformed message from {from} ({error:?})"));
+            }
+        };
+        if message.cluster_id != self.cluster_id {
+            return self.ignore(format!(
+                "a message from {from} of cluster {:?}",
+                message.cluster_id
+            ));
+        }
+        if from == self.id || !valid_node_id(from) {
+            return self.ignore(format!("a message from invalid sender {from:?}"));
+        }
+        let now = env.now_ns();
+        self.discover(from);
+        self.news_of(from, now);
+        match message.body {
+            Body::RequestVote { term } => self.on_request_vote(from, term, env),
+            Body::Vote { term, granted } => self.on_vote(from, term, granted, env),
+            Body::Heartbeat {
+                term,
+                members,
+                alive,
+            } => self.on_heartbeat(from, term, &members, &alive, now, env),
+            Body::HeartbeatAck { term, members, .. } => {
+                self.on_heartbeat_ack(term, &members, env);
+            }
+            Body::Join { members } => self.on_join(from, &members),
+            Body::Welcome {
+                term,
+                leader,
+                members,
+            } => self.on_welcome(term, leader, &members, env),
+        }
+        self.flush();
+    }
+
+    /// Handles the expiry of a timer armed with [`Action::SetTimer`].
+    /// Stale and unknown ids are ignored.
+    pub fn on_timer(&mut self, id: TimerId, env: &mut impl Environment) {
+        let now = env.now_ns();
+        if self.election_timer == Some(id) {
+            self.election_timer = None;
+            self.expire_peers(now);
+            if self.role != Role::Leader {
+                self.become_candidate(env);
+            }
+        } else if self.heartbeat_timer == Some(id) {
+            self.heartbeat_timer = None;
+            if self.role == Role::Leader {
+                self.expire_peers(now);
+                self.send_heartbeats();
+                self.arm_heartbeat_timer();
+            }
+        } else {
+            self.log(
+                LogLevel::Trace,
+                format!("{} ignored stale timer {id}", self.id),
+            );
+        }
+        self.flush();
+    }
+
+    /// Adds `peer` to the voting membership and introduces this node to it.
+    /// A leader or candidate joining another cluster steps down first: the
+    /// joiner defers to the cluster it joins.
+    pub fn join(&mut self, peer: &str, env: &mut impl Environment) {
+        if peer == self.id || !valid_node_id(peer) {
+            self.log(
+                LogLevel::Warn,
+                format!("{} refused to join invalid peer {peer:?}", self.id),
+            );
+            return;
+        }
+        self.discover(peer);
+        if self.role != Role::Follower {
+            self.become_follower(self.term, None, env, 0);
+        }
+        let members = self.member_list();
+        self.send(peer, Body::Join { members });
+        self.flush();
+    }
+
+    /// Gives up leadership or a candidacy. The node follows no one and
+    /// waits at least the maximum election timeout before standing again,
+    /// so that a peer (whose timer is at most that long) takes over.
+    pub fn step_down(&mut self, env: &mut impl Environment) {
+        if self.role == Role::Follower {
+            self.log(
+                LogLevel::Debug,
+                format!("{} had nothing to step down from", self.id),
+            );
+            return;
+        }
+        self.log(
+            LogLevel::Info,
+            format!("{} stepped down at term {}", self.id, self.term),
+        );
+        let hold_off = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS;
+        self.become_follower(self.term, None, env, hold_off);
+        self.flush();
+    }
+
+    /// The node's current view.
+    pub fn status(&self) -> Status {
+        Status {
+            node_id: self.id.clone(),
+            cluster_id: self.cluster_id.clone(),
+            role: self.role,
+            term: self.term,
+            leader: self.leader.clone(),
+            voted_for: self.voted_for.clone(),
+            members: self.member_list(),
+            alive_peers: self.liveness.alive(),
+            quorum: quorum::majority(self.members.len()) as u32,
+            ignored_messages: self.ignored_messages,
+        }
+    }
+
+    /// The state that must survive a restart.
+    pub fn persisted_state(&self) -> PersistedState {
+        PersistedState {
+            term: self.term,
+            voted_for: self.voted_for.clone(),
+            members: self.member_list(),
+        }
+    }
+
+    // ---- message handlers ----
+
+    fn on_request_vote(&mut self, from: &str, term: Term, env: &mut impl Environment) {
+        if term < self.term {
+            return self.send(
+                from,
+                Body::Vote {
+                    term: self.term,
+                    granted: false,
+                },
+            );
+        }
+        if term > self.term {
+            self.become_follower(term, None, env, 0);
+        }
+        let granted = match &self.voted_for {
+            None => true,
+            Some(vote) => vote == from,
+        };
+        if granted {
+            if self.voted_for.is_none() {
+                self.voted_for = Some(from.into());
+                self.unsaved = true;
+                self.log(
+                    LogLevel::Info,
+                    format!("{} voted for {from} at term {}", self.id, self.term),
+                );
+            }
+            // Granting a vote resets the timer, so this node does not
+            // compete with the candidate it just backed.
+            self.arm_election_timer(env, 0);
+        }
+        self.send(
+            from,
+            Body::Vote {
+                term: self.term,
+                granted,
+            },
+        );
+    }
+
+    fn on_vote(&mut self, from: &str, term: Term, granted: bool, env: &mut impl Environment) {
+        if term > self.term {
+            return self.become_follower(term, None, env, 0);
+        }
+        if self.role != Role::Candidate || term < self.term {
+            return;
+        }
+        if granted {
+            self.granted.insert(from.into());
+        } else {
+            self.rejected.insert(from.into());
+        }
+        self.count_votes();
+    }
+
+    fn on_heartbeat(
+        &mut self,
+        from: &str,
+        term: Term,
+        members: &[NodeId],
+        alive: &[NodeId],
+        now: u64,
+        env: &mut impl Environment,
+    ) {
+        if term < self.term {
+            // A deposed leader: tell it the current term so it steps down.
+            let members = self.member_list();
+            return self.send(
+                from,
+                Body::HeartbeatAck {
+                    term: self.term,
+                    ok: false,
+                    members,
+                },
+            );
+        }
+        self.merge_members(members);
+        if term == self.term && self.role == Role::Leader {
+            // Two leaders of one term can only come from two clusters that
+            // formed apart (each of its own members) and have now met. Both
+            // step down; the next election, over the merged membership,
+            // picks one.
+            self.log(
+                LogLevel::Warn,
+                format!(
+                    "{} met {from}, also leader at term {}; stepping down",
+                    self.id, self.term
+                ),
+            );
+            return self.become_follower(term, None, env, 0);
+        }
+        // A higher term, a candidate meeting the leader of its own term, or
+        // a follower hearing its leader: all follow `from` and re-arm.
+        self.become_follower(term, Some(from.into()), env, 0);
+        for peer in alive {
+            if *peer != self.id && self.members.contains(peer.as_str()) {
+                self.news_of(peer, now);
+            }
+        }
+        self.expire_peers(now);
+        let members = self.member_list();
+        self.send(
+            from,
+            Body::HeartbeatAck {
+                term: self.term,
+                ok: true,
+                members,
+            },
+        );
+    }
+
+    fn on_heartbeat_ack(&mut self, term: Term, members: &[NodeId], env: &mut impl Environment) {
+        if term > self.term {
+            return self.become_follower(term, None, env, 0);
+        }
+        self.merge_members(members);
+    }
+
+    fn on_join(&mut self, from: &str, members: &[NodeId]) {
+        self.merge_members(members);
+        let welcome = Body::Welcome {
+            term: self.term,
+            leader: self.leader.clone(),
+            members: self.member_list(),
+        };
+        self.send(from, welcome);
+        if self.role == Role::Leader {
+            // Bring the newcomer in now rather than at the next round.
+            let heartbeat = self.heartbeat();
+            self.send(from, heartbeat);
+        }
+    }
+
+    fn on_welcome(
+        &mut self,
+        term: Term,
+        leader: Option<NodeId>,
+        members: &[NodeId],
+        env: &mut impl Environment,
+    ) {
+        self.merge_members(members);
+        if term < self.term || (term == self.term && self.role == Role::Leader) {
+            return;
+        }
+        match leader {
+            // At most one leader per term, so the welcomer's leader of
+            // `term` is the one to follow; its heartbeats will confirm it.
+            Some(leader) if leader != self.id && valid_node_id(&leader) => {
+                self.become_follower(term, Some(leader), env, 0);
+            }
+            _ if term > self.term => self.become_follower(term, None, env, 0),
+            _ => {}
+        }
+    }
+
+    // ---- role changes: the only places `role` is assigned ----
+
+    fn become_follower(
+        &mut self,
+        term: Term,
+        leader: Option<NodeId>,
+        env: &mut impl Environment,
+        hold_off_ns: u64,
+    ) {
+        if term > self.term {
+            self.set_term(term);
+        }
+        let changed = self.role != Role::Follower || self.leader != leader;
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.granted.clear();
+        self.rejected.clear();
+        self.cancel_heartbeat_timer();
+        self.arm_election_timer(env, hold_off_ns);
+        if changed {
+            let message = match &self.leader {
+                Some(leader) => format!(
+                    "{} became follower of {leader} at term {}",
+                    self.id, self.term
+                ),
+                None => format!(
+                    "{} became follower of no one at term {}",
+                    self.id, self.term
+                ),
+            };
+            self.log(LogLevel::Info, message);
+            self.emit(Event::BecameFollower {
+                leader: self.leader.clone(),
+                term: self.term,
+            });
+        }
+    }
+
+    fn become_candidate(&mut self, env: &mut impl Environment) {
+        self.set_term(self.term + 1);
+        self.voted_for = Some(self.id.clone());
+        self.role = Role::Candidate;
+        self.leader = None;
+        self.granted.clear();
+        self.granted.insert(self.id.clone());
+        self.rejected.clear();
+        self.cancel_heartbeat_timer();
+        self.log(
+            LogLevel::Info,
+            format!("{} became candidate at term {}", self.id, self.term),
+        );
+        // Re-armed on every candidacy: a failed or split election ends
+        // when this fires again, with a fresh random timeout.
+        self.arm_election_timer(env, 0);
+        self.send_to_all(Body::RequestVote { term: self.term });
+        self.count_votes();
+    }
+
+    fn become_leader(&mut self) {
+        self.role = Role::Leader;
+        self.leader = Some(self.id.clone());
+        self.granted.clear();
+        self.rejected.clear();
+        if let Some(id) = self.election_timer.take() {
+            self.actions.push(Action::CancelTimer { id });
+        }
+        self.log(
+            LogLevel::Info,
+            format!("{} became leader at term {}", self.id, self.term),
+        );
+        self.emit(Event::BecameLeader(self.term));
+        self.send_heartbeats();
+        self.arm_heartbeat_timer();
+    }
+
+    fn count_votes(&mut self) {
+        let voters = self.members.len();
+        match quorum::tally(voters, self.granted.len(), self.rejected.len()) {
+            VoteResult::Won => self.become_leader(),
+            VoteResult::Lost => self.log(
+                LogLevel::Debug,
+                format!(
+                    "{} lost the election at term {} ({} of {voters} refused)",
+                    self.id,
+                    self.term,
+                    self.rejected.len()
+                ),
+            ),
+            VoteResult::Pending => {}
+        }
+    }
+
+    // ---- helpers ----
+
+    fn set_term(&mut self, term: Term) {
+        let old = self.term;
+        self.term = term;
+        self.voted_for = None;
+        self.unsaved = true;
+        self.emit(Event::TermChanged { old, new: term });
+    }
+
+    fn discover(&mut self, peer: &str) {
+        if self.members.contains(peer) {
+            return;
+        }
+        self.members.insert(peer.into());
+        self.unsaved = true;
+        self.log(
+            LogLevel::Info,
+            format!(
+                "{} discovered {peer}: {} members, quorum {}",
+                self.id,
+                self.members.len(),
+                quorum::majority(self.members.len())
+            ),
+        );
+    }
+
+    fn merge_members(&mut self, members: &[NodeId]) {
+        for member in members {
+            if valid_node_id(member) {
+                self.discover(member);
+            }
+        }
+    }
+
+    fn news_of(&mut self, peer: &str, now: u64) {
+        if let Some(Change::Joined(peer)) = self.liveness.heard(peer, now) {
+            self.log(
+                LogLevel::Debug,
+                format!("{} sees {peer} joined", self.id),
+            );
+            self.emit(Event::PeerJoined(peer));
+        }
+    }
+
+    fn expire_peers(&mut self, now: u64) {
+        let timeout = u64::from(self.timings.heartbeat_interval_ms)
+            * u64::from(self.timings.peer_timeout_heartbeats)
+            * NS_PER_MS;
+        for change in self.liveness.expire(now, timeout) {
+            if let Change::Left(peer) = change {
+                self.log(LogLevel::Debug, format!("{} sees {peer} left", self.id));
+                self.emit(Event::PeerLeft(peer));
+            }
+        }
+    }
+
+    fn member_list(&self) -> Vec<NodeId> {
+        self.members.iter().cloned().collect()
+    }
+
+    fn heartbeat(&self) -> Body {
+        Body::Heartbeat {
+            term: self.term,
+            members: self.member_list(),
+            alive: self.liveness.alive(),
+        }
+    }
+
+    fn send_heartbeats(&mut self) {
+        let heartbeat = self.heartbeat();
+        self.send_to_all(heartbeat);
+    }
+
+    fn send(&mut self, to: &str, body: Body) {
+        self.flush();
+        let payload = self.encode(body);
+        self.actions.push(Action::Send {
+            to: to.into(),
+            payload,
+        });
+    }
+
+    /// Sends one message to every member but self, encoding it once.
+    fn send_to_all(&mut self, body: Body) {
+        self.flush();
+        let payload = self.encode(body);
+        for peer in &self.members {
+            if *peer != self.id {
+                self.actions.push(Action::Send {
+                    to: peer.clone(),
+                    payload: payload.clone(),
+                });
+            }
+        }
+    }
+
+    fn encode(&self, body: Body) -> Vec<u8> {
+        Message {
+            cluster_id: self.cluster_id.clone(),
+            body,
+        }
+        .encode()
+    }
+
+    /// Hands unsaved durable state to the host. Called before every send,
+    /// so nothing that depends on a vote or term leaves before it is saved.
+    fn flush(&mut self) {
+        if self.unsaved {
+            self.unsaved = false;
+            let state = self.persisted_state();
+            self.actions.push(Action::Persist(state));
+        }
+    }
+
+    fn next_timer(&mut self) -> TimerId {
+        let id = self.next_timer_id;
+        self.next_timer_id += 1;
+        id
+    }
+
+    /// Arms the election timer with a timeout drawn uniformly, to the
+    /// nanosecond, from [min, max], plus `hold_off_ns`.
+    fn arm_election_timer(&mut self, env: &mut impl Environment, hold_off_ns: u64) {
+        if let Some(id) = self.election_timer.take() {
+            self.actions.push(Action::CancelTimer { id });
+        }
+        let min = u64::from(self.timings.election_timeout_min_ms) * NS_PER_MS;
+        let span = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS - min;
+        let after_ns = min + env.random_u64() % (span + 1) + hold_off_ns;
+        let id = self.next_timer();
+        self.election_timer = Some(id);
+        self.actions.push(Action::SetTimer { id, after_ns });
+    }
+
+    fn arm_heartbeat_timer(&mut self) {
+        self.cancel_heartbeat_timer();
+        let id = self.next_timer();
+        self.heartbeat_timer = Some(id);
+        self.actions.push(Action::SetTimer {
+            id,
+            after_ns: u64::from(self.timings.heartbeat_interval_ms) * NS_PER_MS,
+        });
+    }
+
+    fn cancel_heartbeat_timer(&mut self) {
+        if let Some(id) = self.heartbeat_timer.take() {
+            self.actions.push(Action::CancelTimer { id });
+        }
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.actions.push(Action::Emit(event));
+    }
+
+    fn log(&mut self, level: LogLevel, message: String) {
+        self.actions.push(Action::Log { level, message });
+    }
+
+    fn ignore(&mut self, what: String) {
+        self.ignored_messages += 1;
+        self.log(
+            LogLevel::Debug,
+            format!("{} ignored {what}", self.id),
+        );
+    }
+}

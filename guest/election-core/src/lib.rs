@@ -1,0 +1,41 @@
+//! Tenure's election protocol: Raft-style leader election as a pure state
+//! machine, compiled to a `wasm32-wasip2` component that implements the
+//! `protocol` world of `wit/protocol.wit`.
+//!
+//! # Layout
+//!
+//! - [`election`]: the state machine ([`Election`]): roles, terms, votes,
+//!   heartbeats, discovery. Start here.
+//! - [`quorum`]: majority arithmetic, tested exhaustively.
+//! - [`liveness`]: which peers are alive, for `peer-joined` / `peer-left`.
+//! - [`wire`]: the messages and their versioned encoding.
+//! - [`options`]: options, defaults and validation.
+//! - [`types`]: the vocabulary shared with the WIT contract.
+//!
+//! The `tenure-election` crate beside this one exports [`Election`] through
+//! the WIT world as a component; keeping the core a separate `no_std` crate
+//! means it cannot reach `std::time`, `std::net` or OS entropy even by
+//! accident.
+//!
+//! The state machine reads no clock and draws no randomness of its own:
+//! both come through [`Environment`], so native tests and the deterministic
+//! simulator control them.
+
+#![no_std]
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod election;
+pub mod liveness;
+pub mod options;
+pub mod quorum;
+pub mod types;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
+
+pub use election::Election;
+pub use options::{Options, OptionsError, Timings};
+pub use types::{Action, Environment, Event, LogLevel, NodeId, PersistedState, Role, Status, Term};

@@ -1,0 +1,114 @@
+//! Which peers are alive, for the `peer-joined` and `peer-left` events.
+//!
+//! A peer is alive while this node has news of it no older than the peer
+//! timeout. News is either a message from the peer itself, or a leader's
+//! heartbeat listing the peer among those the leader hears from (followers
+//! only talk to the leader, so they learn of each other through it).
+//!
+//! Liveness is information, never membership: a silent peer stays a voting
+//! member, because shrinking the quorum on silence would let both sides of a
+//! partition elect a leader.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use crate::types::NodeId;
+
+/// What changed when news arrived or time passed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The peer is alive again (or for the first time).
+    Joined(NodeId),
+    /// The peer fell silent.
+    Left(NodeId),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Peer {
+    last_news_ns: u64,
+    alive: bool,
+}
+
+/// Per-peer liveness, keyed by id. Self is never tracked.
+#[derive(Clone, Debug, Default)]
+pub struct Liveness {
+    peers: BTreeMap<NodeId, Peer>,
+}
+
+impl Liveness {
+    /// Records news of `peer` at `now_ns`; returns `Joined` if it was not
+    /// alive before.
+    pub fn heard(&mut self, peer: &str, now_ns: u64) -> Option<Change> {
+        match self.peers.get_mut(peer) {
+            Some(p) => {
+                p.last_news_ns = p.last_news_ns.max(now_ns);
+                if p.alive {
+                    None
+                } else {
+                    p.alive = true;
+                    Some(Change::Joined(peer.into()))
+                }
+            }
+            None => {
+                self.peers.insert(
+                    peer.into(),
+                    Peer {
+                        last_news_ns: now_ns,
+                        alive: true,
+                    },
+                );
+                Some(Change::Joined(peer.into()))
+            }
+        }
+    }
+
+    /// Marks peers without news for more than `timeout_ns` as gone and
+    /// returns them, in id order.
+    pub fn expire(&mut self, now_ns: u64, timeout_ns: u64) -> Vec<Change> {
+        let mut gone = Vec::new();
+        for (id, p) in self.peers.iter_mut() {
+            if p.alive && now_ns.saturating_sub(p.last_news_ns) > timeout_ns {
+                p.alive = false;
+                gone.push(Change::Left(id.clone()));
+            }
+        }
+        gone
+    }
+
+    /// Ids of the peers alive now, sorted.
+    pub fn alive(&self) -> Vec<NodeId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.alive)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    #[test]
+    fn first_news_joins_and_silence_leaves_once() {
+        let mut l = Liveness::default();
+        assert_eq!(l.heard("b", 10), Some(Change::Joined("b".into())));
+        assert_eq!(l.heard("b", 20), None);
+        assert_eq!(l.expire(120, 100), vec![]);
+        assert_eq!(l.expire(121, 100), vec![Change::Left("b".into())]);
+        assert_eq!(l.expire(500, 100), vec![], "left is reported once");
+        assert_eq!(l.alive(), Vec::<NodeId>::new());
+        assert_eq!(l.heard("b", 600), Some(Change::Joined("b".into())));
+        assert_eq!(l.alive(), vec!["b".to_string()]);
+    }
+
+    #[test]
+    fn old_news_does_not_turn_back_the_clock() {
+        let mut l = Liveness::default();
+        l.heard("b", 100);
+        l.heard("b", 50);
+        assert_eq!(l.expire(180, 100), vec![]);
+    }
+}

@@ -1,0 +1,662 @@
+//! Native tests of the state machine: one node poked message by message, and
+//! a small instant-delivery network for whole elections. The compiled
+//! component is tested under faults by the simulator in `tests/`.
+
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::election::Election;
+use crate::options::{Options, Timings};
+use crate::types::{Action, Environment, Event, PersistedState, Role, TimerId};
+use crate::wire::{Body, Message};
+
+const MS: u64 = 1_000_000;
+
+/// A clock the test moves by hand and a SplitMix64 generator.
+struct TestEnv {
+    now: u64,
+    seed: u64,
+}
+
+impl TestEnv {
+    fn new(seed: u64) -> Self {
+        TestEnv { now: 0, seed }
+    }
+}
+
+impl Environment for TestEnv {
+    fn now_ns(&mut self) -> u64 {
+        self.now
+    }
+    fn random_u64(&mut self) -> u64 {
+        self.seed = self.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+fn options(id: &str, bootstrap: &[&str]) -> Options {
+    Options {
+        node_id: id.into(),
+        cluster_id: "test".into(),
+        bootstrap: bootstrap.iter().map(|s| s.to_string()).collect(),
+        timings: Timings::default(),
+    }
+}
+
+fn msg(body: Body) -> Vec<u8> {
+    Message {
+        cluster_id: "test".into(),
+        body,
+    }
+    .encode()
+}
+
+/// A node under test with its environment and the actions it produced.
+struct Node {
+    e: Election,
+    env: TestEnv,
+}
+
+impl Node {
+    fn start(id: &str, bootstrap: &[&str]) -> (Node, Vec<Action>) {
+        Self::restart(id, bootstrap, None)
+    }
+
+    fn restart(id: &str, bootstrap: &[&str], state: Option<PersistedState>) -> (Node, Vec<Action>) {
+        let mut env = TestEnv::new(7);
+        let mut e = Election::start(options(id, bootstrap), state, &mut env).expect("valid options");
+        let actions = e.take_actions();
+        (Node { e, env }, actions)
+    }
+
+    fn deliver(&mut self, from: &str, body: Body) -> Vec<Action> {
+        self.e.on_message(from, &msg(body), &mut self.env);
+        self.e.take_actions()
+    }
+
+    /// Fires the election timer (the latest armed one that is not the
+    /// heartbeat timer) as if it expired.
+    fn fire(&mut self, id: TimerId) -> Vec<Action> {
+        self.e.on_timer(id, &mut self.env);
+        self.e.take_actions()
+    }
+}
+
+fn sent(actions: &[Action]) -> Vec<(String, Body)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { to, payload } => {
+                Some((to.clone(), Message::decode(payload).expect("decodes").body))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn events(actions: &[Action]) -> Vec<Event> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Emit(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Events other than peer liveness.
+fn role_events(actions: &[Action]) -> Vec<Event> {
+    events(actions)
+        .into_iter()
+        .filter(|e| !matches!(e, Event::PeerJoined(_) | Event::PeerLeft(_)))
+        .collect()
+}
+
+fn timers(actions: &[Action]) -> Vec<(TimerId, u64)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SetTimer { id, after_ns } => Some((*id, *after_ns)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn last_timer(actions: &[Action]) -> TimerId {
+    timers(actions).last().expect("a timer was armed").0
+}
+
+fn persisted(actions: &[Action]) -> Option<PersistedState> {
+    actions.iter().rev().find_map(|a| match a {
+        Action::Persist(s) => Some(s.clone()),
+        _ => None,
+    })
+}
+
+/// Makes `n1` of {n1, n2, n3} a candidate at term 1; returns the timer.
+fn candidate() -> (Node, TimerId) {
+    let (mut n, start) = Node::start("n1", &["n1", "n2", "n3"]);
+    let actions = n.fire(last_timer(&start));
+    assert_eq!(n.e.status().role, Role::Candidate);
+    (n, last_timer(&actions))
+}
+
+/// Makes `n1` of {n1, n2, n3} leader at term 1.
+fn leader() -> (Node, Vec<Action>) {
+    let (mut n, _) = candidate();
+    let actions = n.deliver("n2", Body::Vote { term: 1, granted: true });
+    assert_eq!(n.e.status().role, Role::Leader);
+    (n, actions)
+}
+
+#[test]
+fn starts_as_follower_with_a_randomized_timer_in_range() {
+    let (n, actions) = Node::start("n1", &["n1", "n2", "n3"]);
+    let s = n.e.status();
+    assert_eq!((s.role, s.term, s.leader), (Role::Follower, 0, None));
+    assert_eq!(s.quorum, 2);
+    let (_, after) = timers(&actions)[0];
+    assert!((150 * MS..=300 * MS).contains(&after), "{after}");
+}
+
+#[test]
+fn election_timeouts_are_drawn_continuously_from_min_to_max() {
+    let (mut n, start) = Node::start("n1", &["n1", "n2", "n3"]);
+    let mut id = last_timer(&start);
+    let mut draws = Vec::new();
+    for _ in 0..200 {
+        let actions = n.fire(id);
+        let (next, after) = *timers(&actions).last().expect("re-armed");
+        draws.push(after);
+        id = next;
+    }
+    assert!(draws.iter().all(|d| (150 * MS..=300 * MS).contains(d)));
+    // Not ticks: almost no draw falls on a whole millisecond.
+    let whole_ms = draws.iter().filter(|d| *d % MS == 0).count();
+    assert!(whole_ms <= 2, "{whole_ms} of 200 draws on whole milliseconds");
+    // And they spread over the range.
+    let low = draws.iter().filter(|d| **d < 225 * MS).count();
+    assert!((60..=140).contains(&low), "{low} of 200 in the lower half");
+}
+
+#[test]
+fn candidacy_bumps_term_votes_for_self_and_persists_before_asking() {
+    let (mut n, start) = Node::start("n1", &["n1", "n2", "n3"]);
+    let actions = n.fire(last_timer(&start));
+    assert_eq!(
+        events(&actions),
+        vec![Event::TermChanged { old: 0, new: 1 }],
+        "term-changed is emitted for the node's own candidacy"
+    );
+    let persist_at = actions
+        .iter()
+        .position(|a| matches!(a, Action::Persist(_)))
+        .expect("persists its vote");
+    let first_send = actions
+        .iter()
+        .position(|a| matches!(a, Action::Send { .. }))
+        .expect("asks for votes");
+    assert!(persist_at < first_send, "vote must be durable before any send");
+    let state = persisted(&actions).expect("persisted");
+    assert_eq!((state.term, state.voted_for.as_deref()), (1, Some("n1")));
+    let asked: Vec<_> = sent(&actions).into_iter().map(|(to, _)| to).collect();
+    assert_eq!(asked, vec!["n2", "n3"]);
+    assert!(sent(&actions).iter().all(|(_, b)| *b == Body::RequestVote { term: 1 }));
+}
+
+#[test]
+fn wins_with_a_majority_and_heartbeats_at_once() {
+    let (n, actions) = leader();
+    assert_eq!(role_events(&actions), vec![Event::BecameLeader(1)]);
+    let hb: Vec<_> = sent(&actions).into_iter().map(|(to, _)| to).collect();
+    assert_eq!(hb, vec!["n2", "n3"]);
+    let (_, after) = *timers(&actions).last().expect("heartbeat timer");
+    assert_eq!(after, 50 * MS);
+    assert_eq!(n.e.status().leader.as_deref(), Some("n1"));
+}
+
+#[test]
+fn quorum_needs_three_of_four() {
+    let (mut n, start) = Node::start("n1", &["n1", "n2", "n3", "n4"]);
+    n.fire(last_timer(&start));
+    n.deliver("n2", Body::Vote { term: 1, granted: true });
+    assert_eq!(n.e.status().role, Role::Candidate, "2 of 4 is not a majority");
+    n.deliver("n3", Body::Vote { term: 1, granted: true });
+    assert_eq!(n.e.status().role, Role::Leader);
+}
+
+#[test]
+fn duplicate_votes_count_once() {
+    let (mut n, start) = Node::start("n1", &["n1", "n2", "n3", "n4", "n5"]);
+    n.fire(last_timer(&start));
+    for _ in 0..3 {
+        n.deliver("n2", Body::Vote { term: 1, granted: true });
+    }
+    assert_eq!(n.e.status().role, Role::Candidate);
+}
+
+#[test]
+fn a_node_knowing_only_itself_of_three_never_elects_itself() {
+    let (mut n, start) = Node::start("n1", &["n1", "n2", "n3"]);
+    let mut id = last_timer(&start);
+    for _ in 0..100 {
+        let actions = n.fire(id);
+        assert!(!events(&actions).iter().any(|e| matches!(e, Event::BecameLeader(_))));
+        id = last_timer(&actions);
+    }
+    assert_eq!(n.e.status().role, Role::Candidate);
+}
+
+#[test]
+fn a_lone_node_with_empty_bootstrap_leads_itself() {
+    let (mut n, start) = Node::start("solo", &[]);
+    let actions = n.fire(last_timer(&start));
+    assert_eq!(
+        events(&actions),
+        vec![Event::TermChanged { old: 0, new: 1 }, Event::BecameLeader(1)]
+    );
+}
+
+#[test]
+fn one_vote_per_term() {
+    let (mut n, _) = Node::start("n1", &["n1", "n2", "n3"]);
+    let a = n.deliver("n2", Body::RequestVote { term: 1 });
+    assert_eq!(sent(&a), vec![("n2".into(), Body::Vote { term: 1, granted: true })]);
+    let b = n.deliver("n3", Body::RequestVote { term: 1 });
+    assert_eq!(sent(&b), vec![("n3".into(), Body::Vote { term: 1, granted: false })]);
+    // A retransmitted request from the same candidate is granted again.
+    let c = n.deliver("n2", Body::RequestVote { term: 1 });
+    assert_eq!(sent(&c), vec![("n2".into(), Body::Vote { term: 1, granted: true })]);
+    // A new term frees the vote.
+    let d = n.deliver("n3", Body::RequestVote { term: 2 });
+    assert_eq!(sent(&d), vec![("n3".into(), Body::Vote { term: 2, granted: true })]);
+}
+
+#[test]
+fn the_vote_is_persisted_before_it_is_sent() {
+    let (mut n, _) = Node::start("n1", &["n1", "n2", "n3"]);
+    let a = n.deliver("n2", Body::RequestVote { term: 4 });
+    assert!(matches!(a.iter().find(|a| matches!(a, Action::Persist(_) | Action::Send { .. })),
+        Some(Action::Persist(s)) if s.term == 4 && s.voted_for.as_deref() == Some("n2")));
+}
+
+#[test]
+fn a_restarted_node_remembers_its_vote() {
+    let state = PersistedState {
+        term: 3,
+        voted_for: Some("n2".into()),
+        members: vec!["n1".into(), "n2".into(), "n3".into()],
+    };
+    let (mut n, start) = Node::restart("n1", &["n1", "n2", "n3"], Some(state));
+    assert_eq!(persisted(&start), None, "nothing new to persist");
+    assert_eq!(n.e.status().term, 3);
+    let a = n.deliver("n3", Body::RequestVote { term: 3 });
+    assert_eq!(sent(&a), vec![("n3".into(), Body::Vote { term: 3, granted: false })]);
+}
+
+#[test]
+fn persisted_members_survive_an_empty_bootstrap() {
+    let state = PersistedState {
+        term: 2,
+        voted_for: None,
+        members: vec!["a".into(), "b".into(), "c".into()],
+    };
+    let (n, _) = Node::restart("a", &[], Some(state));
+    assert_eq!(n.e.status().quorum, 2);
+}
+
+#[test]
+fn stale_terms_are_rejected_with_the_current_term() {
+    let (mut n, _) = Node::start("n1", &["n1", "n2", "n3"]);
+    n.deliver("n2", Body::RequestVote { term: 5 });
+    let a = n.deliver("n3", Body::RequestVote { term: 3 });
+    assert_eq!(sent(&a), vec![("n3".into(), Body::Vote { term: 5, granted: false })]);
+    let b = n.deliver(
+        "n3",
+        Body::Heartbeat {
+            term: 4,
+            members: vec![],
+            alive: vec![],
+        },
+    );
+    assert!(matches!(&sent(&b)[..], [(to, Body::HeartbeatAck { term: 5, ok: false, .. })] if to == "n3"));
+    assert_eq!(n.e.status().leader, None, "a stale leader is not followed");
+}
+
+#[test]
+fn a_leader_steps_down_on_a_higher_term() {
+    for body in [
+        Body::RequestVote { term: 2 },
+        Body::Vote { term: 2, granted: false },
+        Body::HeartbeatAck {
+            term: 2,
+            ok: false,
+            members: vec![],
+        },
+        Body::Heartbeat {
+            term: 2,
+            members: vec![],
+            alive: vec![],
+        },
+    ] {
+        let (mut n, _) = leader();
+        let actions = n.deliver("n3", body.clone());
+        let s = n.e.status();
+        assert_eq!((s.role, s.term), (Role::Follower, 2), "after {body:?}");
+        let ev = role_events(&actions);
+        assert_eq!(ev[0], Event::TermChanged { old: 1, new: 2 }, "after {body:?}");
+        assert!(matches!(ev[1], Event::BecameFollower { term: 2, .. }), "after {body:?}");
+        // It stops heartbeating: the heartbeat timer is cancelled.
+        assert!(actions.iter().any(|a| matches!(a, Action::CancelTimer { .. })));
+    }
+}
+
+#[test]
+fn a_candidate_yields_to_a_leader_of_its_own_term() {
+    let (mut n, _) = candidate();
+    let actions = n.deliver(
+        "n2",
+        Body::Heartbeat {
+            term: 1,
+            members: vec![],
+            alive: vec![],
+        },
+    );
+    let s = n.e.status();
+    assert_eq!((s.role, s.term, s.leader.as_deref()), (Role::Follower, 1, Some("n2")));
+    assert_eq!(
+        events(&actions),
+        vec![Event::PeerJoined("n2".into()), Event::BecameFollower {
+            leader: Some("n2".into()),
+            term: 1
+        }]
+    );
+    assert!(matches!(&sent(&actions)[..], [(_, Body::HeartbeatAck { term: 1, ok: true, .. })]));
+}
+
+#[test]
+fn a_candidate_rearms_after_a_failed_or_split_election() {
+    let (mut n, timer) = candidate();
+    n.deliver("n2", Body::Vote { term: 1, granted: false });
+    n.deliver("n3", Body::Vote { term: 1, granted: false });
+    assert_eq!(n.e.status().role, Role::Candidate, "lost, waits for its timer");
+    let actions = n.fire(timer);
+    assert_eq!(n.e.status().term, 2);
+    let (_, after) = *timers(&actions).last().expect("re-armed");
+    assert!((150 * MS..=300 * MS).contains(&after));
+    assert_eq!(sent(&actions).len(), 2, "asks again");
+    // The old timer is dead: firing it again changes nothing.
+    let stale = n.fire(timer);
+    assert_eq!(n.e.status().term, 2);
+    assert!(sent(&stale).is_empty());
+}
+
+#[test]
+fn followers_reset_their_timer_on_heartbeats() {
+    let (mut n, start) = Node::start("n1", &["n1", "n2", "n3"]);
+    let first = last_timer(&start);
+    let hb = || Body::Heartbeat {
+        term: 1,
+        members: vec!["n1".into(), "n2".into(), "n3".into()],
+        alive: vec!["n3".into()],
+    };
+    let actions = n.deliver("n2", hb());
+    assert!(actions.contains(&Action::CancelTimer { id: first }));
+    assert_eq!(n.e.status().alive_peers, vec!["n2", "n3"], "n3 vouched for by the leader");
+    let again = n.deliver("n2", hb());
+    assert!(
+        !events(&again).iter().any(|e| matches!(e, Event::BecameFollower { .. })),
+        "the same leader is not announced twice"
+    );
+    // The stale first timer does nothing.
+    n.fire(first);
+    assert_eq!(n.e.status().role, Role::Follower);
+}
+
+#[test]
+fn another_cluster_is_ignored() {
+    let (mut n, _) = Node::start("n1", &["n1", "n2", "n3"]);
+    let foreign = Message {
+        cluster_id: "other".into(),
+        body: Body::RequestVote { term: 9 },
+    };
+    n.e.on_message("n2", &foreign.encode(), &mut n.env);
+    let actions = n.e.take_actions();
+    assert!(sent(&actions).is_empty() && events(&actions).is_empty());
+    let s = n.e.status();
+    assert_eq!((s.term, s.ignored_messages), (0, 1));
+}
+
+#[test]
+fn garbage_is_counted_and_ignored() {
+    let (mut n, _) = Node::start("n1", &["n1", "n2", "n3"]);
+    for bytes in [&[][..], &[1, 2, 3], &[200, 0], &[1; 100]] {
+        n.e.on_message("n2", bytes, &mut n.env);
+    }
+    assert_eq!(n.e.status().ignored_messages, 4);
+    assert!(sent(&n.e.take_actions()).is_empty());
+}
+
+#[test]
+fn peers_are_discovered_from_messages_and_heartbeats() {
+    let (mut n, _) = Node::start("n1", &["n1", "n2", "n3"]);
+    let actions = n.deliver(
+        "n4",
+        Body::Heartbeat {
+            term: 1,
+            members: vec!["n4".into(), "n5".into()],
+            alive: vec![],
+        },
+    );
+    let s = n.e.status();
+    assert_eq!(s.members, vec!["n1", "n2", "n3", "n4", "n5"]);
+    assert_eq!(s.quorum, 3);
+    assert_eq!(persisted(&actions).expect("members persisted").members.len(), 5);
+    // It shares what it knows in its ack.
+    assert!(matches!(&sent(&actions)[..],
+        [(_, Body::HeartbeatAck { members, .. })] if members.len() == 5));
+}
+
+#[test]
+fn invalid_ids_in_messages_never_become_members() {
+    let (mut n, _) = Node::start("n1", &["n1", "n2"]);
+    n.deliver(
+        "n2",
+        Body::Heartbeat {
+            term: 1,
+            members: vec![String::new(), "a b".into(), "ok".into()],
+            alive: vec![],
+        },
+    );
+    assert_eq!(n.e.status().members, vec!["n1", "n2", "ok"]);
+}
+
+#[test]
+fn a_silent_peer_leaves_but_stays_a_voter() {
+    let (mut n, actions) = leader();
+    let mut hb = last_timer(&actions);
+    n.deliver("n2", Body::HeartbeatAck { term: 1, ok: true, members: vec![] });
+    n.deliver("n3", Body::HeartbeatAck { term: 1, ok: true, members: vec![] });
+    // n2 keeps answering, n3 goes silent for more than 10 heartbeats.
+    let mut left = Vec::new();
+    for _ in 0..12 {
+        n.env.now += 50 * MS;
+        n.deliver("n2", Body::HeartbeatAck { term: 1, ok: true, members: vec![] });
+        let actions = n.fire(hb);
+        hb = last_timer(&actions);
+        left.extend(events(&actions));
+    }
+    assert_eq!(left, vec![Event::PeerLeft("n3".into())]);
+    let s = n.e.status();
+    assert_eq!(s.alive_peers, vec!["n2"]);
+    assert_eq!((s.members.len(), s.quorum), (3, 2), "liveness never shrinks the quorum");
+    let back = n.deliver("n3", Body::HeartbeatAck { term: 1, ok: true, members: vec![] });
+    assert_eq!(events(&back), vec![Event::PeerJoined("n3".into())]);
+}
+
+#[test]
+fn step_down_hands_over_and_holds_off() {
+    let (mut n, _) = leader();
+    n.e.step_down(&mut n.env);
+    let actions = n.e.take_actions();
+    let s = n.e.status();
+    assert_eq!((s.role, s.term, s.leader), (Role::Follower, 1, None));
+    let (_, after) = *timers(&actions).last().expect("timer");
+    assert!(after >= 450 * MS, "waits beyond any peer's timeout: {after}");
+}
+
+#[test]
+fn joining_a_cluster_from_an_empty_bootstrap() {
+    let (mut j, start) = Node::start("j", &[]);
+    j.fire(last_timer(&start));
+    assert_eq!(j.e.status().role, Role::Leader, "alone, it leads itself");
+    j.e.join("a", &mut j.env);
+    let actions = j.e.take_actions();
+    let s = j.e.status();
+    assert_eq!((s.role, s.members.clone()), (Role::Follower, vec!["a".into(), "j".into()]));
+    assert!(matches!(&sent(&actions)[..], [(to, Body::Join { .. })] if to == "a"));
+    // The welcome names the cluster's leader; j follows it.
+    j.deliver(
+        "a",
+        Body::Welcome {
+            term: 4,
+            leader: Some("b".into()),
+            members: vec!["a".into(), "b".into(), "c".into()],
+        },
+    );
+    let s = j.e.status();
+    assert_eq!((s.term, s.leader.as_deref(), s.members.len()), (4, Some("b"), 4));
+}
+
+#[test]
+fn a_leader_welcomes_a_joiner_with_a_heartbeat() {
+    let (mut n, _) = leader();
+    let actions = n.deliver("n9", Body::Join { members: vec!["n9".into()] });
+    let bodies: Vec<_> = sent(&actions).into_iter().map(|(_, b)| b).collect();
+    assert!(matches!(&bodies[..], [Body::Welcome { term: 1, .. }, Body::Heartbeat { term: 1, .. }]));
+    assert_eq!(n.e.status().members.len(), 4);
+}
+
+#[test]
+fn two_leaders_of_one_term_both_step_down() {
+    let (mut n, _) = leader();
+    n.deliver(
+        "x",
+        Body::Heartbeat {
+            term: 1,
+            members: vec!["x".into()],
+            alive: vec![],
+        },
+    );
+    assert_eq!(n.e.status().role, Role::Follower);
+    assert_eq!(n.e.status().leader, None);
+}
+
+#[test]
+fn bad_options_are_refused_by_start() {
+    let mut o = options("n1", &[]);
+    o.timings.heartbeat_interval_ms = 100;
+    let err = Election::start(o, None, &mut TestEnv::new(1)).expect_err("refused");
+    assert_eq!(err.field, "timings.heartbeat-interval-ms");
+}
+
+/// Whole elections over an instant, lossless network: deliver everything,
+/// then fire the timer due first, until `steps` run out.
+struct Net {
+    nodes: BTreeMap<String, (Election, TestEnv)>,
+    timers: BTreeMap<String, BTreeMap<TimerId, u64>>,
+    queue: Vec<(String, String, Vec<u8>)>,
+    now: u64,
+}
+
+impl Net {
+    fn new(ids: &[&str], seed: u64) -> Net {
+        let mut net = Net {
+            nodes: BTreeMap::new(),
+            timers: BTreeMap::new(),
+            queue: Vec::new(),
+            now: 0,
+        };
+        for (i, id) in ids.iter().enumerate() {
+            let mut env = TestEnv::new(seed * 100 + i as u64);
+            let mut e = Election::start(options(id, ids), None, &mut env).expect("valid");
+            let actions = e.take_actions();
+            net.nodes.insert(id.to_string(), (e, env));
+            net.apply(id, actions);
+        }
+        net
+    }
+
+    fn apply(&mut self, id: &str, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Send { to, payload } => self.queue.push((id.into(), to, payload)),
+                Action::SetTimer { id: t, after_ns } => {
+                    self.timers.entry(id.into()).or_default().insert(t, self.now + after_ns);
+                }
+                Action::CancelTimer { id: t } => {
+                    self.timers.entry(id.into()).or_default().remove(&t);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn step(&mut self) {
+        if !self.queue.is_empty() {
+            let (from, to, payload) = self.queue.remove(0);
+            if let Some((e, env)) = self.nodes.get_mut(&to) {
+                env.now = self.now;
+                e.on_message(&from, &payload, env);
+                let actions = e.take_actions();
+                self.apply(&to, actions);
+            }
+            return;
+        }
+        let due = self
+            .timers
+            .iter()
+            .flat_map(|(n, ts)| ts.iter().map(move |(t, at)| (*at, n.clone(), *t)))
+            .min();
+        if let Some((at, node, t)) = due {
+            self.now = at;
+            self.timers.entry(node.clone()).or_default().remove(&t);
+            let (e, env) = self.nodes.get_mut(&node).expect("node exists");
+            env.now = at;
+            e.on_timer(t, env);
+            let actions = e.take_actions();
+            self.apply(&node, actions);
+        }
+    }
+
+    fn leaders(&self) -> Vec<(String, u64)> {
+        self.nodes
+            .values()
+            .map(|(e, _)| e.status())
+            .filter(|s| s.role == Role::Leader)
+            .map(|s| (s.node_id, s.term))
+            .collect()
+    }
+}
+
+#[test]
+fn three_nodes_elect_exactly_one_leader_that_all_follow() {
+    for seed in 0..50 {
+        let mut net = Net::new(&["n1", "n2", "n3"], seed);
+        for _ in 0..200 {
+            net.step();
+        }
+        let leaders = net.leaders();
+        assert_eq!(leaders.len(), 1, "seed {seed}: {leaders:?}");
+        let (leader, term) = leaders[0].clone();
+        for (e, _) in net.nodes.values() {
+            let s = e.status();
+            assert_eq!((s.leader.as_deref(), s.term), (Some(leader.as_str()), term), "seed {seed}");
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The protocol's messages and their encoding.
+//!
+//! The host carries these bytes without looking inside (see DESIGN.md: "the
+//! wire carries opaque protocol bytes"). A message is one version byte
+//! followed by a postcard-encoded [`Message`]. A receiver drops messages of
+//! an unknown version, so a future incompatible encoding bumps
+//! [`WIRE_VERSION`]; new [`Body`] variants may be appended without a bump,
+//! since old receivers fail to decode them and drop them.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+use crate::types::{NodeId, Term};
+
+/// The first byte of every message this version sends.
+pub const WIRE_VERSION: u8 = 1;
+
+/// Messages longer than this are dropped undecoded: a member list of a few
+/// hundred ids fits easily, and a hostile length costs nothing.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// One protocol message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// The sender's cluster id: receivers of another cluster ignore it.
+    pub cluster_id: String,
+    /// What the message says.
+    pub body: Body,
+}
+
+/// The kinds of message. Those that carry a `term` follow Raft's rule: a
+/// higher term makes the receiver a follower in that term, a lower one is
+/// answered with the receiver's current term so the sender can catch up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// A candidate asks for a vote in `term`.
+    RequestVote { term: Term },
+    /// The answer to `RequestVote`.
+    Vote { term: Term, granted: bool },
+    /// The leader of `term` asserts itself and shares what it knows: the
+    /// voting membership and the members it has heard from recently.
+    Heartbeat {
+        term: Term,
+        members: Vec<NodeId>,
+        alive: Vec<NodeId>,
+    },
+    /// A follower's answer to `Heartbeat`: `ok` is false when the heartbeat's
+    /// term was stale. Carries the follower's membership back to the leader,
+    /// so members learned anywhere reach everyone.
+    HeartbeatAck {
+        term: Term,
+        ok: bool,
+        members: Vec<NodeId>,
+    },
+    /// A node introduces itself (the `join` export) with what it knows.
+    Join { members: Vec<NodeId> },
+    /// The answer to `Join`: the cluster's membership, term and leader as
+    /// the receiver knows them.
+    Welcome {
+        term: Term,
+        leader: Option<NodeId>,
+        members: Vec<NodeId>,
+    },
+}
+
+/// Why bytes could not be decoded into a [`Message`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Nothing to decode.
+    Empty,
+    /// Longer than [`MAX_MESSAGE_BYTES`].
+    TooLong,
+    /// The version byte is not [`WIRE_VERSION`].
+    UnknownVersion(u8),
+    /// The body is not a valid postcard `Message`.
+    Malformed,
+}
+
+impl Message {
+    /// Encodes the message with its version byte.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.push(WIRE_VERSION);
+        // Encoding into a Vec cannot fail for these plain types.
+        match postcard::to_extend(self, out) {
+            Ok(out) => out,
+            Err(_) => unreachable!("postcard encoding into a Vec is infallible"),
+        }
+    }
+
+    /// Decodes bytes produced by [`Message::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
+        let (&version, rest) = bytes.split_first().ok_or(DecodeError::Empty)?;
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            return Err(DecodeError::TooLong);
+        }
+        if version != WIRE_VERSION {
+            return Err(DecodeError::UnknownVersion(version));
+        }
+        match postcard::take_from_bytes::<Message>(rest) {
+            Ok((message, [])) => Ok(message),
+            _ => Err(DecodeError::Malformed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn samples() -> Vec<Message> {
+        let m = |body| Message {
+            cluster_id: "c".into(),
+            body,
+        };
+        vec![
+            m(Body::RequestVote { term: 7 }),
+            m(Body::Vote {
+                term: 7,
+                granted: true,
+            }),
+            m(Body::Heartbeat {
+                term: u64::MAX,
+                members: vec!["a".into(), "b".into()],
+                alive: vec!["b".into()],
+            }),
+            m(Body::HeartbeatAck {
+                term: 1,
+                ok: false,
+                members: vec![],
+            }),
+            m(Body::Join {
+                members: vec!["a".into()],
+            }),
+            m(Body::Welcome {
+                term: 3,
+                leader: Some("a".into()),
+                members: vec!["a".into(), "b".into()],
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        for message in samples() {
+            assert_eq!(Message::decode(&message.encode()), Ok(message));
+        }
+    }
+
+    #[test]
+    fn bad_bytes_are_refused_not_panicked_on() {
+        assert_eq!(Message::decode(&[]), Err(DecodeError::Empty));
+        assert_eq!(
+            Message::decode(&[9, 1, 2]),
+            Err(DecodeError::UnknownVersion(9))
+        );
+        assert_eq!(Message::decode(&[WIRE_VERSION]), Err(DecodeError::Malformed));
+        let mut long = vec![WIRE_VERSION];
+        long.resize(MAX_MESSAGE_BYTES + 1, 0);
+        assert_eq!(Message::decode(&long), Err(DecodeError::TooLong));
+        // Trailing garbage after a valid message is refused too.
+        let mut extra = samples()[0].encode();
+        extra.push(0);
+        assert_eq!(Message::decode(&extra), Err(DecodeError::Malformed));
+        // Every truncation of every sample fails cleanly.
+        for message in samples() {
+            let bytes = message.encode();
+            for len in 0..bytes.len() {
+                assert!(Message::decode(&bytes[..len]).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn heartbeats_are_small() {
+        let hb = Message {
+            cluster_id: "prod".into(),
+            body: Body::Heartbeat {
+                term: 12,
+                members: vec!["n1".into(), "n2".into(), "n3".into()],
+                alive: vec!["n2".into(), "n3".into()],
+            },
+        };
+        assert!(hb.encode().len() < 40, "{} bytes", hb.encode().len());
+    }
+}

@@ -1,0 +1,200 @@
+//! The election protocol component: exports the `tenure-election-core`
+//! state machine through the `protocol` world of `wit/protocol.wit`.
+//!
+//! This crate is glue only. Each export reads time and randomness from the
+//! host imports (through `HostEnv`), calls the state machine, then carries
+//! out the actions it queued, in order, with the host imports. Build it with
+//!
+//! ```text
+//! cargo build -p tenure-election --target wasm32-wasip2 --release
+//! ```
+//!
+//! which writes `target/wasm32-wasip2/release/tenure_election.wasm`.
+
+#[cfg(target_arch = "wasm32")]
+mod component {
+    use std::cell::RefCell;
+
+    use tenure_election_core as core;
+
+    wit_bindgen::generate!({
+        world: "protocol",
+        path: "../../wit",
+    });
+
+    use exports::tenure::election::election::Guest;
+    use tenure::election::host;
+    use tenure::election::types as wit;
+
+    thread_local! {
+        /// The one election of this instance; `None` until `start`.
+        static ELECTION: RefCell<Option<core::Election>> = const { RefCell::new(None) };
+    }
+
+    /// Time and randomness from the host, so the simulator controls both.
+    struct HostEnv;
+
+    impl core::Environment for HostEnv {
+        fn now_ns(&mut self) -> u64 {
+            host::now()
+        }
+        fn random_u64(&mut self) -> u64 {
+            host::random()
+        }
+    }
+
+    /// Runs `f` on the started election and performs the actions it queued.
+    /// Calls before `start` are a host bug: logged and otherwise ignored,
+    /// because a trap would poison the host's store.
+    fn with_election(what: &str, f: impl FnOnce(&mut core::Election, &mut HostEnv)) {
+        ELECTION.with_borrow_mut(|slot| match slot {
+            Some(election) => {
+                f(election, &mut HostEnv);
+                perform(election.take_actions());
+            }
+            None => host::log(
+                wit::LogLevel::Error,
+                &format!("{what} called before start; ignored"),
+            ),
+        });
+    }
+
+    fn perform(actions: Vec<core::Action>) {
+        for action in actions {
+            match action {
+                core::Action::Send { to, payload } => host::send(&to, &payload),
+                core::Action::SetTimer { id, after_ns } => host::set_timer(id, after_ns),
+                core::Action::CancelTimer { id } => host::cancel_timer(id),
+                core::Action::Emit(event) => host::emit(&event_to_wit(event)),
+                core::Action::Persist(state) => host::persist(&state_to_wit(state)),
+                core::Action::Log { level, message } => host::log(level_to_wit(level), &message),
+            }
+        }
+    }
+
+    struct Component;
+
+    impl Guest for Component {
+        fn start(
+            options: wit::Options,
+            state: Option<wit::PersistedState>,
+        ) -> Result<(), wit::OptionsError> {
+            let options = core::Options {
+                node_id: options.node_id,
+                cluster_id: options.cluster_id,
+                bootstrap: options.bootstrap,
+                timings: core::Timings {
+                    election_timeout_min_ms: options.timings.election_timeout_min_ms,
+                    election_timeout_max_ms: options.timings.election_timeout_max_ms,
+                    heartbeat_interval_ms: options.timings.heartbeat_interval_ms,
+                    peer_timeout_heartbeats: options.timings.peer_timeout_heartbeats,
+                },
+            };
+            let state = state.map(|s| core::PersistedState {
+                term: s.term,
+                voted_for: s.voted_for,
+                members: s.members,
+            });
+            let mut election = core::Election::start(options, state, &mut HostEnv).map_err(|e| {
+                wit::OptionsError {
+                    field: e.field,
+                    reason: e.reason,
+                }
+            })?;
+            perform(election.take_actions());
+            ELECTION.with_borrow_mut(|slot| *slot = Some(election));
+            Ok(())
+        }
+
+        fn on_message(sender: String, payload: Vec<u8>) {
+            with_election("on-message", |e, env| e.on_message(&sender, &payload, env));
+        }
+
+        fn on_timer(id: u64) {
+            with_election("on-timer", |e, env| e.on_timer(id, env));
+        }
+
+        fn join(peer: String) {
+            with_election("join", |e, env| e.join(&peer, env));
+        }
+
+        fn step_down() {
+            with_election("step-down", |e, env| e.step_down(env));
+        }
+
+        fn status() -> wit::NodeStatus {
+            ELECTION.with_borrow(|slot| match slot {
+                Some(e) => status_to_wit(e.status()),
+                None => wit::NodeStatus {
+                    node_id: String::new(),
+                    cluster_id: String::new(),
+                    role: wit::Role::Follower,
+                    term: 0,
+                    leader: None,
+                    voted_for: None,
+                    members: Vec::new(),
+                    alive_peers: Vec::new(),
+                    quorum: 0,
+                    ignored_messages: 0,
+                },
+            })
+        }
+    }
+
+    fn role_to_wit(role: core::Role) -> wit::Role {
+        match role {
+            core::Role::Follower => wit::Role::Follower,
+            core::Role::Candidate => wit::Role::Candidate,
+            core::Role::Leader => wit::Role::Leader,
+        }
+    }
+
+    fn level_to_wit(level: core::LogLevel) -> wit::LogLevel {
+        match level {
+            core::LogLevel::Trace => wit::LogLevel::Trace,
+            core::LogLevel::Debug => wit::LogLevel::Debug,
+            core::LogLevel::Info => wit::LogLevel::Info,
+            core::LogLevel::Warn => wit::LogLevel::Warn,
+            core::LogLevel::Error => wit::LogLevel::Error,
+        }
+    }
+
+    fn event_to_wit(event: core::Event) -> wit::Event {
+        match event {
+            core::Event::BecameLeader(term) => wit::Event::BecameLeader(term),
+            core::Event::BecameFollower { leader, term } => {
+                wit::Event::BecameFollower(wit::FollowerChange { leader, term })
+            }
+            core::Event::TermChanged { old, new } => {
+                wit::Event::TermChanged(wit::TermChange { old, new })
+            }
+            core::Event::PeerJoined(peer) => wit::Event::PeerJoined(peer),
+            core::Event::PeerLeft(peer) => wit::Event::PeerLeft(peer),
+        }
+    }
+
+    fn state_to_wit(state: core::PersistedState) -> wit::PersistedState {
+        wit::PersistedState {
+            term: state.term,
+            voted_for: state.voted_for,
+            members: state.members,
+        }
+    }
+
+    fn status_to_wit(s: core::Status) -> wit::NodeStatus {
+        wit::NodeStatus {
+            node_id: s.node_id,
+            cluster_id: s.cluster_id,
+            role: role_to_wit(s.role),
+            term: s.term,
+            leader: s.leader,
+            voted_for: s.voted_for,
+            members: s.members,
+            alive_peers: s.alive_peers,
+            quorum: s.quorum,
+            ignored_messages: s.ignored_messages,
+        }
+    }
+
+    export!(Component);
+}

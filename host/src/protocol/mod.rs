@@ -1,0 +1,227 @@
+//! Running the election protocol component.
+//!
+//! [`ElectionComponent`] is the compiled `.wasm`, ready to instantiate many
+//! times (compile once per process: instantiation costs ~0.1 ms, Cranelift
+//! far more). [`ProtocolInstance`] is one node's running protocol, in a
+//! [`Store`] of its own. Each call returns the [`Effect`]s the protocol
+//! asked for, in order; the caller (the simulator, or a real node) carries
+//! them out.
+
+mod imports;
+
+use std::fmt;
+use std::path::Path;
+
+use anyhow::Context as _;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::protocol::{Protocol, ProtocolPre};
+use crate::bindings::types::{
+    Event, LogLevel, NodeStatus, Options, OptionsError, PersistedState, Timings,
+};
+
+/// Where the protocol gets the time and randomness it asks the host for.
+///
+/// A real node reads its monotonic clock and the OS's entropy; the
+/// simulator answers with virtual time and a seeded generator, which is what
+/// makes a run reproducible from its seed.
+pub trait Environment: Send {
+    /// Nanoseconds on a monotonic clock.
+    fn now_ns(&mut self) -> u64;
+    /// 64 random bits.
+    fn random_u64(&mut self) -> u64;
+}
+
+/// One thing the protocol asked the host to do during a call.
+///
+/// Effects come back in the order the protocol made them and must be
+/// carried out in that order: a [`Effect::Persist`] has to be durable before
+/// any later [`Effect::Send`] leaves the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Send `payload` to the peer `to`.
+    Send { to: String, payload: Vec<u8> },
+    /// Call [`ProtocolInstance::on_timer`] with `id` after `after_ns`.
+    SetTimer { id: u64, after_ns: u64 },
+    /// Forget the timer `id`.
+    CancelTimer { id: u64 },
+    /// The protocol reports an event.
+    Emit(Event),
+    /// Store this state durably, then hand it to `start` after a restart.
+    Persist(PersistedState),
+    /// A log line (already written to `tracing` as well).
+    Log { level: LogLevel, message: String },
+}
+
+/// The protocol refused its options at start; names the field at fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidOptions(pub OptionsError);
+
+impl fmt::Display for InvalidOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid option `{}`: {}", self.0.field, self.0.reason)
+    }
+}
+
+impl std::error::Error for InvalidOptions {}
+
+impl Default for Timings {
+    /// 150–300 ms election timeout, 50 ms heartbeat, a peer gone after ten
+    /// silent heartbeat intervals: the protocol's documented defaults.
+    fn default() -> Self {
+        Timings {
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
+            heartbeat_interval_ms: 50,
+            peer_timeout_heartbeats: 10,
+        }
+    }
+}
+
+/// What a protocol instance's [`Store`] holds: WASI state (the component's
+/// standard library links against WASI, though the protocol uses none of
+/// it), the [`Environment`], and the effects of the call in progress.
+pub struct ProtocolState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    env: Box<dyn Environment>,
+    effects: Vec<Effect>,
+    /// The node's id, for log fields.
+    node: String,
+}
+
+impl WasiView for ProtocolState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The compiled election component, ready to instantiate for any number of
+/// nodes. Cheap to share: clone the `Arc` it usually lives in.
+pub struct ElectionComponent {
+    engine: Engine,
+    pre: ProtocolPre<ProtocolState>,
+}
+
+impl ElectionComponent {
+    /// Compiles the component at `path`.
+    pub fn from_file(engine: &Engine, path: &Path) -> anyhow::Result<Self> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("reading election component {}", path.display()))?;
+        Self::from_bytes(engine, &bytes)
+            .with_context(|| format!("loading election component {}", path.display()))
+    }
+
+    /// Compiles a component from its bytes and links it against the host.
+    pub fn from_bytes(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Self> {
+        let component = wasm(Component::new(engine, bytes)).context("compiling the component")?;
+        let mut linker = Linker::new(engine);
+        wasm(wasmtime_wasi::p2::add_to_linker_sync(&mut linker)).context("linking WASI")?;
+        wasm(Protocol::add_to_linker::<ProtocolState, HasSelf<ProtocolState>>(
+            &mut linker,
+            |s| s,
+        ))
+        .context("linking the host interface")?;
+        let pre = wasm(linker.instantiate_pre(&component))
+            .context("the component does not fit the `protocol` world")?;
+        let pre = wasm(ProtocolPre::new(pre)).context("the component does not export `election`")?;
+        Ok(ElectionComponent {
+            engine: engine.clone(),
+            pre,
+        })
+    }
+
+    /// A fresh, unstarted instance for node `node`, in a store of its own.
+    pub fn instantiate(
+        &self,
+        node: &str,
+        env: Box<dyn Environment>,
+    ) -> anyhow::Result<ProtocolInstance> {
+        let state = ProtocolState {
+            // No preopens, no environment, no inherited stdio: the protocol
+            // gets no ambient authority.
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            env,
+            effects: Vec::new(),
+            node: node.to_string(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        let bindings = wasm(self.pre.instantiate(&mut store))
+            .with_context(|| format!("instantiating the protocol for node {node}"))?;
+        Ok(ProtocolInstance { store, bindings })
+    }
+}
+
+/// Turns wasmtime's error type (which is not a `std::error::Error`) into
+/// `anyhow`'s, so context can be added to it.
+fn wasm<T>(result: wasmtime::Result<T>) -> anyhow::Result<T> {
+    result.map_err(anyhow::Error::from)
+}
+
+/// One node's running protocol. Every method is one call into the
+/// component and returns the effects it produced. An `Err` is a trap: the
+/// store is then unusable and the instance must be replaced.
+pub struct ProtocolInstance {
+    store: Store<ProtocolState>,
+    bindings: Protocol,
+}
+
+impl ProtocolInstance {
+    /// Starts the protocol; see `start` in `wit/protocol.wit`. Refused
+    /// options come back as an [`InvalidOptions`] error.
+    pub fn start(
+        &mut self,
+        options: &Options,
+        state: Option<&PersistedState>,
+    ) -> anyhow::Result<Vec<Effect>> {
+        let election = self.bindings.tenure_election_election();
+        election
+            .call_start(&mut self.store, options, state)?
+            .map_err(InvalidOptions)?;
+        Ok(self.take_effects())
+    }
+
+    /// Delivers a message from `sender`.
+    pub fn on_message(&mut self, sender: &str, payload: &[u8]) -> anyhow::Result<Vec<Effect>> {
+        let election = self.bindings.tenure_election_election();
+        election.call_on_message(&mut self.store, &sender.to_string(), payload)?;
+        Ok(self.take_effects())
+    }
+
+    /// Fires timer `id`.
+    pub fn on_timer(&mut self, id: u64) -> anyhow::Result<Vec<Effect>> {
+        let election = self.bindings.tenure_election_election();
+        election.call_on_timer(&mut self.store, id)?;
+        Ok(self.take_effects())
+    }
+
+    /// Adds `peer` to the membership and introduces this node to it.
+    pub fn join(&mut self, peer: &str) -> anyhow::Result<Vec<Effect>> {
+        let election = self.bindings.tenure_election_election();
+        election.call_join(&mut self.store, &peer.to_string())?;
+        Ok(self.take_effects())
+    }
+
+    /// Gives up leadership or a candidacy.
+    pub fn step_down(&mut self) -> anyhow::Result<Vec<Effect>> {
+        let election = self.bindings.tenure_election_election();
+        election.call_step_down(&mut self.store)?;
+        Ok(self.take_effects())
+    }
+
+    /// The node's current view.
+    pub fn status(&mut self) -> anyhow::Result<NodeStatus> {
+        let election = self.bindings.tenure_election_election();
+        Ok(election.call_status(&mut self.store)?)
+    }
+
+    fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.store.data_mut().effects)
+    }
+}
