@@ -1,0 +1,62 @@
+//! The randomized chaos scenario over many seeds (see
+//! `tenure_host::sim::chaos`): mixed faults, invariants checked on every
+//! event, then liveness on the healed network.
+//!
+//! `TENURE_CHAOS_SEEDS` sets how many seeds run (default 200) and
+//! `TENURE_CHAOS_START` the first one (default 0). The long run:
+//!
+//! ```text
+//! TENURE_CHAOS_SEEDS=10000 cargo test --release -p tenure-tests --test chaos
+//! ```
+
+use tenure_host::sim::chaos;
+use tenure_tests::{MS, component};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a whole number, got {v:?}")),
+        Err(_) => default,
+    }
+}
+
+#[test]
+fn chaos_seeds_hold_every_invariant_and_recover() {
+    let start = env_u64("TENURE_CHAOS_START", 0);
+    let count = env_u64("TENURE_CHAOS_SEEDS", 200);
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let summary = match chaos::run_many(&component(), start..start + count, jobs) {
+        Ok(summary) => summary,
+        Err(e) => panic!("{e:#}"),
+    };
+    println!(
+        "chaos: {} seeds from {start}, {} failed, {:.0} simulated s in {:.2} s wall \
+         ({:.0}x real time), slowest recovery {} ms",
+        summary.runs,
+        summary.failures.len(),
+        summary.simulated_ns as f64 / 1e9,
+        summary.wall.as_secs_f64(),
+        summary.speedup(),
+        summary.max_liveness_ns / MS,
+    );
+    assert_eq!(summary.runs, count);
+    let failures: Vec<String> = summary
+        .failures
+        .iter()
+        .map(|r| r.failure_summary())
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_chaos_seed_replays_to_the_same_trace() {
+    let component = component();
+    let first = chaos::run(&component, 4242).expect("runs");
+    let again = chaos::run(&component, 4242).expect("runs");
+    assert!(first.faults_injected > 0, "the seed injected no faults");
+    assert_eq!(first.trace, again.trace);
+    assert_eq!(first.fingerprint, again.fingerprint);
+    let other = chaos::run(&component, 4243).expect("runs");
+    assert_ne!(first.fingerprint, other.fingerprint);
+}

@@ -1,0 +1,393 @@
+//! Scenario tests: the compiled election component in the deterministic
+//! simulator, one behaviour per test. Every test checks the safety
+//! invariants (one leader per term, terms never decrease) as it goes.
+
+use tenure_host::sim::{NetworkConfig, NodeSpec, Simulation};
+use tenure_host::types::{Event, Options, Role, Timings};
+use tenure_host::{Effect, InvalidOptions};
+use tenure_tests::{MAX_TIMEOUT, MS, add_cluster, assert_safe, cluster, component, elect};
+
+const THREE: [&str; 3] = ["n1", "n2", "n3"];
+const FIVE: [&str; 5] = ["n1", "n2", "n3", "n4", "n5"];
+
+#[test]
+fn three_nodes_elect_exactly_one_leader_that_the_others_follow() {
+    for seed in 0..20 {
+        let mut sim = cluster(seed, "c", &THREE);
+        let (leader, leader_id, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+        assert_eq!(sim.leaders("c"), vec![leader], "seed {seed}");
+        for n in 0..3 {
+            let s = sim.status(n).expect("running");
+            assert_eq!(s.leader.as_deref(), Some(leader_id.as_str()), "seed {seed}");
+            assert_eq!(s.term, term, "seed {seed}");
+            let want = if n == leader {
+                Role::Leader
+            } else {
+                Role::Follower
+            };
+            assert_eq!(s.role, want, "seed {seed}");
+        }
+        // And it stays that way on a healthy network.
+        sim.run_for(5_000 * MS);
+        assert_eq!(sim.agreement("c"), Some((leader_id, term)), "seed {seed}");
+        assert_safe(&sim);
+    }
+}
+
+#[test]
+fn a_crashed_leader_is_replaced_in_a_higher_term_within_two_max_timeouts() {
+    for seed in 0..20 {
+        let mut sim = cluster(seed, "c", &THREE);
+        let (old, old_id, old_term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+        sim.crash(old);
+        let (_, new_id, new_term) = elect(&mut sim, "c", 2 * MAX_TIMEOUT);
+        assert_ne!(new_id, old_id, "seed {seed}");
+        assert!(new_term > old_term, "seed {seed}: {new_term} <= {old_term}");
+        // The old leader comes back as a follower of the new one.
+        sim.restart(old).expect("restarts");
+        sim.run_for(MAX_TIMEOUT);
+        assert_eq!(sim.agreement("c"), Some((new_id, new_term)), "seed {seed}");
+        assert_safe(&sim);
+    }
+}
+
+/// Polls every 5 ms for `duration_ns`, asserting no node of `minority` ever
+/// believes it leads.
+fn assert_no_leader_among(sim: &mut Simulation, minority: &[usize], duration_ns: u64) {
+    let end = sim.now_ns() + duration_ns;
+    while sim.now_ns() < end {
+        for &n in minority {
+            let s = sim.status(n).expect("running");
+            assert_ne!(
+                s.role,
+                Role::Leader,
+                "seed {}: {} leads in the minority",
+                sim.seed(),
+                s.node_id
+            );
+        }
+        sim.run_for(5 * MS);
+    }
+}
+
+#[test]
+fn a_three_two_split_elects_on_the_majority_side_only() {
+    for seed in 0..10 {
+        let mut sim = cluster(seed, "c", &FIVE);
+        let (majority, minority) = ([0, 1, 2], [3, 4]);
+        sim.partition(&[&majority, &minority]);
+        let mut elected = None;
+        for _ in 0..(10 * MAX_TIMEOUT / (5 * MS)) {
+            assert_no_leader_among(&mut sim, &minority, 5 * MS);
+            elected = sim.agreement_among(&majority);
+            if elected.is_some() {
+                break;
+            }
+        }
+        let (leader, term) =
+            elected.unwrap_or_else(|| panic!("seed {seed}: majority never agreed"));
+        // The minority keeps trying, and keeps failing, for 5 s.
+        assert_no_leader_among(&mut sim, &minority, 5_000 * MS);
+        sim.heal();
+        // After the heal everyone follows one leader. The minority's terms
+        // grew while it campaigned, so the cluster may move to a new term.
+        let (_, _, healed_term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+        assert!(healed_term >= term, "seed {seed}");
+        let _ = leader;
+        assert_safe(&sim);
+    }
+}
+
+#[test]
+fn a_leader_cut_off_in_the_minority_stops_leading_within_an_election_timeout() {
+    for seed in 0..10 {
+        let mut sim = cluster(seed, "c", &FIVE);
+        let (leader, leader_id, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+        let other = (leader + 1) % 5;
+        let minority = [leader, other];
+        let majority: Vec<usize> = (0..5).filter(|n| !minority.contains(n)).collect();
+        sim.partition(&[&minority, &majority]);
+        // Check-quorum: the old leader notices at a heartbeat tick at most
+        // one minimum election timeout plus one heartbeat after the split.
+        sim.run_for(150 * MS + 50 * MS);
+        assert_no_leader_among(&mut sim, &minority, 5_000 * MS);
+        let (new_leader, new_term) = sim
+            .agreement_among(&majority)
+            .unwrap_or_else(|| panic!("seed {seed}: majority has no leader"));
+        assert_ne!(new_leader, leader_id, "seed {seed}");
+        assert!(new_term > term, "seed {seed}");
+        sim.heal();
+        elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+        assert_safe(&sim);
+    }
+}
+
+#[test]
+fn an_empty_bootstrap_plus_join_forms_a_working_cluster() {
+    for seed in 0..10 {
+        let mut sim = Simulation::new(component(), seed);
+        for id in THREE {
+            sim.add_node(NodeSpec::new(id, "c", &[])).expect("starts");
+        }
+        // Alone, each leads a cluster of one.
+        sim.run_for(2 * MAX_TIMEOUT);
+        assert_eq!(sim.leaders("c").len(), 3, "seed {seed}");
+        // n2 joins n1; n3 joins through n2 and learns of n1 from it.
+        sim.join(1, "n1").expect("join");
+        sim.join(2, "n2").expect("join");
+        let (leader, _, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+        // Membership spreads with the next heartbeats and acks.
+        sim.run_for(MAX_TIMEOUT);
+        for n in 0..3 {
+            let s = sim.status(n).expect("running");
+            assert_eq!(s.members, vec!["n1", "n2", "n3"], "seed {seed}");
+            assert_eq!(s.quorum, 2, "seed {seed}");
+        }
+        // It works as a cluster: losing its leader, it elects another.
+        sim.crash(leader);
+        let (_, _, new_term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+        assert!(new_term > term, "seed {seed}");
+        assert_safe(&sim);
+    }
+}
+
+#[test]
+fn two_clusters_on_one_network_do_not_interfere() {
+    for seed in 0..5 {
+        // Same ids in both clusters: every message to "n2" reaches both
+        // clusters' n2, so each node hears the other cluster constantly.
+        let mut sim = Simulation::new(component(), seed);
+        let alpha = add_cluster(&mut sim, "alpha", &THREE);
+        let beta = add_cluster(&mut sim, "beta", &THREE);
+        let (_, a_leader, a_term) = elect(&mut sim, "alpha", 10 * MAX_TIMEOUT);
+        let (_, b_leader, b_term) = elect(&mut sim, "beta", 10 * MAX_TIMEOUT);
+        sim.run_for(10_000 * MS);
+        // Each cluster keeps its own leader and term, undisturbed.
+        assert_eq!(
+            sim.agreement("alpha"),
+            Some((a_leader, a_term)),
+            "seed {seed}"
+        );
+        assert_eq!(
+            sim.agreement("beta"),
+            Some((b_leader, b_term)),
+            "seed {seed}"
+        );
+        for n in alpha.into_iter().chain(beta) {
+            let s = sim.status(n).expect("running");
+            assert!(
+                s.ignored_messages > 0,
+                "seed {seed}: {} saw no foreign traffic",
+                s.node_id
+            );
+            assert_eq!(s.members, vec!["n1", "n2", "n3"], "seed {seed}");
+        }
+        assert_safe(&sim);
+    }
+}
+
+#[test]
+fn repeated_split_votes_resolve() {
+    // Every node draws the same timeout: all campaign at the same instant,
+    // each votes for itself, and no one wins, round after round.
+    let mut sim = Simulation::new(component(), 7);
+    sim.fix_randomness(Some(0));
+    add_cluster(&mut sim, "c", &FIVE);
+    sim.run_for(3_000 * MS);
+    assert!(
+        sim.leaders("c").is_empty(),
+        "a leader despite forced split votes"
+    );
+    assert_eq!(sim.terms_with_leaders(), 0);
+    let terms: Vec<u64> = (0..5)
+        .map(|n| sim.status(n).expect("running").term)
+        .collect();
+    assert!(
+        terms.iter().all(|&t| t >= 5),
+        "too few rounds of split votes: {terms:?}"
+    );
+    // With randomized timeouts back, one round decides it.
+    sim.fix_randomness(None);
+    let (_, _, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+    assert!(term > terms[0], "elected in a later term");
+    assert_safe(&sim);
+}
+
+#[test]
+fn twenty_percent_message_loss_still_elects() {
+    for seed in 0..10 {
+        let mut sim = Simulation::new(component(), seed);
+        sim.set_network(NetworkConfig {
+            loss: 0.2,
+            ..NetworkConfig::default()
+        });
+        add_cluster(&mut sim, "c", &FIVE);
+        elect(&mut sim, "c", 20 * MAX_TIMEOUT);
+        // Leadership persists under the loss: over 10 s there is a leader
+        // most of the time.
+        let mut led = 0;
+        for _ in 0..1_000 {
+            sim.run_for(10 * MS);
+            if !sim.leaders("c").is_empty() {
+                led += 1;
+            }
+        }
+        assert!(
+            led >= 900,
+            "seed {seed}: a leader only {led}/1000 of the time"
+        );
+        assert_safe(&sim);
+    }
+}
+
+#[test]
+fn duplication_and_reordering_do_not_break_safety() {
+    for seed in 0..10 {
+        let mut sim = Simulation::new(component(), seed);
+        sim.set_network(NetworkConfig {
+            min_delay_ns: MS / 10,
+            max_delay_ns: 20 * MS,
+            loss: 0.05,
+            duplicate: 0.2,
+            reorder: 0.2,
+        });
+        add_cluster(&mut sim, "c", &FIVE);
+        sim.run_for(20_000 * MS);
+        assert_safe(&sim);
+        sim.set_network(NetworkConfig::default());
+        elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+    }
+}
+
+#[test]
+fn a_restarted_node_keeps_its_term_and_vote() {
+    let mut sim = cluster(3, "c", &THREE);
+    let (leader, _, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+    let follower = (leader + 1) % 3;
+    let before = sim.status(follower).expect("running");
+    sim.crash(follower);
+    sim.restart(follower).expect("restarts");
+    let after = sim.status(follower).expect("running");
+    assert_eq!(
+        (after.term, after.voted_for),
+        (before.term, before.voted_for)
+    );
+    assert_eq!(after.term, term);
+    sim.run_for(MAX_TIMEOUT);
+    assert_safe(&sim);
+}
+
+#[test]
+fn step_down_hands_leadership_to_another_node() {
+    let mut sim = cluster(11, "c", &THREE);
+    let (leader, leader_id, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+    sim.step_down(leader).expect("step down");
+    let (_, new_id, new_term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+    assert_ne!(new_id, leader_id);
+    assert!(new_term > term);
+    assert_safe(&sim);
+}
+
+#[test]
+fn a_lone_node_knowing_three_members_never_elects_itself() {
+    let mut sim = Simulation::new(component(), 5);
+    sim.add_node(NodeSpec::new("n1", "c", &THREE))
+        .expect("starts");
+    sim.run_for(30_000 * MS);
+    assert_eq!(sim.terms_with_leaders(), 0);
+    let s = sim.status(0).expect("running");
+    assert!(s.term > 10, "it kept campaigning: term {}", s.term);
+    assert_ne!(s.role, Role::Leader);
+}
+
+#[test]
+fn same_seed_same_trace_different_seed_different_trace() {
+    let run = |seed| {
+        let mut sim = cluster(seed, "c", &FIVE);
+        sim.set_network(NetworkConfig {
+            loss: 0.1,
+            max_delay_ns: 10 * MS,
+            ..NetworkConfig::default()
+        });
+        sim.run_for(2_000 * MS);
+        sim.crash(0);
+        sim.run_for(2_000 * MS);
+        (sim.trace().to_vec(), sim.fingerprint())
+    };
+    let (a, fa) = run(99);
+    let (b, fb) = run(99);
+    assert_eq!(a, b);
+    assert_eq!(fa, fb);
+    let (c, fc) = run(100);
+    assert_ne!(fa, fc);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn bad_options_are_refused_with_the_field_named() {
+    let component = component();
+    let mut instance = component
+        .instantiate("n1", Box::new(Fixed))
+        .expect("instantiates");
+    let options = Options {
+        node_id: "n1".into(),
+        cluster_id: "c".into(),
+        bootstrap: vec![],
+        timings: Timings {
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 150,
+            ..Timings::default()
+        },
+    };
+    let err = instance.start(&options, None).expect_err("refused");
+    let invalid = err
+        .downcast_ref::<InvalidOptions>()
+        .expect("an InvalidOptions");
+    assert_eq!(invalid.0.field, "timings.election-timeout-max-ms");
+    assert!(err.to_string().contains("greater than"), "{err}");
+}
+
+#[test]
+fn the_component_reports_events_and_persists_before_sending() {
+    let component = component();
+    let mut instance = component
+        .instantiate("n1", Box::new(Fixed))
+        .expect("instantiates");
+    let options = Options {
+        node_id: "n1".into(),
+        cluster_id: "c".into(),
+        bootstrap: vec!["n1".into(), "n2".into()],
+        timings: Timings::default(),
+    };
+    let effects = instance.start(&options, None).expect("starts");
+    let timer = effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::SetTimer { id, after_ns } => Some((*id, *after_ns)),
+            _ => None,
+        })
+        .expect("arms its election timer");
+    assert!((150 * MS..=300 * MS).contains(&timer.1));
+    let effects = instance.on_timer(timer.0).expect("fires");
+    let persist = effects.iter().position(|e| matches!(e, Effect::Persist(_)));
+    let send = effects
+        .iter()
+        .position(|e| matches!(e, Effect::Send { .. }));
+    assert!(persist.expect("persists") < send.expect("sends"));
+    assert!(effects.contains(&Effect::Emit(Event::TermChanged(
+        tenure_host::types::TermChange { old: 0, new: 1 }
+    ))));
+    assert_eq!(instance.status().expect("status").role, Role::Candidate);
+}
+
+/// A clock stuck at zero and a constant "random" source.
+struct Fixed;
+
+impl tenure_host::Environment for Fixed {
+    fn now_ns(&mut self) -> u64 {
+        0
+    }
+    fn random_u64(&mut self) -> u64 {
+        12_345_678_901
+    }
+}

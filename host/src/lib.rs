@@ -18,4 +18,4 @@ pub mod protocol;
 pub mod sim;
 
 pub use bindings::types;
-pub use protocol::{ElectionComponent, Effect, Environment, InvalidOptions, ProtocolInstance};
+pub use protocol::{Effect, ElectionComponent, Environment, InvalidOptions, ProtocolInstance};

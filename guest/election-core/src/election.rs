@@ -60,6 +60,11 @@ pub struct Election {
     heartbeat_timer: Option<TimerId>,
     next_timer_id: TimerId,
     ignored_messages: u64,
+    /// The time of the call being handled (read once per call).
+    now_ns: u64,
+    /// When this node last became leader; check-quorum waits one window
+    /// after it before judging.
+    leader_since_ns: u64,
     /// The durable state changed and has not been handed to the host yet.
     /// [`Election::flush`] hands it over before any message leaves.
     unsaved: bool,
@@ -102,6 +107,8 @@ impl Election {
             heartbeat_timer: None,
             next_timer_id: 1,
             ignored_messages: 0,
+            now_ns: env.now_ns(),
+            leader_since_ns: 0,
             unsaved: false,
             actions: Vec::new(),
         };
@@ -129,6 +136,7 @@ impl Election {
     /// Handles bytes a peer sent. `from` is the sender as the host's
     /// transport knows it.
     pub fn on_message(&mut self, from: &str, payload: &[u8], env: &mut impl Environment) {
+        self.now_ns = env.now_ns();
         let message = match Message::decode(payload) {
             Ok(message) => message,
             Err(error) => {
@@ -144,7 +152,7 @@ impl Election {
         if from == self.id || !valid_node_id(from) {
             return self.ignore(format!("a message from invalid sender {from:?}"));
         }
-        let now = env.now_ns();
+        let now = self.now_ns;
         self.discover(from);
         self.news_of(from, now);
         match message.body {
@@ -172,6 +180,7 @@ impl Election {
     /// Stale and unknown ids are ignored.
     pub fn on_timer(&mut self, id: TimerId, env: &mut impl Environment) {
         let now = env.now_ns();
+        self.now_ns = now;
         if self.election_timer == Some(id) {
             self.election_timer = None;
             self.expire_peers(now);
@@ -182,8 +191,19 @@ impl Election {
             self.heartbeat_timer = None;
             if self.role == Role::Leader {
                 self.expire_peers(now);
-                self.send_heartbeats();
-                self.arm_heartbeat_timer();
+                if self.majority_in_contact() {
+                    self.send_heartbeats();
+                    self.arm_heartbeat_timer();
+                } else {
+                    self.log(
+                        LogLevel::Warn,
+                        format!(
+                            "{} lost contact with a majority at term {}; stepping down",
+                            self.id, self.term
+                        ),
+                    );
+                    self.become_follower(self.term, None, env, 0);
+                }
             }
         } else {
             self.log(
@@ -408,7 +428,17 @@ impl Election {
             // At most one leader per term, so the welcomer's leader of
             // `term` is the one to follow; its heartbeats will confirm it.
             Some(leader) if leader != self.id && valid_node_id(&leader) => {
-                self.become_follower(term, Some(leader), env, 0);
+                let introduce = !self.members.contains(leader.as_str())
+                    || self.leader.as_deref() != Some(leader.as_str());
+                self.discover(&leader);
+                self.become_follower(term, Some(leader.clone()), env, 0);
+                if introduce {
+                    // The leader may not know this node yet: introduce it
+                    // directly rather than wait for the news to reach the
+                    // leader through the welcomer's next heartbeat ack.
+                    let members = self.member_list();
+                    self.send(&leader, Body::Join { members });
+                }
             }
             _ if term > self.term => self.become_follower(term, None, env, 0),
             _ => {}
@@ -476,6 +506,7 @@ impl Election {
     fn become_leader(&mut self) {
         self.role = Role::Leader;
         self.leader = Some(self.id.clone());
+        self.leader_since_ns = self.now_ns;
         self.granted.clear();
         self.rejected.clear();
         if let Some(id) = self.election_timer.take() {
@@ -488,6 +519,25 @@ impl Election {
         self.emit(Event::BecameLeader(self.term));
         self.send_heartbeats();
         self.arm_heartbeat_timer();
+    }
+
+    /// Check-quorum: whether a leader has heard from a majority (itself
+    /// included) within the last minimum election timeout. After that long
+    /// without a majority, the others may already have elected someone
+    /// else, so a leader that cannot tell otherwise must stop leading. A
+    /// new leader gets one window before it is judged.
+    fn majority_in_contact(&self) -> bool {
+        let window = u64::from(self.timings.election_timeout_min_ms) * NS_PER_MS;
+        if self.now_ns.saturating_sub(self.leader_since_ns) < window {
+            return true;
+        }
+        let since = self.now_ns.saturating_sub(window);
+        let heard = self
+            .members
+            .iter()
+            .filter(|m| **m != self.id && self.liveness.heard_since(m, since))
+            .count();
+        quorum::tally(self.members.len(), heard + 1, 0) == VoteResult::Won
     }
 
     fn count_votes(&mut self) {
@@ -544,10 +594,7 @@ impl Election {
 
     fn news_of(&mut self, peer: &str, now: u64) {
         if let Some(Change::Joined(peer)) = self.liveness.heard(peer, now) {
-            self.log(
-                LogLevel::Debug,
-                format!("{} sees {peer} joined", self.id),
-            );
+            self.log(LogLevel::Debug, format!("{} sees {peer} joined", self.id));
             self.emit(Event::PeerJoined(peer));
         }
     }
@@ -668,9 +715,6 @@ impl Election {
 
     fn ignore(&mut self, what: String) {
         self.ignored_messages += 1;
-        self.log(
-            LogLevel::Debug,
-            format!("{} ignored {what}", self.id),
-        );
+        self.log(LogLevel::Debug, format!("{} ignored {what}", self.id));
     }
 }

@@ -75,6 +75,13 @@ impl Liveness {
         gone
     }
 
+    /// Whether there was news of `peer` at or after `since_ns`.
+    pub fn heard_since(&self, peer: &str, since_ns: u64) -> bool {
+        self.peers
+            .get(peer)
+            .is_some_and(|p| p.last_news_ns >= since_ns)
+    }
+
     /// Ids of the peers alive now, sorted.
     pub fn alive(&self) -> Vec<NodeId> {
         self.peers

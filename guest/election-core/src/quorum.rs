@@ -55,7 +55,10 @@ mod tests {
     #[test]
     fn any_two_majorities_intersect() {
         for n in 1..=9 {
-            assert!(2 * majority(n) > n, "two majorities of {n} could be disjoint");
+            assert!(
+                2 * majority(n) > n,
+                "two majorities of {n} could be disjoint"
+            );
             // ... and a majority is the smallest such size.
             assert!(2 * (majority(n) - 1) <= n, "majority of {n} is not minimal");
         }

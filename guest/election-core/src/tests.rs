@@ -69,7 +69,8 @@ impl Node {
 
     fn restart(id: &str, bootstrap: &[&str], state: Option<PersistedState>) -> (Node, Vec<Action>) {
         let mut env = TestEnv::new(7);
-        let mut e = Election::start(options(id, bootstrap), state, &mut env).expect("valid options");
+        let mut e =
+            Election::start(options(id, bootstrap), state, &mut env).expect("valid options");
         let actions = e.take_actions();
         (Node { e, env }, actions)
     }
@@ -149,7 +150,13 @@ fn candidate() -> (Node, TimerId) {
 /// Makes `n1` of {n1, n2, n3} leader at term 1.
 fn leader() -> (Node, Vec<Action>) {
     let (mut n, _) = candidate();
-    let actions = n.deliver("n2", Body::Vote { term: 1, granted: true });
+    let actions = n.deliver(
+        "n2",
+        Body::Vote {
+            term: 1,
+            granted: true,
+        },
+    );
     assert_eq!(n.e.status().role, Role::Leader);
     (n, actions)
 }
@@ -178,7 +185,10 @@ fn election_timeouts_are_drawn_continuously_from_min_to_max() {
     assert!(draws.iter().all(|d| (150 * MS..=300 * MS).contains(d)));
     // Not ticks: almost no draw falls on a whole millisecond.
     let whole_ms = draws.iter().filter(|d| *d % MS == 0).count();
-    assert!(whole_ms <= 2, "{whole_ms} of 200 draws on whole milliseconds");
+    assert!(
+        whole_ms <= 2,
+        "{whole_ms} of 200 draws on whole milliseconds"
+    );
     // And they spread over the range.
     let low = draws.iter().filter(|d| **d < 225 * MS).count();
     assert!((60..=140).contains(&low), "{low} of 200 in the lower half");
@@ -201,12 +211,19 @@ fn candidacy_bumps_term_votes_for_self_and_persists_before_asking() {
         .iter()
         .position(|a| matches!(a, Action::Send { .. }))
         .expect("asks for votes");
-    assert!(persist_at < first_send, "vote must be durable before any send");
+    assert!(
+        persist_at < first_send,
+        "vote must be durable before any send"
+    );
     let state = persisted(&actions).expect("persisted");
     assert_eq!((state.term, state.voted_for.as_deref()), (1, Some("n1")));
     let asked: Vec<_> = sent(&actions).into_iter().map(|(to, _)| to).collect();
     assert_eq!(asked, vec!["n2", "n3"]);
-    assert!(sent(&actions).iter().all(|(_, b)| *b == Body::RequestVote { term: 1 }));
+    assert!(
+        sent(&actions)
+            .iter()
+            .all(|(_, b)| *b == Body::RequestVote { term: 1 })
+    );
 }
 
 #[test]
@@ -224,9 +241,25 @@ fn wins_with_a_majority_and_heartbeats_at_once() {
 fn quorum_needs_three_of_four() {
     let (mut n, start) = Node::start("n1", &["n1", "n2", "n3", "n4"]);
     n.fire(last_timer(&start));
-    n.deliver("n2", Body::Vote { term: 1, granted: true });
-    assert_eq!(n.e.status().role, Role::Candidate, "2 of 4 is not a majority");
-    n.deliver("n3", Body::Vote { term: 1, granted: true });
+    n.deliver(
+        "n2",
+        Body::Vote {
+            term: 1,
+            granted: true,
+        },
+    );
+    assert_eq!(
+        n.e.status().role,
+        Role::Candidate,
+        "2 of 4 is not a majority"
+    );
+    n.deliver(
+        "n3",
+        Body::Vote {
+            term: 1,
+            granted: true,
+        },
+    );
     assert_eq!(n.e.status().role, Role::Leader);
 }
 
@@ -235,7 +268,13 @@ fn duplicate_votes_count_once() {
     let (mut n, start) = Node::start("n1", &["n1", "n2", "n3", "n4", "n5"]);
     n.fire(last_timer(&start));
     for _ in 0..3 {
-        n.deliver("n2", Body::Vote { term: 1, granted: true });
+        n.deliver(
+            "n2",
+            Body::Vote {
+                term: 1,
+                granted: true,
+            },
+        );
     }
     assert_eq!(n.e.status().role, Role::Candidate);
 }
@@ -246,7 +285,11 @@ fn a_node_knowing_only_itself_of_three_never_elects_itself() {
     let mut id = last_timer(&start);
     for _ in 0..100 {
         let actions = n.fire(id);
-        assert!(!events(&actions).iter().any(|e| matches!(e, Event::BecameLeader(_))));
+        assert!(
+            !events(&actions)
+                .iter()
+                .any(|e| matches!(e, Event::BecameLeader(_)))
+        );
         id = last_timer(&actions);
     }
     assert_eq!(n.e.status().role, Role::Candidate);
@@ -258,7 +301,10 @@ fn a_lone_node_with_empty_bootstrap_leads_itself() {
     let actions = n.fire(last_timer(&start));
     assert_eq!(
         events(&actions),
-        vec![Event::TermChanged { old: 0, new: 1 }, Event::BecameLeader(1)]
+        vec![
+            Event::TermChanged { old: 0, new: 1 },
+            Event::BecameLeader(1)
+        ]
     );
 }
 
@@ -266,23 +312,61 @@ fn a_lone_node_with_empty_bootstrap_leads_itself() {
 fn one_vote_per_term() {
     let (mut n, _) = Node::start("n1", &["n1", "n2", "n3"]);
     let a = n.deliver("n2", Body::RequestVote { term: 1 });
-    assert_eq!(sent(&a), vec![("n2".into(), Body::Vote { term: 1, granted: true })]);
+    assert_eq!(
+        sent(&a),
+        vec![(
+            "n2".into(),
+            Body::Vote {
+                term: 1,
+                granted: true
+            }
+        )]
+    );
     let b = n.deliver("n3", Body::RequestVote { term: 1 });
-    assert_eq!(sent(&b), vec![("n3".into(), Body::Vote { term: 1, granted: false })]);
+    assert_eq!(
+        sent(&b),
+        vec![(
+            "n3".into(),
+            Body::Vote {
+                term: 1,
+                granted: false
+            }
+        )]
+    );
     // A retransmitted request from the same candidate is granted again.
     let c = n.deliver("n2", Body::RequestVote { term: 1 });
-    assert_eq!(sent(&c), vec![("n2".into(), Body::Vote { term: 1, granted: true })]);
+    assert_eq!(
+        sent(&c),
+        vec![(
+            "n2".into(),
+            Body::Vote {
+                term: 1,
+                granted: true
+            }
+        )]
+    );
     // A new term frees the vote.
     let d = n.deliver("n3", Body::RequestVote { term: 2 });
-    assert_eq!(sent(&d), vec![("n3".into(), Body::Vote { term: 2, granted: true })]);
+    assert_eq!(
+        sent(&d),
+        vec![(
+            "n3".into(),
+            Body::Vote {
+                term: 2,
+                granted: true
+            }
+        )]
+    );
 }
 
 #[test]
 fn the_vote_is_persisted_before_it_is_sent() {
     let (mut n, _) = Node::start("n1", &["n1", "n2", "n3"]);
     let a = n.deliver("n2", Body::RequestVote { term: 4 });
-    assert!(matches!(a.iter().find(|a| matches!(a, Action::Persist(_) | Action::Send { .. })),
-        Some(Action::Persist(s)) if s.term == 4 && s.voted_for.as_deref() == Some("n2")));
+    assert!(
+        matches!(a.iter().find(|a| matches!(a, Action::Persist(_) | Action::Send { .. })),
+        Some(Action::Persist(s)) if s.term == 4 && s.voted_for.as_deref() == Some("n2"))
+    );
 }
 
 #[test]
@@ -296,7 +380,16 @@ fn a_restarted_node_remembers_its_vote() {
     assert_eq!(persisted(&start), None, "nothing new to persist");
     assert_eq!(n.e.status().term, 3);
     let a = n.deliver("n3", Body::RequestVote { term: 3 });
-    assert_eq!(sent(&a), vec![("n3".into(), Body::Vote { term: 3, granted: false })]);
+    assert_eq!(
+        sent(&a),
+        vec![(
+            "n3".into(),
+            Body::Vote {
+                term: 3,
+                granted: false
+            }
+        )]
+    );
 }
 
 #[test]
@@ -315,7 +408,16 @@ fn stale_terms_are_rejected_with_the_current_term() {
     let (mut n, _) = Node::start("n1", &["n1", "n2", "n3"]);
     n.deliver("n2", Body::RequestVote { term: 5 });
     let a = n.deliver("n3", Body::RequestVote { term: 3 });
-    assert_eq!(sent(&a), vec![("n3".into(), Body::Vote { term: 5, granted: false })]);
+    assert_eq!(
+        sent(&a),
+        vec![(
+            "n3".into(),
+            Body::Vote {
+                term: 5,
+                granted: false
+            }
+        )]
+    );
     let b = n.deliver(
         "n3",
         Body::Heartbeat {
@@ -324,7 +426,9 @@ fn stale_terms_are_rejected_with_the_current_term() {
             alive: vec![],
         },
     );
-    assert!(matches!(&sent(&b)[..], [(to, Body::HeartbeatAck { term: 5, ok: false, .. })] if to == "n3"));
+    assert!(
+        matches!(&sent(&b)[..], [(to, Body::HeartbeatAck { term: 5, ok: false, .. })] if to == "n3")
+    );
     assert_eq!(n.e.status().leader, None, "a stale leader is not followed");
 }
 
@@ -332,7 +436,10 @@ fn stale_terms_are_rejected_with_the_current_term() {
 fn a_leader_steps_down_on_a_higher_term() {
     for body in [
         Body::RequestVote { term: 2 },
-        Body::Vote { term: 2, granted: false },
+        Body::Vote {
+            term: 2,
+            granted: false,
+        },
         Body::HeartbeatAck {
             term: 2,
             ok: false,
@@ -349,10 +456,21 @@ fn a_leader_steps_down_on_a_higher_term() {
         let s = n.e.status();
         assert_eq!((s.role, s.term), (Role::Follower, 2), "after {body:?}");
         let ev = role_events(&actions);
-        assert_eq!(ev[0], Event::TermChanged { old: 1, new: 2 }, "after {body:?}");
-        assert!(matches!(ev[1], Event::BecameFollower { term: 2, .. }), "after {body:?}");
+        assert_eq!(
+            ev[0],
+            Event::TermChanged { old: 1, new: 2 },
+            "after {body:?}"
+        );
+        assert!(
+            matches!(ev[1], Event::BecameFollower { term: 2, .. }),
+            "after {body:?}"
+        );
         // It stops heartbeating: the heartbeat timer is cancelled.
-        assert!(actions.iter().any(|a| matches!(a, Action::CancelTimer { .. })));
+        assert!(
+            actions
+                .iter()
+                .any(|a| matches!(a, Action::CancelTimer { .. }))
+        );
     }
 }
 
@@ -368,23 +486,55 @@ fn a_candidate_yields_to_a_leader_of_its_own_term() {
         },
     );
     let s = n.e.status();
-    assert_eq!((s.role, s.term, s.leader.as_deref()), (Role::Follower, 1, Some("n2")));
+    assert_eq!(
+        (s.role, s.term, s.leader.as_deref()),
+        (Role::Follower, 1, Some("n2"))
+    );
     assert_eq!(
         events(&actions),
-        vec![Event::PeerJoined("n2".into()), Event::BecameFollower {
-            leader: Some("n2".into()),
-            term: 1
-        }]
+        vec![
+            Event::PeerJoined("n2".into()),
+            Event::BecameFollower {
+                leader: Some("n2".into()),
+                term: 1
+            }
+        ]
     );
-    assert!(matches!(&sent(&actions)[..], [(_, Body::HeartbeatAck { term: 1, ok: true, .. })]));
+    assert!(matches!(
+        &sent(&actions)[..],
+        [(
+            _,
+            Body::HeartbeatAck {
+                term: 1,
+                ok: true,
+                ..
+            }
+        )]
+    ));
 }
 
 #[test]
 fn a_candidate_rearms_after_a_failed_or_split_election() {
     let (mut n, timer) = candidate();
-    n.deliver("n2", Body::Vote { term: 1, granted: false });
-    n.deliver("n3", Body::Vote { term: 1, granted: false });
-    assert_eq!(n.e.status().role, Role::Candidate, "lost, waits for its timer");
+    n.deliver(
+        "n2",
+        Body::Vote {
+            term: 1,
+            granted: false,
+        },
+    );
+    n.deliver(
+        "n3",
+        Body::Vote {
+            term: 1,
+            granted: false,
+        },
+    );
+    assert_eq!(
+        n.e.status().role,
+        Role::Candidate,
+        "lost, waits for its timer"
+    );
     let actions = n.fire(timer);
     assert_eq!(n.e.status().term, 2);
     let (_, after) = *timers(&actions).last().expect("re-armed");
@@ -407,10 +557,16 @@ fn followers_reset_their_timer_on_heartbeats() {
     };
     let actions = n.deliver("n2", hb());
     assert!(actions.contains(&Action::CancelTimer { id: first }));
-    assert_eq!(n.e.status().alive_peers, vec!["n2", "n3"], "n3 vouched for by the leader");
+    assert_eq!(
+        n.e.status().alive_peers,
+        vec!["n2", "n3"],
+        "n3 vouched for by the leader"
+    );
     let again = n.deliver("n2", hb());
     assert!(
-        !events(&again).iter().any(|e| matches!(e, Event::BecameFollower { .. })),
+        !events(&again)
+            .iter()
+            .any(|e| matches!(e, Event::BecameFollower { .. })),
         "the same leader is not announced twice"
     );
     // The stale first timer does nothing.
@@ -456,7 +612,13 @@ fn peers_are_discovered_from_messages_and_heartbeats() {
     let s = n.e.status();
     assert_eq!(s.members, vec!["n1", "n2", "n3", "n4", "n5"]);
     assert_eq!(s.quorum, 3);
-    assert_eq!(persisted(&actions).expect("members persisted").members.len(), 5);
+    assert_eq!(
+        persisted(&actions)
+            .expect("members persisted")
+            .members
+            .len(),
+        5
+    );
     // It shares what it knows in its ack.
     assert!(matches!(&sent(&actions)[..],
         [(_, Body::HeartbeatAck { members, .. })] if members.len() == 5));
@@ -480,13 +642,34 @@ fn invalid_ids_in_messages_never_become_members() {
 fn a_silent_peer_leaves_but_stays_a_voter() {
     let (mut n, actions) = leader();
     let mut hb = last_timer(&actions);
-    n.deliver("n2", Body::HeartbeatAck { term: 1, ok: true, members: vec![] });
-    n.deliver("n3", Body::HeartbeatAck { term: 1, ok: true, members: vec![] });
+    n.deliver(
+        "n2",
+        Body::HeartbeatAck {
+            term: 1,
+            ok: true,
+            members: vec![],
+        },
+    );
+    n.deliver(
+        "n3",
+        Body::HeartbeatAck {
+            term: 1,
+            ok: true,
+            members: vec![],
+        },
+    );
     // n2 keeps answering, n3 goes silent for more than 10 heartbeats.
     let mut left = Vec::new();
     for _ in 0..12 {
         n.env.now += 50 * MS;
-        n.deliver("n2", Body::HeartbeatAck { term: 1, ok: true, members: vec![] });
+        n.deliver(
+            "n2",
+            Body::HeartbeatAck {
+                term: 1,
+                ok: true,
+                members: vec![],
+            },
+        );
         let actions = n.fire(hb);
         hb = last_timer(&actions);
         left.extend(events(&actions));
@@ -494,9 +677,65 @@ fn a_silent_peer_leaves_but_stays_a_voter() {
     assert_eq!(left, vec![Event::PeerLeft("n3".into())]);
     let s = n.e.status();
     assert_eq!(s.alive_peers, vec!["n2"]);
-    assert_eq!((s.members.len(), s.quorum), (3, 2), "liveness never shrinks the quorum");
-    let back = n.deliver("n3", Body::HeartbeatAck { term: 1, ok: true, members: vec![] });
+    assert_eq!(
+        (s.members.len(), s.quorum),
+        (3, 2),
+        "liveness never shrinks the quorum"
+    );
+    let back = n.deliver(
+        "n3",
+        Body::HeartbeatAck {
+            term: 1,
+            ok: true,
+            members: vec![],
+        },
+    );
     assert_eq!(events(&back), vec![Event::PeerJoined("n3".into())]);
+}
+
+#[test]
+fn a_leader_cut_off_from_the_majority_steps_down_within_an_election_timeout() {
+    let (mut n, actions) = leader();
+    let mut hb = last_timer(&actions);
+    let mut elapsed = 0;
+    while n.e.status().role == Role::Leader {
+        assert!(
+            elapsed <= 200 * MS,
+            "still leading after {elapsed} ns of silence"
+        );
+        n.env.now += 50 * MS;
+        elapsed += 50 * MS;
+        let actions = n.fire(hb);
+        if let Some((id, _)) = timers(&actions).last() {
+            hb = *id;
+        }
+    }
+    let s = n.e.status();
+    assert_eq!((s.role, s.term, s.leader), (Role::Follower, 1, None));
+    assert!(
+        elapsed >= 150 * MS,
+        "judged before a full window: {elapsed}"
+    );
+}
+
+#[test]
+fn a_leader_hearing_from_a_majority_keeps_leading() {
+    let (mut n, actions) = leader();
+    let mut hb = last_timer(&actions);
+    for _ in 0..40 {
+        n.env.now += 50 * MS;
+        n.deliver(
+            "n3",
+            Body::HeartbeatAck {
+                term: 1,
+                ok: true,
+                members: vec![],
+            },
+        );
+        let actions = n.fire(hb);
+        hb = last_timer(&actions);
+    }
+    assert_eq!(n.e.status().role, Role::Leader);
 }
 
 #[test]
@@ -507,7 +746,10 @@ fn step_down_hands_over_and_holds_off() {
     let s = n.e.status();
     assert_eq!((s.role, s.term, s.leader), (Role::Follower, 1, None));
     let (_, after) = *timers(&actions).last().expect("timer");
-    assert!(after >= 450 * MS, "waits beyond any peer's timeout: {after}");
+    assert!(
+        after >= 450 * MS,
+        "waits beyond any peer's timeout: {after}"
+    );
 }
 
 #[test]
@@ -518,7 +760,10 @@ fn joining_a_cluster_from_an_empty_bootstrap() {
     j.e.join("a", &mut j.env);
     let actions = j.e.take_actions();
     let s = j.e.status();
-    assert_eq!((s.role, s.members.clone()), (Role::Follower, vec!["a".into(), "j".into()]));
+    assert_eq!(
+        (s.role, s.members.clone()),
+        (Role::Follower, vec!["a".into(), "j".into()])
+    );
     assert!(matches!(&sent(&actions)[..], [(to, Body::Join { .. })] if to == "a"));
     // The welcome names the cluster's leader; j follows it.
     j.deliver(
@@ -530,15 +775,45 @@ fn joining_a_cluster_from_an_empty_bootstrap() {
         },
     );
     let s = j.e.status();
-    assert_eq!((s.term, s.leader.as_deref(), s.members.len()), (4, Some("b"), 4));
+    assert_eq!(
+        (s.term, s.leader.as_deref(), s.members.len()),
+        (4, Some("b"), 4)
+    );
+}
+
+#[test]
+fn a_joiner_told_of_the_leader_introduces_itself_to_it() {
+    let (mut j, _) = Node::start("j", &[]);
+    j.e.join("a", &mut j.env);
+    j.e.take_actions();
+    let actions = j.deliver(
+        "a",
+        Body::Welcome {
+            term: 2,
+            leader: Some("b".into()),
+            members: vec!["a".into(), "b".into()],
+        },
+    );
+    assert!(matches!(&sent(&actions)[..], [(to, Body::Join { .. })] if to == "b"));
 }
 
 #[test]
 fn a_leader_welcomes_a_joiner_with_a_heartbeat() {
     let (mut n, _) = leader();
-    let actions = n.deliver("n9", Body::Join { members: vec!["n9".into()] });
+    let actions = n.deliver(
+        "n9",
+        Body::Join {
+            members: vec!["n9".into()],
+        },
+    );
     let bodies: Vec<_> = sent(&actions).into_iter().map(|(_, b)| b).collect();
-    assert!(matches!(&bodies[..], [Body::Welcome { term: 1, .. }, Body::Heartbeat { term: 1, .. }]));
+    assert!(matches!(
+        &bodies[..],
+        [
+            Body::Welcome { term: 1, .. },
+            Body::Heartbeat { term: 1, .. }
+        ]
+    ));
     assert_eq!(n.e.status().members.len(), 4);
 }
 
@@ -597,7 +872,10 @@ impl Net {
             match action {
                 Action::Send { to, payload } => self.queue.push((id.into(), to, payload)),
                 Action::SetTimer { id: t, after_ns } => {
-                    self.timers.entry(id.into()).or_default().insert(t, self.now + after_ns);
+                    self.timers
+                        .entry(id.into())
+                        .or_default()
+                        .insert(t, self.now + after_ns);
                 }
                 Action::CancelTimer { id: t } => {
                     self.timers.entry(id.into()).or_default().remove(&t);
@@ -656,7 +934,11 @@ fn three_nodes_elect_exactly_one_leader_that_all_follow() {
         let (leader, term) = leaders[0].clone();
         for (e, _) in net.nodes.values() {
             let s = e.status();
-            assert_eq!((s.leader.as_deref(), s.term), (Some(leader.as_str()), term), "seed {seed}");
+            assert_eq!(
+                (s.leader.as_deref(), s.term),
+                (Some(leader.as_str()), term),
+                "seed {seed}"
+            );
         }
     }
 }

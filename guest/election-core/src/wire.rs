@@ -156,7 +156,10 @@ mod tests {
             Message::decode(&[9, 1, 2]),
             Err(DecodeError::UnknownVersion(9))
         );
-        assert_eq!(Message::decode(&[WIRE_VERSION]), Err(DecodeError::Malformed));
+        assert_eq!(
+            Message::decode(&[WIRE_VERSION]),
+            Err(DecodeError::Malformed)
+        );
         let mut long = vec![WIRE_VERSION];
         long.resize(MAX_MESSAGE_BYTES + 1, 0);
         assert_eq!(Message::decode(&long), Err(DecodeError::TooLong));

@@ -95,12 +95,13 @@ mod component {
                 voted_for: s.voted_for,
                 members: s.members,
             });
-            let mut election = core::Election::start(options, state, &mut HostEnv).map_err(|e| {
-                wit::OptionsError {
-                    field: e.field,
-                    reason: e.reason,
-                }
-            })?;
+            let mut election =
+                core::Election::start(options, state, &mut HostEnv).map_err(|e| {
+                    wit::OptionsError {
+                        field: e.field,
+                        reason: e.reason,
+                    }
+                })?;
             perform(election.take_actions());
             ELECTION.with_borrow_mut(|slot| *slot = Some(election));
             Ok(())

@@ -122,14 +122,15 @@ impl ElectionComponent {
         let component = wasm(Component::new(engine, bytes)).context("compiling the component")?;
         let mut linker = Linker::new(engine);
         wasm(wasmtime_wasi::p2::add_to_linker_sync(&mut linker)).context("linking WASI")?;
-        wasm(Protocol::add_to_linker::<ProtocolState, HasSelf<ProtocolState>>(
-            &mut linker,
-            |s| s,
-        ))
+        wasm(Protocol::add_to_linker::<
+            ProtocolState,
+            HasSelf<ProtocolState>,
+        >(&mut linker, |s| s))
         .context("linking the host interface")?;
         let pre = wasm(linker.instantiate_pre(&component))
             .context("the component does not fit the `protocol` world")?;
-        let pre = wasm(ProtocolPre::new(pre)).context("the component does not export `election`")?;
+        let pre =
+            wasm(ProtocolPre::new(pre)).context("the component does not export `election`")?;
         Ok(ElectionComponent {
             engine: engine.clone(),
             pre,

@@ -1,1 +1,681 @@
-pub mod placeholder {}
+//! A deterministic simulator for clusters of the real election component.
+//!
+//! Each simulated node runs the compiled `.wasm` in a store of its own,
+//! through the same [`ProtocolInstance`] a real node uses. Time is virtual:
+//! the simulation jumps from one scheduled event (a message delivery, a
+//! timer) to the next. One seed drives everything random — network delays,
+//! loss, each node's election timeouts — so a seed replays a run exactly.
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use tenure_host::sim::{NodeSpec, Simulation};
+//! # fn demo(component: Arc<tenure_host::ElectionComponent>) -> anyhow::Result<()> {
+//! let mut sim = Simulation::new(component, 42);
+//! for id in ["n1", "n2", "n3"] {
+//!     sim.add_node(NodeSpec::new(id, "demo", &["n1", "n2", "n3"]))?;
+//! }
+//! let (leader, term, _elapsed) = sim.run_until_agreement("demo", 3_000_000_000)?;
+//! println!("{leader} leads term {term}");
+//! assert!(sim.violations().is_empty());
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`rng`]: the seeded generator.
+//! - [`network`]: delay, loss, duplication, reordering, partitions.
+//! - [`invariants`]: the safety checks run on every event.
+//! - [`chaos`]: the randomized fault scenario and its many-seed runner.
+
+pub mod chaos;
+pub mod invariants;
+pub mod network;
+pub mod rng;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context as _, bail};
+
+use crate::bindings::types::{Event, LogLevel, NodeStatus, Options, PersistedState, Role, Timings};
+use crate::protocol::{Effect, ElectionComponent, Environment, ProtocolInstance};
+use invariants::Checker;
+pub use invariants::Violation;
+pub use network::NetworkConfig;
+use network::Partition;
+use rng::SimRng;
+
+/// Index of a node in a [`Simulation`], in the order it was added.
+pub type NodeIndex = usize;
+
+const NS_PER_MS: u64 = 1_000_000;
+
+/// How to start a simulated node.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    /// The node's id. Nodes of different clusters may share ids: a message
+    /// to an id reaches every node with that id, which is how tests put two
+    /// clusters on one network.
+    pub id: String,
+    /// The node's cluster id.
+    pub cluster_id: String,
+    /// Voting members known at start.
+    pub bootstrap: Vec<String>,
+    /// Election timings.
+    pub timings: Timings,
+}
+
+impl NodeSpec {
+    /// A node with default timings.
+    pub fn new(id: &str, cluster_id: &str, bootstrap: &[&str]) -> Self {
+        NodeSpec {
+            id: id.into(),
+            cluster_id: cluster_id.into(),
+            bootstrap: bootstrap.iter().map(|s| s.to_string()).collect(),
+            timings: Timings::default(),
+        }
+    }
+
+    fn options(&self) -> Options {
+        Options {
+            node_id: self.id.clone(),
+            cluster_id: self.cluster_id.clone(),
+            bootstrap: self.bootstrap.clone(),
+            timings: self.timings,
+        }
+    }
+}
+
+/// State every node's environment shares with the simulation.
+#[derive(Default)]
+struct Shared {
+    /// Virtual time, in nanoseconds.
+    now_ns: AtomicU64,
+    /// When set, every node draws this value instead of a random one: all
+    /// election timers then expire together, forcing split votes.
+    fixed_random: Mutex<Option<u64>>,
+}
+
+/// A node's view of time and randomness: virtual, and seeded.
+struct SimEnvironment {
+    shared: Arc<Shared>,
+    rng: SimRng,
+}
+
+impl Environment for SimEnvironment {
+    fn now_ns(&mut self) -> u64 {
+        self.shared.now_ns.load(Ordering::Relaxed)
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        let fixed = match self.shared.fixed_random.lock() {
+            Ok(guard) => *guard,
+            Err(poisoned) => *poisoned.into_inner(),
+        };
+        fixed.unwrap_or_else(|| self.rng.next_u64())
+    }
+}
+
+struct SimNode {
+    spec: NodeSpec,
+    /// `None` while crashed.
+    instance: Option<ProtocolInstance>,
+    /// Bumped on every crash, so timers of a previous life never fire.
+    incarnation: u64,
+    /// What the node persisted: survives crashes, like a disk.
+    disk: Option<PersistedState>,
+    /// Timers armed and not yet fired or cancelled.
+    timers: BTreeSet<u64>,
+}
+
+#[derive(Debug)]
+enum Pending {
+    Deliver {
+        to: NodeIndex,
+        from: NodeIndex,
+        payload: Vec<u8>,
+    },
+    Timer {
+        node: NodeIndex,
+        incarnation: u64,
+        id: u64,
+    },
+}
+
+/// An entry of the event queue, ordered by time, then by scheduling order,
+/// so simultaneous events run in a reproducible order.
+#[derive(Debug)]
+struct Scheduled {
+    at_ns: u64,
+    seq: u64,
+    what: Pending,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at_ns, self.seq) == (other.at_ns, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at_ns, self.seq).cmp(&(other.at_ns, other.seq))
+    }
+}
+
+/// Counters of a run, for reports and benchmarks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages handed to the network.
+    pub sent: u64,
+    /// Messages delivered to a running node.
+    pub delivered: u64,
+    /// Messages lost: by the loss rate, a partition, or a crashed receiver.
+    pub dropped: u64,
+    /// Timers that fired.
+    pub timers_fired: u64,
+    /// Calls into components (start, message, timer, join, step-down).
+    pub calls: u64,
+}
+
+/// A simulated cluster (or several) of election components. See the
+/// module docs for an example.
+pub struct Simulation {
+    component: Arc<ElectionComponent>,
+    seed: u64,
+    shared: Arc<Shared>,
+    /// Drives the network; nodes have their own generators.
+    rng: SimRng,
+    nodes: Vec<SimNode>,
+    /// Node indices by id.
+    routes: BTreeMap<String, Vec<NodeIndex>>,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    next_seq: u64,
+    network: NetworkConfig,
+    partition: Partition,
+    checker: Checker,
+    trace: Vec<String>,
+    /// FNV-1a over every effect and fault: equal for equal runs.
+    fingerprint: u64,
+    stats: Stats,
+}
+
+impl Simulation {
+    /// An empty simulation at virtual time zero, driven by `seed`.
+    pub fn new(component: Arc<ElectionComponent>, seed: u64) -> Self {
+        Simulation {
+            component,
+            seed,
+            shared: Arc::new(Shared::default()),
+            rng: SimRng::derive(seed, u64::MAX),
+            nodes: Vec::new(),
+            routes: BTreeMap::new(),
+            queue: BinaryHeap::new(),
+            next_seq: 0,
+            network: NetworkConfig::default(),
+            partition: Partition::default(),
+            checker: Checker::default(),
+            trace: Vec::new(),
+            fingerprint: 0xcbf2_9ce4_8422_2325,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The seed this run was created with.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Virtual time now, in nanoseconds.
+    pub fn now_ns(&self) -> u64 {
+        self.shared.now_ns.load(Ordering::Relaxed)
+    }
+
+    /// Adds and starts a node now; returns its index.
+    pub fn add_node(&mut self, spec: NodeSpec) -> anyhow::Result<NodeIndex> {
+        let index = self.nodes.len();
+        self.routes.entry(spec.id.clone()).or_default().push(index);
+        self.nodes.push(SimNode {
+            spec,
+            instance: None,
+            incarnation: 0,
+            disk: None,
+            timers: BTreeSet::new(),
+        });
+        self.boot(index)?;
+        Ok(index)
+    }
+
+    /// Kills a node: its process state and timers are gone, its disk
+    /// (persisted state) stays. Messages to it are dropped until restart.
+    pub fn crash(&mut self, node: NodeIndex) {
+        let Some(n) = self.nodes.get_mut(node) else {
+            return;
+        };
+        if n.instance.take().is_some() {
+            n.incarnation += 1;
+            n.timers.clear();
+            self.note(node, "crashed");
+        }
+    }
+
+    /// Restarts a crashed node from what it persisted. A running node is
+    /// left alone.
+    pub fn restart(&mut self, node: NodeIndex) -> anyhow::Result<()> {
+        match self.nodes.get(node) {
+            Some(n) if n.instance.is_none() => self.boot(node),
+            Some(_) => Ok(()),
+            None => bail!("no node {node}"),
+        }
+    }
+
+    /// Whether the node is running.
+    pub fn is_up(&self, node: NodeIndex) -> bool {
+        self.nodes.get(node).is_some_and(|n| n.instance.is_some())
+    }
+
+    /// Number of nodes added.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The id of node `node`.
+    pub fn id(&self, node: NodeIndex) -> &str {
+        self.nodes.get(node).map_or("", |n| n.spec.id.as_str())
+    }
+
+    /// Replaces the network's fault model for messages sent from now on.
+    pub fn set_network(&mut self, network: NetworkConfig) {
+        self.trace_line(format!("network {network:?}"));
+        self.network = network;
+    }
+
+    /// The current fault model.
+    pub fn network(&self) -> &NetworkConfig {
+        &self.network
+    }
+
+    /// Splits the network: each slice of node indices is a group that
+    /// only talks within itself; unnamed nodes form one more group.
+    pub fn partition(&mut self, groups: &[&[NodeIndex]]) {
+        self.partition.split(self.nodes.len(), groups);
+        let names: Vec<Vec<&str>> = groups
+            .iter()
+            .map(|g| g.iter().map(|&n| self.id(n)).collect())
+            .collect();
+        self.trace_line(format!("partition {names:?}"));
+    }
+
+    /// Ends every partition.
+    pub fn heal(&mut self) {
+        if self.partition.is_split() {
+            self.trace_line("heal".into());
+        }
+        self.partition.heal();
+    }
+
+    /// Makes every node draw `value` instead of random numbers (`None`
+    /// restores randomness). With one value, all election timers that are
+    /// armed together expire together: a way to force split votes.
+    pub fn fix_randomness(&mut self, value: Option<u64>) {
+        match self.shared.fixed_random.lock() {
+            Ok(mut guard) => *guard = value,
+            Err(poisoned) => *poisoned.into_inner() = value,
+        }
+        self.trace_line(format!("randomness fixed to {value:?}"));
+    }
+
+    /// Calls `join(peer)` on a running node.
+    pub fn join(&mut self, node: NodeIndex, peer: &str) -> anyhow::Result<()> {
+        self.call(node, |i| i.join(peer))
+    }
+
+    /// Calls `step-down()` on a running node.
+    pub fn step_down(&mut self, node: NodeIndex) -> anyhow::Result<()> {
+        self.call(node, |i| i.step_down())
+    }
+
+    /// A running node's status; `None` while it is crashed.
+    pub fn status(&mut self, node: NodeIndex) -> Option<NodeStatus> {
+        let result = self.nodes.get_mut(node)?.instance.as_mut()?.status();
+        match result {
+            Ok(status) => Some(status),
+            Err(error) => {
+                let what = format!("{} trapped in status: {error:#}", self.id(node));
+                let at = self.now_ns();
+                self.checker.violate(at, what);
+                self.crash(node);
+                None
+            }
+        }
+    }
+
+    /// Indices of the running nodes of `cluster`.
+    pub fn live_nodes(&self, cluster: &str) -> Vec<NodeIndex> {
+        (0..self.nodes.len())
+            .filter(|&n| self.is_up(n) && self.nodes[n].spec.cluster_id == cluster)
+            .collect()
+    }
+
+    /// Indices of the running nodes of `cluster` that believe they lead.
+    pub fn leaders(&mut self, cluster: &str) -> Vec<NodeIndex> {
+        self.live_nodes(cluster)
+            .into_iter()
+            .filter(|&n| self.status(n).is_some_and(|s| s.role == Role::Leader))
+            .collect()
+    }
+
+    /// The leader and term every running node of `cluster` agrees on, if
+    /// they all do: each follows the same leader in the same term, and that
+    /// leader is running and leads that term.
+    pub fn agreement(&mut self, cluster: &str) -> Option<(String, u64)> {
+        let live = self.live_nodes(cluster);
+        self.agreement_among(&live)
+    }
+
+    /// Like [`Simulation::agreement`], over the running nodes among
+    /// `nodes` only (one side of a partition, say). The leader must be one
+    /// of them.
+    pub fn agreement_among(&mut self, nodes: &[NodeIndex]) -> Option<(String, u64)> {
+        let mut agreed: Option<(String, u64)> = None;
+        let mut leader_confirmed = false;
+        for &n in nodes {
+            if !self.is_up(n) {
+                continue;
+            }
+            let s = self.status(n)?;
+            let view = (s.leader.clone()?, s.term);
+            if agreed.as_ref().is_some_and(|a| *a != view) {
+                return None;
+            }
+            if s.role == Role::Leader && s.leader.as_deref() == Some(s.node_id.as_str()) {
+                leader_confirmed = true;
+            }
+            agreed = Some(view);
+        }
+        agreed.filter(|_| leader_confirmed)
+    }
+
+    /// Runs until every running node of `cluster` agrees on one leader, or
+    /// `bound_ns` of virtual time pass. Checks every 5 ms of virtual time.
+    /// Returns the leader, its term and the virtual time it took.
+    pub fn run_until_agreement(
+        &mut self,
+        cluster: &str,
+        bound_ns: u64,
+    ) -> anyhow::Result<(String, u64, u64)> {
+        let start = self.now_ns();
+        let deadline = start.saturating_add(bound_ns);
+        loop {
+            if let Some((leader, term)) = self.agreement(cluster) {
+                return Ok((leader, term, self.now_ns() - start));
+            }
+            if self.now_ns() >= deadline {
+                bail!(
+                    "cluster {cluster} did not agree on a leader within {} ms (seed {})",
+                    bound_ns / NS_PER_MS,
+                    self.seed
+                );
+            }
+            let step = (5 * NS_PER_MS).min(deadline - self.now_ns());
+            self.run_for(step);
+        }
+    }
+
+    /// Runs every event due in the next `duration_ns` of virtual time, then
+    /// sets the clock to the end of that span.
+    pub fn run_for(&mut self, duration_ns: u64) {
+        let end = self.now_ns().saturating_add(duration_ns);
+        while self.queue.peek().is_some_and(|Reverse(s)| s.at_ns <= end) {
+            let Some(Reverse(next)) = self.queue.pop() else {
+                break;
+            };
+            self.shared.now_ns.store(next.at_ns, Ordering::Relaxed);
+            self.dispatch(next.what);
+        }
+        self.shared.now_ns.store(end, Ordering::Relaxed);
+    }
+
+    /// Every safety violation seen so far.
+    pub fn violations(&self) -> &[Violation] {
+        self.checker.violations()
+    }
+
+    /// How many distinct terms had a leader (per cluster), so far.
+    pub fn terms_with_leaders(&self) -> usize {
+        self.checker.terms_with_leaders()
+    }
+
+    /// The run's trace: one line per event, fault and network change.
+    pub fn trace(&self) -> &[String] {
+        &self.trace
+    }
+
+    /// A hash of everything that happened, effects and faults alike: two
+    /// runs with equal fingerprints did the same thing.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// Counters of the run so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    // ---- internals ----
+
+    fn boot(&mut self, node: NodeIndex) -> anyhow::Result<()> {
+        let at = self.now_ns();
+        let n = &mut self.nodes[node];
+        let env = SimEnvironment {
+            shared: self.shared.clone(),
+            rng: SimRng::derive(self.seed, (node as u64) << 32 | n.incarnation),
+        };
+        let mut instance = self.component.instantiate(&n.spec.id, Box::new(env))?;
+        let effects = instance
+            .start(&n.spec.options(), n.disk.as_ref())
+            .with_context(|| format!("starting node {}", n.spec.id))?;
+        let status = instance.status().context("reading status after start")?;
+        n.instance = Some(instance);
+        self.stats.calls += 1;
+        let what = if n.incarnation == 0 {
+            "started"
+        } else {
+            "restarted"
+        };
+        self.note(node, &format!("{what} at term {}", status.term));
+        self.checker.started(at, node, &status);
+        self.apply(node, effects);
+        Ok(())
+    }
+
+    /// Calls into a running node and applies the effects; a trap is a
+    /// violation and crashes the node.
+    fn call(
+        &mut self,
+        node: NodeIndex,
+        f: impl FnOnce(&mut ProtocolInstance) -> anyhow::Result<Vec<Effect>>,
+    ) -> anyhow::Result<()> {
+        let Some(n) = self.nodes.get_mut(node) else {
+            bail!("no node {node}");
+        };
+        let Some(instance) = n.instance.as_mut() else {
+            bail!("node {} is not running", n.spec.id);
+        };
+        self.stats.calls += 1;
+        let result = f(instance);
+        match result {
+            Ok(effects) => self.apply(node, effects),
+            Err(error) => {
+                let what = format!("{} trapped: {error:#}", self.id(node));
+                let at = self.now_ns();
+                self.checker.violate(at, what);
+                self.crash(node);
+            }
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, what: Pending) {
+        match what {
+            Pending::Deliver { to, from, payload } => {
+                if !self.is_up(to) || !self.partition.connected(from, to) {
+                    self.stats.dropped += 1;
+                    return;
+                }
+                self.stats.delivered += 1;
+                self.hash(&payload);
+                let sender = self.nodes[from].spec.id.clone();
+                // `call` only fails for a crashed node, checked above.
+                let _ = self.call(to, |i| i.on_message(&sender, &payload));
+            }
+            Pending::Timer {
+                node,
+                incarnation,
+                id,
+            } => {
+                let n = &mut self.nodes[node];
+                if n.incarnation != incarnation || !n.timers.remove(&id) {
+                    return;
+                }
+                self.stats.timers_fired += 1;
+                self.hash(&id.to_le_bytes());
+                let _ = self.call(node, |i| i.on_timer(id));
+            }
+        }
+    }
+
+    fn apply(&mut self, node: NodeIndex, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Send { to, payload } => self.send(node, &to, payload),
+                Effect::SetTimer { id, after_ns } => {
+                    let at_ns = self.now_ns().saturating_add(after_ns);
+                    let n = &mut self.nodes[node];
+                    n.timers.insert(id);
+                    let incarnation = n.incarnation;
+                    self.schedule(
+                        at_ns,
+                        Pending::Timer {
+                            node,
+                            incarnation,
+                            id,
+                        },
+                    );
+                }
+                Effect::CancelTimer { id } => {
+                    self.nodes[node].timers.remove(&id);
+                }
+                Effect::Emit(event) => self.on_event(node, event),
+                Effect::Persist(state) => {
+                    self.hash(&state.term.to_le_bytes());
+                    self.nodes[node].disk = Some(state);
+                }
+                Effect::Log { level, message } => {
+                    if matches!(level, LogLevel::Warn | LogLevel::Error) {
+                        self.note(node, &format!("log {level:?}: {message}"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, from: NodeIndex, to: &str, payload: Vec<u8>) {
+        let targets = self.routes.get(to).cloned().unwrap_or_default();
+        if targets.is_empty() {
+            self.stats.sent += 1;
+            self.stats.dropped += 1;
+        }
+        for target in targets {
+            if target == from {
+                continue;
+            }
+            self.stats.sent += 1;
+            if !self.partition.connected(from, target) {
+                self.stats.dropped += 1;
+                continue;
+            }
+            let delays = self.network.delays(&mut self.rng);
+            if delays.is_empty() {
+                self.stats.dropped += 1;
+            }
+            for delay in delays {
+                let at_ns = self.now_ns().saturating_add(delay);
+                self.schedule(
+                    at_ns,
+                    Pending::Deliver {
+                        to: target,
+                        from,
+                        payload: payload.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn on_event(&mut self, node: NodeIndex, event: Event) {
+        let at = self.now_ns();
+        let id = self.nodes[node].spec.id.clone();
+        let line = match &event {
+            Event::BecameLeader(term) => format!("became leader term={term}"),
+            Event::BecameFollower(f) => format!(
+                "became follower of {} term={}",
+                f.leader.as_deref().unwrap_or("none"),
+                f.term
+            ),
+            Event::TermChanged(t) => format!("term {} -> {}", t.old, t.new),
+            Event::PeerJoined(p) => format!("peer joined {p}"),
+            Event::PeerLeft(p) => format!("peer left {p}"),
+        };
+        self.note(node, &line);
+        match event {
+            Event::TermChanged(t) => self.checker.term_changed(at, node, &id, t.old, t.new),
+            Event::BecameLeader(term) => {
+                if let Some(status) = self.status(node) {
+                    self.checker.became_leader(at, node, term, &status);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn schedule(&mut self, at_ns: u64, what: Pending) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.queue.push(Reverse(Scheduled { at_ns, seq, what }));
+    }
+
+    fn note(&mut self, node: NodeIndex, what: &str) {
+        let spec = &self.nodes[node].spec;
+        let line = format!("{}/{} {what}", spec.cluster_id, spec.id);
+        self.trace_line(line);
+    }
+
+    fn trace_line(&mut self, line: String) {
+        let now = self.now_ns();
+        let mut stamped = String::with_capacity(line.len() + 16);
+        let _ = write!(
+            stamped,
+            "{:>6}.{:03}ms {line}",
+            now / NS_PER_MS,
+            (now % NS_PER_MS) / 1000
+        );
+        self.hash(stamped.as_bytes());
+        self.trace.push(stamped);
+    }
+
+    fn hash(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.fingerprint ^= u64::from(b);
+            self.fingerprint = self.fingerprint.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}

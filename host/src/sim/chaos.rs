@@ -1,0 +1,366 @@
+//! The randomized fault scenario ("swarm testing", as in TigerBeetle's VOPR).
+//!
+//! One seed chooses everything: the cluster size (3–7), the timings, which
+//! kinds of fault this run uses and how hard the network misbehaves. Then:
+//!
+//! 1. **Safety phase** (10 s of virtual time): faults strike at random
+//!    moments — crashes, restarts, partitions (including isolating the
+//!    current leader), heals, bursts of loss, duplication and reordering —
+//!    while every event is checked against the invariants.
+//! 2. **Liveness phase**: the network heals and calms down and every
+//!    crashed node restarts. Within [`LIVENESS_BOUND_TIMEOUTS`] maximum
+//!    election timeouts every node must agree on one leader, and that
+//!    leader must then hold, unchallenged, for [`STABILITY_TIMEOUTS`] more.
+//!
+//! A failed run names its seed and the one command that replays it.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::rng::SimRng;
+use super::{NetworkConfig, NodeSpec, Simulation, Violation};
+use crate::bindings::types::Timings;
+use crate::protocol::ElectionComponent;
+
+const MS: u64 = 1_000_000;
+
+/// Virtual length of the safety phase.
+pub const FAULT_PHASE_NS: u64 = 10_000 * MS;
+
+/// After the network heals, every node must agree on a leader within this
+/// many maximum election timeouts.
+pub const LIVENESS_BOUND_TIMEOUTS: u64 = 10;
+
+/// Once agreed, the leader and term must hold for this many maximum
+/// election timeouts on the healed network.
+pub const STABILITY_TIMEOUTS: u64 = 4;
+
+/// The cluster id every chaos run uses.
+const CLUSTER: &str = "chaos";
+
+/// The kinds of fault a run may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Kill a running node.
+    Crash,
+    /// Restart a crashed node from its persisted state.
+    Restart,
+    /// Split the nodes into two or three random groups.
+    Partition,
+    /// Cut the current leader off from everyone.
+    IsolateLeader,
+    /// End all partitions.
+    Heal,
+    /// Switch the network to this run's bad behaviour.
+    Degrade,
+    /// Switch the network back to healthy.
+    Calm,
+}
+
+const ALL_FAULTS: [Fault; 7] = [
+    Fault::Crash,
+    Fault::Restart,
+    Fault::Partition,
+    Fault::IsolateLeader,
+    Fault::Heal,
+    Fault::Degrade,
+    Fault::Calm,
+];
+
+/// Everything a seed decides about a run.
+#[derive(Clone, Debug)]
+pub struct ChaosPlan {
+    /// Cluster size.
+    pub nodes: usize,
+    /// Every node's timings.
+    pub timings: Timings,
+    /// How the network misbehaves while degraded.
+    pub degraded: NetworkConfig,
+    /// The fault kinds this run draws from.
+    pub faults: Vec<Fault>,
+    /// Range of the virtual time between two faults.
+    pub fault_gap_ns: (u64, u64),
+}
+
+impl ChaosPlan {
+    /// The plan for `seed`.
+    pub fn for_seed(seed: u64) -> ChaosPlan {
+        let mut rng = SimRng::derive(seed, 0xc4a05);
+        let nodes = rng.range(3, 7) as usize;
+        let min = rng.range(50, 300) as u32;
+        let max = min + rng.range(u64::from(min / 2), u64::from(min) * 2) as u32;
+        let heartbeat = rng.range(u64::from(min / 10), u64::from(min / 2)).max(1) as u32;
+        let timings = Timings {
+            election_timeout_min_ms: min,
+            election_timeout_max_ms: max,
+            heartbeat_interval_ms: heartbeat,
+            peer_timeout_heartbeats: rng.range(2, 10) as u32,
+        };
+        let max_delay = rng.range(MS, u64::from(min) * MS / 5);
+        let degraded = NetworkConfig {
+            min_delay_ns: MS / 10,
+            max_delay_ns: max_delay,
+            loss: if rng.chance(0.5) {
+                rng.unit() * 0.3
+            } else {
+                0.0
+            },
+            duplicate: if rng.chance(0.5) {
+                rng.unit() * 0.1
+            } else {
+                0.0
+            },
+            reorder: if rng.chance(0.5) {
+                rng.unit() * 0.1
+            } else {
+                0.0
+            },
+        };
+        let mut faults: Vec<Fault> = ALL_FAULTS.into_iter().filter(|_| rng.chance(0.6)).collect();
+        if faults.is_empty() {
+            faults.push(Fault::Degrade);
+        }
+        let gap_low = rng.range(20 * MS, 300 * MS);
+        let gap_high = gap_low + rng.range(0, 1_500 * MS);
+        ChaosPlan {
+            nodes,
+            timings,
+            degraded,
+            faults,
+            fault_gap_ns: (gap_low, gap_high),
+        }
+    }
+}
+
+/// The outcome of one chaos run.
+#[derive(Debug)]
+pub struct ChaosReport {
+    /// The seed that produced this run.
+    pub seed: u64,
+    /// What the seed chose.
+    pub plan: ChaosPlan,
+    /// Faults injected in the safety phase.
+    pub faults_injected: usize,
+    /// Safety violations (should be none).
+    pub violations: Vec<Violation>,
+    /// Virtual time from the heal to agreement, or why there was none.
+    pub liveness: Result<u64, String>,
+    /// Whether the agreed leader held; why not otherwise.
+    pub stability: Result<(), String>,
+    /// Virtual time the run covered.
+    pub simulated_ns: u64,
+    /// The run's fingerprint (see [`Simulation::fingerprint`]).
+    pub fingerprint: u64,
+    /// The run's trace, one line per event.
+    pub trace: Vec<String>,
+}
+
+impl ChaosReport {
+    /// Whether every check held.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty() && self.liveness.is_ok() && self.stability.is_ok()
+    }
+
+    /// The command that replays this run with its trace.
+    pub fn repro_command(&self) -> String {
+        format!(
+            "cargo run --release -p tenure-host -- sim chaos --seed {} --trace",
+            self.seed
+        )
+    }
+
+    /// A one-paragraph account of a failed run: the seed, what failed, and
+    /// the command that replays it.
+    pub fn failure_summary(&self) -> String {
+        let mut out = format!(
+            "chaos seed {} failed ({} nodes, {:?})\n",
+            self.seed, self.plan.nodes, self.plan.faults
+        );
+        for v in &self.violations {
+            out.push_str(&format!("  violation at {} ms: {}\n", v.at_ns / MS, v.what));
+        }
+        if let Err(e) = &self.liveness {
+            out.push_str(&format!("  liveness: {e}\n"));
+        }
+        if let Err(e) = &self.stability {
+            out.push_str(&format!("  stability: {e}\n"));
+        }
+        out.push_str(&format!("  reproduce with: {}\n", self.repro_command()));
+        out
+    }
+}
+
+/// Runs the chaos scenario for `seed`.
+pub fn run(component: &Arc<ElectionComponent>, seed: u64) -> anyhow::Result<ChaosReport> {
+    let plan = ChaosPlan::for_seed(seed);
+    let mut sim = Simulation::new(component.clone(), seed);
+    let mut rng = SimRng::derive(seed, 0xfa017);
+    let ids: Vec<String> = (1..=plan.nodes).map(|i| format!("n{i}")).collect();
+    let bootstrap: Vec<&str> = ids.iter().map(String::as_str).collect();
+    for id in &ids {
+        let mut spec = NodeSpec::new(id, CLUSTER, &bootstrap);
+        spec.timings = plan.timings;
+        sim.add_node(spec)?;
+    }
+
+    // Safety phase.
+    let mut faults_injected = 0;
+    loop {
+        let gap = rng.range(plan.fault_gap_ns.0, plan.fault_gap_ns.1);
+        if sim.now_ns() + gap > FAULT_PHASE_NS {
+            sim.run_for(FAULT_PHASE_NS.saturating_sub(sim.now_ns()));
+            break;
+        }
+        sim.run_for(gap);
+        let fault = plan.faults[rng.index(plan.faults.len())];
+        if inject(&mut sim, &plan, &mut rng, fault)? {
+            faults_injected += 1;
+        }
+    }
+
+    // Liveness phase.
+    sim.heal();
+    sim.set_network(NetworkConfig::default());
+    for node in 0..sim.node_count() {
+        sim.restart(node)?;
+    }
+    let max_timeout = u64::from(plan.timings.election_timeout_max_ms) * MS;
+    let (liveness, stability) =
+        match sim.run_until_agreement(CLUSTER, LIVENESS_BOUND_TIMEOUTS * max_timeout) {
+            Ok((leader, term, took)) => {
+                sim.run_for(STABILITY_TIMEOUTS * max_timeout);
+                let stability = match sim.agreement(CLUSTER) {
+                    Some((l, t)) if l == leader && t == term => Ok(()),
+                    other => Err(format!(
+                        "agreed on {leader} at term {term}, then {other:?} on a healthy network"
+                    )),
+                };
+                (Ok(took), stability)
+            }
+            Err(e) => (Err(format!("{e:#}")), Ok(())),
+        };
+
+    Ok(ChaosReport {
+        seed,
+        plan,
+        faults_injected,
+        violations: sim.violations().to_vec(),
+        liveness,
+        stability,
+        simulated_ns: sim.now_ns(),
+        fingerprint: sim.fingerprint(),
+        trace: sim.trace().to_vec(),
+    })
+}
+
+/// Applies one fault; returns whether it changed anything.
+fn inject(
+    sim: &mut Simulation,
+    plan: &ChaosPlan,
+    rng: &mut SimRng,
+    fault: Fault,
+) -> anyhow::Result<bool> {
+    let n = sim.node_count();
+    let up: Vec<usize> = (0..n).filter(|&i| sim.is_up(i)).collect();
+    let down: Vec<usize> = (0..n).filter(|&i| !sim.is_up(i)).collect();
+    match fault {
+        Fault::Crash if !up.is_empty() => sim.crash(up[rng.index(up.len())]),
+        Fault::Restart if !down.is_empty() => sim.restart(down[rng.index(down.len())])?,
+        Fault::Partition => {
+            let groups = rng.range(2, 3) as usize;
+            let mut split: Vec<Vec<usize>> = vec![Vec::new(); groups];
+            for node in 0..n {
+                split[rng.index(groups)].push(node);
+            }
+            let slices: Vec<&[usize]> = split.iter().map(Vec::as_slice).collect();
+            sim.partition(&slices);
+        }
+        Fault::IsolateLeader => match sim.leaders(CLUSTER).first() {
+            Some(&leader) => sim.partition(&[&[leader]]),
+            None => return Ok(false),
+        },
+        Fault::Heal => sim.heal(),
+        Fault::Degrade => sim.set_network(plan.degraded.clone()),
+        Fault::Calm => sim.set_network(NetworkConfig::default()),
+        Fault::Crash | Fault::Restart => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// What a batch of chaos runs found.
+#[derive(Debug, Default)]
+pub struct ChaosSummary {
+    /// Runs completed.
+    pub runs: u64,
+    /// Reports of the runs that failed, by seed.
+    pub failures: Vec<ChaosReport>,
+    /// The longest heal-to-agreement time of any passing run.
+    pub max_liveness_ns: u64,
+    /// Virtual time covered by all runs together.
+    pub simulated_ns: u64,
+    /// Wall-clock time the batch took.
+    pub wall: Duration,
+}
+
+impl ChaosSummary {
+    /// Simulated seconds per wall-clock second, over the whole batch.
+    pub fn speedup(&self) -> f64 {
+        self.simulated_ns as f64 / 1e9 / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Runs the seeds in `seeds` on `jobs` threads (each seed is independent
+/// and deterministic, so the order they run in does not matter).
+pub fn run_many(
+    component: &Arc<ElectionComponent>,
+    seeds: Range<u64>,
+    jobs: usize,
+) -> anyhow::Result<ChaosSummary> {
+    let started = Instant::now();
+    let next = AtomicU64::new(seeds.start);
+    let summary = Mutex::new(ChaosSummary::default());
+    let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= seeds.end {
+                        break;
+                    }
+                    let report = match run(component, seed) {
+                        Ok(report) => report,
+                        Err(e) => {
+                            let mut slot = lock(&first_error);
+                            slot.get_or_insert(e.context(format!("chaos seed {seed}")));
+                            break;
+                        }
+                    };
+                    let mut s = lock(&summary);
+                    s.runs += 1;
+                    s.simulated_ns += report.simulated_ns;
+                    match report.liveness {
+                        Ok(took) if report.passed() => {
+                            s.max_liveness_ns = s.max_liveness_ns.max(took);
+                        }
+                        _ => s.failures.push(report),
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = lock(&first_error).take() {
+        return Err(e);
+    }
+    let mut summary = summary.into_inner().unwrap_or_else(|p| p.into_inner());
+    summary.failures.sort_by_key(|r| r.seed);
+    summary.wall = started.elapsed();
+    Ok(summary)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,183 @@
+//! Safety invariants, checked on every event of a simulated run.
+//!
+//! - **Election safety**: at most one leader per term among nodes that share
+//!   a membership view. Two nodes that each formed a cluster alone (say two
+//!   empty-bootstrap nodes before either `join`s) may both lead term 1: they
+//!   did not count each other, so no quorum was split. Two leaders of one
+//!   term where either counted the other as a member is a violation.
+//! - **Monotonic terms**: a node's term never decreases, across restarts
+//!   too (the term is persisted).
+
+use std::collections::BTreeMap;
+
+use crate::bindings::types::NodeStatus;
+
+/// One broken invariant, with when and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Virtual time of the event that broke it.
+    pub at_ns: u64,
+    /// What went wrong, naming nodes and terms.
+    pub what: String,
+}
+
+#[derive(Clone, Debug)]
+struct LeaderRecord {
+    node: usize,
+    id: String,
+    members: Vec<String>,
+}
+
+/// Watches a run's events and records every [`Violation`].
+#[derive(Debug, Default)]
+pub struct Checker {
+    /// Leaders seen, by (cluster, term).
+    leaders: BTreeMap<(String, u64), Vec<LeaderRecord>>,
+    /// The latest term each node reported, by node index.
+    terms: BTreeMap<usize, u64>,
+    violations: Vec<Violation>,
+}
+
+impl Checker {
+    /// Records a node's term when it starts or restarts; a restarted node
+    /// must not be behind the term it had before.
+    pub fn started(&mut self, at_ns: u64, node: usize, status: &NodeStatus) {
+        if let Some(&before) = self.terms.get(&node) {
+            if status.term < before {
+                self.violate(
+                    at_ns,
+                    format!(
+                        "{} restarted at term {} after reaching term {before}",
+                        status.node_id, status.term
+                    ),
+                );
+            }
+        }
+        self.terms.insert(node, status.term);
+    }
+
+    /// Checks a `term-changed(old, new)` event.
+    pub fn term_changed(&mut self, at_ns: u64, node: usize, id: &str, old: u64, new: u64) {
+        let known = self.terms.get(&node).copied().unwrap_or(0);
+        if new <= old || old != known {
+            self.violate(
+                at_ns,
+                format!("{id} changed term {old} -> {new}, but its term was {known}"),
+            );
+        }
+        self.terms.insert(node, new.max(known));
+    }
+
+    /// Checks a `became-leader(term)` event against every other leader of
+    /// that term in the same cluster. `status` is the new leader's view
+    /// right after the event.
+    pub fn became_leader(&mut self, at_ns: u64, node: usize, term: u64, status: &NodeStatus) {
+        if status.term != term {
+            self.violate(
+                at_ns,
+                format!(
+                    "{} became leader of term {term} while at term {}",
+                    status.node_id, status.term
+                ),
+            );
+        }
+        let record = LeaderRecord {
+            node,
+            id: status.node_id.clone(),
+            members: status.members.clone(),
+        };
+        let key = (status.cluster_id.clone(), term);
+        let others = self.leaders.entry(key).or_default();
+        let mut clashes = Vec::new();
+        for other in others.iter().filter(|o| o.node != node) {
+            let shared = other.members.contains(&record.id) || record.members.contains(&other.id);
+            if shared {
+                clashes.push(other.id.clone());
+            }
+        }
+        others.push(record);
+        for other in clashes {
+            self.violate(
+                at_ns,
+                format!(
+                    "two leaders in term {term} of cluster {}: {} and {other}",
+                    status.cluster_id, status.node_id
+                ),
+            );
+        }
+    }
+
+    /// Records a violation found elsewhere (a trapped component, say).
+    pub fn violate(&mut self, at_ns: u64, what: String) {
+        tracing::error!(at_ns, %what, "invariant violated");
+        self.violations.push(Violation { at_ns, what });
+    }
+
+    /// Every violation so far, oldest first.
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    /// How many distinct (cluster, term) pairs had a leader.
+    pub fn terms_with_leaders(&self) -> usize {
+        self.leaders.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::types::Role;
+
+    fn status(id: &str, term: u64, members: &[&str]) -> NodeStatus {
+        NodeStatus {
+            node_id: id.into(),
+            cluster_id: "c".into(),
+            role: Role::Leader,
+            term,
+            leader: Some(id.into()),
+            voted_for: Some(id.into()),
+            members: members.iter().map(|m| m.to_string()).collect(),
+            alive_peers: vec![],
+            quorum: 2,
+            ignored_messages: 0,
+        }
+    }
+
+    #[test]
+    fn two_leaders_of_one_view_in_one_term_are_caught() {
+        let mut c = Checker::default();
+        c.became_leader(1, 0, 3, &status("a", 3, &["a", "b", "c"]));
+        c.became_leader(2, 1, 3, &status("b", 3, &["a", "b", "c"]));
+        assert_eq!(c.violations().len(), 1);
+        assert!(c.violations()[0].what.contains("two leaders in term 3"));
+    }
+
+    #[test]
+    fn separately_formed_singletons_may_share_a_term() {
+        let mut c = Checker::default();
+        c.became_leader(1, 0, 1, &status("a", 1, &["a"]));
+        c.became_leader(2, 1, 1, &status("b", 1, &["b"]));
+        assert!(c.violations().is_empty());
+    }
+
+    #[test]
+    fn the_same_node_re_reporting_is_not_a_clash() {
+        let mut c = Checker::default();
+        c.became_leader(1, 0, 1, &status("a", 1, &["a", "b"]));
+        c.became_leader(2, 0, 1, &status("a", 1, &["a", "b"]));
+        assert!(c.violations().is_empty());
+    }
+
+    #[test]
+    fn terms_must_only_grow_even_across_restarts() {
+        let mut c = Checker::default();
+        c.started(0, 0, &status("a", 0, &["a"]));
+        c.term_changed(1, 0, "a", 0, 1);
+        assert!(c.violations().is_empty());
+        c.term_changed(2, 0, "a", 1, 1);
+        assert_eq!(c.violations().len(), 1);
+        c.started(3, 0, &status("a", 0, &["a"]));
+        assert_eq!(c.violations().len(), 2, "restart lost the term");
+    }
+}
