@@ -6,7 +6,7 @@
 //! `TENURE_CHAOS_START` the first one (default 0). The long run:
 //!
 //! ```text
-//! TENURE_CHAOS_SEEDS=10000 cargo test --release -p tenure-tests --test chaos
+//! TENURE_CHAOS_SEEDS=10000 cargo test -p tenure-tests --test chaos
 //! ```
 
 use tenure_host::sim::chaos;

@@ -579,11 +579,11 @@ impl Simulation {
                     self.hash(&state.term.to_le_bytes());
                     self.nodes[node].disk = Some(state);
                 }
-                Effect::Log { level, message } => {
-                    if matches!(level, LogLevel::Warn | LogLevel::Error) {
-                        self.note(node, &format!("log {level:?}: {message}"));
-                    }
-                }
+                Effect::Log { level, message } => match level {
+                    LogLevel::Warn => self.note(node, &format!("warn: {message}")),
+                    LogLevel::Error => self.note(node, &format!("error: {message}")),
+                    _ => {}
+                },
             }
         }
     }

@@ -1,0 +1,3 @@
+//! The `tenure` subcommands, one module per command group.
+
+pub mod sim;

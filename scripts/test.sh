@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what is missing, builds
+# the guest components, checks formatting, then runs every test (native unit
+# tests of the protocol, the simulator's own tests, and the component-level
+# tests that run the compiled .wasm in the simulator, 200 chaos seeds
+# included). Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/build-guests.sh
+cargo fmt --all -- --check
+cargo test --locked "$@"
