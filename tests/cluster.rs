@@ -380,6 +380,29 @@ fn the_component_reports_events_and_persists_before_sending() {
     assert_eq!(instance.status().expect("status").role, Role::Candidate);
 }
 
+#[test]
+fn the_protocol_imports_no_clock_entropy_network_or_filesystem() {
+    let imports = component().imports();
+    assert!(
+        imports
+            .iter()
+            .any(|i| i.starts_with("tenure:election/host@")),
+        "{imports:?}"
+    );
+    for forbidden in [
+        "wasi:clocks",
+        "wasi:random",
+        "wasi:sockets",
+        "wasi:http",
+        "wasi:filesystem",
+    ] {
+        assert!(
+            !imports.iter().any(|i| i.starts_with(forbidden)),
+            "the protocol imports {forbidden}: {imports:?}"
+        );
+    }
+}
+
 /// A clock stuck at zero and a constant "random" source.
 struct Fixed;
 

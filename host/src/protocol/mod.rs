@@ -105,6 +105,7 @@ impl WasiView for ProtocolState {
 /// nodes. Cheap to share: clone the `Arc` it usually lives in.
 pub struct ElectionComponent {
     engine: Engine,
+    component: Component,
     pre: ProtocolPre<ProtocolState>,
 }
 
@@ -133,8 +134,20 @@ impl ElectionComponent {
             wasm(ProtocolPre::new(pre)).context("the component does not export `election`")?;
         Ok(ElectionComponent {
             engine: engine.clone(),
+            component,
             pre,
         })
+    }
+
+    /// The names of the interfaces the component imports, e.g.
+    /// `tenure:election/host@0.1.0` and the WASI interfaces Rust's standard
+    /// library links against. Useful to audit what a build can reach.
+    pub fn imports(&self) -> Vec<String> {
+        self.component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
     }
 
     /// A fresh, unstarted instance for node `node`, in a store of its own.
