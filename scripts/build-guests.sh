@@ -13,6 +13,15 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 
-cargo build --locked --release --target wasm32-wasip2 -p tenure-election
-echo "Built target/wasm32-wasip2/release/tenure_election.wasm" \
-    "($(wc -c < target/wasm32-wasip2/release/tenure_election.wasm) bytes)"
+# The election component and the behaviour plugins, in one cargo invocation.
+cargo build --locked --release --target wasm32-wasip2 \
+    -p tenure-election \
+    -p tenure-plugin-logger \
+    -p tenure-plugin-scheduler \
+    -p tenure-plugin-lock \
+    -p tenure-plugin-misbehave
+out="${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release"
+for name in tenure_election tenure_plugin_logger tenure_plugin_scheduler \
+    tenure_plugin_lock tenure_plugin_misbehave; do
+    echo "Built $out/$name.wasm ($(wc -c < "$out/$name.wasm") bytes)"
+done

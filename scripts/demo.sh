@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Watch a cluster elect a leader, lose it, split and heal: five nodes running
-# the compiled election component in the deterministic simulator. Installs
-# what is missing and builds the component first. Arguments go to
-# `tenure sim demo` (try --nodes 7, --seed 3, --verbose).
+# The main job: a 3-node Tenure cluster on 127.0.0.1 (real processes, real
+# sockets), each node running the scheduler plugin, with a live view of who
+# leads. Press Enter to kill the leader and watch the failover; Ctrl-C stops
+# everything. Installs what is missing and builds the components first.
+# Arguments go to `tenure demo` (e.g. --base-port 7301, --seconds 30,
+# --kill-leader-after 5). `tenure sim demo` shows the same story in the
+# deterministic simulator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/build-guests.sh
-cargo run --locked -q -p tenure-host -- sim demo "$@"
+cargo build --locked -q -p tenure-host
+exec target/debug/tenure demo "$@"

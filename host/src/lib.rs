@@ -10,10 +10,20 @@
 //! - [`sim`]: the deterministic simulator: virtual time, a seeded faulty
 //!   network, crashes and restarts, invariant checks, and the randomized
 //!   chaos scenario.
-//! - [`component_path`]: where the built election component is found.
+//! - [`component_path`]: where the built election component is found;
+//!   [`builtin`]: the one embedded in the binary.
+//! - [`config`]: the node's TOML configuration.
+//! - [`node`]: a running node: the protocol on real time, sockets and disk.
+//! - [`admin`]: the admin HTTP endpoint.
+//! - [`plugin`]: behaviour plugins: deadlines, memory caps, their thread.
 
+pub mod admin;
 pub mod bindings;
+pub mod builtin;
 pub mod component_path;
+pub mod config;
+pub mod node;
+pub mod plugin;
 pub mod protocol;
 pub mod sim;
 

@@ -3,6 +3,7 @@
 
 mod cli;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,6 +20,38 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run one node until Ctrl-C or SIGTERM.
+    Run {
+        /// The node's TOML configuration (see the README for every key).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Show a running node's status.
+    Status {
+        /// The node's admin address (its `admin` key; also in
+        /// DATA-DIR/admin.addr).
+        #[arg(long)]
+        admin: SocketAddr,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a 3-node cluster on loopback with the scheduler plugin and watch
+    /// leadership (and fail it over).
+    Demo {
+        /// First peer port (nodes use PORT..PORT+2, admin PORT+100..).
+        #[arg(long, default_value_t = 7101)]
+        base_port: u16,
+        /// The scheduler plugin (default: the workspace's release build).
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+        /// Stop after this many seconds (default: at Ctrl-C).
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// Kill the leader by itself after this many seconds.
+        #[arg(long)]
+        kill_leader_after: Option<u64>,
+    },
     /// Run the election component in the deterministic simulator.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -85,6 +118,9 @@ fn main() -> ExitCode {
     // output is for debugging (`RUST_LOG=info`).
     let default_filter = match args.command {
         Command::Sim(_) => "error",
+        Command::Run { .. } => "info",
+        Command::Status { .. } => "warn",
+        Command::Demo { .. } => "warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -94,6 +130,19 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match args.command {
+        Command::Run { config } => block_on(cli::run::run(&config)),
+        Command::Status { admin, json } => block_on(cli::status::status(admin, json)),
+        Command::Demo {
+            base_port,
+            plugin,
+            seconds,
+            kill_leader_after,
+        } => block_on(cli::demo::demo(cli::demo::DemoOptions {
+            base_port,
+            plugin,
+            duration: seconds.map(std::time::Duration::from_secs),
+            kill_leader_after: kill_leader_after.map(std::time::Duration::from_secs),
+        })),
         Command::Sim(SimCommand::Demo {
             nodes,
             seed,
@@ -128,4 +177,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs `future` on a tokio runtime made for it.
+fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
+    future: F,
+) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
+    runtime.block_on(future)
 }

@@ -1,3 +1,6 @@
 //! The `tenure` subcommands, one module per command group.
 
+pub mod demo;
+pub mod run;
 pub mod sim;
+pub mod status;

@@ -174,7 +174,7 @@ impl ElectionComponent {
 
 /// Turns wasmtime's error type (which is not a `std::error::Error`) into
 /// `anyhow`'s, so context can be added to it.
-fn wasm<T>(result: wasmtime::Result<T>) -> anyhow::Result<T> {
+pub(crate) fn wasm<T>(result: wasmtime::Result<T>) -> anyhow::Result<T> {
     result.map_err(anyhow::Error::from)
 }
 

@@ -42,16 +42,16 @@ impl Checker {
     /// Records a node's term when it starts or restarts; a restarted node
     /// must not be behind the term it had before.
     pub fn started(&mut self, at_ns: u64, node: usize, status: &NodeStatus) {
-        if let Some(&before) = self.terms.get(&node) {
-            if status.term < before {
-                self.violate(
-                    at_ns,
-                    format!(
-                        "{} restarted at term {} after reaching term {before}",
-                        status.node_id, status.term
-                    ),
-                );
-            }
+        if let Some(&before) = self.terms.get(&node)
+            && status.term < before
+        {
+            self.violate(
+                at_ns,
+                format!(
+                    "{} restarted at term {} after reaching term {before}",
+                    status.node_id, status.term
+                ),
+            );
         }
         self.terms.insert(node, status.term);
     }

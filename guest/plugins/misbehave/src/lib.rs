@@ -1,0 +1,165 @@
+//! A deliberately misbehaving Tenure behaviour plugin, for testing that the
+//! host contains a bad plugin.
+//!
+//! `mode` chooses the misbehaviour (`loop`, `bomb`, `trap`, `refuse` or
+//! `none`) and `on` the callback where it happens (default
+//! `on-become-leader`). Every other callback is a quiet no-op. Calls are
+//! counted per callback and shown by `inspect`, so a test can tell the
+//! plugin was reached.
+//!
+//! Build it with
+//!
+//! ```text
+//! cargo build -p tenure-plugin-misbehave --target wasm32-wasip2 --release
+//! ```
+//!
+//! which writes `target/wasm32-wasip2/release/tenure_plugin_misbehave.wasm`.
+
+#[cfg(any(target_arch = "wasm32", test))]
+mod config;
+
+#[cfg(target_arch = "wasm32")]
+mod component {
+    use std::cell::{Cell, RefCell};
+
+    use crate::config::{Callback, Config, Mode};
+
+    wit_bindgen::generate!({
+        world: "plugin",
+        path: "../../../wit",
+    });
+
+    use exports::tenure::election::behaviour::Guest;
+    use tenure::election::leader_api;
+    use tenure::election::types::LogLevel;
+
+    /// What `mode = "bomb"` allocates at a time: 1 MiB.
+    const CHUNK_BYTES: usize = 1 << 20;
+
+    thread_local! {
+        /// The configuration; the default (`none`) until `init`.
+        static CONFIG: Cell<Config> = Cell::new(Config::default());
+        /// How often each callback has been called, indexed like
+        /// [`Callback::ALL`].
+        static COUNTS: RefCell<[u64; Callback::ALL.len()]> =
+            const { RefCell::new([0; Callback::ALL.len()]) };
+        /// Where `mode = "bomb"` keeps what it allocated, so it is never freed.
+        static BALLAST: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Counts a call of `callback`, then misbehaves if it is the configured
+    /// one. Returns the refusal for `mode = "refuse"`; the other modes
+    /// never return.
+    fn enter(callback: Callback) -> Result<(), String> {
+        COUNTS.with_borrow_mut(|counts| {
+            let count = &mut counts[callback.index()];
+            *count = count.saturating_add(1);
+        });
+        let config = CONFIG.get();
+        if config.on != callback {
+            return Ok(());
+        }
+        match config.mode {
+            Mode::None => Ok(()),
+            Mode::Refuse => callback.refusal().map_or(Ok(()), |r| Err(r.to_string())),
+            Mode::Loop => spin(),
+            Mode::Bomb => bomb(),
+            Mode::Trap => panic!("misbehave plugin: trapping in {}", callback.name()),
+        }
+    }
+
+    /// Spins forever; `black_box` keeps the optimiser from removing it.
+    fn spin() -> ! {
+        let mut turns = 0u64;
+        loop {
+            turns = core::hint::black_box(turns).wrapping_add(1);
+        }
+    }
+
+    /// Allocates 1 MiB chunks, filled so the pages are really used, until
+    /// memory runs out and the allocation failure aborts (a trap).
+    fn bomb() -> ! {
+        loop {
+            let chunk = core::hint::black_box(vec![0xA5u8; CHUNK_BYTES]);
+            BALLAST.with_borrow_mut(|ballast| ballast.push(chunk));
+        }
+    }
+
+    struct Component;
+
+    impl Guest for Component {
+        fn init(config: Vec<(String, String)>) -> Result<(), String> {
+            let config = Config::parse(&config)?;
+            CONFIG.set(config);
+            leader_api::log(
+                LogLevel::Debug,
+                &format!(
+                    "misbehave plugin: mode {} on {}",
+                    config.mode.name(),
+                    config.on.name()
+                ),
+            );
+            enter(Callback::Init)
+        }
+
+        fn on_become_leader(_term: u64) -> Result<(), String> {
+            enter(Callback::OnBecomeLeader)
+        }
+
+        fn on_become_follower(_leader: Option<String>, _term: u64) {
+            let _ = enter(Callback::OnBecomeFollower);
+        }
+
+        fn on_peer_joined(_peer: String) {
+            let _ = enter(Callback::OnPeerJoined);
+        }
+
+        fn on_peer_left(_peer: String) {
+            let _ = enter(Callback::OnPeerLeft);
+        }
+
+        fn on_term_changed(_old: u64, _new: u64) {
+            let _ = enter(Callback::OnTermChanged);
+        }
+
+        fn on_message(_sender: String, _payload: Vec<u8>) {
+            let _ = enter(Callback::OnMessage);
+        }
+
+        fn on_call(_request: Vec<u8>) -> Result<Vec<u8>, String> {
+            enter(Callback::OnCall).map(|()| Vec::new())
+        }
+
+        fn on_scheduled(_id: u64, _tag: String) {
+            let _ = enter(Callback::OnScheduled);
+        }
+
+        fn inspect() -> Vec<(String, String)> {
+            let _ = enter(Callback::Inspect);
+            let config = CONFIG.get();
+            let counts = COUNTS.with_borrow(|counts| *counts);
+            [
+                ("mode".to_string(), config.mode.name().to_string()),
+                ("on".to_string(), config.on.name().to_string()),
+            ]
+            .into_iter()
+            .chain(
+                Callback::ALL
+                    .into_iter()
+                    .map(|c| (c.name().to_string(), counts[c.index()].to_string())),
+            )
+            .collect()
+        }
+
+        fn snapshot() -> Vec<u8> {
+            let _ = enter(Callback::Snapshot);
+            Vec::new()
+        }
+
+        fn restore(_snapshot: Vec<u8>) -> Result<(), String> {
+            enter(Callback::Restore)
+        }
+    }
+
+    export!(Component);
+}

@@ -1,0 +1,254 @@
+//! `tenure demo`: a 3-node cluster on loopback, as child processes of this
+//! binary, with the scheduler plugin, and a live view of who leads.
+//!
+//! Each node is a real `tenure run` with its own config, data directory and
+//! sockets. The demo polls every node's admin endpoint and prints each
+//! change of role, term or leader, and relays the scheduler's runs from
+//! the nodes' logs. Press Enter to kill the leader with SIGKILL (it is
+//! restarted a few seconds later and rejoins as a follower); Ctrl-C stops
+//! everything and removes the demo's files.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+use super::status::fetch;
+
+/// How the demo is set up.
+pub struct DemoOptions {
+    /// The first peer port; nodes use base, base+1, base+2 and admin
+    /// endpoints base+100…
+    pub base_port: u16,
+    /// The scheduler plugin (default: the workspace's release build).
+    pub plugin: Option<PathBuf>,
+    /// Stop by itself after this long (default: run until Ctrl-C).
+    pub duration: Option<Duration>,
+    /// Kill the leader by itself after this long (default: on Enter).
+    pub kill_leader_after: Option<Duration>,
+}
+
+const NODES: [&str; 3] = ["n1", "n2", "n3"];
+const SECRET: &str = "tenure-demo-secret-not-for-production";
+
+struct DemoNode {
+    id: &'static str,
+    config: PathBuf,
+    admin: SocketAddr,
+    child: Option<Child>,
+    restart_at: Option<Instant>,
+}
+
+/// Runs the demo until Ctrl-C or `duration`.
+pub async fn demo(options: DemoOptions) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe().context("finding the tenure binary")?;
+    let plugin = options.plugin.clone().unwrap_or_else(default_plugin);
+    if !plugin.is_file() {
+        bail!(
+            "scheduler plugin not found at {}: build it with scripts/build-guests.sh \
+             (or pass --plugin)",
+            plugin.display()
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("tenure-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut nodes = write_configs(&dir, options.base_port, &plugin)?;
+    println!(
+        "Tenure demo: 3 nodes on 127.0.0.1:{}-{}, each running the scheduler plugin (one run \
+         per second, on the leader only). Files in {}.",
+        options.base_port,
+        options.base_port + 2,
+        dir.display()
+    );
+    for node in &mut nodes {
+        node.child = Some(spawn(&exe, node)?);
+    }
+    println!("Press Enter to kill the leader (SIGKILL) and watch the failover; Ctrl-C to stop.\n");
+    let result = watch(&mut nodes, &exe, &options).await;
+    for node in &mut nodes {
+        if let Some(mut child) = node.child.take() {
+            stop(&mut child).await;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("All nodes stopped.");
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+fn default_plugin() -> PathBuf {
+    crate_target_dir().join("wasm32-wasip2/release/tenure_plugin_scheduler.wasm")
+}
+
+fn crate_target_dir() -> PathBuf {
+    tenure_host::component_path::election_wasm()
+        .ancestors()
+        .nth(3)
+        .map_or_else(|| PathBuf::from("target"), Path::to_path_buf)
+}
+
+fn write_configs(dir: &Path, base: u16, plugin: &Path) -> anyhow::Result<Vec<DemoNode>> {
+    let port = |i: usize, offset: u16| base + offset + i as u16;
+    let mut nodes = Vec::new();
+    for (i, id) in NODES.iter().enumerate() {
+        let peers: String = NODES
+            .iter()
+            .enumerate()
+            .map(|(j, p)| format!("{p} = \"127.0.0.1:{}\"\n", port(j, 0)))
+            .collect();
+        let admin: SocketAddr = format!("127.0.0.1:{}", port(i, 100)).parse()?;
+        let text = format!(
+            "node-id = \"{id}\"\ncluster-id = \"demo\"\nlisten = \"127.0.0.1:{}\"\n\
+             admin = \"{admin}\"\ndata-dir = \"{id}\"\nsecret = \"{SECRET}\"\n\n[peers]\n{peers}\n\
+             [plugin]\npath = \"{}\"\n[plugin.config]\nperiod-ms = 1000\njob = \"report\"\n",
+            port(i, 0),
+            plugin.display()
+        );
+        let config = dir.join(format!("{id}.toml"));
+        std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
+        nodes.push(DemoNode {
+            id,
+            config,
+            admin,
+            child: None,
+            restart_at: None,
+        });
+    }
+    Ok(nodes)
+}
+
+fn spawn(exe: &Path, node: &DemoNode) -> anyhow::Result<Child> {
+    let mut child = Command::new(exe)
+        .args(["run", "--config"])
+        .arg(&node.config)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", node.id))?;
+    if let Some(stderr) = child.stderr.take() {
+        let id = node.id;
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(pos) = line.find("run ") {
+                    if line.contains(" of ") && line.contains("plugin") {
+                        let text = line[pos..].split("node=").next().unwrap_or_default();
+                        println!("    {id} scheduler: {}", text.trim());
+                    }
+                } else if line.contains("ERROR") || line.contains("refused") {
+                    println!("    {id}: {line}");
+                }
+            }
+        });
+    }
+    Ok(child)
+}
+
+async fn stop(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        // SIGTERM first so the node shuts down cleanly.
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+    if tokio::time::timeout(Duration::from_secs(3), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+}
+
+async fn watch(nodes: &mut [DemoNode], exe: &Path, options: &DemoOptions) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut last: BTreeMap<&str, String> = BTreeMap::new();
+    let mut enter = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    let mut auto_kill = options.kill_leader_after;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        let kill = tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            line = enter.next_line(), if stdin_open => {
+                match line {
+                    Ok(Some(_)) => true,
+                    _ => { stdin_open = false; false }
+                }
+            }
+            _ = tick.tick() => false,
+        };
+        let elapsed = started.elapsed();
+        if options.duration.is_some_and(|d| elapsed >= d) {
+            return Ok(());
+        }
+        let kill = kill || auto_kill.is_some_and(|after| elapsed >= after);
+        if kill {
+            auto_kill = None;
+            kill_leader(nodes, started).await;
+        }
+        for node in nodes.iter_mut() {
+            if node.restart_at.is_some_and(|at| Instant::now() >= at) {
+                node.restart_at = None;
+                println!(
+                    "[{:6.1}s] restarting {}",
+                    started.elapsed().as_secs_f64(),
+                    node.id
+                );
+                node.child = Some(spawn(exe, node)?);
+            }
+            let view = match fetch(node.admin).await {
+                Ok(r) => format!(
+                    "{} in term {}{}",
+                    r.role,
+                    r.term,
+                    match (&r.leader, r.role.as_str()) {
+                        (_, "leader") => String::new(),
+                        (Some(l), _) => format!(", following {l}"),
+                        (None, _) => ", no leader known".to_string(),
+                    }
+                ),
+                Err(_) if node.child.is_none() => "down".to_string(),
+                Err(_) => "starting".to_string(),
+            };
+            if last.get(node.id) != Some(&view) {
+                println!(
+                    "[{:6.1}s] {}: {view}",
+                    started.elapsed().as_secs_f64(),
+                    node.id
+                );
+                last.insert(node.id, view);
+            }
+        }
+    }
+}
+
+async fn kill_leader(nodes: &mut [DemoNode], started: Instant) {
+    for node in nodes.iter_mut() {
+        let leads = matches!(fetch(node.admin).await, Ok(r) if r.role == "leader");
+        if !leads {
+            continue;
+        }
+        if let Some(mut child) = node.child.take() {
+            println!(
+                "[{:6.1}s] kill -9 {} (the leader, pid {})",
+                started.elapsed().as_secs_f64(),
+                node.id,
+                child.id().unwrap_or_default()
+            );
+            let _ = child.kill().await;
+            node.restart_at = Some(Instant::now() + Duration::from_secs(5));
+        }
+        return;
+    }
+    println!(
+        "[{:6.1}s] no leader to kill right now",
+        started.elapsed().as_secs_f64()
+    );
+}

@@ -1,0 +1,111 @@
+//! `tenure run --config FILE`: one node, until Ctrl-C or SIGTERM.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use sha2::{Digest as _, Sha256};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use wasmtime::Engine;
+
+use tenure_host::admin;
+use tenure_host::builtin;
+use tenure_host::config::NodeConfig;
+use tenure_host::node::{Node, PluginSetup};
+use tenure_host::plugin::{PluginComponent, plugin_engine};
+use tenure_host::protocol::ElectionComponent;
+
+/// Loads the config, starts the node and its admin endpoint, and runs
+/// until a shutdown signal.
+pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let config = NodeConfig::load(config_path)?;
+    let (bytes, source) = match &config.protocol_component {
+        Some(path) => (
+            std::fs::read(path)
+                .with_context(|| format!("`protocol.component`: reading {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => (
+            builtin::ELECTION
+                .context(
+                    "this tenure was built without its election component: run \
+                     scripts/build-guests.sh, rebuild, or set `protocol.component`",
+                )?
+                .to_vec(),
+            "built-in".to_string(),
+        ),
+    };
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    // Cranelift runs on a blocking thread, never on the runtime's workers.
+    let component = tokio::task::spawn_blocking(move || {
+        ElectionComponent::from_bytes(&Engine::default(), &bytes)
+    })
+    .await
+    .context("compiling the election component")?
+    .with_context(|| format!("loading the election component ({source})"))?;
+
+    let plugin = match &config.plugin {
+        None => None,
+        Some(p) => {
+            let path = p.path.clone();
+            let component = tokio::task::spawn_blocking(move || {
+                let engine = plugin_engine()?;
+                PluginComponent::from_file(&engine, &path)
+            })
+            .await
+            .context("compiling the plugin")??;
+            Some(PluginSetup {
+                component: Arc::new(component),
+                config: p.clone(),
+            })
+        }
+    };
+
+    let admin_listener = TcpListener::bind(config.admin)
+        .await
+        .with_context(|| format!("`admin`: cannot listen on {}", config.admin))?;
+    let admin_addr = admin_listener.local_addr().context("admin address")?;
+    let data_dir = config.data_dir.clone();
+    let (node, inputs) =
+        Node::start(config, Arc::new(component), sha256, admin_addr, plugin).await?;
+    std::fs::write(data_dir.join("admin.addr"), format!("{admin_addr}\n"))
+        .with_context(|| format!("writing {}", data_dir.join("admin.addr").display()))?;
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let (commands, command_rx) = mpsc::channel(64);
+    let admin_task = tokio::spawn(admin::serve(admin_listener, commands, shutdown.clone()));
+    let result = node.run(inputs, command_rx, shutdown.clone()).await;
+    shutdown.cancel();
+    match admin_task.await {
+        Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "admin endpoint failed"),
+        Err(e) => tracing::warn!(error = %e, "admin endpoint panicked"),
+        Ok(Ok(())) => {}
+    }
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Cancels `shutdown` on Ctrl-C or SIGTERM.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+        _ = shutdown.cancelled() => return,
+    }
+    tracing::info!("shutdown requested");
+    shutdown.cancel();
+}

@@ -1,0 +1,352 @@
+//! The node's TOML configuration: parsing, defaults and validation.
+//!
+//! Every key, with its default (see also `examples/cluster/*.toml`):
+//!
+//! ```toml
+//! node-id = "n1"                 # required: unique within the cluster
+//! cluster-id = "demo"            # required: nodes of other clusters are ignored
+//! listen = "127.0.0.1:7101"      # required: address peers connect to
+//! admin = "127.0.0.1:0"          # default: loopback, any free port (logged, and
+//!                                #   written to DATA-DIR/admin.addr)
+//! data-dir = "tenure-data/n1"    # default: tenure-data/NODE-ID; holds durable state
+//! secret = "…"                   # the cluster secret (at least 16 bytes), or:
+//! secret-file = "secret.txt"     #   read from a file (trailing newline trimmed);
+//!                                #   exactly one of the two is required
+//!
+//! [peers]                        # default: none (a cluster of one that grows by join)
+//! n2 = "127.0.0.1:7102"          # bootstrap members and their addresses
+//! n3 = "127.0.0.1:7103"
+//!
+//! [timings]                      # the protocol's timings; defaults shown
+//! election-timeout-min-ms = 150
+//! election-timeout-max-ms = 300
+//! heartbeat-interval-ms = 50
+//! peer-timeout-heartbeats = 10
+//!
+//! [protocol]
+//! component = "election.wasm"    # default: the election component built into tenure
+//!
+//! [plugin]                       # default: no plugin
+//! path = "scheduler.wasm"        # the behaviour plugin component
+//! deadline-ms = 100              # each callback's time limit
+//! memory-mib = 64                # the plugin's memory cap
+//! [plugin.config]                # handed to the plugin's init, as strings
+//! period-ms = "1000"
+//! ```
+//!
+//! Relative paths are resolved against the config file's directory. A bad
+//! config fails at start with the key and the problem named.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+
+use crate::bindings::types::Timings;
+
+/// The shortest cluster secret accepted, in bytes.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// A node's configuration, validated and with paths resolved.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node's id.
+    pub node_id: String,
+    /// The cluster's id.
+    pub cluster_id: String,
+    /// Where peers connect.
+    pub listen: SocketAddr,
+    /// Where the admin HTTP endpoint listens.
+    pub admin: SocketAddr,
+    /// Where durable state lives.
+    pub data_dir: PathBuf,
+    /// The cluster secret (HMAC key for every frame).
+    pub secret: Vec<u8>,
+    /// Bootstrap peers and their addresses (self excluded).
+    pub peers: BTreeMap<String, SocketAddr>,
+    /// Election timings.
+    pub timings: Timings,
+    /// A protocol component to use instead of the built-in one.
+    pub protocol_component: Option<PathBuf>,
+    /// The behaviour plugin, if any.
+    pub plugin: Option<PluginConfig>,
+}
+
+/// The `[plugin]` table.
+#[derive(Clone, Debug)]
+pub struct PluginConfig {
+    /// The plugin component's path.
+    pub path: PathBuf,
+    /// Each callback's deadline, in milliseconds.
+    pub deadline_ms: u64,
+    /// The plugin's memory cap, in MiB.
+    pub memory_mib: u64,
+    /// Key/value configuration handed to `init`.
+    pub config: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawConfig {
+    node_id: String,
+    cluster_id: String,
+    listen: String,
+    admin: Option<String>,
+    data_dir: Option<PathBuf>,
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+    #[serde(default)]
+    peers: BTreeMap<String, String>,
+    #[serde(default)]
+    timings: RawTimings,
+    #[serde(default)]
+    protocol: RawProtocol,
+    plugin: Option<RawPlugin>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawTimings {
+    election_timeout_min_ms: Option<u32>,
+    election_timeout_max_ms: Option<u32>,
+    heartbeat_interval_ms: Option<u32>,
+    peer_timeout_heartbeats: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawProtocol {
+    component: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawPlugin {
+    path: PathBuf,
+    deadline_ms: Option<u64>,
+    memory_mib: Option<u64>,
+    #[serde(default)]
+    config: BTreeMap<String, toml::Value>,
+}
+
+/// Default callback deadline for plugins.
+pub const DEFAULT_DEADLINE_MS: u64 = 100;
+/// Default plugin memory cap.
+pub const DEFAULT_MEMORY_MIB: u64 = 64;
+
+impl NodeConfig {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: &Path) -> anyhow::Result<NodeConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).with_context(|| format!("in config {}", path.display()))
+    }
+
+    /// Parses and validates config text; relative paths resolve against
+    /// `base`.
+    pub fn parse(text: &str, base: &Path) -> anyhow::Result<NodeConfig> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let resolve = |p: &Path| -> PathBuf {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        check_id("node-id", &raw.node_id)?;
+        if raw.cluster_id.is_empty() {
+            bail!("`cluster-id`: must not be empty");
+        }
+        let listen = addr("listen", &raw.listen)?;
+        let admin = match &raw.admin {
+            Some(a) => addr("admin", a)?,
+            None => SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let secret = match (&raw.secret, &raw.secret_file) {
+            (Some(s), None) => s.as_bytes().to_vec(),
+            (None, Some(file)) => {
+                let file = resolve(file);
+                let text = std::fs::read(&file)
+                    .with_context(|| format!("`secret-file`: cannot read {}", file.display()))?;
+                let trimmed = text.trim_ascii_end();
+                trimmed.to_vec()
+            }
+            (Some(_), Some(_)) => bail!("`secret` and `secret-file`: give only one of them"),
+            (None, None) => bail!("`secret`: required (or `secret-file`)"),
+        };
+        if secret.len() < MIN_SECRET_BYTES {
+            bail!(
+                "`secret`: must be at least {MIN_SECRET_BYTES} bytes, got {}",
+                secret.len()
+            );
+        }
+        let mut peers = BTreeMap::new();
+        for (id, address) in &raw.peers {
+            check_id(&format!("peers.{id}"), id)?;
+            if *id == raw.node_id {
+                continue;
+            }
+            peers.insert(id.clone(), addr(&format!("peers.{id}"), address)?);
+        }
+        let d = Timings::default();
+        let t = &raw.timings;
+        let timings = Timings {
+            election_timeout_min_ms: t
+                .election_timeout_min_ms
+                .unwrap_or(d.election_timeout_min_ms),
+            election_timeout_max_ms: t
+                .election_timeout_max_ms
+                .unwrap_or(d.election_timeout_max_ms),
+            heartbeat_interval_ms: t.heartbeat_interval_ms.unwrap_or(d.heartbeat_interval_ms),
+            peer_timeout_heartbeats: t
+                .peer_timeout_heartbeats
+                .unwrap_or(d.peer_timeout_heartbeats),
+        };
+        let plugin = match raw.plugin {
+            None => None,
+            Some(p) => {
+                let deadline_ms = p.deadline_ms.unwrap_or(DEFAULT_DEADLINE_MS);
+                if !(1..=60_000).contains(&deadline_ms) {
+                    bail!("`plugin.deadline-ms`: must be between 1 and 60000, got {deadline_ms}");
+                }
+                let memory_mib = p.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB);
+                if !(1..=4096).contains(&memory_mib) {
+                    bail!("`plugin.memory-mib`: must be between 1 and 4096, got {memory_mib}");
+                }
+                let mut config = BTreeMap::new();
+                for (key, value) in p.config {
+                    let text = match value {
+                        toml::Value::String(s) => s,
+                        toml::Value::Integer(i) => i.to_string(),
+                        toml::Value::Float(f) => f.to_string(),
+                        toml::Value::Boolean(b) => b.to_string(),
+                        _ => bail!("`plugin.config.{key}`: must be a string, number or boolean"),
+                    };
+                    config.insert(key, text);
+                }
+                Some(PluginConfig {
+                    path: resolve(&p.path),
+                    deadline_ms,
+                    memory_mib,
+                    config,
+                })
+            }
+        };
+        let data_dir = resolve(
+            &raw.data_dir
+                .unwrap_or_else(|| PathBuf::from("tenure-data").join(&raw.node_id)),
+        );
+        Ok(NodeConfig {
+            node_id: raw.node_id,
+            cluster_id: raw.cluster_id,
+            listen,
+            admin,
+            data_dir,
+            secret,
+            peers,
+            timings,
+            protocol_component: raw.protocol.component.as_deref().map(resolve),
+            plugin,
+        })
+    }
+}
+
+fn check_id(key: &str, id: &str) -> anyhow::Result<()> {
+    if id.is_empty() || id.len() > 255 || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("`{key}`: {id:?} is not a valid node id (1-255 bytes, no whitespace)");
+    }
+    Ok(())
+}
+
+fn addr(key: &str, text: &str) -> anyhow::Result<SocketAddr> {
+    text.parse()
+        .map_err(|e| anyhow::anyhow!("`{key}`: {text:?} is not an IP:port address ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        node-id = "n1"
+        cluster-id = "demo"
+        listen = "127.0.0.1:7101"
+        secret = "0123456789abcdef"
+        [peers]
+        n1 = "127.0.0.1:7101"
+        n2 = "127.0.0.1:7102"
+        [timings]
+        heartbeat-interval-ms = 40
+        [plugin]
+        path = "p.wasm"
+        [plugin.config]
+        period-ms = 500
+        job = "backup"
+    "#;
+
+    fn error(text: &str) -> String {
+        format!(
+            "{:#}",
+            NodeConfig::parse(text, Path::new("/etc/tenure")).unwrap_err()
+        )
+    }
+
+    #[test]
+    fn a_good_config_gets_defaults_and_resolved_paths() {
+        let c = NodeConfig::parse(GOOD, Path::new("/etc/tenure")).expect("valid");
+        assert_eq!(c.peers.len(), 1, "self is not a peer");
+        assert_eq!(c.timings.heartbeat_interval_ms, 40);
+        assert_eq!(c.timings.election_timeout_min_ms, 150);
+        assert_eq!(c.admin.ip().to_string(), "127.0.0.1");
+        assert_eq!(c.data_dir, Path::new("/etc/tenure/tenure-data/n1"));
+        let p = c.plugin.expect("plugin");
+        assert_eq!(p.path, Path::new("/etc/tenure/p.wasm"));
+        assert_eq!(p.config["period-ms"], "500");
+        assert_eq!((p.deadline_ms, p.memory_mib), (100, 64));
+    }
+
+    #[test]
+    fn bad_configs_name_the_key() {
+        let replace = |from: &str, to: &str| GOOD.replace(from, to);
+        assert!(
+            error(&replace(
+                "listen = \"127.0.0.1:7101\"",
+                "listen = \"nowhere\""
+            ))
+            .contains("`listen`")
+        );
+        assert!(error(&replace("n2 = \"127.0.0.1:7102\"", "n2 = \"x\"")).contains("`peers.n2`"));
+        assert!(
+            error(&replace(
+                "secret = \"0123456789abcdef\"",
+                "secret = \"short\""
+            ))
+            .contains("`secret`")
+        );
+        assert!(error(&replace("secret = \"0123456789abcdef\"", "")).contains("`secret`"));
+        assert!(error(&replace("node-id = \"n1\"", "node-id = \"n 1\"")).contains("`node-id`"));
+        assert!(error(&replace("job = \"backup\"", "job = [1]")).contains("`plugin.config.job`"));
+        assert!(
+            error(&replace(
+                "heartbeat-interval-ms = 40",
+                "heartbeat-interval = 40"
+            ))
+            .contains("heartbeat-interval")
+        );
+        assert!(
+            error(&replace("[plugin]", "[plugin]\ndeadline-ms = 0"))
+                .contains("`plugin.deadline-ms`")
+        );
+        // toml's own errors name the key and line.
+        assert!(
+            error(&replace(
+                "heartbeat-interval-ms = 40",
+                "heartbeat-interval-ms = \"fast\""
+            ))
+            .contains("heartbeat-interval-ms")
+        );
+    }
+}

@@ -1,0 +1,62 @@
+//! `DATA-DIR/events.log`: one JSON line per protocol event, with the wall
+//! clock time, so operators (and the multi-process tests) can reconstruct
+//! who led which term.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use serde_json::json;
+
+use crate::bindings::types::Event;
+
+/// An append-only event log.
+pub struct EventLog {
+    file: File,
+    node: String,
+}
+
+impl EventLog {
+    /// Opens (creating or appending to) `data_dir/events.log`.
+    pub fn open(data_dir: &Path, node: &str) -> anyhow::Result<EventLog> {
+        let path = data_dir.join("events.log");
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok(EventLog {
+            file,
+            node: node.to_string(),
+        })
+    }
+
+    /// Appends one event as a JSON line.
+    pub fn append(&mut self, event: &Event) -> anyhow::Result<()> {
+        let at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let line = match event {
+            Event::BecameLeader(term) => {
+                json!({"at-ms": at_ms, "node": self.node, "event": "became-leader", "term": term})
+            }
+            Event::BecameFollower(f) => json!({
+                "at-ms": at_ms, "node": self.node, "event": "became-follower",
+                "term": f.term, "leader": f.leader,
+            }),
+            Event::TermChanged(t) => json!({
+                "at-ms": at_ms, "node": self.node, "event": "term-changed",
+                "old": t.old, "new": t.new,
+            }),
+            Event::PeerJoined(p) => {
+                json!({"at-ms": at_ms, "node": self.node, "event": "peer-joined", "peer": p})
+            }
+            Event::PeerLeft(p) => {
+                json!({"at-ms": at_ms, "node": self.node, "event": "peer-left", "peer": p})
+            }
+        };
+        writeln!(self.file, "{line}").context("appending to the event log")
+    }
+}

@@ -1,0 +1,500 @@
+//! A running `tenure` node: the protocol component on real time, real
+//! sockets and a real disk.
+//!
+//! One task owns the protocol's store ([`run`]'s loop). Everything else —
+//! the transport's reader tasks, the admin endpoint, signal handling —
+//! talks to it through channels. Each turn of the loop takes one input (a
+//! message, a timer, a command), makes one call into the component, and
+//! carries out the effects in order: persist (synchronously, so nothing that
+//! depends on a vote leaves before it is durable), then sends, timers and
+//! events.
+//!
+//! # Layout
+//!
+//! - [`state_file`]: the durable term, vote and membership.
+//! - [`event_log`]: one JSON line per protocol event, for operators and tests.
+//! - [`report`]: the status the admin endpoint serves.
+//! - [`timers`]: the protocol's timers on tokio.
+
+pub mod event_log;
+pub mod report;
+pub mod state_file;
+pub mod timers;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tenure_transport::{Channel, PeerEvent, Transport, TransportConfig};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::bindings::types::{Event, NodeStatus, Options, Role};
+use crate::config::NodeConfig;
+use crate::plugin::runner::{PluginHandle, PluginInput, PluginOutput};
+use crate::plugin::{LeaderView, PluginComponent, PluginLimits, SharedView};
+use crate::protocol::{Effect, ElectionComponent, Environment, ProtocolInstance};
+use event_log::EventLog;
+pub use report::NodeReport;
+use state_file::StateFile;
+use timers::Timers;
+
+/// What the admin endpoint (or anything else) can ask of a node.
+#[derive(Debug)]
+pub enum Command {
+    /// Reply with the node's status.
+    Status(oneshot::Sender<NodeReport>),
+    /// Give up leadership or a candidacy.
+    StepDown(oneshot::Sender<()>),
+    /// Pass a request to the plugin's `on-call`.
+    Call {
+        request: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, String>>,
+    },
+}
+
+/// The first back-off after a plugin refuses leadership; each refusal in a
+/// row doubles it, up to [`MAX_REFUSAL_BACKOFF`].
+pub const FIRST_REFUSAL_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest back-off after repeated refusals.
+pub const MAX_REFUSAL_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Real time and OS entropy for the protocol.
+struct SystemEnvironment {
+    origin: Instant,
+}
+
+impl Environment for SystemEnvironment {
+    fn now_ns(&mut self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        rand::random()
+    }
+}
+
+/// Facts about the node fixed at start, for reports.
+#[derive(Clone, Debug)]
+pub struct NodeIdentity {
+    /// sha256 of the protocol component, hex.
+    pub protocol_sha256: String,
+    /// Where the admin endpoint listens (its real port).
+    pub admin: std::net::SocketAddr,
+    /// Where peers connect.
+    pub listen: std::net::SocketAddr,
+}
+
+/// The node's task: owns the protocol instance and drives it.
+pub struct Node {
+    config: NodeConfig,
+    protocol: ProtocolInstance,
+    transport: Transport,
+    timers: Timers,
+    state_file: StateFile,
+    events: EventLog,
+    identity: NodeIdentity,
+    started: Instant,
+    plugin: Option<PluginHandle>,
+    view: SharedView,
+    /// After a plugin refuses leadership, timers are held (so the node does
+    /// not campaign) until this instant, then delivered.
+    hold_timers_until: Option<tokio::time::Instant>,
+    held_timers: Vec<u64>,
+    refusal_backoff: Duration,
+    /// The leader followed and when its last message arrived.
+    last_from_leader: Option<(String, Instant)>,
+    /// The longest silence between two messages of the followed leader.
+    max_leader_gap: Duration,
+}
+
+/// What [`Node::start`] hands back besides the node: the channels its
+/// [`Node::run`] loop reads.
+pub struct NodeInputs {
+    inbound: mpsc::Receiver<tenure_transport::Inbound>,
+    peer_events: mpsc::Receiver<PeerEvent>,
+    plugin_outputs: mpsc::UnboundedReceiver<PluginOutput>,
+}
+
+/// The plugin a node runs: compiled, with its `[plugin]` settings.
+pub struct PluginSetup {
+    pub component: Arc<PluginComponent>,
+    pub config: crate::config::PluginConfig,
+}
+
+impl Node {
+    /// Loads the state, starts the transport and the protocol. The admin
+    /// endpoint is started by the caller with [`Node::identity`] known.
+    pub async fn start(
+        config: NodeConfig,
+        component: Arc<ElectionComponent>,
+        protocol_sha256: String,
+        admin: std::net::SocketAddr,
+        plugin: Option<PluginSetup>,
+    ) -> anyhow::Result<(Node, NodeInputs)> {
+        let state_file = StateFile::open(&config.data_dir)?;
+        let persisted = state_file.load()?;
+        let view: SharedView = Arc::new(Mutex::new(LeaderView {
+            node_id: config.node_id.clone(),
+            cluster_id: config.cluster_id.clone(),
+            role: Role::Follower,
+            term: persisted.as_ref().map_or(0, |p| p.term),
+            leader: None,
+            peers: Vec::new(),
+        }));
+        let (plugin_tx, plugin_outputs) = mpsc::unbounded_channel();
+        let plugin = match plugin {
+            None => None,
+            Some(setup) => {
+                let limits = PluginLimits {
+                    deadline: Duration::from_millis(setup.config.deadline_ms),
+                    memory_bytes: usize::try_from(setup.config.memory_mib << 20)
+                        .unwrap_or(usize::MAX),
+                };
+                let handle = PluginHandle::start(
+                    setup.component,
+                    setup.config.config.clone(),
+                    limits,
+                    view.clone(),
+                    plugin_tx,
+                )
+                .with_context(|| format!("starting plugin {}", setup.config.path.display()))?;
+                Some(handle)
+            }
+        };
+        let mut transport_config = TransportConfig::new(
+            config.node_id.clone(),
+            config.cluster_id.clone(),
+            config.secret.clone(),
+            config.listen,
+        );
+        transport_config.peers = config.peers.clone();
+        // Redial a lost peer at least once per heartbeat interval: a
+        // restarted node must hear the leader before its election timer
+        // (at least two heartbeat intervals) runs out.
+        transport_config.reconnect_max =
+            Duration::from_millis(u64::from(config.timings.heartbeat_interval_ms))
+                .max(transport_config.reconnect_min);
+        let (transport, inbound, peer_events) = Transport::start(transport_config)
+            .await
+            .with_context(|| format!("listening for peers on {}", config.listen))?;
+        let env = SystemEnvironment {
+            origin: Instant::now(),
+        };
+        let mut protocol = component.instantiate(&config.node_id, Box::new(env))?;
+        let options = Options {
+            node_id: config.node_id.clone(),
+            cluster_id: config.cluster_id.clone(),
+            bootstrap: config
+                .peers
+                .keys()
+                .cloned()
+                .chain(std::iter::once(config.node_id.clone()))
+                .collect(),
+            timings: config.timings,
+        };
+        let effects = protocol
+            .start(&options, persisted.as_ref())
+            .context("starting the election protocol")?;
+        let events = EventLog::open(&config.data_dir, &config.node_id)?;
+        let identity = NodeIdentity {
+            protocol_sha256,
+            admin,
+            listen: transport.local_addr(),
+        };
+        let mut node = Node {
+            config,
+            protocol,
+            transport,
+            timers: Timers::default(),
+            state_file,
+            events,
+            identity,
+            started: Instant::now(),
+            plugin,
+            view,
+            hold_timers_until: None,
+            held_timers: Vec::new(),
+            refusal_backoff: FIRST_REFUSAL_BACKOFF,
+            last_from_leader: None,
+            max_leader_gap: Duration::ZERO,
+        };
+        node.apply(effects)?;
+        let inputs = NodeInputs {
+            inbound,
+            peer_events,
+            plugin_outputs,
+        };
+        Ok((node, inputs))
+    }
+
+    /// Runs until `shutdown` is cancelled or a fatal error (a trapped
+    /// protocol, a failed persist) stops the node.
+    pub async fn run(
+        mut self,
+        inputs: NodeInputs,
+        mut commands: mpsc::Receiver<Command>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let NodeInputs {
+            mut inbound,
+            mut peer_events,
+            mut plugin_outputs,
+        } = inputs;
+        tracing::info!(
+            node = %self.config.node_id,
+            cluster = %self.config.cluster_id,
+            listen = %self.identity.listen,
+            admin = %self.identity.admin,
+            plugin = self.plugin.as_ref().map(|p| p.name()),
+            "node started"
+        );
+        let result = loop {
+            let hold = self.hold_timers_until;
+            let effects = tokio::select! {
+                _ = shutdown.cancelled() => break Ok(()),
+                Some(message) = inbound.recv() => match message.channel {
+                    Channel::Protocol => {
+                        self.note_leader_message(&message.from);
+                        self.protocol.on_message(&message.from, &message.payload)
+                    }
+                    Channel::Plugin => {
+                        self.to_plugin(PluginInput::Message { from: message.from, payload: message.payload });
+                        continue;
+                    }
+                },
+                Some(id) = self.timers.next_expired() => {
+                    if hold.is_some() {
+                        self.held_timers.push(id);
+                        continue;
+                    }
+                    self.protocol.on_timer(id)
+                }
+                _ = sleep_until(hold) => {
+                    self.hold_timers_until = None;
+                    tracing::info!(node = %self.config.node_id, "leadership back-off over");
+                    let held = std::mem::take(&mut self.held_timers);
+                    let mut all = Ok(Vec::new());
+                    for id in held {
+                        all = all.and_then(|mut acc: Vec<Effect>| {
+                            acc.extend(self.protocol.on_timer(id)?);
+                            Ok(acc)
+                        });
+                    }
+                    all
+                }
+                Some(output) = plugin_outputs.recv() => match self.on_plugin_output(output) {
+                    Some(effects) => effects,
+                    None => continue,
+                },
+                Some(event) = peer_events.recv() => {
+                    self.on_peer_event(event);
+                    continue;
+                }
+                Some(command) = commands.recv() => match command {
+                    Command::Status(reply) => {
+                        let _ = reply.send(self.report());
+                        continue;
+                    }
+                    Command::StepDown(reply) => {
+                        let effects = self.protocol.step_down();
+                        let _ = reply.send(());
+                        effects
+                    }
+                    Command::Call { request, reply } => {
+                        if self.plugin.is_some() {
+                            self.to_plugin(PluginInput::Call { request, reply });
+                        } else {
+                            let _ = reply.send(Err("this node runs no plugin".into()));
+                        }
+                        continue;
+                    }
+                },
+            };
+            let applied = effects
+                .context("the election protocol trapped")
+                .and_then(|effects| self.apply(effects));
+            if let Err(e) = applied {
+                break Err(e);
+            }
+        };
+        tracing::info!(node = %self.config.node_id, "node stopping");
+        drop(self.plugin.take());
+        self.transport.shutdown().await;
+        result
+    }
+
+    /// Tracks the longest silence of the leader this node follows: the
+    /// figure that says whether heartbeats kept flowing (reported as
+    /// `max_leader_gap_ms`).
+    fn note_leader_message(&mut self, from: &str) {
+        let following = self.view_snapshot().leader;
+        if following.as_deref() != Some(from) {
+            return;
+        }
+        let now = Instant::now();
+        match &self.last_from_leader {
+            Some((leader, at)) if leader == from => {
+                self.max_leader_gap = self.max_leader_gap.max(now - *at);
+            }
+            _ => {}
+        }
+        self.last_from_leader = Some((from.to_string(), now));
+    }
+
+    fn to_plugin(&self, input: PluginInput) {
+        if let Some(plugin) = &self.plugin {
+            plugin.deliver(input);
+        }
+    }
+
+    /// Carries out a plugin's request; returns the protocol's effects when
+    /// it had to be called (a refusal of leadership).
+    fn on_plugin_output(&mut self, output: PluginOutput) -> Option<anyhow::Result<Vec<Effect>>> {
+        match output {
+            PluginOutput::Send { peer, payload } => {
+                if let Err(e) = self.transport.send(&peer, Channel::Plugin, payload) {
+                    tracing::debug!(node = %self.config.node_id, %peer, error = %e, "plugin message not sent");
+                }
+                None
+            }
+            PluginOutput::Broadcast { payload } => {
+                let peers: Vec<String> = self.view_snapshot().peers;
+                for peer in peers {
+                    let _ = self.transport.send(&peer, Channel::Plugin, payload.clone());
+                }
+                None
+            }
+            PluginOutput::RefuseLeadership { term, reason } => {
+                let status = self.protocol.status().ok()?;
+                if status.role != Role::Leader || status.term != term {
+                    return None;
+                }
+                let backoff = self.refusal_backoff;
+                self.refusal_backoff = (backoff * 2).min(MAX_REFUSAL_BACKOFF);
+                self.hold_timers_until = Some(tokio::time::Instant::now() + backoff);
+                tracing::warn!(
+                    node = %self.config.node_id, term, %reason, backoff_ms = backoff.as_millis() as u64,
+                    "plugin refused leadership; stepping down and staying out of elections"
+                );
+                Some(self.protocol.step_down())
+            }
+        }
+    }
+
+    fn view_snapshot(&self) -> LeaderView {
+        match self.view.lock() {
+            Ok(v) => v.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Refreshes the plugins' view of the node from the protocol.
+    fn refresh_view(&mut self, status: &NodeStatus) {
+        let mut view = match self.view.lock() {
+            Ok(v) => v,
+            Err(p) => p.into_inner(),
+        };
+        view.role = status.role;
+        view.term = status.term;
+        view.leader = status.leader.clone();
+        view.peers = status.alive_peers.clone();
+    }
+
+    /// Facts fixed at start.
+    pub fn identity(&self) -> &NodeIdentity {
+        &self.identity
+    }
+
+    fn on_peer_event(&mut self, event: PeerEvent) {
+        match event {
+            PeerEvent::Connected { peer } => {
+                tracing::debug!(node = %self.config.node_id, %peer, "connected");
+            }
+            PeerEvent::Disconnected { peer } => {
+                tracing::info!(node = %self.config.node_id, %peer, "connection lost");
+            }
+            PeerEvent::Unreachable { peer } => {
+                tracing::debug!(node = %self.config.node_id, %peer, "unreachable");
+            }
+        }
+    }
+
+    /// Carries out a call's effects in order. A failed persist is fatal:
+    /// sending what depends on it would break the one-vote-per-term rule.
+    fn apply(&mut self, effects: Vec<Effect>) -> anyhow::Result<()> {
+        for effect in effects {
+            match effect {
+                Effect::Persist(state) => {
+                    self.state_file
+                        .save(&state)
+                        .context("persisting term and vote")?;
+                }
+                Effect::Send { to, payload } => {
+                    if let Err(e) = self.transport.send(&to, Channel::Protocol, payload) {
+                        tracing::trace!(node = %self.config.node_id, peer = %to, error = %e, "not sent");
+                    }
+                }
+                Effect::SetTimer { id, after_ns } => self.timers.set(id, after_ns),
+                Effect::CancelTimer { id } => self.timers.cancel(id),
+                Effect::Emit(event) => self.on_event(&event),
+                Effect::Log { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        let node = self.config.node_id.as_str();
+        match event {
+            Event::BecameLeader(term) => tracing::info!(node, term, "became leader"),
+            Event::BecameFollower(f) => {
+                tracing::info!(node, term = f.term, leader = ?f.leader, "became follower");
+            }
+            Event::TermChanged(t) => {
+                tracing::debug!(node, old = t.old, new = t.new, "term changed")
+            }
+            Event::PeerJoined(peer) => tracing::info!(node, %peer, "peer joined"),
+            Event::PeerLeft(peer) => tracing::info!(node, %peer, "peer left"),
+        }
+        if let Err(e) = self.events.append(event) {
+            tracing::warn!(node, error = %format!("{e:#}"), "event log write failed");
+        }
+        if let Event::BecameLeader(_) = event {
+            // Leading without a refusal resets the refusal back-off.
+            self.refusal_backoff = FIRST_REFUSAL_BACKOFF;
+        }
+        if let Ok(status) = self.protocol.status() {
+            self.refresh_view(&status);
+        }
+        self.to_plugin(PluginInput::Event(event.clone()));
+    }
+
+    fn report(&mut self) -> NodeReport {
+        let status = self.protocol.status().ok();
+        if let Some(status) = &status {
+            self.refresh_view(status);
+        }
+        let plugin = self.plugin.as_ref().map(|p| report::PluginReport {
+            name: p.name().to_string(),
+            sha256: p.sha256().to_string(),
+        });
+        NodeReport::new(
+            plugin,
+            self.max_leader_gap,
+            &self.config,
+            &self.identity,
+            status,
+            self.transport.stats(),
+            self.started.elapsed(),
+        )
+    }
+}
+
+/// Sleeps until `deadline`, or forever if there is none.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,119 @@
+//! The node's status as the admin endpoint serves it (`GET /status`).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tenure_transport::TransportStats;
+
+use crate::bindings::types::{NodeStatus, Role};
+use crate::config::NodeConfig;
+
+use super::NodeIdentity;
+
+/// `GET /status`: who this node is, what it believes, and how its network
+/// is doing. Field names are stable: scripts read them.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct NodeReport {
+    pub node_id: String,
+    pub cluster_id: String,
+    /// `"leader"`, `"follower"` or `"candidate"` (`"unknown"` if the
+    /// protocol could not answer).
+    pub role: String,
+    pub term: u64,
+    /// The leader this node follows (itself when leader), if known.
+    pub leader: Option<String>,
+    pub voted_for: Option<String>,
+    /// Peers heard from recently.
+    pub peers: Vec<String>,
+    /// Voting members, self included.
+    pub members: Vec<String>,
+    pub quorum: u32,
+    /// The loaded behaviour plugin, if any.
+    pub plugin: Option<PluginReport>,
+    /// sha256 of the protocol component.
+    pub protocol_sha256: String,
+    pub listen: String,
+    pub admin: String,
+    pub uptime_ms: u64,
+    /// The longest silence, in milliseconds, between two messages from the
+    /// leader this node followed (heartbeats arrive every heartbeat
+    /// interval, so anything near the election timeout is trouble).
+    pub max_leader_gap_ms: u64,
+    pub transport: TransportReport,
+}
+
+/// Which plugin runs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PluginReport {
+    /// The plugin file's name.
+    pub name: String,
+    /// sha256 of the plugin component, hex.
+    pub sha256: String,
+}
+
+/// Frame counters.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct TransportReport {
+    pub sent: u64,
+    pub received: u64,
+    pub dropped: u64,
+    pub rejected: u64,
+}
+
+impl NodeReport {
+    pub(crate) fn new(
+        plugin: Option<PluginReport>,
+        max_leader_gap: Duration,
+        config: &NodeConfig,
+        identity: &NodeIdentity,
+        status: Option<NodeStatus>,
+        stats: TransportStats,
+        uptime: Duration,
+    ) -> NodeReport {
+        let role = match status.as_ref().map(|s| s.role) {
+            Some(Role::Leader) => "leader",
+            Some(Role::Follower) => "follower",
+            Some(Role::Candidate) => "candidate",
+            None => "unknown",
+        };
+        let status = status.unwrap_or_else(|| NodeStatus {
+            node_id: config.node_id.clone(),
+            cluster_id: config.cluster_id.clone(),
+            role: Role::Follower,
+            term: 0,
+            leader: None,
+            voted_for: None,
+            members: Vec::new(),
+            alive_peers: Vec::new(),
+            quorum: 0,
+            ignored_messages: 0,
+        });
+        NodeReport {
+            node_id: status.node_id,
+            cluster_id: status.cluster_id,
+            role: role.to_string(),
+            term: status.term,
+            leader: status.leader,
+            voted_for: status.voted_for,
+            peers: status.alive_peers,
+            members: status.members,
+            quorum: status.quorum,
+            plugin,
+            protocol_sha256: identity.protocol_sha256.clone(),
+            listen: identity.listen.to_string(),
+            admin: identity.admin.to_string(),
+            uptime_ms: uptime.as_millis() as u64,
+            max_leader_gap_ms: max_leader_gap.as_millis() as u64,
+            transport: TransportReport {
+                sent: stats.sent,
+                received: stats.received,
+                dropped: stats.dropped_queue_full + stats.dropped_unknown_peer,
+                rejected: stats.rejected_malformed
+                    + stats.rejected_oversize
+                    + stats.rejected_unauthenticated
+                    + stats.rejected_foreign_cluster
+                    + stats.rejected_misaddressed,
+            },
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The node's durable protocol state on disk: `DATA-DIR/state.json`.
+//!
+//! Written atomically — a temporary file, fsync, rename over the old one,
+//! fsync of the directory — so a crash at any point leaves either the old
+//! state or the new one, never a torn file. A file that exists but cannot be
+//! read back is an error at start-up, never silently reset: starting from
+//! scratch could let this node vote twice in one term.
+
+use std::fs::{self, File};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::bindings::types::PersistedState;
+
+/// Version of the file's format.
+const FORMAT_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct OnDisk {
+    version: u32,
+    term: u64,
+    voted_for: Option<String>,
+    members: Vec<String>,
+}
+
+/// The state file of one data directory.
+#[derive(Debug)]
+pub struct StateFile {
+    path: PathBuf,
+    dir: PathBuf,
+}
+
+impl StateFile {
+    /// The state file in `data_dir`, creating the directory if needed.
+    pub fn open(data_dir: &Path) -> anyhow::Result<StateFile> {
+        fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+        Ok(StateFile {
+            path: data_dir.join("state.json"),
+            dir: data_dir.to_path_buf(),
+        })
+    }
+
+    /// The saved state, or `None` if this node never saved any.
+    pub fn load(&self) -> anyhow::Result<Option<PersistedState>> {
+        let bytes = match fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(e).with_context(|| format!("reading {}", self.path.display()));
+            }
+        };
+        let on_disk: OnDisk = serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "state file {} is corrupt; refusing to start rather than forget this node's \
+                 vote (inspect it, or move it aside to start this node afresh)",
+                self.path.display()
+            )
+        })?;
+        if on_disk.version != FORMAT_VERSION {
+            bail!(
+                "state file {} has format version {}, this tenure reads version {FORMAT_VERSION}",
+                self.path.display(),
+                on_disk.version
+            );
+        }
+        Ok(Some(PersistedState {
+            term: on_disk.term,
+            voted_for: on_disk.voted_for,
+            members: on_disk.members,
+        }))
+    }
+
+    /// Replaces the saved state atomically and durably.
+    pub fn save(&self, state: &PersistedState) -> anyhow::Result<()> {
+        let on_disk = OnDisk {
+            version: FORMAT_VERSION,
+            term: state.term,
+            voted_for: state.voted_for.clone(),
+            members: state.members.clone(),
+        };
+        let bytes = serde_json::to_vec_pretty(&on_disk).context("encoding state")?;
+        let tmp = self.path.with_extension("json.tmp");
+        let mut file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        file.write_all(&bytes)
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        drop(file);
+        fs::rename(&tmp, &self.path)
+            .with_context(|| format!("renaming {} into place", tmp.display()))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("syncing directory {}", self.dir.display()))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tenure-state-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn saves_and_loads_and_replaces() {
+        let dir = temp_dir("roundtrip");
+        let file = StateFile::open(&dir).expect("opens");
+        assert_eq!(file.load().expect("loads"), None);
+        let state = PersistedState {
+            term: 7,
+            voted_for: Some("n2".into()),
+            members: vec!["n1".into(), "n2".into()],
+        };
+        file.save(&state).expect("saves");
+        assert_eq!(file.load().expect("loads"), Some(state.clone()));
+        let newer = PersistedState {
+            term: 8,
+            voted_for: None,
+            ..state
+        };
+        file.save(&newer).expect("saves");
+        assert_eq!(file.load().expect("loads"), Some(newer));
+        assert!(!dir.join("state.json.tmp").exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_corrupt_file_is_an_error_not_a_reset() {
+        let dir = temp_dir("corrupt");
+        let file = StateFile::open(&dir).expect("opens");
+        fs::write(dir.join("state.json"), b"{\"version\":1,\"term\":").expect("writes");
+        let err = format!("{:#}", file.load().expect_err("corrupt"));
+        assert!(err.contains("corrupt"), "{err}");
+        fs::write(
+            dir.join("state.json"),
+            b"{\"version\":9,\"term\":1,\"voted-for\":null,\"members\":[]}",
+        )
+        .expect("writes");
+        let err = format!("{:#}", file.load().expect_err("future version"));
+        assert!(err.contains("format version 9"), "{err}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

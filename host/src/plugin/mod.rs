@@ -1,0 +1,305 @@
+//! Behaviour plugins: the application's leader logic, as components of the
+//! `plugin` world (`wit/behaviour.wit`).
+//!
+//! A plugin never costs its node its place in the cluster:
+//!
+//! - every callback runs under a deadline (wasmtime epoch interruption: a
+//!   ticker advances the plugin engine's epoch every [`EPOCH_TICK`]), and
+//!   every store under a memory cap, so a loop or an allocation bomb traps
+//!   instead of hanging or exhausting the host;
+//! - the plugin runs on a thread of its own ([`runner`]), so the protocol's
+//!   heartbeats never wait for a callback;
+//! - a trap poisons the store, so the runner replaces a trapped instance
+//!   with a fresh one (see `runner.rs` for the policy).
+//!
+//! # Layout
+//!
+//! - this file: compiling a plugin ([`PluginComponent`]) and calling one
+//!   instance ([`PluginInstance`]) with deadline and memory cap;
+//! - `imports.rs`: the `leader-api` the plugin imports, answered from a
+//!   shared [`LeaderView`];
+//! - [`runner`]: the plugin's thread, its wake-ups and fault handling.
+
+mod imports;
+pub mod runner;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sha2::{Digest as _, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::plugin::{Plugin, PluginPre};
+use crate::bindings::types::{LogLevel, Role};
+use crate::protocol::wasm;
+
+/// How often the plugin engine's epoch advances; deadlines are counted in
+/// these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// The node's state as a plugin sees it through `leader-api`. The node task
+/// updates it; the plugin thread reads it.
+#[derive(Clone, Debug)]
+pub struct LeaderView {
+    pub node_id: String,
+    pub cluster_id: String,
+    pub role: Role,
+    pub term: u64,
+    pub leader: Option<String>,
+    pub peers: Vec<String>,
+}
+
+/// A shared, updatable [`LeaderView`].
+pub type SharedView = Arc<Mutex<LeaderView>>;
+
+/// What a plugin asked for during a callback.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PluginEffect {
+    /// Send bytes to `peer`'s plugin.
+    Send { peer: String, payload: Vec<u8> },
+    /// Send bytes to every peer's plugin.
+    Broadcast { payload: Vec<u8> },
+    /// Wake the plugin with `on-scheduled(id, tag)` after `after_ms`.
+    Schedule { id: u64, after_ms: u64, tag: String },
+    /// Forget wake-up `id`.
+    CancelSchedule { id: u64 },
+}
+
+/// What a plugin's store holds.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    view: SharedView,
+    effects: Vec<PluginEffect>,
+    /// Wake-up ids are handed out by the host, unique per node.
+    next_schedule_id: Arc<std::sync::atomic::AtomicU64>,
+    /// The plugin's name, for log fields.
+    name: String,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Limits every callback and store is held to.
+#[derive(Clone, Copy, Debug)]
+pub struct PluginLimits {
+    /// Each callback's time limit.
+    pub deadline: Duration,
+    /// The store's linear memory cap, in bytes.
+    pub memory_bytes: usize,
+}
+
+/// A compiled plugin, ready to instantiate.
+pub struct PluginComponent {
+    engine: Engine,
+    pre: PluginPre<PluginState>,
+    name: String,
+    sha256: String,
+}
+
+/// An engine for plugins: like the protocol's, plus epoch interruption,
+/// with a ticker thread that lives as long as the engine does.
+pub fn plugin_engine() -> anyhow::Result<Engine> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("tenure-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .context("starting the epoch ticker")?;
+    Ok(engine)
+}
+
+impl PluginComponent {
+    /// Reads and compiles the plugin at `path`.
+    pub fn from_file(engine: &Engine, path: &Path) -> anyhow::Result<PluginComponent> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        Self::from_bytes(engine, &name, &bytes)
+            .with_context(|| format!("loading plugin {}", path.display()))
+    }
+
+    /// Compiles plugin bytes and links them against the host.
+    pub fn from_bytes(
+        engine: &Engine,
+        name: &str,
+        bytes: &[u8],
+    ) -> anyhow::Result<PluginComponent> {
+        let component = wasm(Component::new(engine, bytes)).context("compiling the plugin")?;
+        let mut linker = Linker::new(engine);
+        wasm(wasmtime_wasi::p2::add_to_linker_sync(&mut linker)).context("linking WASI")?;
+        wasm(Plugin::add_to_linker::<PluginState, HasSelf<PluginState>>(
+            &mut linker,
+            |s| s,
+        ))
+        .context("linking the leader API")?;
+        let pre = wasm(linker.instantiate_pre(&component))
+            .context("the component does not fit the `plugin` world")?;
+        let pre = wasm(PluginPre::new(pre)).context("the component does not export `behaviour`")?;
+        Ok(PluginComponent {
+            engine: engine.clone(),
+            pre,
+            name: name.to_string(),
+            sha256: hex::encode(Sha256::digest(bytes)),
+        })
+    }
+
+    /// The plugin's file name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// sha256 of the component, hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// A fresh instance in a store of its own, not yet `init`ed.
+    pub fn instantiate(
+        &self,
+        view: SharedView,
+        limits: PluginLimits,
+        next_schedule_id: Arc<std::sync::atomic::AtomicU64>,
+    ) -> anyhow::Result<PluginInstance> {
+        let state = PluginState {
+            wasi: WasiCtx::builder().inherit_stderr().build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+            view,
+            effects: Vec::new(),
+            next_schedule_id,
+            name: self.name.clone(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let ticks = (limits.deadline.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        let bindings =
+            wasm(self.pre.instantiate(&mut store)).context("instantiating the plugin")?;
+        Ok(PluginInstance {
+            store,
+            bindings,
+            deadline_ticks: ticks,
+        })
+    }
+}
+
+/// The outcome of one callback: what the plugin returned (`Err(reason)` for
+/// a plugin-level error), and what it asked for.
+pub type CallResult<T> = anyhow::Result<(T, Vec<PluginEffect>)>;
+
+/// One plugin instance. Each method is one callback under the deadline;
+/// an `Err` is a trap (or overrun deadline, or memory cap), after which the
+/// instance is unusable and must be replaced.
+pub struct PluginInstance {
+    store: Store<PluginState>,
+    bindings: Plugin,
+    deadline_ticks: u64,
+}
+
+macro_rules! callback {
+    ($(#[$doc:meta])* $name:ident => $call:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty) => {
+        $(#[$doc])*
+        pub fn $name(&mut self, $($arg: $ty),*) -> CallResult<$ret> {
+            self.store.set_epoch_deadline(self.deadline_ticks);
+            let behaviour = self.bindings.tenure_election_behaviour();
+            let out = wasm(behaviour.$call(&mut self.store, $($arg),*))?;
+            Ok((out, std::mem::take(&mut self.store.data_mut().effects)))
+        }
+    };
+}
+
+// The generated bindings take `&String`, so the wrappers do too.
+#[allow(clippy::ptr_arg)]
+impl PluginInstance {
+    callback!(
+        /// `init(config)`.
+        init => call_init(config: &[(String, String)]) -> Result<(), String>
+    );
+    callback!(
+        /// `on-become-leader(term)`; an error refuses leadership.
+        on_become_leader => call_on_become_leader(term: u64) -> Result<(), String>
+    );
+    callback!(
+        /// `on-become-follower(leader, term)`.
+        on_become_follower => call_on_become_follower(leader: Option<&String>, term: u64) -> ()
+    );
+    callback!(
+        /// `on-peer-joined(peer)`.
+        on_peer_joined => call_on_peer_joined(peer: &String) -> ()
+    );
+    callback!(
+        /// `on-peer-left(peer)`.
+        on_peer_left => call_on_peer_left(peer: &String) -> ()
+    );
+    callback!(
+        /// `on-term-changed(old, new)`.
+        on_term_changed => call_on_term_changed(old: u64, new: u64) -> ()
+    );
+    callback!(
+        /// `on-message(sender, payload)`.
+        on_message => call_on_message(sender: &String, payload: &[u8]) -> ()
+    );
+    callback!(
+        /// `on-call(request)`.
+        on_call => call_on_call(request: &[u8]) -> Result<Vec<u8>, String>
+    );
+    callback!(
+        /// `on-scheduled(id, tag)`.
+        on_scheduled => call_on_scheduled(id: u64, tag: &String) -> ()
+    );
+    callback!(
+        /// `inspect()`.
+        inspect => call_inspect() -> Vec<(String, String)>
+    );
+    callback!(
+        /// `snapshot()`.
+        snapshot => call_snapshot() -> Vec<u8>
+    );
+    callback!(
+        /// `restore(snapshot)`.
+        restore => call_restore(snapshot: &[u8]) -> Result<(), String>
+    );
+}
+
+/// Writes a plugin's log line through `tracing`.
+pub(crate) fn log_line(plugin: &str, node: &str, level: LogLevel, message: &str) {
+    match level {
+        LogLevel::Trace => tracing::trace!(node, plugin, "{message}"),
+        LogLevel::Debug => tracing::debug!(node, plugin, "{message}"),
+        LogLevel::Info => tracing::info!(node, plugin, "{message}"),
+        LogLevel::Warn => tracing::warn!(node, plugin, "{message}"),
+        LogLevel::Error => tracing::error!(node, plugin, "{message}"),
+    }
+}
+
+/// Config as `init` takes it.
+pub fn config_pairs(config: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    config.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}

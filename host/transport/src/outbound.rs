@@ -1,0 +1,229 @@
+//! One task per peer: dials it, says hello, writes its queued frames, and
+//! redials with back-off when the connection fails.
+//!
+//! Dialled connections are write-only; the task still reads them, only to
+//! notice at once when the peer closes (EOF) instead of at the next write.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::SinkExt;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::codec::{FramedWrite, LengthDelimitedCodec};
+
+use crate::backoff::Backoff;
+use crate::event::PeerEvent;
+use crate::frame::{self, Kind};
+use crate::shared::Shared;
+use crate::stats::Counters;
+
+/// How long a TCP connect may take.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long one batch of writes may take before the connection is taken
+/// for broken (a peer that stopped reading, or a silent network partition).
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most frames written between two flushes.
+const BATCH: usize = 64;
+
+type Writer = FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>;
+
+/// The frames waiting for one peer: the channel `send` feeds, plus the
+/// frames taken off it while disconnected.
+struct Queue {
+    rx: mpsc::Receiver<Bytes>,
+    rx_closed: bool,
+    /// While the peer is unreachable the channel is drained into here,
+    /// keeping the newest `capacity` frames and dropping (and counting) older
+    /// ones: stale heartbeats are worthless, and `send` must never block.
+    held: VecDeque<Bytes>,
+    capacity: usize,
+}
+
+impl Queue {
+    fn hold(&mut self, frame: Bytes, shared: &Shared) {
+        if self.held.len() >= self.capacity {
+            self.held.pop_front();
+            Counters::add(&shared.stats.dropped_queue_full, 1);
+        }
+        self.held.push_back(frame);
+    }
+
+    /// Runs `fut` to completion while holding whatever is sent meanwhile.
+    /// `None` if the transport shuts down first.
+    async fn drain_while<F: Future>(&mut self, shared: &Shared, fut: F) -> Option<F::Output> {
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shared.cancel.cancelled() => return None,
+                out = &mut fut => return Some(out),
+                frame = self.rx.recv(), if !self.rx_closed => match frame {
+                    Some(frame) => self.hold(frame, shared),
+                    None => self.rx_closed = true,
+                },
+            }
+        }
+    }
+
+    /// The oldest waiting frame; `None` once nothing can ever arrive.
+    async fn next(&mut self) -> Option<Bytes> {
+        if let Some(frame) = self.held.pop_front() {
+            return Some(frame);
+        }
+        if self.rx_closed {
+            return None;
+        }
+        self.rx.recv().await
+    }
+
+    fn try_next(&mut self) -> Option<Bytes> {
+        self.held.pop_front().or_else(|| self.rx.try_recv().ok())
+    }
+}
+
+/// How a connection ended.
+enum Ended {
+    /// Shutdown, or every sender is gone: the task ends.
+    Stop,
+    /// The connection broke; reconnect.
+    Broken(String),
+}
+
+/// The connection task for `peer`, until the transport shuts down.
+pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<Bytes>) {
+    let mut queue = Queue {
+        rx,
+        rx_closed: false,
+        held: VecDeque::new(),
+        capacity: shared.queue_capacity,
+    };
+    let mut backoff = Backoff::new(shared.reconnect_min, shared.reconnect_max);
+    let mut unreachable_reported = false;
+    loop {
+        let Some(dialled) = queue.drain_while(&shared, connect(&shared, &peer)).await else {
+            return;
+        };
+        match dialled {
+            Err(reason) => {
+                tracing::debug!(%peer, %reason, "connect failed");
+                if !unreachable_reported {
+                    unreachable_reported = true;
+                    shared.emit(PeerEvent::Unreachable { peer: peer.clone() });
+                }
+            }
+            Ok((reader, writer)) => {
+                unreachable_reported = false;
+                tracing::debug!(%peer, "connected");
+                shared.emit(PeerEvent::Connected { peer: peer.clone() });
+                let since = Instant::now();
+                match pump(&shared, &mut queue, reader, writer).await {
+                    Ended::Stop => return,
+                    Ended::Broken(reason) => {
+                        tracing::info!(%peer, %reason, "connection lost");
+                        shared.emit(PeerEvent::Disconnected { peer: peer.clone() });
+                    }
+                }
+                // Only a connection that held resets the back-off, so a peer
+                // that accepts and at once hangs up is not redialled in a
+                // tight loop.
+                if since.elapsed() >= shared.reconnect_max {
+                    backoff.reset();
+                }
+            }
+        }
+        let delay = backoff.next_delay();
+        if queue
+            .drain_while(&shared, tokio::time::sleep(delay))
+            .await
+            .is_none()
+        {
+            return;
+        }
+    }
+}
+
+/// Dials `peer` at its current address and sends the hello.
+async fn connect(shared: &Shared, peer: &str) -> Result<(OwnedReadHalf, Writer), String> {
+    let addr = shared
+        .peer_addr(peer)
+        .ok_or_else(|| "no address known".to_owned())?;
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| format!("connecting to {addr} timed out"))?
+        .map_err(|e| format!("connecting to {addr}: {e}"))?;
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::warn!(%peer, error = %e, "cannot set TCP_NODELAY");
+    }
+    let (reader, writer) = stream.into_split();
+    let mut writer = FramedWrite::new(writer, shared.codec());
+    let hello = frame::encode(
+        &shared.key,
+        Kind::Hello,
+        &shared.cluster_id,
+        &shared.node_id,
+        peer,
+        shared.local_addr.to_string().as_bytes(),
+    )
+    .map_err(|e| format!("cannot encode hello: {e}"))?;
+    tokio::time::timeout(WRITE_TIMEOUT, SinkExt::<Bytes>::send(&mut writer, hello))
+        .await
+        .map_err(|_| format!("hello to {addr} timed out"))?
+        .map_err(|e| format!("hello to {addr}: {e}"))?;
+    Ok((reader, writer))
+}
+
+/// Writes queued frames until the connection breaks or the transport stops.
+async fn pump(
+    shared: &Shared,
+    queue: &mut Queue,
+    mut reader: OwnedReadHalf,
+    mut writer: Writer,
+) -> Ended {
+    let mut probe = [0u8; 64];
+    loop {
+        let first = tokio::select! {
+            _ = shared.cancel.cancelled() => return Ended::Stop,
+            read = reader.read(&mut probe) => {
+                return Ended::Broken(match read {
+                    Ok(0) => "closed by peer".to_owned(),
+                    Ok(_) => "peer wrote on a send-only connection".to_owned(),
+                    Err(e) => e.to_string(),
+                });
+            }
+            frame = queue.next() => match frame {
+                Some(frame) => frame,
+                None => return Ended::Stop,
+            },
+        };
+        let write = async {
+            let writer: &mut Writer = &mut writer;
+            SinkExt::<Bytes>::feed(writer, first).await?;
+            let mut written = 1;
+            while written < BATCH {
+                let Some(frame) = queue.try_next() else { break };
+                SinkExt::<Bytes>::feed(writer, frame).await?;
+                written += 1;
+            }
+            SinkExt::<Bytes>::flush(writer).await?;
+            Ok::<u64, std::io::Error>(written as u64)
+        };
+        let outcome = tokio::select! {
+            _ = shared.cancel.cancelled() => return Ended::Stop,
+            outcome = tokio::time::timeout(WRITE_TIMEOUT, write) => outcome,
+        };
+        match outcome {
+            Ok(Ok(written)) => Counters::add(&shared.stats.sent, written),
+            Ok(Err(e)) => return Ended::Broken(e.to_string()),
+            Err(_) => return Ended::Broken("write timed out".to_owned()),
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! State shared by the [`Transport`](crate::Transport) handle and its tasks.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::codec::LengthDelimitedCodec;
+use tokio_util::sync::CancellationToken;
+
+use crate::event::PeerEvent;
+use crate::frame::FrameKey;
+use crate::stats::Counters;
+
+pub(crate) struct Shared {
+    pub node_id: String,
+    pub cluster_id: String,
+    pub key: FrameKey,
+    /// The bound listen address, sent in hellos.
+    pub local_addr: SocketAddr,
+    pub max_frame_bytes: usize,
+    pub queue_capacity: usize,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    pub peers: Mutex<BTreeMap<String, SocketAddr>>,
+    pub stats: Counters,
+    pub events: mpsc::Sender<PeerEvent>,
+    pub cancel: CancellationToken,
+}
+
+impl Shared {
+    /// The length-delimited codec of every connection: 4-byte big-endian
+    /// length, bodies of at most `max_frame_bytes`.
+    pub fn codec(&self) -> LengthDelimitedCodec {
+        LengthDelimitedCodec::builder()
+            .length_field_length(4)
+            .big_endian()
+            .max_frame_length(self.max_frame_bytes)
+            .new_codec()
+    }
+
+    pub fn peer_addr(&self, id: &str) -> Option<SocketAddr> {
+        lock(&self.peers).get(id).copied()
+    }
+
+    /// Records `addr` for `id`; returns the address it replaced, if any.
+    pub fn set_peer_addr(&self, id: &str, addr: SocketAddr) -> Option<SocketAddr> {
+        lock(&self.peers).insert(id.to_owned(), addr)
+    }
+
+    /// Hands an event to the application without ever waiting: events are
+    /// rare state changes, and the channel is large, so a full channel
+    /// means nobody reads it.
+    pub fn emit(&self, event: PeerEvent) {
+        if let Err(e) = self.events.try_send(event) {
+            tracing::debug!(event = ?e.into_inner(), "peer event dropped: event channel full or closed");
+        }
+    }
+}
+
+/// Locks a mutex, recovering the data if a holder panicked: every critical
+/// section here is a single map operation, which cannot leave it half-done.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Logs a task that ended other than by returning or being aborted (a panic).
+pub(crate) fn log_join(done: Result<(), tokio::task::JoinError>, task: &str) {
+    if let Err(e) = done
+        && !e.is_cancelled()
+    {
+        tracing::error!(error = %e, "{task} task failed");
+    }
+}

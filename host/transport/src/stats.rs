@@ -1,0 +1,82 @@
+//! Counters: lock-free while running, read as a [`TransportStats`] snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of a transport's counters since it started.
+///
+/// ```
+/// use tenure_transport::TransportStats;
+/// let stats = TransportStats::default();
+/// assert_eq!(stats.rejected(), 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    /// Frames (protocol or plugin) written to a peer's socket and flushed.
+    pub sent: u64,
+    /// Frames (protocol or plugin) accepted and handed to the inbound channel.
+    pub received: u64,
+    /// Frames dropped because a peer's outbound queue was full: refused by
+    /// `send`, or the oldest evicted while the peer was unreachable.
+    pub dropped_queue_full: u64,
+    /// Sends to a node with no known address.
+    pub dropped_unknown_peer: u64,
+    /// Frames that did not decode, had another version or kind, or broke
+    /// the connection's protocol (no hello first, a second hello, a bad
+    /// hello address).
+    pub rejected_malformed: u64,
+    /// Length prefixes above `max_frame_bytes`.
+    pub rejected_oversize: u64,
+    /// Frames whose HMAC did not verify under the cluster secret.
+    pub rejected_unauthenticated: u64,
+    /// Frames carrying another cluster id.
+    pub rejected_foreign_cluster: u64,
+    /// Frames addressed to another node, or whose sender differs from the
+    /// one that said hello on that connection.
+    pub rejected_misaddressed: u64,
+}
+
+impl TransportStats {
+    /// All rejected inbound frames, whatever the reason.
+    pub fn rejected(&self) -> u64 {
+        self.rejected_malformed
+            + self.rejected_oversize
+            + self.rejected_unauthenticated
+            + self.rejected_foreign_cluster
+            + self.rejected_misaddressed
+    }
+}
+
+/// The live counters behind [`TransportStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub sent: AtomicU64,
+    pub received: AtomicU64,
+    pub dropped_queue_full: AtomicU64,
+    pub dropped_unknown_peer: AtomicU64,
+    pub rejected_malformed: AtomicU64,
+    pub rejected_oversize: AtomicU64,
+    pub rejected_unauthenticated: AtomicU64,
+    pub rejected_foreign_cluster: AtomicU64,
+    pub rejected_misaddressed: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> TransportStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        TransportStats {
+            sent: get(&self.sent),
+            received: get(&self.received),
+            dropped_queue_full: get(&self.dropped_queue_full),
+            dropped_unknown_peer: get(&self.dropped_unknown_peer),
+            rejected_malformed: get(&self.rejected_malformed),
+            rejected_oversize: get(&self.rejected_oversize),
+            rejected_unauthenticated: get(&self.rejected_unauthenticated),
+            rejected_foreign_cluster: get(&self.rejected_foreign_cluster),
+            rejected_misaddressed: get(&self.rejected_misaddressed),
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! [`Transport`]: the handle the node holds.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{TransportConfig, check_node_id};
+use crate::error::{SendError, TransportError};
+use crate::event::{Channel, Inbound, PeerEvent};
+use crate::frame;
+use crate::shared::{Shared, lock, log_join};
+use crate::stats::{Counters, TransportStats};
+use crate::{inbound, outbound};
+
+/// Capacity of the channel of [`Inbound`] messages.
+pub const INBOUND_CAPACITY: usize = 1024;
+
+/// Capacity of the channel of [`PeerEvent`]s (events beyond it are dropped).
+pub const EVENT_CAPACITY: usize = 1024;
+
+/// A node's endpoint: listens for its peers' frames and sends its own.
+///
+/// Start it with [`Transport::start`], which returns the handle and the
+/// receivers of inbound messages and peer events. Dropping the handle stops
+/// every task (abruptly); [`Transport::shutdown`] stops them and waits.
+///
+/// ```
+/// use tenure_transport::{Channel, Transport, TransportConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let secret = b"shared cluster secret".to_vec();
+/// let any_port = "127.0.0.1:0".parse()?;
+/// let (a, _a_inbox, _a_events) =
+///     Transport::start(TransportConfig::new("a", "demo", secret.clone(), any_port)).await?;
+/// let (b, mut b_inbox, _b_events) =
+///     Transport::start(TransportConfig::new("b", "demo", secret, any_port)).await?;
+///
+/// a.add_peer("b", b.local_addr());
+/// a.send("b", Channel::Protocol, b"hello, b".to_vec())?;
+/// let message = b_inbox.recv().await.ok_or("b's inbox closed")?;
+/// assert_eq!((message.from.as_str(), message.payload.as_slice()), ("a", &b"hello, b"[..]));
+///
+/// // b learned a's address from the connection's hello, so it can answer.
+/// assert_eq!(b.peers().get("a"), Some(&a.local_addr()));
+///
+/// a.shutdown().await;
+/// b.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Transport {
+    shared: Arc<Shared>,
+    /// The queue of each peer's connection task, made on first send.
+    outbound: Mutex<HashMap<String, mpsc::Sender<Bytes>>>,
+    tasks: Mutex<JoinSet<()>>,
+    runtime: Handle,
+}
+
+impl Transport {
+    /// Binds the listener and starts the accept loop; outbound connections are made lazily per peer on first send (and kept, with reconnect).
+    ///
+    /// Fails if the configuration is invalid (a secret under 16 bytes, an
+    /// empty or over-long id, ...) or the address cannot be bound. Must be
+    /// called within a Tokio runtime, which runs every task.
+    pub async fn start(
+        config: TransportConfig,
+    ) -> Result<
+        (
+            Transport,
+            mpsc::Receiver<Inbound>,
+            mpsc::Receiver<PeerEvent>,
+        ),
+        TransportError,
+    > {
+        let key = config.validate()?;
+        let bind_error = |source| TransportError::Bind {
+            addr: config.listen,
+            source,
+        };
+        // On Unix, Tokio binds with SO_REUSEADDR, so a restarted node can
+        // listen again on its port while old connections sit in TIME_WAIT.
+        let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
+
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
+        let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
+        let shared = Arc::new(Shared {
+            node_id: config.node_id,
+            cluster_id: config.cluster_id,
+            key,
+            local_addr,
+            max_frame_bytes: config.max_frame_bytes,
+            queue_capacity: config.queue_capacity,
+            reconnect_min: config.reconnect_min,
+            reconnect_max: config.reconnect_max,
+            peers: Mutex::new(config.peers),
+            stats: Counters::default(),
+            events: events_tx,
+            cancel: CancellationToken::new(),
+        });
+        let runtime = Handle::current();
+        let mut tasks = JoinSet::new();
+        tasks.spawn_on(
+            inbound::accept_loop(listener, shared.clone(), inbound_tx),
+            &runtime,
+        );
+        tracing::info!(node = %shared.node_id, addr = %local_addr, "transport listening");
+        let transport = Transport {
+            shared,
+            outbound: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(tasks),
+            runtime,
+        };
+        Ok((transport, inbound_rx, events_rx))
+    }
+
+    /// The address the listener is bound to (the real port when the
+    /// configuration asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// Never blocks and never awaits: queues the frame for `to`'s connection task. Full queue -> dropped and counted (returns Err(SendError::QueueFull)); no known address -> Err(SendError::UnknownPeer) and counted.
+    ///
+    /// A frame larger than `max_frame_bytes` is refused with
+    /// [`SendError::TooLarge`]. Delivery is at most once: frames queued or
+    /// in flight when a connection breaks may be lost.
+    pub fn send(&self, to: &str, channel: Channel, payload: Vec<u8>) -> Result<(), SendError> {
+        if self.shared.peer_addr(to).is_none() {
+            Counters::add(&self.shared.stats.dropped_unknown_peer, 1);
+            return Err(SendError::UnknownPeer {
+                peer: to.to_owned(),
+            });
+        }
+        let shared = &self.shared;
+        let len = frame::encoded_len(&shared.cluster_id, &shared.node_id, to, payload.len());
+        if len > shared.max_frame_bytes {
+            return Err(SendError::TooLarge {
+                len,
+                max: shared.max_frame_bytes,
+            });
+        }
+        let body = frame::encode(
+            &shared.key,
+            channel.kind(),
+            &shared.cluster_id,
+            &shared.node_id,
+            to,
+            &payload,
+        )
+        // Unreachable: known peers have valid ids and the node's own ids
+        // were validated at start; refuse rather than panic all the same.
+        .map_err(|_| SendError::UnknownPeer {
+            peer: to.to_owned(),
+        })?;
+        match self.queue_for(to).try_send(body) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Counters::add(&shared.stats.dropped_queue_full, 1);
+                Err(SendError::QueueFull {
+                    peer: to.to_owned(),
+                })
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed {
+                peer: to.to_owned(),
+            }),
+        }
+    }
+
+    /// The queue of `peer`'s connection task, starting the task on first use.
+    fn queue_for(&self, peer: &str) -> mpsc::Sender<Bytes> {
+        let mut outbound = lock(&self.outbound);
+        if let Some(tx) = outbound.get(peer) {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::channel(self.shared.queue_capacity);
+        lock(&self.tasks).spawn_on(
+            outbound::run(peer.to_owned(), self.shared.clone(), rx),
+            &self.runtime,
+        );
+        outbound.insert(peer.to_owned(), tx.clone());
+        tx
+    }
+
+    /// Records (or replaces) the address of peer `id`. A connection task
+    /// uses the new address from its next (re)connection on. An id that
+    /// cannot go on the wire (empty, or over 255 bytes) is ignored with a
+    /// warning.
+    pub fn add_peer(&self, id: &str, addr: SocketAddr) {
+        if let Err(reason) = check_node_id(id) {
+            tracing::warn!(peer = id, %reason, "add_peer: invalid peer id ignored");
+            return;
+        }
+        self.shared.set_peer_addr(id, addr);
+    }
+
+    /// Every known peer address: configured, added, and learned from hellos.
+    pub fn peers(&self) -> BTreeMap<String, SocketAddr> {
+        lock(&self.shared.peers).clone()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> TransportStats {
+        self.shared.stats.snapshot()
+    }
+
+    /// Stops the accept loop and every connection task; returns when they are gone.
+    ///
+    /// Frames still queued are discarded. The receivers returned by
+    /// [`Transport::start`] then yield `None` once drained.
+    pub async fn shutdown(self) {
+        self.shared.cancel.cancel();
+        let mut tasks = std::mem::take(&mut *lock(&self.tasks));
+        while let Some(done) = tasks.join_next().await {
+            log_join(done, "transport");
+        }
+        tracing::info!(node = %self.shared.node_id, "transport stopped");
+    }
+}
+
+impl Drop for Transport {
+    /// Tells every task to stop; the tasks still in the set are aborted
+    /// when it drops.
+    fn drop(&mut self) {
+        self.shared.cancel.cancel();
+    }
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("node_id", &self.shared.node_id)
+            .field("cluster_id", &self.shared.cluster_id)
+            .field("local_addr", &self.shared.local_addr)
+            .finish_non_exhaustive()
+    }
+}

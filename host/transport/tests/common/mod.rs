@@ -1,0 +1,140 @@
+//! Helpers shared by the integration tests: every wait is bounded.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tenure_transport::{Inbound, PeerEvent, Transport, TransportConfig, TransportStats};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+pub const SECRET: &[u8] = b"tenure-test-cluster-secret";
+pub const CLUSTER: &str = "test-cluster";
+/// The longest any single wait in a test may take.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// A test configuration: loopback, any port, fast reconnects.
+pub fn config(id: &str) -> TransportConfig {
+    let mut config = TransportConfig::new(id, CLUSTER, SECRET.to_vec(), any_port());
+    config.reconnect_min = Duration::from_millis(10);
+    config.reconnect_max = Duration::from_millis(100);
+    config
+}
+
+pub struct Node {
+    pub transport: Transport,
+    pub inbox: mpsc::Receiver<Inbound>,
+    pub events: mpsc::Receiver<PeerEvent>,
+}
+
+pub async fn start(config: TransportConfig) -> Node {
+    let (transport, inbox, events) = Transport::start(config).await.expect("transport starts");
+    Node {
+        transport,
+        inbox,
+        events,
+    }
+}
+
+impl Node {
+    pub fn addr(&self) -> SocketAddr {
+        self.transport.local_addr()
+    }
+
+    pub async fn recv(&mut self) -> Inbound {
+        tokio::time::timeout(WAIT, self.inbox.recv())
+            .await
+            .expect("a message within the wait")
+            .expect("inbox open")
+    }
+
+    /// Waits for the first event matching `want`, skipping others.
+    pub async fn event(&mut self, want: impl Fn(&PeerEvent) -> bool) -> PeerEvent {
+        let wait = async {
+            loop {
+                match self.events.recv().await {
+                    Some(event) if want(&event) => return event,
+                    Some(_) => continue,
+                    None => panic!("event channel closed"),
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, wait)
+            .await
+            .expect("the event within the wait")
+    }
+
+    pub async fn shutdown(self) {
+        tokio::time::timeout(WAIT, self.transport.shutdown())
+            .await
+            .expect("shutdown within the wait");
+    }
+}
+
+/// Polls `stats` until `done` holds; panics after [`WAIT`].
+pub async fn stats_until(
+    transport: &Transport,
+    done: impl Fn(&TransportStats) -> bool,
+) -> TransportStats {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let stats = transport.stats();
+        if done(&stats) {
+            return stats;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stats never got there: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Writes one length-delimited frame body, as the transport would.
+pub async fn write_frame(stream: &mut TcpStream, body: &[u8]) {
+    let len = u32::try_from(body.len()).expect("small frame");
+    let mut bytes = len.to_be_bytes().to_vec();
+    bytes.extend_from_slice(body);
+    stream.write_all(&bytes).await.expect("write frame");
+}
+
+/// Asserts the other side closes `stream`: a read returns EOF (or a reset,
+/// if the close raced unread bytes) within the wait.
+pub async fn assert_closed(stream: &mut TcpStream) {
+    let mut buf = [0u8; 16];
+    match tokio::time::timeout(WAIT, stream.read(&mut buf)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => panic!("the transport wrote {n} bytes on an accepted connection"),
+        Ok(Err(e)) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+            ),
+            "unexpected read error {e}"
+        ),
+        Err(_) => panic!("the connection stayed open"),
+    }
+}
+
+/// Reserves a loopback port nobody listens on: the socket is bound (with
+/// SO_REUSEADDR) but not listening, so connections to it are refused, the
+/// kernel hands the port to no one else while it lives, and a transport can
+/// still bind it (it also sets SO_REUSEADDR) before the reservation drops.
+pub fn reserve_port() -> (tokio::net::TcpSocket, SocketAddr) {
+    reserve(any_port())
+}
+
+/// [`reserve_port`] at a given address (e.g. one a stopped transport left).
+pub fn reserve(addr: SocketAddr) -> (tokio::net::TcpSocket, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+    socket.bind(addr).expect("bind");
+    let addr = socket.local_addr().expect("local address");
+    (socket, addr)
+}

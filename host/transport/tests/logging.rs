@@ -1,0 +1,72 @@
+//! Rejections are logged with `tracing::warn!`, with the remote address
+//! and the reason as fields.
+
+mod common;
+
+use common::{CLUSTER, assert_closed, config, start, stats_until, write_frame};
+use tenure_transport::frame::{self, FrameKey, Kind};
+use tokio::net::TcpStream;
+
+/// A log sink for the current thread's subscriber.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> LogBuffer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn rejections_are_logged_as_warnings_with_peer_and_reason() {
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    // Global, and alone in this test binary: a thread-scoped subscriber
+    // races with other tests' threads over tracing's per-callsite cache.
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+
+    let mut cfg = config("b");
+    cfg.max_frame_bytes = 4096;
+    let b = start(cfg).await;
+    let a = start(config("a")).await;
+    let mut stream = TcpStream::connect(b.addr()).await.unwrap();
+    let local = stream.local_addr().unwrap();
+    let forged = frame::encode(
+        &FrameKey::new(b"not the cluster secret").unwrap(),
+        Kind::Hello,
+        CLUSTER,
+        "m",
+        "b",
+        b"127.0.0.1:9",
+    )
+    .unwrap();
+    write_frame(&mut stream, &forged).await;
+    assert_closed(&mut stream).await;
+    stats_until(&b.transport, |s| s.rejected_unauthenticated == 1).await;
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("rejected frame"))
+        .unwrap_or_else(|| panic!("no rejection logged in {text:?}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains(&format!("peer={local}")), "{line}");
+    assert!(line.contains("reason=bad HMAC"), "{line}");
+    a.shutdown().await;
+    b.shutdown().await;
+}

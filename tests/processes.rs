@@ -1,0 +1,379 @@
+//! Multi-process tests: real `tenure run` processes on 127.0.0.1, real
+//! sockets, real disks. Bounds are generous (these machines are shared and
+//! noisy); every wait is bounded and every process is killed on drop.
+//!
+//! Built as an integration test of the host package (see host/Cargo.toml)
+//! so `CARGO_BIN_EXE_tenure` names the binary under test.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tenure_host::node::NodeReport;
+
+const SECRET: &str = "process-test-secret-0123456789";
+
+/// A cluster of `tenure run` processes in a temporary directory.
+struct Cluster {
+    dir: PathBuf,
+    ids: Vec<String>,
+    admins: BTreeMap<String, SocketAddr>,
+    children: BTreeMap<String, Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl Cluster {
+    /// Starts `size` nodes; `extra(id)` is appended to each node's config
+    /// (a `[timings]` or `[plugin]` table, say).
+    fn start(name: &str, size: usize, extra: impl Fn(&str) -> String) -> Cluster {
+        let dir = std::env::temp_dir().join(format!("tenure-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let ids: Vec<String> = (1..=size).map(|i| format!("n{i}")).collect();
+        let ports: Vec<u16> = ids.iter().map(|_| free_port()).collect();
+        let peers: String = ids
+            .iter()
+            .zip(&ports)
+            .map(|(id, port)| format!("{id} = \"127.0.0.1:{port}\"\n"))
+            .collect();
+        let mut admins = BTreeMap::new();
+        for (id, port) in ids.iter().zip(&ports) {
+            let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+            let text = format!(
+                "node-id = \"{id}\"\ncluster-id = \"proc\"\nlisten = \"127.0.0.1:{port}\"\n\
+                 admin = \"{admin}\"\ndata-dir = \"{id}\"\nsecret = \"{SECRET}\"\n\
+                 [peers]\n{peers}\n{}",
+                extra(id)
+            );
+            std::fs::write(dir.join(format!("{id}.toml")), text).expect("config");
+            admins.insert(id.clone(), admin);
+        }
+        let mut cluster = Cluster {
+            dir,
+            ids: ids.clone(),
+            admins,
+            children: BTreeMap::new(),
+        };
+        for id in &ids {
+            cluster.spawn(id);
+        }
+        cluster
+    }
+
+    fn spawn(&mut self, id: &str) {
+        let log = std::fs::File::create(self.dir.join(format!("{id}.log"))).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_tenure"))
+            .args(["run", "--config"])
+            .arg(self.dir.join(format!("{id}.toml")))
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("tenure starts");
+        self.children.insert(id.to_string(), child);
+    }
+
+    fn signal(&self, id: &str, signal: &str) {
+        let pid = self.children.get(id).expect("running").id();
+        let ok = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(ok, "kill {signal} {pid}");
+    }
+
+    fn kill9(&mut self, id: &str) {
+        self.signal(id, "-KILL");
+        if let Some(mut child) = self.children.remove(id) {
+            let _ = child.wait();
+        }
+    }
+
+    /// The status of every node that answers.
+    fn statuses(&self) -> BTreeMap<String, NodeReport> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        self.admins
+            .iter()
+            .filter(|(id, _)| self.children.contains_key(*id))
+            .filter_map(|(id, admin)| {
+                let report = runtime.block_on(fetch(*admin)).ok()?;
+                Some((id.clone(), report))
+            })
+            .collect()
+    }
+
+    /// Waits (at most `bound`) until every node in `among` that answers
+    /// agrees on one leader, itself among them and leading; returns it.
+    fn wait_for_leader(&self, among: &[&str], bound: Duration) -> (String, u64) {
+        let deadline = Instant::now() + bound;
+        loop {
+            let statuses = self.statuses();
+            let views: Vec<&NodeReport> = among.iter().filter_map(|id| statuses.get(*id)).collect();
+            if views.len() == among.len() {
+                let first = (views[0].leader.clone(), views[0].term);
+                let agreed = views.iter().all(|v| (v.leader.clone(), v.term) == first);
+                if let (true, (Some(leader), term)) = (agreed, first) {
+                    let leads = statuses
+                        .get(&leader)
+                        .is_some_and(|s| s.role == "leader" && s.term == term);
+                    if leads && among.contains(&leader.as_str()) {
+                        return (leader, term);
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader among {among:?} within {bound:?}: {statuses:#?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every (term, node) that some node's event log says became leader.
+    fn leaders_by_term(&self) -> BTreeMap<u64, Vec<String>> {
+        let mut by_term: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        for id in &self.ids {
+            let path = self.dir.join(id).join("events.log");
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for line in text.lines() {
+                let event: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+                if event["event"] == "became-leader" {
+                    let term = event["term"].as_u64().expect("term");
+                    let node = event["node"].as_str().expect("node").to_string();
+                    let nodes = by_term.entry(term).or_default();
+                    if !nodes.contains(&node) {
+                        nodes.push(node);
+                    }
+                }
+            }
+        }
+        by_term
+    }
+
+    fn assert_one_leader_per_term(&self) {
+        for (term, nodes) in self.leaders_by_term() {
+            assert_eq!(
+                nodes.len(),
+                1,
+                "term {term} had leaders {nodes:?}\n{}",
+                self.logs()
+            );
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.ids
+            .iter()
+            .map(|id| {
+                let text =
+                    std::fs::read_to_string(self.dir.join(format!("{id}.log"))).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                format!(
+                    "--- {id} ---\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.children.values_mut() {
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+async fn fetch(admin: SocketAddr) -> anyhow::Result<NodeReport> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(admin).await?;
+        stream
+            .write_all(b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(Duration::from_secs(2), exchange).await??;
+    let text = String::from_utf8_lossy(&response);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    Ok(serde_json::from_str(body)?)
+}
+
+const BOUND: Duration = Duration::from_secs(15);
+
+#[test]
+fn processes_elect_fail_over_rejoin_and_survive_a_frozen_leader() {
+    let mut cluster = Cluster::start("failover", 3, |_| String::new());
+    let all = ["n1", "n2", "n3"];
+
+    // Exactly one leader forms.
+    let (leader, term) = cluster.wait_for_leader(&all, BOUND);
+    let leading: Vec<String> = cluster
+        .statuses()
+        .into_values()
+        .filter(|s| s.role == "leader")
+        .map(|s| s.node_id)
+        .collect();
+    assert_eq!(leading, vec![leader.clone()]);
+
+    // kill -9 the leader: the survivors elect a new one in a higher term.
+    cluster.kill9(&leader);
+    let survivors: Vec<&str> = all.iter().copied().filter(|id| *id != leader).collect();
+    let (second, second_term) = cluster.wait_for_leader(&survivors, BOUND);
+    assert_ne!(second, leader);
+    assert!(second_term > term);
+
+    // Restart the old leader: it rejoins and follows.
+    cluster.spawn(&leader);
+    let (_, rejoined_term) = cluster.wait_for_leader(&all, BOUND);
+    assert!(rejoined_term >= second_term);
+
+    // Freeze the leader past the maximum election timeout, then thaw it:
+    // it learns the higher term and steps down.
+    let (frozen, frozen_term) = cluster.wait_for_leader(&all, BOUND);
+    cluster.signal(&frozen, "-STOP");
+    let others: Vec<&str> = all.iter().copied().filter(|id| *id != frozen).collect();
+    let (_, new_term) = cluster.wait_for_leader(&others, BOUND);
+    assert!(new_term > frozen_term);
+    std::thread::sleep(Duration::from_millis(600));
+    cluster.signal(&frozen, "-CONT");
+    let (_, final_term) = cluster.wait_for_leader(&all, BOUND);
+    let thawed = &cluster.statuses()[&frozen];
+    assert!(final_term >= new_term);
+    assert!(
+        thawed.term >= new_term,
+        "{frozen} still at term {}",
+        thawed.term
+    );
+
+    // Across the whole run, no term had two leaders.
+    cluster.assert_one_leader_per_term();
+}
+
+/// The misbehave plugin's `[plugin]` table: `mode` at callback `on`.
+fn misbehave(mode: &str, on: &str) -> String {
+    let wasm =
+        tenure_host::component_path::election_wasm().with_file_name("tenure_plugin_misbehave.wasm");
+    assert!(
+        wasm.is_file(),
+        "build the plugins first: scripts/build-guests.sh"
+    );
+    format!(
+        "[plugin]\npath = \"{}\"\ndeadline-ms = 50\nmemory-mib = 32\n\
+         [plugin.config]\nmode = \"{mode}\"\non = \"{on}\"\n",
+        wasm.display()
+    )
+}
+
+/// Waits for a leader, then checks it holds for `hold` with every node
+/// answering; returns the leader, its term and the largest heartbeat gap
+/// followers saw. With `settle`, a first leader may move once (a plugin
+/// refusing leadership hands it on) before the check.
+fn stable_leader(
+    cluster: &Cluster,
+    all: &[&str],
+    hold: Duration,
+    settle: bool,
+) -> (String, u64, u64) {
+    let mut attempts = if settle { 3 } else { 1 };
+    loop {
+        let (leader, term) = cluster.wait_for_leader(all, BOUND);
+        std::thread::sleep(hold);
+        let (again, again_term) = cluster.wait_for_leader(all, BOUND);
+        attempts -= 1;
+        if (&again, again_term) != (&leader, term) {
+            assert!(
+                attempts > 0,
+                "leadership moved from {leader}/{term} to {again}/{again_term}\n{}",
+                cluster.logs()
+            );
+            continue;
+        }
+        let gap = cluster
+            .statuses()
+            .values()
+            .filter(|s| s.role == "follower")
+            .map(|s| s.max_leader_gap_ms)
+            .max()
+            .unwrap_or(0);
+        return (leader, term, gap);
+    }
+}
+
+#[test]
+fn misbehaving_plugins_never_cost_the_cluster_its_leader() {
+    let all = ["n1", "n2", "n3"];
+    // Every node runs a plugin that loops, allocates without bound or traps
+    // in a callback: the plugin is stopped and replaced, heartbeats go on.
+    for (mode, on) in [
+        ("loop", "on-become-follower"),
+        ("bomb", "on-become-follower"),
+        ("trap", "on-become-follower"),
+        ("loop", "on-peer-joined"),
+        ("trap", "on-term-changed"),
+    ] {
+        let cluster = Cluster::start(&format!("bad-{mode}-{on}"), 3, |_| misbehave(mode, on));
+        let (_, _, gap) = stable_leader(&cluster, &all, Duration::from_secs(2), false);
+        assert!(
+            gap < 300,
+            "{mode} in {on}: a follower saw a {gap} ms heartbeat gap"
+        );
+        println!("{mode} in {on}: stable leader, largest follower heartbeat gap {gap} ms");
+        cluster.assert_one_leader_per_term();
+    }
+    // One node whose plugin cannot lead (error, trap, loop or bomb in
+    // on-become-leader) and which times out first, so it wins first: it
+    // refuses, steps down and backs off; another node leads for good.
+    for mode in ["refuse", "trap", "loop", "bomb"] {
+        let cluster = Cluster::start(&format!("refuse-{mode}"), 3, |id| {
+            if id == "n1" {
+                format!(
+                    "[timings]\nelection-timeout-min-ms = 60\nelection-timeout-max-ms = 80\n\
+                     heartbeat-interval-ms = 20\n{}",
+                    misbehave(mode, "on-become-leader")
+                )
+            } else {
+                String::new()
+            }
+        });
+        let (leader, _, gap) = stable_leader(&cluster, &all, Duration::from_secs(2), true);
+        assert_ne!(leader, "n1", "{mode}: the refusing node leads");
+        assert!(gap < 300, "{mode}: a follower saw a {gap} ms heartbeat gap");
+        let refused = cluster
+            .leaders_by_term()
+            .values()
+            .any(|nodes| nodes.iter().any(|n| n == "n1"));
+        println!(
+            "{mode} in on-become-leader: n1 won an election first: {refused}; {leader} leads; gap {gap} ms"
+        );
+        cluster.assert_one_leader_per_term();
+    }
+}
