@@ -4,7 +4,8 @@
 //! A plugin never costs its node its place in the cluster:
 //!
 //! - every callback runs under a deadline (wasmtime epoch interruption: a
-//!   ticker advances the plugin engine's epoch every [`EPOCH_TICK`]), and
+//!   ticker advances the plugin engine's epoch every [`EPOCH_TICK`] while a
+//!   callback runs), and
 //!   every store under a memory cap, so a loop or an allocation bomb traps
 //!   instead of hanging or exhausting the host;
 //! - the plugin runs on a thread of its own ([`runner`]), so the protocol's
@@ -25,6 +26,7 @@ pub mod runner;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -103,35 +105,82 @@ pub struct PluginLimits {
 
 /// A compiled plugin, ready to instantiate.
 pub struct PluginComponent {
-    engine: Engine,
+    engine: PluginEngine,
     pre: PluginPre<PluginState>,
     name: String,
     sha256: String,
 }
 
-/// An engine for plugins: like the protocol's, plus epoch interruption,
-/// with a ticker thread that lives as long as the engine does.
-pub fn plugin_engine() -> anyhow::Result<Engine> {
+/// Advances a plugin engine's epoch every [`EPOCH_TICK`], but only while a
+/// callback runs: an idle node does not wake up 200 times a second for
+/// nothing. Callbacks [`EpochTicker::enter`] for their duration.
+pub struct EpochTicker {
+    active: AtomicUsize,
+    thread: std::thread::Thread,
+}
+
+/// Marks a callback in progress for the [`EpochTicker`] while it lives.
+pub struct Ticking<'a>(&'a EpochTicker);
+
+impl EpochTicker {
+    /// Marks a callback as running (and wakes the ticker).
+    pub fn enter(&self) -> Ticking<'_> {
+        self.active.fetch_add(1, Ordering::SeqCst);
+        self.thread.unpark();
+        Ticking(self)
+    }
+}
+
+impl Drop for Ticking<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// An engine for plugins — epoch interruption on — and its ticker, a
+/// thread that lives as long as the engine does.
+#[derive(Clone)]
+pub struct PluginEngine {
+    engine: Engine,
+    ticker: Arc<EpochTicker>,
+}
+
+/// Creates a [`PluginEngine`].
+pub fn plugin_engine() -> anyhow::Result<PluginEngine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
     let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
     let weak = engine.weak();
-    std::thread::Builder::new()
+    let (tx, rx) = std::sync::mpsc::channel::<Arc<EpochTicker>>();
+    let thread = std::thread::Builder::new()
         .name("tenure-epoch".into())
         .spawn(move || {
+            let Ok(ticker) = rx.recv() else { return };
             while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
+                if ticker.active.load(Ordering::SeqCst) > 0 {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                } else {
+                    drop(engine);
+                    // Woken by `enter`; the timeout notices a dropped engine.
+                    std::thread::park_timeout(Duration::from_secs(1));
+                }
             }
         })
         .context("starting the epoch ticker")?;
-    Ok(engine)
+    let ticker = Arc::new(EpochTicker {
+        active: AtomicUsize::new(0),
+        thread: thread.thread().clone(),
+    });
+    tx.send(ticker.clone())
+        .map_err(|_| anyhow::anyhow!("the epoch ticker did not start"))?;
+    Ok(PluginEngine { engine, ticker })
 }
 
 impl PluginComponent {
     /// Reads and compiles the plugin at `path`.
-    pub fn from_file(engine: &Engine, path: &Path) -> anyhow::Result<PluginComponent> {
+    pub fn from_file(engine: &PluginEngine, path: &Path) -> anyhow::Result<PluginComponent> {
         let bytes =
             std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
         let name = path.file_name().map_or_else(
@@ -144,12 +193,13 @@ impl PluginComponent {
 
     /// Compiles plugin bytes and links them against the host.
     pub fn from_bytes(
-        engine: &Engine,
+        engine: &PluginEngine,
         name: &str,
         bytes: &[u8],
     ) -> anyhow::Result<PluginComponent> {
-        let component = wasm(Component::new(engine, bytes)).context("compiling the plugin")?;
-        let mut linker = Linker::new(engine);
+        let component =
+            wasm(Component::new(&engine.engine, bytes)).context("compiling the plugin")?;
+        let mut linker = Linker::new(&engine.engine);
         wasm(wasmtime_wasi::p2::add_to_linker_sync(&mut linker)).context("linking WASI")?;
         wasm(Plugin::add_to_linker::<PluginState, HasSelf<PluginState>>(
             &mut linker,
@@ -196,16 +246,19 @@ impl PluginComponent {
             next_schedule_id,
             name: self.name.clone(),
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|s| &mut s.limits);
         let ticks = (limits.deadline.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64;
         store.set_epoch_deadline(ticks);
-        let bindings =
-            wasm(self.pre.instantiate(&mut store)).context("instantiating the plugin")?;
+        let bindings = {
+            let _ticking = self.engine.ticker.enter();
+            wasm(self.pre.instantiate(&mut store)).context("instantiating the plugin")?
+        };
         Ok(PluginInstance {
             store,
             bindings,
             deadline_ticks: ticks,
+            ticker: self.engine.ticker.clone(),
         })
     }
 }
@@ -221,12 +274,14 @@ pub struct PluginInstance {
     store: Store<PluginState>,
     bindings: Plugin,
     deadline_ticks: u64,
+    ticker: Arc<EpochTicker>,
 }
 
 macro_rules! callback {
     ($(#[$doc:meta])* $name:ident => $call:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty) => {
         $(#[$doc])*
         pub fn $name(&mut self, $($arg: $ty),*) -> CallResult<$ret> {
+            let _ticking = self.ticker.enter();
             self.store.set_epoch_deadline(self.deadline_ticks);
             let behaviour = self.bindings.tenure_election_behaviour();
             let out = wasm(behaviour.$call(&mut self.store, $($arg),*))?;
