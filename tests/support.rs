@@ -1,10 +1,13 @@
 //! Shared helpers for the component-level tests: the compiled election
 //! component (compiled once per test process) and cluster builders.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use tenure_host::ElectionComponent;
-use tenure_host::sim::{NodeIndex, NodeSpec, Simulation};
+use tenure_host::plugin::{PluginComponent, PluginEngine, PluginLimits, plugin_engine};
+use tenure_host::sim::{NodeIndex, NodeSpec, SimPlugin, Simulation};
 
 /// Nanoseconds per millisecond.
 pub const MS: u64 = 1_000_000;
@@ -86,4 +89,64 @@ pub fn elect(sim: &mut Simulation, cluster_id: &str, bound_ns: u64) -> (NodeInde
             )
         }
     }
+}
+
+/// The example plugin `tenure_plugin_{name}.wasm` from the build, compiled
+/// once per test process.
+pub fn plugin_component(name: &str) -> Arc<PluginComponent> {
+    static ENGINE: OnceLock<PluginEngine> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<BTreeMap<String, Arc<PluginComponent>>>> = OnceLock::new();
+    let engine = ENGINE.get_or_init(|| match plugin_engine() {
+        Ok(engine) => engine,
+        Err(e) => panic!("{e:#}"),
+    });
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    cache
+        .entry(name.to_string())
+        .or_insert_with(|| {
+            let path = tenure_host::component_path::election_wasm()
+                .with_file_name(format!("tenure_plugin_{name}.wasm"));
+            match PluginComponent::from_file(engine, &path) {
+                Ok(component) => Arc::new(component),
+                Err(e) => panic!("{e:#} (build the plugins with scripts/build-guests.sh)"),
+            }
+        })
+        .clone()
+}
+
+/// A [`SimPlugin`] for the example plugin `name` with `config`, a 50 ms
+/// deadline and a 32 MiB memory cap.
+pub fn sim_plugin(name: &str, config: &[(&str, &str)]) -> SimPlugin {
+    SimPlugin {
+        component: plugin_component(name),
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        limits: PluginLimits {
+            deadline: Duration::from_millis(50),
+            memory_bytes: 32 << 20,
+        },
+    }
+}
+
+/// A cluster of `ids` where `plugin(id)` says which plugin each node runs.
+pub fn cluster_with_plugins(
+    seed: u64,
+    cluster_id: &str,
+    ids: &[&str],
+    plugin: impl Fn(&str) -> Option<SimPlugin>,
+) -> Simulation {
+    let mut sim = Simulation::new(component(), seed);
+    for id in ids {
+        let mut spec = NodeSpec::new(id, cluster_id, ids);
+        spec.plugin = plugin(id);
+        if let Err(e) = sim.add_node(spec) {
+            panic!("starting {id}: {e:#}");
+        }
+    }
+    sim
 }

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bindings::types::{Event, NodeStatus, Options, Role};
 use crate::config::NodeConfig;
+use crate::plugin::backoff::RefusalBackoff;
 use crate::plugin::runner::{PluginHandle, PluginInput, PluginOutput};
 use crate::plugin::{LeaderView, PluginComponent, PluginLimits, SharedView};
 use crate::protocol::{Effect, ElectionComponent, Environment, ProtocolInstance};
@@ -52,12 +53,6 @@ pub enum Command {
         reply: oneshot::Sender<Result<Vec<u8>, String>>,
     },
 }
-
-/// The first back-off after a plugin refuses leadership; each refusal in a
-/// row doubles it, up to [`MAX_REFUSAL_BACKOFF`].
-pub const FIRST_REFUSAL_BACKOFF: Duration = Duration::from_secs(1);
-/// The longest back-off after repeated refusals.
-pub const MAX_REFUSAL_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Real time and OS entropy for the protocol.
 struct SystemEnvironment {
@@ -101,7 +96,7 @@ pub struct Node {
     /// not campaign) until this instant, then delivered.
     hold_timers_until: Option<tokio::time::Instant>,
     held_timers: Vec<u64>,
-    refusal_backoff: Duration,
+    refusal_backoff: RefusalBackoff,
     /// The leader followed and when its last message arrived.
     last_from_leader: Option<(String, Instant)>,
     /// The longest silence between two messages of the followed leader.
@@ -215,7 +210,7 @@ impl Node {
             view,
             hold_timers_until: None,
             held_timers: Vec::new(),
-            refusal_backoff: FIRST_REFUSAL_BACKOFF,
+            refusal_backoff: RefusalBackoff::default(),
             last_from_leader: None,
             max_leader_gap: Duration::ZERO,
         };
@@ -365,13 +360,17 @@ impl Node {
                 }
                 None
             }
+            PluginOutput::AcceptedLeadership { .. } => {
+                self.refusal_backoff.accepted();
+                None
+            }
+            PluginOutput::Log { .. } => None,
             PluginOutput::RefuseLeadership { term, reason } => {
                 let status = self.protocol.status().ok()?;
                 if status.role != Role::Leader || status.term != term {
                     return None;
                 }
-                let backoff = self.refusal_backoff;
-                self.refusal_backoff = (backoff * 2).min(MAX_REFUSAL_BACKOFF);
+                let backoff = self.refusal_backoff.refused();
                 self.hold_timers_until = Some(tokio::time::Instant::now() + backoff);
                 tracing::warn!(
                     node = %self.config.node_id, term, %reason, backoff_ms = backoff.as_millis() as u64,
@@ -391,14 +390,10 @@ impl Node {
 
     /// Refreshes the plugins' view of the node from the protocol.
     fn refresh_view(&mut self, status: &NodeStatus) {
-        let mut view = match self.view.lock() {
-            Ok(v) => v,
-            Err(p) => p.into_inner(),
-        };
-        view.role = status.role;
-        view.term = status.term;
-        view.leader = status.leader.clone();
-        view.peers = status.alive_peers.clone();
+        self.view
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .update(status);
     }
 
     /// Facts fixed at start.
@@ -459,10 +454,6 @@ impl Node {
         }
         if let Err(e) = self.events.append(event) {
             tracing::warn!(node, error = %format!("{e:#}"), "event log write failed");
-        }
-        if let Event::BecameLeader(_) = event {
-            // Leading without a refusal resets the refusal back-off.
-            self.refusal_backoff = FIRST_REFUSAL_BACKOFF;
         }
         if let Ok(status) = self.protocol.status() {
             self.refresh_view(&status);

@@ -80,5 +80,6 @@ impl Host for PluginState {
     fn log(&mut self, level: LogLevel, message: String) {
         let node = self.view().node_id;
         super::log_line(&self.name, &node, level, &message);
+        self.effects.push(PluginEffect::Log { level, message });
     }
 }

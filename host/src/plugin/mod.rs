@@ -10,8 +10,8 @@
 //!   instead of hanging or exhausting the host;
 //! - the plugin runs on a thread of its own ([`runner`]), so the protocol's
 //!   heartbeats never wait for a callback;
-//! - a trap poisons the store, so the runner replaces a trapped instance
-//!   with a fresh one (see `runner.rs` for the policy).
+//! - a trap poisons the store, so the driver replaces a trapped instance
+//!   with a fresh one (see [`driver`] for the policy).
 //!
 //! # Layout
 //!
@@ -19,8 +19,12 @@
 //!   instance ([`PluginInstance`]) with deadline and memory cap;
 //! - `imports.rs`: the `leader-api` the plugin imports, answered from a
 //!   shared [`LeaderView`];
-//! - [`runner`]: the plugin's thread, its wake-ups and fault handling.
+//! - [`driver`]: callbacks in order, wake-ups and the fault policy, on any
+//!   clock (the simulator's too);
+//! - [`runner`]: the plugin's thread on a real node.
 
+pub mod backoff;
+pub mod driver;
 mod imports;
 pub mod runner;
 
@@ -37,7 +41,7 @@ use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::plugin::{Plugin, PluginPre};
-use crate::bindings::types::{LogLevel, Role};
+use crate::bindings::types::{LogLevel, NodeStatus, Role};
 use crate::protocol::wasm;
 
 /// How often the plugin engine's epoch advances; deadlines are counted in
@@ -56,6 +60,28 @@ pub struct LeaderView {
     pub peers: Vec<String>,
 }
 
+impl LeaderView {
+    /// The view of a node whose protocol reports `status`.
+    pub fn from_status(status: &NodeStatus) -> LeaderView {
+        LeaderView {
+            node_id: status.node_id.clone(),
+            cluster_id: status.cluster_id.clone(),
+            role: status.role,
+            term: status.term,
+            leader: status.leader.clone(),
+            peers: status.alive_peers.clone(),
+        }
+    }
+
+    /// Brings the view up to date with the protocol's `status`.
+    pub fn update(&mut self, status: &NodeStatus) {
+        self.role = status.role;
+        self.term = status.term;
+        self.leader = status.leader.clone();
+        self.peers = status.alive_peers.clone();
+    }
+}
+
 /// A shared, updatable [`LeaderView`].
 pub type SharedView = Arc<Mutex<LeaderView>>;
 
@@ -70,6 +96,8 @@ pub enum PluginEffect {
     Schedule { id: u64, after_ms: u64, tag: String },
     /// Forget wake-up `id`.
     CancelSchedule { id: u64 },
+    /// A log line (already written to `tracing`).
+    Log { level: LogLevel, message: String },
 }
 
 /// What a plugin's store holds.

@@ -26,10 +26,13 @@
 //! - [`network`]: delay, loss, duplication, reordering, partitions.
 //! - [`invariants`]: the safety checks run on every event.
 //! - [`chaos`]: the randomized fault scenario and its many-seed runner.
+//! - `plugins.rs`: behaviour plugins beside the protocol, through the same
+//!   [`crate::plugin::driver::PluginDriver`] a real node uses.
 
 pub mod chaos;
 pub mod invariants;
 pub mod network;
+mod plugins;
 pub mod rng;
 
 use std::cmp::Reverse;
@@ -46,6 +49,7 @@ use invariants::Checker;
 pub use invariants::Violation;
 pub use network::NetworkConfig;
 use network::Partition;
+pub use plugins::SimPlugin;
 use rng::SimRng;
 
 /// Index of a node in a [`Simulation`], in the order it was added.
@@ -66,6 +70,8 @@ pub struct NodeSpec {
     pub bootstrap: Vec<String>,
     /// Election timings.
     pub timings: Timings,
+    /// The behaviour plugin the node runs, if any.
+    pub plugin: Option<SimPlugin>,
 }
 
 impl NodeSpec {
@@ -76,7 +82,14 @@ impl NodeSpec {
             cluster_id: cluster_id.into(),
             bootstrap: bootstrap.iter().map(|s| s.to_string()).collect(),
             timings: Timings::default(),
+            plugin: None,
         }
+    }
+
+    /// The same node, running `plugin`.
+    pub fn with_plugin(mut self, plugin: SimPlugin) -> Self {
+        self.plugin = Some(plugin);
+        self
     }
 
     fn options(&self) -> Options {
@@ -129,6 +142,8 @@ struct SimNode {
     disk: Option<PersistedState>,
     /// Timers armed and not yet fired or cancelled.
     timers: BTreeSet<u64>,
+    /// The node's plugin and its view; see `plugins.rs`.
+    plugin: Option<plugins::NodePlugin>,
 }
 
 #[derive(Debug)]
@@ -136,13 +151,25 @@ enum Pending {
     Deliver {
         to: NodeIndex,
         from: NodeIndex,
+        channel: Channel,
         payload: Vec<u8>,
     },
+    /// The plugin of `node` has a wake-up due.
+    PluginWake { node: NodeIndex, incarnation: u64 },
+    /// The refusal back-off of `node` is over.
+    HoldEnd { node: NodeIndex, incarnation: u64 },
     Timer {
         node: NodeIndex,
         incarnation: u64,
         id: u64,
     },
+}
+
+/// Which layer a simulated message is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Channel {
+    Protocol,
+    Plugin,
 }
 
 /// An entry of the event queue, ordered by time, then by scheduling order,
@@ -249,6 +276,7 @@ impl Simulation {
             incarnation: 0,
             disk: None,
             timers: BTreeSet::new(),
+            plugin: None,
         });
         self.boot(index)?;
         Ok(index)
@@ -263,6 +291,7 @@ impl Simulation {
         if n.instance.take().is_some() {
             n.incarnation += 1;
             n.timers.clear();
+            n.plugin = None;
             self.note(node, "crashed");
         }
     }
@@ -493,6 +522,7 @@ impl Simulation {
         };
         self.note(node, &format!("{what} at term {}", status.term));
         self.checker.started(at, node, &status);
+        self.start_plugin(node, &status)?;
         self.apply(node, effects);
         Ok(())
     }
@@ -526,7 +556,12 @@ impl Simulation {
 
     fn dispatch(&mut self, what: Pending) {
         match what {
-            Pending::Deliver { to, from, payload } => {
+            Pending::Deliver {
+                to,
+                from,
+                channel,
+                payload,
+            } => {
                 if !self.is_up(to) || !self.partition.connected(from, to) {
                     self.stats.dropped += 1;
                     return;
@@ -534,8 +569,23 @@ impl Simulation {
                 self.stats.delivered += 1;
                 self.hash(&payload);
                 let sender = self.nodes[from].spec.id.clone();
-                // `call` only fails for a crashed node, checked above.
-                let _ = self.call(to, |i| i.on_message(&sender, &payload));
+                match channel {
+                    // `call` only fails for a crashed node, checked above.
+                    Channel::Protocol => {
+                        let _ = self.call(to, |i| i.on_message(&sender, &payload));
+                    }
+                    Channel::Plugin => self.plugin_message(to, sender, payload),
+                }
+            }
+            Pending::PluginWake { node, incarnation } => {
+                if self.nodes[node].incarnation == incarnation {
+                    self.plugin_wake(node);
+                }
+            }
+            Pending::HoldEnd { node, incarnation } => {
+                if self.nodes[node].incarnation == incarnation {
+                    self.hold_end(node);
+                }
             }
             Pending::Timer {
                 node,
@@ -544,6 +594,9 @@ impl Simulation {
             } => {
                 let n = &mut self.nodes[node];
                 if n.incarnation != incarnation || !n.timers.remove(&id) {
+                    return;
+                }
+                if self.hold_timer(node, id) {
                     return;
                 }
                 self.stats.timers_fired += 1;
@@ -556,7 +609,7 @@ impl Simulation {
     fn apply(&mut self, node: NodeIndex, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
-                Effect::Send { to, payload } => self.send(node, &to, payload),
+                Effect::Send { to, payload } => self.send(node, &to, Channel::Protocol, payload),
                 Effect::SetTimer { id, after_ns } => {
                     let at_ns = self.now_ns().saturating_add(after_ns);
                     let n = &mut self.nodes[node];
@@ -588,7 +641,7 @@ impl Simulation {
         }
     }
 
-    fn send(&mut self, from: NodeIndex, to: &str, payload: Vec<u8>) {
+    fn send(&mut self, from: NodeIndex, to: &str, channel: Channel, payload: Vec<u8>) {
         let targets = self.routes.get(to).cloned().unwrap_or_default();
         if targets.is_empty() {
             self.stats.sent += 1;
@@ -614,6 +667,7 @@ impl Simulation {
                     Pending::Deliver {
                         to: target,
                         from,
+                        channel,
                         payload: payload.clone(),
                     },
                 );
@@ -636,15 +690,16 @@ impl Simulation {
             Event::PeerLeft(p) => format!("peer left {p}"),
         };
         self.note(node, &line);
-        match event {
+        match &event {
             Event::TermChanged(t) => self.checker.term_changed(at, node, &id, t.old, t.new),
             Event::BecameLeader(term) => {
                 if let Some(status) = self.status(node) {
-                    self.checker.became_leader(at, node, term, &status);
+                    self.checker.became_leader(at, node, *term, &status);
                 }
             }
             _ => {}
         }
+        self.plugin_event(node, event);
     }
 
     fn schedule(&mut self, at_ns: u64, what: Pending) {

@@ -1,0 +1,227 @@
+//! Behaviour plugins in the simulator: the real example plugins (`.wasm`)
+//! beside the real election component, on virtual time, through the same
+//! plugin driver a node uses.
+
+use std::collections::BTreeMap;
+
+use tenure_host::types::Role;
+use tenure_tests::{MAX_TIMEOUT, MS, assert_safe, cluster_with_plugins, elect, sim_plugin};
+
+const THREE: [&str; 3] = ["n1", "n2", "n3"];
+
+/// `(virtual ms, node, run number, term)` of every scheduler run in the
+/// trace (`plugin: run N of JOB by NODE in term T`).
+fn scheduler_runs(trace: &[String]) -> Vec<(u64, String, u64, u64)> {
+    trace
+        .iter()
+        .filter_map(|line| {
+            let (stamp, rest) = line.trim_start().split_once("ms ")?;
+            let ms = stamp.split('.').next()?.parse().ok()?;
+            let text = rest.split_once("plugin: run ")?.1;
+            let words: Vec<&str> = text.split_whitespace().collect();
+            // N of JOB by NODE in term T
+            match words[..] {
+                [n, "of", _, "by", node, "in", "term", t] => {
+                    Some((ms, node.to_string(), n.parse().ok()?, t.parse().ok()?))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_scheduler_runs_once_per_period_and_only_on_the_leader() {
+    for seed in 0..5 {
+        let plugin = |_: &str| {
+            Some(sim_plugin(
+                "scheduler",
+                &[("period-ms", "500"), ("job", "report")],
+            ))
+        };
+        let mut sim = cluster_with_plugins(seed, "c", &THREE, plugin);
+        let (leader, leader_id, _) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+        sim.run_for(10_000 * MS);
+        sim.crash(leader);
+        elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+        sim.run_for(10_000 * MS);
+        assert_safe(&sim);
+
+        let runs = scheduler_runs(sim.trace());
+        // Never two nodes running the job in one term, and every run is by
+        // the node that led that term.
+        let mut by_term: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        for (_, node, _, term) in &runs {
+            let nodes = by_term.entry(*term).or_default();
+            if !nodes.contains(node) {
+                nodes.push(node.clone());
+            }
+        }
+        assert!(
+            by_term.len() >= 2,
+            "seed {seed}: runs in {} terms only",
+            by_term.len()
+        );
+        for (term, nodes) in &by_term {
+            assert_eq!(nodes.len(), 1, "seed {seed}: term {term} ran on {nodes:?}");
+        }
+        // Exactly once per period across the cluster: consecutive runs are
+        // one period apart, except across the failover.
+        for pair in runs.windows(2) {
+            let ((a, node_a, ..), (b, node_b, ..)) = (&pair[0], &pair[1]);
+            if node_a == node_b {
+                assert!(
+                    (499..=501).contains(&(b - a)),
+                    "seed {seed}: runs {a} ms and {b} ms apart"
+                );
+            } else {
+                assert_eq!(
+                    node_a, &leader_id,
+                    "seed {seed}: only the first leader hands over"
+                );
+            }
+        }
+        // ~20 s at one run per 500 ms, less the failover.
+        assert!(
+            (36..=40).contains(&runs.len()),
+            "seed {seed}: {} runs",
+            runs.len()
+        );
+    }
+}
+
+#[test]
+fn callbacks_arrive_in_the_order_events_happened() {
+    let plugin = |_: &str| Some(sim_plugin("logger", &[]));
+    let mut sim = cluster_with_plugins(3, "c", &THREE, plugin);
+    let (_, leader_id, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+    let lines: Vec<&String> = sim
+        .trace()
+        .iter()
+        .filter(|l| l.contains(&format!("c/{leader_id} plugin:")))
+        .collect();
+    let position = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in {lines:#?}"))
+    };
+    let init = position("init config=");
+    let term_changed = position(&format!("on-term-changed old={} new={term}", term - 1));
+    let became_leader = position(&format!("on-become-leader term={term}"));
+    assert!(
+        init < term_changed && term_changed < became_leader,
+        "{lines:#?}"
+    );
+    // Followers hear on-become-follower naming the leader.
+    let follower_line = format!("on-become-follower leader={leader_id} term={term}");
+    assert!(
+        sim.trace()
+            .iter()
+            .any(|l| !l.contains(&format!("c/{leader_id} ")) && l.contains(&follower_line)),
+        "no follower was told about {leader_id}"
+    );
+    assert_safe(&sim);
+}
+
+#[test]
+fn a_plugin_that_refuses_leadership_hands_it_on_and_backs_off() {
+    // n1 times out first (60-80 ms) so it wins first, and refuses.
+    let mut sim = tenure_host::sim::Simulation::new(tenure_tests::component(), 9);
+    for id in THREE {
+        let mut spec = tenure_host::sim::NodeSpec::new(id, "c", &THREE);
+        if id == "n1" {
+            spec.timings.election_timeout_min_ms = 60;
+            spec.timings.election_timeout_max_ms = 80;
+            spec.timings.heartbeat_interval_ms = 20;
+            spec.plugin = Some(sim_plugin(
+                "misbehave",
+                &[("mode", "refuse"), ("on", "on-become-leader")],
+            ));
+        }
+        sim.add_node(spec).expect("starts");
+    }
+    sim.run_for(5_000 * MS);
+    assert!(
+        sim.trace()
+            .iter()
+            .any(|l| l.contains("c/n1 plugin refused leadership")),
+        "n1 never won, so never refused"
+    );
+    let (_, leader_id, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+    assert_ne!(leader_id, "n1");
+    sim.run_for(10_000 * MS);
+    assert_eq!(
+        sim.agreement("c"),
+        Some((leader_id, term)),
+        "leadership moved"
+    );
+    assert_safe(&sim);
+}
+
+#[test]
+fn trapping_looping_and_allocating_plugins_are_replaced_and_the_leader_holds() {
+    for (mode, on) in [
+        ("trap", "on-term-changed"),
+        ("loop", "on-become-follower"),
+        ("bomb", "on-peer-joined"),
+    ] {
+        let plugin = |_: &str| Some(sim_plugin("misbehave", &[("mode", mode), ("on", on)]));
+        let mut sim = cluster_with_plugins(5, "c", &THREE, plugin);
+        let (_, leader_id, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+        sim.run_for(5_000 * MS);
+        assert_eq!(
+            sim.agreement("c"),
+            Some((leader_id, term)),
+            "{mode} in {on}: leadership moved"
+        );
+        // The replaced instances keep answering.
+        for n in 0..3 {
+            let pairs = sim.inspect_plugin(n).expect("plugin answers inspect");
+            assert!(!pairs.is_empty(), "{mode} in {on}: empty inspect");
+        }
+        assert_safe(&sim);
+    }
+}
+
+#[test]
+fn the_lock_service_grants_on_the_leader_with_the_term_as_fencing_token() {
+    let plugin = |_: &str| Some(sim_plugin("lock", &[("grace-ms", "1000")]));
+    let mut sim = cluster_with_plugins(4, "c", &THREE, plugin);
+    let (leader, leader_id, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+    let follower = (leader + 1) % 3;
+    let acquire = b"acquire db alice 5000";
+    // Warming up right after the election, then granted.
+    assert!(sim.call_plugin(leader, acquire).expect("answers").is_err());
+    sim.run_for(1_100 * MS);
+    let granted = sim
+        .call_plugin(leader, acquire)
+        .expect("answers")
+        .expect("granted");
+    let text = String::from_utf8(granted).expect("utf-8");
+    assert!(
+        text.starts_with(&format!("granted db to alice token {term}.")),
+        "{text}"
+    );
+    let refused = sim
+        .call_plugin(follower, acquire)
+        .expect("answers")
+        .expect_err("not leader");
+    assert!(refused.contains(&leader_id), "{refused}");
+    // A new leader hands out tokens of a higher term.
+    sim.crash(leader);
+    let (new_leader, _, new_term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+    sim.run_for(6_000 * MS);
+    let granted = sim
+        .call_plugin(new_leader, b"acquire db bob 5000")
+        .expect("answers")
+        .expect("granted");
+    let text = String::from_utf8(granted).expect("utf-8");
+    assert!(
+        text.starts_with(&format!("granted db to bob token {new_term}.")),
+        "{text}"
+    );
+    assert!(new_term > term);
+    assert_eq!(sim.status(new_leader).map(|s| s.role), Some(Role::Leader));
+    assert_safe(&sim);
+}
