@@ -129,6 +129,26 @@ impl Node {
     ) -> anyhow::Result<(Node, NodeInputs)> {
         let state_file = StateFile::open(&config.data_dir)?;
         let persisted = state_file.load()?;
+        // The protocol starts first: it validates the timings, and a bad
+        // config must fail before any socket is opened.
+        let env = SystemEnvironment {
+            origin: Instant::now(),
+        };
+        let mut protocol = component.instantiate(&config.node_id, Box::new(env))?;
+        let options = Options {
+            node_id: config.node_id.clone(),
+            cluster_id: config.cluster_id.clone(),
+            bootstrap: config
+                .peers
+                .keys()
+                .cloned()
+                .chain(std::iter::once(config.node_id.clone()))
+                .collect(),
+            timings: config.timings,
+        };
+        let effects = protocol
+            .start(&options, persisted.as_ref())
+            .context("starting the election protocol")?;
         let view: SharedView = Arc::new(Mutex::new(LeaderView {
             node_id: config.node_id.clone(),
             cluster_id: config.cluster_id.clone(),
@@ -173,24 +193,6 @@ impl Node {
         let (transport, inbound, peer_events) = Transport::start(transport_config)
             .await
             .with_context(|| format!("listening for peers on {}", config.listen))?;
-        let env = SystemEnvironment {
-            origin: Instant::now(),
-        };
-        let mut protocol = component.instantiate(&config.node_id, Box::new(env))?;
-        let options = Options {
-            node_id: config.node_id.clone(),
-            cluster_id: config.cluster_id.clone(),
-            bootstrap: config
-                .peers
-                .keys()
-                .cloned()
-                .chain(std::iter::once(config.node_id.clone()))
-                .collect(),
-            timings: config.timings,
-        };
-        let effects = protocol
-            .start(&options, persisted.as_ref())
-            .context("starting the election protocol")?;
         let events = EventLog::open(&config.data_dir, &config.node_id)?;
         let identity = NodeIdentity {
             protocol_sha256,
