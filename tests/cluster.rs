@@ -190,9 +190,16 @@ fn two_clusters_on_one_network_do_not_interfere() {
 fn repeated_split_votes_resolve() {
     // Every node draws the same timeout: all campaign at the same instant,
     // each votes for itself, and no one wins, round after round.
+    // Pre-vote is off: its extra round staggers candidacies by the network
+    // delay, which already breaks most ties; this test is about the
+    // election itself recovering from ties it cannot avoid.
     let mut sim = Simulation::new(component(), 7);
     sim.fix_randomness(Some(0));
-    add_cluster(&mut sim, "c", &FIVE);
+    for id in FIVE {
+        let mut spec = NodeSpec::new(id, "c", &FIVE);
+        spec.pre_vote = false;
+        sim.add_node(spec).expect("starts");
+    }
     sim.run_for(3_000 * MS);
     assert!(
         sim.leaders("c").is_empty(),
@@ -290,14 +297,68 @@ fn step_down_hands_leadership_to_another_node() {
 
 #[test]
 fn a_lone_node_knowing_three_members_never_elects_itself() {
-    let mut sim = Simulation::new(component(), 5);
-    sim.add_node(NodeSpec::new("n1", "c", &THREE))
-        .expect("starts");
-    sim.run_for(30_000 * MS);
-    assert_eq!(sim.terms_with_leaders(), 0);
-    let s = sim.status(0).expect("running");
-    assert!(s.term > 10, "it kept campaigning: term {}", s.term);
-    assert_ne!(s.role, Role::Leader);
+    for pre_vote in [false, true] {
+        let mut sim = Simulation::new(component(), 5);
+        let mut spec = NodeSpec::new("n1", "c", &THREE);
+        spec.pre_vote = pre_vote;
+        sim.add_node(spec).expect("starts");
+        sim.run_for(30_000 * MS);
+        assert_eq!(sim.terms_with_leaders(), 0);
+        let s = sim.status(0).expect("running");
+        assert_ne!(s.role, Role::Leader);
+        if pre_vote {
+            assert_eq!(s.term, 0, "pre-votes never bump the term");
+        } else {
+            assert!(s.term > 10, "it kept campaigning: term {}", s.term);
+        }
+    }
+}
+
+#[test]
+fn with_pre_vote_a_node_back_from_a_partition_does_not_depose_the_leader() {
+    for seed in 0..10 {
+        let mut sim = cluster(seed, "c", &FIVE);
+        let (leader, leader_id, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+        let loner = (leader + 1) % 5;
+        sim.partition(&[&[loner]]);
+        sim.run_for(5_000 * MS);
+        assert_eq!(
+            sim.status(loner).expect("running").term,
+            term,
+            "seed {seed}: the loner bumped its term"
+        );
+        sim.heal();
+        sim.run_for(3_000 * MS);
+        assert_eq!(
+            sim.agreement("c"),
+            Some((leader_id, term)),
+            "seed {seed}: the leader was deposed"
+        );
+        assert_safe(&sim);
+    }
+}
+
+#[test]
+fn without_pre_vote_a_node_back_from_a_partition_forces_an_election() {
+    // The contrast that shows what pre-vote buys.
+    let mut sim = Simulation::new(component(), 1);
+    for id in FIVE {
+        let mut spec = NodeSpec::new(id, "c", &FIVE);
+        spec.pre_vote = false;
+        sim.add_node(spec).expect("starts");
+    }
+    let (leader, _, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+    let loner = (leader + 1) % 5;
+    sim.partition(&[&[loner]]);
+    sim.run_for(5_000 * MS);
+    sim.heal();
+    let (_, _, new_term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+    sim.run_for(1_000 * MS);
+    assert!(
+        new_term > term + 5,
+        "the loner's campaigns should have raised the term: {new_term}"
+    );
+    assert_safe(&sim);
 }
 
 #[test]
@@ -338,6 +399,7 @@ fn bad_options_are_refused_with_the_field_named() {
             election_timeout_max_ms: 150,
             ..Timings::default()
         },
+        pre_vote: true,
     };
     let err = instance.start(&options, None).expect_err("refused");
     let invalid = err
@@ -358,6 +420,7 @@ fn the_component_reports_events_and_persists_before_sending() {
         cluster_id: "c".into(),
         bootstrap: vec!["n1".into(), "n2".into()],
         timings: Timings::default(),
+        pre_vote: false,
     };
     let effects = instance.start(&options, None).expect("starts");
     let timer = effects

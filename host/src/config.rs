@@ -25,6 +25,7 @@
 //!
 //! [protocol]
 //! component = "election.wasm"    # default: the election component built into tenure
+//! pre-vote = true                # ask before campaigning (default true)
 //!
 //! [plugin]                       # default: no plugin
 //! path = "scheduler.wasm"        # the behaviour plugin component
@@ -70,6 +71,8 @@ pub struct NodeConfig {
     pub timings: Timings,
     /// A protocol component to use instead of the built-in one.
     pub protocol_component: Option<PathBuf>,
+    /// Whether the protocol runs pre-votes.
+    pub pre_vote: bool,
     /// The behaviour plugin, if any.
     pub plugin: Option<PluginConfig>,
 }
@@ -119,6 +122,7 @@ struct RawTimings {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawProtocol {
     component: Option<PathBuf>,
+    pre_vote: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -249,6 +253,7 @@ impl NodeConfig {
             peers,
             timings,
             protocol_component: raw.protocol.component.as_deref().map(resolve),
+            pre_vote: raw.protocol.pre_vote.unwrap_or(true),
             plugin,
         })
     }

@@ -55,6 +55,13 @@ pub struct Election {
     granted: BTreeSet<NodeId>,
     /// Votes refused to this node in `term` (candidates only).
     rejected: BTreeSet<NodeId>,
+    /// Whether a pre-vote runs before each election.
+    pre_vote: bool,
+    /// A pre-vote for `term + 1` is under way (the node stays a follower).
+    pre_campaign: bool,
+    /// When this node last heard from the leader it follows: within a
+    /// minimum election timeout of that it refuses pre-votes.
+    leader_heard_ns: Option<u64>,
     liveness: Liveness,
     election_timer: Option<TimerId>,
     heartbeat_timer: Option<TimerId>,
@@ -102,6 +109,9 @@ impl Election {
             leader: None,
             granted: BTreeSet::new(),
             rejected: BTreeSet::new(),
+            pre_vote: options.pre_vote,
+            pre_campaign: false,
+            leader_heard_ns: None,
             liveness: Liveness::default(),
             election_timer: None,
             heartbeat_timer: None,
@@ -172,6 +182,12 @@ impl Election {
                 leader,
                 members,
             } => self.on_welcome(term, leader, &members, env),
+            Body::RequestPreVote { term } => self.on_request_pre_vote(from, term),
+            Body::PreVote {
+                term,
+                granted,
+                current,
+            } => self.on_pre_vote(from, term, granted, current, env),
         }
         self.flush();
     }
@@ -184,8 +200,10 @@ impl Election {
         if self.election_timer == Some(id) {
             self.election_timer = None;
             self.expire_peers(now);
-            if self.role != Role::Leader {
-                self.become_candidate(env);
+            match self.role {
+                Role::Leader => {}
+                _ if self.pre_vote => self.start_pre_vote(env),
+                Role::Follower | Role::Candidate => self.become_candidate(env),
             }
         } else if self.heartbeat_timer == Some(id) {
             self.heartbeat_timer = None;
@@ -374,6 +392,7 @@ impl Election {
         // A higher term, a candidate meeting the leader of its own term, or
         // a follower hearing its leader: all follow `from` and re-arm.
         self.become_follower(term, Some(from.into()), env, 0);
+        self.leader_heard_ns = Some(now);
         for peer in alive {
             if *peer != self.id && self.members.contains(peer.as_str()) {
                 self.news_of(peer, now);
@@ -445,6 +464,83 @@ impl Election {
         }
     }
 
+    fn on_request_pre_vote(&mut self, from: &str, term: Term) {
+        // Grant only what a real vote could grant (a later term), and only
+        // if this node has no reason to think the leader is alive: it is
+        // not the leader, and has not heard from one within the minimum
+        // election timeout. That is what keeps a returning node from
+        // deposing a healthy leader.
+        let window = u64::from(self.timings.election_timeout_min_ms) * NS_PER_MS;
+        let leader_alive = self.role == Role::Leader
+            || self
+                .leader_heard_ns
+                .is_some_and(|at| self.now_ns.saturating_sub(at) < window);
+        let granted = term > self.term && !leader_alive;
+        self.send(
+            from,
+            Body::PreVote {
+                term,
+                granted,
+                current: self.term,
+            },
+        );
+    }
+
+    fn on_pre_vote(
+        &mut self,
+        from: &str,
+        term: Term,
+        granted: bool,
+        current: Term,
+        env: &mut impl Environment,
+    ) {
+        if current > self.term {
+            return self.become_follower(current, None, env, 0);
+        }
+        if !self.pre_campaign || term != self.term + 1 {
+            return;
+        }
+        if granted {
+            self.granted.insert(from.into());
+        } else {
+            self.rejected.insert(from.into());
+        }
+        self.count_pre_votes(env);
+    }
+
+    /// Starts a pre-vote for `term + 1`: the node stays a follower, forgets
+    /// its leader (so it, too, grants other pre-candidates: with
+    /// check-quorum, nodes that all still trusted a dead leader would
+    /// otherwise refuse each other forever) and asks everyone.
+    fn start_pre_vote(&mut self, env: &mut impl Environment) {
+        self.become_follower(self.term, None, env, 0);
+        self.pre_campaign = true;
+        self.granted.insert(self.id.clone());
+        self.log(
+            LogLevel::Debug,
+            format!("{} started a pre-vote for term {}", self.id, self.term + 1),
+        );
+        self.send_to_all(Body::RequestPreVote {
+            term: self.term + 1,
+        });
+        self.count_pre_votes(env);
+    }
+
+    fn count_pre_votes(&mut self, env: &mut impl Environment) {
+        let voters = self.members.len();
+        match quorum::tally(voters, self.granted.len(), self.rejected.len()) {
+            VoteResult::Won => self.become_candidate(env),
+            VoteResult::Lost => {
+                self.pre_campaign = false;
+                self.log(
+                    LogLevel::Debug,
+                    format!("{} lost the pre-vote for term {}", self.id, self.term + 1),
+                );
+            }
+            VoteResult::Pending => {}
+        }
+    }
+
     // ---- role changes: the only places `role` is assigned ----
 
     fn become_follower(
@@ -458,8 +554,12 @@ impl Election {
             self.set_term(term);
         }
         let changed = self.role != Role::Follower || self.leader != leader;
+        if self.leader != leader {
+            self.leader_heard_ns = None;
+        }
         self.role = Role::Follower;
         self.leader = leader;
+        self.pre_campaign = false;
         self.granted.clear();
         self.rejected.clear();
         self.cancel_heartbeat_timer();
@@ -484,6 +584,7 @@ impl Election {
     }
 
     fn become_candidate(&mut self, env: &mut impl Environment) {
+        self.pre_campaign = false;
         self.set_term(self.term + 1);
         self.voted_for = Some(self.id.clone());
         self.role = Role::Candidate;

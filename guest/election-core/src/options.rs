@@ -48,6 +48,10 @@ pub struct Options {
     pub bootstrap: Vec<NodeId>,
     /// Election timings.
     pub timings: Timings,
+    /// Run a pre-vote before each election (default on): a node that could
+    /// not win — cut off, or returning from a partition — asks first and
+    /// does not bump the term, so it cannot depose a healthy leader.
+    pub pre_vote: bool,
 }
 
 /// Options refused at start: which field, and why.
@@ -175,6 +179,7 @@ mod tests {
             cluster_id: "c".into(),
             bootstrap: vec!["n1".into(), "n2".into()],
             timings: Timings::default(),
+            pre_vote: true,
         }
     }
 

@@ -39,12 +39,22 @@ impl Environment for TestEnv {
     }
 }
 
+/// Options without pre-vote: most tests here exercise the election itself;
+/// the pre-vote tests turn it on with [`pre_vote_options`].
 fn options(id: &str, bootstrap: &[&str]) -> Options {
     Options {
         node_id: id.into(),
         cluster_id: "test".into(),
         bootstrap: bootstrap.iter().map(|s| s.to_string()).collect(),
         timings: Timings::default(),
+        pre_vote: false,
+    }
+}
+
+fn pre_vote_options(id: &str, bootstrap: &[&str]) -> Options {
+    Options {
+        pre_vote: true,
+        ..options(id, bootstrap)
     }
 }
 
@@ -68,9 +78,12 @@ impl Node {
     }
 
     fn restart(id: &str, bootstrap: &[&str], state: Option<PersistedState>) -> (Node, Vec<Action>) {
+        Self::with_options(options(id, bootstrap), state)
+    }
+
+    fn with_options(options: Options, state: Option<PersistedState>) -> (Node, Vec<Action>) {
         let mut env = TestEnv::new(7);
-        let mut e =
-            Election::start(options(id, bootstrap), state, &mut env).expect("valid options");
+        let mut e = Election::start(options, state, &mut env).expect("valid options");
         let actions = e.take_actions();
         (Node { e, env }, actions)
     }
@@ -941,4 +954,150 @@ fn three_nodes_elect_exactly_one_leader_that_all_follow() {
             );
         }
     }
+}
+
+#[test]
+fn a_pre_candidate_asks_without_bumping_its_term_and_forgets_its_leader() {
+    let (mut n, _) = Node::with_options(pre_vote_options("n1", &["n1", "n2", "n3"]), None);
+    let heard = n.deliver(
+        "n2",
+        Body::Heartbeat {
+            term: 3,
+            members: vec![],
+            alive: vec![],
+        },
+    );
+    n.env.now += 400 * MS;
+    let timer = last_timer(&heard);
+    let actions = n.fire(timer);
+    let s = n.e.status();
+    assert_eq!(
+        (s.role, s.term, s.leader),
+        (Role::Follower, 3, None),
+        "term untouched, leader forgotten"
+    );
+    assert!(
+        sent(&actions)
+            .iter()
+            .all(|(_, b)| *b == Body::RequestPreVote { term: 4 })
+    );
+    assert!(events(&actions).contains(&Event::BecameFollower {
+        leader: None,
+        term: 3
+    }));
+    // A majority of pre-votes starts the real election.
+    let actions = n.deliver(
+        "n3",
+        Body::PreVote {
+            term: 4,
+            granted: true,
+            current: 3,
+        },
+    );
+    assert_eq!((n.e.status().role, n.e.status().term), (Role::Candidate, 4));
+    assert!(
+        sent(&actions)
+            .iter()
+            .all(|(_, b)| *b == Body::RequestVote { term: 4 })
+    );
+}
+
+#[test]
+fn a_cut_off_node_never_bumps_its_term_with_pre_vote() {
+    let (mut n, start) = Node::with_options(pre_vote_options("n1", &["n1", "n2", "n3"]), None);
+    let mut id = last_timer(&start);
+    for _ in 0..100 {
+        n.env.now += 300 * MS;
+        let actions = n.fire(id);
+        id = last_timer(&actions);
+    }
+    assert_eq!(n.e.status().term, 0);
+}
+
+#[test]
+fn pre_votes_are_refused_while_the_leader_is_heard_from() {
+    let (mut n, _) = Node::with_options(pre_vote_options("n1", &["n1", "n2", "n3"]), None);
+    n.deliver(
+        "n2",
+        Body::Heartbeat {
+            term: 2,
+            members: vec![],
+            alive: vec![],
+        },
+    );
+    n.env.now += 100 * MS;
+    let a = n.deliver("n3", Body::RequestPreVote { term: 3 });
+    assert_eq!(
+        sent(&a),
+        vec![(
+            "n3".into(),
+            Body::PreVote {
+                term: 3,
+                granted: false,
+                current: 2
+            }
+        )]
+    );
+    assert_eq!(n.e.status().term, 2, "a pre-vote changes nothing");
+    // Once the leader has been silent for a minimum election timeout, the
+    // pre-vote is granted; a stale one never is.
+    n.env.now += 100 * MS;
+    let b = n.deliver("n3", Body::RequestPreVote { term: 3 });
+    assert_eq!(
+        sent(&b),
+        vec![(
+            "n3".into(),
+            Body::PreVote {
+                term: 3,
+                granted: true,
+                current: 2
+            }
+        )]
+    );
+    let c = n.deliver("n3", Body::RequestPreVote { term: 2 });
+    assert_eq!(
+        sent(&c),
+        vec![(
+            "n3".into(),
+            Body::PreVote {
+                term: 2,
+                granted: false,
+                current: 2
+            }
+        )]
+    );
+    assert_eq!(n.e.status().voted_for, None, "no vote was cast");
+}
+
+#[test]
+fn a_leader_refuses_pre_votes_and_a_pre_candidate_behind_catches_up() {
+    let (mut n, _) = leader();
+    let a = n.deliver("n3", Body::RequestPreVote { term: 2 });
+    assert!(matches!(
+        &sent(&a)[..],
+        [(
+            _,
+            Body::PreVote {
+                granted: false,
+                current: 1,
+                ..
+            }
+        )]
+    ));
+    assert_eq!(
+        n.e.status().role,
+        Role::Leader,
+        "a pre-vote does not depose"
+    );
+    let (mut p, start) = Node::with_options(pre_vote_options("p", &["p", "q", "r"]), None);
+    p.fire(last_timer(&start));
+    p.deliver(
+        "q",
+        Body::PreVote {
+            term: 1,
+            granted: false,
+            current: 7,
+        },
+    );
+    assert_eq!(p.e.status().term, 7);
 }

@@ -62,6 +62,16 @@ pub enum Body {
         leader: Option<NodeId>,
         members: Vec<NodeId>,
     },
+    /// A pre-candidate asks whether it would win an election for `term`
+    /// (its own term + 1). Nobody changes term or vote for it.
+    RequestPreVote { term: Term },
+    /// The answer to `RequestPreVote` for `term`; `current` is the
+    /// receiver's own term, so a pre-candidate behind it catches up.
+    PreVote {
+        term: Term,
+        granted: bool,
+        current: Term,
+    },
 }
 
 /// Why bytes could not be decoded into a [`Message`].
@@ -138,6 +148,12 @@ mod tests {
                 term: 3,
                 leader: Some("a".into()),
                 members: vec!["a".into(), "b".into()],
+            }),
+            m(Body::RequestPreVote { term: 4 }),
+            m(Body::PreVote {
+                term: 4,
+                granted: false,
+                current: 5,
             }),
         ]
     }

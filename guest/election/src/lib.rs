@@ -89,6 +89,7 @@ mod component {
                     heartbeat_interval_ms: options.timings.heartbeat_interval_ms,
                     peer_timeout_heartbeats: options.timings.peer_timeout_heartbeats,
                 },
+                pre_vote: options.pre_vote,
             };
             let state = state.map(|s| core::PersistedState {
                 term: s.term,

@@ -145,6 +145,7 @@ impl Node {
                 .chain(std::iter::once(config.node_id.clone()))
                 .collect(),
             timings: config.timings,
+            pre_vote: config.pre_vote,
         };
         let effects = protocol
             .start(&options, persisted.as_ref())

@@ -79,6 +79,8 @@ pub struct ChaosPlan {
     pub nodes: usize,
     /// Every node's timings.
     pub timings: Timings,
+    /// Whether the nodes run pre-votes (three seeds in four do).
+    pub pre_vote: bool,
     /// How the network misbehaves while degraded.
     pub degraded: NetworkConfig,
     /// The fault kinds this run draws from.
@@ -125,11 +127,13 @@ impl ChaosPlan {
         if faults.is_empty() {
             faults.push(Fault::Degrade);
         }
+        let pre_vote = rng.chance(0.75);
         let gap_low = rng.range(20 * MS, 300 * MS);
         let gap_high = gap_low + rng.range(0, 1_500 * MS);
         ChaosPlan {
             nodes,
             timings,
+            pre_vote,
             degraded,
             faults,
             fault_gap_ns: (gap_low, gap_high),
@@ -205,6 +209,7 @@ pub fn run(component: &Arc<ElectionComponent>, seed: u64) -> anyhow::Result<Chao
     for id in &ids {
         let mut spec = NodeSpec::new(id, CLUSTER, &bootstrap);
         spec.timings = plan.timings;
+        spec.pre_vote = plan.pre_vote;
         sim.add_node(spec)?;
     }
 

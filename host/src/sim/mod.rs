@@ -72,6 +72,8 @@ pub struct NodeSpec {
     pub timings: Timings,
     /// The behaviour plugin the node runs, if any.
     pub plugin: Option<SimPlugin>,
+    /// Whether the protocol runs pre-votes (default on).
+    pub pre_vote: bool,
 }
 
 impl NodeSpec {
@@ -83,6 +85,7 @@ impl NodeSpec {
             bootstrap: bootstrap.iter().map(|s| s.to_string()).collect(),
             timings: Timings::default(),
             plugin: None,
+            pre_vote: true,
         }
     }
 
@@ -98,6 +101,7 @@ impl NodeSpec {
             cluster_id: self.cluster_id.clone(),
             bootstrap: self.bootstrap.clone(),
             timings: self.timings,
+            pre_vote: self.pre_vote,
         }
     }
 }
