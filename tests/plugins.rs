@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use tenure_host::types::Role;
-use tenure_tests::{MAX_TIMEOUT, MS, assert_safe, cluster_with_plugins, elect, sim_plugin};
+use tenure_tests::{
+    MAX_TIMEOUT, MS, assert_safe, cluster_with_plugins, elect, plugin_component, sim_plugin,
+};
 
 const THREE: [&str; 3] = ["n1", "n2", "n3"];
 
@@ -223,5 +225,74 @@ fn the_lock_service_grants_on_the_leader_with_the_term_as_fencing_token() {
     );
     assert!(new_term > term);
     assert_eq!(sim.status(new_leader).map(|s| s.role), Some(Role::Leader));
+    assert_safe(&sim);
+}
+
+#[test]
+fn fifty_swaps_on_the_leader_keep_leadership_and_the_schedule() {
+    let plugin = |_: &str| Some(sim_plugin("scheduler", &[("period-ms", "200")]));
+    let mut sim = cluster_with_plugins(8, "c", &THREE, plugin);
+    let (leader, leader_id, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+    let new_version = plugin_component("scheduler");
+    for swap in 0..50 {
+        sim.run_for(130 * MS);
+        let swapped = sim.swap_plugin(leader, new_version.clone());
+        assert_eq!(swapped, Ok(()), "swap {swap}");
+    }
+    sim.run_for(1_000 * MS);
+    assert_eq!(
+        sim.agreement("c"),
+        Some((leader_id.clone(), term)),
+        "a swap cost leadership"
+    );
+    // The job kept its numbering and its period through every swap.
+    let runs = scheduler_runs(sim.trace());
+    let numbers: Vec<u64> = runs.iter().map(|(_, _, n, _)| *n).collect();
+    let expected: Vec<u64> = (1..=numbers.len() as u64).collect();
+    assert_eq!(numbers, expected, "runs were lost or repeated across swaps");
+    for pair in runs.windows(2) {
+        assert_eq!(pair[1].0 - pair[0].0, 200, "period broken: {pair:?}");
+    }
+    assert!(
+        runs.iter()
+            .all(|(_, node, _, t)| *node == leader_id && *t == term)
+    );
+    assert!(
+        runs.len() >= 35,
+        "{} runs\n{}",
+        runs.len(),
+        sim.trace()
+            .iter()
+            .filter(|l| l.contains("plugin"))
+            .take(60)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_safe(&sim);
+}
+
+#[test]
+fn a_refused_swap_keeps_the_old_version_running() {
+    let plugin = |_: &str| Some(sim_plugin("scheduler", &[("period-ms", "200")]));
+    let mut sim = cluster_with_plugins(2, "c", &THREE, plugin);
+    let (leader, _, _) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+    sim.run_for(1_000 * MS);
+    let before = scheduler_runs(sim.trace()).len();
+    // The logger cannot read the scheduler's snapshot; misbehave refuses
+    // the scheduler's config keys.
+    let refused = sim
+        .swap_plugin(leader, plugin_component("logger"))
+        .expect_err("refused");
+    assert!(refused.contains("snapshot"), "{refused}");
+    let refused = sim
+        .swap_plugin(leader, plugin_component("misbehave"))
+        .expect_err("refused");
+    assert!(refused.contains("config"), "{refused}");
+    sim.run_for(1_000 * MS);
+    let runs = scheduler_runs(sim.trace());
+    assert_eq!(runs.len(), before + 5, "the old version stopped running");
+    let numbers: Vec<u64> = runs.iter().map(|(_, _, n, _)| *n).collect();
+    assert_eq!(numbers, (1..=runs.len() as u64).collect::<Vec<_>>());
     assert_safe(&sim);
 }

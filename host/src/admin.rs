@@ -4,14 +4,22 @@
 //! - `POST /step-down`: give up leadership (or a candidacy).
 //! - `POST /call`: the request body goes to the plugin's `on-call`; its
 //!   reply is the response body (200), its error a 409 with the reason.
+//! - `POST /plugin[?name=FILE]`: the body is a new plugin component; it is compiled
+//!   off the node's task, then swapped in (see
+//!   [`crate::plugin::driver::PluginDriver::swap`]). 200 when the new
+//!   version runs; 422 with the reason when it was refused and the old
+//!   version keeps running.
 //!
 //! Handlers only pass a [`Command`] to the node task and wait for its
 //! answer; they never touch the wasm stores.
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use axum::Router;
-use axum::extract::State;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
@@ -20,21 +28,41 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::node::{Command, NodeReport};
+use crate::plugin::{PluginComponent, PluginEngine};
 
 /// How long a handler waits for the node task.
 const NODE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The largest plugin component accepted by `POST /plugin` (Python and
+/// JavaScript components are 10–20 MB).
+pub const MAX_PLUGIN_BYTES: usize = 64 << 20;
+
+/// What the handlers share.
+#[derive(Clone)]
+struct AdminState {
+    commands: mpsc::Sender<Command>,
+    /// Compiles new plugin versions (off the node's task).
+    plugin_engine: PluginEngine,
+}
 
 /// Serves the admin API on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
     commands: mpsc::Sender<Command>,
+    plugin_engine: PluginEngine,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let state = AdminState {
+        commands,
+        plugin_engine,
+    };
     let app = Router::new()
         .route("/status", get(status))
         .route("/step-down", post(step_down))
         .route("/call", post(call))
-        .with_state(commands);
+        .route("/plugin", post(swap_plugin))
+        .layer(DefaultBodyLimit::max(MAX_PLUGIN_BYTES))
+        .with_state(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
@@ -60,26 +88,69 @@ async fn ask<T>(
     }
 }
 
-async fn status(
-    State(commands): State<mpsc::Sender<Command>>,
-) -> Result<Json<NodeReport>, Response> {
-    ask(&commands, Command::Status).await.map(Json)
+async fn status(State(state): State<AdminState>) -> Result<Json<NodeReport>, Response> {
+    ask(&state.commands, Command::Status).await.map(Json)
 }
 
-async fn step_down(
-    State(commands): State<mpsc::Sender<Command>>,
-) -> Result<&'static str, Response> {
-    ask(&commands, Command::StepDown).await?;
+async fn step_down(State(state): State<AdminState>) -> Result<&'static str, Response> {
+    ask(&state.commands, Command::StepDown).await?;
     Ok("stepped down\n")
 }
 
 async fn call(
-    State(commands): State<mpsc::Sender<Command>>,
+    State(state): State<AdminState>,
     body: axum::body::Bytes,
 ) -> Result<Vec<u8>, Response> {
     let request = body.to_vec();
-    match ask(&commands, |reply| Command::Call { request, reply }).await? {
+    match ask(&state.commands, |reply| Command::Call { request, reply }).await? {
         Ok(reply) => Ok(reply),
         Err(reason) => Err((StatusCode::CONFLICT, format!("{reason}\n")).into_response()),
     }
+}
+
+/// `?name=FILE` names the new version in status reports.
+#[derive(serde::Deserialize)]
+struct SwapQuery {
+    name: Option<String>,
+}
+
+async fn swap_plugin(
+    State(state): State<AdminState>,
+    Query(query): Query<SwapQuery>,
+    body: axum::body::Bytes,
+) -> Result<String, Response> {
+    let started = std::time::Instant::now();
+    let engine = state.plugin_engine.clone();
+    let name = query.name.unwrap_or_else(|| "swapped.wasm".to_string());
+    let compiled =
+        tokio::task::spawn_blocking(move || PluginComponent::from_bytes(&engine, &name, &body))
+            .await;
+    let component = match compiled {
+        Ok(Ok(component)) => Arc::new(component),
+        Ok(Err(e)) => return Err(refused(format!("{e:#}"))),
+        Err(e) => return Err(refused(format!("compilation failed: {e}"))),
+    };
+    let compiled_ms = started.elapsed().as_secs_f64() * 1e3;
+    let sha256 = component.sha256().to_string();
+    match ask(&state.commands, |reply| Command::SwapPlugin {
+        component,
+        reply,
+    })
+    .await?
+    {
+        Ok(()) => Ok(format!(
+            "swapped to {sha256} in {:.1} ms (compile {compiled_ms:.1} ms)\n",
+            started.elapsed().as_secs_f64() * 1e3
+        )),
+        Err(reason) => Err(refused(reason)),
+    }
+}
+
+/// A refused swap: the old version keeps running.
+fn refused(reason: String) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!("swap refused, the old version keeps running: {reason}\n"),
+    )
+        .into_response()
 }

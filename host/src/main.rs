@@ -55,6 +55,22 @@ enum Command {
     /// Run the election component in the deterministic simulator.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Manage a running node's behaviour plugin.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Hot-swap the plugin: the new version takes over the old one's state;
+    /// if anything fails, the old version keeps running.
+    Swap {
+        /// The node's admin address.
+        #[arg(long)]
+        admin: SocketAddr,
+        /// The new plugin component.
+        path: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -121,6 +137,7 @@ fn main() -> ExitCode {
         Command::Run { .. } => "info",
         Command::Status { .. } => "warn",
         Command::Demo { .. } => "warn",
+        Command::Plugin(_) => "warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -132,6 +149,9 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Run { config } => block_on(cli::run::run(&config)),
         Command::Status { admin, json } => block_on(cli::status::status(admin, json)),
+        Command::Plugin(PluginCommand::Swap { admin, path }) => {
+            block_on(cli::plugin::swap(admin, &path))
+        }
         Command::Demo {
             base_port,
             plugin,

@@ -47,13 +47,14 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     .context("compiling the election component")?
     .with_context(|| format!("loading the election component ({source})"))?;
 
+    let engine = plugin_engine()?;
     let plugin = match &config.plugin {
         None => None,
         Some(p) => {
             let path = p.path.clone();
+            let compile_engine = engine.clone();
             let component = tokio::task::spawn_blocking(move || {
-                let engine = plugin_engine()?;
-                PluginComponent::from_file(&engine, &path)
+                PluginComponent::from_file(&compile_engine, &path)
             })
             .await
             .context("compiling the plugin")??;
@@ -77,7 +78,12 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     let (commands, command_rx) = mpsc::channel(64);
-    let admin_task = tokio::spawn(admin::serve(admin_listener, commands, shutdown.clone()));
+    let admin_task = tokio::spawn(admin::serve(
+        admin_listener,
+        commands,
+        engine,
+        shutdown.clone(),
+    ));
     let result = node.run(inputs, command_rx, shutdown.clone()).await;
     shutdown.cancel();
     match admin_task.await {

@@ -12,34 +12,50 @@ use tenure_host::node::NodeReport;
 
 /// Fetches `GET /status` from the admin endpoint at `admin`.
 pub async fn fetch(admin: SocketAddr) -> anyhow::Result<NodeReport> {
-    let body = http_get(admin, "/status").await?;
+    let (code, body) = request(admin, "GET", "/status", &[]).await?;
+    if code != 200 {
+        bail!("{admin} answered {code}: {}", body.trim());
+    }
     serde_json::from_str(&body).with_context(|| format!("unexpected reply from {admin}: {body}"))
 }
 
-/// A minimal HTTP/1.1 GET for the loopback admin endpoint: one request,
-/// `Connection: close`, the body read to the end.
-pub async fn http_get(admin: SocketAddr, path: &str) -> anyhow::Result<String> {
+/// One HTTP/1.1 request to the loopback admin endpoint, `Connection:
+/// close`, the reply read to the end: the status code and the body. A
+/// minimal client, enough for the few requests the CLI makes.
+pub async fn request(
+    admin: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> anyhow::Result<(u16, String)> {
     let exchange = async {
         let mut stream = TcpStream::connect(admin).await?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\
+             Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body).await?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await?;
         Ok::<_, std::io::Error>(response)
     };
-    let response = tokio::time::timeout(Duration::from_secs(5), exchange)
+    let response = tokio::time::timeout(Duration::from_secs(60), exchange)
         .await
-        .with_context(|| format!("no answer from {admin} within 5 s"))?
+        .with_context(|| format!("no answer from {admin} within 60 s"))?
         .with_context(|| format!("cannot reach the admin endpoint at {admin}"))?;
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text
         .split_once("\r\n\r\n")
         .with_context(|| format!("malformed HTTP reply from {admin}"))?;
-    let status_line = head.lines().next().unwrap_or_default();
-    if !status_line.contains(" 200 ") {
-        bail!("{admin} answered {status_line}: {}", body.trim());
-    }
-    Ok(body.to_string())
+    let code = head
+        .lines()
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("malformed HTTP status line from {admin}"))?;
+    Ok((code, body.to_string()))
 }
 
 /// Prints the status, as JSON or readably.

@@ -52,6 +52,11 @@ pub enum Command {
         request: Vec<u8>,
         reply: oneshot::Sender<Result<Vec<u8>, String>>,
     },
+    /// Hot-swap the plugin for this (already compiled) version.
+    SwapPlugin {
+        component: Arc<PluginComponent>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// Real time and OS entropy for the protocol.
@@ -307,6 +312,16 @@ impl Node {
                         }
                         continue;
                     }
+                    Command::SwapPlugin { component, reply } => {
+                        // The swap runs on the plugin's thread, in order
+                        // with the events before it; this task goes on.
+                        if self.plugin.is_some() {
+                            self.to_plugin(PluginInput::Swap { component, reply });
+                        } else {
+                            let _ = reply.send(Err("this node runs no plugin to swap".into()));
+                        }
+                        continue;
+                    }
                 },
             };
             let applied = effects
@@ -470,8 +485,8 @@ impl Node {
             self.refresh_view(status);
         }
         let plugin = self.plugin.as_ref().map(|p| report::PluginReport {
-            name: p.name().to_string(),
-            sha256: p.sha256().to_string(),
+            name: p.name(),
+            sha256: p.sha256(),
         });
         NodeReport::new(
             plugin,

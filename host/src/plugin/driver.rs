@@ -47,6 +47,12 @@ pub enum PluginInput {
     },
     /// `inspect()`, for the status report.
     Inspect(oneshot::Sender<Vec<(String, String)>>),
+    /// Replace the running version with `component` (see
+    /// [`PluginDriver::swap`]); the reply says why not, if not.
+    Swap {
+        component: Arc<PluginComponent>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// What the plugin asks of the node.
@@ -114,6 +120,74 @@ impl PluginDriver {
     /// The plugin's file name.
     pub fn name(&self) -> &str {
         self.component.name()
+    }
+
+    /// sha256 of the running version, hex.
+    pub fn sha256(&self) -> &str {
+        self.component.sha256()
+    }
+
+    /// Hot swap: makes `component` the running version, carrying the old
+    /// version's state over. In order: instantiate the new version, `init`
+    /// it, `restore(old.snapshot())`. On a leader, `is-leader()` already
+    /// answers true during `init` and `restore`: that is where a new
+    /// version resumes leader duties (the node did not win a new election,
+    /// so `on-become-leader` is not called again). Only if every step succeeds does the new version
+    /// become current and the old one get dropped; any failure (compile
+    /// and link errors come earlier, from the caller; here: instantiation,
+    /// init, restore, an error or trap or overrun deadline anywhere) keeps
+    /// the old version running, untouched, and returns the reason.
+    ///
+    /// Pending wake-ups carry over: ids stay the same, and the new version
+    /// receives those still due.
+    pub fn swap(
+        &mut self,
+        component: Arc<PluginComponent>,
+        now_ns: u64,
+    ) -> (Result<(), String>, Vec<PluginOutput>) {
+        self.now_ns = now_ns;
+        let result = self.try_swap(component);
+        (result, std::mem::take(&mut self.outputs))
+    }
+
+    fn try_swap(&mut self, component: Arc<PluginComponent>) -> Result<(), String> {
+        let snapshot = match self.instance.as_mut() {
+            Some(old) => match old.snapshot() {
+                Ok((bytes, _)) => bytes,
+                Err(e) => {
+                    // The old version is poisoned now; it is replaced with
+                    // a fresh one of itself on the next input.
+                    self.instance = None;
+                    return Err(format!("the running version trapped in snapshot: {e:#}"));
+                }
+            },
+            // A trapped version left nothing to carry over.
+            None => Vec::new(),
+        };
+        let mut new = component
+            .instantiate(self.view.clone(), self.limits, self.ids.clone())
+            .map_err(|e| format!("instantiating the new version: {e:#}"))?;
+        let mut effects = Vec::new();
+        let (init, more) = new
+            .init(&config_pairs(&self.config))
+            .map_err(|e| format!("the new version trapped in init: {e:#}"))?;
+        init.map_err(|reason| format!("the new version refused its config: {reason}"))?;
+        effects.extend(more);
+        let (restored, more) = new
+            .restore(&snapshot)
+            .map_err(|e| format!("the new version trapped in restore: {e:#}"))?;
+        restored.map_err(|reason| format!("the new version refused the snapshot: {reason}"))?;
+        effects.extend(more);
+        let (_, _, term) = self.node();
+        tracing::info!(
+            node = %self.node().0, term, plugin = %component.name(), sha256 = %component.sha256(),
+            "plugin swapped"
+        );
+        self.component = component;
+        self.instance = Some(new);
+        self.failed_spawn_at = None;
+        self.apply(effects);
+        Ok(())
     }
 
     /// When the earliest wake-up is due, if any.
@@ -264,6 +338,10 @@ impl PluginDriver {
             PluginInput::Inspect(reply) => {
                 let pairs = self.call("inspect", |i| i.inspect()).unwrap_or_default();
                 let _ = reply.send(pairs);
+            }
+            PluginInput::Swap { component, reply } => {
+                let result = self.try_swap(component);
+                let _ = reply.send(result);
             }
         }
     }

@@ -131,6 +131,15 @@ pub struct PluginLimits {
     pub memory_bytes: usize,
 }
 
+impl std::fmt::Debug for PluginComponent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginComponent")
+            .field("name", &self.name)
+            .field("sha256", &self.sha256)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A compiled plugin, ready to instantiate.
 pub struct PluginComponent {
     engine: PluginEngine,

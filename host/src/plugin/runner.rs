@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,8 +23,9 @@ pub const INPUT_QUEUE: usize = 1024;
 pub struct PluginHandle {
     inputs: SyncSender<PluginInput>,
     thread: Option<JoinHandle<()>>,
-    name: String,
-    sha256: String,
+    /// The running version's name and sha256; the thread updates them when
+    /// a swap succeeds.
+    version: Arc<Mutex<(String, String)>>,
 }
 
 impl PluginHandle {
@@ -40,16 +41,20 @@ impl PluginHandle {
         let origin = Instant::now();
         let (driver, first) = PluginDriver::start(component.clone(), config, limits, view, 0)?;
         forward(&outputs, first);
+        let version = Arc::new(Mutex::new((
+            component.name().to_string(),
+            component.sha256().to_string(),
+        )));
         let (inputs, rx) = mpsc::sync_channel(INPUT_QUEUE);
+        let thread_version = version.clone();
         let thread = std::thread::Builder::new()
             .name(format!("plugin-{}", component.name()))
-            .spawn(move || run(driver, rx, outputs, origin))
+            .spawn(move || run(driver, rx, outputs, origin, thread_version))
             .context("starting the plugin thread")?;
         Ok(PluginHandle {
             inputs,
             thread: Some(thread),
-            name: component.name().to_string(),
-            sha256: component.sha256().to_string(),
+            version,
         })
     }
 
@@ -58,21 +63,29 @@ impl PluginHandle {
         match self.inputs.try_send(input) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
-                tracing::warn!(plugin = %self.name, "plugin input queue full; input dropped");
+                tracing::warn!(plugin = %self.name(), "plugin input queue full; input dropped");
                 false
             }
             Err(TrySendError::Disconnected(_)) => false,
         }
     }
 
-    /// The plugin's file name.
-    pub fn name(&self) -> &str {
-        &self.name
+    /// The running version's file name.
+    pub fn name(&self) -> String {
+        self.version
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
     }
 
-    /// sha256 of the plugin, hex.
-    pub fn sha256(&self) -> &str {
-        &self.sha256
+    /// sha256 of the running version, hex.
+    pub fn sha256(&self) -> String {
+        self.version
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone()
     }
 }
 
@@ -105,6 +118,7 @@ fn run(
     inputs: Receiver<PluginInput>,
     outputs: tokio_mpsc::UnboundedSender<PluginOutput>,
     origin: Instant,
+    version: Arc<Mutex<(String, String)>>,
 ) {
     let now = || u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
     loop {
@@ -118,5 +132,9 @@ fn run(
             Err(RecvTimeoutError::Disconnected) => return,
         };
         forward(&outputs, batch);
+        let mut current = version.lock().unwrap_or_else(|e| e.into_inner());
+        if current.0 != driver.name() || current.1 != driver.sha256() {
+            *current = (driver.name().to_string(), driver.sha256().to_string());
+        }
     }
 }

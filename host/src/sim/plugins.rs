@@ -11,7 +11,6 @@
 //! on what a behaviour did.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
@@ -25,7 +24,7 @@ use crate::plugin::{LeaderView, PluginComponent, PluginLimits, SharedView};
 
 /// A plugin for a simulated node: the compiled component (compile it once
 /// and share it), its `init` config and its limits.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SimPlugin {
     /// The compiled plugin.
     pub component: Arc<PluginComponent>,
@@ -33,16 +32,6 @@ pub struct SimPlugin {
     pub config: BTreeMap<String, String>,
     /// Deadline and memory cap.
     pub limits: PluginLimits,
-}
-
-impl fmt::Debug for SimPlugin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SimPlugin")
-            .field("component", &self.component.name())
-            .field("config", &self.config)
-            .field("limits", &self.limits)
-            .finish()
-    }
 }
 
 /// A running node's plugin state.
@@ -103,6 +92,31 @@ impl Simulation {
         };
         self.plugin_input(node, input)?;
         answer.try_recv().ok()
+    }
+
+    /// Hot-swaps a running node's plugin for `component`, as `POST
+    /// /plugin` does on a real node (see
+    /// [`crate::plugin::driver::PluginDriver::swap`]): on success the new
+    /// version runs with the old one's state; on failure the old version
+    /// keeps running and the reason comes back.
+    pub fn swap_plugin(
+        &mut self,
+        node: NodeIndex,
+        component: Arc<PluginComponent>,
+    ) -> Result<(), String> {
+        let now = self.now_ns();
+        let sha = component.sha256().to_string();
+        let Some(plugin) = self.nodes.get_mut(node).and_then(|n| n.plugin.as_mut()) else {
+            return Err("the node is down or runs no plugin".into());
+        };
+        let (result, outputs) = plugin.driver.swap(component, now);
+        self.plugin_outputs(node, outputs);
+        let line = match &result {
+            Ok(()) => format!("plugin swapped to {}", &sha[..12.min(sha.len())]),
+            Err(reason) => format!("plugin swap refused: {reason}"),
+        };
+        self.note(node, &line);
+        result
     }
 
     /// The plugin's `inspect()` on a running node.

@@ -1,0 +1,37 @@
+//! `tenure plugin swap --admin ADDR PATH`: hot-swap a running node's
+//! behaviour plugin.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use super::status::request;
+
+/// Sends the component at `path` to the node's `POST /plugin` and reports
+/// whether the new version runs (exit 0) or was refused (exit 1, the old
+/// version keeps running).
+pub async fn swap(admin: SocketAddr, path: &Path) -> anyhow::Result<ExitCode> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
+    let started = Instant::now();
+    let name: String = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+        .collect();
+    let (code, body) = request(admin, "POST", &format!("/plugin?name={name}"), &bytes).await?;
+    let took = started.elapsed().as_secs_f64() * 1e3;
+    if code == 200 {
+        print!("{}", body);
+        println!("(command to current: {took:.1} ms)");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprint!("{}", body);
+        Ok(ExitCode::FAILURE)
+    }
+}
