@@ -23,11 +23,22 @@ struct Cluster {
     children: BTreeMap<String, Child>,
 }
 
+/// A loopback port for a node. Ports come from a block of 400 below the
+/// ephemeral range (10000–29999), chosen by the test process's id, so they
+/// never collide with the ephemeral ports that outgoing connections (and
+/// port-0 listeners) take, nor with each other within this process; a port
+/// found busy is skipped.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 10_000 + (std::process::id() % 50) as u16 * 400;
+    for _ in 0..400 {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 400;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {base}..{}", base + 400);
 }
 
 impl Cluster {
