@@ -15,8 +15,6 @@
 
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Query, State};
@@ -27,8 +25,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::artifact_cache::ArtifactCache;
+use crate::node::swap::compile_and_swap;
 use crate::node::{Command, NodeReport};
-use crate::plugin::{PluginComponent, PluginEngine};
+use crate::plugin::PluginEngine;
 
 /// How long a handler waits for the node task.
 const NODE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,6 +43,8 @@ struct AdminState {
     commands: mpsc::Sender<Command>,
     /// Compiles new plugin versions (off the node's task).
     plugin_engine: PluginEngine,
+    /// Where compiled versions are kept.
+    cache: ArtifactCache,
 }
 
 /// Serves the admin API on `listener` until `shutdown` is cancelled.
@@ -50,11 +52,13 @@ pub async fn serve(
     listener: TcpListener,
     commands: mpsc::Sender<Command>,
     plugin_engine: PluginEngine,
+    cache: ArtifactCache,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let state = AdminState {
         commands,
         plugin_engine,
+        cache,
     };
     let app = Router::new()
         .route("/status", get(status))
@@ -119,28 +123,22 @@ async fn swap_plugin(
     Query(query): Query<SwapQuery>,
     body: axum::body::Bytes,
 ) -> Result<String, Response> {
-    let started = std::time::Instant::now();
-    let engine = state.plugin_engine.clone();
     let name = query.name.unwrap_or_else(|| "swapped.wasm".to_string());
-    let compiled =
-        tokio::task::spawn_blocking(move || PluginComponent::from_bytes(&engine, &name, &body))
-            .await;
-    let component = match compiled {
-        Ok(Ok(component)) => Arc::new(component),
-        Ok(Err(e)) => return Err(refused(format!("{e:#}"))),
-        Err(e) => return Err(refused(format!("compilation failed: {e}"))),
-    };
-    let compiled_ms = started.elapsed().as_secs_f64() * 1e3;
-    let sha256 = component.sha256().to_string();
-    match ask(&state.commands, |reply| Command::SwapPlugin {
-        component,
-        reply,
-    })
-    .await?
+    match compile_and_swap(
+        &state.plugin_engine,
+        &state.cache,
+        &state.commands,
+        name,
+        body.to_vec(),
+    )
+    .await
     {
-        Ok(()) => Ok(format!(
-            "swapped to {sha256} in {:.1} ms (compile {compiled_ms:.1} ms)\n",
-            started.elapsed().as_secs_f64() * 1e3
+        Ok(r) => Ok(format!(
+            "swapped to {} in {:.1} ms (compile {:.1} ms, cache {:?})\n",
+            r.sha256,
+            r.total.as_secs_f64() * 1e3,
+            r.compile.as_secs_f64() * 1e3,
+            r.cache
         )),
         Err(reason) => Err(refused(reason)),
     }

@@ -31,6 +31,7 @@
 //! path = "scheduler.wasm"        # the behaviour plugin component
 //! deadline-ms = 100              # each callback's time limit
 //! memory-mib = 64                # the plugin's memory cap
+//! watch = false                  # swap in each new version of the file
 //! [plugin.config]                # handed to the plugin's init, as strings
 //! period-ms = "1000"
 //! ```
@@ -86,6 +87,8 @@ pub struct PluginConfig {
     pub deadline_ms: u64,
     /// The plugin's memory cap, in MiB.
     pub memory_mib: u64,
+    /// Watch the file and hot-swap each new version.
+    pub watch: bool,
     /// Key/value configuration handed to `init`.
     pub config: BTreeMap<String, String>,
 }
@@ -131,6 +134,8 @@ struct RawPlugin {
     path: PathBuf,
     deadline_ms: Option<u64>,
     memory_mib: Option<u64>,
+    #[serde(default)]
+    watch: bool,
     #[serde(default)]
     config: BTreeMap<String, toml::Value>,
 }
@@ -235,6 +240,7 @@ impl NodeConfig {
                     path: resolve(&p.path),
                     deadline_ms,
                     memory_mib,
+                    watch: p.watch,
                     config,
                 })
             }

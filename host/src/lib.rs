@@ -15,9 +15,12 @@
 //! - [`config`]: the node's TOML configuration.
 //! - [`node`]: a running node: the protocol on real time, sockets and disk.
 //! - [`admin`]: the admin HTTP endpoint.
+//! - [`artifact_cache`]: compiled components on disk, for fast restarts
+//!   and swaps.
 //! - [`plugin`]: behaviour plugins: deadlines, memory caps, their thread.
 
 pub mod admin;
+pub mod artifact_cache;
 pub mod bindings;
 pub mod builtin;
 pub mod component_path;

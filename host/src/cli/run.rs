@@ -11,9 +11,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use wasmtime::Engine;
 
+use std::time::Instant;
+
 use tenure_host::admin;
+use tenure_host::artifact_cache::ArtifactCache;
 use tenure_host::builtin;
 use tenure_host::config::NodeConfig;
+use tenure_host::node::swap::{file_name, watch_plugin};
 use tenure_host::node::{Node, PluginSetup};
 use tenure_host::plugin::{PluginComponent, plugin_engine};
 use tenure_host::protocol::ElectionComponent;
@@ -39,25 +43,47 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         ),
     };
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    // Cranelift runs on a blocking thread, never on the runtime's workers.
-    let component = tokio::task::spawn_blocking(move || {
-        ElectionComponent::from_bytes(&Engine::default(), &bytes)
+    let cache = ArtifactCache::open(&config.data_dir.join("cache"))?;
+    let started = Instant::now();
+    // Cranelift runs on a blocking thread, never on the runtime's workers;
+    // a cached artifact skips it.
+    let protocol_cache = cache.clone();
+    let (component, outcome) = tokio::task::spawn_blocking(move || {
+        let engine = Engine::default();
+        let (component, outcome) = protocol_cache.component(&engine, &bytes)?;
+        Ok::<_, anyhow::Error>((
+            ElectionComponent::from_component(&engine, component)?,
+            outcome,
+        ))
     })
     .await
     .context("compiling the election component")?
     .with_context(|| format!("loading the election component ({source})"))?;
+    tracing::info!(
+        cache = ?outcome, ms = started.elapsed().as_secs_f64() * 1e3,
+        "election component loaded"
+    );
 
     let engine = plugin_engine()?;
     let plugin = match &config.plugin {
         None => None,
         Some(p) => {
             let path = p.path.clone();
-            let compile_engine = engine.clone();
-            let component = tokio::task::spawn_blocking(move || {
-                PluginComponent::from_file(&compile_engine, &path)
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("`plugin.path`: reading {}", path.display()))?;
+            let (compile_engine, compile_cache) = (engine.clone(), cache.clone());
+            let name = file_name(&path);
+            let started = Instant::now();
+            let (component, outcome) = tokio::task::spawn_blocking(move || {
+                PluginComponent::from_cache(&compile_engine, &compile_cache, &name, &bytes)
             })
             .await
-            .context("compiling the plugin")??;
+            .context("compiling the plugin")?
+            .with_context(|| format!("loading plugin {}", path.display()))?;
+            tracing::info!(
+                cache = ?outcome, ms = started.elapsed().as_secs_f64() * 1e3,
+                "plugin loaded"
+            );
             Some(PluginSetup {
                 component: Arc::new(component),
                 config: p.clone(),
@@ -70,6 +96,11 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("`admin`: cannot listen on {}", config.admin))?;
     let admin_addr = admin_listener.local_addr().context("admin address")?;
     let data_dir = config.data_dir.clone();
+    let plugin_to_watch = config
+        .plugin
+        .as_ref()
+        .filter(|p| p.watch)
+        .map(|p| p.path.clone());
     let (node, inputs) =
         Node::start(config, Arc::new(component), sha256, admin_addr, plugin).await?;
     std::fs::write(data_dir.join("admin.addr"), format!("{admin_addr}\n"))
@@ -78,10 +109,20 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     let (commands, command_rx) = mpsc::channel(64);
+    if let Some(p) = plugin_to_watch {
+        tokio::spawn(watch_plugin(
+            p,
+            engine.clone(),
+            cache.clone(),
+            commands.clone(),
+            shutdown.clone(),
+        ));
+    }
     let admin_task = tokio::spawn(admin::serve(
         admin_listener,
         commands,
         engine,
+        cache,
         shutdown.clone(),
     ));
     let result = node.run(inputs, command_rx, shutdown.clone()).await;

@@ -15,10 +15,13 @@
 //! - [`event_log`]: one JSON line per protocol event, for operators and tests.
 //! - [`report`]: the status the admin endpoint serves.
 //! - [`timers`]: the protocol's timers on tokio.
+//! - [`swap`]: compiling new plugin versions off the task, and the plugin
+//!   file watcher.
 
 pub mod event_log;
 pub mod report;
 pub mod state_file;
+pub mod swap;
 pub mod timers;
 
 use std::sync::{Arc, Mutex};

@@ -40,6 +40,7 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::artifact_cache::{ArtifactCache, CacheOutcome};
 use crate::bindings::plugin::{Plugin, PluginPre};
 use crate::bindings::types::{LogLevel, NodeStatus, Role};
 use crate::protocol::wasm;
@@ -236,6 +237,30 @@ impl PluginComponent {
     ) -> anyhow::Result<PluginComponent> {
         let component =
             wasm(Component::new(&engine.engine, bytes)).context("compiling the plugin")?;
+        Self::link(engine, name, hex::encode(Sha256::digest(bytes)), component)
+    }
+
+    /// Like [`PluginComponent::from_bytes`], through the on-disk artifact
+    /// cache: a plugin compiled before (for this engine) skips Cranelift.
+    pub fn from_cache(
+        engine: &PluginEngine,
+        cache: &ArtifactCache,
+        name: &str,
+        bytes: &[u8],
+    ) -> anyhow::Result<(PluginComponent, CacheOutcome)> {
+        let (component, outcome) = cache
+            .component(&engine.engine, bytes)
+            .context("compiling the plugin")?;
+        let plugin = Self::link(engine, name, hex::encode(Sha256::digest(bytes)), component)?;
+        Ok((plugin, outcome))
+    }
+
+    fn link(
+        engine: &PluginEngine,
+        name: &str,
+        sha256: String,
+        component: Component,
+    ) -> anyhow::Result<PluginComponent> {
         let mut linker = Linker::new(&engine.engine);
         wasm(wasmtime_wasi::p2::add_to_linker_sync(&mut linker)).context("linking WASI")?;
         wasm(Plugin::add_to_linker::<PluginState, HasSelf<PluginState>>(
@@ -250,7 +275,7 @@ impl PluginComponent {
             engine: engine.clone(),
             pre,
             name: name.to_string(),
-            sha256: hex::encode(Sha256::digest(bytes)),
+            sha256,
         })
     }
 

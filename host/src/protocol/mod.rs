@@ -121,6 +121,11 @@ impl ElectionComponent {
     /// Compiles a component from its bytes and links it against the host.
     pub fn from_bytes(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Self> {
         let component = wasm(Component::new(engine, bytes)).context("compiling the component")?;
+        Self::from_component(engine, component)
+    }
+
+    /// Links an already compiled component (from the artifact cache, say).
+    pub fn from_component(engine: &Engine, component: Component) -> anyhow::Result<Self> {
         let mut linker = Linker::new(engine);
         wasm(wasmtime_wasi::p2::add_to_linker_sync(&mut linker)).context("linking WASI")?;
         wasm(Protocol::add_to_linker::<

@@ -1,0 +1,136 @@
+//! Hot swap from the outside in: compile a new plugin version off the node's
+//! task (through the artifact cache), then hand it to the node, which swaps
+//! it in on the plugin's thread. Used by `POST /plugin` and by the plugin
+//! file watcher.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::Command;
+use crate::artifact_cache::{ArtifactCache, CacheOutcome};
+use crate::plugin::{PluginComponent, PluginEngine};
+
+/// A successful swap, timed.
+#[derive(Clone, Debug)]
+pub struct SwapReport {
+    /// sha256 of the new version.
+    pub sha256: String,
+    /// Whether the compiled artifact came from the cache.
+    pub cache: CacheOutcome,
+    /// Time spent compiling (or loading from the cache).
+    pub compile: Duration,
+    /// From the request to the new version being current.
+    pub total: Duration,
+}
+
+/// Compiles `bytes` and swaps them in as the plugin `name`. On failure the
+/// old version keeps running and the reason comes back.
+pub async fn compile_and_swap(
+    engine: &PluginEngine,
+    cache: &ArtifactCache,
+    commands: &mpsc::Sender<Command>,
+    name: String,
+    bytes: Vec<u8>,
+) -> Result<SwapReport, String> {
+    let started = Instant::now();
+    let (engine, cache) = (engine.clone(), cache.clone());
+    let compiled = tokio::task::spawn_blocking(move || {
+        PluginComponent::from_cache(&engine, &cache, &name, &bytes)
+    })
+    .await;
+    let (component, outcome) = match compiled {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => return Err(format!("{e:#}")),
+        Err(e) => return Err(format!("compilation failed: {e}")),
+    };
+    let compile = started.elapsed();
+    let sha256 = component.sha256().to_string();
+    let (reply, answer) = oneshot::channel();
+    commands
+        .send(Command::SwapPlugin {
+            component: Arc::new(component),
+            reply,
+        })
+        .await
+        .map_err(|_| "the node is shutting down".to_string())?;
+    match tokio::time::timeout(Duration::from_secs(30), answer).await {
+        Ok(Ok(Ok(()))) => Ok(SwapReport {
+            sha256,
+            cache: outcome,
+            compile,
+            total: started.elapsed(),
+        }),
+        Ok(Ok(Err(reason))) => Err(reason),
+        Ok(Err(_)) => Err("the node is shutting down".into()),
+        Err(_) => Err("the plugin did not answer within 30 s".into()),
+    }
+}
+
+/// How often the watcher looks at the plugin file.
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Watches the plugin file and swaps in each new version. A change is acted
+/// on once the file's size and modification time have held still for one
+/// more interval (debounce: a file being written is not loaded); a version
+/// that fails to compile or swap is logged and skipped, the old one keeps
+/// running, and the next change is tried again.
+pub async fn watch_plugin(
+    path: PathBuf,
+    engine: PluginEngine,
+    cache: ArtifactCache,
+    commands: mpsc::Sender<Command>,
+    shutdown: CancellationToken,
+) {
+    let mut loaded = stamp(&path);
+    let mut seen = loaded;
+    let mut ticker = tokio::time::interval(WATCH_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let now = stamp(&path);
+        let settled = now.is_some() && now == seen && now != loaded;
+        seen = now;
+        if !settled {
+            continue;
+        }
+        loaded = now;
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the changed plugin");
+                continue;
+            }
+        };
+        let name = file_name(&path);
+        match compile_and_swap(&engine, &cache, &commands, name, bytes).await {
+            Ok(report) => tracing::info!(
+                path = %path.display(), sha256 = %report.sha256, cache = ?report.cache,
+                total_ms = report.total.as_secs_f64() * 1e3,
+                "plugin file changed; new version swapped in"
+            ),
+            Err(reason) => tracing::warn!(
+                path = %path.display(), %reason,
+                "plugin file changed; swap refused, the old version keeps running"
+            ),
+        }
+    }
+}
+
+fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
+
+/// The file name of `path`, for status reports.
+pub fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
