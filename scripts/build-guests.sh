@@ -14,14 +14,21 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
 fi
 
 # The election component and the behaviour plugins, in one cargo invocation.
+out="${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release"
+
+# A second build of the protocol with another version string, for the
+# protocol hot-swap tests and the rolling-upgrade recipe.
+TENURE_PROTOCOL_VERSION=0.1.0-next cargo build --locked --release \
+    --target wasm32-wasip2 -p tenure-election
+cp "$out/tenure_election.wasm" "$out/tenure_election_next.wasm"
+
 cargo build --locked --release --target wasm32-wasip2 \
     -p tenure-election \
     -p tenure-plugin-logger \
     -p tenure-plugin-scheduler \
     -p tenure-plugin-lock \
     -p tenure-plugin-misbehave
-out="${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release"
-for name in tenure_election tenure_plugin_logger tenure_plugin_scheduler \
+for name in tenure_election tenure_election_next tenure_plugin_logger tenure_plugin_scheduler \
     tenure_plugin_lock tenure_plugin_misbehave; do
     echo "Built $out/$name.wasm ($(wc -c < "$out/$name.wasm") bytes)"
 done

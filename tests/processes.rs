@@ -527,3 +527,77 @@ fn a_watched_plugin_file_is_swapped_when_it_changes_but_not_while_half_written()
     assert_eq!((after.as_str(), after_term), (leader.as_str(), term));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `POST /protocol` with `wasm`: the status code and the reply.
+fn swap_protocol(admin: SocketAddr, wasm: &[u8]) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(admin).expect("admin endpoint");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let head = format!(
+        "POST /protocol HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        wasm.len()
+    );
+    stream.write_all(head.as_bytes()).expect("request");
+    stream.write_all(wasm).expect("body");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("reply");
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+#[test]
+fn a_rolling_protocol_upgrade_keeps_the_same_leader() {
+    let next = std::fs::read(
+        tenure_host::component_path::election_wasm().with_file_name("tenure_election_next.wasm"),
+    )
+    .expect("the next build (scripts/build-guests.sh makes it)");
+    let cluster = Cluster::start("upgrade", 3, |_| String::new());
+    let all = ["n1", "n2", "n3"];
+    let (leader, term) = cluster.wait_for_leader(&all, BOUND);
+    let order: Vec<&str> = all
+        .iter()
+        .copied()
+        .filter(|id| *id != leader)
+        .chain([leader.as_str()])
+        .collect();
+    for id in order {
+        let (code, body) = swap_protocol(cluster.admins[id], &next);
+        assert_eq!(code, 200, "{id}: {body}");
+        assert!(body.contains("0.1.0-next"), "{body}");
+        std::thread::sleep(Duration::from_millis(500));
+        let (now, now_term) = cluster.wait_for_leader(&all, BOUND);
+        assert_eq!(
+            (now.as_str(), now_term),
+            (leader.as_str(), term),
+            "after upgrading {id}"
+        );
+    }
+    // Garbage is refused and the node keeps its build.
+    let (code, body) = swap_protocol(cluster.admins["n1"], b"not a component");
+    assert_eq!(code, 422, "{body}");
+    let statuses = cluster.statuses();
+    assert!(
+        statuses
+            .values()
+            .all(|s| s.protocol_version == "0.1.0-next"),
+        "{statuses:#?}"
+    );
+    let gap = statuses
+        .values()
+        .filter(|s| s.role == "follower")
+        .map(|s| s.max_leader_gap_ms)
+        .max()
+        .unwrap_or(0);
+    assert!(gap < 150, "a follower saw a {gap} ms heartbeat gap");
+    cluster.assert_one_leader_per_term();
+}

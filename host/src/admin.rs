@@ -4,6 +4,10 @@
 //! - `POST /step-down`: give up leadership (or a candidacy).
 //! - `POST /call`: the request body goes to the plugin's `on-call`; its
 //!   reply is the response body (200), its error a 409 with the reason.
+//! - `POST /protocol`: the body is another build of the election
+//!   component; it is compiled off the node's task, then the running
+//!   protocol's whole state moves into it (see `Node::swap_protocol`). 200
+//!   with the new version; 422 with the reason, the old build running.
 //! - `POST /plugin[?name=FILE]`: the body is a new plugin component; it is compiled
 //!   off the node's task, then swapped in (see
 //!   [`crate::plugin::driver::PluginDriver::swap`]). 200 when the new
@@ -15,12 +19,15 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
+use sha2::{Digest as _, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -29,6 +36,7 @@ use crate::artifact_cache::ArtifactCache;
 use crate::node::swap::compile_and_swap;
 use crate::node::{Command, NodeReport};
 use crate::plugin::PluginEngine;
+use crate::protocol::ElectionComponent;
 
 /// How long a handler waits for the node task.
 const NODE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,6 +53,8 @@ struct AdminState {
     plugin_engine: PluginEngine,
     /// Where compiled versions are kept.
     cache: ArtifactCache,
+    /// Compiles new protocol builds.
+    protocol_engine: wasmtime::Engine,
 }
 
 /// Serves the admin API on `listener` until `shutdown` is cancelled.
@@ -59,12 +69,14 @@ pub async fn serve(
         commands,
         plugin_engine,
         cache,
+        protocol_engine: wasmtime::Engine::default(),
     };
     let app = Router::new()
         .route("/status", get(status))
         .route("/step-down", post(step_down))
         .route("/call", post(call))
         .route("/plugin", post(swap_plugin))
+        .route("/protocol", post(swap_protocol))
         .layer(DefaultBodyLimit::max(MAX_PLUGIN_BYTES))
         .with_state(state);
     axum::serve(listener, app)
@@ -139,6 +151,42 @@ async fn swap_plugin(
             r.total.as_secs_f64() * 1e3,
             r.compile.as_secs_f64() * 1e3,
             r.cache
+        )),
+        Err(reason) => Err(refused(reason)),
+    }
+}
+
+async fn swap_protocol(
+    State(state): State<AdminState>,
+    body: axum::body::Bytes,
+) -> Result<String, Response> {
+    let started = std::time::Instant::now();
+    let (engine, cache) = (state.protocol_engine.clone(), state.cache.clone());
+    let sha256 = hex::encode(Sha256::digest(&body));
+    let compiled = tokio::task::spawn_blocking(move || {
+        let (component, outcome) = cache.component(&engine, &body)?;
+        Ok::<_, anyhow::Error>((
+            ElectionComponent::from_component(&engine, component)?,
+            outcome,
+        ))
+    })
+    .await;
+    let (component, outcome) = match compiled {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => return Err(refused(format!("{e:#}"))),
+        Err(e) => return Err(refused(format!("compilation failed: {e}"))),
+    };
+    let component = Arc::new(component);
+    let answer = ask(&state.commands, |reply| Command::SwapProtocol {
+        component,
+        sha256,
+        reply,
+    })
+    .await?;
+    match answer {
+        Ok(version) => Ok(format!(
+            "protocol swapped to version {version} in {:.1} ms (cache {outcome:?})\n",
+            started.elapsed().as_secs_f64() * 1e3
         )),
         Err(reason) => Err(refused(reason)),
     }

@@ -58,6 +58,23 @@ enum Command {
     /// Manage a running node's behaviour plugin.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Manage a running node's protocol component.
+    #[command(subcommand)]
+    Protocol(ProtocolCommand),
+}
+
+#[derive(Subcommand)]
+enum ProtocolCommand {
+    /// Swap the protocol for another build: term, vote, role, membership
+    /// and armed timers move into it; if it refuses, the old one keeps
+    /// running.
+    Swap {
+        /// The node's admin address.
+        #[arg(long)]
+        admin: SocketAddr,
+        /// The other build of the election component.
+        path: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -137,7 +154,7 @@ fn main() -> ExitCode {
         Command::Run { .. } => "info",
         Command::Status { .. } => "warn",
         Command::Demo { .. } => "warn",
-        Command::Plugin(_) => "warn",
+        Command::Plugin(_) | Command::Protocol(_) => "warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -151,6 +168,9 @@ fn main() -> ExitCode {
         Command::Status { admin, json } => block_on(cli::status::status(admin, json)),
         Command::Plugin(PluginCommand::Swap { admin, path }) => {
             block_on(cli::plugin::swap(admin, &path))
+        }
+        Command::Protocol(ProtocolCommand::Swap { admin, path }) => {
+            block_on(cli::plugin::swap_protocol(admin, &path))
         }
         Command::Demo {
             base_port,

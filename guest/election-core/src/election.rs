@@ -26,6 +26,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::handover::{Handover, role_code, role_from};
 use crate::liveness::{Change, Liveness};
 use crate::options::{Options, OptionsError, Timings, valid_node_id};
 use crate::quorum::{self, VoteResult};
@@ -286,6 +287,70 @@ impl Election {
             quorum: quorum::majority(self.members.len()) as u32,
             ignored_messages: self.ignored_messages,
         }
+    }
+
+    pub(crate) fn handover(&self) -> Handover {
+        Handover {
+            node_id: self.id.clone(),
+            cluster_id: self.cluster_id.clone(),
+            term: self.term,
+            voted_for: self.voted_for.clone(),
+            members: self.members.clone(),
+            role: role_code(self.role),
+            leader: self.leader.clone(),
+            granted: self.granted.clone(),
+            rejected: self.rejected.clone(),
+            pre_campaign: self.pre_campaign,
+            leader_heard_ns: self.leader_heard_ns,
+            leader_since_ns: self.leader_since_ns,
+            liveness: self.liveness.clone(),
+            election_timer: self.election_timer,
+            heartbeat_timer: self.heartbeat_timer,
+            next_timer_id: self.next_timer_id,
+            ignored_messages: self.ignored_messages,
+        }
+    }
+
+    pub(crate) fn from_handover(
+        options: Options,
+        h: Handover,
+        env: &mut impl Environment,
+    ) -> Result<Election, String> {
+        let role = role_from(h.role)?;
+        let mut e = Election {
+            id: options.node_id,
+            cluster_id: options.cluster_id,
+            timings: options.timings,
+            term: h.term,
+            voted_for: h.voted_for,
+            members: h.members,
+            role,
+            leader: h.leader,
+            granted: h.granted,
+            rejected: h.rejected,
+            pre_vote: options.pre_vote,
+            pre_campaign: h.pre_campaign,
+            leader_heard_ns: h.leader_heard_ns,
+            liveness: h.liveness,
+            election_timer: h.election_timer,
+            heartbeat_timer: h.heartbeat_timer,
+            next_timer_id: h.next_timer_id,
+            ignored_messages: h.ignored_messages,
+            now_ns: env.now_ns(),
+            leader_since_ns: h.leader_since_ns,
+            unsaved: false,
+            actions: Vec::new(),
+        };
+        e.log(
+            LogLevel::Info,
+            format!(
+                "{} took over as {} at term {} from another build",
+                e.id,
+                e.role.as_str(),
+                e.term
+            ),
+        );
+        Ok(e)
     }
 
     /// The state that must survive a restart.

@@ -6,6 +6,7 @@
 //!
 //! - [`election`]: the state machine ([`Election`]): roles, terms, votes,
 //!   heartbeats, discovery. Start here.
+//! - [`handover`]: the whole state, versioned, for swapping the protocol.
 //! - [`quorum`]: majority arithmetic, tested exhaustively.
 //! - [`liveness`]: which peers are alive, for `peer-joined` / `peer-left`.
 //! - [`wire`]: the messages and their versioned encoding.
@@ -27,6 +28,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod election;
+pub mod handover;
 pub mod liveness;
 pub mod options;
 pub mod quorum;

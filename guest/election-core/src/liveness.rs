@@ -23,14 +23,14 @@ pub enum Change {
     Left(NodeId),
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Peer {
     last_news_ns: u64,
     alive: bool,
 }
 
 /// Per-peer liveness, keyed by id. Self is never tracked.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Liveness {
     peers: BTreeMap<NodeId, Peer>,
 }

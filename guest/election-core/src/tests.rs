@@ -1101,3 +1101,45 @@ fn a_leader_refuses_pre_votes_and_a_pre_candidate_behind_catches_up() {
     );
     assert_eq!(p.e.status().term, 7);
 }
+
+#[test]
+fn a_leader_hands_its_whole_state_to_another_build() {
+    let (n, actions) = leader();
+    let heartbeat_timer = last_timer(&actions);
+    let state = n.e.export_state();
+    let mut env = TestEnv::new(99);
+    let mut next = Election::import_state(options("n1", &["n1", "n2", "n3"]), &state, &mut env)
+        .expect("imports");
+    assert_eq!(next.status(), n.e.status());
+    assert!(
+        sent(&next.take_actions()).is_empty(),
+        "importing sends nothing"
+    );
+    // The timer the old build armed fires into the new one.
+    next.on_timer(heartbeat_timer, &mut env);
+    let beats = sent(&next.take_actions());
+    assert_eq!(beats.len(), 2);
+    assert!(
+        beats
+            .iter()
+            .all(|(_, b)| matches!(b, Body::Heartbeat { term: 1, .. }))
+    );
+}
+
+#[test]
+fn a_foreign_or_unknown_state_is_refused_with_the_reason() {
+    let (n, _) = leader();
+    let state = n.e.export_state();
+    let mut env = TestEnv::new(1);
+    let other = Election::import_state(options("n2", &["n1", "n2", "n3"]), &state, &mut env)
+        .expect_err("another node's state");
+    assert!(other.contains("state of node n1"), "{other}");
+    let mut future = state.clone();
+    future[0] = 9;
+    let err = Election::import_state(options("n1", &["n1", "n2", "n3"]), &future, &mut env)
+        .expect_err("unknown format");
+    assert!(err.contains("format 9"), "{err}");
+    let err = Election::import_state(options("n1", &["n1"]), &state[..state.len() / 2], &mut env)
+        .expect_err("truncated");
+    assert!(err.contains("malformed"), "{err}");
+}

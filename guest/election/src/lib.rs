@@ -72,6 +72,28 @@ mod component {
         }
     }
 
+    /// This build's version: the crate version, or `TENURE_PROTOCOL_VERSION`
+    /// at build time (how the tests make a second, distinguishable build).
+    const VERSION: &str = match option_env!("TENURE_PROTOCOL_VERSION") {
+        Some(v) => v,
+        None => env!("CARGO_PKG_VERSION"),
+    };
+
+    fn options_from_wit(options: wit::Options) -> core::Options {
+        core::Options {
+            node_id: options.node_id,
+            cluster_id: options.cluster_id,
+            bootstrap: options.bootstrap,
+            timings: core::Timings {
+                election_timeout_min_ms: options.timings.election_timeout_min_ms,
+                election_timeout_max_ms: options.timings.election_timeout_max_ms,
+                heartbeat_interval_ms: options.timings.heartbeat_interval_ms,
+                peer_timeout_heartbeats: options.timings.peer_timeout_heartbeats,
+            },
+            pre_vote: options.pre_vote,
+        }
+    }
+
     struct Component;
 
     impl Guest for Component {
@@ -79,18 +101,7 @@ mod component {
             options: wit::Options,
             state: Option<wit::PersistedState>,
         ) -> Result<(), wit::OptionsError> {
-            let options = core::Options {
-                node_id: options.node_id,
-                cluster_id: options.cluster_id,
-                bootstrap: options.bootstrap,
-                timings: core::Timings {
-                    election_timeout_min_ms: options.timings.election_timeout_min_ms,
-                    election_timeout_max_ms: options.timings.election_timeout_max_ms,
-                    heartbeat_interval_ms: options.timings.heartbeat_interval_ms,
-                    peer_timeout_heartbeats: options.timings.peer_timeout_heartbeats,
-                },
-                pre_vote: options.pre_vote,
-            };
+            let options = options_from_wit(options);
             let state = state.map(|s| core::PersistedState {
                 term: s.term,
                 voted_for: s.voted_for,
@@ -103,6 +114,22 @@ mod component {
                         reason: e.reason,
                     }
                 })?;
+            perform(election.take_actions());
+            ELECTION.with_borrow_mut(|slot| *slot = Some(election));
+            Ok(())
+        }
+
+        fn version() -> String {
+            VERSION.to_string()
+        }
+
+        fn export_state() -> Vec<u8> {
+            ELECTION.with_borrow(|slot| slot.as_ref().map(|e| e.export_state()).unwrap_or_default())
+        }
+
+        fn import_state(options: wit::Options, state: Vec<u8>) -> Result<(), String> {
+            let mut election =
+                core::Election::import_state(options_from_wit(options), &state, &mut HostEnv)?;
             perform(election.take_actions());
             ELECTION.with_borrow_mut(|slot| *slot = Some(election));
             Ok(())

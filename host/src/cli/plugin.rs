@@ -1,5 +1,5 @@
-//! `tenure plugin swap --admin ADDR PATH`: hot-swap a running node's
-//! behaviour plugin.
+//! `tenure plugin swap --admin ADDR PATH` and `tenure protocol swap --admin
+//! ADDR PATH`: hot-swap a running node's behaviour plugin, or its protocol.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -32,6 +32,21 @@ pub async fn swap(admin: SocketAddr, path: &Path) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         eprint!("{}", body);
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Sends another build of the election component to the node's `POST
+/// /protocol`: exit 0 when it runs (with the node's state), 1 when refused.
+pub async fn swap_protocol(admin: SocketAddr, path: &Path) -> anyhow::Result<ExitCode> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading protocol {}", path.display()))?;
+    let (code, body) = request(admin, "POST", "/protocol", &bytes).await?;
+    if code == 200 {
+        print!("{body}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprint!("{body}");
         Ok(ExitCode::FAILURE)
     }
 }

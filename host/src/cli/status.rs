@@ -91,7 +91,10 @@ pub async fn status(admin: SocketAddr, json: bool) -> anyhow::Result<ExitCode> {
         Some(p) => println!("plugin    {} (sha256 {})", p.name, &p.sha256),
         None => println!("plugin    none"),
     }
-    println!("protocol  sha256 {}", report.protocol_sha256);
+    println!(
+        "protocol  version {} (sha256 {})",
+        report.protocol_version, report.protocol_sha256
+    );
     println!("listen    {}   admin {}", report.listen, report.admin);
     println!(
         "frames    {} sent, {} received, {} dropped, {} rejected",

@@ -55,6 +55,13 @@ pub enum Command {
         request: Vec<u8>,
         reply: oneshot::Sender<Result<Vec<u8>, String>>,
     },
+    /// Swap the protocol for this (already compiled) build; replies with
+    /// the new build's version, or why the old one keeps running.
+    SwapProtocol {
+        component: Arc<ElectionComponent>,
+        sha256: String,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
     /// Hot-swap the plugin for this (already compiled) version.
     SwapPlugin {
         component: Arc<PluginComponent>,
@@ -62,7 +69,8 @@ pub enum Command {
     },
 }
 
-/// Real time and OS entropy for the protocol.
+/// Real time and OS entropy for the protocol. Every build of the protocol
+/// a node runs shares one origin, so times carry over a protocol swap.
 struct SystemEnvironment {
     origin: Instant,
 }
@@ -82,6 +90,8 @@ impl Environment for SystemEnvironment {
 pub struct NodeIdentity {
     /// sha256 of the protocol component, hex.
     pub protocol_sha256: String,
+    /// The protocol build's version.
+    pub protocol_version: String,
     /// Where the admin endpoint listens (its real port).
     pub admin: std::net::SocketAddr,
     /// Where peers connect.
@@ -98,6 +108,10 @@ pub struct Node {
     events: EventLog,
     identity: NodeIdentity,
     started: Instant,
+    /// The protocol's clock origin (see [`SystemEnvironment`]).
+    origin: Instant,
+    /// The options the protocol was started with, for a protocol swap.
+    options: Options,
     plugin: Option<PluginHandle>,
     view: SharedView,
     /// After a plugin refuses leadership, timers are held (so the node does
@@ -139,9 +153,8 @@ impl Node {
         let persisted = state_file.load()?;
         // The protocol starts first: it validates the timings, and a bad
         // config must fail before any socket is opened.
-        let env = SystemEnvironment {
-            origin: Instant::now(),
-        };
+        let origin = Instant::now();
+        let env = SystemEnvironment { origin };
         let mut protocol = component.instantiate(&config.node_id, Box::new(env))?;
         let options = Options {
             node_id: config.node_id.clone(),
@@ -204,6 +217,9 @@ impl Node {
             .with_context(|| format!("listening for peers on {}", config.listen))?;
         let events = EventLog::open(&config.data_dir, &config.node_id)?;
         let identity = NodeIdentity {
+            protocol_version: protocol
+                .version()
+                .context("asking the protocol its version")?,
             protocol_sha256,
             admin,
             listen: transport.local_addr(),
@@ -217,6 +233,8 @@ impl Node {
             events,
             identity,
             started: Instant::now(),
+            origin,
+            options: options.clone(),
             plugin,
             view,
             hold_timers_until: None,
@@ -315,6 +333,20 @@ impl Node {
                         }
                         continue;
                     }
+                    Command::SwapProtocol { component, sha256, reply } => {
+                        match self.swap_protocol(&component) {
+                            Ok((version, effects)) => {
+                                self.identity.protocol_sha256 = sha256;
+                                self.identity.protocol_version = version.clone();
+                                let _ = reply.send(Ok(version));
+                                Ok(effects)
+                            }
+                            Err(e) => {
+                                let _ = reply.send(Err(format!("{e:#}")));
+                                continue;
+                            }
+                        }
+                    }
                     Command::SwapPlugin { component, reply } => {
                         // The swap runs on the plugin's thread, in order
                         // with the events before it; this task goes on.
@@ -338,6 +370,29 @@ impl Node {
         drop(self.plugin.take());
         self.transport.shutdown().await;
         result
+    }
+
+    /// Moves the protocol's whole state into an instance of another build
+    /// and makes it current; on any failure the old instance keeps running.
+    /// The timers the old build armed stay armed here and fire into the new
+    /// one. Runs on the node's task, so nothing interleaves with it.
+    fn swap_protocol(
+        &mut self,
+        component: &ElectionComponent,
+    ) -> anyhow::Result<(String, Vec<Effect>)> {
+        let state = self
+            .protocol
+            .export_state()
+            .context("the running protocol trapped exporting its state")?;
+        let env = SystemEnvironment {
+            origin: self.origin,
+        };
+        let mut next = component.instantiate(&self.config.node_id, Box::new(env))?;
+        let effects = next.import_state(&self.options, &state)?;
+        let version = next.version().context("asking the new build its version")?;
+        self.protocol = next;
+        tracing::info!(node = %self.config.node_id, %version, "protocol swapped");
+        Ok((version, effects))
     }
 
     /// Tracks the longest silence of the leader this node follows: the

@@ -32,6 +32,8 @@ pub struct NodeReport {
     pub plugin: Option<PluginReport>,
     /// sha256 of the protocol component.
     pub protocol_sha256: String,
+    /// The protocol build's version.
+    pub protocol_version: String,
     pub listen: String,
     pub admin: String,
     pub uptime_ms: u64,
@@ -100,6 +102,7 @@ impl NodeReport {
             quorum: status.quorum,
             plugin,
             protocol_sha256: identity.protocol_sha256.clone(),
+            protocol_version: identity.protocol_version.clone(),
             listen: identity.listen.to_string(),
             admin: identity.admin.to_string(),
             uptime_ms: uptime.as_millis() as u64,

@@ -101,6 +101,12 @@ impl WasiView for ProtocolState {
     }
 }
 
+impl fmt::Debug for ElectionComponent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ElectionComponent").finish_non_exhaustive()
+    }
+}
+
 /// The compiled election component, ready to instantiate for any number of
 /// nodes. Cheap to share: clone the `Arc` it usually lives in.
 pub struct ElectionComponent {
@@ -231,6 +237,30 @@ impl ProtocolInstance {
     pub fn step_down(&mut self) -> anyhow::Result<Vec<Effect>> {
         let election = self.bindings.tenure_election_election();
         election.call_step_down(&mut self.store)?;
+        Ok(self.take_effects())
+    }
+
+    /// This build's version string.
+    pub fn version(&mut self) -> anyhow::Result<String> {
+        let election = self.bindings.tenure_election_election();
+        Ok(election.call_version(&mut self.store)?)
+    }
+
+    /// The whole running state, for [`ProtocolInstance::import_state`] on
+    /// an instance of another build.
+    pub fn export_state(&mut self) -> anyhow::Result<Vec<u8>> {
+        let election = self.bindings.tenure_election_election();
+        Ok(election.call_export_state(&mut self.store)?)
+    }
+
+    /// Starts this (fresh) instance from another build's exported state,
+    /// instead of [`ProtocolInstance::start`]. A refusal comes back as an
+    /// error with the protocol's reason.
+    pub fn import_state(&mut self, options: &Options, state: &[u8]) -> anyhow::Result<Vec<Effect>> {
+        let election = self.bindings.tenure_election_election();
+        election
+            .call_import_state(&mut self.store, options, state)?
+            .map_err(|reason| anyhow::anyhow!("the new protocol refused the state: {reason}"))?;
         Ok(self.take_effects())
     }
 

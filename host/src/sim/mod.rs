@@ -376,6 +376,36 @@ impl Simulation {
         self.call(node, |i| i.step_down())
     }
 
+    /// Swaps a running node's protocol for another build (`component`):
+    /// the old instance exports its whole state, a fresh instance of the new
+    /// build imports it, and only then replaces the old one. Armed timers
+    /// stay armed. On failure the old instance keeps running and the
+    /// reason comes back. Returns the new build's version.
+    pub fn swap_protocol(
+        &mut self,
+        node: NodeIndex,
+        component: &ElectionComponent,
+    ) -> anyhow::Result<String> {
+        let Some(n) = self.nodes.get_mut(node) else {
+            bail!("no node {node}");
+        };
+        let Some(old) = n.instance.as_mut() else {
+            bail!("node {} is not running", n.spec.id);
+        };
+        let state = old.export_state().context("exporting the state")?;
+        let env = SimEnvironment {
+            shared: self.shared.clone(),
+            rng: SimRng::derive(self.seed, (node as u64) << 32 | n.incarnation | 1 << 31),
+        };
+        let mut new = component.instantiate(&n.spec.id, Box::new(env))?;
+        let effects = new.import_state(&n.spec.options(), &state)?;
+        let version = new.version()?;
+        n.instance = Some(new);
+        self.note(node, &format!("protocol swapped to version {version}"));
+        self.apply(node, effects);
+        Ok(version)
+    }
+
     /// A running node's status; `None` while it is crashed.
     pub fn status(&mut self, node: NodeIndex) -> Option<NodeStatus> {
         let result = self.nodes.get_mut(node)?.instance.as_mut()?.status();

@@ -1,0 +1,107 @@
+//! Moving a running election into another build of the protocol (a
+//! protocol hot swap): the whole state, versioned.
+//!
+//! [`Election::export_state`] captures everything — term, vote, role,
+//! leader, membership, votes in flight, liveness and the ids of the timers
+//! it armed (the host keeps those timers running; they fire into the new
+//! build, which recognises them) — as one [`HANDOVER_FORMAT`] byte plus a
+//! postcard-encoded record. [`Election::import_state`] refuses any other
+//! format, and a state of another node or cluster, naming the problem: the
+//! old build then keeps running.
+
+use alloc::collections::BTreeSet;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+use crate::election::Election;
+use crate::liveness::Liveness;
+use crate::options::Options;
+use crate::types::{Environment, NodeId, Role, Term, TimerId};
+
+/// The handover format this build writes and reads.
+pub const HANDOVER_FORMAT: u8 = 1;
+
+/// The state handed from one build to the next.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Handover {
+    pub(crate) node_id: NodeId,
+    pub(crate) cluster_id: String,
+    pub(crate) term: Term,
+    pub(crate) voted_for: Option<NodeId>,
+    pub(crate) members: BTreeSet<NodeId>,
+    /// 0 follower, 1 candidate, 2 leader.
+    pub(crate) role: u8,
+    pub(crate) leader: Option<NodeId>,
+    pub(crate) granted: BTreeSet<NodeId>,
+    pub(crate) rejected: BTreeSet<NodeId>,
+    pub(crate) pre_campaign: bool,
+    pub(crate) leader_heard_ns: Option<u64>,
+    pub(crate) leader_since_ns: u64,
+    pub(crate) liveness: Liveness,
+    pub(crate) election_timer: Option<TimerId>,
+    pub(crate) heartbeat_timer: Option<TimerId>,
+    pub(crate) next_timer_id: TimerId,
+    pub(crate) ignored_messages: u64,
+}
+
+pub(crate) fn role_code(role: Role) -> u8 {
+    match role {
+        Role::Follower => 0,
+        Role::Candidate => 1,
+        Role::Leader => 2,
+    }
+}
+
+pub(crate) fn role_from(code: u8) -> Result<Role, String> {
+    match code {
+        0 => Ok(Role::Follower),
+        1 => Ok(Role::Candidate),
+        2 => Ok(Role::Leader),
+        other => Err(format!("unknown role code {other}")),
+    }
+}
+
+impl Election {
+    /// The whole state, for [`Election::import_state`] in another build.
+    /// The instance stays usable (a refused swap keeps it running).
+    pub fn export_state(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        out.push(HANDOVER_FORMAT);
+        match postcard::to_extend(&self.handover(), out) {
+            Ok(out) => out,
+            Err(_) => unreachable!("postcard encoding into a Vec is infallible"),
+        }
+    }
+
+    /// Takes over from a state another build exported, instead of
+    /// [`Election::start`]. `options` must be valid and name the same node
+    /// and cluster; the timings may differ (they apply from the next timer
+    /// armed). Nothing is sent or persisted: the exporting build already
+    /// did both.
+    pub fn import_state(
+        options: Options,
+        state: &[u8],
+        env: &mut impl Environment,
+    ) -> Result<Election, String> {
+        options.validate().map_err(|e| format!("{e}"))?;
+        let (&format, rest) = state.split_first().ok_or("empty state")?;
+        if format != HANDOVER_FORMAT {
+            return Err(format!(
+                "state of handover format {format}; this build reads format {HANDOVER_FORMAT}"
+            ));
+        }
+        let handover: Handover = match postcard::take_from_bytes(rest) {
+            Ok((h, [])) => h,
+            _ => return Err("malformed state".into()),
+        };
+        if handover.node_id != options.node_id || handover.cluster_id != options.cluster_id {
+            return Err(format!(
+                "state of node {} in cluster {}, not of {} in {}",
+                handover.node_id, handover.cluster_id, options.node_id, options.cluster_id
+            ));
+        }
+        Election::from_handover(options, handover, env)
+    }
+}
