@@ -21,6 +21,11 @@ out="${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release"
 TENURE_PROTOCOL_VERSION=0.1.0-next cargo build --locked --release \
     --target wasm32-wasip2 -p tenure-election
 cp "$out/tenure_election.wasm" "$out/tenure_election_next.wasm"
+# ... and of the scheduler plugin, whose runs say "(v2)": swap it into the
+# demo to watch a new behaviour take over without an election.
+TENURE_PLUGIN_LABEL=v2 cargo build --locked --release \
+    --target wasm32-wasip2 -p tenure-plugin-scheduler
+cp "$out/tenure_plugin_scheduler.wasm" "$out/tenure_plugin_scheduler_v2.wasm"
 
 cargo build --locked --release --target wasm32-wasip2 \
     -p tenure-election \
@@ -29,6 +34,7 @@ cargo build --locked --release --target wasm32-wasip2 \
     -p tenure-plugin-lock \
     -p tenure-plugin-misbehave
 for name in tenure_election tenure_election_next tenure_plugin_logger tenure_plugin_scheduler \
+    tenure_plugin_scheduler_v2 \
     tenure_plugin_lock tenure_plugin_misbehave; do
     echo "Built $out/$name.wasm ($(wc -c < "$out/$name.wasm") bytes)"
 done

@@ -5,8 +5,10 @@
 //! sockets. The demo polls every node's admin endpoint and prints each
 //! change of role, term or leader, and relays the scheduler's runs from
 //! the nodes' logs. Press Enter to kill the leader with SIGKILL (it is
-//! restarted a few seconds later and rejoins as a follower); Ctrl-C stops
-//! everything and removes the demo's files.
+//! restarted a few seconds later and rejoins as a follower); type `swap`
+//! and Enter to hot-swap every node's scheduler for its v2 build (followers
+//! first), whose runs say "(v2)"; Ctrl-C stops everything and removes the
+//! demo's files.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -178,6 +180,10 @@ async fn watch(nodes: &mut [DemoNode], exe: &Path, options: &DemoOptions) -> any
             _ = tokio::signal::ctrl_c() => return Ok(()),
             line = enter.next_line(), if stdin_open => {
                 match line {
+                    Ok(Some(text)) if text.trim() == "swap" => {
+                        swap_to_v2(nodes, started).await;
+                        false
+                    }
                     Ok(Some(_)) => true,
                     _ => { stdin_open = false; false }
                 }
@@ -226,6 +232,41 @@ async fn watch(nodes: &mut [DemoNode], exe: &Path, options: &DemoOptions) -> any
                 last.insert(node.id, view);
             }
         }
+    }
+}
+
+/// Hot-swaps every running node's scheduler for the v2 build, followers
+/// first, printing each result.
+async fn swap_to_v2(nodes: &[DemoNode], started: Instant) {
+    let v2 = crate_target_dir().join("wasm32-wasip2/release/tenure_plugin_scheduler_v2.wasm");
+    let bytes = match std::fs::read(&v2) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            println!(
+                "cannot read {}: {e} (scripts/build-guests.sh builds it)",
+                v2.display()
+            );
+            return;
+        }
+    };
+    let mut order = Vec::new();
+    for node in nodes.iter().filter(|n| n.child.is_some()) {
+        let leads = matches!(fetch(node.admin).await, Ok(r) if r.role == "leader");
+        order.push((leads, node));
+    }
+    order.sort_by_key(|(leads, _)| *leads);
+    for (_, node) in order {
+        let path = "/plugin?name=tenure_plugin_scheduler_v2.wasm";
+        let outcome = match super::status::request(node.admin, "POST", path, &bytes).await {
+            Ok((200, body)) => body.trim().to_string(),
+            Ok((_, body)) => format!("refused: {}", body.trim()),
+            Err(e) => format!("failed: {e:#}"),
+        };
+        println!(
+            "[{:6.1}s] {}: {outcome}",
+            started.elapsed().as_secs_f64(),
+            node.id
+        );
     }
 }
 

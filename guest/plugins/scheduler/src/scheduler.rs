@@ -6,6 +6,12 @@
 //! whose id is not the pending one (cancelled, or from an earlier arming)
 //! is ignored, so there is never more than one chain of ticks.
 
+/// Appended to every run's log line: empty in the normal build, and e.g.
+/// ` (v2)` in a build made with `TENURE_PLUGIN_LABEL="v2"` — how
+/// `scripts/build-guests.sh` makes a visibly different version to hot-swap
+/// in.
+const BUILD_LABEL: Option<&str> = option_env!("TENURE_PLUGIN_LABEL");
+
 use crate::config::Config;
 use crate::host::{Host, Level};
 use crate::snapshot::State;
@@ -83,10 +89,11 @@ impl Scheduler {
         let term = host.current_term();
         self.last_run_term = Some(term);
         let line = format!(
-            "run {} of {} by {} in term {term}",
+            "run {} of {} by {} in term {term}{}",
             self.runs,
             self.config.job,
-            host.this_node()
+            host.this_node(),
+            BUILD_LABEL.map(|l| format!(" ({l})")).unwrap_or_default()
         );
         host.log(Level::Info, &line);
         self.pending = Some(host.schedule(self.config.period_ms, TICK));
