@@ -267,6 +267,35 @@ fn duplication_and_reordering_do_not_break_safety() {
 }
 
 #[test]
+fn crashing_around_every_persist_never_makes_a_node_vote_twice() {
+    for seed in 0..5 {
+        let mut sim = cluster(seed, "c", &FIVE);
+        sim.set_crash_mid_call(0.3);
+        for round in 0..300 {
+            sim.run_for(100 * MS);
+            for n in 0..5 {
+                sim.restart(n).expect("restarts");
+            }
+            // Keep elections (and so persists) coming: the leader steps
+            // down every half second.
+            if round % 5 == 0 {
+                for leader in sim.leaders("c") {
+                    sim.step_down(leader).expect("steps down");
+                }
+            }
+        }
+        assert!(
+            sim.stats().mid_call_crashes > 20,
+            "seed {seed}: {:?}",
+            sim.stats()
+        );
+        assert_safe(&sim);
+        sim.set_crash_mid_call(0.0);
+        elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+    }
+}
+
+#[test]
 fn a_restarted_node_keeps_its_term_and_vote() {
     let mut sim = cluster(3, "c", &THREE);
     let (leader, _, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);

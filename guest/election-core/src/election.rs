@@ -374,8 +374,13 @@ impl Election {
                 },
             );
         }
+        let mut newly = false;
         if term > self.term {
+            // In a new term the vote is free: adopt the term and cast the
+            // vote in one durable step (one write, not two).
+            self.set_term(term, Some(from.into()));
             self.become_follower(term, None, env, 0);
+            newly = true;
         }
         let granted = match &self.voted_for {
             None => true,
@@ -385,6 +390,9 @@ impl Election {
             if self.voted_for.is_none() {
                 self.voted_for = Some(from.into());
                 self.unsaved = true;
+                newly = true;
+            }
+            if newly {
                 self.log(
                     LogLevel::Info,
                     format!("{} voted for {from} at term {}", self.id, self.term),
@@ -616,7 +624,7 @@ impl Election {
         hold_off_ns: u64,
     ) {
         if term > self.term {
-            self.set_term(term);
+            self.set_term(term, None);
         }
         let changed = self.role != Role::Follower || self.leader != leader;
         if self.leader != leader {
@@ -650,8 +658,8 @@ impl Election {
 
     fn become_candidate(&mut self, env: &mut impl Environment) {
         self.pre_campaign = false;
-        self.set_term(self.term + 1);
-        self.voted_for = Some(self.id.clone());
+        let own_vote = Some(self.id.clone());
+        self.set_term(self.term + 1, own_vote);
         self.role = Role::Candidate;
         self.leader = None;
         self.granted.clear();
@@ -725,10 +733,12 @@ impl Election {
 
     // ---- helpers ----
 
-    fn set_term(&mut self, term: Term) {
+    /// Moves to `term` with `vote` (a candidate's own, or none) and reports
+    /// it; the new term and vote are persisted before the event leaves.
+    fn set_term(&mut self, term: Term, vote: Option<NodeId>) {
         let old = self.term;
         self.term = term;
-        self.voted_for = None;
+        self.voted_for = vote;
         self.unsaved = true;
         self.emit(Event::TermChanged { old, new: term });
     }
@@ -871,7 +881,10 @@ impl Election {
         }
     }
 
+    /// Reports an event, after handing over any unsaved durable state: an
+    /// event never announces a term or vote that a crash could take back.
     fn emit(&mut self, event: Event) {
+        self.flush();
         self.actions.push(Action::Emit(event));
     }
 

@@ -208,6 +208,33 @@ fn election_timeouts_are_drawn_continuously_from_min_to_max() {
 }
 
 #[test]
+fn events_never_get_ahead_of_durable_state() {
+    let (mut n, start) = Node::start("n1", &["n1", "n2", "n3"]);
+    for actions in [
+        n.fire(last_timer(&start)),
+        n.deliver("n2", Body::RequestVote { term: 5 }),
+        n.deliver(
+            "n3",
+            Body::Heartbeat {
+                term: 7,
+                members: vec![],
+                alive: vec![],
+            },
+        ),
+    ] {
+        let term_event = actions
+            .iter()
+            .position(|a| matches!(a, Action::Emit(Event::TermChanged { .. })))
+            .expect("term changed");
+        let persist = actions
+            .iter()
+            .position(|a| matches!(a, Action::Persist(_)))
+            .expect("persisted");
+        assert!(persist < term_event, "{actions:?}");
+    }
+}
+
+#[test]
 fn candidacy_bumps_term_votes_for_self_and_persists_before_asking() {
     let (mut n, start) = Node::start("n1", &["n1", "n2", "n3"]);
     let actions = n.fire(last_timer(&start));

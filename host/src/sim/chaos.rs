@@ -81,6 +81,9 @@ pub struct ChaosPlan {
     pub timings: Timings,
     /// Whether the nodes run pre-votes (three seeds in four do).
     pub pre_vote: bool,
+    /// Probability of a crash around each persist during the safety
+    /// phase (zero in half the seeds).
+    pub crash_mid_call: f64,
     /// How the network misbehaves while degraded.
     pub degraded: NetworkConfig,
     /// The fault kinds this run draws from.
@@ -128,12 +131,21 @@ impl ChaosPlan {
             faults.push(Fault::Degrade);
         }
         let pre_vote = rng.chance(0.75);
+        let crash_mid_call = if rng.chance(0.5) {
+            rng.unit() * 0.2
+        } else {
+            0.0
+        };
+        if crash_mid_call > 0.0 && !faults.contains(&Fault::Restart) {
+            faults.push(Fault::Restart);
+        }
         let gap_low = rng.range(20 * MS, 300 * MS);
         let gap_high = gap_low + rng.range(0, 1_500 * MS);
         ChaosPlan {
             nodes,
             timings,
             pre_vote,
+            crash_mid_call,
             degraded,
             faults,
             fault_gap_ns: (gap_low, gap_high),
@@ -214,6 +226,7 @@ pub fn run(component: &Arc<ElectionComponent>, seed: u64) -> anyhow::Result<Chao
     }
 
     // Safety phase.
+    sim.set_crash_mid_call(plan.crash_mid_call);
     let mut faults_injected = 0;
     loop {
         let gap = rng.range(plan.fault_gap_ns.0, plan.fault_gap_ns.1);
@@ -229,6 +242,7 @@ pub fn run(component: &Arc<ElectionComponent>, seed: u64) -> anyhow::Result<Chao
     }
 
     // Liveness phase.
+    sim.set_crash_mid_call(0.0);
     sim.heal();
     sim.set_network(NetworkConfig::default());
     for node in 0..sim.node_count() {

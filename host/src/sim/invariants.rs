@@ -7,10 +7,12 @@
 //!   term where either counted the other as a member is a violation.
 //! - **Monotonic terms**: a node's term never decreases, across restarts
 //!   too (the term is persisted).
+//! - **One vote per term**: what a node persists never changes its vote
+//!   within a term, nor takes its term back, across crashes and restarts.
 
 use std::collections::BTreeMap;
 
-use crate::bindings::types::NodeStatus;
+use crate::bindings::types::{NodeStatus, PersistedState};
 
 /// One broken invariant, with when and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +37,8 @@ pub struct Checker {
     leaders: BTreeMap<(String, u64), Vec<LeaderRecord>>,
     /// The latest term each node reported, by node index.
     terms: BTreeMap<usize, u64>,
+    /// The latest (term, vote) each node persisted, by node index.
+    votes: BTreeMap<usize, (u64, Option<String>)>,
     violations: Vec<Violation>,
 }
 
@@ -107,6 +111,29 @@ impl Checker {
         }
     }
 
+    /// Checks a persisted state against the node's previous one: the term
+    /// never goes back, and a vote cast in a term is never changed.
+    pub fn persisted(&mut self, at_ns: u64, node: usize, id: &str, state: &PersistedState) {
+        if let Some((term, vote)) = self.votes.get(&node).cloned() {
+            if state.term < term {
+                self.violate(
+                    at_ns,
+                    format!("{id} persisted term {} after term {term}", state.term),
+                );
+            } else if state.term == term && vote.is_some() && state.voted_for != vote {
+                self.violate(
+                    at_ns,
+                    format!(
+                        "{id} voted twice in term {term}: {vote:?} then {:?}",
+                        state.voted_for
+                    ),
+                );
+            }
+        }
+        self.votes
+            .insert(node, (state.term, state.voted_for.clone()));
+    }
+
     /// Records a violation found elsewhere (a trapped component, say).
     pub fn violate(&mut self, at_ns: u64, what: String) {
         tracing::debug!(at_ns, %what, "invariant violated");
@@ -167,6 +194,25 @@ mod tests {
         c.became_leader(1, 0, 1, &status("a", 1, &["a", "b"]));
         c.became_leader(2, 0, 1, &status("a", 1, &["a", "b"]));
         assert!(c.violations().is_empty());
+    }
+
+    #[test]
+    fn a_changed_vote_within_a_term_is_caught() {
+        let mut c = Checker::default();
+        let state = |term, vote: Option<&str>| PersistedState {
+            term,
+            voted_for: vote.map(String::from),
+            members: vec![],
+        };
+        c.persisted(1, 0, "a", &state(1, Some("b")));
+        c.persisted(2, 0, "a", &state(1, Some("b")));
+        c.persisted(3, 0, "a", &state(2, None));
+        c.persisted(4, 0, "a", &state(2, Some("c")));
+        assert!(c.violations().is_empty());
+        c.persisted(5, 0, "a", &state(2, Some("d")));
+        assert_eq!(c.violations().len(), 1);
+        c.persisted(6, 0, "a", &state(1, None));
+        assert_eq!(c.violations().len(), 2);
     }
 
     #[test]

@@ -215,6 +215,8 @@ pub struct Stats {
     pub timers_fired: u64,
     /// Calls into components (start, message, timer, join, step-down).
     pub calls: u64,
+    /// Crashes injected right before or after a persist.
+    pub mid_call_crashes: u64,
 }
 
 /// A simulated cluster (or several) of election components. See the
@@ -232,6 +234,9 @@ pub struct Simulation {
     next_seq: u64,
     network: NetworkConfig,
     partition: Partition,
+    /// Probability that a node crashes right before or right after
+    /// persisting (see [`Simulation::set_crash_mid_call`]).
+    crash_mid_call: f64,
     checker: Checker,
     trace: Vec<String>,
     /// FNV-1a over every effect and fault: equal for equal runs.
@@ -253,6 +258,7 @@ impl Simulation {
             next_seq: 0,
             network: NetworkConfig::default(),
             partition: Partition::default(),
+            crash_mid_call: 0.0,
             checker: Checker::default(),
             trace: Vec::new(),
             fingerprint: 0xcbf2_9ce4_8422_2325,
@@ -345,6 +351,15 @@ impl Simulation {
             .map(|g| g.iter().map(|&n| self.id(n)).collect())
             .collect();
         self.trace_line(format!("partition {names:?}"));
+    }
+
+    /// Makes each persist crash its node with probability `p`, right
+    /// before the write or right after it (then none of the messages that
+    /// depend on it leave): every point between persist and send. Restart
+    /// crashed nodes with [`Simulation::restart`].
+    pub fn set_crash_mid_call(&mut self, p: f64) {
+        self.trace_line(format!("crash around persists with probability {p}"));
+        self.crash_mid_call = p;
     }
 
     /// Ends every partition.
@@ -663,8 +678,21 @@ impl Simulation {
                 }
                 Effect::Emit(event) => self.on_event(node, event),
                 Effect::Persist(state) => {
-                    self.hash(&state.term.to_le_bytes());
-                    self.nodes[node].disk = Some(state);
+                    // A crash exactly around the write: before it (nothing
+                    // saved, nothing sent) or after it (saved, but none of
+                    // the messages that depend on it sent).
+                    if self.rng.chance(self.crash_mid_call) {
+                        let after = self.rng.chance(0.5);
+                        if after {
+                            self.save(node, state);
+                        }
+                        self.stats.mid_call_crashes += 1;
+                        let when = if after { "after" } else { "before" };
+                        self.note(node, &format!("crash {when} persisting"));
+                        self.crash(node);
+                        return;
+                    }
+                    self.save(node, state);
                 }
                 Effect::Log { level, message } => match level {
                     LogLevel::Warn => self.note(node, &format!("warn: {message}")),
@@ -673,6 +701,14 @@ impl Simulation {
                 },
             }
         }
+    }
+
+    fn save(&mut self, node: NodeIndex, state: PersistedState) {
+        self.hash(&state.term.to_le_bytes());
+        let at = self.now_ns();
+        let id = self.nodes[node].spec.id.clone();
+        self.checker.persisted(at, node, &id, &state);
+        self.nodes[node].disk = Some(state);
     }
 
     fn send(&mut self, from: NodeIndex, to: &str, channel: Channel, payload: Vec<u8>) {
