@@ -218,9 +218,9 @@ impl Drop for Cluster {
     }
 }
 
-/// `POST /plugin` with `wasm`: the status code, the reply, and how long the
-/// swap took from the request to the new version being current.
-fn swap(admin: SocketAddr, wasm: &[u8]) -> (u16, String, Duration) {
+/// `POST path` with `body`: the status code, the reply, and how long it
+/// took.
+fn post(admin: SocketAddr, path: &str, body: &[u8]) -> (u16, String, Duration) {
     use std::io::{Read as _, Write as _};
     let started = Instant::now();
     let mut stream = std::net::TcpStream::connect(admin).expect("admin endpoint");
@@ -228,12 +228,11 @@ fn swap(admin: SocketAddr, wasm: &[u8]) -> (u16, String, Duration) {
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let head = format!(
-        "POST /plugin?name=scheduler-v2.wasm HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
-         Content-Length: {}\r\n\r\n",
-        wasm.len()
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
     );
     stream.write_all(head.as_bytes()).expect("request");
-    stream.write_all(wasm).expect("body");
+    stream.write_all(body).expect("body");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("reply");
     let took = started.elapsed();
@@ -242,11 +241,11 @@ fn swap(admin: SocketAddr, wasm: &[u8]) -> (u16, String, Duration) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = response
+    let reply = response
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
-    (code, body, took)
+    (code, reply, took)
 }
 
 async fn fetch(admin: SocketAddr) -> anyhow::Result<NodeReport> {
@@ -444,14 +443,14 @@ fn fifty_plugin_swaps_on_the_leader_cost_no_election() {
     let wasm = std::fs::read(&scheduler).expect("plugin bytes");
     let mut took = Vec::new();
     for i in 0..50 {
-        let (code, body, t) = swap(admin, &wasm);
+        let (code, body, t) = post(admin, "/plugin?name=scheduler-v2.wasm", &wasm);
         assert_eq!(code, 200, "swap {i}: {body}");
         took.push(t.as_secs_f64() * 1e3);
     }
     // A refused swap (the logger cannot read the scheduler's snapshot)
     // keeps the old version.
     let logger = std::fs::read(example_plugin("logger")).expect("plugin bytes");
-    let (code, body, _) = swap(admin, &logger);
+    let (code, body, _) = post(admin, "/plugin", &logger);
     assert_eq!(code, 422, "{body}");
     assert!(body.contains("keeps running"), "{body}");
 
@@ -475,6 +474,19 @@ fn fifty_plugin_swaps_on_the_leader_cost_no_election() {
     assert_eq!(
         statuses[&leader].plugin.as_ref().map(|p| p.name.as_str()),
         Some("scheduler-v2.wasm")
+    );
+    // A call on a follower is answered by the leader's plugin (forwarded),
+    // unless the caller asks for the follower's own.
+    let follower = all.iter().find(|id| **id != leader).expect("a follower");
+    let (code, forwarded, _) = post(cluster.admins[*follower], "/call", b"runs");
+    assert_eq!(code, 200, "{forwarded}");
+    let runs: u64 = forwarded.trim().parse().expect("a run count");
+    assert!(runs > 0, "the leader's scheduler has run");
+    let (code, local, _) = post(cluster.admins[*follower], "/call?local=true", b"runs");
+    assert_eq!(
+        (code, local.trim()),
+        (200, "0"),
+        "a follower's scheduler never runs"
     );
     took.sort_by(|a, b| a.total_cmp(b));
     println!(
@@ -528,33 +540,6 @@ fn a_watched_plugin_file_is_swapped_when_it_changes_but_not_while_half_written()
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `POST /protocol` with `wasm`: the status code and the reply.
-fn swap_protocol(admin: SocketAddr, wasm: &[u8]) -> (u16, String) {
-    use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect(admin).expect("admin endpoint");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let head = format!(
-        "POST /protocol HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-        wasm.len()
-    );
-    stream.write_all(head.as_bytes()).expect("request");
-    stream.write_all(wasm).expect("body");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("reply");
-    let code = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
-}
-
 #[test]
 fn a_rolling_protocol_upgrade_keeps_the_same_leader() {
     let next = std::fs::read(
@@ -571,7 +556,7 @@ fn a_rolling_protocol_upgrade_keeps_the_same_leader() {
         .chain([leader.as_str()])
         .collect();
     for id in order {
-        let (code, body) = swap_protocol(cluster.admins[id], &next);
+        let (code, body, _) = post(cluster.admins[id], "/protocol", &next);
         assert_eq!(code, 200, "{id}: {body}");
         assert!(body.contains("0.1.0-next"), "{body}");
         std::thread::sleep(Duration::from_millis(500));
@@ -583,7 +568,7 @@ fn a_rolling_protocol_upgrade_keeps_the_same_leader() {
         );
     }
     // Garbage is refused and the node keeps its build.
-    let (code, body) = swap_protocol(cluster.admins["n1"], b"not a component");
+    let (code, body, _) = post(cluster.admins["n1"], "/protocol", b"not a component");
     assert_eq!(code, 422, "{body}");
     let statuses = cluster.statuses();
     assert!(

@@ -2,8 +2,10 @@
 //!
 //! - `GET /status`: the node's [`NodeReport`] as JSON.
 //! - `POST /step-down`: give up leadership (or a candidacy).
-//! - `POST /call`: the request body goes to the plugin's `on-call`; its
-//!   reply is the response body (200), its error a 409 with the reason.
+//! - `POST /call[?local=true]`: the request body goes to the plugin's
+//!   `on-call` — on a follower, the leader's plugin (the call is forwarded),
+//!   unless `local=true`; the reply is the response body (200), an error a
+//!   409 with the reason.
 //! - `POST /protocol`: the body is another build of the election
 //!   component; it is compiled off the node's task, then the running
 //!   protocol's whole state moves into it (see `Node::swap_protocol`). 200
@@ -113,12 +115,26 @@ async fn step_down(State(state): State<AdminState>) -> Result<&'static str, Resp
     Ok("stepped down\n")
 }
 
+/// `?local=true` asks this node's plugin even on a follower.
+#[derive(serde::Deserialize)]
+struct CallQuery {
+    #[serde(default)]
+    local: bool,
+}
+
 async fn call(
     State(state): State<AdminState>,
+    Query(query): Query<CallQuery>,
     body: axum::body::Bytes,
 ) -> Result<Vec<u8>, Response> {
     let request = body.to_vec();
-    match ask(&state.commands, |reply| Command::Call { request, reply }).await? {
+    let local = query.local;
+    let command = |reply| Command::Call {
+        request,
+        local,
+        reply,
+    };
+    match ask(&state.commands, command).await? {
         Ok(reply) => Ok(reply),
         Err(reason) => Err((StatusCode::CONFLICT, format!("{reason}\n")).into_response()),
     }

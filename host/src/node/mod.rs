@@ -15,10 +15,12 @@
 //! - [`event_log`]: one JSON line per protocol event, for operators and tests.
 //! - [`report`]: the status the admin endpoint serves.
 //! - [`timers`]: the protocol's timers on tokio.
+//! - [`forward`]: calls a follower forwards to its leader.
 //! - [`swap`]: compiling new plugin versions off the task, and the plugin
 //!   file watcher.
 
 pub mod event_log;
+pub mod forward;
 pub mod report;
 pub mod state_file;
 pub mod swap;
@@ -39,6 +41,7 @@ use crate::plugin::runner::{PluginHandle, PluginInput, PluginOutput};
 use crate::plugin::{LeaderView, PluginComponent, PluginLimits, SharedView};
 use crate::protocol::{Effect, ElectionComponent, Environment, ProtocolInstance};
 use event_log::EventLog;
+use forward::Forwarded;
 pub use report::NodeReport;
 use state_file::StateFile;
 use timers::Timers;
@@ -50,9 +53,11 @@ pub enum Command {
     Status(oneshot::Sender<NodeReport>),
     /// Give up leadership or a candidacy.
     StepDown(oneshot::Sender<()>),
-    /// Pass a request to the plugin's `on-call`.
+    /// Pass a request to the plugin's `on-call` — the leader's, when this
+    /// node follows one, unless `local`.
     Call {
         request: Vec<u8>,
+        local: bool,
         reply: oneshot::Sender<Result<Vec<u8>, String>>,
     },
     /// Swap the protocol for this (already compiled) build; replies with
@@ -123,6 +128,11 @@ pub struct Node {
     last_from_leader: Option<(String, Instant)>,
     /// The longest silence between two messages of the followed leader.
     max_leader_gap: Duration,
+    /// Calls forwarded to the leader, waiting for its answer.
+    forwarded: Forwarded,
+    /// Answers of this node's plugin to calls forwarded to it: (caller, id,
+    /// answer), sent back by the loop.
+    host_replies: mpsc::UnboundedSender<(String, u64, Result<Vec<u8>, String>)>,
 }
 
 /// What [`Node::start`] hands back besides the node: the channels its
@@ -131,6 +141,7 @@ pub struct NodeInputs {
     inbound: mpsc::Receiver<tenure_transport::Inbound>,
     peer_events: mpsc::Receiver<PeerEvent>,
     plugin_outputs: mpsc::UnboundedReceiver<PluginOutput>,
+    host_replies: mpsc::UnboundedReceiver<(String, u64, Result<Vec<u8>, String>)>,
 }
 
 /// The plugin a node runs: compiled, with its `[plugin]` settings.
@@ -180,6 +191,7 @@ impl Node {
             peers: Vec::new(),
         }));
         let (plugin_tx, plugin_outputs) = mpsc::unbounded_channel();
+        let (host_replies_tx, host_replies) = mpsc::unbounded_channel();
         let plugin = match plugin {
             None => None,
             Some(setup) => {
@@ -242,12 +254,15 @@ impl Node {
             refusal_backoff: RefusalBackoff::default(),
             last_from_leader: None,
             max_leader_gap: Duration::ZERO,
+            forwarded: Forwarded::default(),
+            host_replies: host_replies_tx,
         };
         node.apply(effects)?;
         let inputs = NodeInputs {
             inbound,
             peer_events,
             plugin_outputs,
+            host_replies,
         };
         Ok((node, inputs))
     }
@@ -264,6 +279,7 @@ impl Node {
             mut inbound,
             mut peer_events,
             mut plugin_outputs,
+            mut host_replies,
         } = inputs;
         tracing::info!(
             node = %self.config.node_id,
@@ -286,7 +302,16 @@ impl Node {
                         self.to_plugin(PluginInput::Message { from: message.from, payload: message.payload });
                         continue;
                     }
+                    Channel::Host => {
+                        self.on_host_message(message.from, &message.payload);
+                        continue;
+                    }
                 },
+                Some((caller, id, answer)) = host_replies.recv() => {
+                    let reply = forward::HostMessage::Reply { id, answer }.encode();
+                    let _ = self.transport.send(&caller, Channel::Host, reply);
+                    continue;
+                }
                 Some(id) = self.timers.next_expired() => {
                     if hold.is_some() {
                         self.held_timers.push(id);
@@ -325,12 +350,8 @@ impl Node {
                         let _ = reply.send(());
                         effects
                     }
-                    Command::Call { request, reply } => {
-                        if self.plugin.is_some() {
-                            self.to_plugin(PluginInput::Call { request, reply });
-                        } else {
-                            let _ = reply.send(Err("this node runs no plugin".into()));
-                        }
+                    Command::Call { request, local, reply } => {
+                        self.call(request, local, reply);
                         continue;
                     }
                     Command::SwapProtocol { component, sha256, reply } => {
@@ -411,6 +432,60 @@ impl Node {
             _ => {}
         }
         self.last_from_leader = Some((from.to_string(), now));
+    }
+
+    /// A call from the admin endpoint: to the leader's plugin when this
+    /// node follows a known leader (and the caller did not ask for this
+    /// node's own), else to this node's plugin.
+    fn call(
+        &mut self,
+        request: Vec<u8>,
+        local: bool,
+        reply: oneshot::Sender<Result<Vec<u8>, String>>,
+    ) {
+        let leader = self.view_snapshot().leader;
+        match leader {
+            Some(leader) if !local && leader != self.config.node_id => {
+                let id = self.forwarded.register(reply);
+                let message = forward::HostMessage::Request { id, request }.encode();
+                if let Err(e) = self.transport.send(&leader, Channel::Host, message) {
+                    self.forwarded
+                        .answer(id, Err(format!("cannot reach the leader {leader}: {e}")));
+                }
+            }
+            _ if self.plugin.is_some() => self.to_plugin(PluginInput::Call { request, reply }),
+            _ => {
+                let _ = reply.send(Err("this node runs no plugin".into()));
+            }
+        }
+    }
+
+    /// A message on the host channel: a call forwarded here, or the answer
+    /// to one this node forwarded.
+    fn on_host_message(&mut self, from: String, payload: &[u8]) {
+        match forward::HostMessage::decode(payload) {
+            Some(forward::HostMessage::Request { id, request }) => {
+                let (reply, answer) = oneshot::channel();
+                if self.plugin.is_some() {
+                    self.to_plugin(PluginInput::Call { request, reply });
+                } else {
+                    let _ = reply.send(Err("the leader runs no plugin".into()));
+                }
+                let replies = self.host_replies.clone();
+                tokio::spawn(async move {
+                    let answer = match tokio::time::timeout(forward::FORWARD_TIMEOUT, answer).await
+                    {
+                        Ok(Ok(answer)) => answer,
+                        _ => Err("the leader's plugin did not answer".into()),
+                    };
+                    let _ = replies.send((from, id, answer));
+                });
+            }
+            Some(forward::HostMessage::Reply { id, answer }) => self.forwarded.answer(id, answer),
+            None => {
+                tracing::warn!(node = %self.config.node_id, peer = %from, "malformed host message")
+            }
+        }
     }
 
     fn to_plugin(&self, input: PluginInput) {

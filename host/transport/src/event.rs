@@ -15,6 +15,9 @@ pub enum Channel {
     Protocol,
     /// A message for a behaviour plugin.
     Plugin,
+    /// A message for the receiving host itself, such as a call a follower
+    /// forwards to its leader.
+    Host,
 }
 
 impl Channel {
@@ -27,6 +30,7 @@ impl Channel {
         match self {
             Channel::Protocol => Kind::Protocol,
             Channel::Plugin => Kind::Plugin,
+            Channel::Host => Kind::Host,
         }
     }
 
@@ -35,6 +39,7 @@ impl Channel {
             Kind::Hello => None,
             Kind::Protocol => Some(Channel::Protocol),
             Kind::Plugin => Some(Channel::Plugin),
+            Kind::Host => Some(Channel::Host),
         }
     }
 }

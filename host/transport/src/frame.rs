@@ -49,6 +49,8 @@ pub enum Kind {
     Protocol,
     /// A payload for a behaviour plugin.
     Plugin,
+    /// A payload for the receiving host itself (e.g. a forwarded call).
+    Host,
 }
 
 impl Kind {
@@ -58,6 +60,7 @@ impl Kind {
             Kind::Hello => 0,
             Kind::Protocol => 1,
             Kind::Plugin => 2,
+            Kind::Host => 3,
         }
     }
 
@@ -67,6 +70,7 @@ impl Kind {
             0 => Some(Kind::Hello),
             1 => Some(Kind::Protocol),
             2 => Some(Kind::Plugin),
+            3 => Some(Kind::Host),
             _ => None,
         }
     }

@@ -27,7 +27,7 @@
 //! ```text
 //! offset  field
 //! 0       version     u8   = 1
-//! 1       kind        u8   0 = hello, 1 = protocol, 2 = plugin
+//! 1       kind        u8   0 = hello, 1 = protocol, 2 = plugin, 3 = host
 //! 2       cluster_id  u16 BE length, then that many bytes of UTF-8
 //! .       from        u8 length, then the sender's node id (UTF-8)
 //! .       to          u8 length, then the addressee's node id (UTF-8)

@@ -32,7 +32,12 @@ fn layout_is_as_documented() {
 
 #[test]
 fn kinds_round_trip() {
-    for (kind, byte) in [(Kind::Hello, 0), (Kind::Protocol, 1), (Kind::Plugin, 2)] {
+    for (kind, byte) in [
+        (Kind::Hello, 0),
+        (Kind::Protocol, 1),
+        (Kind::Plugin, 2),
+        (Kind::Host, 3),
+    ] {
         assert_eq!(kind.to_byte(), byte);
         assert_eq!(Kind::from_byte(byte), Some(kind));
         let body = frame::encode(&key(), kind, "c", "a", "b", b"p").unwrap();
@@ -43,7 +48,7 @@ fn kinds_round_trip() {
         );
         assert!(f.verify(&key()));
     }
-    assert_eq!(Kind::from_byte(3), None);
+    assert_eq!(Kind::from_byte(4), None);
 }
 
 #[test]
