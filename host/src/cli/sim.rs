@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use tenure_host::component_path::load_election;
-use tenure_host::sim::{NodeSpec, Simulation, chaos};
+use tenure_host::sim::{Simulation, chaos};
 use tenure_host::types::Role;
 
 const MS: u64 = 1_000_000;
@@ -48,12 +48,8 @@ pub fn demo(
         bail!("--nodes must be between 1 and 99, got {nodes}");
     }
     let component = load_election(component)?;
-    let ids: Vec<String> = (1..=nodes).map(|i| format!("n{i}")).collect();
-    let bootstrap: Vec<&str> = ids.iter().map(String::as_str).collect();
     let mut sim = Simulation::new(component, seed);
-    for id in &ids {
-        sim.add_node(NodeSpec::new(id, CLUSTER, &bootstrap))?;
-    }
+    sim.add_cluster(CLUSTER, nodes, |_| {})?;
     println!(
         "A simulated cluster of {nodes} nodes (seed {seed}; timeouts 150-300 ms, heartbeat 50 ms; \
          virtual time)."
@@ -233,12 +229,8 @@ pub fn bench(
         bail!("--nodes and --seconds must be positive");
     }
     let component = load_election(component)?;
-    let ids: Vec<String> = (1..=nodes).map(|i| format!("n{i}")).collect();
-    let bootstrap: Vec<&str> = ids.iter().map(String::as_str).collect();
     let mut sim = Simulation::new(component, seed);
-    for id in &ids {
-        sim.add_node(NodeSpec::new(id, "bench", &bootstrap))?;
-    }
+    sim.add_cluster("bench", nodes, |_| {})?;
     let started = Instant::now();
     sim.run_for(seconds * 1_000 * MS);
     let wall = started.elapsed().as_secs_f64();

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::rng::SimRng;
-use super::{NetworkConfig, NodeSpec, Simulation, Violation};
+use super::{NetworkConfig, Simulation, Violation};
 use crate::bindings::types::Timings;
 use crate::protocol::ElectionComponent;
 
@@ -216,14 +216,10 @@ pub fn run(component: &Arc<ElectionComponent>, seed: u64) -> anyhow::Result<Chao
     let plan = ChaosPlan::for_seed(seed);
     let mut sim = Simulation::new(component.clone(), seed);
     let mut rng = SimRng::derive(seed, 0xfa017);
-    let ids: Vec<String> = (1..=plan.nodes).map(|i| format!("n{i}")).collect();
-    let bootstrap: Vec<&str> = ids.iter().map(String::as_str).collect();
-    for id in &ids {
-        let mut spec = NodeSpec::new(id, CLUSTER, &bootstrap);
+    sim.add_cluster(CLUSTER, plan.nodes, |spec| {
         spec.timings = plan.timings;
         spec.pre_vote = plan.pre_vote;
-        sim.add_node(spec)?;
-    }
+    })?;
 
     // Safety phase.
     sim.set_crash_mid_call(plan.crash_mid_call);

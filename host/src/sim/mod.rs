@@ -292,6 +292,26 @@ impl Simulation {
         Ok(index)
     }
 
+    /// Adds and starts `count` nodes `n1`…`nN` of `cluster`, each
+    /// bootstrapped with all of them; `configure` may adjust each spec
+    /// (timings, pre-vote, a plugin) before it starts.
+    pub fn add_cluster(
+        &mut self,
+        cluster: &str,
+        count: usize,
+        configure: impl Fn(&mut NodeSpec),
+    ) -> anyhow::Result<Vec<NodeIndex>> {
+        let ids: Vec<String> = (1..=count).map(|i| format!("n{i}")).collect();
+        let bootstrap: Vec<&str> = ids.iter().map(String::as_str).collect();
+        ids.iter()
+            .map(|id| {
+                let mut spec = NodeSpec::new(id, cluster, &bootstrap);
+                configure(&mut spec);
+                self.add_node(spec)
+            })
+            .collect()
+    }
+
     /// Kills a node: its process state and timers are gone, its disk
     /// (persisted state) stays. Messages to it are dropped until restart.
     pub fn crash(&mut self, node: NodeIndex) {
