@@ -11,7 +11,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use tenure_transport::Channel;
 use tokio::sync::oneshot;
+
+use super::Node;
+use crate::plugin::runner::PluginInput;
 
 /// How long a forwarded call may wait for the leader's answer.
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -96,6 +100,61 @@ impl Forwarded {
     pub fn answer(&mut self, id: u64, answer: Result<Vec<u8>, String>) {
         if let Some((_, reply)) = self.waiting.remove(&id) {
             let _ = reply.send(answer);
+        }
+    }
+}
+
+impl Node {
+    /// A call from the admin endpoint: to the leader's plugin when this
+    /// node follows a known leader (and the caller did not ask for this
+    /// node's own), else to this node's plugin.
+    pub(super) fn call(
+        &mut self,
+        request: Vec<u8>,
+        local: bool,
+        reply: oneshot::Sender<Result<Vec<u8>, String>>,
+    ) {
+        let leader = self.view_snapshot().leader;
+        match leader {
+            Some(leader) if !local && leader != self.config.node_id => {
+                let id = self.forwarded.register(reply);
+                let message = HostMessage::Request { id, request }.encode();
+                if let Err(e) = self.transport.send(&leader, Channel::Host, message) {
+                    self.forwarded
+                        .answer(id, Err(format!("cannot reach the leader {leader}: {e}")));
+                }
+            }
+            _ if self.plugin.is_some() => self.to_plugin(PluginInput::Call { request, reply }),
+            _ => {
+                let _ = reply.send(Err("this node runs no plugin".into()));
+            }
+        }
+    }
+
+    /// A message on the host channel: a call forwarded here, or the answer
+    /// to one this node forwarded.
+    pub(super) fn on_host_message(&mut self, from: String, payload: &[u8]) {
+        match HostMessage::decode(payload) {
+            Some(HostMessage::Request { id, request }) => {
+                let (reply, answer) = oneshot::channel();
+                if self.plugin.is_some() {
+                    self.to_plugin(PluginInput::Call { request, reply });
+                } else {
+                    let _ = reply.send(Err("the leader runs no plugin".into()));
+                }
+                let replies = self.host_replies.clone();
+                tokio::spawn(async move {
+                    let answer = match tokio::time::timeout(FORWARD_TIMEOUT, answer).await {
+                        Ok(Ok(answer)) => answer,
+                        _ => Err("the leader's plugin did not answer".into()),
+                    };
+                    let _ = replies.send((from, id, answer));
+                });
+            }
+            Some(HostMessage::Reply { id, answer }) => self.forwarded.answer(id, answer),
+            None => {
+                tracing::warn!(node = %self.config.node_id, peer = %from, "malformed host message")
+            }
         }
     }
 }

@@ -15,12 +15,16 @@
 //! - [`event_log`]: one JSON line per protocol event, for operators and tests.
 //! - [`report`]: the status the admin endpoint serves.
 //! - [`timers`]: the protocol's timers on tokio.
-//! - [`forward`]: calls a follower forwards to its leader.
+//! - [`forward`]: calls a follower forwards to its leader (and the node's
+//!   side of it).
+//! - `plugin_bridge.rs`: the node's side of its plugin: inputs, outputs,
+//!   refusals of leadership, the plugin's view of the node.
 //! - [`swap`]: compiling new plugin versions off the task, and the plugin
 //!   file watcher.
 
 pub mod event_log;
 pub mod forward;
+mod plugin_bridge;
 pub mod report;
 pub mod state_file;
 pub mod swap;
@@ -34,7 +38,7 @@ use tenure_transport::{Channel, PeerEvent, Transport, TransportConfig};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::bindings::types::{Event, NodeStatus, Options, Role};
+use crate::bindings::types::{Event, Options, Role};
 use crate::config::NodeConfig;
 use crate::plugin::backoff::RefusalBackoff;
 use crate::plugin::runner::{PluginHandle, PluginInput, PluginOutput};
@@ -432,119 +436,6 @@ impl Node {
             _ => {}
         }
         self.last_from_leader = Some((from.to_string(), now));
-    }
-
-    /// A call from the admin endpoint: to the leader's plugin when this
-    /// node follows a known leader (and the caller did not ask for this
-    /// node's own), else to this node's plugin.
-    fn call(
-        &mut self,
-        request: Vec<u8>,
-        local: bool,
-        reply: oneshot::Sender<Result<Vec<u8>, String>>,
-    ) {
-        let leader = self.view_snapshot().leader;
-        match leader {
-            Some(leader) if !local && leader != self.config.node_id => {
-                let id = self.forwarded.register(reply);
-                let message = forward::HostMessage::Request { id, request }.encode();
-                if let Err(e) = self.transport.send(&leader, Channel::Host, message) {
-                    self.forwarded
-                        .answer(id, Err(format!("cannot reach the leader {leader}: {e}")));
-                }
-            }
-            _ if self.plugin.is_some() => self.to_plugin(PluginInput::Call { request, reply }),
-            _ => {
-                let _ = reply.send(Err("this node runs no plugin".into()));
-            }
-        }
-    }
-
-    /// A message on the host channel: a call forwarded here, or the answer
-    /// to one this node forwarded.
-    fn on_host_message(&mut self, from: String, payload: &[u8]) {
-        match forward::HostMessage::decode(payload) {
-            Some(forward::HostMessage::Request { id, request }) => {
-                let (reply, answer) = oneshot::channel();
-                if self.plugin.is_some() {
-                    self.to_plugin(PluginInput::Call { request, reply });
-                } else {
-                    let _ = reply.send(Err("the leader runs no plugin".into()));
-                }
-                let replies = self.host_replies.clone();
-                tokio::spawn(async move {
-                    let answer = match tokio::time::timeout(forward::FORWARD_TIMEOUT, answer).await
-                    {
-                        Ok(Ok(answer)) => answer,
-                        _ => Err("the leader's plugin did not answer".into()),
-                    };
-                    let _ = replies.send((from, id, answer));
-                });
-            }
-            Some(forward::HostMessage::Reply { id, answer }) => self.forwarded.answer(id, answer),
-            None => {
-                tracing::warn!(node = %self.config.node_id, peer = %from, "malformed host message")
-            }
-        }
-    }
-
-    fn to_plugin(&self, input: PluginInput) {
-        if let Some(plugin) = &self.plugin {
-            plugin.deliver(input);
-        }
-    }
-
-    /// Carries out a plugin's request; returns the protocol's effects when
-    /// it had to be called (a refusal of leadership).
-    fn on_plugin_output(&mut self, output: PluginOutput) -> Option<anyhow::Result<Vec<Effect>>> {
-        match output {
-            PluginOutput::Send { peer, payload } => {
-                if let Err(e) = self.transport.send(&peer, Channel::Plugin, payload) {
-                    tracing::debug!(node = %self.config.node_id, %peer, error = %e, "plugin message not sent");
-                }
-                None
-            }
-            PluginOutput::Broadcast { payload } => {
-                let peers: Vec<String> = self.view_snapshot().peers;
-                for peer in peers {
-                    let _ = self.transport.send(&peer, Channel::Plugin, payload.clone());
-                }
-                None
-            }
-            PluginOutput::AcceptedLeadership { .. } => {
-                self.refusal_backoff.accepted();
-                None
-            }
-            PluginOutput::Log { .. } => None,
-            PluginOutput::RefuseLeadership { term, reason } => {
-                let status = self.protocol.status().ok()?;
-                if status.role != Role::Leader || status.term != term {
-                    return None;
-                }
-                let backoff = self.refusal_backoff.refused();
-                self.hold_timers_until = Some(tokio::time::Instant::now() + backoff);
-                tracing::warn!(
-                    node = %self.config.node_id, term, %reason, backoff_ms = backoff.as_millis() as u64,
-                    "plugin refused leadership; stepping down and staying out of elections"
-                );
-                Some(self.protocol.step_down())
-            }
-        }
-    }
-
-    fn view_snapshot(&self) -> LeaderView {
-        match self.view.lock() {
-            Ok(v) => v.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
-    }
-
-    /// Refreshes the plugins' view of the node from the protocol.
-    fn refresh_view(&mut self, status: &NodeStatus) {
-        self.view
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .update(status);
     }
 
     /// Facts fixed at start.
