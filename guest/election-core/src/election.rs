@@ -253,6 +253,36 @@ impl Election {
         self.flush();
     }
 
+    /// The host saw `peer`'s process die (its connection closed and a
+    /// reconnect was refused). If `peer` is the leader this node follows,
+    /// it forgets the leader and re-arms its election timer with a short
+    /// jitter, uniform in [0, heartbeat interval], so that the survivors
+    /// (each of which sees the death) campaign soon and rarely together.
+    pub fn peer_unreachable(&mut self, peer: &str, env: &mut impl Environment) {
+        self.now_ns = env.now_ns();
+        if self.role != Role::Follower || self.leader.as_deref() != Some(peer) {
+            return;
+        }
+        self.log(
+            LogLevel::Info,
+            format!(
+                "{} lost its leader {peer} at term {}; campaigning soon",
+                self.id, self.term
+            ),
+        );
+        self.become_follower(self.term, None, env, 0);
+        // Re-arm with the short jitter instead of a full timeout.
+        if let Some(id) = self.election_timer.take() {
+            self.actions.push(Action::CancelTimer { id });
+        }
+        let span = u64::from(self.timings.heartbeat_interval_ms) * NS_PER_MS;
+        let after_ns = env.random_u64() % (span + 1);
+        let id = self.next_timer();
+        self.election_timer = Some(id);
+        self.actions.push(Action::SetTimer { id, after_ns });
+        self.flush();
+    }
+
     /// Gives up leadership or a candidacy. The node follows no one and
     /// waits at least the maximum election timeout before standing again,
     /// so that a peer (whose timer is at most that long) takes over.

@@ -1170,3 +1170,36 @@ fn a_foreign_or_unknown_state_is_refused_with_the_reason() {
         .expect_err("truncated");
     assert!(err.contains("malformed"), "{err}");
 }
+
+#[test]
+fn a_follower_told_its_leader_died_campaigns_after_a_short_jitter() {
+    let (mut n, _) = Node::with_options(pre_vote_options("n1", &["n1", "n2", "n3"]), None);
+    n.deliver(
+        "n2",
+        Body::Heartbeat {
+            term: 2,
+            members: vec![],
+            alive: vec![],
+        },
+    );
+    // Another peer's death changes nothing.
+    n.e.peer_unreachable("n3", &mut n.env);
+    assert!(n.e.take_actions().is_empty());
+    n.e.peer_unreachable("n2", &mut n.env);
+    let actions = n.e.take_actions();
+    let s = n.e.status();
+    assert_eq!((s.role, s.term, s.leader), (Role::Follower, 2, None));
+    let (timer, after) = *timers(&actions).last().expect("re-armed");
+    assert!(
+        after <= 50 * MS,
+        "jitter within a heartbeat interval: {after}"
+    );
+    // When it fires, the pre-vote goes out at once; the other survivor,
+    // which also saw the death, grants it.
+    let pre = n.fire(timer);
+    assert!(
+        sent(&pre)
+            .iter()
+            .all(|(_, b)| *b == Body::RequestPreVote { term: 3 })
+    );
+}

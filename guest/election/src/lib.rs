@@ -147,6 +147,10 @@ mod component {
             with_election("join", |e, env| e.join(&peer, env));
         }
 
+        fn peer_unreachable(peer: String) {
+            with_election("peer-unreachable", |e, env| e.peer_unreachable(&peer, env));
+        }
+
         fn step_down() {
             with_election("step-down", |e, env| e.step_down(env));
         }

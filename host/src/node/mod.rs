@@ -340,10 +340,10 @@ impl Node {
                     Some(effects) => effects,
                     None => continue,
                 },
-                Some(event) = peer_events.recv() => {
-                    self.on_peer_event(event);
-                    continue;
-                }
+                Some(event) = peer_events.recv() => match self.on_peer_event(event) {
+                    Some(effects) => effects,
+                    None => continue,
+                },
                 Some(command) = commands.recv() => match command {
                     Command::Status(reply) => {
                         let _ = reply.send(self.report());
@@ -443,16 +443,23 @@ impl Node {
         &self.identity
     }
 
-    fn on_peer_event(&mut self, event: PeerEvent) {
+    /// Connection news from the transport. A refused reconnect to the
+    /// leader is how a crashed leader shows (its kernel closed our
+    /// connection and no process listens any more): the protocol is told,
+    /// so it can campaign without waiting out the election timeout.
+    fn on_peer_event(&mut self, event: PeerEvent) -> Option<anyhow::Result<Vec<Effect>>> {
         match event {
             PeerEvent::Connected { peer } => {
                 tracing::debug!(node = %self.config.node_id, %peer, "connected");
+                None
             }
             PeerEvent::Disconnected { peer } => {
                 tracing::info!(node = %self.config.node_id, %peer, "connection lost");
+                None
             }
             PeerEvent::Unreachable { peer } => {
                 tracing::debug!(node = %self.config.node_id, %peer, "unreachable");
+                Some(self.protocol.peer_unreachable(&peer))
             }
         }
     }

@@ -233,6 +233,14 @@ impl ProtocolInstance {
         Ok(self.take_effects())
     }
 
+    /// Reports that `peer`'s process looks dead (see `peer-unreachable` in
+    /// `wit/protocol.wit`).
+    pub fn peer_unreachable(&mut self, peer: &str) -> anyhow::Result<Vec<Effect>> {
+        let election = self.bindings.tenure_election_election();
+        election.call_peer_unreachable(&mut self.store, &peer.to_string())?;
+        Ok(self.take_effects())
+    }
+
     /// Gives up leadership or a candidacy.
     pub fn step_down(&mut self) -> anyhow::Result<Vec<Effect>> {
         let election = self.bindings.tenure_election_election();

@@ -84,6 +84,9 @@ pub struct ChaosPlan {
     /// Probability of a crash around each persist during the safety
     /// phase (zero in half the seeds).
     pub crash_mid_call: f64,
+    /// Whether (and how late) surviving hosts see a crash, as a real
+    /// transport does (half the seeds).
+    pub crash_detection_ns: Option<u64>,
     /// How the network misbehaves while degraded.
     pub degraded: NetworkConfig,
     /// The fault kinds this run draws from.
@@ -136,6 +139,7 @@ impl ChaosPlan {
         } else {
             0.0
         };
+        let crash_detection_ns = rng.chance(0.5).then(|| rng.range(MS, 60 * MS));
         if crash_mid_call > 0.0 && !faults.contains(&Fault::Restart) {
             faults.push(Fault::Restart);
         }
@@ -146,6 +150,7 @@ impl ChaosPlan {
             timings,
             pre_vote,
             crash_mid_call,
+            crash_detection_ns,
             degraded,
             faults,
             fault_gap_ns: (gap_low, gap_high),
@@ -223,6 +228,7 @@ pub fn run(component: &Arc<ElectionComponent>, seed: u64) -> anyhow::Result<Chao
 
     // Safety phase.
     sim.set_crash_mid_call(plan.crash_mid_call);
+    sim.set_crash_detection(plan.crash_detection_ns);
     let mut faults_injected = 0;
     loop {
         let gap = rng.range(plan.fault_gap_ns.0, plan.fault_gap_ns.1);

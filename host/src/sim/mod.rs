@@ -162,6 +162,14 @@ enum Pending {
     PluginWake { node: NodeIndex, incarnation: u64 },
     /// The refusal back-off of `node` is over.
     HoldEnd { node: NodeIndex, incarnation: u64 },
+    /// `node`'s host saw `peer`'s process die (connection closed, reconnect
+    /// refused); see [`Simulation::set_crash_detection`].
+    Unreachable {
+        node: NodeIndex,
+        incarnation: u64,
+        peer: NodeIndex,
+        peer_incarnation: u64,
+    },
     Timer {
         node: NodeIndex,
         incarnation: u64,
@@ -237,6 +245,8 @@ pub struct Simulation {
     /// Probability that a node crashes right before or right after
     /// persisting (see [`Simulation::set_crash_mid_call`]).
     crash_mid_call: f64,
+    /// How long after a crash the other hosts see it, if they do.
+    crash_detection_ns: Option<u64>,
     checker: Checker,
     trace: Vec<String>,
     /// FNV-1a over every effect and fault: equal for equal runs.
@@ -259,6 +269,7 @@ impl Simulation {
             network: NetworkConfig::default(),
             partition: Partition::default(),
             crash_mid_call: 0.0,
+            crash_detection_ns: None,
             checker: Checker::default(),
             trace: Vec::new(),
             fingerprint: 0xcbf2_9ce4_8422_2325,
@@ -322,7 +333,25 @@ impl Simulation {
             n.incarnation += 1;
             n.timers.clear();
             n.plugin = None;
+            let peer_incarnation = n.incarnation;
             self.note(node, "crashed");
+            if let Some(delay) = self.crash_detection_ns {
+                let at = self.now_ns().saturating_add(delay);
+                for other in 0..self.nodes.len() {
+                    if other != node && self.is_up(other) && self.partition.connected(node, other) {
+                        let incarnation = self.nodes[other].incarnation;
+                        self.schedule(
+                            at,
+                            Pending::Unreachable {
+                                node: other,
+                                incarnation,
+                                peer: node,
+                                peer_incarnation,
+                            },
+                        );
+                    }
+                }
+            }
         }
     }
 
@@ -380,6 +409,16 @@ impl Simulation {
     pub fn set_crash_mid_call(&mut self, p: f64) {
         self.trace_line(format!("crash around persists with probability {p}"));
         self.crash_mid_call = p;
+    }
+
+    /// Models what a real host's transport notices when a peer's process
+    /// dies: its connection closes and a reconnect is refused. With
+    /// `Some(delay)`, `delay` after a crash every running node reachable
+    /// from the crashed one is told `peer-unreachable` (a partition hides
+    /// a crash, as a frozen process does). `None` (the default) tells no
+    /// one.
+    pub fn set_crash_detection(&mut self, delay_ns: Option<u64>) {
+        self.crash_detection_ns = delay_ns;
     }
 
     /// Ends every partition.
@@ -649,6 +688,19 @@ impl Simulation {
             Pending::PluginWake { node, incarnation } => {
                 if self.nodes[node].incarnation == incarnation {
                     self.plugin_wake(node);
+                }
+            }
+            Pending::Unreachable {
+                node,
+                incarnation,
+                peer,
+                peer_incarnation,
+            } => {
+                // Only if the peer is still down (a restart reconnects).
+                let dead = self.nodes[peer].incarnation == peer_incarnation && !self.is_up(peer);
+                if self.nodes[node].incarnation == incarnation && dead {
+                    let peer_id = self.nodes[peer].spec.id.clone();
+                    let _ = self.call(node, |i| i.peer_unreachable(&peer_id));
                 }
             }
             Pending::HoldEnd { node, incarnation } => {
