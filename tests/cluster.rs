@@ -349,6 +349,29 @@ fn a_restarted_node_keeps_its_term_and_vote() {
 }
 
 #[test]
+fn campaign_cannot_depose_a_healthy_leader() {
+    let mut sim = cluster(12, "c", &THREE);
+    let (leader, leader_id, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+    let other = (leader + 1) % 3;
+    // With the leader alive, the pre-vote is refused: nothing changes.
+    sim.campaign(other).expect("campaigns");
+    sim.run_for(1_000 * MS);
+    assert_eq!(sim.agreement("c"), Some((leader_id, term)));
+    // Once the leader is gone and the others stopped trusting it (a
+    // minimum election timeout), a campaign wins.
+    sim.crash(leader);
+    sim.run_for(140 * MS);
+    for n in sim.live_nodes("c") {
+        sim.campaign(n).expect("campaigns");
+    }
+    let (_, new_term, _) = sim
+        .run_until_agreement("c", 2 * MAX_TIMEOUT)
+        .expect("elects");
+    assert!(new_term > term);
+    assert_safe(&sim);
+}
+
+#[test]
 fn step_down_hands_leadership_to_another_node() {
     let mut sim = cluster(11, "c", &THREE);
     let (leader, leader_id, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);

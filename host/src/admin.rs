@@ -2,6 +2,7 @@
 //!
 //! - `GET /status`: the node's [`NodeReport`] as JSON.
 //! - `POST /step-down`: give up leadership (or a candidacy).
+//! - `POST /campaign`: start an election now (a pre-vote first).
 //! - `POST /call[?local=true]`: the request body goes to the plugin's
 //!   `on-call` — on a follower, the leader's plugin (the call is forwarded),
 //!   unless `local=true`; the reply is the response body (200), an error a
@@ -76,6 +77,7 @@ pub async fn serve(
     let app = Router::new()
         .route("/status", get(status))
         .route("/step-down", post(step_down))
+        .route("/campaign", post(campaign))
         .route("/call", post(call))
         .route("/plugin", post(swap_plugin))
         .route("/protocol", post(swap_protocol))
@@ -120,6 +122,11 @@ async fn step_down(State(state): State<AdminState>) -> Result<&'static str, Resp
 struct CallQuery {
     #[serde(default)]
     local: bool,
+}
+
+async fn campaign(State(state): State<AdminState>) -> Result<&'static str, Response> {
+    ask(&state.commands, Command::Campaign).await?;
+    Ok("campaigning\n")
 }
 
 async fn call(

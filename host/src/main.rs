@@ -55,6 +55,18 @@ enum Command {
     /// Run the election component in the deterministic simulator.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Make a running node give up leadership (or a candidacy).
+    StepDown {
+        /// The node's admin address.
+        #[arg(long)]
+        admin: SocketAddr,
+    },
+    /// Make a running node start an election now (a pre-vote first).
+    Campaign {
+        /// The node's admin address.
+        #[arg(long)]
+        admin: SocketAddr,
+    },
     /// Manage a running node's behaviour plugin.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -154,7 +166,10 @@ fn main() -> ExitCode {
         Command::Run { .. } => "info",
         Command::Status { .. } => "warn",
         Command::Demo { .. } => "warn",
-        Command::Plugin(_) | Command::Protocol(_) => "warn",
+        Command::Plugin(_)
+        | Command::Protocol(_)
+        | Command::StepDown { .. }
+        | Command::Campaign { .. } => "warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -167,10 +182,12 @@ fn main() -> ExitCode {
         Command::Run { config } => block_on(cli::run::run(&config)),
         Command::Status { admin, json } => block_on(cli::status::status(admin, json)),
         Command::Plugin(PluginCommand::Swap { admin, path }) => {
-            block_on(cli::plugin::swap(admin, &path))
+            block_on(cli::actions::swap(admin, &path))
         }
+        Command::StepDown { admin } => block_on(cli::actions::admin_action(admin, "/step-down")),
+        Command::Campaign { admin } => block_on(cli::actions::admin_action(admin, "/campaign")),
         Command::Protocol(ProtocolCommand::Swap { admin, path }) => {
-            block_on(cli::plugin::swap_protocol(admin, &path))
+            block_on(cli::actions::swap_protocol(admin, &path))
         }
         Command::Demo {
             base_port,

@@ -283,6 +283,21 @@ impl Election {
         self.flush();
     }
 
+    /// Starts an election now, as if the election timer had fired (a
+    /// pre-vote first when pre-vote is on). A leader ignores it.
+    pub fn campaign(&mut self, env: &mut impl Environment) {
+        self.now_ns = env.now_ns();
+        match self.role {
+            Role::Leader => self.log(
+                LogLevel::Debug,
+                format!("{} already leads term {}", self.id, self.term),
+            ),
+            _ if self.pre_vote => self.start_pre_vote(env),
+            _ => self.become_candidate(env),
+        }
+        self.flush();
+    }
+
     /// Gives up leadership or a candidacy. The node follows no one and
     /// waits at least the maximum election timeout before standing again,
     /// so that a peer (whose timer is at most that long) takes over.

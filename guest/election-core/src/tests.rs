@@ -1203,3 +1203,20 @@ fn a_follower_told_its_leader_died_campaigns_after_a_short_jitter() {
             .all(|(_, b)| *b == Body::RequestPreVote { term: 3 })
     );
 }
+
+#[test]
+fn campaign_starts_a_pre_vote_now_and_a_leader_ignores_it() {
+    let (mut n, _) = Node::with_options(pre_vote_options("n1", &["n1", "n2", "n3"]), None);
+    n.e.campaign(&mut n.env);
+    let actions = n.e.take_actions();
+    assert!(
+        sent(&actions)
+            .iter()
+            .all(|(_, b)| *b == Body::RequestPreVote { term: 1 })
+    );
+    assert_eq!(sent(&actions).len(), 2);
+    let (mut l, _) = leader();
+    l.e.campaign(&mut l.env);
+    assert!(sent(&l.e.take_actions()).is_empty());
+    assert_eq!(l.e.status().role, Role::Leader);
+}

@@ -151,6 +151,10 @@ mod component {
             with_election("peer-unreachable", |e, env| e.peer_unreachable(&peer, env));
         }
 
+        fn campaign() {
+            with_election("campaign", |e, env| e.campaign(env));
+        }
+
         fn step_down() {
             with_election("step-down", |e, env| e.step_down(env));
         }

@@ -57,6 +57,8 @@ pub enum Command {
     Status(oneshot::Sender<NodeReport>),
     /// Give up leadership or a candidacy.
     StepDown(oneshot::Sender<()>),
+    /// Start an election now.
+    Campaign(oneshot::Sender<()>),
     /// Pass a request to the plugin's `on-call` — the leader's, when this
     /// node follows one, unless `local`.
     Call {
@@ -351,6 +353,11 @@ impl Node {
                     }
                     Command::StepDown(reply) => {
                         let effects = self.protocol.step_down();
+                        let _ = reply.send(());
+                        effects
+                    }
+                    Command::Campaign(reply) => {
+                        let effects = self.protocol.campaign();
                         let _ = reply.send(());
                         effects
                     }

@@ -241,6 +241,13 @@ impl ProtocolInstance {
         Ok(self.take_effects())
     }
 
+    /// Starts an election now (see `campaign` in `wit/protocol.wit`).
+    pub fn campaign(&mut self) -> anyhow::Result<Vec<Effect>> {
+        let election = self.bindings.tenure_election_election();
+        election.call_campaign(&mut self.store)?;
+        Ok(self.take_effects())
+    }
+
     /// Gives up leadership or a candidacy.
     pub fn step_down(&mut self) -> anyhow::Result<Vec<Effect>> {
         let election = self.bindings.tenure_election_election();

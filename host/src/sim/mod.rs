@@ -445,6 +445,11 @@ impl Simulation {
         self.call(node, |i| i.join(peer))
     }
 
+    /// Calls `campaign()` on a running node.
+    pub fn campaign(&mut self, node: NodeIndex) -> anyhow::Result<()> {
+        self.call(node, |i| i.campaign())
+    }
+
     /// Calls `step-down()` on a running node.
     pub fn step_down(&mut self, node: NodeIndex) -> anyhow::Result<()> {
         self.call(node, |i| i.step_down())

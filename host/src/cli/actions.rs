@@ -1,5 +1,6 @@
-//! `tenure plugin swap --admin ADDR PATH` and `tenure protocol swap --admin
-//! ADDR PATH`: hot-swap a running node's behaviour plugin, or its protocol.
+//! Requests that change a running node, through its admin endpoint:
+//! `tenure plugin swap`, `tenure protocol swap`, `tenure step-down` and
+//! `tenure campaign`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -47,6 +48,19 @@ pub async fn swap_protocol(admin: SocketAddr, path: &Path) -> anyhow::Result<Exi
         Ok(ExitCode::SUCCESS)
     } else {
         eprint!("{body}");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// `tenure step-down` / `tenure campaign`: `POST path` on the admin
+/// endpoint, printing the node's answer.
+pub async fn admin_action(admin: SocketAddr, path: &str) -> anyhow::Result<ExitCode> {
+    let (code, body) = request(admin, "POST", path, &[]).await?;
+    if code == 200 {
+        print!("{body}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprint!("{admin} answered {code}: {body}");
         Ok(ExitCode::FAILURE)
     }
 }
