@@ -70,7 +70,10 @@ pub async fn demo(options: DemoOptions) -> anyhow::Result<ExitCode> {
     for node in &mut nodes {
         node.child = Some(spawn(&exe, node)?);
     }
-    println!("Press Enter to kill the leader (SIGKILL) and watch the failover; Ctrl-C to stop.\n");
+    println!(
+        "Press Enter to kill the leader (SIGKILL) and watch the failover; type `swap` and Enter \
+         to hot-swap every scheduler for its v2 build; Ctrl-C to stop.\n"
+    );
     let result = watch(&mut nodes, &exe, &options).await;
     for node in &mut nodes {
         if let Some(mut child) = node.child.take() {
