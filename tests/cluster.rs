@@ -372,6 +372,43 @@ fn campaign_cannot_depose_a_healthy_leader() {
 }
 
 #[test]
+fn leadership_transfer_makes_the_target_leader_in_the_next_term_at_once() {
+    for seed in 0..10 {
+        let mut sim = cluster(seed, "c", &FIVE);
+        let (leader, _, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+        sim.run_for(500 * MS);
+        let target = (leader + 2) % 5;
+        let target_id = sim.id(target).to_string();
+        sim.transfer_leadership(leader, &target_id)
+            .expect("transfers");
+        // Within a heartbeat interval (two round trips of at most 2 ms
+        // each here), every node follows the target in the next term.
+        sim.run_for(10 * MS);
+        assert_eq!(
+            sim.agreement("c"),
+            Some((target_id.clone(), term + 1)),
+            "seed {seed}"
+        );
+        // Refusals change nothing.
+        let refused = sim
+            .transfer_leadership(leader, "n1")
+            .expect_err("no longer leads");
+        assert!(
+            format!("{refused:#}").contains("does not lead"),
+            "{refused:#}"
+        );
+        let refused = sim.transfer_leadership(target, "n9").expect_err("unknown");
+        assert!(
+            format!("{refused:#}").contains("not a member"),
+            "{refused:#}"
+        );
+        sim.run_for(1_000 * MS);
+        assert_eq!(sim.agreement("c"), Some((target_id, term + 1)));
+        assert_safe(&sim);
+    }
+}
+
+#[test]
 fn step_down_hands_leadership_to_another_node() {
     let mut sim = cluster(11, "c", &THREE);
     let (leader, leader_id, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);

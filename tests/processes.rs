@@ -586,3 +586,45 @@ fn a_rolling_protocol_upgrade_keeps_the_same_leader() {
     assert!(gap < 150, "a follower saw a {gap} ms heartbeat gap");
     cluster.assert_one_leader_per_term();
 }
+
+#[test]
+fn a_leader_asked_to_stop_hands_leadership_over_first() {
+    let mut cluster = Cluster::start("handover", 3, |_| String::new());
+    let all = ["n1", "n2", "n3"];
+    let (leader, term) = cluster.wait_for_leader(&all, BOUND);
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    cluster.signal(&leader, "-TERM");
+    let child = cluster.children.remove(&leader).map(|mut c| c.wait());
+    assert!(
+        child.is_some_and(|status| status.is_ok_and(|s| s.success())),
+        "clean exit"
+    );
+    let survivors: Vec<&str> = all.iter().copied().filter(|id| *id != leader).collect();
+    let (next, next_term) = cluster.wait_for_leader(&survivors, BOUND);
+    assert!(next_term > term);
+    let log =
+        std::fs::read_to_string(cluster.dir.join(format!("{leader}.log"))).unwrap_or_default();
+    assert!(log.contains("handing leadership over"), "{log}");
+    // The new leader took over well within the minimum election timeout
+    // (150 ms) of the signal: no one waited for a timer.
+    let took = cluster.leaders_by_term()[&next_term]
+        .first()
+        .map(|_| {
+            let text = std::fs::read_to_string(cluster.dir.join(&next).join("events.log"))
+                .unwrap_or_default();
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|e| e["event"] == "became-leader" && e["term"] == next_term)
+                .filter_map(|e| e["at-ms"].as_u64())
+                .next()
+                .unwrap_or(u64::MAX)
+        })
+        .unwrap_or(u64::MAX)
+        .saturating_sub(signalled);
+    assert!(took < 150, "hand-over took {took} ms");
+    println!("SIGTERM to the leader: {next} led term {next_term} {took} ms later");
+    cluster.assert_one_leader_per_term();
+}

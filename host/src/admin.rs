@@ -3,6 +3,8 @@
 //! - `GET /status`: the node's [`NodeReport`] as JSON.
 //! - `POST /step-down`: give up leadership (or a candidacy).
 //! - `POST /campaign`: start an election now (a pre-vote first).
+//! - `POST /transfer?to=NODE`: hand leadership to NODE (409 with the
+//!   reason when refused).
 //! - `POST /call[?local=true]`: the request body goes to the plugin's
 //!   `on-call` — on a follower, the leader's plugin (the call is forwarded),
 //!   unless `local=true`; the reply is the response body (200), an error a
@@ -78,6 +80,7 @@ pub async fn serve(
         .route("/status", get(status))
         .route("/step-down", post(step_down))
         .route("/campaign", post(campaign))
+        .route("/transfer", post(transfer))
         .route("/call", post(call))
         .route("/plugin", post(swap_plugin))
         .route("/protocol", post(swap_protocol))
@@ -127,6 +130,23 @@ struct CallQuery {
 async fn campaign(State(state): State<AdminState>) -> Result<&'static str, Response> {
     ask(&state.commands, Command::Campaign).await?;
     Ok("campaigning\n")
+}
+
+/// `?to=NODE` names the new leader.
+#[derive(serde::Deserialize)]
+struct TransferQuery {
+    to: String,
+}
+
+async fn transfer(
+    State(state): State<AdminState>,
+    Query(query): Query<TransferQuery>,
+) -> Result<String, Response> {
+    let to = query.to.clone();
+    match ask(&state.commands, |reply| Command::Transfer { to, reply }).await? {
+        Ok(()) => Ok(format!("handing leadership to {}\n", query.to)),
+        Err(reason) => Err((StatusCode::CONFLICT, format!("{reason}\n")).into_response()),
+    }
 }
 
 async fn call(

@@ -67,6 +67,15 @@ enum Command {
         #[arg(long)]
         admin: SocketAddr,
     },
+    /// Make the leader hand leadership to another node.
+    Transfer {
+        /// The leader's admin address.
+        #[arg(long)]
+        admin: SocketAddr,
+        /// The node to lead next.
+        #[arg(long)]
+        to: String,
+    },
     /// Manage a running node's behaviour plugin.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -169,7 +178,8 @@ fn main() -> ExitCode {
         Command::Plugin(_)
         | Command::Protocol(_)
         | Command::StepDown { .. }
-        | Command::Campaign { .. } => "warn",
+        | Command::Campaign { .. }
+        | Command::Transfer { .. } => "warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -186,6 +196,16 @@ fn main() -> ExitCode {
         }
         Command::StepDown { admin } => block_on(cli::actions::admin_action(admin, "/step-down")),
         Command::Campaign { admin } => block_on(cli::actions::admin_action(admin, "/campaign")),
+        Command::Transfer { admin, to } => {
+            let to: String = to
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+                .collect();
+            block_on(cli::actions::admin_action(
+                admin,
+                &format!("/transfer?to={to}"),
+            ))
+        }
         Command::Protocol(ProtocolCommand::Swap { admin, path }) => {
             block_on(cli::actions::swap_protocol(admin, &path))
         }

@@ -184,6 +184,7 @@ impl Election {
                 members,
             } => self.on_welcome(term, leader, &members, env),
             Body::RequestPreVote { term } => self.on_request_pre_vote(from, term),
+            Body::TimeoutNow { term } => self.on_timeout_now(from, term, env),
             Body::PreVote {
                 term,
                 granted,
@@ -281,6 +282,59 @@ impl Election {
         self.election_timer = Some(id);
         self.actions.push(Action::SetTimer { id, after_ns });
         self.flush();
+    }
+
+    /// Hands leadership to `to` (Raft's TimeoutNow): the leader tells `to`
+    /// to campaign at once, without a pre-vote; `to` wins the next term
+    /// within about a round trip, since the others' votes are free in it.
+    /// Refused, with the reason, unless this node leads and `to` is another
+    /// member heard from within the minimum election timeout.
+    pub fn transfer_leadership(
+        &mut self,
+        to: &str,
+        env: &mut impl Environment,
+    ) -> Result<(), String> {
+        self.now_ns = env.now_ns();
+        if self.role != Role::Leader {
+            return Err(format!(
+                "{} does not lead; only the leader can transfer",
+                self.id
+            ));
+        }
+        if to == self.id {
+            return Err(format!("{to} already leads"));
+        }
+        if !self.members.contains(to) {
+            return Err(format!("{to} is not a member of this cluster"));
+        }
+        let window = u64::from(self.timings.election_timeout_min_ms) * NS_PER_MS;
+        let since = self.now_ns.saturating_sub(window);
+        if !self.liveness.heard_since(to, since) {
+            return Err(format!(
+                "{to} has not been heard from recently; it may be down"
+            ));
+        }
+        self.log(
+            LogLevel::Info,
+            format!("{} hands leadership of term {} to {to}", self.id, self.term),
+        );
+        self.send(to, Body::TimeoutNow { term: self.term });
+        self.flush();
+        Ok(())
+    }
+
+    fn on_timeout_now(&mut self, from: &str, term: Term, env: &mut impl Environment) {
+        // Only from the leader this node follows, in its term: a stale or
+        // forged hand-over is ignored.
+        if term != self.term || self.leader.as_deref() != Some(from) || self.role != Role::Follower
+        {
+            return;
+        }
+        self.log(
+            LogLevel::Info,
+            format!("{} takes over from {from} after term {term}", self.id),
+        );
+        self.become_candidate(env);
     }
 
     /// Starts an election now, as if the election timer had fired (a

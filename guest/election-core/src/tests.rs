@@ -1220,3 +1220,62 @@ fn campaign_starts_a_pre_vote_now_and_a_leader_ignores_it() {
     assert!(sent(&l.e.take_actions()).is_empty());
     assert_eq!(l.e.status().role, Role::Leader);
 }
+
+#[test]
+fn a_leader_hands_leadership_over_and_refuses_bad_targets() {
+    let (mut n, _) = leader();
+    assert!(
+        n.e.transfer_leadership("n1", &mut n.env)
+            .unwrap_err()
+            .contains("already leads")
+    );
+    assert!(
+        n.e.transfer_leadership("n9", &mut n.env)
+            .unwrap_err()
+            .contains("not a member")
+    );
+    assert!(
+        n.e.transfer_leadership("n3", &mut n.env)
+            .unwrap_err()
+            .contains("not been heard")
+    );
+    n.deliver(
+        "n3",
+        Body::HeartbeatAck {
+            term: 1,
+            ok: true,
+            members: vec![],
+        },
+    );
+    n.e.take_actions();
+    n.e.transfer_leadership("n3", &mut n.env)
+        .expect("transfers");
+    let actions = n.e.take_actions();
+    assert_eq!(
+        sent(&actions),
+        vec![("n3".into(), Body::TimeoutNow { term: 1 })]
+    );
+    // The target campaigns at once, skipping the pre-vote.
+    let (mut t, _) = Node::with_options(pre_vote_options("n3", &["n1", "n2", "n3"]), None);
+    t.deliver(
+        "n1",
+        Body::Heartbeat {
+            term: 1,
+            members: vec![],
+            alive: vec![],
+        },
+    );
+    let actions = t.deliver("n1", Body::TimeoutNow { term: 1 });
+    assert_eq!((t.e.status().role, t.e.status().term), (Role::Candidate, 2));
+    assert!(
+        sent(&actions)
+            .iter()
+            .all(|(_, b)| *b == Body::RequestVote { term: 2 })
+    );
+    // A hand-over from a node that is not its leader is ignored.
+    let stale = t.deliver("n2", Body::TimeoutNow { term: 2 });
+    assert!(sent(&stale).is_empty());
+    let (mut f, _) = Node::start("n2", &["n1", "n2", "n3"]);
+    f.e.transfer_leadership("n1", &mut f.env)
+        .expect_err("a follower cannot transfer");
+}

@@ -72,6 +72,9 @@ pub enum Body {
         granted: bool,
         current: Term,
     },
+    /// The leader of `term` hands leadership to the receiver: campaign now
+    /// (Raft's TimeoutNow), without a pre-vote.
+    TimeoutNow { term: Term },
 }
 
 /// Why bytes could not be decoded into a [`Message`].
@@ -155,6 +158,7 @@ mod tests {
                 granted: false,
                 current: 5,
             }),
+            m(Body::TimeoutNow { term: 9 }),
         ]
     }
 

@@ -151,6 +151,17 @@ mod component {
             with_election("peer-unreachable", |e, env| e.peer_unreachable(&peer, env));
         }
 
+        fn transfer_leadership(to: String) -> Result<(), String> {
+            ELECTION.with_borrow_mut(|slot| match slot {
+                Some(election) => {
+                    let result = election.transfer_leadership(&to, &mut HostEnv);
+                    perform(election.take_actions());
+                    result
+                }
+                None => Err("transfer-leadership called before start".into()),
+            })
+        }
+
         fn campaign() {
             with_election("campaign", |e, env| e.campaign(env));
         }

@@ -7,18 +7,18 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use sha2::{Digest as _, Sha256};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use wasmtime::Engine;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tenure_host::admin;
 use tenure_host::artifact_cache::ArtifactCache;
 use tenure_host::builtin;
 use tenure_host::config::NodeConfig;
 use tenure_host::node::swap::{file_name, watch_plugin};
-use tenure_host::node::{Node, PluginSetup};
+use tenure_host::node::{Command, Node, PluginSetup};
 use tenure_host::plugin::{PluginComponent, plugin_engine};
 use tenure_host::protocol::ElectionComponent;
 
@@ -107,8 +107,8 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("writing {}", data_dir.join("admin.addr").display()))?;
 
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
     let (commands, command_rx) = mpsc::channel(64);
+    tokio::spawn(stop_on_signal(shutdown.clone(), commands.clone()));
     if let Some(p) = plugin_to_watch {
         tokio::spawn(watch_plugin(
             p,
@@ -135,8 +135,10 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     result.map(|()| ExitCode::SUCCESS)
 }
 
-/// Cancels `shutdown` on Ctrl-C or SIGTERM.
-async fn stop_on_signal(shutdown: CancellationToken) {
+/// On Ctrl-C or SIGTERM: a leader first hands leadership to a healthy peer
+/// (so a rolling restart costs no election timeout), then `shutdown` is
+/// cancelled.
+async fn stop_on_signal(shutdown: CancellationToken, commands: mpsc::Sender<Command>) {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -154,5 +156,47 @@ async fn stop_on_signal(shutdown: CancellationToken) {
         _ = shutdown.cancelled() => return,
     }
     tracing::info!("shutdown requested");
+    hand_over(&commands).await;
     shutdown.cancel();
+}
+
+/// If this node leads, asks it to transfer leadership to a peer it hears
+/// from, and waits (at most a second) until it no longer leads.
+async fn hand_over(commands: &mpsc::Sender<Command>) {
+    let status = || async {
+        let (reply, answer) = oneshot::channel();
+        commands.send(Command::Status(reply)).await.ok()?;
+        answer.await.ok()
+    };
+    let Some(report) = status().await else { return };
+    if report.role != "leader" {
+        return;
+    }
+    for peer in &report.peers {
+        let (reply, answer) = oneshot::channel();
+        let to = peer.clone();
+        if commands
+            .send(Command::Transfer { to, reply })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        match answer.await {
+            Ok(Ok(())) => {
+                tracing::info!(%peer, "handing leadership over before shutting down");
+                let deadline = Instant::now() + Duration::from_secs(1);
+                while Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    match status().await {
+                        Some(r) if r.role == "leader" => continue,
+                        _ => return,
+                    }
+                }
+                return;
+            }
+            Ok(Err(reason)) => tracing::debug!(%peer, %reason, "cannot hand over to this peer"),
+            Err(_) => return,
+        }
+    }
 }

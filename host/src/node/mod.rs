@@ -59,6 +59,11 @@ pub enum Command {
     StepDown(oneshot::Sender<()>),
     /// Start an election now.
     Campaign(oneshot::Sender<()>),
+    /// Hand leadership to a peer; the reply says why not, if not.
+    Transfer {
+        to: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     /// Pass a request to the plugin's `on-call` — the leader's, when this
     /// node follows one, unless `local`.
     Call {
@@ -361,6 +366,16 @@ impl Node {
                         let _ = reply.send(());
                         effects
                     }
+                    Command::Transfer { to, reply } => match self.protocol.transfer_leadership(&to) {
+                        Ok(effects) => {
+                            let _ = reply.send(Ok(()));
+                            Ok(effects)
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(format!("{e:#}")));
+                            continue;
+                        }
+                    },
                     Command::Call { request, local, reply } => {
                         self.call(request, local, reply);
                         continue;

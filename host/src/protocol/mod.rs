@@ -241,6 +241,16 @@ impl ProtocolInstance {
         Ok(self.take_effects())
     }
 
+    /// Hands leadership to `to`; a refusal comes back as an error with the
+    /// protocol's reason.
+    pub fn transfer_leadership(&mut self, to: &str) -> anyhow::Result<Vec<Effect>> {
+        let election = self.bindings.tenure_election_election();
+        election
+            .call_transfer_leadership(&mut self.store, &to.to_string())?
+            .map_err(|reason| anyhow::anyhow!("{reason}"))?;
+        Ok(self.take_effects())
+    }
+
     /// Starts an election now (see `campaign` in `wit/protocol.wit`).
     pub fn campaign(&mut self) -> anyhow::Result<Vec<Effect>> {
         let election = self.bindings.tenure_election_election();

@@ -445,6 +445,18 @@ impl Simulation {
         self.call(node, |i| i.join(peer))
     }
 
+    /// Calls `transfer-leadership(to)` on a running node; a refusal is an
+    /// error with the protocol's reason (and changes nothing).
+    pub fn transfer_leadership(&mut self, node: NodeIndex, to: &str) -> anyhow::Result<()> {
+        let Some(instance) = self.nodes.get_mut(node).and_then(|n| n.instance.as_mut()) else {
+            bail!("node {node} is not running");
+        };
+        let effects = instance.transfer_leadership(to)?;
+        self.stats.calls += 1;
+        self.apply(node, effects);
+        Ok(())
+    }
+
     /// Calls `campaign()` on a running node.
     pub fn campaign(&mut self, node: NodeIndex) -> anyhow::Result<()> {
         self.call(node, |i| i.campaign())
