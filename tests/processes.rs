@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tenure_host::admin_client::{fetch_status, request};
 use tenure_host::node::NodeReport;
 
 const SECRET: &str = "process-test-secret-0123456789";
@@ -120,7 +121,7 @@ impl Cluster {
             .iter()
             .filter(|(id, _)| self.children.contains_key(*id))
             .filter_map(|(id, admin)| {
-                let report = runtime.block_on(fetch(*admin)).ok()?;
+                let report = runtime.block_on(fetch_status(*admin)).ok()?;
                 Some((id.clone(), report))
             })
             .collect()
@@ -218,54 +219,18 @@ impl Drop for Cluster {
     }
 }
 
-/// `POST path` with `body`: the status code, the reply, and how long it
-/// took.
+/// `POST path` with `body` through the library's admin client: the status
+/// code, the reply, and how long it took.
 fn post(admin: SocketAddr, path: &str, body: &[u8]) -> (u16, String, Duration) {
-    use std::io::{Read as _, Write as _};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let started = Instant::now();
-    let mut stream = std::net::TcpStream::connect(admin).expect("admin endpoint");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).expect("request");
-    stream.write_all(body).expect("body");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("reply");
-    let took = started.elapsed();
-    let code = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let reply = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, reply, took)
-}
-
-async fn fetch(admin: SocketAddr) -> anyhow::Result<NodeReport> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(admin).await?;
-        stream
-            .write_all(b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        Ok::<_, std::io::Error>(response)
-    };
-    let response = tokio::time::timeout(Duration::from_secs(2), exchange).await??;
-    let text = String::from_utf8_lossy(&response);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or_default();
-    Ok(serde_json::from_str(body)?)
+    let (code, reply) = runtime
+        .block_on(request(admin, "POST", path, body))
+        .expect("the admin endpoint answers");
+    (code, reply, started.elapsed())
 }
 
 const BOUND: Duration = Duration::from_secs(15);
@@ -513,28 +478,20 @@ fn a_watched_plugin_file_is_swapped_when_it_changes_but_not_while_half_written()
     let log =
         || std::fs::read_to_string(cluster.dir.join(format!("{leader}.log"))).unwrap_or_default();
 
+    let deadline = Instant::now() + BOUND;
+    let wait_for = |needle: &str, what: &str| {
+        while !log().contains(needle) {
+            assert!(Instant::now() < deadline, "{what}\n{}", log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
     // A half-written file (what a copy in progress looks like) is refused;
     // the old version keeps running.
     std::fs::write(&watched, &scheduler[..scheduler.len() / 2]).expect("truncated write");
-    let deadline = Instant::now() + BOUND;
-    while !log().contains("swap refused") {
-        assert!(
-            Instant::now() < deadline,
-            "the half-written file was not noticed\n{}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for("swap refused", "the half-written file was not noticed");
     // The complete file is swapped in.
     std::fs::write(&watched, &scheduler).expect("full write");
-    while !log().contains("new version swapped in") {
-        assert!(
-            Instant::now() < deadline,
-            "the new file was not swapped in\n{}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for("new version swapped in", "the new file was not swapped in");
     let (after, after_term) = cluster.wait_for_leader(&all, BOUND);
     assert_eq!((after.as_str(), after_term), (leader.as_str(), term));
     let _ = std::fs::remove_dir_all(&dir);

@@ -14,12 +14,13 @@
 //!   [`builtin`]: the one embedded in the binary.
 //! - [`config`]: the node's TOML configuration.
 //! - [`node`]: a running node: the protocol on real time, sockets and disk.
-//! - [`admin`]: the admin HTTP endpoint.
+//! - [`admin`]: the admin HTTP endpoint; [`admin_client`]: a client for it.
 //! - [`artifact_cache`]: compiled components on disk, for fast restarts
 //!   and swaps.
 //! - [`plugin`]: behaviour plugins: deadlines, memory caps, their thread.
 
 pub mod admin;
+pub mod admin_client;
 pub mod artifact_cache;
 pub mod bindings;
 pub mod builtin;

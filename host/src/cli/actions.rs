@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use super::status::request;
+use tenure_host::admin_client::request;
 
 /// Sends the component at `path` to the node's `POST /plugin` and reports
 /// whether the new version runs (exit 0) or was refused (exit 1, the old
@@ -42,25 +42,23 @@ pub async fn swap(admin: SocketAddr, path: &Path) -> anyhow::Result<ExitCode> {
 pub async fn swap_protocol(admin: SocketAddr, path: &Path) -> anyhow::Result<ExitCode> {
     let bytes =
         std::fs::read(path).with_context(|| format!("reading protocol {}", path.display()))?;
-    let (code, body) = request(admin, "POST", "/protocol", &bytes).await?;
-    if code == 200 {
-        print!("{body}");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprint!("{body}");
-        Ok(ExitCode::FAILURE)
-    }
+    post(admin, "/protocol", &bytes).await
 }
 
-/// `tenure step-down` / `tenure campaign`: `POST path` on the admin
-/// endpoint, printing the node's answer.
+/// `tenure step-down` / `tenure campaign` / `tenure transfer`: `POST path`
+/// on the admin endpoint, printing the node's answer.
 pub async fn admin_action(admin: SocketAddr, path: &str) -> anyhow::Result<ExitCode> {
-    let (code, body) = request(admin, "POST", path, &[]).await?;
+    post(admin, path, &[]).await
+}
+
+/// `POST path` with `body`: prints the answer, exit 0 on 200, else 1.
+async fn post(admin: SocketAddr, path: &str, body: &[u8]) -> anyhow::Result<ExitCode> {
+    let (code, reply) = request(admin, "POST", path, body).await?;
     if code == 200 {
-        print!("{body}");
+        print!("{reply}");
         Ok(ExitCode::SUCCESS)
     } else {
-        eprint!("{admin} answered {code}: {body}");
+        eprint!("{admin} answered {code}: {reply}");
         Ok(ExitCode::FAILURE)
     }
 }

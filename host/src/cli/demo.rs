@@ -20,7 +20,7 @@ use anyhow::{Context as _, bail};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
-use super::status::fetch;
+use tenure_host::admin_client::{fetch_status as fetch, request};
 
 /// How the demo is set up.
 pub struct DemoOptions {
@@ -260,7 +260,7 @@ async fn swap_to_v2(nodes: &[DemoNode], started: Instant) {
     order.sort_by_key(|(leads, _)| *leads);
     for (_, node) in order {
         let path = "/plugin?name=tenure_plugin_scheduler_v2.wasm";
-        let outcome = match super::status::request(node.admin, "POST", path, &bytes).await {
+        let outcome = match request(node.admin, "POST", path, &bytes).await {
             Ok((200, body)) => body.trim().to_string(),
             Ok((_, body)) => format!("refused: {}", body.trim()),
             Err(e) => format!("failed: {e:#}"),

@@ -1,0 +1,59 @@
+//! A minimal client for a node's admin endpoint (loopback HTTP/1.1), used
+//! by the `tenure` CLI and by the multi-process tests.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::node::NodeReport;
+
+/// Fetches `GET /status` from the admin endpoint at `admin`.
+pub async fn fetch_status(admin: SocketAddr) -> anyhow::Result<NodeReport> {
+    let (code, body) = request(admin, "GET", "/status", &[]).await?;
+    if code != 200 {
+        bail!("{admin} answered {code}: {}", body.trim());
+    }
+    serde_json::from_str(&body).with_context(|| format!("unexpected reply from {admin}: {body}"))
+}
+
+/// One HTTP/1.1 request to the loopback admin endpoint, `Connection:
+/// close`, the reply read to the end: the status code and the body. A
+/// minimal client, enough for the few requests the CLI and the tests make.
+pub async fn request(
+    admin: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> anyhow::Result<(u16, String)> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(admin).await?;
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\
+             Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(Duration::from_secs(60), exchange)
+        .await
+        .with_context(|| format!("no answer from {admin} within 60 s"))?
+        .with_context(|| format!("cannot reach the admin endpoint at {admin}"))?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("malformed HTTP reply from {admin}"))?;
+    let code = head
+        .lines()
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("malformed HTTP status line from {admin}"))?;
+    Ok((code, body.to_string()))
+}
