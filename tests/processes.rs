@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tenure_host::admin_client::{fetch_status, request};
+use tenure_host::admin_client::{ACTION_TIMEOUT, fetch_status, request};
 use tenure_host::node::NodeReport;
 
 const SECRET: &str = "process-test-secret-0123456789";
@@ -121,7 +121,7 @@ impl Cluster {
             .iter()
             .filter(|(id, _)| self.children.contains_key(*id))
             .filter_map(|(id, admin)| {
-                let report = runtime.block_on(fetch_status(*admin)).ok()?;
+                let report = runtime.block_on(fetch_status(*admin, PROBE_TIMEOUT)).ok()?;
                 Some((id.clone(), report))
             })
             .collect()
@@ -228,12 +228,17 @@ fn post(admin: SocketAddr, path: &str, body: &[u8]) -> (u16, String, Duration) {
         .expect("runtime");
     let started = Instant::now();
     let (code, reply) = runtime
-        .block_on(request(admin, "POST", path, body))
+        .block_on(request(admin, "POST", path, body, ACTION_TIMEOUT))
         .expect("the admin endpoint answers");
     (code, reply, started.elapsed())
 }
 
 const BOUND: Duration = Duration::from_secs(15);
+
+/// How long one status probe waits: short, because a node the test froze
+/// with SIGSTOP accepts the connection but never answers, and one probe
+/// must not eat the whole [`BOUND`] of the wait it is part of.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[test]
 fn processes_elect_fail_over_rejoin_and_survive_a_frozen_leader() {

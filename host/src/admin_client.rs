@@ -10,9 +10,18 @@ use tokio::net::TcpStream;
 
 use crate::node::NodeReport;
 
-/// Fetches `GET /status` from the admin endpoint at `admin`.
-pub async fn fetch_status(admin: SocketAddr) -> anyhow::Result<NodeReport> {
-    let (code, body) = request(admin, "GET", "/status", &[]).await?;
+/// How long a `GET /status` may take: a live node answers in
+/// milliseconds, so waiting longer only hides a frozen or stopped one.
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long an action (`POST /plugin`, `/protocol`, `/step-down`, ...) may
+/// take: an uncached plugin compiles before the node answers.
+pub const ACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Fetches `GET /status` from the admin endpoint at `admin`, giving up
+/// after `within` (see [`STATUS_TIMEOUT`]).
+pub async fn fetch_status(admin: SocketAddr, within: Duration) -> anyhow::Result<NodeReport> {
+    let (code, body) = request(admin, "GET", "/status", &[], within).await?;
     if code != 200 {
         bail!("{admin} answered {code}: {}", body.trim());
     }
@@ -20,13 +29,15 @@ pub async fn fetch_status(admin: SocketAddr) -> anyhow::Result<NodeReport> {
 }
 
 /// One HTTP/1.1 request to the loopback admin endpoint, `Connection:
-/// close`, the reply read to the end: the status code and the body. A
-/// minimal client, enough for the few requests the CLI and the tests make.
+/// close`, the reply read to the end within `within`: the status code and
+/// the body. A minimal client, enough for the few requests the CLI and the
+/// tests make.
 pub async fn request(
     admin: SocketAddr,
     method: &str,
     path: &str,
     body: &[u8],
+    within: Duration,
 ) -> anyhow::Result<(u16, String)> {
     let exchange = async {
         let mut stream = TcpStream::connect(admin).await?;
@@ -41,9 +52,9 @@ pub async fn request(
         stream.read_to_end(&mut response).await?;
         Ok::<_, std::io::Error>(response)
     };
-    let response = tokio::time::timeout(Duration::from_secs(60), exchange)
+    let response = tokio::time::timeout(within, exchange)
         .await
-        .with_context(|| format!("no answer from {admin} within 60 s"))?
+        .with_context(|| format!("no answer from {admin} within {within:?}"))?
         .with_context(|| format!("cannot reach the admin endpoint at {admin}"))?;
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text

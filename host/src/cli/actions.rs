@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use tenure_host::admin_client::request;
+use tenure_host::admin_client::{ACTION_TIMEOUT, request};
 
 /// Sends the component at `path` to the node's `POST /plugin` and reports
 /// whether the new version runs (exit 0) or was refused (exit 1, the old
@@ -25,7 +25,14 @@ pub async fn swap(admin: SocketAddr, path: &Path) -> anyhow::Result<ExitCode> {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
         .collect();
-    let (code, body) = request(admin, "POST", &format!("/plugin?name={name}"), &bytes).await?;
+    let (code, body) = request(
+        admin,
+        "POST",
+        &format!("/plugin?name={name}"),
+        &bytes,
+        ACTION_TIMEOUT,
+    )
+    .await?;
     let took = started.elapsed().as_secs_f64() * 1e3;
     if code == 200 {
         print!("{}", body);
@@ -53,7 +60,7 @@ pub async fn admin_action(admin: SocketAddr, path: &str) -> anyhow::Result<ExitC
 
 /// `POST path` with `body`: prints the answer, exit 0 on 200, else 1.
 async fn post(admin: SocketAddr, path: &str, body: &[u8]) -> anyhow::Result<ExitCode> {
-    let (code, reply) = request(admin, "POST", path, body).await?;
+    let (code, reply) = request(admin, "POST", path, body, ACTION_TIMEOUT).await?;
     if code == 200 {
         print!("{reply}");
         Ok(ExitCode::SUCCESS)

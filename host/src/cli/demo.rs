@@ -20,7 +20,7 @@ use anyhow::{Context as _, bail};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
-use tenure_host::admin_client::{fetch_status as fetch, request};
+use tenure_host::admin_client::{ACTION_TIMEOUT, STATUS_TIMEOUT, fetch_status, request};
 
 /// How the demo is set up.
 pub struct DemoOptions {
@@ -212,7 +212,7 @@ async fn watch(nodes: &mut [DemoNode], exe: &Path, options: &DemoOptions) -> any
                 );
                 node.child = Some(spawn(exe, node)?);
             }
-            let view = match fetch(node.admin).await {
+            let view = match fetch_status(node.admin, STATUS_TIMEOUT).await {
                 Ok(r) => format!(
                     "{} in term {}{}",
                     r.role,
@@ -254,13 +254,14 @@ async fn swap_to_v2(nodes: &[DemoNode], started: Instant) {
     };
     let mut order = Vec::new();
     for node in nodes.iter().filter(|n| n.child.is_some()) {
-        let leads = matches!(fetch(node.admin).await, Ok(r) if r.role == "leader");
+        let leads =
+            matches!(fetch_status(node.admin, STATUS_TIMEOUT).await, Ok(r) if r.role == "leader");
         order.push((leads, node));
     }
     order.sort_by_key(|(leads, _)| *leads);
     for (_, node) in order {
         let path = "/plugin?name=tenure_plugin_scheduler_v2.wasm";
-        let outcome = match request(node.admin, "POST", path, &bytes).await {
+        let outcome = match request(node.admin, "POST", path, &bytes, ACTION_TIMEOUT).await {
             Ok((200, body)) => body.trim().to_string(),
             Ok((_, body)) => format!("refused: {}", body.trim()),
             Err(e) => format!("failed: {e:#}"),
@@ -275,7 +276,8 @@ async fn swap_to_v2(nodes: &[DemoNode], started: Instant) {
 
 async fn kill_leader(nodes: &mut [DemoNode], started: Instant) {
     for node in nodes.iter_mut() {
-        let leads = matches!(fetch(node.admin).await, Ok(r) if r.role == "leader");
+        let leads =
+            matches!(fetch_status(node.admin, STATUS_TIMEOUT).await, Ok(r) if r.role == "leader");
         if !leads {
             continue;
         }

@@ -3,11 +3,11 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use tenure_host::admin_client::fetch_status;
+use tenure_host::admin_client::{STATUS_TIMEOUT, fetch_status};
 
 /// Prints the status, as JSON or readably.
 pub async fn status(admin: SocketAddr, json: bool) -> anyhow::Result<ExitCode> {
-    let report = fetch_status(admin).await?;
+    let report = fetch_status(admin, STATUS_TIMEOUT).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
