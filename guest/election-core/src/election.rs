@@ -385,7 +385,14 @@ impl Election {
             alive_peers: self.liveness.alive(),
             quorum: quorum::majority(self.members.len()) as u32,
             ignored_messages: self.ignored_messages,
+            lease_expires_ns: self.lease_expires_ns(),
         }
+    }
+
+    /// Until when this node may act as the sole leader, if it leads and
+    /// holds a lease.
+    pub fn lease_expires_ns(&self) -> Option<u64> {
+        None
     }
 
     pub(crate) fn handover(&self) -> Handover {

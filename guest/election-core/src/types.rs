@@ -106,6 +106,9 @@ pub struct Status {
     pub alive_peers: Vec<NodeId>,
     pub quorum: u32,
     pub ignored_messages: u64,
+    /// Until when this node may act as sole leader (see
+    /// [`crate::Election::lease_expires_ns`]).
+    pub lease_expires_ns: Option<u64>,
 }
 
 /// What the protocol needs from the outside world while handling a call:

@@ -184,6 +184,7 @@ mod component {
                     alive_peers: Vec::new(),
                     quorum: 0,
                     ignored_messages: 0,
+                    lease_expires_ns: None,
                 },
             })
         }
@@ -241,6 +242,7 @@ mod component {
             alive_peers: s.alive_peers,
             quorum: s.quorum,
             ignored_messages: s.ignored_messages,
+            lease_expires_ns: s.lease_expires_ns,
         }
     }
 

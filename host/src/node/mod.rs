@@ -42,7 +42,7 @@ use crate::bindings::types::{Event, Options, Role};
 use crate::config::NodeConfig;
 use crate::plugin::backoff::RefusalBackoff;
 use crate::plugin::runner::{PluginHandle, PluginInput, PluginOutput};
-use crate::plugin::{LeaderView, PluginComponent, PluginLimits, SharedView};
+use crate::plugin::{LeaderView, PluginComponent, PluginLimits, SharedView, ViewClock};
 use crate::protocol::{Effect, ElectionComponent, Environment, ProtocolInstance};
 use event_log::EventLog;
 use forward::Forwarded;
@@ -200,6 +200,9 @@ impl Node {
             term: persisted.as_ref().map_or(0, |p| p.term),
             leader: None,
             peers: Vec::new(),
+            members: options.bootstrap.clone(),
+            lease_expires_ns: None,
+            clock: ViewClock::Since(origin),
         }));
         let (plugin_tx, plugin_outputs) = mpsc::unbounded_channel();
         let (host_replies_tx, host_replies) = mpsc::unbounded_channel();
@@ -507,6 +510,13 @@ impl Node {
                 Effect::Log { .. } => {}
             }
         }
+        // The lease moves with every acknowledged heartbeat, not only with
+        // events: keep the plugin's view of it current.
+        if self.plugin.is_some()
+            && let Ok(status) = self.protocol.status()
+        {
+            self.refresh_view(&status);
+        }
         Ok(())
     }
 
@@ -549,6 +559,7 @@ impl Node {
             status,
             self.transport.stats(),
             self.started.elapsed(),
+            u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX),
         )
     }
 }

@@ -42,6 +42,15 @@ impl Node {
                 None
             }
             PluginOutput::Log { .. } => None,
+            PluginOutput::TransferLeadership { to } => {
+                match self.protocol.transfer_leadership(&to) {
+                    Ok(effects) => Some(Ok(effects)),
+                    Err(e) => {
+                        tracing::warn!(node = %self.config.node_id, peer = %to, error = %format!("{e:#}"), "plugin's leadership transfer refused");
+                        None
+                    }
+                }
+            }
             PluginOutput::RefuseLeadership { term, reason } => {
                 let status = self.protocol.status().ok()?;
                 if status.role != Role::Leader || status.term != term {

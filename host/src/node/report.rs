@@ -41,6 +41,11 @@ pub struct NodeReport {
     /// leader this node followed (heartbeats arrive every heartbeat
     /// interval, so anything near the election timeout is trouble).
     pub max_leader_gap_ms: u64,
+    /// How much longer, in milliseconds, this node may act as the sole
+    /// leader without hearing from a majority again: its lease. None unless
+    /// it leads and holds one.
+    #[serde(default)]
+    pub lease_remaining_ms: Option<f64>,
     pub transport: TransportReport,
 }
 
@@ -71,6 +76,7 @@ impl NodeReport {
         status: Option<NodeStatus>,
         stats: TransportStats,
         uptime: Duration,
+        now_ns: u64,
     ) -> NodeReport {
         let role = match status.as_ref().map(|s| s.role) {
             Some(Role::Leader) => "leader",
@@ -89,7 +95,13 @@ impl NodeReport {
             alive_peers: Vec::new(),
             quorum: 0,
             ignored_messages: 0,
+            lease_expires_ns: None,
         });
+        let lease_remaining_ms = status
+            .lease_expires_ns
+            .filter(|_| status.role == Role::Leader)
+            .and_then(|until| until.checked_sub(now_ns))
+            .map(|ns| ns as f64 / 1e6);
         NodeReport {
             node_id: status.node_id,
             cluster_id: status.cluster_id,
@@ -107,6 +119,7 @@ impl NodeReport {
             admin: identity.admin.to_string(),
             uptime_ms: uptime.as_millis() as u64,
             max_leader_gap_ms: max_leader_gap.as_millis() as u64,
+            lease_remaining_ms,
             transport: TransportReport {
                 sent: stats.sent,
                 received: stats.received,

@@ -69,6 +69,8 @@ pub enum PluginOutput {
     AcceptedLeadership { term: u64 },
     /// A log line (already written to `tracing`).
     Log { level: LogLevel, message: String },
+    /// The plugin asked this node (its leader) to hand leadership to `to`.
+    TransferLeadership { to: String },
 }
 
 /// One plugin's callbacks, fault policy and wake-ups, driven by its owner:
@@ -366,6 +368,9 @@ impl PluginDriver {
                 }
                 PluginEffect::CancelSchedule { id } => {
                     self.wakeups.retain(|(_, i), _| *i != id);
+                }
+                PluginEffect::TransferLeadership { to } => {
+                    self.outputs.push(PluginOutput::TransferLeadership { to });
                 }
             }
         }

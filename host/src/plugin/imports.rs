@@ -41,9 +41,30 @@ impl Host for PluginState {
     }
 
     fn lease_remaining_ns(&mut self) -> Option<u64> {
-        // Leases come with the protocol's lease support; until then no
-        // node claims one, which is the safe answer.
-        None
+        self.view().lease_remaining_ns()
+    }
+
+    fn fencing_token(&mut self) -> Option<u64> {
+        let view = self.view();
+        view.lease_remaining_ns().map(|_| view.term)
+    }
+
+    fn transfer_leadership(&mut self, to: String) -> Result<(), String> {
+        let view = self.view();
+        if view.role != Role::Leader {
+            return Err(format!("{} is not the leader", view.node_id));
+        }
+        if to == view.node_id {
+            return Err(format!("{to} already leads"));
+        }
+        if !view.members.contains(&to) {
+            return Err(format!("{to} is not a voting member"));
+        }
+        if !view.peers.contains(&to) {
+            return Err(format!("{to} has not been heard from lately"));
+        }
+        self.effects.push(PluginEffect::TransferLeadership { to });
+        Ok(())
     }
 
     fn this_node(&mut self) -> String {

@@ -287,6 +287,12 @@ impl Simulation {
         self.shared.now_ns.load(Ordering::Relaxed)
     }
 
+    /// Node `node`'s own clock now, in nanoseconds: what its protocol and
+    /// plugin read as the time.
+    pub fn node_now_ns(&self, _node: NodeIndex) -> u64 {
+        self.now_ns()
+    }
+
     /// Adds and starts a node now; returns its index.
     pub fn add_node(&mut self, spec: NodeSpec) -> anyhow::Result<NodeIndex> {
         let index = self.nodes.len();

@@ -11,6 +11,7 @@
 //! on what a behaviour did.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
@@ -20,7 +21,7 @@ use super::{Channel, NodeIndex, Pending, Simulation};
 use crate::bindings::types::{Event, LogLevel, NodeStatus};
 use crate::plugin::backoff::RefusalBackoff;
 use crate::plugin::driver::{PluginDriver, PluginInput, PluginOutput};
-use crate::plugin::{LeaderView, PluginComponent, PluginLimits, SharedView};
+use crate::plugin::{LeaderView, PluginComponent, PluginLimits, SharedView, ViewClock};
 
 /// A plugin for a simulated node: the compiled component (compile it once
 /// and share it), its `init` config and its limits.
@@ -38,6 +39,8 @@ pub struct SimPlugin {
 pub(super) struct NodePlugin {
     driver: PluginDriver,
     view: SharedView,
+    /// The node's clock as the plugin's view reads it (for the lease).
+    clock: Arc<AtomicU64>,
     backoff: RefusalBackoff,
     /// Timers are held (not delivered) until this virtual time after a
     /// refusal of leadership, so the node does not campaign.
@@ -57,7 +60,9 @@ impl Simulation {
         let Some(plugin) = self.nodes[node].spec.plugin.clone() else {
             return Ok(());
         };
-        let view: SharedView = Arc::new(Mutex::new(LeaderView::from_status(status)));
+        let (clock, clock_handle) = ViewClock::manual();
+        clock_handle.store(self.node_now_ns(node), Ordering::Relaxed);
+        let view: SharedView = Arc::new(Mutex::new(LeaderView::from_status(status, clock)));
         let (driver, outputs) = PluginDriver::start(
             plugin.component,
             plugin.config,
@@ -69,6 +74,7 @@ impl Simulation {
         self.nodes[node].plugin = Some(NodePlugin {
             driver,
             view,
+            clock: clock_handle,
             backoff: RefusalBackoff::default(),
             hold_until: None,
             held_timers: Vec::new(),
@@ -104,6 +110,7 @@ impl Simulation {
         node: NodeIndex,
         component: Arc<PluginComponent>,
     ) -> Result<(), String> {
+        self.refresh_plugin_view(node);
         let now = self.now_ns();
         let sha = component.sha256().to_string();
         let Some(plugin) = self.nodes.get_mut(node).and_then(|n| n.plugin.as_mut()) else {
@@ -127,18 +134,26 @@ impl Simulation {
     }
 
     pub(super) fn plugin_event(&mut self, node: NodeIndex, event: Event) {
+        self.plugin_input(node, PluginInput::Event(event));
+    }
+
+    /// Brings the plugin's view (role, term, lease, clock) up to date
+    /// before it is called.
+    fn refresh_plugin_view(&mut self, node: NodeIndex) {
         if self.nodes[node].plugin.is_none() {
             return;
         }
-        if let Some(status) = self.status(node)
-            && let Some(p) = &self.nodes[node].plugin
-        {
-            p.view
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .update(&status);
+        let now = self.node_now_ns(node);
+        let status = self.status(node);
+        if let Some(p) = &self.nodes[node].plugin {
+            p.clock.store(now, Ordering::Relaxed);
+            if let Some(status) = status {
+                p.view
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .update(&status);
+            }
         }
-        self.plugin_input(node, PluginInput::Event(event));
     }
 
     pub(super) fn plugin_message(&mut self, node: NodeIndex, from: String, payload: Vec<u8>) {
@@ -147,6 +162,7 @@ impl Simulation {
 
     /// Hands one input to the node's plugin and carries out its outputs.
     fn plugin_input(&mut self, node: NodeIndex, input: PluginInput) -> Option<()> {
+        self.refresh_plugin_view(node);
         let now = self.now_ns();
         let plugin = self.nodes.get_mut(node)?.plugin.as_mut()?;
         let outputs = plugin.driver.handle(input, now);
@@ -155,6 +171,7 @@ impl Simulation {
     }
 
     pub(super) fn plugin_wake(&mut self, node: NodeIndex) {
+        self.refresh_plugin_view(node);
         let now = self.now_ns();
         let Some(plugin) = self.nodes[node].plugin.as_mut() else {
             return;
@@ -222,6 +239,11 @@ impl Simulation {
                     }
                 }
                 PluginOutput::RefuseLeadership { term, reason } => self.refuse(node, term, &reason),
+                PluginOutput::TransferLeadership { to } => {
+                    if let Err(e) = self.transfer_leadership(node, &to) {
+                        self.note(node, &format!("plugin's transfer to {to} refused: {e:#}"));
+                    }
+                }
             }
         }
         self.schedule_plugin_wake(node);
