@@ -168,6 +168,7 @@ mod tests {
             alive_peers: vec![],
             quorum: 2,
             ignored_messages: 0,
+            lease_expires_ns: None,
         }
     }
 
