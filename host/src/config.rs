@@ -22,6 +22,7 @@
 //! election-timeout-max-ms = 300
 //! heartbeat-interval-ms = 50
 //! peer-timeout-heartbeats = 10
+//! lease-drift-margin-ms = 15     # taken off the leader's lease for clock drift
 //!
 //! [protocol]
 //! component = "election.wasm"    # default: the election component built into tenure
@@ -119,6 +120,7 @@ struct RawTimings {
     election_timeout_max_ms: Option<u32>,
     heartbeat_interval_ms: Option<u32>,
     peer_timeout_heartbeats: Option<u32>,
+    lease_drift_margin_ms: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -213,6 +215,7 @@ impl NodeConfig {
             peer_timeout_heartbeats: t
                 .peer_timeout_heartbeats
                 .unwrap_or(d.peer_timeout_heartbeats),
+            lease_drift_margin_ms: t.lease_drift_margin_ms.unwrap_or(d.lease_drift_margin_ms),
         };
         let plugin = match raw.plugin {
             None => None,

@@ -27,6 +27,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::handover::{Handover, role_code, role_from};
+use crate::lease::Lease;
 use crate::liveness::{Change, Liveness};
 use crate::options::{Options, OptionsError, Timings, valid_node_id};
 use crate::quorum::{self, VoteResult};
@@ -60,9 +61,16 @@ pub struct Election {
     pre_vote: bool,
     /// A pre-vote for `term + 1` is under way (the node stays a follower).
     pre_campaign: bool,
-    /// When this node last heard from the leader it follows: within a
-    /// minimum election timeout of that it refuses pre-votes.
+    /// When this node last heard from a leader (or restarted): within a
+    /// minimum election timeout of it, it grants no pre-vote and no vote
+    /// (except to a transfer's target). That is what keeps a healthy
+    /// leader in place and what makes its lease sound: a node that
+    /// acknowledged a heartbeat helps elect no one else until the lease
+    /// that heartbeat extended has run out. Cleared only when the host
+    /// reports the leader's process dead (`peer_unreachable`).
     leader_heard_ns: Option<u64>,
+    /// The leader's lease bookkeeping (leaders only).
+    pub(crate) lease: Lease,
     liveness: Liveness,
     election_timer: Option<TimerId>,
     heartbeat_timer: Option<TimerId>,
@@ -112,7 +120,11 @@ impl Election {
             rejected: BTreeSet::new(),
             pre_vote: options.pre_vote,
             pre_campaign: false,
-            leader_heard_ns: None,
+            // A restarted node may have acknowledged a heartbeat just
+            // before it went down: it stays loyal for one window, as if it
+            // had heard from that leader now.
+            leader_heard_ns: persisted.as_ref().map(|_| env.now_ns()),
+            lease: Lease::default(),
             liveness: Liveness::default(),
             election_timer: None,
             heartbeat_timer: None,
@@ -167,16 +179,22 @@ impl Election {
         self.discover(from);
         self.news_of(from, now);
         match message.body {
-            Body::RequestVote { term } => self.on_request_vote(from, term, env),
+            Body::RequestVote { term, transfer } => {
+                self.on_request_vote(from, term, transfer, env);
+            }
             Body::Vote { term, granted } => self.on_vote(from, term, granted, env),
             Body::Heartbeat {
                 term,
+                round,
                 members,
                 alive,
-            } => self.on_heartbeat(from, term, &members, &alive, now, env),
-            Body::HeartbeatAck { term, members, .. } => {
-                self.on_heartbeat_ack(term, &members, env);
-            }
+            } => self.on_heartbeat(from, term, round, &members, &alive, now, env),
+            Body::HeartbeatAck {
+                term,
+                ok,
+                round,
+                members,
+            } => self.on_heartbeat_ack(from, term, ok, round, &members, env),
             Body::Join { members } => self.on_join(from, &members),
             Body::Welcome {
                 term,
@@ -205,7 +223,7 @@ impl Election {
             match self.role {
                 Role::Leader => {}
                 _ if self.pre_vote => self.start_pre_vote(env),
-                Role::Follower | Role::Candidate => self.become_candidate(env),
+                Role::Follower | Role::Candidate => self.become_candidate(env, false),
             }
         } else if self.heartbeat_timer == Some(id) {
             self.heartbeat_timer = None;
@@ -272,6 +290,9 @@ impl Election {
             ),
         );
         self.become_follower(self.term, None, env, 0);
+        // The leader is dead, so it holds no lease: this node's loyalty to
+        // it ends now, and it may vote for whoever campaigns first.
+        self.leader_heard_ns = None;
         // Re-arm with the short jitter instead of a full timeout.
         if let Some(id) = self.election_timer.take() {
             self.actions.push(Action::CancelTimer { id });
@@ -318,6 +339,10 @@ impl Election {
             LogLevel::Info,
             format!("{} hands leadership of term {} to {to}", self.id, self.term),
         );
+        // The target's election is exempt from the others' loyalty, so this
+        // leader's lease no longer protects anyone: give it up for the rest
+        // of the term.
+        self.lease.given_up = true;
         self.send(to, Body::TimeoutNow { term: self.term });
         self.flush();
         Ok(())
@@ -334,7 +359,7 @@ impl Election {
             LogLevel::Info,
             format!("{} takes over from {from} after term {term}", self.id),
         );
-        self.become_candidate(env);
+        self.become_candidate(env, true);
     }
 
     /// Starts an election now, as if the election timer had fired (a
@@ -347,7 +372,7 @@ impl Election {
                 format!("{} already leads term {}", self.id, self.term),
             ),
             _ if self.pre_vote => self.start_pre_vote(env),
-            _ => self.become_candidate(env),
+            _ => self.become_candidate(env, false),
         }
         self.flush();
     }
@@ -391,8 +416,41 @@ impl Election {
 
     /// Until when this node may act as the sole leader, if it leads and
     /// holds a lease.
+    ///
+    /// The lease starts at the send time of the latest heartbeat round that
+    /// a majority (this node included) acknowledged: every node of that
+    /// majority received the round after it was sent, and stays loyal (no
+    /// vote for anyone else, see `leader_heard_ns`) for a minimum election
+    /// timeout after receiving it, so no other leader can be elected before
+    /// `start + min timeout`. The clock-drift margin covers clocks that run
+    /// at slightly different rates.
     pub fn lease_expires_ns(&self) -> Option<u64> {
-        None
+        if self.role != Role::Leader {
+            return None;
+        }
+        let start = self.lease.start(&self.members, &self.id)?;
+        let window = u64::from(self.timings.election_timeout_min_ms)
+            .saturating_sub(u64::from(self.timings.lease_drift_margin_ms))
+            * NS_PER_MS;
+        Some(start.saturating_add(window))
+    }
+
+    /// The heartbeat timer a leader has armed (for tests and tools that
+    /// drive a leader by hand).
+    pub fn heartbeat_timer_id(&self) -> Option<TimerId> {
+        self.heartbeat_timer
+    }
+
+    /// Whether this node is loyal to a leader it believes alive: it leads
+    /// itself, or heard from a leader (or restarted) within the minimum
+    /// election timeout. A loyal node grants no pre-vote, and no vote
+    /// except to a transfer's target.
+    fn loyal(&self) -> bool {
+        let window = u64::from(self.timings.election_timeout_min_ms) * NS_PER_MS;
+        self.role == Role::Leader
+            || self
+                .leader_heard_ns
+                .is_some_and(|at| self.now_ns.saturating_sub(at) < window)
     }
 
     pub(crate) fn handover(&self) -> Handover {
@@ -420,6 +478,7 @@ impl Election {
     pub(crate) fn from_handover(
         options: Options,
         h: Handover,
+        lease: Lease,
         env: &mut impl Environment,
     ) -> Result<Election, String> {
         let role = role_from(h.role)?;
@@ -437,6 +496,7 @@ impl Election {
             pre_vote: options.pre_vote,
             pre_campaign: h.pre_campaign,
             leader_heard_ns: h.leader_heard_ns,
+            lease,
             liveness: h.liveness,
             election_timer: h.election_timer,
             heartbeat_timer: h.heartbeat_timer,
@@ -470,7 +530,32 @@ impl Election {
 
     // ---- message handlers ----
 
-    fn on_request_vote(&mut self, from: &str, term: Term, env: &mut impl Environment) {
+    fn on_request_vote(
+        &mut self,
+        from: &str,
+        term: Term,
+        transfer: bool,
+        env: &mut impl Environment,
+    ) {
+        if term > self.term && !transfer && self.loyal() {
+            // Raft's disruption rule (thesis 4.2.3): within a minimum
+            // election timeout of hearing from a leader, neither adopt the
+            // term nor vote. The leader's lease counts on it.
+            self.log(
+                LogLevel::Debug,
+                format!(
+                    "{} refused {from} a vote at term {term}: its leader is alive",
+                    self.id
+                ),
+            );
+            return self.send(
+                from,
+                Body::Vote {
+                    term: self.term,
+                    granted: false,
+                },
+            );
+        }
         if term < self.term {
             return self.send(
                 from,
@@ -532,10 +617,12 @@ impl Election {
         self.count_votes();
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_heartbeat(
         &mut self,
         from: &str,
         term: Term,
+        round: u64,
         members: &[NodeId],
         alive: &[NodeId],
         now: u64,
@@ -549,6 +636,7 @@ impl Election {
                 Body::HeartbeatAck {
                     term: self.term,
                     ok: false,
+                    round,
                     members,
                 },
             );
@@ -584,16 +672,28 @@ impl Election {
             Body::HeartbeatAck {
                 term: self.term,
                 ok: true,
+                round,
                 members,
             },
         );
     }
 
-    fn on_heartbeat_ack(&mut self, term: Term, members: &[NodeId], env: &mut impl Environment) {
+    fn on_heartbeat_ack(
+        &mut self,
+        from: &str,
+        term: Term,
+        ok: bool,
+        round: u64,
+        members: &[NodeId],
+        env: &mut impl Environment,
+    ) {
         if term > self.term {
             return self.become_follower(term, None, env, 0);
         }
         self.merge_members(members);
+        if ok && term == self.term && self.role == Role::Leader {
+            self.lease.acked(from, round);
+        }
     }
 
     fn on_join(&mut self, from: &str, members: &[NodeId]) {
@@ -649,12 +749,7 @@ impl Election {
         // not the leader, and has not heard from one within the minimum
         // election timeout. That is what keeps a returning node from
         // deposing a healthy leader.
-        let window = u64::from(self.timings.election_timeout_min_ms) * NS_PER_MS;
-        let leader_alive = self.role == Role::Leader
-            || self
-                .leader_heard_ns
-                .is_some_and(|at| self.now_ns.saturating_sub(at) < window);
-        let granted = term > self.term && !leader_alive;
+        let granted = term > self.term && !self.loyal();
         self.send(
             from,
             Body::PreVote {
@@ -708,7 +803,7 @@ impl Election {
     fn count_pre_votes(&mut self, env: &mut impl Environment) {
         let voters = self.members.len();
         match quorum::tally(voters, self.granted.len(), self.rejected.len()) {
-            VoteResult::Won => self.become_candidate(env),
+            VoteResult::Won => self.become_candidate(env, false),
             VoteResult::Lost => {
                 self.pre_campaign = false;
                 self.log(
@@ -733,9 +828,6 @@ impl Election {
             self.set_term(term, None);
         }
         let changed = self.role != Role::Follower || self.leader != leader;
-        if self.leader != leader {
-            self.leader_heard_ns = None;
-        }
         self.role = Role::Follower;
         self.leader = leader;
         self.pre_campaign = false;
@@ -762,7 +854,9 @@ impl Election {
         }
     }
 
-    fn become_candidate(&mut self, env: &mut impl Environment) {
+    /// `transfer`: the leader handed over to this node (TimeoutNow), so
+    /// its vote requests say so and loyal nodes grant them.
+    fn become_candidate(&mut self, env: &mut impl Environment, transfer: bool) {
         self.pre_campaign = false;
         let own_vote = Some(self.id.clone());
         self.set_term(self.term + 1, own_vote);
@@ -779,7 +873,10 @@ impl Election {
         // Re-armed on every candidacy: a failed or split election ends
         // when this fires again, with a fresh random timeout.
         self.arm_election_timer(env, 0);
-        self.send_to_all(Body::RequestVote { term: self.term });
+        self.send_to_all(Body::RequestVote {
+            term: self.term,
+            transfer,
+        });
         self.count_votes();
     }
 
@@ -787,6 +884,7 @@ impl Election {
         self.role = Role::Leader;
         self.leader = Some(self.id.clone());
         self.leader_since_ns = self.now_ns;
+        self.lease = Lease::starting_after(&self.lease);
         self.granted.clear();
         self.rejected.clear();
         if let Some(id) = self.election_timer.take() {
@@ -897,15 +995,21 @@ impl Election {
         self.members.iter().cloned().collect()
     }
 
+    /// A heartbeat of the latest round (a newcomer's extra heartbeat
+    /// reuses it: its ack then dates from that round's earlier send time,
+    /// which only shortens the lease).
     fn heartbeat(&self) -> Body {
         Body::Heartbeat {
             term: self.term,
+            round: self.lease.round,
             members: self.member_list(),
             alive: self.liveness.alive(),
         }
     }
 
+    /// Starts a new heartbeat round, now.
     fn send_heartbeats(&mut self) {
+        self.lease.new_round(self.now_ns);
         let heartbeat = self.heartbeat();
         self.send_to_all(heartbeat);
     }

@@ -16,14 +16,24 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::election::Election;
+use crate::lease::Lease;
 use crate::liveness::Liveness;
 use crate::options::Options;
 use crate::types::{Environment, NodeId, Role, Term, TimerId};
 
-/// The handover format this build writes and reads.
-pub const HANDOVER_FORMAT: u8 = 1;
+/// The handover format this build writes. It also reads format 1 (the
+/// builds before leases), whose leader resumes without a lease until its
+/// next acknowledged heartbeat round.
+pub const HANDOVER_FORMAT: u8 = 2;
 
-/// The state handed from one build to the next.
+/// Format 2: format 1's state plus the leader's lease bookkeeping.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct HandoverWithLease {
+    pub(crate) core: Handover,
+    pub(crate) lease: Lease,
+}
+
+/// The state handed from one build to the next (all of format 1).
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Handover {
     pub(crate) node_id: NodeId,
@@ -69,7 +79,11 @@ impl Election {
     pub fn export_state(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         out.push(HANDOVER_FORMAT);
-        match postcard::to_extend(&self.handover(), out) {
+        let state = HandoverWithLease {
+            core: self.handover(),
+            lease: self.lease.clone(),
+        };
+        match postcard::to_extend(&state, out) {
             Ok(out) => out,
             Err(_) => unreachable!("postcard encoding into a Vec is infallible"),
         }
@@ -87,14 +101,26 @@ impl Election {
     ) -> Result<Election, String> {
         options.validate().map_err(|e| format!("{e}"))?;
         let (&format, rest) = state.split_first().ok_or("empty state")?;
-        if format != HANDOVER_FORMAT {
-            return Err(format!(
-                "state of handover format {format}; this build reads format {HANDOVER_FORMAT}"
-            ));
-        }
-        let handover: Handover = match postcard::take_from_bytes(rest) {
-            Ok((h, [])) => h,
-            _ => return Err("malformed state".into()),
+        let HandoverWithLease {
+            core: handover,
+            lease,
+        } = match format {
+            1 => match postcard::take_from_bytes::<Handover>(rest) {
+                Ok((core, [])) => HandoverWithLease {
+                    core,
+                    lease: Lease::default(),
+                },
+                _ => return Err("malformed state".into()),
+            },
+            HANDOVER_FORMAT => match postcard::take_from_bytes(rest) {
+                Ok((h, [])) => h,
+                _ => return Err("malformed state".into()),
+            },
+            other => {
+                return Err(format!(
+                    "state of handover format {other}; this build reads formats 1 and {HANDOVER_FORMAT}"
+                ));
+            }
         };
         if handover.node_id != options.node_id || handover.cluster_id != options.cluster_id {
             return Err(format!(
@@ -102,6 +128,6 @@ impl Election {
                 handover.node_id, handover.cluster_id, options.node_id, options.cluster_id
             ));
         }
-        Election::from_handover(options, handover, env)
+        Election::from_handover(options, handover, lease, env)
     }
 }

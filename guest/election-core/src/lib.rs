@@ -29,6 +29,7 @@ extern crate std;
 
 pub mod election;
 pub mod handover;
+pub mod lease;
 pub mod liveness;
 pub mod options;
 pub mod quorum;

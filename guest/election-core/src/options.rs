@@ -18,6 +18,9 @@ pub struct Timings {
     pub heartbeat_interval_ms: u32,
     /// Heartbeat intervals of silence after which a peer is reported gone.
     pub peer_timeout_heartbeats: u32,
+    /// Taken off the leader's lease to cover clocks that run at slightly
+    /// different rates on different nodes.
+    pub lease_drift_margin_ms: u32,
 }
 
 impl Default for Timings {
@@ -29,6 +32,7 @@ impl Default for Timings {
             election_timeout_max_ms: 300,
             heartbeat_interval_ms: 50,
             peer_timeout_heartbeats: 10,
+            lease_drift_margin_ms: 15,
         }
     }
 }
@@ -158,6 +162,15 @@ impl Options {
                 ),
             ));
         }
+        if t.lease_drift_margin_ms >= t.election_timeout_min_ms {
+            return Err(refuse(
+                "timings.lease-drift-margin-ms",
+                format!(
+                    "must be less than election-timeout-min-ms ({} ms >= {} ms), or no lease is ever granted",
+                    t.lease_drift_margin_ms, t.election_timeout_min_ms
+                ),
+            ));
+        }
         if t.peer_timeout_heartbeats < 2 {
             return Err(refuse(
                 "timings.peer-timeout-heartbeats",
@@ -242,6 +255,10 @@ mod tests {
         let mut o = options();
         o.timings.peer_timeout_heartbeats = 1;
         assert_eq!(field_of(o), "timings.peer-timeout-heartbeats");
+
+        let mut o = options();
+        o.timings.lease_drift_margin_ms = 150;
+        assert_eq!(field_of(o), "timings.lease-drift-margin-ms");
     }
 
     #[test]

@@ -212,11 +212,18 @@ fn events_never_get_ahead_of_durable_state() {
     let (mut n, start) = Node::start("n1", &["n1", "n2", "n3"]);
     for actions in [
         n.fire(last_timer(&start)),
-        n.deliver("n2", Body::RequestVote { term: 5 }),
+        n.deliver(
+            "n2",
+            Body::RequestVote {
+                term: 5,
+                transfer: false,
+            },
+        ),
         n.deliver(
             "n3",
             Body::Heartbeat {
                 term: 7,
+                round: 0,
                 members: vec![],
                 alive: vec![],
             },
@@ -259,11 +266,11 @@ fn candidacy_bumps_term_votes_for_self_and_persists_before_asking() {
     assert_eq!((state.term, state.voted_for.as_deref()), (1, Some("n1")));
     let asked: Vec<_> = sent(&actions).into_iter().map(|(to, _)| to).collect();
     assert_eq!(asked, vec!["n2", "n3"]);
-    assert!(
-        sent(&actions)
-            .iter()
-            .all(|(_, b)| *b == Body::RequestVote { term: 1 })
-    );
+    assert!(sent(&actions).iter().all(|(_, b)| *b
+        == Body::RequestVote {
+            term: 1,
+            transfer: false
+        }));
 }
 
 #[test]
@@ -351,7 +358,13 @@ fn a_lone_node_with_empty_bootstrap_leads_itself() {
 #[test]
 fn one_vote_per_term() {
     let (mut n, _) = Node::start("n1", &["n1", "n2", "n3"]);
-    let a = n.deliver("n2", Body::RequestVote { term: 1 });
+    let a = n.deliver(
+        "n2",
+        Body::RequestVote {
+            term: 1,
+            transfer: false,
+        },
+    );
     assert_eq!(
         sent(&a),
         vec![(
@@ -362,7 +375,13 @@ fn one_vote_per_term() {
             }
         )]
     );
-    let b = n.deliver("n3", Body::RequestVote { term: 1 });
+    let b = n.deliver(
+        "n3",
+        Body::RequestVote {
+            term: 1,
+            transfer: false,
+        },
+    );
     assert_eq!(
         sent(&b),
         vec![(
@@ -374,7 +393,13 @@ fn one_vote_per_term() {
         )]
     );
     // A retransmitted request from the same candidate is granted again.
-    let c = n.deliver("n2", Body::RequestVote { term: 1 });
+    let c = n.deliver(
+        "n2",
+        Body::RequestVote {
+            term: 1,
+            transfer: false,
+        },
+    );
     assert_eq!(
         sent(&c),
         vec![(
@@ -386,7 +411,13 @@ fn one_vote_per_term() {
         )]
     );
     // A new term frees the vote.
-    let d = n.deliver("n3", Body::RequestVote { term: 2 });
+    let d = n.deliver(
+        "n3",
+        Body::RequestVote {
+            term: 2,
+            transfer: false,
+        },
+    );
     assert_eq!(
         sent(&d),
         vec![(
@@ -402,7 +433,13 @@ fn one_vote_per_term() {
 #[test]
 fn the_vote_is_persisted_before_it_is_sent() {
     let (mut n, _) = Node::start("n1", &["n1", "n2", "n3"]);
-    let a = n.deliver("n2", Body::RequestVote { term: 4 });
+    let a = n.deliver(
+        "n2",
+        Body::RequestVote {
+            term: 4,
+            transfer: false,
+        },
+    );
     assert!(
         matches!(a.iter().find(|a| matches!(a, Action::Persist(_) | Action::Send { .. })),
         Some(Action::Persist(s)) if s.term == 4 && s.voted_for.as_deref() == Some("n2"))
@@ -419,7 +456,13 @@ fn a_restarted_node_remembers_its_vote() {
     let (mut n, start) = Node::restart("n1", &["n1", "n2", "n3"], Some(state));
     assert_eq!(persisted(&start), None, "nothing new to persist");
     assert_eq!(n.e.status().term, 3);
-    let a = n.deliver("n3", Body::RequestVote { term: 3 });
+    let a = n.deliver(
+        "n3",
+        Body::RequestVote {
+            term: 3,
+            transfer: false,
+        },
+    );
     assert_eq!(
         sent(&a),
         vec![(
@@ -446,8 +489,20 @@ fn persisted_members_survive_an_empty_bootstrap() {
 #[test]
 fn stale_terms_are_rejected_with_the_current_term() {
     let (mut n, _) = Node::start("n1", &["n1", "n2", "n3"]);
-    n.deliver("n2", Body::RequestVote { term: 5 });
-    let a = n.deliver("n3", Body::RequestVote { term: 3 });
+    n.deliver(
+        "n2",
+        Body::RequestVote {
+            term: 5,
+            transfer: false,
+        },
+    );
+    let a = n.deliver(
+        "n3",
+        Body::RequestVote {
+            term: 3,
+            transfer: false,
+        },
+    );
     assert_eq!(
         sent(&a),
         vec![(
@@ -462,6 +517,7 @@ fn stale_terms_are_rejected_with_the_current_term() {
         "n3",
         Body::Heartbeat {
             term: 4,
+            round: 0,
             members: vec![],
             alive: vec![],
         },
@@ -475,7 +531,12 @@ fn stale_terms_are_rejected_with_the_current_term() {
 #[test]
 fn a_leader_steps_down_on_a_higher_term() {
     for body in [
-        Body::RequestVote { term: 2 },
+        // Only a transfer's vote request: a plain one is refused by a
+        // loyal node, which a leader always is (see the next test).
+        Body::RequestVote {
+            term: 2,
+            transfer: true,
+        },
         Body::Vote {
             term: 2,
             granted: false,
@@ -483,10 +544,12 @@ fn a_leader_steps_down_on_a_higher_term() {
         Body::HeartbeatAck {
             term: 2,
             ok: false,
+            round: 0,
             members: vec![],
         },
         Body::Heartbeat {
             term: 2,
+            round: 0,
             members: vec![],
             alive: vec![],
         },
@@ -521,6 +584,7 @@ fn a_candidate_yields_to_a_leader_of_its_own_term() {
         "n2",
         Body::Heartbeat {
             term: 1,
+            round: 0,
             members: vec![],
             alive: vec![],
         },
@@ -547,6 +611,7 @@ fn a_candidate_yields_to_a_leader_of_its_own_term() {
             Body::HeartbeatAck {
                 term: 1,
                 ok: true,
+                round: 0,
                 ..
             }
         )]
@@ -592,6 +657,7 @@ fn followers_reset_their_timer_on_heartbeats() {
     let first = last_timer(&start);
     let hb = || Body::Heartbeat {
         term: 1,
+        round: 0,
         members: vec!["n1".into(), "n2".into(), "n3".into()],
         alive: vec!["n3".into()],
     };
@@ -619,7 +685,10 @@ fn another_cluster_is_ignored() {
     let (mut n, _) = Node::start("n1", &["n1", "n2", "n3"]);
     let foreign = Message {
         cluster_id: "other".into(),
-        body: Body::RequestVote { term: 9 },
+        body: Body::RequestVote {
+            term: 9,
+            transfer: false,
+        },
     };
     n.e.on_message("n2", &foreign.encode(), &mut n.env);
     let actions = n.e.take_actions();
@@ -645,6 +714,7 @@ fn peers_are_discovered_from_messages_and_heartbeats() {
         "n4",
         Body::Heartbeat {
             term: 1,
+            round: 0,
             members: vec!["n4".into(), "n5".into()],
             alive: vec![],
         },
@@ -671,6 +741,7 @@ fn invalid_ids_in_messages_never_become_members() {
         "n2",
         Body::Heartbeat {
             term: 1,
+            round: 0,
             members: vec![String::new(), "a b".into(), "ok".into()],
             alive: vec![],
         },
@@ -687,6 +758,7 @@ fn a_silent_peer_leaves_but_stays_a_voter() {
         Body::HeartbeatAck {
             term: 1,
             ok: true,
+            round: 0,
             members: vec![],
         },
     );
@@ -695,6 +767,7 @@ fn a_silent_peer_leaves_but_stays_a_voter() {
         Body::HeartbeatAck {
             term: 1,
             ok: true,
+            round: 0,
             members: vec![],
         },
     );
@@ -707,6 +780,7 @@ fn a_silent_peer_leaves_but_stays_a_voter() {
             Body::HeartbeatAck {
                 term: 1,
                 ok: true,
+                round: 0,
                 members: vec![],
             },
         );
@@ -727,6 +801,7 @@ fn a_silent_peer_leaves_but_stays_a_voter() {
         Body::HeartbeatAck {
             term: 1,
             ok: true,
+            round: 0,
             members: vec![],
         },
     );
@@ -769,6 +844,7 @@ fn a_leader_hearing_from_a_majority_keeps_leading() {
             Body::HeartbeatAck {
                 term: 1,
                 ok: true,
+                round: 0,
                 members: vec![],
             },
         );
@@ -864,6 +940,7 @@ fn two_leaders_of_one_term_both_step_down() {
         "x",
         Body::Heartbeat {
             term: 1,
+            round: 0,
             members: vec!["x".into()],
             alive: vec![],
         },
@@ -990,6 +1067,7 @@ fn a_pre_candidate_asks_without_bumping_its_term_and_forgets_its_leader() {
         "n2",
         Body::Heartbeat {
             term: 3,
+            round: 0,
             members: vec![],
             alive: vec![],
         },
@@ -1022,11 +1100,11 @@ fn a_pre_candidate_asks_without_bumping_its_term_and_forgets_its_leader() {
         },
     );
     assert_eq!((n.e.status().role, n.e.status().term), (Role::Candidate, 4));
-    assert!(
-        sent(&actions)
-            .iter()
-            .all(|(_, b)| *b == Body::RequestVote { term: 4 })
-    );
+    assert!(sent(&actions).iter().all(|(_, b)| *b
+        == Body::RequestVote {
+            term: 4,
+            transfer: false
+        }));
 }
 
 #[test]
@@ -1048,6 +1126,7 @@ fn pre_votes_are_refused_while_the_leader_is_heard_from() {
         "n2",
         Body::Heartbeat {
             term: 2,
+            round: 0,
             members: vec![],
             alive: vec![],
         },
@@ -1154,6 +1233,43 @@ fn a_leader_hands_its_whole_state_to_another_build() {
 }
 
 #[test]
+fn a_leaders_lease_survives_a_swap_and_a_format_1_state_still_imports() {
+    let (mut n, _) = leader();
+    n.deliver(
+        "n2",
+        Body::HeartbeatAck {
+            term: 1,
+            ok: true,
+            round: 1,
+            members: vec![],
+        },
+    );
+    let lease = n.e.lease_expires_ns();
+    assert!(lease.is_some());
+    let state = n.e.export_state();
+    let mut env = TestEnv::new(5);
+    let next = Election::import_state(options("n1", &["n1", "n2", "n3"]), &state, &mut env)
+        .expect("imports");
+    assert_eq!(next.lease_expires_ns(), lease);
+
+    // A build from before leases wrote format 1: the bare state.
+    let (&format, rest) = state.split_first().expect("not empty");
+    assert_eq!(format, crate::handover::HANDOVER_FORMAT);
+    let (with_lease, _): (crate::handover::HandoverWithLease, _) =
+        postcard::take_from_bytes(rest).expect("decodes");
+    let mut old = vec![1u8];
+    old.extend(postcard::to_allocvec(&with_lease.core).expect("encodes"));
+    let from_old = Election::import_state(options("n1", &["n1", "n2", "n3"]), &old, &mut env)
+        .expect("format 1 imports");
+    assert_eq!(from_old.status().role, Role::Leader);
+    assert_eq!(
+        from_old.lease_expires_ns(),
+        None,
+        "no lease until the next acknowledged round"
+    );
+}
+
+#[test]
 fn a_foreign_or_unknown_state_is_refused_with_the_reason() {
     let (n, _) = leader();
     let state = n.e.export_state();
@@ -1178,6 +1294,7 @@ fn a_follower_told_its_leader_died_campaigns_after_a_short_jitter() {
         "n2",
         Body::Heartbeat {
             term: 2,
+            round: 0,
             members: vec![],
             alive: vec![],
         },
@@ -1244,6 +1361,7 @@ fn a_leader_hands_leadership_over_and_refuses_bad_targets() {
         Body::HeartbeatAck {
             term: 1,
             ok: true,
+            round: 0,
             members: vec![],
         },
     );
@@ -1261,21 +1379,171 @@ fn a_leader_hands_leadership_over_and_refuses_bad_targets() {
         "n1",
         Body::Heartbeat {
             term: 1,
+            round: 0,
             members: vec![],
             alive: vec![],
         },
     );
     let actions = t.deliver("n1", Body::TimeoutNow { term: 1 });
     assert_eq!((t.e.status().role, t.e.status().term), (Role::Candidate, 2));
-    assert!(
-        sent(&actions)
-            .iter()
-            .all(|(_, b)| *b == Body::RequestVote { term: 2 })
+    assert!(sent(&actions).iter().all(|(_, b)| *b
+        == Body::RequestVote {
+            term: 2,
+            transfer: true
+        }));
+    // The others grant it although they heard from the leader just now...
+    let (mut f, _) = Node::with_options(pre_vote_options("n2", &["n1", "n2", "n3"]), None);
+    f.deliver(
+        "n1",
+        Body::Heartbeat {
+            term: 1,
+            round: 1,
+            members: vec![],
+            alive: vec![],
+        },
     );
+    let vote = f.deliver(
+        "n3",
+        Body::RequestVote {
+            term: 2,
+            transfer: true,
+        },
+    );
+    assert_eq!(
+        sent(&vote),
+        vec![(
+            "n3".into(),
+            Body::Vote {
+                term: 2,
+                granted: true
+            }
+        )]
+    );
+    // ...and the old leader gave its lease up when it handed over.
+    assert_eq!(n.e.lease_expires_ns(), None);
     // A hand-over from a node that is not its leader is ignored.
     let stale = t.deliver("n2", Body::TimeoutNow { term: 2 });
     assert!(sent(&stale).is_empty());
     let (mut f, _) = Node::start("n2", &["n1", "n2", "n3"]);
     f.e.transfer_leadership("n1", &mut f.env)
         .expect_err("a follower cannot transfer");
+}
+
+// ---- leases and loyalty ----
+
+fn heartbeat_from(n: &mut Node, leader: &str, term: u64, round: u64) -> Vec<Action> {
+    n.deliver(
+        leader,
+        Body::Heartbeat {
+            term,
+            round,
+            members: vec![],
+            alive: vec![],
+        },
+    )
+}
+
+fn vote_of(actions: &[Action]) -> Option<(u64, bool)> {
+    sent(actions).into_iter().find_map(|(_, b)| match b {
+        Body::Vote { term, granted } => Some((term, granted)),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_follower_that_heard_its_leader_lately_neither_votes_nor_adopts_the_term() {
+    let (mut n, _) = Node::start("n2", &["n1", "n2", "n3"]);
+    n.env.now = 1_000 * MS;
+    heartbeat_from(&mut n, "n1", 1, 1);
+    n.env.now += 100 * MS; // within the 150 ms minimum timeout
+    let refused = n.deliver(
+        "n3",
+        Body::RequestVote {
+            term: 2,
+            transfer: false,
+        },
+    );
+    assert_eq!(vote_of(&refused), Some((1, false)));
+    assert_eq!(n.e.status().term, 1, "the term is not adopted");
+    assert!(persisted(&refused).is_none());
+    // Once the window has passed, the leader may be gone: the vote is free.
+    n.env.now += 60 * MS;
+    let granted = n.deliver(
+        "n3",
+        Body::RequestVote {
+            term: 2,
+            transfer: false,
+        },
+    );
+    assert_eq!(vote_of(&granted), Some((2, true)));
+}
+
+#[test]
+fn a_restarted_node_stays_loyal_for_one_window_and_a_dead_leader_releases_it() {
+    let state = PersistedState {
+        term: 3,
+        voted_for: Some("n1".into()),
+        members: vec!["n1".into(), "n2".into(), "n3".into()],
+    };
+    let (mut n, _) = Node::restart("n2", &["n1", "n2", "n3"], Some(state));
+    // It may have acknowledged n1's heartbeat just before going down.
+    let refused = n.deliver(
+        "n3",
+        Body::RequestVote {
+            term: 4,
+            transfer: false,
+        },
+    );
+    assert_eq!(vote_of(&refused), Some((3, false)));
+    // The host reports the leader's process dead: loyalty ends at once.
+    heartbeat_from(&mut n, "n1", 3, 1);
+    n.e.peer_unreachable("n1", &mut n.env);
+    n.e.take_actions();
+    let granted = n.deliver(
+        "n3",
+        Body::RequestVote {
+            term: 4,
+            transfer: false,
+        },
+    );
+    assert_eq!(vote_of(&granted), Some((4, true)));
+}
+
+#[test]
+fn the_lease_runs_from_the_send_time_of_the_newest_majority_acknowledged_round() {
+    let (mut n, _) = leader(); // sent round 1 at t = 0 on winning
+    assert_eq!(n.e.lease_expires_ns(), None, "nobody acknowledged yet");
+    n.env.now = 5 * MS;
+    n.deliver(
+        "n2",
+        Body::HeartbeatAck {
+            term: 1,
+            ok: true,
+            round: 1,
+            members: vec![],
+        },
+    );
+    // Round 1 left at 0: the lease is 150 ms less the 15 ms drift margin.
+    assert_eq!(n.e.lease_expires_ns(), Some(135 * MS));
+    // The next round, sent at 50 ms and acknowledged, extends it.
+    n.env.now = 50 * MS;
+    let timer =
+        n.e.heartbeat_timer_id()
+            .expect("a leader has a heartbeat timer");
+    n.fire(timer);
+    n.env.now = 52 * MS;
+    n.deliver(
+        "n3",
+        Body::HeartbeatAck {
+            term: 1,
+            ok: true,
+            round: 2,
+            members: vec![],
+        },
+    );
+    assert_eq!(n.e.lease_expires_ns(), Some(185 * MS));
+    // A refusing ack (stale term on the follower's side) extends nothing,
+    // and a leader that steps down holds no lease.
+    n.e.step_down(&mut n.env);
+    assert_eq!(n.e.lease_expires_ns(), None);
 }

@@ -34,14 +34,21 @@ pub struct Message {
 /// answered with the receiver's current term so the sender can catch up.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Body {
-    /// A candidate asks for a vote in `term`.
-    RequestVote { term: Term },
+    /// A candidate asks for a vote in `term`. `transfer` is set when the
+    /// leader handed over to it (TimeoutNow): only then do nodes that
+    /// heard from a leader within the minimum election timeout grant it.
+    RequestVote { term: Term, transfer: bool },
     /// The answer to `RequestVote`.
     Vote { term: Term, granted: bool },
     /// The leader of `term` asserts itself and shares what it knows: the
     /// voting membership and the members it has heard from recently.
+    ///
+    /// `round` numbers the leader's heartbeat rounds; the ack echoes it, so
+    /// the leader knows which round (and so which send time) a majority
+    /// acknowledged: that is where its lease starts.
     Heartbeat {
         term: Term,
+        round: u64,
         members: Vec<NodeId>,
         alive: Vec<NodeId>,
     },
@@ -51,6 +58,7 @@ pub enum Body {
     HeartbeatAck {
         term: Term,
         ok: bool,
+        round: u64,
         members: Vec<NodeId>,
     },
     /// A node introduces itself (the `join` export) with what it knows.
@@ -129,19 +137,24 @@ mod tests {
             body,
         };
         vec![
-            m(Body::RequestVote { term: 7 }),
+            m(Body::RequestVote {
+                term: 7,
+                transfer: false,
+            }),
             m(Body::Vote {
                 term: 7,
                 granted: true,
             }),
             m(Body::Heartbeat {
                 term: u64::MAX,
+                round: 0,
                 members: vec!["a".into(), "b".into()],
                 alive: vec!["b".into()],
             }),
             m(Body::HeartbeatAck {
                 term: 1,
                 ok: false,
+                round: 0,
                 members: vec![],
             }),
             m(Body::Join {
@@ -202,6 +215,7 @@ mod tests {
             cluster_id: "prod".into(),
             body: Body::Heartbeat {
                 term: 12,
+                round: 0,
                 members: vec!["n1".into(), "n2".into(), "n3".into()],
                 alive: vec!["n2".into(), "n3".into()],
             },

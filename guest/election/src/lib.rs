@@ -89,6 +89,7 @@ mod component {
                 election_timeout_max_ms: options.timings.election_timeout_max_ms,
                 heartbeat_interval_ms: options.timings.heartbeat_interval_ms,
                 peer_timeout_heartbeats: options.timings.peer_timeout_heartbeats,
+                lease_drift_margin_ms: options.timings.lease_drift_margin_ms,
             },
             pre_vote: options.pre_vote,
         }

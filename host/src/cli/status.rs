@@ -34,6 +34,15 @@ pub async fn status(admin: SocketAddr, json: bool) -> anyhow::Result<ExitCode> {
             report.peers.join(", ")
         }
     );
+    if report.role == "leader" {
+        match report.lease_remaining_ms {
+            Some(ms) => println!(
+                "lease     {ms:.0} ms left (fencing token: term {})",
+                report.term
+            ),
+            None => println!("lease     none (no majority acknowledged lately)"),
+        }
+    }
     match &report.plugin {
         Some(p) => println!("plugin    {} (sha256 {})", p.name, &p.sha256),
         None => println!("plugin    none"),

@@ -551,6 +551,8 @@ impl Node {
             name: p.name(),
             sha256: p.sha256(),
         });
+        let now_ns = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let lease_status = status.clone();
         NodeReport::new(
             plugin,
             self.max_leader_gap,
@@ -559,8 +561,8 @@ impl Node {
             status,
             self.transport.stats(),
             self.started.elapsed(),
-            u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX),
         )
+        .with_lease(lease_status.as_ref(), now_ns)
     }
 }
 

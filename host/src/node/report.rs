@@ -68,6 +68,17 @@ pub struct TransportReport {
 }
 
 impl NodeReport {
+    /// The report with the lease `status` grants, measured at `now_ns` on
+    /// the protocol's clock.
+    pub(crate) fn with_lease(mut self, status: Option<&NodeStatus>, now_ns: u64) -> NodeReport {
+        self.lease_remaining_ms = status
+            .filter(|s| s.role == Role::Leader)
+            .and_then(|s| s.lease_expires_ns)
+            .and_then(|until| until.checked_sub(now_ns))
+            .map(|ns| ns as f64 / 1e6);
+        self
+    }
+
     pub(crate) fn new(
         plugin: Option<PluginReport>,
         max_leader_gap: Duration,
@@ -76,7 +87,6 @@ impl NodeReport {
         status: Option<NodeStatus>,
         stats: TransportStats,
         uptime: Duration,
-        now_ns: u64,
     ) -> NodeReport {
         let role = match status.as_ref().map(|s| s.role) {
             Some(Role::Leader) => "leader",
@@ -97,11 +107,7 @@ impl NodeReport {
             ignored_messages: 0,
             lease_expires_ns: None,
         });
-        let lease_remaining_ms = status
-            .lease_expires_ns
-            .filter(|_| status.role == Role::Leader)
-            .and_then(|until| until.checked_sub(now_ns))
-            .map(|ns| ns as f64 / 1e6);
+
         NodeReport {
             node_id: status.node_id,
             cluster_id: status.cluster_id,
@@ -119,7 +125,7 @@ impl NodeReport {
             admin: identity.admin.to_string(),
             uptime_ms: uptime.as_millis() as u64,
             max_leader_gap_ms: max_leader_gap.as_millis() as u64,
-            lease_remaining_ms,
+            lease_remaining_ms: None,
             transport: TransportReport {
                 sent: stats.sent,
                 received: stats.received,

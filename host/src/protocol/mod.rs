@@ -69,13 +69,15 @@ impl std::error::Error for InvalidOptions {}
 
 impl Default for Timings {
     /// 150–300 ms election timeout, 50 ms heartbeat, a peer gone after ten
-    /// silent heartbeat intervals: the protocol's documented defaults.
+    /// silent heartbeat intervals, a 15 ms lease drift margin: the
+    /// protocol's documented defaults.
     fn default() -> Self {
         Timings {
             election_timeout_min_ms: 150,
             election_timeout_max_ms: 300,
             heartbeat_interval_ms: 50,
             peer_timeout_heartbeats: 10,
+            lease_drift_margin_ms: 15,
         }
     }
 }

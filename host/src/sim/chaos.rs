@@ -93,6 +93,9 @@ pub struct ChaosPlan {
     pub faults: Vec<Fault>,
     /// Range of the virtual time between two faults.
     pub fault_gap_ns: (u64, u64),
+    /// Each node's clock drift, in parts per million (within ±1 %, in
+    /// three seeds in four; the lease invariant is checked against it).
+    pub clock_drift_ppm: Vec<i32>,
 }
 
 impl ChaosPlan {
@@ -108,6 +111,9 @@ impl ChaosPlan {
             election_timeout_max_ms: max,
             heartbeat_interval_ms: heartbeat,
             peer_timeout_heartbeats: rng.range(2, 10) as u32,
+            // Covers the simulated clocks' rate differences (see
+            // `clock_drift` below) over a minimum timeout, with room.
+            lease_drift_margin_ms: (min / 10).max(1),
         };
         let max_delay = rng.range(MS, u64::from(min) * MS / 5);
         let degraded = NetworkConfig {
@@ -145,10 +151,24 @@ impl ChaosPlan {
         }
         let gap_low = rng.range(20 * MS, 300 * MS);
         let gap_high = gap_low + rng.range(0, 1_500 * MS);
+        // Drawn from a stream of its own, so the other choices of a seed
+        // stay what they were before clocks drifted.
+        let mut clocks = SimRng::derive(seed, 0xd41f7);
+        let drifting = clocks.chance(0.75);
+        let clock_drift_ppm = (0..nodes)
+            .map(|_| {
+                if drifting {
+                    clocks.range(0, 20_000) as i32 - 10_000
+                } else {
+                    0
+                }
+            })
+            .collect();
         ChaosPlan {
             nodes,
             timings,
             pre_vote,
+            clock_drift_ppm,
             crash_mid_call,
             crash_detection_ns,
             degraded,
@@ -221,9 +241,11 @@ pub fn run(component: &Arc<ElectionComponent>, seed: u64) -> anyhow::Result<Chao
     let plan = ChaosPlan::for_seed(seed);
     let mut sim = Simulation::new(component.clone(), seed);
     let mut rng = SimRng::derive(seed, 0xfa017);
+    let mut drifts = plan.clock_drift_ppm.iter().copied();
     sim.add_cluster(CLUSTER, plan.nodes, |spec| {
         spec.timings = plan.timings;
         spec.pre_vote = plan.pre_vote;
+        spec.clock_drift_ppm = drifts.next().unwrap_or(0);
     })?;
 
     // Safety phase.

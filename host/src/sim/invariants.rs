@@ -9,6 +9,10 @@
 //!   too (the term is persisted).
 //! - **One vote per term**: what a node persists never changes its vote
 //!   within a term, nor takes its term back, across crashes and restarts.
+//! - **Leases**: no node believes it holds a lease (its lease expiry is
+//!   later than its own clock) while a node that shares its membership
+//!   view has been elected leader of a later term. Checked with each
+//!   node's clock drifting from the others'.
 
 use std::collections::BTreeMap;
 
@@ -132,6 +136,34 @@ impl Checker {
         }
         self.votes
             .insert(node, (state.term, state.voted_for.clone()));
+    }
+
+    /// Checks a leader's lease at virtual time `at_ns`, when its own clock
+    /// reads `local_ns`: a lease still running while a leader of a later
+    /// term (sharing a membership view with it) was elected is a violation.
+    pub fn lease(&mut self, at_ns: u64, local_ns: u64, status: &NodeStatus) {
+        let Some(expires) = status.lease_expires_ns else {
+            return;
+        };
+        if expires <= local_ns {
+            return;
+        }
+        let later = self
+            .leaders
+            .range((status.cluster_id.clone(), status.term + 1)..)
+            .take_while(|((cluster, _), _)| *cluster == status.cluster_id)
+            .flat_map(|((_, term), records)| records.iter().map(move |r| (*term, r)))
+            .find(|(_, r)| r.members.contains(&status.node_id) || status.members.contains(&r.id));
+        if let Some((term, record)) = later {
+            let what = format!(
+                "{} holds a lease at term {} for {} ms more, but {} was elected in term {term}",
+                status.node_id,
+                status.term,
+                (expires - local_ns) / 1_000_000,
+                record.id
+            );
+            self.violate(at_ns, what);
+        }
     }
 
     /// Records a violation found elsewhere (a trapped component, say).

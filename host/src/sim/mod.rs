@@ -74,6 +74,10 @@ pub struct NodeSpec {
     pub plugin: Option<SimPlugin>,
     /// Whether the protocol runs pre-votes (default on).
     pub pre_vote: bool,
+    /// How fast this node's clock runs against true (virtual) time, in
+    /// parts per million: 10_000 is 1 % fast, -10_000 1 % slow. Its
+    /// protocol reads this clock and its timers run on it. Default 0.
+    pub clock_drift_ppm: i32,
 }
 
 impl NodeSpec {
@@ -86,6 +90,7 @@ impl NodeSpec {
             timings: Timings::default(),
             plugin: None,
             pre_vote: true,
+            clock_drift_ppm: 0,
         }
     }
 
@@ -120,11 +125,25 @@ struct Shared {
 struct SimEnvironment {
     shared: Arc<Shared>,
     rng: SimRng,
+    drift_ppm: i32,
+}
+
+/// What a clock running `drift_ppm` fast reads at virtual time `at_ns`.
+fn local_time(at_ns: u64, drift_ppm: i32) -> u64 {
+    let drifted = i128::from(at_ns) * (1_000_000 + i128::from(drift_ppm)) / 1_000_000;
+    u64::try_from(drifted.max(0)).unwrap_or(u64::MAX)
+}
+
+/// How much virtual time passes while a clock running `drift_ppm` fast
+/// advances by `local_ns`.
+fn virtual_span(local_ns: u64, drift_ppm: i32) -> u64 {
+    let rate = (1_000_000 + i128::from(drift_ppm)).max(1);
+    u64::try_from(i128::from(local_ns) * 1_000_000 / rate).unwrap_or(u64::MAX)
 }
 
 impl Environment for SimEnvironment {
     fn now_ns(&mut self) -> u64 {
-        self.shared.now_ns.load(Ordering::Relaxed)
+        local_time(self.shared.now_ns.load(Ordering::Relaxed), self.drift_ppm)
     }
 
     fn random_u64(&mut self) -> u64 {
@@ -146,6 +165,8 @@ struct SimNode {
     disk: Option<PersistedState>,
     /// Timers armed and not yet fired or cancelled.
     timers: BTreeSet<u64>,
+    /// The term this node leads, if it does (from its events).
+    leading: Option<u64>,
     /// The node's plugin and its view; see `plugins.rs`.
     plugin: Option<plugins::NodePlugin>,
 }
@@ -289,8 +310,9 @@ impl Simulation {
 
     /// Node `node`'s own clock now, in nanoseconds: what its protocol and
     /// plugin read as the time.
-    pub fn node_now_ns(&self, _node: NodeIndex) -> u64 {
-        self.now_ns()
+    pub fn node_now_ns(&self, node: NodeIndex) -> u64 {
+        let drift = self.nodes.get(node).map_or(0, |n| n.spec.clock_drift_ppm);
+        local_time(self.now_ns(), drift)
     }
 
     /// Adds and starts a node now; returns its index.
@@ -303,6 +325,7 @@ impl Simulation {
             incarnation: 0,
             disk: None,
             timers: BTreeSet::new(),
+            leading: None,
             plugin: None,
         });
         self.boot(index)?;
@@ -316,7 +339,7 @@ impl Simulation {
         &mut self,
         cluster: &str,
         count: usize,
-        configure: impl Fn(&mut NodeSpec),
+        mut configure: impl FnMut(&mut NodeSpec),
     ) -> anyhow::Result<Vec<NodeIndex>> {
         let ids: Vec<String> = (1..=count).map(|i| format!("n{i}")).collect();
         let bootstrap: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -338,6 +361,7 @@ impl Simulation {
         if n.instance.take().is_some() {
             n.incarnation += 1;
             n.timers.clear();
+            n.leading = None;
             n.plugin = None;
             let peer_incarnation = n.incarnation;
             self.note(node, "crashed");
@@ -493,6 +517,7 @@ impl Simulation {
         let env = SimEnvironment {
             shared: self.shared.clone(),
             rng: SimRng::derive(self.seed, (node as u64) << 32 | n.incarnation | 1 << 31),
+            drift_ppm: n.spec.clock_drift_ppm,
         };
         let mut new = component.instantiate(&n.spec.id, Box::new(env))?;
         let effects = new.import_state(&n.spec.options(), &state)?;
@@ -638,6 +663,7 @@ impl Simulation {
         let env = SimEnvironment {
             shared: self.shared.clone(),
             rng: SimRng::derive(self.seed, (node as u64) << 32 | n.incarnation),
+            drift_ppm: n.spec.clock_drift_ppm,
         };
         let mut instance = self.component.instantiate(&n.spec.id, Box::new(env))?;
         let effects = instance
@@ -755,6 +781,7 @@ impl Simulation {
             match effect {
                 Effect::Send { to, payload } => self.send(node, &to, Channel::Protocol, payload),
                 Effect::SetTimer { id, after_ns } => {
+                    let after_ns = virtual_span(after_ns, self.nodes[node].spec.clock_drift_ppm);
                     let at_ns = self.now_ns().saturating_add(after_ns);
                     let n = &mut self.nodes[node];
                     n.timers.insert(id);
@@ -796,6 +823,22 @@ impl Simulation {
                 },
             }
         }
+        // A call may have extended the node's lease (an acknowledged round).
+        self.check_lease(node);
+    }
+
+    /// The lease invariant for `node`, if it leads: it must not believe it
+    /// holds a lease while a leader of a later term exists.
+    fn check_lease(&mut self, node: NodeIndex) {
+        if self.nodes[node].leading.is_none() {
+            return;
+        }
+        let Some(status) = self.status(node) else {
+            return;
+        };
+        let at = self.now_ns();
+        let local = self.node_now_ns(node);
+        self.checker.lease(at, local, &status);
     }
 
     fn save(&mut self, node: NodeIndex, state: PersistedState) {
@@ -858,10 +901,19 @@ impl Simulation {
         match &event {
             Event::TermChanged(t) => self.checker.term_changed(at, node, &id, t.old, t.new),
             Event::BecameLeader(term) => {
+                self.nodes[node].leading = Some(*term);
                 if let Some(status) = self.status(node) {
                     self.checker.became_leader(at, node, *term, &status);
                 }
+                // Every older leader's lease must have run out by now.
+                let others: Vec<NodeIndex> = (0..self.nodes.len())
+                    .filter(|&o| o != node && self.nodes[o].leading.is_some())
+                    .collect();
+                for other in others {
+                    self.check_lease(other);
+                }
             }
+            Event::BecameFollower(_) => self.nodes[node].leading = None,
             _ => {}
         }
         self.plugin_event(node, event);

@@ -1,0 +1,159 @@
+//! The leader's lease: until when it may act alone, from which of its
+//! heartbeat rounds a majority acknowledged.
+//!
+//! A leader numbers its heartbeat rounds and remembers when it sent each
+//! of the last [`ROUNDS_KEPT`]; followers echo the round in their acks.
+//! The lease starts at the send time of the newest round that a majority
+//! (the leader included) acknowledged — never at the time the ack arrived,
+//! which would count the round trip as lease. See
+//! [`crate::Election::lease_expires_ns`] for why that is sound.
+
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+
+use crate::quorum;
+use crate::types::NodeId;
+
+/// How many rounds' send times a leader remembers. An ack for an older
+/// round is ignored; at the default timings that is over three seconds.
+pub const ROUNDS_KEPT: usize = 64;
+
+/// One leader's lease bookkeeping for its current term.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Lease {
+    /// The latest heartbeat round started. Only grows, across terms too.
+    pub round: u64,
+    /// (round, send time) of the latest rounds, oldest first.
+    sent: VecDeque<(u64, u64)>,
+    /// Per peer: the send time of the newest round it acknowledged.
+    acked: BTreeMap<NodeId, u64>,
+    /// The leader began a transfer: no lease for the rest of the term.
+    pub given_up: bool,
+}
+
+impl Lease {
+    /// Fresh bookkeeping for a new term, continuing the round numbers of
+    /// `previous` so a late ack of an old round can never match a new one.
+    pub fn starting_after(previous: &Lease) -> Lease {
+        Lease {
+            round: previous.round,
+            ..Lease::default()
+        }
+    }
+
+    /// Starts a round at `now_ns`.
+    pub fn new_round(&mut self, now_ns: u64) {
+        self.round += 1;
+        self.sent.push_back((self.round, now_ns));
+        while self.sent.len() > ROUNDS_KEPT {
+            self.sent.pop_front();
+        }
+    }
+
+    /// `peer` acknowledged `round`.
+    pub fn acked(&mut self, peer: &str, round: u64) {
+        let Some(&(_, sent)) = self.sent.iter().find(|(r, _)| *r == round) else {
+            return;
+        };
+        let newest = self.acked.entry(peer.into()).or_insert(sent);
+        if sent > *newest {
+            *newest = sent;
+        }
+    }
+
+    /// When the lease started: the send time of the newest round a
+    /// majority of `members` (`me` included, who acknowledges every round
+    /// it sends) acknowledged; none if no such round or after a transfer.
+    pub fn start(&self, members: &BTreeSet<NodeId>, me: &str) -> Option<u64> {
+        if self.given_up {
+            return None;
+        }
+        let others_needed = quorum::majority(members.len()).saturating_sub(1);
+        if others_needed == 0 {
+            return self.sent.back().map(|&(_, sent)| sent);
+        }
+        let mut times: Vec<u64> = self
+            .acked
+            .iter()
+            .filter(|(peer, _)| peer.as_str() != me && members.contains(peer.as_str()))
+            .map(|(_, &sent)| sent)
+            .collect();
+        times.sort_unstable_by(|a, b| b.cmp(a));
+        times.get(others_needed - 1).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::String;
+
+    fn members(ids: &[&str]) -> BTreeSet<NodeId> {
+        ids.iter().map(|id| String::from(*id)).collect()
+    }
+
+    #[test]
+    fn no_lease_until_a_majority_acknowledged() {
+        let five = members(&["a", "b", "c", "d", "e"]);
+        let mut lease = Lease::default();
+        lease.new_round(100);
+        assert_eq!(lease.start(&five, "a"), None);
+        lease.acked("b", 1);
+        assert_eq!(lease.start(&five, "a"), None, "2 of 5 is no majority");
+        lease.acked("c", 1);
+        assert_eq!(lease.start(&five, "a"), Some(100));
+    }
+
+    #[test]
+    fn the_lease_starts_at_the_newest_round_a_majority_acknowledged() {
+        let three = members(&["a", "b", "c"]);
+        let mut lease = Lease::default();
+        lease.new_round(100);
+        lease.new_round(200);
+        lease.new_round(300);
+        lease.acked("b", 1);
+        lease.acked("c", 3);
+        // a (itself) and c acknowledged round 3: a majority of three.
+        assert_eq!(lease.start(&three, "a"), Some(300));
+        // An old round acknowledged late never moves the lease back.
+        lease.acked("c", 2);
+        assert_eq!(lease.start(&three, "a"), Some(300));
+    }
+
+    #[test]
+    fn acks_of_unknown_or_forgotten_rounds_and_of_non_members_count_for_nothing() {
+        let three = members(&["a", "b", "c"]);
+        let mut lease = Lease::default();
+        for t in 0..(ROUNDS_KEPT as u64 + 5) {
+            lease.new_round(t * 10);
+        }
+        lease.acked("b", 1); // forgotten
+        lease.acked("c", 999); // never sent
+        lease.acked("x", lease.round); // not a member
+        assert_eq!(lease.start(&three, "a"), None);
+    }
+
+    #[test]
+    fn a_single_node_leases_from_its_latest_round_and_a_transfer_gives_it_up() {
+        let one = members(&["a"]);
+        let mut lease = Lease::default();
+        assert_eq!(lease.start(&one, "a"), None);
+        lease.new_round(50);
+        assert_eq!(lease.start(&one, "a"), Some(50));
+        lease.given_up = true;
+        assert_eq!(lease.start(&one, "a"), None);
+    }
+
+    #[test]
+    fn a_new_term_forgets_acks_but_keeps_counting_rounds() {
+        let three = members(&["a", "b", "c"]);
+        let mut lease = Lease::default();
+        lease.new_round(10);
+        lease.acked("b", 1);
+        let next = Lease::starting_after(&lease);
+        assert_eq!(next.round, 1);
+        assert_eq!(next.start(&three, "a"), None);
+    }
+}
