@@ -524,6 +524,8 @@ fn bad_options_are_refused_with_the_field_named() {
             ..Timings::default()
         },
         pre_vote: true,
+        priority: 0,
+        voter: true,
     };
     let err = instance.start(&options, None).expect_err("refused");
     let invalid = err
@@ -545,6 +547,8 @@ fn the_component_reports_events_and_persists_before_sending() {
         bootstrap: vec!["n1".into(), "n2".into()],
         timings: Timings::default(),
         pre_vote: false,
+        priority: 0,
+        voter: true,
     };
     let effects = instance.start(&options, None).expect("starts");
     let timer = effects

@@ -82,6 +82,8 @@ fn a_state_of_another_node_or_format_is_refused() {
         bootstrap: FIVE.iter().map(|s| s.to_string()).collect(),
         timings: Timings::default(),
         pre_vote: true,
+        priority: 0,
+        voter: true,
     };
     exporter.start(&options("n1"), None).expect("starts");
     let state = exporter.export_state().expect("exports");

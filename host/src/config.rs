@@ -23,10 +23,14 @@
 //! heartbeat-interval-ms = 50
 //! peer-timeout-heartbeats = 10
 //! lease-drift-margin-ms = 15     # taken off the leader's lease for clock drift
+//! stability-window-ms = 2000     # before a priority hand-over (see priority)
 //!
 //! [protocol]
 //! component = "election.wasm"    # default: the election component built into tenure
 //! pre-vote = true                # ask before campaigning (default true)
+//! priority = 0                   # 0-255: a leader hands over to a healthy
+//!                                #   voter of higher priority
+//! observer = false               # true: follow and report, never vote or stand
 //!
 //! [plugin]                       # default: no plugin
 //! path = "scheduler.wasm"        # the behaviour plugin component
@@ -75,6 +79,10 @@ pub struct NodeConfig {
     pub protocol_component: Option<PathBuf>,
     /// Whether the protocol runs pre-votes.
     pub pre_vote: bool,
+    /// Leadership priority (`protocol.priority`, default 0).
+    pub priority: u8,
+    /// False for an observer (`protocol.observer = true`).
+    pub voter: bool,
     /// The behaviour plugin, if any.
     pub plugin: Option<PluginConfig>,
 }
@@ -121,6 +129,7 @@ struct RawTimings {
     heartbeat_interval_ms: Option<u32>,
     peer_timeout_heartbeats: Option<u32>,
     lease_drift_margin_ms: Option<u32>,
+    stability_window_ms: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -128,6 +137,8 @@ struct RawTimings {
 struct RawProtocol {
     component: Option<PathBuf>,
     pre_vote: Option<bool>,
+    priority: Option<u8>,
+    observer: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -216,6 +227,7 @@ impl NodeConfig {
                 .peer_timeout_heartbeats
                 .unwrap_or(d.peer_timeout_heartbeats),
             lease_drift_margin_ms: t.lease_drift_margin_ms.unwrap_or(d.lease_drift_margin_ms),
+            stability_window_ms: t.stability_window_ms.unwrap_or(d.stability_window_ms),
         };
         let plugin = match raw.plugin {
             None => None,
@@ -263,6 +275,8 @@ impl NodeConfig {
             timings,
             protocol_component: raw.protocol.component.as_deref().map(resolve),
             pre_vote: raw.protocol.pre_vote.unwrap_or(true),
+            priority: raw.protocol.priority.unwrap_or(0),
+            voter: !raw.protocol.observer.unwrap_or(false),
             plugin,
         })
     }

@@ -21,7 +21,7 @@
 //! [`Election::become_candidate`] and [`Election::become_leader`], and each
 //! change writes one greppable log line (`n1 became leader at term 3`).
 
-use alloc::collections::BTreeSet;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -34,9 +34,19 @@ use crate::quorum::{self, VoteResult};
 use crate::types::{
     Action, Environment, Event, LogLevel, NodeId, PersistedState, Role, Status, Term, TimerId,
 };
-use crate::wire::{Body, Message};
+use crate::wire::{Body, Message, Standing};
 
 const NS_PER_MS: u64 = 1_000_000;
+
+/// A peer's standing as this node last heard it.
+#[derive(Clone, Copy, Debug)]
+struct PeerStanding {
+    standing: Standing,
+    /// Start of the current unbroken run of messages from it.
+    since_ns: u64,
+    /// Its latest message.
+    last_ns: u64,
+}
 
 /// One node's election state. See the module docs for how to drive it.
 #[derive(Debug)]
@@ -71,6 +81,15 @@ pub struct Election {
     leader_heard_ns: Option<u64>,
     /// The leader's lease bookkeeping (leaders only).
     pub(crate) lease: Lease,
+    /// This node's standing: voter or observer, and its priority.
+    standing: Standing,
+    /// Observers heard from: they get heartbeats but are not members.
+    observers: BTreeSet<NodeId>,
+    /// What each peer last said about itself, and since when it has been
+    /// heard from without a break (for priority hand-overs).
+    peers: BTreeMap<NodeId, PeerStanding>,
+    /// When this leader last handed over for priority's sake.
+    priority_handover_ns: Option<u64>,
     liveness: Liveness,
     election_timer: Option<TimerId>,
     heartbeat_timer: Option<TimerId>,
@@ -99,7 +118,12 @@ impl Election {
     ) -> Result<Election, OptionsError> {
         options.validate()?;
         let mut members: BTreeSet<NodeId> = options.bootstrap.into_iter().collect();
-        members.insert(options.node_id.clone());
+        // An observer is never a member, not even of its own view.
+        if options.voter {
+            members.insert(options.node_id.clone());
+        } else {
+            members.remove(&options.node_id);
+        }
         let (term, voted_for) = match &persisted {
             Some(p) => {
                 members.extend(p.members.iter().filter(|m| valid_node_id(m)).cloned());
@@ -125,6 +149,13 @@ impl Election {
             // had heard from that leader now.
             leader_heard_ns: persisted.as_ref().map(|_| env.now_ns()),
             lease: Lease::default(),
+            standing: Standing {
+                voter: options.voter,
+                priority: options.priority,
+            },
+            observers: BTreeSet::new(),
+            peers: BTreeMap::new(),
+            priority_handover_ns: None,
             liveness: Liveness::default(),
             election_timer: None,
             heartbeat_timer: None,
@@ -146,6 +177,11 @@ impl Election {
             ),
         );
         e.arm_election_timer(env, 0);
+        if !e.standing.voter {
+            // Let whoever leads know to send this observer heartbeats.
+            let members = e.member_list();
+            e.send_to_all(Body::Join { members });
+        }
         e.flush();
         Ok(e)
     }
@@ -176,7 +212,12 @@ impl Election {
             return self.ignore(format!("a message from invalid sender {from:?}"));
         }
         let now = self.now_ns;
-        self.discover(from);
+        if message.sender.voter {
+            self.discover(from);
+        } else {
+            self.observe(from);
+        }
+        self.note_standing(from, message.sender, now);
         self.news_of(from, now);
         match message.body {
             Body::RequestVote { term, transfer } => {
@@ -222,6 +263,7 @@ impl Election {
             self.expire_peers(now);
             match self.role {
                 Role::Leader => {}
+                _ if !self.standing.voter => self.announce_observer(env),
                 _ if self.pre_vote => self.start_pre_vote(env),
                 Role::Follower | Role::Candidate => self.become_candidate(env, false),
             }
@@ -232,6 +274,7 @@ impl Election {
                 if self.majority_in_contact() {
                     self.send_heartbeats();
                     self.arm_heartbeat_timer();
+                    self.prefer_priority();
                 } else {
                     self.log(
                         LogLevel::Warn,
@@ -335,6 +378,13 @@ impl Election {
                 "{to} has not been heard from recently; it may be down"
             ));
         }
+        self.hand_over(to);
+        self.flush();
+        Ok(())
+    }
+
+    /// Tells `to` to campaign now (TimeoutNow), giving the lease up.
+    fn hand_over(&mut self, to: &str) {
         self.log(
             LogLevel::Info,
             format!("{} hands leadership of term {} to {to}", self.id, self.term),
@@ -344,14 +394,15 @@ impl Election {
         // of the term.
         self.lease.given_up = true;
         self.send(to, Body::TimeoutNow { term: self.term });
-        self.flush();
-        Ok(())
     }
 
     fn on_timeout_now(&mut self, from: &str, term: Term, env: &mut impl Environment) {
         // Only from the leader this node follows, in its term: a stale or
         // forged hand-over is ignored.
-        if term != self.term || self.leader.as_deref() != Some(from) || self.role != Role::Follower
+        if term != self.term
+            || self.leader.as_deref() != Some(from)
+            || self.role != Role::Follower
+            || !self.standing.voter
         {
             return;
         }
@@ -370,6 +421,10 @@ impl Election {
             Role::Leader => self.log(
                 LogLevel::Debug,
                 format!("{} already leads term {}", self.id, self.term),
+            ),
+            _ if !self.standing.voter => self.log(
+                LogLevel::Warn,
+                format!("{} is an observer and never stands", self.id),
             ),
             _ if self.pre_vote => self.start_pre_vote(env),
             _ => self.become_candidate(env, false),
@@ -497,6 +552,13 @@ impl Election {
             pre_campaign: h.pre_campaign,
             leader_heard_ns: h.leader_heard_ns,
             lease,
+            standing: Standing {
+                voter: options.voter,
+                priority: options.priority,
+            },
+            observers: BTreeSet::new(),
+            peers: BTreeMap::new(),
+            priority_handover_ns: None,
             liveness: h.liveness,
             election_timer: h.election_timer,
             heartbeat_timer: h.heartbeat_timer,
@@ -537,6 +599,15 @@ impl Election {
         transfer: bool,
         env: &mut impl Environment,
     ) {
+        if !self.standing.voter {
+            return self.send(
+                from,
+                Body::Vote {
+                    term: self.term,
+                    granted: false,
+                },
+            );
+        }
         if term > self.term && !transfer && self.loyal() {
             // Raft's disruption rule (thesis 4.2.3): within a minimum
             // election timeout of hearing from a leader, neither adopt the
@@ -606,7 +677,7 @@ impl Election {
         if term > self.term {
             return self.become_follower(term, None, env, 0);
         }
-        if self.role != Role::Candidate || term < self.term {
+        if self.role != Role::Candidate || term < self.term || !self.members.contains(from) {
             return;
         }
         if granted {
@@ -749,7 +820,7 @@ impl Election {
         // not the leader, and has not heard from one within the minimum
         // election timeout. That is what keeps a returning node from
         // deposing a healthy leader.
-        let granted = term > self.term && !self.loyal();
+        let granted = term > self.term && !self.loyal() && self.standing.voter;
         self.send(
             from,
             Body::PreVote {
@@ -771,7 +842,7 @@ impl Election {
         if current > self.term {
             return self.become_follower(current, None, env, 0);
         }
-        if !self.pre_campaign || term != self.term + 1 {
+        if !self.pre_campaign || term != self.term + 1 || !self.members.contains(from) {
             return;
         }
         if granted {
@@ -1007,11 +1078,21 @@ impl Election {
         }
     }
 
-    /// Starts a new heartbeat round, now.
+    /// Starts a new heartbeat round, now, to every member and observer.
     fn send_heartbeats(&mut self) {
         self.lease.new_round(self.now_ns);
         let heartbeat = self.heartbeat();
-        self.send_to_all(heartbeat);
+        self.send_to_all(heartbeat.clone());
+        let observers: Vec<NodeId> = self.observers.iter().cloned().collect();
+        if !observers.is_empty() {
+            let payload = self.encode(heartbeat);
+            for observer in observers {
+                self.actions.push(Action::Send {
+                    to: observer,
+                    payload: payload.clone(),
+                });
+            }
+        }
     }
 
     fn send(&mut self, to: &str, body: Body) {
@@ -1040,9 +1121,114 @@ impl Election {
     fn encode(&self, body: Body) -> Vec<u8> {
         Message {
             cluster_id: self.cluster_id.clone(),
+            sender: self.standing,
             body,
         }
         .encode()
+    }
+
+    /// `peer` says it is an observer: it gets heartbeats, and it is no
+    /// member (if a bootstrap list named it, it leaves the membership: it
+    /// never votes, so counting it only made the quorum harder to reach).
+    fn observe(&mut self, peer: &str) {
+        if self.observers.insert(peer.into()) {
+            self.log(LogLevel::Info, format!("{} sees observer {peer}", self.id));
+        }
+        if self.members.remove(peer) {
+            self.unsaved = true;
+            self.log(
+                LogLevel::Warn,
+                format!(
+                    "{} dropped {peer} from the voting members: it is an observer",
+                    self.id
+                ),
+            );
+        }
+    }
+
+    fn note_standing(&mut self, peer: &str, standing: Standing, now: u64) {
+        let unbroken = 3 * u64::from(self.timings.heartbeat_interval_ms) * NS_PER_MS;
+        let entry = self.peers.entry(peer.into()).or_insert(PeerStanding {
+            standing,
+            since_ns: now,
+            last_ns: now,
+        });
+        if now.saturating_sub(entry.last_ns) > unbroken {
+            entry.since_ns = now;
+        }
+        entry.last_ns = now;
+        entry.standing = standing;
+    }
+
+    /// An observer without a leader (re)introduces itself to every member,
+    /// so whoever leads learns to send it heartbeats.
+    fn announce_observer(&mut self, env: &mut impl Environment) {
+        if self.leader.is_some() {
+            self.become_follower(self.term, None, env, 0);
+        } else {
+            self.arm_election_timer(env, 0);
+        }
+        let members = self.member_list();
+        self.send_to_all(Body::Join { members });
+    }
+
+    /// A leader that has led for the stability window hands over to the
+    /// voter of highest priority above its own that has been heard from
+    /// without a break for that long (at most once per maximum election
+    /// timeout, in case the hand-over fails).
+    fn prefer_priority(&mut self) {
+        let now = self.now_ns;
+        let window = u64::from(self.timings.stability_window_ms) * NS_PER_MS;
+        let unbroken = 3 * u64::from(self.timings.heartbeat_interval_ms) * NS_PER_MS;
+        let retry = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS;
+        if now.saturating_sub(self.leader_since_ns) < window
+            || self
+                .priority_handover_ns
+                .is_some_and(|at| now.saturating_sub(at) < retry)
+        {
+            return;
+        }
+        let mine = self.standing.priority;
+        let reachable = |(peer, p): &(&NodeId, &PeerStanding)| {
+            self.members.contains(peer.as_str())
+                && p.standing.voter
+                && now.saturating_sub(p.last_ns) <= unbroken
+        };
+        // Only the top priority among reachable voters is a target: handing
+        // to a lower one first would mean a second hand-over soon after.
+        let top = self
+            .peers
+            .iter()
+            .filter(reachable)
+            .map(|(_, p)| p.standing.priority)
+            .max()
+            .unwrap_or(0);
+        if top <= mine {
+            return;
+        }
+        let best = self
+            .peers
+            .iter()
+            .filter(reachable)
+            .filter(|(_, p)| p.standing.priority == top && now.saturating_sub(p.since_ns) >= window)
+            .max_by(|(a, pa), (b, pb)| {
+                pa.standing
+                    .priority
+                    .cmp(&pb.standing.priority)
+                    .then_with(|| b.cmp(a))
+            })
+            .map(|(peer, p)| (peer.clone(), p.standing.priority));
+        if let Some((to, priority)) = best {
+            self.log(
+                LogLevel::Info,
+                format!(
+                    "{} hands over to {to}, of higher priority ({priority} > {mine})",
+                    self.id
+                ),
+            );
+            self.priority_handover_ns = Some(now);
+            self.hand_over(&to);
+        }
     }
 
     /// Hands unsaved durable state to the host. Called before every send,

@@ -21,6 +21,9 @@ pub struct Timings {
     /// Taken off the leader's lease to cover clocks that run at slightly
     /// different rates on different nodes.
     pub lease_drift_margin_ms: u32,
+    /// How long a leader leads, and a higher-priority voter is heard from
+    /// without a break, before the leader hands over to it.
+    pub stability_window_ms: u32,
 }
 
 impl Default for Timings {
@@ -33,6 +36,7 @@ impl Default for Timings {
             heartbeat_interval_ms: 50,
             peer_timeout_heartbeats: 10,
             lease_drift_margin_ms: 15,
+            stability_window_ms: 2_000,
         }
     }
 }
@@ -56,6 +60,13 @@ pub struct Options {
     /// not win — cut off, or returning from a partition — asks first and
     /// does not bump the term, so it cannot depose a healthy leader.
     pub pre_vote: bool,
+    /// Leadership priority (default 0): a leader hands over to a healthy
+    /// voter of higher priority after the stability window.
+    pub priority: u8,
+    /// False for an observer (default true): it follows the leader and
+    /// reports events, but never votes, never stands, and does not count
+    /// towards the quorum.
+    pub voter: bool,
 }
 
 /// Options refused at start: which field, and why.
@@ -193,6 +204,8 @@ mod tests {
             bootstrap: vec!["n1".into(), "n2".into()],
             timings: Timings::default(),
             pre_vote: true,
+            priority: 0,
+            voter: true,
         }
     }
 

@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use crate::election::Election;
 use crate::options::{Options, Timings};
 use crate::types::{Action, Environment, Event, PersistedState, Role, TimerId};
-use crate::wire::{Body, Message};
+use crate::wire::{Body, Message, Standing};
 
 const MS: u64 = 1_000_000;
 
@@ -48,6 +48,8 @@ fn options(id: &str, bootstrap: &[&str]) -> Options {
         bootstrap: bootstrap.iter().map(|s| s.to_string()).collect(),
         timings: Timings::default(),
         pre_vote: false,
+        priority: 0,
+        voter: true,
     }
 }
 
@@ -61,6 +63,7 @@ fn pre_vote_options(id: &str, bootstrap: &[&str]) -> Options {
 fn msg(body: Body) -> Vec<u8> {
     Message {
         cluster_id: "test".into(),
+        sender: Standing::default(),
         body,
     }
     .encode()
@@ -685,6 +688,7 @@ fn another_cluster_is_ignored() {
     let (mut n, _) = Node::start("n1", &["n1", "n2", "n3"]);
     let foreign = Message {
         cluster_id: "other".into(),
+        sender: Standing::default(),
         body: Body::RequestVote {
             term: 9,
             transfer: false,

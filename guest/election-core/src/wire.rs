@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{NodeId, Term};
 
-/// The first byte of every message this version sends.
-pub const WIRE_VERSION: u8 = 1;
+/// The first byte of every message this version sends. Version 2 added
+/// the sender's standing, heartbeat rounds (for leases) and the transfer
+/// flag on vote requests; version-1 nodes and this one ignore each other.
+pub const WIRE_VERSION: u8 = 2;
 
 /// Messages longer than this are dropped undecoded: a member list of a few
 /// hundred ids fits easily, and a hostile length costs nothing.
@@ -25,8 +27,31 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub struct Message {
     /// The sender's cluster id: receivers of another cluster ignore it.
     pub cluster_id: String,
+    /// Whether the sender votes and how much it wants to lead.
+    pub sender: Standing,
     /// What the message says.
     pub body: Body,
+}
+
+/// What every message says about its sender.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standing {
+    /// False for an observer: it follows but never votes or stands, and
+    /// receivers keep it out of the voting membership.
+    pub voter: bool,
+    /// Its leadership priority: a leader hands over to a healthy voter of
+    /// higher priority (see `stability-window-ms`).
+    pub priority: u8,
+}
+
+impl Default for Standing {
+    /// A voter of priority 0.
+    fn default() -> Self {
+        Standing {
+            voter: true,
+            priority: 0,
+        }
+    }
 }
 
 /// The kinds of message. Those that carry a `term` follow Raft's rule: a
@@ -134,6 +159,7 @@ mod tests {
     fn samples() -> Vec<Message> {
         let m = |body| Message {
             cluster_id: "c".into(),
+            sender: Standing::default(),
             body,
         };
         vec![
@@ -213,6 +239,7 @@ mod tests {
     fn heartbeats_are_small() {
         let hb = Message {
             cluster_id: "prod".into(),
+            sender: Standing::default(),
             body: Body::Heartbeat {
                 term: 12,
                 round: 0,

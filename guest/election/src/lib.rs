@@ -90,8 +90,11 @@ mod component {
                 heartbeat_interval_ms: options.timings.heartbeat_interval_ms,
                 peer_timeout_heartbeats: options.timings.peer_timeout_heartbeats,
                 lease_drift_margin_ms: options.timings.lease_drift_margin_ms,
+                stability_window_ms: options.timings.stability_window_ms,
             },
             pre_vote: options.pre_vote,
+            priority: options.priority,
+            voter: options.voter,
         }
     }
 

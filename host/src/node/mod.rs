@@ -189,6 +189,8 @@ impl Node {
                 .collect(),
             timings: config.timings,
             pre_vote: config.pre_vote,
+            priority: config.priority,
+            voter: config.voter,
         };
         let effects = protocol
             .start(&options, persisted.as_ref())

@@ -78,6 +78,7 @@ impl Default for Timings {
             heartbeat_interval_ms: 50,
             peer_timeout_heartbeats: 10,
             lease_drift_margin_ms: 15,
+            stability_window_ms: 2_000,
         }
     }
 }

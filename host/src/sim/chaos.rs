@@ -96,6 +96,8 @@ pub struct ChaosPlan {
     /// Each node's clock drift, in parts per million (within ±1 %, in
     /// three seeds in four; the lease invariant is checked against it).
     pub clock_drift_ppm: Vec<i32>,
+    /// Each node's leadership priority (all 0 in half the seeds).
+    pub priorities: Vec<u8>,
 }
 
 impl ChaosPlan {
@@ -106,7 +108,7 @@ impl ChaosPlan {
         let min = rng.range(50, 300) as u32;
         let max = min + rng.range(u64::from(min / 2), u64::from(min) * 2) as u32;
         let heartbeat = rng.range(u64::from(min / 10), u64::from(min / 2)).max(1) as u32;
-        let timings = Timings {
+        let mut timings = Timings {
             election_timeout_min_ms: min,
             election_timeout_max_ms: max,
             heartbeat_interval_ms: heartbeat,
@@ -114,6 +116,7 @@ impl ChaosPlan {
             // Covers the simulated clocks' rate differences (see
             // `clock_drift` below) over a minimum timeout, with room.
             lease_drift_margin_ms: (min / 10).max(1),
+            stability_window_ms: 2_000,
         };
         let max_delay = rng.range(MS, u64::from(min) * MS / 5);
         let degraded = NetworkConfig {
@@ -164,11 +167,19 @@ impl ChaosPlan {
                 }
             })
             .collect();
+        // Half the seeds rank their nodes, so leaders hand over by
+        // priority in the middle of the faults.
+        let ranked = clocks.chance(0.5);
+        let priorities = (0..nodes)
+            .map(|_| if ranked { clocks.range(0, 3) as u8 } else { 0 })
+            .collect();
+        timings.stability_window_ms = clocks.range(u64::from(max), 3_000) as u32;
         ChaosPlan {
             nodes,
             timings,
             pre_vote,
             clock_drift_ppm,
+            priorities,
             crash_mid_call,
             crash_detection_ns,
             degraded,
@@ -242,10 +253,12 @@ pub fn run(component: &Arc<ElectionComponent>, seed: u64) -> anyhow::Result<Chao
     let mut sim = Simulation::new(component.clone(), seed);
     let mut rng = SimRng::derive(seed, 0xfa017);
     let mut drifts = plan.clock_drift_ppm.iter().copied();
+    let mut priorities = plan.priorities.iter().copied();
     sim.add_cluster(CLUSTER, plan.nodes, |spec| {
         spec.timings = plan.timings;
         spec.pre_vote = plan.pre_vote;
         spec.clock_drift_ppm = drifts.next().unwrap_or(0);
+        spec.priority = priorities.next().unwrap_or(0);
     })?;
 
     // Safety phase.
@@ -311,9 +324,30 @@ fn settled_leader_holds(
     let max_timeout = u64::from(plan.timings.election_timeout_max_ms) * MS;
     let settle = max_timeout + u64::from(plan.timings.heartbeat_interval_ms) * MS;
     sim.run_for((healed_at + settle).saturating_sub(sim.now_ns()));
+    let ranked = plan.priorities.iter().any(|&p| p != plan.priorities[0]);
+    if ranked {
+        // Leadership moves to the live node of highest priority once it
+        // has been heard from, and the leader has led, for the stability
+        // window (a failed hand-over is retried after a maximum timeout).
+        let window = u64::from(plan.timings.stability_window_ms) * MS;
+        sim.run_for(window + 3 * max_timeout);
+    }
     let (leader, term, _) = sim
         .run_until_agreement(CLUSTER, LIVENESS_BOUND_TIMEOUTS * max_timeout)
         .map_err(|e| format!("after settling: {e:#}"))?;
+    if ranked {
+        let live = sim.live_nodes(CLUSTER);
+        let top = live.iter().map(|&n| plan.priorities[n]).max().unwrap_or(0);
+        let leader_priority = live
+            .iter()
+            .find(|&&n| sim.id(n) == leader)
+            .map_or(0, |&n| plan.priorities[n]);
+        if leader_priority < top {
+            return Err(format!(
+                "settled on {leader} of priority {leader_priority} while a live node has priority {top}"
+            ));
+        }
+    }
     sim.run_for(STABILITY_TIMEOUTS * max_timeout);
     match sim.agreement(CLUSTER) {
         Some((l, t)) if l == leader && t == term => Ok(()),

@@ -78,6 +78,10 @@ pub struct NodeSpec {
     /// parts per million: 10_000 is 1 % fast, -10_000 1 % slow. Its
     /// protocol reads this clock and its timers run on it. Default 0.
     pub clock_drift_ppm: i32,
+    /// Leadership priority (see `options.priority` in `wit/types.wit`).
+    pub priority: u8,
+    /// False for an observer: follows, never votes or stands.
+    pub voter: bool,
 }
 
 impl NodeSpec {
@@ -91,6 +95,8 @@ impl NodeSpec {
             plugin: None,
             pre_vote: true,
             clock_drift_ppm: 0,
+            priority: 0,
+            voter: true,
         }
     }
 
@@ -107,6 +113,8 @@ impl NodeSpec {
             bootstrap: self.bootstrap.clone(),
             timings: self.timings,
             pre_vote: self.pre_vote,
+            priority: self.priority,
+            voter: self.voter,
         }
     }
 }
