@@ -1,0 +1,460 @@
+//! The command line: parse, start the clusters, run, print.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::cluster::System;
+use crate::etcd::{EtcdCluster, EtcdTimings};
+use crate::failover::{Fault, Jitter, Scenario, Trial, trial};
+use crate::stats::{Summary, theoretical_failover_ms};
+use crate::tenure::{TenureCluster, TenureOptions, Timings};
+
+/// Benchmarks of real Tenure (and etcd) clusters on 127.0.0.1.
+#[derive(Parser, Debug)]
+#[command(name = "tenure-bench", version)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// On or off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Switch {
+    On,
+    Off,
+}
+
+impl Switch {
+    fn on(self) -> bool {
+        self == Switch::On
+    }
+}
+
+/// Which systems to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Systems {
+    Tenure,
+    Etcd,
+    /// Both clusters at once, trials alternating between them.
+    Both,
+}
+
+/// Where the binaries are and where clusters keep their files.
+#[derive(clap::Args, Debug)]
+struct Setup {
+    /// The `tenure` binary [default: $CARGO_TARGET_DIR/release/tenure, or
+    /// target/release/tenure].
+    #[arg(long)]
+    tenure: Option<PathBuf>,
+    /// The `etcd` binary.
+    #[arg(long, default_value = "/usr/bin/etcd")]
+    etcd: PathBuf,
+    /// A behaviour plugin for every Tenure node.
+    #[arg(long)]
+    plugin: Option<PathBuf>,
+    /// Cluster files go here [default: a temporary folder per run].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Kill or freeze the leader and time until the survivors agree on a
+    /// new one, `--trials` times.
+    Failover {
+        #[command(flatten)]
+        setup: Setup,
+        #[arg(long, value_enum, default_value = "tenure")]
+        system: Systems,
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        #[arg(long, default_value_t = 30)]
+        trials: usize,
+        /// kill: SIGKILL then restart; stop: SIGSTOP then SIGCONT.
+        #[arg(long, value_enum, default_value = "kill")]
+        fault: Fault,
+        /// Tenure's election timeout range and heartbeat: MIN,MAX,HEARTBEAT ms.
+        #[arg(long, default_value = "150,300,50")]
+        timings: Timings,
+        /// Tenure's fast failover; `off` holds the dead leader's port open
+        /// so no reconnect is refused (SIGKILL only).
+        #[arg(long, value_enum, default_value = "on")]
+        fast_failover: Switch,
+        /// Tenure's pre-vote.
+        #[arg(long, value_enum, default_value = "on")]
+        pre_vote: Switch,
+        /// etcd's pre-vote.
+        #[arg(long, value_enum, default_value = "on")]
+        etcd_pre_vote: Switch,
+        /// etcd's HEARTBEAT,ELECTION ms [default: the closest to --timings].
+        #[arg(long)]
+        etcd_timings: Option<String>,
+        /// How often survivors are asked during a failover, ms.
+        #[arg(long, default_value_t = 5)]
+        poll_ms: u64,
+        /// How long a leader must have held before each fault, ms.
+        #[arg(long, default_value_t = 500)]
+        settle_ms: u64,
+        /// Print every trial.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// CPU and memory of each member of an idle cluster (default timings).
+    Idle {
+        #[command(flatten)]
+        setup: Setup,
+        #[arg(long, value_enum, default_value = "tenure")]
+        system: Systems,
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        #[arg(long, default_value = "150,300,50")]
+        timings: Timings,
+        /// The measured window, seconds.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+    },
+    /// One node's start-up, with a cold and then a warm compile cache.
+    Startup {
+        #[command(flatten)]
+        setup: Setup,
+        /// Starts of each kind.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+}
+
+/// Runs the command.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    print_machine();
+    match args.command {
+        Command::Failover {
+            setup,
+            system,
+            nodes,
+            trials,
+            fault,
+            timings,
+            fast_failover,
+            pre_vote,
+            etcd_pre_vote,
+            etcd_timings,
+            poll_ms,
+            settle_ms,
+            verbose,
+        } => {
+            if fault == Fault::Stop && !fast_failover.on() {
+                bail!("--fast-failover off only applies to --fault kill");
+            }
+            let etcd_timings = match etcd_timings {
+                Some(s) => parse_etcd_timings(&s)?,
+                None => EtcdTimings::closest_to(timings),
+            };
+            let scenario = Scenario {
+                fault,
+                hold_port: !fast_failover.on(),
+                poll: Duration::from_millis(poll_ms),
+                settle: Duration::from_millis(settle_ms),
+                heartbeat: Duration::from_millis(timings.heartbeat_ms.into()),
+                bound: Duration::from_secs(30),
+            };
+            // Holding the dead leader's port is about Tenure's fast
+            // failover; etcd has none, so its trials never hold it.
+            let etcd_scenario = Scenario {
+                hold_port: false,
+                ..scenario
+            };
+            let dir = setup.dir(&format!("failover-{nodes}"));
+            let mut tenure = match system {
+                Systems::Etcd => None,
+                _ => Some(start_tenure(&setup, &dir, nodes, timings, pre_vote.on()).await?),
+            };
+            let mut etcd = match system {
+                Systems::Tenure => None,
+                _ => Some(EtcdCluster::start(
+                    &setup.etcd,
+                    &dir.join("etcd"),
+                    nodes,
+                    etcd_timings,
+                    etcd_pre_vote.on(),
+                )?),
+            };
+            println!(
+                "fault {fault:?}, fast failover {}, {trials} trials, polling every {poll_ms} ms",
+                if fast_failover.on() {
+                    "on"
+                } else {
+                    "off (port held)"
+                },
+            );
+            let mut results: [Vec<Trial>; 2] = [Vec::new(), Vec::new()];
+            let mut failures = [0usize; 2];
+            let mut jitter = Jitter::new();
+            for i in 0..trials {
+                if let Some(t) = tenure.as_mut() {
+                    one_trial(
+                        t,
+                        &scenario,
+                        &mut jitter,
+                        i,
+                        verbose,
+                        &mut results[0],
+                        &mut failures[0],
+                    )
+                    .await?;
+                }
+                if let Some(e) = etcd.as_mut() {
+                    one_trial(
+                        e,
+                        &etcd_scenario,
+                        &mut jitter,
+                        i,
+                        verbose,
+                        &mut results[1],
+                        &mut failures[1],
+                    )
+                    .await?;
+                }
+            }
+            let mut medians = Vec::new();
+            if let Some(t) = &tenure {
+                let theory = theoretical_failover_ms(
+                    timings.min_ms.into(),
+                    timings.max_ms.into(),
+                    timings.heartbeat_ms.into(),
+                    nodes - 1,
+                );
+                medians.push(report(t, &results[0], failures[0], theory));
+            }
+            if let Some(e) = &etcd {
+                let r = etcd_timings.as_range();
+                let theory = theoretical_failover_ms(
+                    r.min_ms.into(),
+                    r.max_ms.into(),
+                    r.heartbeat_ms.into(),
+                    nodes - 1,
+                );
+                medians.push(report(e, &results[1], failures[1], theory));
+            }
+            if let [Some(t), Some(e)] = medians[..] {
+                println!("ratio of medians tenure / etcd: {:.2}", t / e);
+            }
+            Ok(())
+        }
+        Command::Idle {
+            setup,
+            system,
+            nodes,
+            timings,
+            seconds,
+        } => {
+            let dir = setup.dir("idle");
+            let window = Duration::from_secs(seconds);
+            let settle = Duration::from_secs(2);
+            if system != Systems::Etcd {
+                let mut t = start_tenure(&setup, &dir, nodes, timings, true).await?;
+                print_costs(
+                    &t.label(),
+                    &crate::idle::measure(&mut t, settle, window).await?,
+                );
+            }
+            if system != Systems::Tenure {
+                let etcd_timings = EtcdTimings::closest_to(timings);
+                let mut e =
+                    EtcdCluster::start(&setup.etcd, &dir.join("etcd"), nodes, etcd_timings, true)?;
+                print_costs(
+                    &e.label(),
+                    &crate::idle::measure(&mut e, settle, window).await?,
+                );
+            }
+            Ok(())
+        }
+        Command::Startup { setup, runs } => {
+            let dir = setup.dir("startup");
+            let mut t = start_tenure(
+                &setup,
+                &dir,
+                1,
+                "150,300,50".parse().map_err(anyhow::Error::msg)?,
+                true,
+            )
+            .await?;
+            for cold in [true, false] {
+                let mut ready = Vec::new();
+                let mut election = Vec::new();
+                let mut plugin = Vec::new();
+                for _ in 0..runs {
+                    let s = crate::startup::start_once(&mut t, cold).await?;
+                    ready.push(s.ready_ms);
+                    election.extend(s.election_ms);
+                    plugin.extend(s.plugin_ms);
+                }
+                let kind = if cold { "cold cache" } else { "warm cache" };
+                println!("{kind}, {runs} starts:");
+                println!("  spawn to admin answering: {}", summary(&ready));
+                println!("  election component load:  {}", summary(&election));
+                if !plugin.is_empty() {
+                    println!("  plugin load:              {}", summary(&plugin));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+impl Setup {
+    fn dir(&self, what: &str) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("tenure-bench-{what}-{}", std::process::id()))
+        })
+    }
+
+    fn tenure_binary(&self) -> anyhow::Result<PathBuf> {
+        let path = self.tenure.clone().unwrap_or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+                .join("release/tenure")
+        });
+        if !path.is_file() {
+            bail!(
+                "no tenure binary at {}: run scripts/build-guests.sh and \
+                 cargo build --release -p tenure-host, or pass --tenure",
+                path.display()
+            );
+        }
+        Ok(path)
+    }
+}
+
+/// Starts a Tenure cluster and says which binary and protocol it runs.
+async fn start_tenure(
+    setup: &Setup,
+    dir: &Path,
+    nodes: usize,
+    timings: Timings,
+    pre_vote: bool,
+) -> anyhow::Result<TenureCluster> {
+    let binary = setup.tenure_binary()?;
+    let options = TenureOptions {
+        binary: binary.clone(),
+        timings,
+        pre_vote,
+        plugin: setup.plugin.clone(),
+    };
+    let cluster = TenureCluster::start(&dir.join("tenure"), nodes, options)?;
+    let report = crate::failover::wait_for_admin(cluster.admin(0)).await?;
+    println!(
+        "tenure: {} (protocol {} sha256 {}, plugin {})",
+        binary.display(),
+        report.protocol_version,
+        report.protocol_sha256.get(..12).unwrap_or("?"),
+        report.plugin.map_or_else(|| "none".to_string(), |p| p.name)
+    );
+    Ok(cluster)
+}
+
+fn parse_etcd_timings(s: &str) -> anyhow::Result<EtcdTimings> {
+    let (hb, et) = s
+        .split_once(',')
+        .context("--etcd-timings: expected HEARTBEAT,ELECTION")?;
+    Ok(EtcdTimings {
+        heartbeat_ms: hb.trim().parse().context("--etcd-timings heartbeat")?,
+        election_ms: et.trim().parse().context("--etcd-timings election")?,
+    })
+}
+
+/// Runs trial `i`, recording it or its failure. Gives up after three
+/// failures in a row: the cluster is then not recovering.
+async fn one_trial(
+    system: &mut impl System,
+    scenario: &Scenario,
+    jitter: &mut Jitter,
+    i: usize,
+    verbose: bool,
+    results: &mut Vec<Trial>,
+    failures: &mut usize,
+) -> anyhow::Result<()> {
+    match trial(system, scenario, jitter).await {
+        Ok(t) => {
+            if verbose {
+                println!(
+                    "  {} trial {i}: {:.1} ms, {} -> {}, term {} -> {}",
+                    system.label(),
+                    t.ms,
+                    t.old_leader,
+                    t.new_leader,
+                    t.old_term,
+                    t.new_term
+                );
+            }
+            results.push(t);
+            Ok(())
+        }
+        Err(e) => {
+            *failures += 1;
+            eprintln!("  {} trial {i} failed: {e:#}", system.label());
+            if *failures >= 3 && results.is_empty() {
+                bail!("{}: three trials failed and none succeeded", system.label());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Prints a system's summary; returns its median.
+fn report(system: &impl System, trials: &[Trial], failures: usize, theory: f64) -> Option<f64> {
+    let ms: Vec<f64> = trials.iter().map(|t| t.ms).collect();
+    let summary = Summary::of(&ms);
+    let multi = trials.iter().filter(|t| t.rounds() > 1).count();
+    println!("{}:", system.label());
+    println!(
+        "  signal to agreed new leader, {} trials: {}",
+        ms.len(),
+        summary
+            .as_ref()
+            .map_or("no trials".into(), ToString::to_string)
+    );
+    println!("  trials needing more than one election round: {multi}; failed trials: {failures}");
+    println!("  theoretical expectation (timeout path): {theory:.1} ms");
+    summary.map(|s| s.median)
+}
+
+fn summary(sample: &[f64]) -> String {
+    Summary::of(sample).map_or_else(|| "no data".to_string(), |s| s.to_string())
+}
+
+fn print_costs(label: &str, costs: &[crate::idle::Cost]) {
+    println!("{label}, idle:");
+    for c in costs {
+        println!(
+            "  {:<22} {:<8} CPU {:>5.2} % of a core, RSS {:>6.1} MiB (peak {:.1} MiB)",
+            c.who,
+            if c.leader { "leader" } else { "follower" },
+            c.cpu_percent,
+            c.rss_kib as f64 / 1024.0,
+            c.peak_kib as f64 / 1024.0
+        );
+    }
+}
+
+/// Prints what the figures were measured on.
+fn print_machine() {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or_else(
+            || "?".to_string(),
+            |kib| format!("{:.1} GiB", kib as f64 / 1048576.0),
+        );
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "?".to_string(), |k| k.trim().to_string());
+    println!("machine: {cores} cores, {memory} memory, Linux {kernel}");
+}

@@ -1,0 +1,57 @@
+//! `tenure-bench`: benchmarks of real clusters on 127.0.0.1.
+//!
+//! - `failover`: kill (or freeze) the leader, time until the survivors
+//!   agree on a new one; Tenure, etcd, or both interleaved.
+//! - `idle`: CPU and memory of each member of an idle cluster.
+//! - `startup`: one node's start-up with a cold and a warm compile cache.
+//!
+//! Every figure is printed; nothing here passes or fails on a time. See
+//! BENCHMARKS.md for the commands behind the published figures.
+//!
+//! # Layout
+//!
+//! - [`cluster`]: the [`cluster::System`] a benchmark drives, and asking
+//!   members who leads; [`tenure`] and [`etcd`] implement it.
+//! - [`failover`]: one failover trial; [`tarpit`]: switching Tenure's fast
+//!   failover off from outside.
+//! - [`idle`] and [`procfs`]: idle cost; [`startup`]: start-up time.
+//! - [`stats`]: percentiles and the theoretical expectation;
+//!   [`ports`], [`process`]: loopback ports and child processes.
+
+mod cli;
+mod cluster;
+mod etcd;
+mod failover;
+mod idle;
+mod ports;
+mod process;
+mod procfs;
+mod startup;
+mod stats;
+mod tarpit;
+mod tenure;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

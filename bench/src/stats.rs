@@ -1,0 +1,85 @@
+//! Summaries of a sample: percentiles, and the theoretical failover time.
+
+use std::fmt;
+
+/// Order statistics of a sample of durations in milliseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    pub count: usize,
+    pub min: f64,
+    pub median: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Summary {
+    /// Summarises `sample`; `None` if it is empty. Percentiles are
+    /// nearest-rank (the smallest value with at least q of the sample at or
+    /// below it), so with 30 trials p99 is the maximum.
+    pub fn of(sample: &[f64]) -> Option<Summary> {
+        if sample.is_empty() {
+            return None;
+        }
+        let mut sorted = sample.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let rank = |q: f64| {
+            let index = (q * sorted.len() as f64).ceil() as usize;
+            sorted[index.clamp(1, sorted.len()) - 1]
+        };
+        let median = if sorted.len() % 2 == 1 {
+            sorted[sorted.len() / 2]
+        } else {
+            (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
+        };
+        Some(Summary {
+            count: sorted.len(),
+            min: sorted[0],
+            median,
+            p90: rank(0.90),
+            p99: rank(0.99),
+            max: sorted[sorted.len() - 1],
+        })
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "min {:.1}  median {:.1}  p90 {:.1}  p99 {:.1}  max {:.1} ms",
+            self.min, self.median, self.p90, self.p99, self.max
+        )
+    }
+}
+
+/// The expected failover time when the `survivors` followers each wait an
+/// election timeout uniform in `[min, max]` after the last heartbeat, which
+/// came on average half a heartbeat `h` before the crash: the earliest of
+/// `m` uniforms is `min + (max - min) / (m + 1)` after that heartbeat.
+/// Leaves out detection of a crash (fast failover) and the election round
+/// trip itself (well under a millisecond on loopback).
+pub fn theoretical_failover_ms(min: f64, max: f64, heartbeat: f64, survivors: usize) -> f64 {
+    min + (max - min) / (survivors as f64 + 1.0) - heartbeat / 2.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let sample: Vec<f64> = (1..=30).map(f64::from).collect();
+        let s = Summary::of(&sample).unwrap();
+        assert_eq!(
+            (s.min, s.median, s.p90, s.p99, s.max),
+            (1.0, 15.5, 27.0, 30.0, 30.0)
+        );
+        assert_eq!(Summary::of(&[]), None);
+    }
+
+    #[test]
+    fn theory_matches_the_issue() {
+        assert_eq!(theoretical_failover_ms(150.0, 300.0, 50.0, 2), 175.0);
+    }
+}
