@@ -18,6 +18,8 @@
 //! - [`artifact_cache`]: compiled components on disk, for fast restarts
 //!   and swaps.
 //! - [`plugin`]: behaviour plugins: deadlines, memory caps, their thread.
+//! - [`testing`]: a harness for plugin authors: their `.wasm` on a
+//!   simulated cluster, with crashes, partitions and virtual time.
 
 pub mod admin;
 pub mod admin_client;
@@ -30,6 +32,7 @@ pub mod node;
 pub mod plugin;
 pub mod protocol;
 pub mod sim;
+pub mod testing;
 
 pub use bindings::types;
 pub use protocol::{Effect, ElectionComponent, Environment, InvalidOptions, ProtocolInstance};

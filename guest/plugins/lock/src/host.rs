@@ -1,14 +1,14 @@
-//! What the lock service needs from its node: the few `leader-api` imports
+//! What the lock service needs from its node: the few `leader-api` calls
 //! it uses, behind a trait so the logic also runs against a fake in tests.
+//! [`SdkNode`] answers them through the SDK's leader API.
 
-/// Severity of a log line (the subset of WIT `log-level` used here).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Level {
-    /// Grants, releases, expiries and ignored wake-ups.
-    Debug,
-    /// Leadership phases: warming up, serving, restored.
-    Info,
-}
+use std::time::Duration;
+
+use tenure_sdk::{WakeupId, node};
+
+/// Severity of a log line: the SDK's (the lock service logs grants,
+/// releases and expiries at `Debug`, leadership phases at `Info`).
+pub use tenure_sdk::Level;
 
 /// The node the plugin runs on (the WIT `leader-api`).
 pub trait Host {
@@ -24,4 +24,28 @@ pub trait Host {
     fn cancel_schedule(&mut self, id: u64);
     /// Writes a log line through the node's logger.
     fn log(&mut self, level: Level, message: &str);
+}
+
+/// The real node, through [`tenure_sdk::node`].
+pub struct SdkNode;
+
+impl Host for SdkNode {
+    fn is_leader(&self) -> bool {
+        node::is_leader()
+    }
+    fn leader(&self) -> Option<String> {
+        node::leader()
+    }
+    fn current_term(&self) -> u64 {
+        node::term()
+    }
+    fn schedule(&mut self, after_ms: u64, tag: &str) -> u64 {
+        node::schedule(Duration::from_millis(after_ms), tag).as_raw()
+    }
+    fn cancel_schedule(&mut self, id: u64) {
+        node::cancel(WakeupId::from_raw(id));
+    }
+    fn log(&mut self, level: Level, message: &str) {
+        node::log(level, message);
+    }
 }

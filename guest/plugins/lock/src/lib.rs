@@ -20,150 +20,71 @@
 //!
 //! The service itself (`service::LockService`) is written against the
 //! small `host::Host` trait, so it runs in native unit tests against a
-//! fake node; only the `component` module, which binds it to the WIT world
-//! and the real `leader-api`, is wasm-only.
+//! fake node; `Plugin` hands it the SDK's callbacks and leader API
+//! (`host::SdkNode`), and `tenure_sdk::export!` makes the component.
 
-#[cfg(any(target_arch = "wasm32", test))]
 mod config;
-#[cfg(any(target_arch = "wasm32", test))]
 mod host;
-#[cfg(any(target_arch = "wasm32", test))]
 mod request;
-#[cfg(any(target_arch = "wasm32", test))]
 mod service;
-#[cfg(any(target_arch = "wasm32", test))]
 mod snapshot;
-#[cfg(any(target_arch = "wasm32", test))]
 mod table;
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    use std::cell::RefCell;
+use tenure_sdk::{Behaviour, Error, Term, WakeupId};
 
-    use crate::config::Config;
-    use crate::host::{Host, Level};
-    use crate::service::LockService;
+use crate::config::Config;
+use crate::host::SdkNode;
+use crate::service::LockService;
 
-    wit_bindgen::generate!({
-        world: "plugin",
-        path: "../../../wit",
-    });
-
-    use exports::tenure::election::behaviour::Guest;
-    use tenure::election::leader_api;
-    use tenure::election::types::LogLevel;
-
-    thread_local! {
-        /// The lock service; `None` until `init` accepts a config.
-        static SERVICE: RefCell<Option<LockService>> = const { RefCell::new(None) };
-    }
-
-    /// The node, through the imported `leader-api`.
-    struct LeaderApi;
-
-    impl Host for LeaderApi {
-        fn is_leader(&self) -> bool {
-            leader_api::is_leader()
-        }
-        fn leader(&self) -> Option<String> {
-            leader_api::leader()
-        }
-        fn current_term(&self) -> u64 {
-            leader_api::current_term()
-        }
-        fn schedule(&mut self, after_ms: u64, tag: &str) -> u64 {
-            leader_api::schedule(after_ms, tag)
-        }
-        fn cancel_schedule(&mut self, id: u64) {
-            leader_api::cancel_schedule(id);
-        }
-        fn log(&mut self, level: Level, message: &str) {
-            let level = match level {
-                Level::Debug => LogLevel::Debug,
-                Level::Info => LogLevel::Info,
-            };
-            leader_api::log(level, message);
-        }
-    }
-
-    /// Runs `f` on the service. Callbacks before a successful `init` are a
-    /// host bug: logged and otherwise ignored (a trap would only get the
-    /// instance replaced), with `default` as the answer.
-    fn with_service<T>(
-        what: &str,
-        default: T,
-        f: impl FnOnce(&mut LockService, &mut LeaderApi) -> T,
-    ) -> T {
-        SERVICE.with_borrow_mut(|slot| match slot {
-            Some(service) => f(service, &mut LeaderApi),
-            None => {
-                leader_api::log(
-                    LogLevel::Warn,
-                    &format!("{what} called before init; ignored"),
-                );
-                default
-            }
-        })
-    }
-
-    struct Component;
-
-    impl Guest for Component {
-        fn init(config: Vec<(String, String)>) -> Result<(), String> {
-            let config = Config::parse(&config)?;
-            let mut service = LockService::new(config);
-            service.start(&mut LeaderApi);
-            SERVICE.with_borrow_mut(|slot| *slot = Some(service));
-            Ok(())
-        }
-
-        fn on_become_leader(term: u64) -> Result<(), String> {
-            with_service("on-become-leader", Ok(()), |s, host| {
-                s.become_leader(host, term);
-                Ok(())
-            })
-        }
-
-        fn on_become_follower(_leader: Option<String>, _term: u64) {
-            with_service("on-become-follower", (), LockService::become_follower);
-        }
-
-        fn on_peer_joined(_peer: String) {}
-
-        fn on_peer_left(_peer: String) {}
-
-        fn on_term_changed(_old: u64, _new: u64) {}
-
-        fn on_message(_sender: String, _payload: Vec<u8>) {}
-
-        fn on_call(request: Vec<u8>) -> Result<Vec<u8>, String> {
-            with_service(
-                "on-call",
-                Err("lock service not initialised".to_string()),
-                |s, host| s.call(host, &request),
-            )
-        }
-
-        fn on_scheduled(id: u64, tag: String) {
-            with_service("on-scheduled", (), |s, host| s.scheduled(host, id, &tag));
-        }
-
-        fn inspect() -> Vec<(String, String)> {
-            with_service("inspect", Vec::new(), |s, _| s.inspect())
-        }
-
-        fn snapshot() -> Vec<u8> {
-            with_service("snapshot", Vec::new(), |s, _| s.snapshot())
-        }
-
-        fn restore(snapshot: Vec<u8>) -> Result<(), String> {
-            with_service(
-                "restore",
-                Err("lock service not initialised".to_string()),
-                |s, host| s.restore(host, &snapshot),
-            )
-        }
-    }
-
-    export!(Component);
+/// The lock service as a behaviour: leader changes, wake-ups, requests
+/// and the hot-swap state go to [`LockService`].
+struct Plugin {
+    service: LockService,
 }
+
+impl Default for Plugin {
+    fn default() -> Self {
+        Plugin {
+            service: LockService::new(Config::default()),
+        }
+    }
+}
+
+impl Behaviour for Plugin {
+    fn init(&mut self, config: &tenure_sdk::Config) -> Result<(), Error> {
+        self.service = LockService::new(Config::parse(config.pairs())?);
+        self.service.start(&mut SdkNode);
+        Ok(())
+    }
+
+    fn on_become_leader(&mut self, term: Term) -> Result<(), Error> {
+        self.service.become_leader(&mut SdkNode, term);
+        Ok(())
+    }
+
+    fn on_become_follower(&mut self, _leader: Option<&str>, _term: Term) {
+        self.service.become_follower(&mut SdkNode);
+    }
+
+    fn on_call(&mut self, request: &[u8]) -> Result<Vec<u8>, Error> {
+        Ok(self.service.call(&mut SdkNode, request)?)
+    }
+
+    fn on_scheduled(&mut self, id: WakeupId, tag: &str) {
+        self.service.scheduled(&mut SdkNode, id.as_raw(), tag);
+    }
+
+    fn inspect(&mut self) -> Vec<(String, String)> {
+        self.service.inspect()
+    }
+
+    fn snapshot(&mut self) -> Vec<u8> {
+        self.service.snapshot()
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), Error> {
+        Ok(self.service.restore(&mut SdkNode, snapshot)?)
+    }
+}
+
+tenure_sdk::export!(Plugin);

@@ -14,141 +14,147 @@
 //!
 //! which writes `target/wasm32-wasip2/release/tenure_plugin_logger.wasm`.
 //!
-//! The logic (counters, their snapshot format, how arguments are printed)
-//! lives in plain modules that also build for native unit tests; only the
-//! `component` module, which binds them to the WIT world, is wasm-only.
+//! The plugin is a [`tenure_sdk::Behaviour`] that overrides every
+//! callback; the counters, their snapshot format and how arguments are
+//! printed live in plain modules with native unit tests.
 
-#[cfg(any(target_arch = "wasm32", test))]
 mod counts;
-#[cfg(any(target_arch = "wasm32", test))]
 mod describe;
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    use std::cell::RefCell;
+use tenure_sdk::{Behaviour, Config, Error, Term, WakeupId, info, warn};
 
-    use crate::counts::{Callback, Counts};
-    use crate::describe;
+use crate::counts::{Callback, Counts};
 
-    wit_bindgen::generate!({
-        world: "plugin",
-        path: "../../../wit",
-    });
+/// Logs and counts every callback.
+#[derive(Default)]
+struct Logger {
+    /// How often each callback has been called, across hot swaps.
+    counts: Counts,
+}
 
-    use exports::tenure::election::behaviour::Guest;
-    use tenure::election::leader_api;
-    use tenure::election::types::LogLevel;
-
-    thread_local! {
-        /// How often each callback has been called, across hot swaps.
-        static COUNTS: RefCell<Counts> = RefCell::new(Counts::default());
-    }
-
+impl Logger {
     /// Counts `callback` and logs `line` (which starts with its name).
-    fn note(callback: Callback, line: &str) {
-        COUNTS.with_borrow_mut(|counts| counts.record(callback));
-        leader_api::log(LogLevel::Info, line);
+    fn note(&mut self, callback: Callback, line: &str) {
+        self.counts.record(callback);
+        info!("{line}");
+    }
+}
+
+impl Behaviour for Logger {
+    fn init(&mut self, config: &Config) -> Result<(), Error> {
+        let line = format!("init config={}", describe::config(config.pairs()));
+        self.note(Callback::Init, &line);
+        Ok(())
     }
 
-    struct Component;
-
-    impl Guest for Component {
-        fn init(config: Vec<(String, String)>) -> Result<(), String> {
-            note(
-                Callback::Init,
-                &format!("init config={}", describe::config(&config)),
-            );
-            Ok(())
-        }
-
-        fn on_become_leader(term: u64) -> Result<(), String> {
-            note(
-                Callback::OnBecomeLeader,
-                &format!("on-become-leader term={term}"),
-            );
-            Ok(())
-        }
-
-        fn on_become_follower(leader: Option<String>, term: u64) {
-            note(
-                Callback::OnBecomeFollower,
-                &format!(
-                    "on-become-follower leader={} term={term}",
-                    describe::leader(leader.as_deref())
-                ),
-            );
-        }
-
-        fn on_peer_joined(peer: String) {
-            note(
-                Callback::OnPeerJoined,
-                &format!("on-peer-joined peer={}", describe::text(&peer)),
-            );
-        }
-
-        fn on_peer_left(peer: String) {
-            note(
-                Callback::OnPeerLeft,
-                &format!("on-peer-left peer={}", describe::text(&peer)),
-            );
-        }
-
-        fn on_term_changed(old: u64, new: u64) {
-            note(
-                Callback::OnTermChanged,
-                &format!("on-term-changed old={old} new={new}"),
-            );
-        }
-
-        fn on_message(sender: String, payload: Vec<u8>) {
-            note(
-                Callback::OnMessage,
-                &format!(
-                    "on-message sender={} payload={}",
-                    describe::text(&sender),
-                    describe::bytes(&payload)
-                ),
-            );
-        }
-
-        fn on_call(request: Vec<u8>) -> Result<Vec<u8>, String> {
-            note(
-                Callback::OnCall,
-                &format!("on-call request={}", describe::bytes(&request)),
-            );
-            Ok(request)
-        }
-
-        fn on_scheduled(id: u64, tag: String) {
-            note(
-                Callback::OnScheduled,
-                &format!("on-scheduled id={id} tag={}", describe::text(&tag)),
-            );
-        }
-
-        fn inspect() -> Vec<(String, String)> {
-            note(Callback::Inspect, "inspect");
-            COUNTS.with_borrow(Counts::pairs)
-        }
-
-        fn snapshot() -> Vec<u8> {
-            note(Callback::Snapshot, "snapshot");
-            COUNTS.with_borrow(Counts::encode)
-        }
-
-        fn restore(snapshot: Vec<u8>) -> Result<(), String> {
-            note(
-                Callback::Restore,
-                &format!("restore snapshot={}", describe::bytes(&snapshot)),
-            );
-            let previous = Counts::decode(&snapshot).map_err(|reason| {
-                leader_api::log(LogLevel::Warn, &format!("restore refused: {reason}"));
-                reason
-            })?;
-            COUNTS.with_borrow_mut(|counts| counts.add(&previous));
-            Ok(())
-        }
+    fn on_become_leader(&mut self, term: Term) -> Result<(), Error> {
+        self.note(
+            Callback::OnBecomeLeader,
+            &format!("on-become-leader term={term}"),
+        );
+        Ok(())
     }
 
-    export!(Component);
+    fn on_become_follower(&mut self, leader: Option<&str>, term: Term) {
+        let leader = describe::leader(leader);
+        let line = format!("on-become-follower leader={leader} term={term}");
+        self.note(Callback::OnBecomeFollower, &line);
+    }
+
+    fn on_peer_joined(&mut self, peer: &str) {
+        let line = format!("on-peer-joined peer={}", describe::text(peer));
+        self.note(Callback::OnPeerJoined, &line);
+    }
+
+    fn on_peer_left(&mut self, peer: &str) {
+        let line = format!("on-peer-left peer={}", describe::text(peer));
+        self.note(Callback::OnPeerLeft, &line);
+    }
+
+    fn on_term_changed(&mut self, old: Term, new: Term) {
+        let line = format!("on-term-changed old={old} new={new}");
+        self.note(Callback::OnTermChanged, &line);
+    }
+
+    fn on_message(&mut self, sender: &str, payload: &[u8]) {
+        let line = format!(
+            "on-message sender={} payload={}",
+            describe::text(sender),
+            describe::bytes(payload)
+        );
+        self.note(Callback::OnMessage, &line);
+    }
+
+    fn on_call(&mut self, request: &[u8]) -> Result<Vec<u8>, Error> {
+        let line = format!("on-call request={}", describe::bytes(request));
+        self.note(Callback::OnCall, &line);
+        Ok(request.to_vec())
+    }
+
+    fn on_scheduled(&mut self, id: WakeupId, tag: &str) {
+        let line = format!("on-scheduled id={id} tag={}", describe::text(tag));
+        self.note(Callback::OnScheduled, &line);
+    }
+
+    fn inspect(&mut self) -> Vec<(String, String)> {
+        self.note(Callback::Inspect, "inspect");
+        self.counts.pairs()
+    }
+
+    fn snapshot(&mut self) -> Vec<u8> {
+        self.note(Callback::Snapshot, "snapshot");
+        self.counts.encode()
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), Error> {
+        let line = format!("restore snapshot={}", describe::bytes(snapshot));
+        self.note(Callback::Restore, &line);
+        let previous = Counts::decode(snapshot).inspect_err(|reason| {
+            warn!("restore refused: {reason}");
+        })?;
+        self.counts.add(&previous);
+        Ok(())
+    }
+}
+
+tenure_sdk::export!(Logger);
+
+#[cfg(test)]
+mod tests {
+    use tenure_sdk::{Level, fake};
+
+    use super::*;
+
+    #[test]
+    fn every_callback_is_one_line_and_one_count() {
+        let mut logger = Logger::default();
+        logger
+            .init(&Config::from_pairs([("job", "backup")]))
+            .expect("any config");
+        logger.on_term_changed(1, 2);
+        logger.on_become_leader(2).expect("accepts");
+        assert_eq!(logger.on_call(b"hi"), Ok(b"hi".to_vec()));
+        assert_eq!(
+            fake::with(|n| n.lines(Level::Info)),
+            [
+                "init config={job=\"backup\"}",
+                "on-term-changed old=1 new=2",
+                "on-become-leader term=2",
+                "on-call request=\"hi\" (2 bytes)",
+            ]
+        );
+        let pairs = logger.inspect();
+        assert_eq!(pairs.last(), Some(&("total".into(), "5".into())));
+    }
+
+    #[test]
+    fn restore_refuses_foreign_snapshots_with_a_warning() {
+        let mut logger = Logger::default();
+        assert!(
+            logger
+                .restore(b"tenure-plugin-scheduler 1\nruns 3\n")
+                .is_err()
+        );
+        assert_eq!(fake::with(|n| n.lines(Level::Warn)).len(), 1);
+    }
 }
