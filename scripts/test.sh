@@ -8,5 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/build-guests.sh
+scripts/build-polyglot.sh
 cargo fmt --all -- --check
 cargo test --locked "$@"

@@ -1,0 +1,574 @@
+//! Behaviour plugins in Python and JavaScript, run by real `tenure run`
+//! processes on 127.0.0.1: the greeters in examples/plugins/python and
+//! examples/plugins/js (built by scripts/build-polyglot.sh).
+//!
+//! Each test starts a 3-node cluster whose nodes run one greeter, lets it
+//! elect, kills the leader with SIGKILL, restarts it, and asks every node's
+//! plugin (`POST /call?local=true` with `seen`) what it saw: the callbacks
+//! must tell the same story as the cluster's own status and event logs.
+//!
+//! These components are 12–18 MB and Cranelift takes tens of seconds over
+//! each, so the nodes of a test share one artifact cache (each node's
+//! `DATA-DIR/cache` is a link to it) and the first node starts alone: it
+//! compiles, every later start — the other nodes, the restarted leader —
+//! loads the artifact. The test checks that and prints both times.
+//!
+//! Built as an integration test of the host package (see host/Cargo.toml)
+//! so `CARGO_BIN_EXE_tenure` names the binary under test.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tenure_host::admin_client::{STATUS_TIMEOUT, fetch_status, request};
+use tenure_host::node::NodeReport;
+
+const SECRET: &str = "polyglot-test-secret-0123456789";
+
+/// How long a node may take to start: the first one compiles an 18 MB
+/// component (about 15 s on an idle 2-core machine, several times that
+/// under load).
+const START_BOUND: Duration = Duration::from_secs(300);
+
+/// How long anything else may take: an election, a failover, a few beats.
+const BOUND: Duration = Duration::from_secs(20);
+
+/// The greeter's beat period in these tests.
+const PERIOD_MS: u64 = 100;
+
+/// One cluster at a time: each compiles a large component, and two at once
+/// on two cores would only slow both and blur the timings they print.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// A built greeter: `lang` is what its `seen` reply calls itself.
+struct Greeter {
+    lang: &'static str,
+    wasm: PathBuf,
+}
+
+impl Greeter {
+    fn new(lang: &'static str, file: &str) -> Greeter {
+        let wasm = tenure_host::component_path::election_wasm().with_file_name(file);
+        assert!(
+            wasm.is_file(),
+            "{} not found: build the polyglot plugins first with scripts/build-polyglot.sh",
+            wasm.display()
+        );
+        Greeter { lang, wasm }
+    }
+}
+
+/// A loopback port for a node, from a block of 400 below the ephemeral
+/// range chosen by this process's id (as tests/processes.rs does, in
+/// another part of the range so the two test binaries never meet), a busy
+/// port skipped.
+fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 30_000 + (std::process::id() % 50) as u16 * 400;
+    for _ in 0..400 {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 400;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {base}..{}", base + 400);
+}
+
+/// How one node loaded its plugin, from its log: the cache outcome and
+/// the milliseconds it took.
+#[derive(Debug)]
+struct Load {
+    cache: String,
+    ms: f64,
+}
+
+/// Three `tenure run` processes running one greeter, in a temporary
+/// directory with one shared artifact cache.
+struct Cluster {
+    dir: PathBuf,
+    admins: BTreeMap<String, SocketAddr>,
+    children: BTreeMap<String, Child>,
+    /// How many times each node was started, to find its latest log.
+    starts: BTreeMap<String, u32>,
+}
+
+const ALL: [&str; 3] = ["n1", "n2", "n3"];
+
+impl Cluster {
+    /// Writes the configs and links every node's cache to one directory;
+    /// starts nothing.
+    fn new(greeter: &Greeter) -> Cluster {
+        let dir = std::env::temp_dir().join(format!(
+            "tenure-polyglot-{}-{}",
+            greeter.lang,
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cache = dir.join("cache");
+        std::fs::create_dir_all(&cache).expect("cache dir");
+        let ports: Vec<u16> = ALL.iter().map(|_| free_port()).collect();
+        let peers: String = ALL
+            .iter()
+            .zip(&ports)
+            .map(|(id, port)| format!("{id} = \"127.0.0.1:{port}\"\n"))
+            .collect();
+        let mut admins = BTreeMap::new();
+        for (id, port) in ALL.iter().zip(&ports) {
+            let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+            let text = format!(
+                "node-id = \"{id}\"\ncluster-id = \"polyglot\"\nlisten = \"127.0.0.1:{port}\"\n\
+                 admin = \"{admin}\"\ndata-dir = \"{id}\"\nsecret = \"{SECRET}\"\n\
+                 [peers]\n{peers}\n[plugin]\npath = \"{}\"\n\
+                 [plugin.config]\nperiod-ms = \"{PERIOD_MS}\"\ngreeting = \"hi\"\n",
+                greeter.wasm.display()
+            );
+            std::fs::write(dir.join(format!("{id}.toml")), text).expect("config");
+            // The host keeps its artifacts in DATA-DIR/cache; a link makes
+            // that one directory for all three nodes.
+            std::fs::create_dir_all(dir.join(id)).expect("data dir");
+            std::os::unix::fs::symlink(&cache, dir.join(id).join("cache")).expect("cache link");
+            admins.insert(id.to_string(), admin);
+        }
+        Cluster {
+            dir,
+            admins,
+            children: BTreeMap::new(),
+            starts: BTreeMap::new(),
+        }
+    }
+
+    fn log_path(&self, id: &str) -> PathBuf {
+        let n = self.starts.get(id).copied().unwrap_or(0);
+        self.dir.join(format!("{id}.{n}.log"))
+    }
+
+    /// Starts node `id` and waits (at most [`START_BOUND`]) until its admin
+    /// endpoint answers, which it does only once the plugin is loaded.
+    /// Returns how the plugin was loaded.
+    fn start(&mut self, id: &str) -> Load {
+        *self.starts.entry(id.to_string()).or_default() += 1;
+        let log = std::fs::File::create(self.log_path(id)).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_tenure"))
+            .args(["run", "--config"])
+            .arg(self.dir.join(format!("{id}.toml")))
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("tenure starts");
+        self.children.insert(id.to_string(), child);
+        let deadline = Instant::now() + START_BOUND;
+        while self.status(id).is_none() {
+            let exited = self
+                .children
+                .get_mut(id)
+                .and_then(|c| c.try_wait().ok().flatten());
+            assert!(exited.is_none(), "{id} exited: {exited:?}\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "{id} did not start within {START_BOUND:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let text = std::fs::read_to_string(self.log_path(id)).unwrap_or_default();
+        plugin_load(&text).unwrap_or_else(|| panic!("{id} logged no plugin load:\n{text}"))
+    }
+
+    /// Runs a lone node whose greeter gets `config` (its `[plugin.config]`
+    /// lines), sharing the cache; it must refuse to start. Returns its log.
+    fn refused_start(&self, greeter: &Greeter, config: &str) -> String {
+        let data = self.dir.join("refused");
+        std::fs::create_dir_all(&data).expect("data dir");
+        let link = data.join("cache");
+        if !link.exists() {
+            std::os::unix::fs::symlink(self.dir.join("cache"), &link).expect("cache link");
+        }
+        let path = self.dir.join("refused.toml");
+        let text = format!(
+            "node-id = \"n9\"\ncluster-id = \"refused\"\nlisten = \"127.0.0.1:{}\"\n\
+             data-dir = \"refused\"\nsecret = \"{SECRET}\"\n\
+             [plugin]\npath = \"{}\"\n[plugin.config]\n{config}\n",
+            free_port(),
+            greeter.wasm.display()
+        );
+        std::fs::write(&path, text).expect("config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tenure"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tenure starts");
+        // Read stderr to the end (the node exits), but never wait longer
+        // than the bound: a node that started after all is killed.
+        let stderr = child.stderr.take().expect("stderr");
+        let reader =
+            std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+        let deadline = Instant::now() + BOUND;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("a node with greeter config {config:?} kept running");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let log = reader.join().expect("stderr reader");
+        assert!(!status.success(), "refused start exited 0:\n{log}");
+        log
+    }
+
+    fn kill9(&mut self, id: &str) {
+        let mut child = self.children.remove(id).expect("running");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+
+    fn status(&self, id: &str) -> Option<NodeReport> {
+        self.children.get(id)?;
+        block_on(fetch_status(self.admins[id], STATUS_TIMEOUT)).ok()
+    }
+
+    /// Waits until every node in `among` agrees on one leader among them
+    /// that says it leads; returns it and its term.
+    fn wait_for_leader(&self, among: &[&str]) -> (String, u64) {
+        let deadline = Instant::now() + BOUND;
+        loop {
+            let views: Vec<NodeReport> = among.iter().filter_map(|id| self.status(id)).collect();
+            if views.len() == among.len() {
+                let first = (views[0].leader.clone(), views[0].term);
+                let agreed = views.iter().all(|v| (v.leader.clone(), v.term) == first);
+                if let (true, (Some(leader), term)) = (agreed, first) {
+                    let leads = views
+                        .iter()
+                        .any(|v| v.node_id == leader && v.role == "leader");
+                    if leads {
+                        return (leader, term);
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader among {among:?} within {BOUND:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `POST /call` with `body` on node `id`: the status code and reply.
+    fn call(&self, id: &str, path: &str, body: &[u8]) -> (u16, String) {
+        block_on(request(self.admins[id], "POST", path, body, BOUND))
+            .unwrap_or_else(|e| panic!("{id}: {e:#}\n{}", self.logs()))
+    }
+
+    /// What node `id`'s own plugin saw (its `seen` reply).
+    fn seen(&self, id: &str) -> Seen {
+        let (code, body) = self.call(id, "/call?local=true", b"seen");
+        assert_eq!(code, 200, "{id}: {body}");
+        Seen::parse(&body)
+    }
+
+    /// Waits until `ready` holds of node `id`'s `seen`; returns it.
+    fn seen_when(&self, id: &str, what: &str, ready: impl Fn(&Seen) -> bool) -> Seen {
+        let deadline = Instant::now() + BOUND;
+        loop {
+            let seen = self.seen(id);
+            if ready(&seen) {
+                return seen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id}: {what} within {BOUND:?}; its plugin saw {:#}\n{}",
+                seen.json,
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Every (term, node) that some node's event log says became leader.
+    fn leaders_by_term(&self) -> BTreeMap<u64, Vec<String>> {
+        let mut by_term: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        for id in ALL {
+            let text =
+                std::fs::read_to_string(self.dir.join(id).join("events.log")).unwrap_or_default();
+            for line in text.lines() {
+                let event: Value = serde_json::from_str(line).expect("JSON line");
+                if event["event"] == "became-leader" {
+                    let term = event["term"].as_u64().expect("term");
+                    let node = event["node"].as_str().expect("node").to_string();
+                    let nodes = by_term.entry(term).or_default();
+                    if !nodes.contains(&node) {
+                        nodes.push(node);
+                    }
+                }
+            }
+        }
+        by_term
+    }
+
+    /// The last lines of every node's latest log, for failure messages.
+    fn logs(&self) -> String {
+        ALL.iter()
+            .map(|id| {
+                let text = std::fs::read_to_string(self.log_path(id)).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                format!(
+                    "--- {id} ---\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.children.values_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
+/// The `plugin loaded cache=Hit ms=12.3` line a node logs at start.
+fn plugin_load(log: &str) -> Option<Load> {
+    let line = log.lines().find(|l| l.contains("plugin loaded"))?;
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|word| word.strip_prefix(name))
+            .map(str::to_string)
+    };
+    Some(Load {
+        cache: field("cache=")?,
+        ms: field("ms=")?.parse().ok()?,
+    })
+}
+
+/// A greeter's `seen` reply (see examples/plugins/python/greeter_core.py).
+struct Seen {
+    json: Value,
+}
+
+impl Seen {
+    fn parse(body: &str) -> Seen {
+        let json: Value = serde_json::from_str(body)
+            .unwrap_or_else(|e| panic!("`seen` is not JSON ({e}): {body}"));
+        Seen { json }
+    }
+
+    fn count(&self, callback: &str) -> u64 {
+        self.json["counts"][callback]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no count for {callback}: {:#}", self.json))
+    }
+
+    fn events(&self) -> Vec<&str> {
+        self.json["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|e| e.as_str().expect("an event is text"))
+            .collect()
+    }
+
+    fn saw(&self, event: &str) -> bool {
+        self.events().contains(&event)
+    }
+
+    fn led_terms(&self) -> Vec<u64> {
+        self.json["led-terms"]
+            .as_array()
+            .expect("led-terms")
+            .iter()
+            .map(|t| t.as_u64().expect("a term"))
+            .collect()
+    }
+
+    /// The term of every beat.
+    fn beat_terms(&self) -> Vec<u64> {
+        self.json["beats"]
+            .as_array()
+            .expect("beats")
+            .iter()
+            .map(|b| b[0].as_u64().expect("a beat's term"))
+            .collect()
+    }
+
+    fn beat_count(&self) -> u64 {
+        self.json["beat-count"].as_u64().expect("beat-count")
+    }
+
+    fn greeting_from(&self, peer: &str) -> Option<&str> {
+        self.json["greetings"][peer].as_str()
+    }
+}
+
+/// Whether `seen` holds a greeting from `leader` sent in `term`.
+fn greeted_by(seen: &Seen, leader: &str, term: u64) -> bool {
+    seen.greeting_from(leader)
+        .is_some_and(|g| g.starts_with(&format!("hi from {leader}, leader of term {term}, beat ")))
+}
+
+/// The whole story for one greeter: elect, fail over, rejoin; the plugin's
+/// own record checked against the cluster's at every step.
+fn elect_fail_over_and_rejoin(greeter: &Greeter) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let size = std::fs::metadata(&greeter.wasm).expect("wasm").len();
+    let mut cluster = Cluster::new(greeter);
+
+    // The first node compiles the component; the others load its artifact.
+    let first = cluster.start("n1");
+    assert_eq!(first.cache, "Miss", "a fresh cache compiles");
+    let mut cached = Vec::new();
+    for id in ["n2", "n3"] {
+        let load = cluster.start(id);
+        assert_eq!(load.cache, "Hit", "{id} did not use the shared cache");
+        cached.push(load.ms);
+    }
+
+    // Elected: the leader's plugin was told so, beats in its term only and
+    // greets the followers, whose plugins never lead.
+    let (leader, term) = cluster.wait_for_leader(&ALL);
+    let followers: Vec<&str> = ALL.iter().copied().filter(|id| *id != leader).collect();
+    let seen = cluster.seen_when(&leader, "three beats", |s| s.beat_count() >= 3);
+    assert_eq!(seen.json["plugin"], greeter.lang);
+    assert_eq!(seen.json["node"], leader.as_str());
+    assert_eq!(seen.count("init"), 1);
+    assert_eq!(seen.count("on-become-leader"), 1);
+    assert!(seen.saw(&format!("on-become-leader {term}")));
+    assert_eq!(seen.led_terms(), vec![term]);
+    assert!(seen.beat_terms().iter().all(|t| *t == term));
+    for id in &followers {
+        let seen = cluster.seen_when(id, "a greeting from the leader", |s| {
+            greeted_by(s, &leader, term)
+        });
+        assert_eq!(seen.json["node"], *id);
+        assert_eq!(seen.count("init"), 1);
+        assert_eq!(seen.count("on-become-leader"), 0, "{id}: {:#}", seen.json);
+        assert_eq!(seen.beat_count(), 0, "{id} beat as a follower");
+        assert!(
+            seen.saw(&format!("on-become-follower {leader} {term}")),
+            "{id}: {:#}",
+            seen.json
+        );
+    }
+    // A call on a follower reaches the leader's plugin; a bad one is refused
+    // with the plugin's reason.
+    let (code, body) = cluster.call(followers[0], "/call", b"seen");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(Seen::parse(&body).json["node"], leader.as_str());
+    let (code, body) = cluster.call(&leader, "/call", b"sing");
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body.contains("unknown request") && body.contains("`seen`"),
+        "{body}"
+    );
+
+    // kill -9 the leader: a survivor leads a higher term, its plugin beats
+    // in that term only, after following the old leader and seeing it go.
+    cluster.kill9(&leader);
+    let (second, second_term) = cluster.wait_for_leader(&followers);
+    assert!(second_term > term);
+    let other = followers
+        .iter()
+        .copied()
+        .find(|id| *id != second)
+        .expect("two survivors");
+    let seen = cluster.seen_when(&second, "beats and the old leader's departure", |s| {
+        s.beat_count() >= 3 && s.saw(&format!("on-peer-left {leader}"))
+    });
+    assert_eq!(seen.count("init"), 1);
+    assert_eq!(seen.count("on-become-leader"), 1);
+    assert!(seen.saw(&format!("on-become-follower {leader} {term}")));
+    assert!(seen.saw(&format!("on-become-leader {second_term}")));
+    assert!(
+        seen.events()
+            .iter()
+            .any(|e| e.starts_with("on-term-changed ") && e.ends_with(&format!(" {second_term}"))),
+        "{:#}",
+        seen.json
+    );
+    assert_eq!(seen.led_terms(), vec![second_term]);
+    assert!(seen.beat_terms().iter().all(|t| *t == second_term));
+    let seen = cluster.seen_when(other, "a greeting from the new leader", |s| {
+        greeted_by(s, &second, second_term)
+    });
+    assert_eq!(seen.count("on-become-leader"), 0);
+    assert_eq!(seen.beat_count(), 0, "{other} beat as a follower");
+    assert!(seen.saw(&format!("on-become-follower {second} {second_term}")));
+
+    // The old leader comes back: a fresh plugin, loaded from the cache,
+    // follows the new leader and hears its greetings.
+    let restart = cluster.start(&leader);
+    assert_eq!(restart.cache, "Hit", "the restarted node recompiled");
+    cached.push(restart.ms);
+    let (now, now_term) = cluster.wait_for_leader(&ALL);
+    let seen = cluster.seen_when(&leader, "a greeting from the current leader", |s| {
+        greeted_by(s, &now, now_term)
+    });
+    assert_eq!(seen.count("init"), 1);
+    assert_eq!(seen.count("on-become-leader"), 0);
+    assert_eq!(seen.beat_count(), 0);
+
+    // A config the greeter refuses stops a node at start, with the
+    // greeter's reason (the component comes from the cache).
+    let log = cluster.refused_start(greeter, "period-ms = \"soon\"");
+    assert!(
+        log.contains("`period-ms`: `soon` is not a whole number of milliseconds"),
+        "{log}"
+    );
+    let log = cluster.refused_start(greeter, "colour = \"blue\"");
+    assert!(log.contains("unknown config key `colour`"), "{log}");
+
+    // Across the whole run, no term had two leaders.
+    for (term, nodes) in cluster.leaders_by_term() {
+        assert_eq!(nodes.len(), 1, "term {term} had leaders {nodes:?}");
+    }
+    cached.sort_by(f64::total_cmp);
+    println!(
+        "{}: {:.1} MB component; first load (compile) {:.0} ms, cached loads {:.0}–{:.0} ms \
+         ({} nodes); {leader} led term {term}, {second} term {second_term} after kill -9",
+        greeter.lang,
+        size as f64 / 1e6,
+        first.ms,
+        cached[0],
+        cached[cached.len() - 1],
+        cached.len()
+    );
+}
+
+#[test]
+fn a_python_greeter_sees_election_failover_and_rejoin() {
+    elect_fail_over_and_rejoin(&Greeter::new("python", "tenure_plugin_greeter_python.wasm"));
+}
+
+#[test]
+fn a_javascript_greeter_sees_election_failover_and_rejoin() {
+    elect_fail_over_and_rejoin(&Greeter::new("js", "tenure_plugin_greeter_js.wasm"));
+}
