@@ -317,9 +317,14 @@ impl Election {
 
     /// The host saw `peer`'s process die (its connection closed and a
     /// reconnect was refused). If `peer` is the leader this node follows,
-    /// it forgets the leader and re-arms its election timer with a short
-    /// jitter, uniform in [0, heartbeat interval], so that the survivors
-    /// (each of which sees the death) campaign soon and rarely together.
+    /// it forgets the leader and re-arms its election timer for its turn:
+    /// the survivors rank themselves the same way (priority, then id) and
+    /// each waits `rank` slots of a fifth of a heartbeat interval (at least
+    /// 1 ms), plus a jitter of up to half a slot. The first in line
+    /// campaigns at once; the others, which also saw the death, grant it,
+    /// and their own turn is pushed back by the vote they cast — so
+    /// survivors do not split the vote, and if the first in line is down
+    /// too, the next one goes a slot later.
     pub fn peer_unreachable(&mut self, peer: &str, env: &mut impl Environment) {
         self.now_ns = env.now_ns();
         if self.role != Role::Follower || self.leader.as_deref() != Some(peer) {
@@ -336,12 +341,13 @@ impl Election {
         // The leader is dead, so it holds no lease: this node's loyalty to
         // it ends now, and it may vote for whoever campaigns first.
         self.leader_heard_ns = None;
-        // Re-arm with the short jitter instead of a full timeout.
+        // Re-arm for this node's turn instead of a full timeout.
         if let Some(id) = self.election_timer.take() {
             self.actions.push(Action::CancelTimer { id });
         }
-        let span = u64::from(self.timings.heartbeat_interval_ms) * NS_PER_MS;
-        let after_ns = env.random_u64() % (span + 1);
+        let slot = (u64::from(self.timings.heartbeat_interval_ms) * NS_PER_MS / 5).max(NS_PER_MS);
+        let rank = self.failover_rank(peer);
+        let after_ns = rank * slot + env.random_u64() % (slot / 2 + 1);
         let id = self.next_timer();
         self.election_timer = Some(id);
         self.actions.push(Action::SetTimer { id, after_ns });
@@ -381,6 +387,33 @@ impl Election {
         self.hand_over(to);
         self.flush();
         Ok(())
+    }
+
+    /// This node's place in line to replace the dead leader `dead`: among
+    /// itself and the members it hears from, highest priority first, then
+    /// by id.
+    fn failover_rank(&self, dead: &str) -> u64 {
+        let alive = self.liveness.alive();
+        let mut line: Vec<(core::cmp::Reverse<u8>, &str)> = self
+            .members
+            .iter()
+            .filter(|m| m.as_str() != dead)
+            .filter(|m| **m == self.id || alive.contains(m))
+            .map(|m| {
+                let priority = if *m == self.id {
+                    self.standing.priority
+                } else {
+                    self.peers
+                        .get(m.as_str())
+                        .map_or(0, |p| p.standing.priority)
+                };
+                (core::cmp::Reverse(priority), m.as_str())
+            })
+            .collect();
+        line.sort_unstable();
+        line.iter()
+            .position(|(_, m)| *m == self.id)
+            .unwrap_or(line.len()) as u64
     }
 
     /// Tells `to` to campaign now (TimeoutNow), giving the lease up.

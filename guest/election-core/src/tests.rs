@@ -1311,9 +1311,11 @@ fn a_follower_told_its_leader_died_campaigns_after_a_short_jitter() {
     let s = n.e.status();
     assert_eq!((s.role, s.term, s.leader), (Role::Follower, 2, None));
     let (timer, after) = *timers(&actions).last().expect("re-armed");
+    // n1 is first in line (n3 is not heard from, so not in line): its
+    // turn is now, give or take half a slot of 10 ms.
     assert!(
-        after <= 50 * MS,
-        "jitter within a heartbeat interval: {after}"
+        after <= 5 * MS,
+        "first in line waits at most half a slot: {after}"
     );
     // When it fires, the pre-vote goes out at once; the other survivor,
     // which also saw the death, grants it.
@@ -1323,6 +1325,55 @@ fn a_follower_told_its_leader_died_campaigns_after_a_short_jitter() {
             .iter()
             .all(|(_, b)| *b == Body::RequestPreVote { term: 3 })
     );
+}
+
+#[test]
+fn survivors_of_a_dead_leader_take_turns_by_priority_then_id() {
+    let turn = |id: &str, priority: u8| {
+        let mut options = pre_vote_options(id, &["n1", "n2", "n3", "n4"]);
+        options.priority = priority;
+        let (mut n, _) = Node::with_options(options, None);
+        // The leader n1 vouches for everyone, so all are heard from.
+        n.e.on_message(
+            "n1",
+            &Message {
+                cluster_id: "test".into(),
+                sender: Standing::default(),
+                body: Body::Heartbeat {
+                    term: 1,
+                    round: 1,
+                    members: vec![],
+                    alive: vec!["n2".into(), "n3".into(), "n4".into()],
+                },
+            }
+            .encode(),
+            &mut n.env,
+        );
+        // n4 says it has priority 3.
+        n.e.on_message(
+            "n4",
+            &Message {
+                cluster_id: "test".into(),
+                sender: Standing {
+                    voter: true,
+                    priority: 3,
+                },
+                body: Body::Join { members: vec![] },
+            }
+            .encode(),
+            &mut n.env,
+        );
+        n.e.take_actions();
+        n.e.peer_unreachable("n1", &mut n.env);
+        timers(&n.e.take_actions()).last().expect("re-armed").1
+    };
+    // Slots are 10 ms (a fifth of the 50 ms heartbeat), jitter up to 5 ms.
+    let n4 = turn("n4", 3);
+    let n2 = turn("n2", 0);
+    let n3 = turn("n3", 0);
+    assert!(n4 <= 5 * MS, "n4, of top priority, goes first: {n4}");
+    assert!((10 * MS..=15 * MS).contains(&n2), "n2 second: {n2}");
+    assert!((20 * MS..=25 * MS).contains(&n3), "n3 third: {n3}");
 }
 
 #[test]

@@ -108,6 +108,10 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<By
     };
     let mut backoff = Backoff::new(shared.reconnect_min, shared.reconnect_max);
     let mut unreachable_reported = false;
+    // Set when a connection that had held broke: redial at once, since a
+    // peer whose process died refuses at once, and that refusal is what
+    // fast failover waits for.
+    let mut redial_now = false;
     loop {
         let Some(dialled) = queue.drain_while(&shared, connect(&shared, &peer)).await else {
             return;
@@ -132,13 +136,17 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<By
                         shared.emit(PeerEvent::Disconnected { peer: peer.clone() });
                     }
                 }
-                // Only a connection that held resets the back-off, so a peer
-                // that accepts and at once hangs up is not redialled in a
-                // tight loop.
+                // Only a connection that held resets the back-off (and
+                // earns an immediate redial), so a peer that accepts and at
+                // once hangs up is not redialled in a tight loop.
                 if since.elapsed() >= shared.reconnect_max {
                     backoff.reset();
                 }
+                redial_now = since.elapsed() >= shared.reconnect_min;
             }
+        }
+        if std::mem::take(&mut redial_now) {
+            continue;
         }
         let delay = backoff.next_delay();
         if queue
