@@ -82,6 +82,15 @@ enum Command {
     /// Manage a running node's protocol component.
     #[command(subcommand)]
     Protocol(ProtocolCommand),
+    /// Write a ready-to-build behaviour plugin project (Rust, on Tenure's
+    /// SDK), with a README and a simulator test.
+    NewPlugin {
+        /// The plugin's package name: lowercase letters, digits, `-`, `_`.
+        name: String,
+        /// Where to write it (default: ./NAME); must be absent or empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -174,7 +183,7 @@ fn main() -> ExitCode {
         Command::Sim(_) => "error",
         Command::Run { .. } => "info",
         Command::Status { .. } => "warn",
-        Command::Demo { .. } => "warn",
+        Command::Demo { .. } | Command::NewPlugin { .. } => "warn",
         Command::Plugin(_)
         | Command::Protocol(_)
         | Command::StepDown { .. }
@@ -190,6 +199,7 @@ fn main() -> ExitCode {
         .init();
     let result = match args.command {
         Command::Run { config } => block_on(cli::run::run(&config)),
+        Command::NewPlugin { name, dir } => cli::new_plugin::new_plugin(&name, dir),
         Command::Status { admin, json } => block_on(cli::status::status(admin, json)),
         Command::Plugin(PluginCommand::Swap { admin, path }) => {
             block_on(cli::actions::swap(admin, &path))

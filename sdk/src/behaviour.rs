@@ -241,8 +241,9 @@ pub trait Behaviour: Default + 'static {
         let _ = (id, tag);
     }
 
-    /// Human-readable state for operators (`tenure status` shows it), as
-    /// key/value pairs.
+    /// Human-readable state for operators, as key/value pairs. The
+    /// simulator's harness reads it (`tenure_host::testing::Cluster::inspect`);
+    /// a running node does not show it yet.
     ///
     /// Default: none.
     ///

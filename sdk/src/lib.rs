@@ -29,7 +29,9 @@
 //!     }
 //!
 //!     fn on_become_follower(&mut self, _leader: Option<&str>, _term: Term) {
-//!         self.tick.take().map(node::cancel);
+//!         if let Some(id) = self.tick.take() {
+//!             node::cancel(id);
+//!         }
 //!     }
 //!
 //!     fn on_scheduled(&mut self, id: WakeupId, _tag: &str) {

@@ -6,7 +6,7 @@
 //! callback returns, in the order they were made.
 //!
 //! In a `wasm32` build these call the host. In a native build (`cargo
-//! test`) they read and write a per-thread [`crate::fake`] node, so a
+//! test`) they read and write a per-thread `tenure_sdk::fake` node, so a
 //! behaviour's logic can be unit-tested without a cluster — which is also
 //! why every example below runs as a doctest.
 

@@ -2,6 +2,7 @@
 
 pub mod actions;
 pub mod demo;
+pub mod new_plugin;
 pub mod run;
 pub mod sim;
 pub mod status;
