@@ -78,8 +78,8 @@ pub struct FakeNode {
     pub leader: Option<String>,
     /// `peers()`; default none.
     pub peers: Vec<String>,
-    /// The lease `lease()` reports while leading; default none (as the
-    /// protocol grants none yet).
+    /// The lease `lease()` reports while leading; default none (as right
+    /// after an election, before a majority acknowledged a heartbeat).
     pub lease: Option<Duration>,
     /// Wake-ups asked for and not cancelled, in the order asked.
     pub scheduled: Vec<Wakeup>,

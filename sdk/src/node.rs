@@ -161,9 +161,9 @@ pub fn term() -> Term {
 /// does not lead, or has not heard from a majority lately).
 ///
 /// A behaviour that must never overlap with another leader checks this
-/// right before acting. The protocol grants leases once it supports them;
-/// until then this is `None`, so code that requires a lease must not assume
-/// one.
+/// right before acting, and finishes within it. A healthy leader's lease
+/// is renewed by every acknowledged heartbeat round (about 80–135 ms left
+/// at default timings); it is `None` for a round trip after an election.
 ///
 /// ```
 /// use std::time::Duration;
