@@ -3,6 +3,8 @@
 //! - `GET /status`: the node's [`NodeReport`] as JSON.
 //! - `POST /step-down`: give up leadership (or a candidacy).
 //! - `POST /campaign`: start an election now (a pre-vote first).
+//! - `POST /leave?node=NODE`: remove NODE from the membership for good
+//!   (409 with the protocol's reason when refused, e.g. NODE is alive).
 //! - `POST /transfer?to=NODE`: hand leadership to NODE (409 with the
 //!   reason when refused).
 //! - `POST /call[?local=true]`: the request body goes to the plugin's
@@ -81,6 +83,7 @@ pub async fn serve(
         .route("/step-down", post(step_down))
         .route("/campaign", post(campaign))
         .route("/transfer", post(transfer))
+        .route("/leave", post(leave))
         .route("/call", post(call))
         .route("/plugin", post(swap_plugin))
         .route("/protocol", post(swap_protocol))
@@ -145,6 +148,23 @@ async fn transfer(
     let to = query.to.clone();
     match ask(&state.commands, |reply| Command::Transfer { to, reply }).await? {
         Ok(()) => Ok(format!("handing leadership to {}\n", query.to)),
+        Err(reason) => Err((StatusCode::CONFLICT, format!("{reason}\n")).into_response()),
+    }
+}
+
+/// `?node=NODE` names the member to remove.
+#[derive(serde::Deserialize)]
+struct LeaveQuery {
+    node: String,
+}
+
+async fn leave(
+    State(state): State<AdminState>,
+    Query(query): Query<LeaveQuery>,
+) -> Result<String, Response> {
+    let node = query.node.clone();
+    match ask(&state.commands, |reply| Command::Leave { node, reply }).await? {
+        Ok(()) => Ok(format!("removed {} from the membership\n", query.node)),
         Err(reason) => Err((StatusCode::CONFLICT, format!("{reason}\n")).into_response()),
     }
 }

@@ -76,6 +76,16 @@ enum Command {
         #[arg(long)]
         to: String,
     },
+    /// Remove a member for good, so the quorum shrinks: only a node that is
+    /// stopped (or the node itself, which then stops voting).
+    Leave {
+        /// The admin address of any member (the leader spreads it fastest).
+        #[arg(long)]
+        admin: SocketAddr,
+        /// The member to remove.
+        #[arg(long)]
+        node: String,
+    },
     /// Manage a running node's behaviour plugin.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -188,7 +198,8 @@ fn main() -> ExitCode {
         | Command::Protocol(_)
         | Command::StepDown { .. }
         | Command::Campaign { .. }
-        | Command::Transfer { .. } => "warn",
+        | Command::Transfer { .. }
+        | Command::Leave { .. } => "warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -206,6 +217,16 @@ fn main() -> ExitCode {
         }
         Command::StepDown { admin } => block_on(cli::actions::admin_action(admin, "/step-down")),
         Command::Campaign { admin } => block_on(cli::actions::admin_action(admin, "/campaign")),
+        Command::Leave { admin, node } => {
+            let node: String = node
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+                .collect();
+            block_on(cli::actions::admin_action(
+                admin,
+                &format!("/leave?node={node}"),
+            ))
+        }
         Command::Transfer { admin, to } => {
             let to: String = to
                 .chars()

@@ -58,9 +58,12 @@ pub struct Election {
     term: Term,
     /// Durable: the vote cast in `term`.
     voted_for: Option<NodeId>,
-    /// Durable: the voting membership, self included. It only grows:
-    /// liveness never removes a member (see [`crate::liveness`]).
+    /// Durable: the voting membership, self included. Liveness never
+    /// removes a member (see [`crate::liveness`]); only `leave` does.
     members: BTreeSet<NodeId>,
+    /// Durable: members removed with `leave`. A tombstone: no message can
+    /// make them members again.
+    pub(crate) removed: BTreeSet<NodeId>,
     role: Role,
     leader: Option<NodeId>,
     /// Votes granted to this node in `term` (candidates only).
@@ -124,13 +127,15 @@ impl Election {
         } else {
             members.remove(&options.node_id);
         }
-        let (term, voted_for) = match &persisted {
+        let (term, voted_for, removed) = match &persisted {
             Some(p) => {
                 members.extend(p.members.iter().filter(|m| valid_node_id(m)).cloned());
-                (p.term, p.voted_for.clone())
+                let removed: BTreeSet<NodeId> = p.removed.iter().cloned().collect();
+                (p.term, p.voted_for.clone(), removed)
             }
-            None => (0, None),
+            None => (0, None, BTreeSet::new()),
         };
+        members.retain(|m| !removed.contains(m));
         let mut e = Election {
             id: options.node_id,
             cluster_id: options.cluster_id,
@@ -138,6 +143,7 @@ impl Election {
             term,
             voted_for,
             members,
+            removed,
             role: Role::Follower,
             leader: None,
             granted: BTreeSet::new(),
@@ -212,6 +218,17 @@ impl Election {
             return self.ignore(format!("a message from invalid sender {from:?}"));
         }
         let now = self.now_ns;
+        if self.removed.contains(from) {
+            // A removed node takes no part, and cannot disturb the term.
+            // The leader answers with a heartbeat, whose tombstones tell it
+            // that it was removed.
+            if self.role == Role::Leader {
+                let heartbeat = self.heartbeat();
+                self.send(from, heartbeat);
+                self.flush();
+            }
+            return;
+        }
         if message.sender.voter {
             self.discover(from);
         } else {
@@ -229,13 +246,23 @@ impl Election {
                 round,
                 members,
                 alive,
-            } => self.on_heartbeat(from, term, round, &members, &alive, now, env),
+                removed,
+            } => {
+                // Removals first: the members that come with them must not
+                // bring a removed node back.
+                self.merge_removed(&removed, env);
+                self.on_heartbeat(from, term, round, &members, &alive, now, env);
+            }
             Body::HeartbeatAck {
                 term,
                 ok,
                 round,
                 members,
-            } => self.on_heartbeat_ack(from, term, ok, round, &members, env),
+                removed,
+            } => {
+                self.merge_removed(&removed, env);
+                self.on_heartbeat_ack(from, term, ok, round, &members, env);
+            }
             Body::Join { members } => self.on_join(from, &members),
             Body::Welcome {
                 term,
@@ -263,7 +290,7 @@ impl Election {
             self.expire_peers(now);
             match self.role {
                 Role::Leader => {}
-                _ if !self.standing.voter => self.announce_observer(env),
+                _ if !self.votes() => self.announce_observer(env),
                 _ if self.pre_vote => self.start_pre_vote(env),
                 Role::Follower | Role::Candidate => self.become_candidate(env, false),
             }
@@ -303,6 +330,16 @@ impl Election {
             self.log(
                 LogLevel::Warn,
                 format!("{} refused to join invalid peer {peer:?}", self.id),
+            );
+            return;
+        }
+        if self.removed.contains(peer) {
+            self.log(
+                LogLevel::Warn,
+                format!(
+                    "{} refused to join {peer}: it was removed for good",
+                    self.id
+                ),
             );
             return;
         }
@@ -352,6 +389,87 @@ impl Election {
         self.election_timer = Some(id);
         self.actions.push(Action::SetTimer { id, after_ns });
         self.flush();
+    }
+
+    /// Removes `node` from the voting membership for good: the quorum
+    /// shrinks deliberately, and a tombstone (persisted, and spread to
+    /// every node by the leader's heartbeats) keeps any message — one
+    /// already in flight included — from making it a member again.
+    ///
+    /// Without a replicated log a removal is safe only if the removed
+    /// node never votes again, so it is refused for a member heard from
+    /// within the peer timeout (stop it first); a node may remove itself,
+    /// which stops it voting and standing at once. A leader cannot remove
+    /// itself (transfer leadership first). A removed id cannot come back:
+    /// give the machine a new node id.
+    pub fn leave(&mut self, node: &str, env: &mut impl Environment) -> Result<(), String> {
+        self.now_ns = env.now_ns();
+        if self.removed.contains(node) {
+            return Ok(());
+        }
+        if node == self.id {
+            if self.role == Role::Leader {
+                return Err(format!(
+                    "{node} leads; transfer leadership before it leaves"
+                ));
+            }
+        } else {
+            if !self.members.contains(node) {
+                return Err(format!("{node} is not a member of this cluster"));
+            }
+            let timeout = u64::from(self.timings.heartbeat_interval_ms)
+                * u64::from(self.timings.peer_timeout_heartbeats)
+                * NS_PER_MS;
+            if self
+                .liveness
+                .heard_since(node, self.now_ns.saturating_sub(timeout))
+            {
+                return Err(format!(
+                    "{node} was heard from lately: stop it first (a removed node that still votes could help elect a second leader), or ask it to leave itself"
+                ));
+            }
+        }
+        self.remove(node, env);
+        if self.role == Role::Leader {
+            // Tell everyone now rather than at the next round.
+            self.send_heartbeats();
+        }
+        self.flush();
+        Ok(())
+    }
+
+    /// Adopts removals another node made.
+    fn merge_removed(&mut self, removed: &[NodeId], env: &mut impl Environment) {
+        for node in removed {
+            if valid_node_id(node) && !self.removed.contains(node.as_str()) {
+                self.remove(node, env);
+            }
+        }
+    }
+
+    fn remove(&mut self, node: &str, env: &mut impl Environment) {
+        self.removed.insert(node.into());
+        self.members.remove(node);
+        self.observers.remove(node);
+        self.unsaved = true;
+        self.log(
+            LogLevel::Info,
+            format!(
+                "{} removed {node}: {} members, quorum {}",
+                self.id,
+                self.members.len(),
+                quorum::majority(self.members.len())
+            ),
+        );
+        if node == self.id {
+            self.log(
+                LogLevel::Warn,
+                format!("{} left the cluster: it no longer votes or stands", self.id),
+            );
+            if self.role != Role::Follower {
+                self.become_follower(self.term, None, env, 0);
+            }
+        }
     }
 
     /// Hands leadership to `to` (Raft's TimeoutNow): the leader tells `to`
@@ -435,7 +553,7 @@ impl Election {
         if term != self.term
             || self.leader.as_deref() != Some(from)
             || self.role != Role::Follower
-            || !self.standing.voter
+            || !self.votes()
         {
             return;
         }
@@ -455,7 +573,7 @@ impl Election {
                 LogLevel::Debug,
                 format!("{} already leads term {}", self.id, self.term),
             ),
-            _ if !self.standing.voter => self.log(
+            _ if !self.votes() => self.log(
                 LogLevel::Warn,
                 format!("{} is an observer and never stands", self.id),
             ),
@@ -529,6 +647,11 @@ impl Election {
         self.heartbeat_timer
     }
 
+    /// Whether this node takes part in elections: a voter not removed.
+    fn votes(&self) -> bool {
+        self.standing.voter && !self.removed.contains(&self.id)
+    }
+
     /// Whether this node is loyal to a leader it believes alive: it leads
     /// itself, or heard from a leader (or restarted) within the minimum
     /// election timeout. A loyal node grants no pre-vote, and no vote
@@ -567,6 +690,7 @@ impl Election {
         options: Options,
         h: Handover,
         lease: Lease,
+        removed: BTreeSet<NodeId>,
         env: &mut impl Environment,
     ) -> Result<Election, String> {
         let role = role_from(h.role)?;
@@ -577,6 +701,7 @@ impl Election {
             term: h.term,
             voted_for: h.voted_for,
             members: h.members,
+            removed,
             role,
             leader: h.leader,
             granted: h.granted,
@@ -620,6 +745,7 @@ impl Election {
             term: self.term,
             voted_for: self.voted_for.clone(),
             members: self.member_list(),
+            removed: self.removed.iter().cloned().collect(),
         }
     }
 
@@ -632,7 +758,7 @@ impl Election {
         transfer: bool,
         env: &mut impl Environment,
     ) {
-        if !self.standing.voter {
+        if !self.votes() {
             return self.send(
                 from,
                 Body::Vote {
@@ -742,6 +868,7 @@ impl Election {
                     ok: false,
                     round,
                     members,
+                    removed: self.removed.iter().cloned().collect(),
                 },
             );
         }
@@ -778,6 +905,7 @@ impl Election {
                 ok: true,
                 round,
                 members,
+                removed: self.removed.iter().cloned().collect(),
             },
         );
     }
@@ -853,7 +981,7 @@ impl Election {
         // not the leader, and has not heard from one within the minimum
         // election timeout. That is what keeps a returning node from
         // deposing a healthy leader.
-        let granted = term > self.term && !self.loyal() && self.standing.voter;
+        let granted = term > self.term && !self.loyal() && self.votes();
         self.send(
             from,
             Body::PreVote {
@@ -1052,7 +1180,7 @@ impl Election {
     }
 
     fn discover(&mut self, peer: &str) {
-        if self.members.contains(peer) {
+        if self.members.contains(peer) || self.removed.contains(peer) {
             return;
         }
         self.members.insert(peer.into());
@@ -1108,6 +1236,7 @@ impl Election {
             round: self.lease.round,
             members: self.member_list(),
             alive: self.liveness.alive(),
+            removed: self.removed.iter().cloned().collect(),
         }
     }
 

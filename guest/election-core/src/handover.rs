@@ -26,11 +26,13 @@ use crate::types::{Environment, NodeId, Role, Term, TimerId};
 /// next acknowledged heartbeat round.
 pub const HANDOVER_FORMAT: u8 = 2;
 
-/// Format 2: format 1's state plus the leader's lease bookkeeping.
+/// Format 2: format 1's state plus the leader's lease bookkeeping and the
+/// members removed with `leave`.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct HandoverWithLease {
     pub(crate) core: Handover,
     pub(crate) lease: Lease,
+    pub(crate) removed: BTreeSet<NodeId>,
 }
 
 /// The state handed from one build to the next (all of format 1).
@@ -82,6 +84,7 @@ impl Election {
         let state = HandoverWithLease {
             core: self.handover(),
             lease: self.lease.clone(),
+            removed: self.removed.clone(),
         };
         match postcard::to_extend(&state, out) {
             Ok(out) => out,
@@ -104,11 +107,13 @@ impl Election {
         let HandoverWithLease {
             core: handover,
             lease,
+            removed,
         } = match format {
             1 => match postcard::take_from_bytes::<Handover>(rest) {
                 Ok((core, [])) => HandoverWithLease {
                     core,
                     lease: Lease::default(),
+                    removed: BTreeSet::new(),
                 },
                 _ => return Err("malformed state".into()),
             },
@@ -128,6 +133,6 @@ impl Election {
                 handover.node_id, handover.cluster_id, options.node_id, options.cluster_id
             ));
         }
-        Election::from_handover(options, handover, lease, env)
+        Election::from_handover(options, handover, lease, removed, env)
     }
 }

@@ -229,6 +229,7 @@ fn events_never_get_ahead_of_durable_state() {
                 round: 0,
                 members: vec![],
                 alive: vec![],
+                removed: vec![],
             },
         ),
     ] {
@@ -455,6 +456,7 @@ fn a_restarted_node_remembers_its_vote() {
         term: 3,
         voted_for: Some("n2".into()),
         members: vec!["n1".into(), "n2".into(), "n3".into()],
+        removed: vec![],
     };
     let (mut n, start) = Node::restart("n1", &["n1", "n2", "n3"], Some(state));
     assert_eq!(persisted(&start), None, "nothing new to persist");
@@ -484,6 +486,7 @@ fn persisted_members_survive_an_empty_bootstrap() {
         term: 2,
         voted_for: None,
         members: vec!["a".into(), "b".into(), "c".into()],
+        removed: vec![],
     };
     let (n, _) = Node::restart("a", &[], Some(state));
     assert_eq!(n.e.status().quorum, 2);
@@ -523,6 +526,7 @@ fn stale_terms_are_rejected_with_the_current_term() {
             round: 0,
             members: vec![],
             alive: vec![],
+            removed: vec![],
         },
     );
     assert!(
@@ -549,12 +553,14 @@ fn a_leader_steps_down_on_a_higher_term() {
             ok: false,
             round: 0,
             members: vec![],
+            removed: vec![],
         },
         Body::Heartbeat {
             term: 2,
             round: 0,
             members: vec![],
             alive: vec![],
+            removed: vec![],
         },
     ] {
         let (mut n, _) = leader();
@@ -590,6 +596,7 @@ fn a_candidate_yields_to_a_leader_of_its_own_term() {
             round: 0,
             members: vec![],
             alive: vec![],
+            removed: vec![],
         },
     );
     let s = n.e.status();
@@ -663,6 +670,7 @@ fn followers_reset_their_timer_on_heartbeats() {
         round: 0,
         members: vec!["n1".into(), "n2".into(), "n3".into()],
         alive: vec!["n3".into()],
+        removed: vec![],
     };
     let actions = n.deliver("n2", hb());
     assert!(actions.contains(&Action::CancelTimer { id: first }));
@@ -721,6 +729,7 @@ fn peers_are_discovered_from_messages_and_heartbeats() {
             round: 0,
             members: vec!["n4".into(), "n5".into()],
             alive: vec![],
+            removed: vec![],
         },
     );
     let s = n.e.status();
@@ -748,6 +757,7 @@ fn invalid_ids_in_messages_never_become_members() {
             round: 0,
             members: vec![String::new(), "a b".into(), "ok".into()],
             alive: vec![],
+            removed: vec![],
         },
     );
     assert_eq!(n.e.status().members, vec!["n1", "n2", "ok"]);
@@ -764,6 +774,7 @@ fn a_silent_peer_leaves_but_stays_a_voter() {
             ok: true,
             round: 0,
             members: vec![],
+            removed: vec![],
         },
     );
     n.deliver(
@@ -773,6 +784,7 @@ fn a_silent_peer_leaves_but_stays_a_voter() {
             ok: true,
             round: 0,
             members: vec![],
+            removed: vec![],
         },
     );
     // n2 keeps answering, n3 goes silent for more than 10 heartbeats.
@@ -786,6 +798,7 @@ fn a_silent_peer_leaves_but_stays_a_voter() {
                 ok: true,
                 round: 0,
                 members: vec![],
+                removed: vec![],
             },
         );
         let actions = n.fire(hb);
@@ -807,6 +820,7 @@ fn a_silent_peer_leaves_but_stays_a_voter() {
             ok: true,
             round: 0,
             members: vec![],
+            removed: vec![],
         },
     );
     assert_eq!(events(&back), vec![Event::PeerJoined("n3".into())]);
@@ -850,6 +864,7 @@ fn a_leader_hearing_from_a_majority_keeps_leading() {
                 ok: true,
                 round: 0,
                 members: vec![],
+                removed: vec![],
             },
         );
         let actions = n.fire(hb);
@@ -947,6 +962,7 @@ fn two_leaders_of_one_term_both_step_down() {
             round: 0,
             members: vec!["x".into()],
             alive: vec![],
+            removed: vec![],
         },
     );
     assert_eq!(n.e.status().role, Role::Follower);
@@ -1074,6 +1090,7 @@ fn a_pre_candidate_asks_without_bumping_its_term_and_forgets_its_leader() {
             round: 0,
             members: vec![],
             alive: vec![],
+            removed: vec![],
         },
     );
     n.env.now += 400 * MS;
@@ -1133,6 +1150,7 @@ fn pre_votes_are_refused_while_the_leader_is_heard_from() {
             round: 0,
             members: vec![],
             alive: vec![],
+            removed: vec![],
         },
     );
     n.env.now += 100 * MS;
@@ -1246,6 +1264,7 @@ fn a_leaders_lease_survives_a_swap_and_a_format_1_state_still_imports() {
             ok: true,
             round: 1,
             members: vec![],
+            removed: vec![],
         },
     );
     let lease = n.e.lease_expires_ns();
@@ -1301,6 +1320,7 @@ fn a_follower_told_its_leader_died_campaigns_after_a_short_jitter() {
             round: 0,
             members: vec![],
             alive: vec![],
+            removed: vec![],
         },
     );
     // Another peer's death changes nothing.
@@ -1344,6 +1364,7 @@ fn survivors_of_a_dead_leader_take_turns_by_priority_then_id() {
                     round: 1,
                     members: vec![],
                     alive: vec!["n2".into(), "n3".into(), "n4".into()],
+                    removed: vec![],
                 },
             }
             .encode(),
@@ -1418,6 +1439,7 @@ fn a_leader_hands_leadership_over_and_refuses_bad_targets() {
             ok: true,
             round: 0,
             members: vec![],
+            removed: vec![],
         },
     );
     n.e.take_actions();
@@ -1437,6 +1459,7 @@ fn a_leader_hands_leadership_over_and_refuses_bad_targets() {
             round: 0,
             members: vec![],
             alive: vec![],
+            removed: vec![],
         },
     );
     let actions = t.deliver("n1", Body::TimeoutNow { term: 1 });
@@ -1455,6 +1478,7 @@ fn a_leader_hands_leadership_over_and_refuses_bad_targets() {
             round: 1,
             members: vec![],
             alive: vec![],
+            removed: vec![],
         },
     );
     let vote = f.deliver(
@@ -1494,6 +1518,7 @@ fn heartbeat_from(n: &mut Node, leader: &str, term: u64, round: u64) -> Vec<Acti
             round,
             members: vec![],
             alive: vec![],
+            removed: vec![],
         },
     )
 }
@@ -1539,6 +1564,7 @@ fn a_restarted_node_stays_loyal_for_one_window_and_a_dead_leader_releases_it() {
         term: 3,
         voted_for: Some("n1".into()),
         members: vec!["n1".into(), "n2".into(), "n3".into()],
+        removed: vec![],
     };
     let (mut n, _) = Node::restart("n2", &["n1", "n2", "n3"], Some(state));
     // It may have acknowledged n1's heartbeat just before going down.
@@ -1576,6 +1602,7 @@ fn the_lease_runs_from_the_send_time_of_the_newest_majority_acknowledged_round()
             ok: true,
             round: 1,
             members: vec![],
+            removed: vec![],
         },
     );
     // Round 1 left at 0: the lease is 150 ms less the 15 ms drift margin.
@@ -1594,6 +1621,7 @@ fn the_lease_runs_from_the_send_time_of_the_newest_majority_acknowledged_round()
             ok: true,
             round: 2,
             members: vec![],
+            removed: vec![],
         },
     );
     assert_eq!(n.e.lease_expires_ns(), Some(185 * MS));
@@ -1601,4 +1629,104 @@ fn the_lease_runs_from_the_send_time_of_the_newest_majority_acknowledged_round()
     // and a leader that steps down holds no lease.
     n.e.step_down(&mut n.env);
     assert_eq!(n.e.lease_expires_ns(), None);
+}
+
+// ---- leave ----
+
+#[test]
+fn leave_removes_only_a_silent_member_and_its_tombstone_outlasts_messages_in_flight() {
+    let five = ["n1", "n2", "n3", "n4", "n5"];
+    let (mut n, _) = Node::start("n1", &five);
+    n.env.now = 10 * MS;
+    heartbeat_from(&mut n, "n2", 1, 1);
+    let alive = n.e.leave("n2", &mut n.env).expect_err("n2 is alive");
+    assert!(alive.contains("stop it first"), "{alive}");
+    let unknown = n.e.leave("n9", &mut n.env).expect_err("not a member");
+    assert!(unknown.contains("not a member"), "{unknown}");
+    n.e.take_actions();
+    n.e.leave("n5", &mut n.env)
+        .expect("n5 was never heard from");
+    let actions = n.e.take_actions();
+    let saved = persisted(&actions).expect("the removal is persisted");
+    assert_eq!(saved.removed, vec!["n5".to_string()]);
+    assert_eq!(n.e.status().members.len(), 4);
+    assert_eq!(n.e.status().quorum, 3);
+    // Idempotent.
+    n.e.leave("n5", &mut n.env).expect("already removed");
+    // A heartbeat sent before the leader heard of the removal, and n5's own
+    // messages, do not bring it back.
+    n.deliver(
+        "n2",
+        Body::Heartbeat {
+            term: 1,
+            round: 2,
+            members: five.iter().map(|s| s.to_string()).collect(),
+            alive: vec!["n5".into()],
+            removed: vec![],
+        },
+    );
+    n.deliver(
+        "n5",
+        Body::Join {
+            members: vec!["n5".into()],
+        },
+    );
+    n.e.join("n5", &mut n.env);
+    assert!(!n.e.status().members.contains(&"n5".to_string()));
+    // The tombstone survives a restart.
+    let (r, _) = Node::restart("n1", &five, Some(n.e.persisted_state()));
+    assert!(!r.e.status().members.contains(&"n5".to_string()));
+}
+
+#[test]
+fn a_removal_spreads_from_the_leader_and_the_removed_node_stops_voting() {
+    let (mut l, _) = leader(); // n1 of {n1, n2, n3}, term 1
+    l.env.now = 600 * MS; // nothing heard from n3 since the start
+    l.deliver(
+        "n2",
+        Body::HeartbeatAck {
+            term: 1,
+            ok: true,
+            round: 1,
+            members: vec![],
+            removed: vec![],
+        },
+    );
+    l.e.leave("n3", &mut l.env).expect("n3 is silent");
+    let beats = sent(&l.e.take_actions());
+    let removed_in_beat = beats.iter().find_map(|(to, b)| match b {
+        Body::Heartbeat { removed, .. } if to == "n2" => Some(removed.clone()),
+        _ => None,
+    });
+    assert_eq!(removed_in_beat, Some(vec!["n3".to_string()]));
+    // A follower learns it from the heartbeat.
+    let (mut f, _) = Node::start("n2", &["n1", "n2", "n3"]);
+    let (_, beat) = beats.iter().find(|(to, _)| to == "n2").expect("sent");
+    f.deliver("n1", beat.clone());
+    assert_eq!(
+        f.e.status().members,
+        vec!["n1".to_string(), "n2".to_string()]
+    );
+    // The removed node learns it too, and no longer votes or stands.
+    let (mut gone, start) = Node::start("n3", &["n1", "n2", "n3"]);
+    gone.deliver("n1", beat.clone());
+    let vote = gone.deliver(
+        "n2",
+        Body::RequestVote {
+            term: 5,
+            transfer: true,
+        },
+    );
+    assert_eq!(vote_of(&vote), Some((1, false)));
+    gone.env.now += 10_000 * MS;
+    let fired = gone.fire(last_timer(&start));
+    assert!(
+        !sent(&fired)
+            .iter()
+            .any(|(_, b)| matches!(b, Body::RequestVote { .. } | Body::RequestPreVote { .. })),
+        "a removed node never campaigns"
+    );
+    // A leader cannot remove itself.
+    let own = l.e.leave("n1", &mut l.env).expect_err("leader");
+    assert!(own.contains("transfer leadership"), "{own}");
 }

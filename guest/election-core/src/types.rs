@@ -45,6 +45,9 @@ pub struct PersistedState {
     pub voted_for: Option<NodeId>,
     /// The voting membership, self included, sorted.
     pub members: Vec<NodeId>,
+    /// Members removed with `leave`, sorted: never members again, whatever
+    /// a message says.
+    pub removed: Vec<NodeId>,
 }
 
 /// What the protocol reports to the host (and, through it, to behaviours).

@@ -71,11 +71,15 @@ pub enum Body {
     /// `round` numbers the leader's heartbeat rounds; the ack echoes it, so
     /// the leader knows which round (and so which send time) a majority
     /// acknowledged: that is where its lease starts.
+    ///
+    /// `removed` lists members removed with `leave`, so every node learns
+    /// of a removal from the leader.
     Heartbeat {
         term: Term,
         round: u64,
         members: Vec<NodeId>,
         alive: Vec<NodeId>,
+        removed: Vec<NodeId>,
     },
     /// A follower's answer to `Heartbeat`: `ok` is false when the heartbeat's
     /// term was stale. Carries the follower's membership back to the leader,
@@ -85,6 +89,7 @@ pub enum Body {
         ok: bool,
         round: u64,
         members: Vec<NodeId>,
+        removed: Vec<NodeId>,
     },
     /// A node introduces itself (the `join` export) with what it knows.
     Join { members: Vec<NodeId> },
@@ -176,12 +181,14 @@ mod tests {
                 round: 0,
                 members: vec!["a".into(), "b".into()],
                 alive: vec!["b".into()],
+                removed: vec![],
             }),
             m(Body::HeartbeatAck {
                 term: 1,
                 ok: false,
                 round: 0,
                 members: vec![],
+                removed: vec![],
             }),
             m(Body::Join {
                 members: vec!["a".into()],
@@ -245,6 +252,7 @@ mod tests {
                 round: 0,
                 members: vec!["n1".into(), "n2".into(), "n3".into()],
                 alive: vec!["n2".into(), "n3".into()],
+                removed: vec![],
             },
         };
         assert!(hb.encode().len() < 40, "{} bytes", hb.encode().len());

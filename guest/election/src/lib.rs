@@ -110,6 +110,7 @@ mod component {
                 term: s.term,
                 voted_for: s.voted_for,
                 members: s.members,
+                removed: s.removed,
             });
             let mut election =
                 core::Election::start(options, state, &mut HostEnv).map_err(|e| {
@@ -163,6 +164,17 @@ mod component {
                     result
                 }
                 None => Err("transfer-leadership called before start".into()),
+            })
+        }
+
+        fn leave(node: String) -> Result<(), String> {
+            ELECTION.with_borrow_mut(|slot| match slot {
+                Some(election) => {
+                    let result = election.leave(&node, &mut HostEnv);
+                    perform(election.take_actions());
+                    result
+                }
+                None => Err("leave called before start".into()),
             })
         }
 
@@ -231,6 +243,7 @@ mod component {
             term: state.term,
             voted_for: state.voted_for,
             members: state.members,
+            removed: state.removed,
         }
     }
 

@@ -64,6 +64,12 @@ pub enum Command {
         to: String,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// Remove `node` from the membership for good; the protocol's refusal
+    /// comes back as the error.
+    Leave {
+        node: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     /// Pass a request to the plugin's `on-call` — the leader's, when this
     /// node follows one, unless `local`.
     Call {
@@ -371,6 +377,17 @@ impl Node {
                         let _ = reply.send(());
                         effects
                     }
+                    Command::Leave { node, reply } => match self.protocol.leave(&node) {
+                        Ok(effects) => {
+                            tracing::info!(node = %self.config.node_id, peer = %node, "member removed");
+                            let _ = reply.send(Ok(()));
+                            Ok(effects)
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(format!("{e:#}")));
+                            continue;
+                        }
+                    },
                     Command::Transfer { to, reply } => match self.protocol.transfer_leadership(&to) {
                         Ok(effects) => {
                             let _ = reply.send(Ok(()));

@@ -25,6 +25,9 @@ struct OnDisk {
     term: u64,
     voted_for: Option<String>,
     members: Vec<String>,
+    /// Members removed with `leave` (absent in files written before it).
+    #[serde(default)]
+    removed: Vec<String>,
 }
 
 /// The state file of one data directory.
@@ -72,6 +75,7 @@ impl StateFile {
             term: on_disk.term,
             voted_for: on_disk.voted_for,
             members: on_disk.members,
+            removed: on_disk.removed,
         }))
     }
 
@@ -82,6 +86,7 @@ impl StateFile {
             term: state.term,
             voted_for: state.voted_for.clone(),
             members: state.members.clone(),
+            removed: state.removed.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&on_disk).context("encoding state")?;
         let tmp = self.path.with_extension("json.tmp");
@@ -110,6 +115,20 @@ mod tests {
     }
 
     #[test]
+    fn a_file_written_before_leave_existed_loads_with_no_removals() {
+        let dir = temp_dir("before-leave");
+        let file = StateFile::open(&dir).expect("opens");
+        fs::write(
+            dir.join("state.json"),
+            b"{\"version\":1,\"term\":3,\"voted-for\":\"n2\",\"members\":[\"n1\",\"n2\"]}",
+        )
+        .expect("writes");
+        let state = file.load().expect("loads").expect("a state");
+        assert_eq!((state.term, state.removed.len()), (3, 0));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn saves_and_loads_and_replaces() {
         let dir = temp_dir("roundtrip");
         let file = StateFile::open(&dir).expect("opens");
@@ -118,6 +137,7 @@ mod tests {
             term: 7,
             voted_for: Some("n2".into()),
             members: vec!["n1".into(), "n2".into()],
+            removed: vec!["n9".into()],
         };
         file.save(&state).expect("saves");
         assert_eq!(file.load().expect("loads"), Some(state.clone()));

@@ -254,6 +254,17 @@ impl ProtocolInstance {
         Ok(self.take_effects())
     }
 
+    /// Removes `node` from the membership for good (see `leave` in
+    /// `wit/protocol.wit`); a refusal comes back as an error with the
+    /// protocol's reason.
+    pub fn leave(&mut self, node: &str) -> anyhow::Result<Vec<Effect>> {
+        let election = self.bindings.tenure_election_election();
+        election
+            .call_leave(&mut self.store, &node.to_string())?
+            .map_err(|reason| anyhow::anyhow!("{reason}"))?;
+        Ok(self.take_effects())
+    }
+
     /// Starts an election now (see `campaign` in `wit/protocol.wit`).
     pub fn campaign(&mut self) -> anyhow::Result<Vec<Effect>> {
         let election = self.bindings.tenure_election_election();

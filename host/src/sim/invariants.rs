@@ -236,6 +236,7 @@ mod tests {
             term,
             voted_for: vote.map(String::from),
             members: vec![],
+            removed: vec![],
         };
         c.persisted(1, 0, "a", &state(1, Some("b")));
         c.persisted(2, 0, "a", &state(1, Some("b")));

@@ -495,6 +495,19 @@ impl Simulation {
         Ok(())
     }
 
+    /// Calls `leave(member)` on a running node; a refusal is an error with
+    /// the protocol's reason (and changes nothing).
+    pub fn leave(&mut self, node: NodeIndex, member: &str) -> anyhow::Result<()> {
+        let Some(instance) = self.nodes.get_mut(node).and_then(|n| n.instance.as_mut()) else {
+            bail!("node {node} is not running");
+        };
+        let effects = instance.leave(member)?;
+        self.stats.calls += 1;
+        self.note(node, &format!("removed {member}"));
+        self.apply(node, effects);
+        Ok(())
+    }
+
     /// Calls `campaign()` on a running node.
     pub fn campaign(&mut self, node: NodeIndex) -> anyhow::Result<()> {
         self.call(node, |i| i.campaign())
