@@ -20,7 +20,7 @@ fn leaving_members_shrinks_the_quorum_for_good() {
         let refused = sim.leave(leader, &id_a).expect_err("alive");
         assert!(
             format!("{refused:#}").contains("stop it first"),
-            "seed {seed}"
+            "seed {seed}: {refused:#}"
         );
 
         // Stopped and silent for the peer timeout: now it can.
@@ -28,6 +28,10 @@ fn leaving_members_shrinks_the_quorum_for_good() {
         sim.crash(gone_b);
         sim.run_for(1_000 * MS);
         sim.leave(leader, &id_a).expect("removed");
+        // One at a time: the next waits for a majority to know of this one.
+        let early = sim.leave(leader, &id_b).expect_err("one at a time");
+        assert!(format!("{early:#}").contains("try again"), "seed {seed}");
+        sim.run_for(200 * MS);
         sim.leave(leader, &id_b).expect("removed");
         sim.run_for(200 * MS);
         for n in sim.live_nodes("c") {

@@ -220,11 +220,13 @@ impl Election {
         let now = self.now_ns;
         if self.removed.contains(from) {
             // A removed node takes no part, and cannot disturb the term.
-            // The leader answers with a heartbeat, whose tombstones tell it
-            // that it was removed.
-            if self.role == Role::Leader {
-                let heartbeat = self.heartbeat();
-                self.send(from, heartbeat);
+            // Whoever hears from it tells it it was removed (it may have
+            // been down, or have tombstoned the leader itself); never in
+            // answer to that very notice, so two nodes that removed each
+            // other do not bounce it back and forth.
+            if !matches!(message.body, Body::Removed { .. }) {
+                let removed = self.removed.iter().cloned().collect();
+                self.send(from, Body::Removed { removed });
                 self.flush();
             }
             return;
@@ -271,6 +273,7 @@ impl Election {
             } => self.on_welcome(term, leader, &members, env),
             Body::RequestPreVote { term } => self.on_request_pre_vote(from, term),
             Body::TimeoutNow { term } => self.on_timeout_now(from, term, env),
+            Body::Removed { removed } => self.merge_removed(&removed, env),
             Body::PreVote {
                 term,
                 granted,
@@ -417,6 +420,13 @@ impl Election {
             if !self.members.contains(node) {
                 return Err(format!("{node} is not a member of this cluster"));
             }
+            if self.role != Role::Leader {
+                let leader = self.leader.as_deref().unwrap_or("the leader");
+                return Err(format!(
+                    "{} does not lead: ask {leader} (removals go through the leader, one at a time)",
+                    self.id
+                ));
+            }
             let timeout = u64::from(self.timings.heartbeat_interval_ms)
                 * u64::from(self.timings.peer_timeout_heartbeats)
                 * NS_PER_MS;
@@ -426,6 +436,17 @@ impl Election {
             {
                 return Err(format!(
                     "{node} was heard from lately: stop it first (a removed node that still votes could help elect a second leader), or ask it to leave itself"
+                ));
+            }
+            if !self.lease.removal_settled(&self.members, &self.id) {
+                let what = if self.lease.last_removal_ns.is_some() {
+                    "no majority has acknowledged its last removal yet"
+                } else {
+                    "no majority has acknowledged it in this term yet"
+                };
+                return Err(format!(
+                    "{}: {what}; try again in a heartbeat or two (with a majority down, no member can be removed)",
+                    self.id
                 ));
             }
         }
@@ -448,6 +469,9 @@ impl Election {
     }
 
     fn remove(&mut self, node: &str, env: &mut impl Environment) {
+        if self.role == Role::Leader {
+            self.lease.last_removal_ns = Some(self.now_ns);
+        }
         self.removed.insert(node.into());
         self.members.remove(node);
         self.observers.remove(node);

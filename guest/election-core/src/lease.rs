@@ -31,6 +31,10 @@ pub struct Lease {
     acked: BTreeMap<NodeId, u64>,
     /// The leader began a transfer: no lease for the rest of the term.
     pub given_up: bool,
+    /// When this leader last removed a member. The next removal waits
+    /// until a majority acknowledged a round sent since (see
+    /// [`Lease::removal_settled`]), so removals go one at a time.
+    pub last_removal_ns: Option<u64>,
 }
 
 impl Lease {
@@ -49,6 +53,18 @@ impl Lease {
         self.sent.push_back((self.round, now_ns));
         while self.sent.len() > ROUNDS_KEPT {
             self.sent.pop_front();
+        }
+    }
+
+    /// Whether the last removal reached a majority of the (new)
+    /// membership: the lease starts from a round sent since. Like Raft's
+    /// one-at-a-time membership changes, this keeps any majority of one
+    /// membership overlapping any majority of the next.
+    pub fn removal_settled(&self, members: &BTreeSet<NodeId>, me: &str) -> bool {
+        match (self.last_removal_ns, self.start(members, me)) {
+            (None, Some(_)) => true,
+            (Some(removed), Some(start)) => start >= removed,
+            (_, None) => false,
         }
     }
 

@@ -1633,12 +1633,37 @@ fn the_lease_runs_from_the_send_time_of_the_newest_majority_acknowledged_round()
 
 // ---- leave ----
 
+fn ack(n: &mut Node, from: &str, round: u64) {
+    n.deliver(
+        from,
+        Body::HeartbeatAck {
+            term: n.e.status().term,
+            ok: true,
+            round,
+            members: vec![],
+            removed: vec![],
+        },
+    );
+}
+
 #[test]
-fn leave_removes_only_a_silent_member_and_its_tombstone_outlasts_messages_in_flight() {
+fn the_leader_removes_silent_members_one_at_a_time() {
     let five = ["n1", "n2", "n3", "n4", "n5"];
-    let (mut n, _) = Node::start("n1", &five);
+    let (mut n, start) = Node::start("n1", &five);
+    n.fire(last_timer(&start));
+    for voter in ["n2", "n3"] {
+        n.deliver(
+            voter,
+            Body::Vote {
+                term: 1,
+                granted: true,
+            },
+        );
+    }
+    assert_eq!(n.e.status().role, Role::Leader);
     n.env.now = 10 * MS;
-    heartbeat_from(&mut n, "n2", 1, 1);
+    ack(&mut n, "n2", 1);
+    ack(&mut n, "n3", 1);
     let alive = n.e.leave("n2", &mut n.env).expect_err("n2 is alive");
     assert!(alive.contains("stop it first"), "{alive}");
     let unknown = n.e.leave("n9", &mut n.env).expect_err("not a member");
@@ -1649,14 +1674,46 @@ fn leave_removes_only_a_silent_member_and_its_tombstone_outlasts_messages_in_fli
     let actions = n.e.take_actions();
     let saved = persisted(&actions).expect("the removal is persisted");
     assert_eq!(saved.removed, vec!["n5".to_string()]);
-    assert_eq!(n.e.status().members.len(), 4);
-    assert_eq!(n.e.status().quorum, 3);
-    // Idempotent.
-    n.e.leave("n5", &mut n.env).expect("already removed");
-    // A heartbeat sent before the leader heard of the removal, and n5's own
-    // messages, do not bring it back.
-    n.deliver(
-        "n2",
+    assert!(
+        sent(&actions)
+            .iter()
+            .any(|(_, b)| matches!(b, Body::Heartbeat { removed, .. } if removed == &["n5"])),
+        "the removal goes out at once"
+    );
+    assert_eq!((n.e.status().members.len(), n.e.status().quorum), (4, 3));
+    n.e.leave("n5", &mut n.env).expect("idempotent");
+    // The next removal waits until a majority of the new membership has
+    // acknowledged a round that carried this one.
+    let early = n.e.leave("n4", &mut n.env).expect_err("one at a time");
+    assert!(early.contains("try again"), "{early}");
+    ack(&mut n, "n2", 2);
+    ack(&mut n, "n3", 2);
+    n.e.leave("n4", &mut n.env)
+        .expect("the first removal settled");
+    assert_eq!((n.e.status().members.len(), n.e.status().quorum), (3, 2));
+}
+
+#[test]
+fn a_tombstone_outlasts_messages_in_flight_and_restarts() {
+    let five = ["n1", "n2", "n3", "n4", "n5"];
+    let (mut f, _) = Node::start("n2", &five);
+    let refused = f.e.leave("n5", &mut f.env).expect_err("a follower");
+    assert!(refused.contains("does not lead"), "{refused}");
+    f.deliver(
+        "n1",
+        Body::Heartbeat {
+            term: 1,
+            round: 3,
+            members: vec![],
+            alive: vec![],
+            removed: vec!["n5".into()],
+        },
+    );
+    assert!(!f.e.status().members.contains(&"n5".to_string()));
+    // A heartbeat the leader sent before the removal, arriving late, and
+    // n5's own messages, do not bring it back; nor does join.
+    f.deliver(
+        "n1",
         Body::Heartbeat {
             term: 1,
             round: 2,
@@ -1665,17 +1722,17 @@ fn leave_removes_only_a_silent_member_and_its_tombstone_outlasts_messages_in_fli
             removed: vec![],
         },
     );
-    n.deliver(
+    f.deliver(
         "n5",
         Body::Join {
             members: vec!["n5".into()],
         },
     );
-    n.e.join("n5", &mut n.env);
-    assert!(!n.e.status().members.contains(&"n5".to_string()));
-    // The tombstone survives a restart.
-    let (r, _) = Node::restart("n1", &five, Some(n.e.persisted_state()));
+    f.e.join("n5", &mut f.env);
+    assert!(!f.e.status().members.contains(&"n5".to_string()));
+    let (r, _) = Node::restart("n2", &five, Some(f.e.persisted_state()));
     assert!(!r.e.status().members.contains(&"n5".to_string()));
+    assert_eq!(r.e.persisted_state().removed, vec!["n5".to_string()]);
 }
 
 #[test]

@@ -113,6 +113,9 @@ pub enum Body {
     /// The leader of `term` hands leadership to the receiver: campaign now
     /// (Raft's TimeoutNow), without a pre-vote.
     TimeoutNow { term: Term },
+    /// The answer to any message from a node this one removed with
+    /// `leave`: the removals it knows, the sender among them.
+    Removed { removed: Vec<NodeId> },
 }
 
 /// Why bytes could not be decoded into a [`Message`].
@@ -205,6 +208,9 @@ mod tests {
                 current: 5,
             }),
             m(Body::TimeoutNow { term: 9 }),
+            m(Body::Removed {
+                removed: vec!["x".into()],
+            }),
         ]
     }
 

@@ -60,9 +60,12 @@ pub enum Fault {
     Degrade,
     /// Switch the network back to healthy.
     Calm,
+    /// Remove a crashed node for good (`leave`), asked of a running one.
+    /// It may be restarted later: its tombstone must keep it out.
+    Leave,
 }
 
-const ALL_FAULTS: [Fault; 7] = [
+const ALL_FAULTS: [Fault; 8] = [
     Fault::Crash,
     Fault::Restart,
     Fault::Partition,
@@ -70,6 +73,7 @@ const ALL_FAULTS: [Fault; 7] = [
     Fault::Heal,
     Fault::Degrade,
     Fault::Calm,
+    Fault::Leave,
 ];
 
 /// Everything a seed decides about a run.
@@ -336,7 +340,7 @@ fn settled_leader_holds(
         .run_until_agreement(CLUSTER, LIVENESS_BOUND_TIMEOUTS * max_timeout)
         .map_err(|e| format!("after settling: {e:#}"))?;
     if ranked {
-        let live = sim.live_nodes(CLUSTER);
+        let live = sim.voters(CLUSTER);
         let top = live.iter().map(|&n| plan.priorities[n]).max().unwrap_or(0);
         let leader_priority = live
             .iter()
@@ -386,7 +390,19 @@ fn inject(
         Fault::Heal => sim.heal(),
         Fault::Degrade => sim.set_network(plan.degraded.clone()),
         Fault::Calm => sim.set_network(NetworkConfig::default()),
-        Fault::Crash | Fault::Restart => return Ok(false),
+        Fault::Leave if !down.is_empty() => {
+            let gone = sim.id(down[rng.index(down.len())]).to_string();
+            // Removals go through the leader; refused (nothing changes)
+            // when the node was heard from lately or the last removal has
+            // not reached a majority yet.
+            let Some(&leader) = sim.leaders(CLUSTER).first() else {
+                return Ok(false);
+            };
+            if sim.leave(leader, &gone).is_err() {
+                return Ok(false);
+            }
+        }
+        Fault::Crash | Fault::Restart | Fault::Leave => return Ok(false),
     }
     Ok(true)
 }

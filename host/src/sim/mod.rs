@@ -579,12 +579,24 @@ impl Simulation {
             .collect()
     }
 
-    /// The leader and term every running node of `cluster` agrees on, if
+    /// Indices of the running voters of `cluster`: running nodes that
+    /// count themselves as members (not observers, not removed nodes).
+    pub fn voters(&mut self, cluster: &str) -> Vec<NodeIndex> {
+        self.live_nodes(cluster)
+            .into_iter()
+            .filter(|&n| {
+                self.status(n)
+                    .is_some_and(|s| s.members.contains(&s.node_id))
+            })
+            .collect()
+    }
+
+    /// The leader and term every running voter of `cluster` agrees on, if
     /// they all do: each follows the same leader in the same term, and that
     /// leader is running and leads that term.
     pub fn agreement(&mut self, cluster: &str) -> Option<(String, u64)> {
-        let live = self.live_nodes(cluster);
-        self.agreement_among(&live)
+        let voters = self.voters(cluster);
+        self.agreement_among(&voters)
     }
 
     /// Like [`Simulation::agreement`], over the running nodes among
