@@ -512,6 +512,11 @@ fn elect_fail_over_and_rejoin(greeter: &Greeter) {
     assert!(seen.saw(&format!("on-become-leader {term}")));
     assert_eq!(seen.led_terms(), vec![term]);
     assert!(seen.beat_terms().iter().all(|t| *t == term));
+    println!(
+        "{}: the leader's first events: {:?}",
+        greeter.lang,
+        &seen.events()[..6]
+    );
     for id in &followers {
         let seen = cluster.seen_when(id, "a greeting from the leader", |s| {
             greeted_by(s, &leader, term)
