@@ -49,9 +49,15 @@ for timings in 150,300,50 50,100,15; do
     done
 done
 
-# 4. Idle cost (30 s) and start-up.
+# 3. and 4. Idle cost (30 s) and start-up.
 run idle --system both --seconds 30
 run idle --seconds 30 --plugin "$plugin"
 run startup --runs 5
 run startup --runs 5 --plugin "$plugin"
+
+# 5. Micro-benchmarks (criterion).
+{
+    cargo bench --locked -p tenure-election-core --bench dispatch -- --warm-up-time 1 --measurement-time 5
+    cargo bench --locked -p tenure-host --bench dispatch --bench plugin --bench sim -- --warm-up-time 1 --measurement-time 5
+} 2>&1 | grep -E '^[a-z].*|time:|thrpt:' | grep -v -E '^(Benchmarking|Found|Gnuplot|WARNING|Compiling|Finished|Running)' | tee -a "$out"
 echo "figures in $out"

@@ -8,19 +8,22 @@
 //! must tell the same story as the cluster's own status and event logs.
 //!
 //! These components are 12–18 MB and Cranelift takes tens of seconds over
-//! each, so the nodes of a test share one artifact cache (each node's
-//! `DATA-DIR/cache` is a link to it) and the first node starts alone: it
-//! compiles, every later start — the other nodes, the restarted leader —
-//! loads the artifact. The test checks that and prints both times.
+//! each, so every node of every test here shares one artifact cache (each
+//! node's `DATA-DIR/cache` is a link to it) and a cluster's first node
+//! starts alone: each component is compiled once per run of this file, by
+//! the first node that loads it; every later start — the other nodes, a
+//! restarted leader, a hot swap — loads the artifact. The tests check that
+//! and print both times.
 //!
 //! Built as an integration test of the host package (see host/Cargo.toml)
 //! so `CARGO_BIN_EXE_tenure` names the binary under test.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -43,6 +46,39 @@ const PERIOD_MS: u64 = 100;
 /// One cluster at a time: each compiles a large component, and two at once
 /// on two cores would only slow both and blur the timings they print.
 static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The artifact cache every node of this run shares, created on first use
+/// (caches that earlier runs left behind, whose process is gone, are
+/// removed then: a compiled Python greeter is about 50 MB).
+fn shared_cache() -> &'static Path {
+    static CACHE: OnceLock<PathBuf> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        let temp = std::env::temp_dir();
+        for entry in std::fs::read_dir(&temp).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("tenure-polyglot-cache-")
+                && !Path::new("/proc").join(pid).exists()
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = temp.join(format!("tenure-polyglot-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("cache dir");
+        dir
+    })
+}
+
+/// How many tests this file has: the last to pass removes the cache.
+const TESTS: usize = 4;
+
+/// Marks a test passed; the last one removes the shared cache.
+fn passed() {
+    static PASSED: AtomicUsize = AtomicUsize::new(0);
+    if PASSED.fetch_add(1, Ordering::SeqCst) + 1 == TESTS {
+        let _ = std::fs::remove_dir_all(shared_cache());
+    }
+}
 
 /// A built greeter: `lang` is what its `seen` reply calls itself.
 struct Greeter {
@@ -102,15 +138,12 @@ const ALL: [&str; 3] = ["n1", "n2", "n3"];
 impl Cluster {
     /// Writes the configs and links every node's cache to one directory;
     /// starts nothing.
-    fn new(greeter: &Greeter) -> Cluster {
-        let dir = std::env::temp_dir().join(format!(
-            "tenure-polyglot-{}-{}",
-            greeter.lang,
-            std::process::id()
-        ));
+    fn new(name: &str, greeter: &Greeter) -> Cluster {
+        let dir =
+            std::env::temp_dir().join(format!("tenure-polyglot-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let cache = dir.join("cache");
-        std::fs::create_dir_all(&cache).expect("cache dir");
+        std::fs::create_dir_all(&dir).expect("cluster dir");
+        let cache = shared_cache();
         let ports: Vec<u16> = ALL.iter().map(|_| free_port()).collect();
         let peers: String = ALL
             .iter()
@@ -131,7 +164,7 @@ impl Cluster {
             // The host keeps its artifacts in DATA-DIR/cache; a link makes
             // that one directory for all three nodes.
             std::fs::create_dir_all(dir.join(id)).expect("data dir");
-            std::os::unix::fs::symlink(&cache, dir.join(id).join("cache")).expect("cache link");
+            std::os::unix::fs::symlink(cache, dir.join(id).join("cache")).expect("cache link");
             admins.insert(id.to_string(), admin);
         }
         Cluster {
@@ -183,12 +216,14 @@ impl Cluster {
 
     /// Runs a lone node whose greeter gets `config` (its `[plugin.config]`
     /// lines), sharing the cache; it must refuse to start. Returns its log.
+    /// The node loads (and if need be compiles and caches) the component
+    /// before `init` refuses, so this also warms the cache.
     fn refused_start(&self, greeter: &Greeter, config: &str) -> String {
         let data = self.dir.join("refused");
         std::fs::create_dir_all(&data).expect("data dir");
         let link = data.join("cache");
         if !link.exists() {
-            std::os::unix::fs::symlink(self.dir.join("cache"), &link).expect("cache link");
+            std::os::unix::fs::symlink(shared_cache(), &link).expect("cache link");
         }
         let path = self.dir.join("refused.toml");
         let text = format!(
@@ -208,12 +243,13 @@ impl Cluster {
             .stderr(Stdio::piped())
             .spawn()
             .expect("tenure starts");
-        // Read stderr to the end (the node exits), but never wait longer
-        // than the bound: a node that started after all is killed.
+        // Read stderr to the end (the node exits once init refuses), but
+        // never wait longer than a start may take (the component may have
+        // to be compiled first): a node that started after all is killed.
         let stderr = child.stderr.take().expect("stderr");
         let reader =
             std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-        let deadline = Instant::now() + BOUND;
+        let deadline = Instant::now() + START_BOUND;
         let status = loop {
             if let Some(status) = child.try_wait().expect("wait") {
                 break status;
@@ -221,13 +257,28 @@ impl Cluster {
             if Instant::now() >= deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("a node with greeter config {config:?} kept running");
+                let log = reader.join().unwrap_or_default();
+                panic!("a node with greeter config {config:?} kept running:\n{log}");
             }
             std::thread::sleep(Duration::from_millis(50));
         };
         let log = reader.join().expect("stderr reader");
         assert!(!status.success(), "refused start exited 0:\n{log}");
         log
+    }
+
+    /// Starts n1 alone — it compiles the component unless an earlier test
+    /// did — then n2 and n3, which must load the artifact n1's load left
+    /// in the shared cache. Returns n1's load and the others' times.
+    fn start_all(&mut self) -> (Load, Vec<f64>) {
+        let first = self.start("n1");
+        let mut cached = Vec::new();
+        for id in ["n2", "n3"] {
+            let load = self.start(id);
+            assert_eq!(load.cache, "Hit", "{id} did not use the shared cache");
+            cached.push(load.ms);
+        }
+        (first, cached)
     }
 
     fn kill9(&mut self, id: &str) {
@@ -268,9 +319,15 @@ impl Cluster {
         }
     }
 
-    /// `POST /call` with `body` on node `id`: the status code and reply.
+    /// `POST path` with `body` on node `id`: the status code and reply. A
+    /// hot swap (`/plugin`) may have to compile, so it gets longer.
     fn call(&self, id: &str, path: &str, body: &[u8]) -> (u16, String) {
-        block_on(request(self.admins[id], "POST", path, body, BOUND))
+        let within = if path.starts_with("/plugin") {
+            START_BOUND
+        } else {
+            BOUND
+        };
+        block_on(request(self.admins[id], "POST", path, body, within))
             .unwrap_or_else(|e| panic!("{id}: {e:#}\n{}", self.logs()))
     }
 
@@ -440,17 +497,8 @@ fn greeted_by(seen: &Seen, leader: &str, term: u64) -> bool {
 fn elect_fail_over_and_rejoin(greeter: &Greeter) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let size = std::fs::metadata(&greeter.wasm).expect("wasm").len();
-    let mut cluster = Cluster::new(greeter);
-
-    // The first node compiles the component; the others load its artifact.
-    let first = cluster.start("n1");
-    assert_eq!(first.cache, "Miss", "a fresh cache compiles");
-    let mut cached = Vec::new();
-    for id in ["n2", "n3"] {
-        let load = cluster.start(id);
-        assert_eq!(load.cache, "Hit", "{id} did not use the shared cache");
-        cached.push(load.ms);
-    }
+    let mut cluster = Cluster::new(greeter.lang, greeter);
+    let (first, mut cached) = cluster.start_all();
 
     // Elected: the leader's plugin was told so, beats in its term only and
     // greets the followers, whose plugins never lead.
@@ -464,6 +512,11 @@ fn elect_fail_over_and_rejoin(greeter: &Greeter) {
     assert!(seen.saw(&format!("on-become-leader {term}")));
     assert_eq!(seen.led_terms(), vec![term]);
     assert!(seen.beat_terms().iter().all(|t| *t == term));
+    println!(
+        "{}: the leader's first events: {:?}",
+        greeter.lang,
+        &seen.events()[..6]
+    );
     for id in &followers {
         let seen = cluster.seen_when(id, "a greeting from the leader", |s| {
             greeted_by(s, &leader, term)
@@ -536,31 +589,27 @@ fn elect_fail_over_and_rejoin(greeter: &Greeter) {
     assert_eq!(seen.count("on-become-leader"), 0);
     assert_eq!(seen.beat_count(), 0);
 
-    // A config the greeter refuses stops a node at start, with the
-    // greeter's reason (the component comes from the cache).
-    let log = cluster.refused_start(greeter, "period-ms = \"soon\"");
-    assert!(
-        log.contains("`period-ms`: `soon` is not a whole number of milliseconds"),
-        "{log}"
-    );
-    let log = cluster.refused_start(greeter, "colour = \"blue\"");
-    assert!(log.contains("unknown config key `colour`"), "{log}");
-
     // Across the whole run, no term had two leaders.
     for (term, nodes) in cluster.leaders_by_term() {
         assert_eq!(nodes.len(), 1, "term {term} had leaders {nodes:?}");
     }
     cached.sort_by(f64::total_cmp);
     println!(
-        "{}: {:.1} MB component; first load (compile) {:.0} ms, cached loads {:.0}–{:.0} ms \
-         ({} nodes); {leader} led term {term}, {second} term {second_term} after kill -9",
+        "{}: {:.1} MB component; first load {:.0} ms ({}), cached loads {:.0}–{:.0} ms \
+         ({} starts); {leader} led term {term}, {second} term {second_term} after kill -9",
         greeter.lang,
         size as f64 / 1e6,
         first.ms,
+        if first.cache == "Hit" {
+            "compiled by an earlier test"
+        } else {
+            "compiled"
+        },
         cached[0],
         cached[cached.len() - 1],
         cached.len()
     );
+    passed();
 }
 
 #[test]
@@ -571,4 +620,134 @@ fn a_python_greeter_sees_election_failover_and_rejoin() {
 #[test]
 fn a_javascript_greeter_sees_election_failover_and_rejoin() {
     elect_fail_over_and_rejoin(&Greeter::new("js", "tenure_plugin_greeter_js.wasm"));
+}
+
+/// A leader's Python greeter is hot-swapped for the JavaScript one and
+/// back: each version takes over the other's record through the shared
+/// snapshot format, and its pending wake-up, so the beats go on numbered
+/// without a gap, in the same term, with no election.
+#[test]
+fn a_leader_swaps_its_greeter_between_python_and_javascript_keeping_the_record() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let python = Greeter::new("python", "tenure_plugin_greeter_python.wasm");
+    let js = Greeter::new("js", "tenure_plugin_greeter_js.wasm");
+    let mut cluster = Cluster::new("swap", &python);
+    // Both components in the cache before the cluster starts: compiling
+    // one takes both cores for tens of seconds, long enough to starve a
+    // leader's heartbeats; a swap of a cached version takes milliseconds.
+    for greeter in [&python, &js] {
+        cluster.refused_start(greeter, "period-ms = \"0\"");
+    }
+    cluster.start_all();
+    let (leader, term) = cluster.wait_for_leader(&ALL);
+    let follower = ALL
+        .iter()
+        .copied()
+        .find(|id| *id != leader)
+        .expect("a follower");
+    let mut beats = cluster
+        .seen_when(&leader, "three beats", |s| s.beat_count() >= 3)
+        .beat_count();
+    let mut swaps = Vec::new();
+    for (round, to) in [&js, &python].into_iter().enumerate() {
+        let bytes = std::fs::read(&to.wasm).expect("plugin bytes");
+        let name = format!("greeter-{}.wasm", to.lang);
+        let started = Instant::now();
+        let (code, body) = cluster.call(&leader, &format!("/plugin?name={name}"), &bytes);
+        swaps.push(started.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(code, 200, "swap to {}: {body}\n{}", to.lang, cluster.logs());
+        let seen = cluster.seen_when(&leader, "beats after the swap", |s| {
+            s.beat_count() >= beats + 3
+        });
+        assert_eq!(seen.json["plugin"], to.lang);
+        // Every version's init is counted, each swap restored once, and
+        // the beats continue the old version's numbering in the same term.
+        assert_eq!(seen.count("init"), 2 + round as u64);
+        assert_eq!(seen.count("restore"), 1 + round as u64);
+        assert_eq!(seen.count("on-become-leader"), 1);
+        assert_eq!(seen.led_terms(), vec![term]);
+        let numbers: Vec<u64> = seen.json["beats"]
+            .as_array()
+            .expect("beats")
+            .iter()
+            .map(|b| b[1].as_u64().expect("a beat number"))
+            .collect();
+        // (The record keeps the last 200 beats, so it may not start at 1.)
+        assert!(
+            numbers.windows(2).all(|w| w[1] == w[0] + 1)
+                && numbers.last() == Some(&seen.beat_count()),
+            "beats skipped or repeated: {numbers:?}"
+        );
+        assert!(seen.beat_terms().iter().all(|t| *t == term));
+        beats = seen.beat_count();
+        // The followers hear the new version's greetings.
+        cluster.seen_when(follower, "a greeting after the swap", |s| {
+            s.greeting_from(&leader).is_some_and(|g| {
+                g.rsplit(' ')
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|n| n > beats - 3)
+            })
+        });
+    }
+    // A swap the new version refuses leaves the greeter running, its
+    // record intact: the Rust logger cannot read a greeter's snapshot.
+    let logger = std::fs::read(
+        tenure_host::component_path::election_wasm().with_file_name("tenure_plugin_logger.wasm"),
+    )
+    .expect("logger plugin (scripts/build-guests.sh)");
+    let before = cluster.seen(follower);
+    let (code, body) = cluster.call(follower, "/plugin?name=logger.wasm", &logger);
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("keeps running"), "{body}");
+    let after = cluster.seen(follower);
+    assert_eq!(after.json["plugin"], "python");
+    assert_eq!(after.count("snapshot"), before.count("snapshot") + 1);
+    assert_eq!(after.count("init"), 1);
+
+    let (now, now_term) = cluster.wait_for_leader(&ALL);
+    assert_eq!(
+        (now.as_str(), now_term),
+        (leader.as_str(), term),
+        "a swap cost leadership"
+    );
+    println!(
+        "python -> js -> python on leader {leader}: swaps took {:.0} and {:.0} ms \
+         (artifacts cached); {beats} beats without a gap, term {term} throughout",
+        swaps[0], swaps[1]
+    );
+    passed();
+}
+
+/// A config the greeter refuses stops the node at start, with the
+/// greeter's reason, in either language.
+#[test]
+fn a_bad_greeter_config_stops_the_node_with_the_reason() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for greeter in [
+        Greeter::new("python", "tenure_plugin_greeter_python.wasm"),
+        Greeter::new("js", "tenure_plugin_greeter_js.wasm"),
+    ] {
+        let cluster = Cluster::new(&format!("refused-{}", greeter.lang), &greeter);
+        let log = cluster.refused_start(&greeter, "period-ms = \"soon\"");
+        let load = plugin_load(&log).expect("the plugin loaded before init refused");
+        println!(
+            "{}: the component loaded in {:.0} ms (cache {}), then init refused the config",
+            greeter.lang, load.ms, load.cache
+        );
+        assert!(
+            log.contains(
+                "`period-ms`: `soon` is not a whole number of milliseconds between 10 and 60000"
+            ),
+            "{}: {log}",
+            greeter.lang
+        );
+        let log = cluster.refused_start(&greeter, "colour = \"blue\"");
+        assert!(
+            log.contains("unknown config key `colour` (known: greeting, period-ms)"),
+            "{}: {log}",
+            greeter.lang
+        );
+    }
+    passed();
 }

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::cluster::System;
 use crate::etcd::{EtcdCluster, EtcdTimings};
 use crate::failover::{Fault, Jitter, Scenario, Trial, trial};
-use crate::stats::{Summary, theoretical_failover_ms};
+use crate::stats::{Summary, etcd_theoretical_failover_ms, theoretical_failover_ms};
 use crate::tenure::{TenureCluster, TenureOptions, Timings};
 
 /// Benchmarks of real Tenure (and etcd) clusters on 127.0.0.1.
@@ -229,11 +229,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 medians.push(report(t, &results[0], failures[0], theory));
             }
             if let Some(e) = &etcd {
-                let r = etcd_timings.as_range();
-                let theory = theoretical_failover_ms(
-                    r.min_ms.into(),
-                    r.max_ms.into(),
-                    r.heartbeat_ms.into(),
+                let theory = etcd_theoretical_failover_ms(
+                    etcd_timings.heartbeat_ms.into(),
+                    etcd_timings.election_ms.into(),
                     nodes - 1,
                 );
                 medians.push(report(e, &results[1], failures[1], theory));
@@ -456,5 +454,9 @@ fn print_machine() {
         );
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map_or_else(|_| "?".to_string(), |k| k.trim().to_string());
-    println!("machine: {cores} cores, {memory} memory, Linux {kernel}");
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".to_string());
+    println!("machine: {cores} cores, {memory} memory, Linux {kernel}, load average {load}");
 }

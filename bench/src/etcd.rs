@@ -35,16 +35,6 @@ impl EtcdTimings {
             election_ms: t.min_ms,
         }
     }
-
-    /// The same timings in Tenure's terms (`[election, 2 × election)`,
-    /// heartbeat), for the theoretical expectation.
-    pub fn as_range(self) -> Timings {
-        Timings {
-            min_ms: self.election_ms,
-            max_ms: 2 * self.election_ms,
-            heartbeat_ms: self.heartbeat_ms,
-        }
-    }
 }
 
 /// One member: its addresses and process.
@@ -174,6 +164,5 @@ mod tests {
         };
         let e = EtcdTimings::closest_to(t);
         assert_eq!((e.heartbeat_ms, e.election_ms), (30, 150));
-        assert_eq!(e.as_range().max_ms, 300);
     }
 }

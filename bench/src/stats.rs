@@ -63,6 +63,22 @@ pub fn theoretical_failover_ms(min: f64, max: f64, heartbeat: f64, survivors: us
     min + (max - min) / (survivors as f64 + 1.0) - heartbeat / 2.0
 }
 
+/// The same expectation for etcd, whose clock is a tick of one heartbeat
+/// `h`: each follower draws a whole number of ticks uniform in `[k, 2k)`
+/// (`k` = election / heartbeat) and counts them from the last heartbeat
+/// on its own ticker, whose phase is uniform. The earliest of `m` draws is
+/// `E[min]` ticks; the first counted tick comes on average half a tick
+/// after the heartbeat, and the heartbeat half a tick before the crash:
+/// `h × (E[min] − 1)`.
+pub fn etcd_theoretical_failover_ms(heartbeat: f64, election: f64, survivors: usize) -> f64 {
+    let k = (election / heartbeat).round().max(1.0) as u32;
+    // E[min] = k + sum over j in k+1..2k of P(every draw >= j).
+    let tail: f64 = (k + 1..2 * k)
+        .map(|j| (f64::from(2 * k - j) / f64::from(k)).powi(survivors as i32))
+        .sum();
+    heartbeat * (f64::from(k) + tail - 1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +97,12 @@ mod tests {
     #[test]
     fn theory_matches_the_issue() {
         assert_eq!(theoretical_failover_ms(150.0, 300.0, 50.0, 2), 175.0);
+    }
+
+    #[test]
+    fn etcd_theory_counts_ticks() {
+        // k = 5 ticks of 30 ms, 2 survivors: E[min] = 5 + (16+9+4+1)/25.
+        let expected = 30.0 * (5.0 + 30.0 / 25.0 - 1.0);
+        assert!((etcd_theoretical_failover_ms(30.0, 150.0, 2) - expected).abs() < 1e-9);
     }
 }

@@ -64,6 +64,15 @@ if [ ! -f "$prefix/.installed" ]; then
     touch "$prefix/.installed"
 fi
 
+# The greeter's unit tests first, natively (WIT import stubbed; a second).
+if ! (cd "$here" && node --test greeter.test.mjs >/tmp/tenure-greeter-js-tests.$$ 2>&1); then
+    cat /tmp/tenure-greeter-js-tests.$$ >&2
+    rm -f /tmp/tenure-greeter-js-tests.$$
+    echo "error: the JavaScript greeter's unit tests failed" >&2
+    exit 1
+fi
+rm -f /tmp/tenure-greeter-js-tests.$$
+
 # Everything the component is made from, hashed, to skip an unneeded build.
 inputs="$( (cd "$repo" && cat wit/*.wit examples/plugins/js/greeter.js examples/plugins/js/package-lock.json) | sha256sum | cut -d' ' -f1)"
 stamp="$out.inputs"

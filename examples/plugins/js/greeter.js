@@ -158,22 +158,38 @@ function restoreFrom(bytes) {
   if (newline < 0 || text.slice(0, newline) !== SNAPSHOT_HEADER) {
     throw `snapshot is not a greeter snapshot (expected first line \`${SNAPSHOT_HEADER}\`)`;
   }
-  let saved;
+  // Read everything before changing anything: a refused snapshot leaves
+  // this greeter as it was.
+  let taken;
   try {
-    saved = JSON.parse(text.slice(newline + 1));
-    for (const [name, count] of Object.entries(saved.counts)) {
-      if (!Object.hasOwn(state.counts, name)) throw new Error(`unknown callback \`${name}\``);
-      state.counts[name] += Number(count);
-    }
-    state.events = saved.events.slice(-MAX_EVENTS).concat(state.events);
-    state.ledTerms = saved['led-terms'].map(Number);
-    state.beats = saved.beats.slice(-MAX_EVENTS);
-    state.beatCount = Number(saved['beat-count']);
-    state.greetings = { ...saved.greetings };
-    state.wakeUp = saved['wake-up'] === null ? null : BigInt(saved['wake-up']);
+    const saved = JSON.parse(text.slice(newline + 1));
+    const int = (v) => {
+      if (!Number.isInteger(v)) throw new Error(`${JSON.stringify(v)} is not a whole number`);
+      return v;
+    };
+    taken = {
+      counts: Object.entries(saved.counts).map(([name, count]) => [name, int(count)]),
+      events: saved.events.map(String).slice(-MAX_EVENTS),
+      ledTerms: saved['led-terms'].map(int),
+      beats: saved.beats.map(([t, n]) => [int(t), int(n)]).slice(-MAX_EVENTS),
+      beatCount: int(saved['beat-count']),
+      greetings: Object.fromEntries(
+        Object.entries(saved.greetings).map(([k, v]) => [k, String(v)]),
+      ),
+      wakeUp: saved['wake-up'] === null ? null : BigInt(int(saved['wake-up'])),
+    };
   } catch (e) {
     throw `snapshot state is malformed: ${e}`;
   }
+  const unknown = taken.counts.find(([name]) => !Object.hasOwn(state.counts, name));
+  if (unknown) throw `snapshot names unknown callback \`${unknown[0]}\``;
+  for (const [name, count] of taken.counts) state.counts[name] += count;
+  state.events = taken.events.concat(state.events).slice(-MAX_EVENTS);
+  state.ledTerms = taken.ledTerms;
+  state.beats = taken.beats;
+  state.beatCount = taken.beatCount;
+  state.greetings = taken.greetings;
+  state.wakeUp = taken.wakeUp;
 }
 
 export const behaviour = {

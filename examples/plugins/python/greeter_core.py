@@ -136,17 +136,25 @@ class Greeter:
             raise ValueError(
                 f"snapshot is not a greeter snapshot (expected first line `{SNAPSHOT_HEADER}`)"
             )
+        # Read everything before changing anything: a refused snapshot
+        # leaves this greeter as it was.
         try:
             state = json.loads(body)
-            for name, count in state["counts"].items():
-                if name not in self.counts:
-                    raise ValueError(f"unknown callback `{name}`")
-                self.counts[name] += int(count)
-            self.events = list(state["events"])[-MAX_EVENTS:] + self.events
-            self.led_terms = list(state["led-terms"])
-            self.beats = list(state["beats"])[-MAX_EVENTS:]
-            self.beat_count = int(state["beat-count"])
-            self.greetings = dict(state["greetings"])
-            self.wake_up = state["wake-up"]
-        except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as e:
+            counts = {name: int(count) for name, count in state["counts"].items()}
+            events = [str(e) for e in state["events"]][-MAX_EVENTS:]
+            led_terms = [int(t) for t in state["led-terms"]]
+            beats = [[int(t), int(n)] for t, n in state["beats"]][-MAX_EVENTS:]
+            beat_count = int(state["beat-count"])
+            greetings = {str(k): str(v) for k, v in state["greetings"].items()}
+            wake_up = None if state["wake-up"] is None else int(state["wake-up"])
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ValueError(f"snapshot state is malformed: {e!r}") from None
+        unknown = sorted(set(counts) - set(self.counts))
+        if unknown:
+            raise ValueError(f"snapshot names unknown callback `{unknown[0]}`")
+        for name, count in counts.items():
+            self.counts[name] += count
+        self.events = events + self.events
+        del self.events[:-MAX_EVENTS]
+        self.led_terms, self.beats, self.beat_count = led_terms, beats, beat_count
+        self.greetings, self.wake_up = greetings, wake_up
