@@ -48,6 +48,8 @@ fn elected() -> (Vec<Election>, Env, Vec<u8>) {
                 bootstrap: IDS.iter().map(|s| s.to_string()).collect(),
                 timings: Timings::default(),
                 pre_vote: true,
+                priority: 0,
+                voter: true,
             };
             Election::start(options, None, &mut env).expect("valid options")
         })

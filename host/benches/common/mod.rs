@@ -84,6 +84,8 @@ pub fn elected(component: &ElectionComponent) -> (Vec<ProtocolInstance>, Vec<u8>
             bootstrap: IDS.iter().map(|s| s.to_string()).collect(),
             timings: Timings::default(),
             pre_vote: true,
+            priority: 0,
+            voter: true,
         };
         let effects = node.start(&options, None).expect("starts");
         route(i, effects, &mut queue);
