@@ -226,7 +226,7 @@ async fn swap_protocol(
     let started = std::time::Instant::now();
     let (engine, cache) = (state.protocol_engine.clone(), state.cache.clone());
     let sha256 = hex::encode(Sha256::digest(&body));
-    let compiled = tokio::task::spawn_blocking(move || {
+    let compiled = crate::background::at_low_priority("compile", move || {
         let (component, outcome) = cache.component(&engine, &body)?;
         Ok::<_, anyhow::Error>((
             ElectionComponent::from_component(&engine, component)?,

@@ -101,10 +101,21 @@ impl ArtifactCache {
     }
 
     fn store(&self, artifact: &Path, checksum: &Path, cwasm: &[u8]) -> anyhow::Result<()> {
-        let tmp = artifact.with_extension("cwasm.tmp");
+        // A name of this writer's own: nodes that share a cache directory
+        // may compile the same component at once.
+        let unique = format!(
+            "{}.{}.{}",
+            std::process::id(),
+            std::thread::current()
+                .name()
+                .unwrap_or("t")
+                .replace('/', "-"),
+            rand::random::<u32>()
+        );
+        let tmp = artifact.with_extension(format!("cwasm.{unique}.tmp"));
         fs::write(&tmp, cwasm).with_context(|| format!("writing {}", tmp.display()))?;
         fs::rename(&tmp, artifact).with_context(|| format!("renaming {}", tmp.display()))?;
-        let tmp = checksum.with_extension("sha256.tmp");
+        let tmp = checksum.with_extension(format!("sha256.{unique}.tmp"));
         fs::write(&tmp, hex::encode(Sha256::digest(cwasm)))
             .with_context(|| format!("writing {}", tmp.display()))?;
         fs::rename(&tmp, checksum).with_context(|| format!("renaming {}", tmp.display()))?;

@@ -9,6 +9,8 @@
 //! admin = "127.0.0.1:0"          # default: loopback, any free port (logged, and
 //!                                #   written to DATA-DIR/admin.addr)
 //! data-dir = "tenure-data/n1"    # default: tenure-data/NODE-ID; holds durable state
+//! cache-dir = "cache"            # default: DATA-DIR/cache; compiled components,
+//!                                #   safe to share between nodes of one machine
 //! secret = "…"                   # the cluster secret (at least 16 bytes), or:
 //! secret-file = "secret.txt"     #   read from a file (trailing newline trimmed);
 //!                                #   exactly one of the two is required
@@ -31,6 +33,7 @@
 //! priority = 0                   # 0-255: a leader hands over to a healthy
 //!                                #   voter of higher priority
 //! observer = false               # true: follow and report, never vote or stand
+//! fast-failover = true           # replace a leader seen to die at once
 //!
 //! [plugin]                       # default: no plugin
 //! path = "scheduler.wasm"        # the behaviour plugin component
@@ -69,6 +72,9 @@ pub struct NodeConfig {
     pub admin: SocketAddr,
     /// Where durable state lives.
     pub data_dir: PathBuf,
+    /// Where compiled components are cached (`cache-dir`, default
+    /// `DATA-DIR/cache`).
+    pub cache_dir: PathBuf,
     /// The cluster secret (HMAC key for every frame).
     pub secret: Vec<u8>,
     /// Bootstrap peers and their addresses (self excluded).
@@ -83,6 +89,10 @@ pub struct NodeConfig {
     pub priority: u8,
     /// False for an observer (`protocol.observer = true`).
     pub voter: bool,
+    /// Whether a leader seen to die (connection closed, reconnect refused)
+    /// is replaced without waiting out the election timeout
+    /// (`protocol.fast-failover`, default true).
+    pub fast_failover: bool,
     /// The behaviour plugin, if any.
     pub plugin: Option<PluginConfig>,
 }
@@ -110,6 +120,7 @@ struct RawConfig {
     listen: String,
     admin: Option<String>,
     data_dir: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
     secret: Option<String>,
     secret_file: Option<PathBuf>,
     #[serde(default)]
@@ -139,6 +150,7 @@ struct RawProtocol {
     pre_vote: Option<bool>,
     priority: Option<u8>,
     observer: Option<bool>,
+    fast_failover: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -264,12 +276,17 @@ impl NodeConfig {
             &raw.data_dir
                 .unwrap_or_else(|| PathBuf::from("tenure-data").join(&raw.node_id)),
         );
+        let cache_dir = raw
+            .cache_dir
+            .as_deref()
+            .map_or_else(|| data_dir.join("cache"), resolve);
         Ok(NodeConfig {
             node_id: raw.node_id,
             cluster_id: raw.cluster_id,
             listen,
             admin,
             data_dir,
+            cache_dir,
             secret,
             peers,
             timings,
@@ -277,6 +294,7 @@ impl NodeConfig {
             pre_vote: raw.protocol.pre_vote.unwrap_or(true),
             priority: raw.protocol.priority.unwrap_or(0),
             voter: !raw.protocol.observer.unwrap_or(false),
+            fast_failover: raw.protocol.fast_failover.unwrap_or(true),
             plugin,
         })
     }
@@ -330,10 +348,31 @@ mod tests {
         assert_eq!(c.timings.election_timeout_min_ms, 150);
         assert_eq!(c.admin.ip().to_string(), "127.0.0.1");
         assert_eq!(c.data_dir, Path::new("/etc/tenure/tenure-data/n1"));
+        assert_eq!(c.cache_dir, Path::new("/etc/tenure/tenure-data/n1/cache"));
         let p = c.plugin.expect("plugin");
         assert_eq!(p.path, Path::new("/etc/tenure/p.wasm"));
         assert_eq!(p.config["period-ms"], "500");
         assert_eq!((p.deadline_ms, p.memory_mib), (100, 64));
+        assert!(c.pre_vote && c.voter && c.fast_failover);
+        assert_eq!((c.priority, c.timings.stability_window_ms), (0, 2_000));
+        assert_eq!(c.timings.lease_drift_margin_ms, 15);
+    }
+
+    #[test]
+    fn protocol_keys_are_read() {
+        let text = format!(
+            "{GOOD}\n[protocol]\npriority = 7\nobserver = true\nfast-failover = false\n"
+        )
+        .replace(
+            "heartbeat-interval-ms = 40",
+            "heartbeat-interval-ms = 40\nstability-window-ms = 500\nlease-drift-margin-ms = 5",
+        );
+        let c = NodeConfig::parse(&text, Path::new("/etc/tenure")).expect("valid");
+        assert_eq!((c.priority, c.voter, c.fast_failover), (7, false, false));
+        assert_eq!(c.timings.stability_window_ms, 500);
+        assert_eq!(c.timings.lease_drift_margin_ms, 5);
+        let bad = error(&format!("{GOOD}\n[protocol]\npriority = 300\n"));
+        assert!(bad.contains("priority"), "{bad}");
     }
 
     #[test]

@@ -24,6 +24,7 @@
 pub mod admin;
 pub mod admin_client;
 pub mod artifact_cache;
+pub mod background;
 pub mod bindings;
 pub mod builtin;
 pub mod component_path;

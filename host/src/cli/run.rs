@@ -43,7 +43,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         ),
     };
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    let cache = ArtifactCache::open(&config.data_dir.join("cache"))?;
+    let cache = ArtifactCache::open(&config.cache_dir)?;
     let started = Instant::now();
     // Cranelift runs on a blocking thread, never on the runtime's workers;
     // a cached artifact skips it.

@@ -503,6 +503,9 @@ impl Node {
             }
             PeerEvent::Unreachable { peer } => {
                 tracing::debug!(node = %self.config.node_id, %peer, "unreachable");
+                if !self.config.fast_failover {
+                    return None;
+                }
                 Some(self.protocol.peer_unreachable(&peer))
             }
         }

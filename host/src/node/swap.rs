@@ -38,7 +38,8 @@ pub async fn compile_and_swap(
 ) -> Result<SwapReport, String> {
     let started = Instant::now();
     let (engine, cache) = (engine.clone(), cache.clone());
-    let compiled = tokio::task::spawn_blocking(move || {
+    // Off the node's threads, and below them: see crate::background.
+    let compiled = crate::background::at_low_priority("compile", move || {
         PluginComponent::from_cache(&engine, &cache, &name, &bytes)
     })
     .await;

@@ -238,6 +238,9 @@ pub struct PluginEngine {
 pub fn plugin_engine() -> anyhow::Result<PluginEngine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
+    // One compiling thread, at low priority (see crate::background): a
+    // hot swap must never take the cores the node's heartbeats need.
+    config.parallel_compilation(false);
     let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
     let weak = engine.weak();
     let (tx, rx) = std::sync::mpsc::channel::<Arc<EpochTicker>>();
