@@ -1787,3 +1787,50 @@ fn a_removal_spreads_from_the_leader_and_the_removed_node_stops_voting() {
     let own = l.e.leave("n1", &mut l.env).expect_err("leader");
     assert!(own.contains("transfer leadership"), "{own}");
 }
+
+#[test]
+fn a_refused_pre_vote_while_replacing_a_dead_leader_is_retried_a_slot_later() {
+    let (mut n, _) = Node::with_options(pre_vote_options("n1", &["n1", "n2", "n3"]), None);
+    heartbeat_from(&mut n, "n2", 1, 1);
+    n.e.peer_unreachable("n2", &mut n.env);
+    let (timer, _) = *timers(&n.e.take_actions()).last().expect("re-armed");
+    let pre = n.fire(timer);
+    assert!(
+        sent(&pre)
+            .iter()
+            .any(|(_, b)| matches!(b, Body::RequestPreVote { .. }))
+    );
+    // n3 has not seen n2 die yet and refuses.
+    let refused = n.deliver(
+        "n3",
+        Body::PreVote {
+            term: 2,
+            granted: false,
+            current: 1,
+        },
+    );
+    let (retry, after) = *timers(&refused).last().expect("a retry is armed");
+    assert!(
+        after <= 15 * MS,
+        "retried within a slot and a half: {after}"
+    );
+    // When it fires, the pre-vote goes out again.
+    let again = n.fire(retry);
+    assert!(
+        sent(&again)
+            .iter()
+            .any(|(_, b)| matches!(b, Body::RequestPreVote { .. }))
+    );
+    // Outside a failover, a refusal re-arms nothing.
+    let (mut m, start) = Node::with_options(pre_vote_options("n1", &["n1", "n2", "n3"]), None);
+    m.fire(last_timer(&start));
+    let plain = m.deliver(
+        "n3",
+        Body::PreVote {
+            term: 1,
+            granted: false,
+            current: 0,
+        },
+    );
+    assert!(timers(&plain).is_empty());
+}

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::rng::SimRng;
-use super::{NetworkConfig, Simulation, Violation};
+use super::{NetworkConfig, NodeSpec, Simulation, Violation};
 use crate::bindings::types::Timings;
 use crate::protocol::ElectionComponent;
 
@@ -102,6 +102,9 @@ pub struct ChaosPlan {
     pub clock_drift_ppm: Vec<i32>,
     /// Each node's leadership priority (all 0 in half the seeds).
     pub priorities: Vec<u8>,
+    /// Whether an observer (`o1`, bootstrapped with the voters) runs too
+    /// (a third of the seeds). Faults strike it like any node.
+    pub observer: bool,
 }
 
 impl ChaosPlan {
@@ -178,12 +181,14 @@ impl ChaosPlan {
             .map(|_| if ranked { clocks.range(0, 3) as u8 } else { 0 })
             .collect();
         timings.stability_window_ms = clocks.range(u64::from(max), 3_000) as u32;
+        let observer = clocks.chance(1.0 / 3.0);
         ChaosPlan {
             nodes,
             timings,
             pre_vote,
             clock_drift_ppm,
             priorities,
+            observer,
             crash_mid_call,
             crash_detection_ns,
             degraded,
@@ -264,6 +269,15 @@ pub fn run(component: &Arc<ElectionComponent>, seed: u64) -> anyhow::Result<Chao
         spec.clock_drift_ppm = drifts.next().unwrap_or(0);
         spec.priority = priorities.next().unwrap_or(0);
     })?;
+    if plan.observer {
+        let voters: Vec<String> = (1..=plan.nodes).map(|i| format!("n{i}")).collect();
+        let voters: Vec<&str> = voters.iter().map(String::as_str).collect();
+        let mut spec = NodeSpec::new("o1", CLUSTER, &voters);
+        spec.timings = plan.timings;
+        spec.pre_vote = plan.pre_vote;
+        spec.voter = false;
+        sim.add_node(spec)?;
+    }
 
     // Safety phase.
     sim.set_crash_mid_call(plan.crash_mid_call);
