@@ -93,10 +93,12 @@ pub struct Election {
     peers: BTreeMap<NodeId, PeerStanding>,
     /// When this leader last handed over for priority's sake.
     priority_handover_ns: Option<u64>,
-    /// Until when this node is replacing a leader the host saw die: a
-    /// pre-vote refused meanwhile (by a survivor that has not seen the
-    /// death yet) is retried a slot later, not a full timeout later.
+    /// Until when this node is replacing a leader the host saw die, and
+    /// how many survivors are in line: a pre-vote refused meanwhile (by a
+    /// survivor that has not seen the death yet) is retried once everyone
+    /// in line has had a turn, not a full timeout later.
     failover_until_ns: Option<u64>,
+    failover_line: u64,
     liveness: Liveness,
     election_timer: Option<TimerId>,
     heartbeat_timer: Option<TimerId>,
@@ -167,6 +169,7 @@ impl Election {
             peers: BTreeMap::new(),
             priority_handover_ns: None,
             failover_until_ns: None,
+            failover_line: 1,
             liveness: Liveness::default(),
             election_timer: None,
             heartbeat_timer: None,
@@ -391,7 +394,8 @@ impl Election {
             self.actions.push(Action::CancelTimer { id });
         }
         let slot = self.failover_slot_ns();
-        let rank = self.failover_rank(peer);
+        let (rank, line) = self.failover_rank(peer);
+        self.failover_line = line;
         let after_ns = rank * slot + env.random_u64() % (slot / 2 + 1);
         let max = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS;
         self.failover_until_ns = Some(self.now_ns.saturating_add(max));
@@ -543,10 +547,10 @@ impl Election {
         (u64::from(self.timings.heartbeat_interval_ms) * NS_PER_MS / 5).max(NS_PER_MS)
     }
 
-    /// This node's place in line to replace the dead leader `dead`: among
-    /// itself and the members it hears from, highest priority first, then
-    /// by id.
-    fn failover_rank(&self, dead: &str) -> u64 {
+    /// This node's place in line to replace the dead leader `dead`, and
+    /// the length of the line: itself and the members it hears from,
+    /// highest priority first, then by id.
+    fn failover_rank(&self, dead: &str) -> (u64, u64) {
         let alive = self.liveness.alive();
         let mut line: Vec<(core::cmp::Reverse<u8>, &str)> = self
             .members
@@ -565,9 +569,11 @@ impl Election {
             })
             .collect();
         line.sort_unstable();
-        line.iter()
+        let rank = line
+            .iter()
             .position(|(_, m)| *m == self.id)
-            .unwrap_or(line.len()) as u64
+            .unwrap_or(line.len());
+        (rank as u64, line.len().max(1) as u64)
     }
 
     /// Tells `to` to campaign now (TimeoutNow), giving the lease up.
@@ -754,6 +760,7 @@ impl Election {
             peers: BTreeMap::new(),
             priority_handover_ns: None,
             failover_until_ns: None,
+            failover_line: 1,
             liveness: h.liveness,
             election_timer: h.election_timer,
             heartbeat_timer: h.heartbeat_timer,
@@ -1052,13 +1059,14 @@ impl Election {
                 .is_some_and(|until| self.now_ns < until)
             {
                 // Replacing a dead leader: the refuser most likely has not
-                // seen the death yet. Ask again a slot from now rather than
-                // a whole election timeout.
+                // seen the death yet. Ask again once everyone in line has
+                // had a turn (asking sooner would race the next in line and
+                // split the vote), rather than a whole election timeout.
                 if let Some(id) = self.election_timer.take() {
                     self.actions.push(Action::CancelTimer { id });
                 }
                 let slot = self.failover_slot_ns();
-                let after_ns = slot + env.random_u64() % (slot / 2 + 1);
+                let after_ns = self.failover_line * slot + env.random_u64() % (slot / 2 + 1);
                 let id = self.next_timer();
                 self.election_timer = Some(id);
                 self.actions.push(Action::SetTimer { id, after_ns });
