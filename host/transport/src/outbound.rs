@@ -98,6 +98,18 @@ enum Ended {
     Broken(String),
 }
 
+/// How many times a peer whose long-held connection broke is redialled
+/// before the normal back-off, the first at once and the others
+/// [`QUICK_REDIAL_DELAY`] apart. A process being killed can still accept a
+/// connection for a few milliseconds while the kernel tears it down, and
+/// then resets it; a dial after that is refused, and that refusal is the
+/// death fast failover waits for (one survivor waiting out the 20 ms
+/// back-off instead made the survivors' turns overlap and split the vote).
+const QUICK_REDIALS: u32 = 5;
+
+/// The pause between quick redials (see [`QUICK_REDIALS`]).
+const QUICK_REDIAL_DELAY: Duration = Duration::from_millis(1);
+
 /// The connection task for `peer`, until the transport shuts down.
 pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<Bytes>) {
     let mut queue = Queue {
@@ -108,10 +120,9 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<By
     };
     let mut backoff = Backoff::new(shared.reconnect_min, shared.reconnect_max);
     let mut unreachable_reported = false;
-    // Set when a connection that had held broke: redial at once, since a
-    // peer whose process died refuses at once, and that refusal is what
-    // fast failover waits for.
-    let mut redial_now = false;
+    // Quick redials left (see QUICK_REDIALS); granted only when a
+    // connection that had held broke.
+    let mut quick_redials = 0;
     loop {
         let Some(dialled) = queue.drain_while(&shared, connect(&shared, &peer)).await else {
             return;
@@ -119,6 +130,7 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<By
         match dialled {
             Err(reason) => {
                 tracing::debug!(%peer, %reason, "connect failed");
+                quick_redials = 0;
                 if !unreachable_reported {
                     unreachable_reported = true;
                     shared.emit(PeerEvent::Unreachable { peer: peer.clone() });
@@ -137,16 +149,31 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<By
                     }
                 }
                 // Only a connection that held resets the back-off (and
-                // earns an immediate redial), so a peer that accepts and at
-                // once hangs up is not redialled in a tight loop.
+                // earns quick redials), so a peer that accepts and at once
+                // hangs up is not redialled in a tight loop.
                 if since.elapsed() >= shared.reconnect_max {
                     backoff.reset();
                 }
-                redial_now = since.elapsed() >= shared.reconnect_min;
+                if since.elapsed() >= shared.reconnect_min {
+                    quick_redials = QUICK_REDIALS + 1;
+                }
             }
         }
-        if std::mem::take(&mut redial_now) {
-            continue;
+        if quick_redials > 0 {
+            quick_redials -= 1;
+            if quick_redials == QUICK_REDIALS {
+                continue;
+            }
+            if quick_redials > 0 {
+                if queue
+                    .drain_while(&shared, tokio::time::sleep(QUICK_REDIAL_DELAY))
+                    .await
+                    .is_none()
+                {
+                    return;
+                }
+                continue;
+            }
         }
         let delay = backoff.next_delay();
         if queue
