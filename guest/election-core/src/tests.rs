@@ -1845,3 +1845,33 @@ fn a_refused_pre_vote_while_replacing_a_dead_leader_is_retried_a_slot_later() {
     );
     assert!(timers(&plain).is_empty());
 }
+
+#[test]
+fn granting_a_pre_vote_while_replacing_a_dead_leader_defers_this_nodes_turn() {
+    let (mut n, _) = Node::with_options(pre_vote_options("n3", &["n1", "n2", "n3"]), None);
+    n.deliver(
+        "n1",
+        Body::Heartbeat {
+            term: 1,
+            round: 1,
+            members: vec![],
+            alive: vec!["n2".into()],
+            removed: vec![],
+        },
+    );
+    n.e.peer_unreachable("n1", &mut n.env);
+    let (_, turn) = *timers(&n.e.take_actions()).last().expect("armed");
+    assert!((10 * MS..=15 * MS).contains(&turn), "n3 is second: {turn}");
+    // n2, first in line, asks: n3 grants and steps back a whole line.
+    let answer = n.deliver("n2", Body::RequestPreVote { term: 2 });
+    assert!(
+        sent(&answer)
+            .iter()
+            .any(|(_, b)| matches!(b, Body::PreVote { granted: true, .. }))
+    );
+    let (_, later) = *timers(&answer).last().expect("re-armed");
+    assert!(
+        (20 * MS..=25 * MS).contains(&later),
+        "after the line: {later}"
+    );
+}
