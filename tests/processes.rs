@@ -594,3 +594,48 @@ fn a_leader_asked_to_stop_hands_leadership_over_first() {
     println!("SIGTERM to the leader: {next} led term {next_term} {took} ms later");
     cluster.assert_one_leader_per_term();
 }
+
+/// A base port for `tenure demo`: it and the next two (peers), and the
+/// three from base + 100 (admin), all free.
+fn demo_base_port() -> u16 {
+    for _ in 0..50 {
+        let base = free_port();
+        let all_free = [1, 2, 100, 101, 102]
+            .iter()
+            .all(|offset| TcpListener::bind(("127.0.0.1", base + offset)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no free block of ports for the demo");
+}
+
+#[test]
+fn the_demo_runs_any_plugin_and_shows_leadership_and_the_plugins_lines() {
+    let logger =
+        tenure_host::component_path::election_wasm().with_file_name("tenure_plugin_logger.wasm");
+    let base = demo_base_port();
+    let output = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["demo", "--seconds", "6", "--base-port", &base.to_string()])
+        .arg("--plugin")
+        .arg(&logger)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the demo runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("leader in term"), "{text}");
+    assert!(text.contains("plugin: on-become-leader"), "{text}");
+    assert!(text.contains("All nodes stopped."), "{text}");
+
+    // A malformed --config is refused before anything starts.
+    let bad = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["demo", "--seconds", "1", "--config", "no-equals-sign"])
+        .arg("--plugin")
+        .arg(&logger)
+        .output()
+        .expect("the demo runs");
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("expected KEY=VALUE"), "{err}");
+}

@@ -42,9 +42,14 @@ enum Command {
         /// First peer port (nodes use PORT..PORT+2, admin PORT+100..).
         #[arg(long, default_value_t = 7101)]
         base_port: u16,
-        /// The scheduler plugin (default: the workspace's release build).
+        /// The behaviour plugin every node runs (default: the workspace's
+        /// release build of the scheduler example).
         #[arg(long)]
         plugin: Option<PathBuf>,
+        /// A `[plugin.config]` entry for every node, KEY=VALUE; repeatable
+        /// (default, for the scheduler only: period-ms=1000, job=report).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        plugin_config: Vec<String>,
         /// Stop after this many seconds (default: at Ctrl-C).
         #[arg(long)]
         seconds: Option<u64>,
@@ -243,9 +248,11 @@ fn main() -> ExitCode {
         Command::Demo {
             base_port,
             plugin,
+            plugin_config,
             seconds,
             kill_leader_after,
         } => block_on(cli::demo::demo(cli::demo::DemoOptions {
+            plugin_config,
             base_port,
             plugin,
             duration: seconds.map(std::time::Duration::from_secs),

@@ -27,8 +27,12 @@ pub struct DemoOptions {
     /// The first peer port; nodes use base, base+1, base+2 and admin
     /// endpoints base+100…
     pub base_port: u16,
-    /// The scheduler plugin (default: the workspace's release build).
+    /// The behaviour plugin (default: the workspace's release build of the
+    /// scheduler example).
     pub plugin: Option<PathBuf>,
+    /// `[plugin.config]` entries as KEY=VALUE (default, for the default
+    /// scheduler only: period-ms=1000, job=report).
+    pub plugin_config: Vec<String>,
     /// Stop by itself after this long (default: run until Ctrl-C).
     pub duration: Option<Duration>,
     /// Kill the leader by itself after this long (default: on Enter).
@@ -49,20 +53,30 @@ struct DemoNode {
 /// Runs the demo until Ctrl-C or `duration`.
 pub async fn demo(options: DemoOptions) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("finding the tenure binary")?;
+    let custom = options.plugin.is_some();
     let plugin = options.plugin.clone().unwrap_or_else(default_plugin);
     if !plugin.is_file() {
         bail!(
-            "scheduler plugin not found at {}: build it with scripts/build-guests.sh \
-             (or pass --plugin)",
+            "plugin not found at {}: build the examples with scripts/build-guests.sh \
+             (or pass --plugin PATH)",
             plugin.display()
         );
     }
+    // The nodes' configs live in a temporary folder, and relative paths in
+    // a config are read from the config's folder: pass an absolute one.
+    let plugin = std::fs::canonicalize(&plugin)
+        .with_context(|| format!("resolving {}", plugin.display()))?;
+    let config = plugin_config(&options.plugin_config, custom)?;
     let dir = std::env::temp_dir().join(format!("tenure-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut nodes = write_configs(&dir, options.base_port, &plugin)?;
+    let mut nodes = write_configs(&dir, options.base_port, &plugin, &config)?;
+    let what = if custom {
+        format!("the plugin {}", plugin.display())
+    } else {
+        "the scheduler plugin (one run per second, on the leader only)".to_string()
+    };
     println!(
-        "Tenure demo: 3 nodes on 127.0.0.1:{}-{}, each running the scheduler plugin (one run \
-         per second, on the leader only). Files in {}.",
+        "Tenure demo: 3 nodes on 127.0.0.1:{}-{}, each running {what}. Files in {}.",
         options.base_port,
         options.base_port + 2,
         dir.display()
@@ -96,7 +110,41 @@ fn crate_target_dir() -> PathBuf {
         .map_or_else(|| PathBuf::from("target"), Path::to_path_buf)
 }
 
-fn write_configs(dir: &Path, base: u16, plugin: &Path) -> anyhow::Result<Vec<DemoNode>> {
+/// The `[plugin.config]` table: the KEY=VALUE pairs given, or the
+/// scheduler's defaults when the default plugin runs without any.
+fn plugin_config(pairs: &[String], custom: bool) -> anyhow::Result<String> {
+    if pairs.is_empty() && !custom {
+        return Ok("period-ms = \"1000\"\njob = \"report\"\n".to_string());
+    }
+    let mut table = String::new();
+    for pair in pairs {
+        let Some((key, value)) = pair.split_once('=') else {
+            bail!("`--config {pair}`: expected KEY=VALUE");
+        };
+        let key = key.trim();
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+        {
+            bail!("`--config {pair}`: the key must be letters, digits, `-` or `_`");
+        }
+        table.push_str(&format!("{key} = {}\n", toml_string(value)));
+    }
+    Ok(table)
+}
+
+/// `text` as a TOML basic string (JSON's escaping is valid TOML).
+fn toml_string(text: &str) -> String {
+    serde_json::Value::String(text.to_string()).to_string()
+}
+
+fn write_configs(
+    dir: &Path,
+    base: u16,
+    plugin: &Path,
+    plugin_config: &str,
+) -> anyhow::Result<Vec<DemoNode>> {
     let port = |i: usize, offset: u16| base + offset + i as u16;
     let mut nodes = Vec::new();
     for (i, id) in NODES.iter().enumerate() {
@@ -109,9 +157,9 @@ fn write_configs(dir: &Path, base: u16, plugin: &Path) -> anyhow::Result<Vec<Dem
         let text = format!(
             "node-id = \"{id}\"\ncluster-id = \"demo\"\nlisten = \"127.0.0.1:{}\"\n\
              admin = \"{admin}\"\ndata-dir = \"{id}\"\nsecret = \"{SECRET}\"\n\n[peers]\n{peers}\n\
-             [plugin]\npath = \"{}\"\n[plugin.config]\nperiod-ms = 1000\njob = \"report\"\n",
+             [plugin]\npath = {}\n[plugin.config]\n{plugin_config}",
             port(i, 0),
-            plugin.display()
+            toml_string(&plugin.display().to_string())
         );
         let config = dir.join(format!("{id}.toml"));
         std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
@@ -142,18 +190,28 @@ fn spawn(exe: &Path, node: &DemoNode) -> anyhow::Result<Child> {
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(pos) = line.find("run ") {
-                    if line.contains(" of ") && line.contains("plugin") {
-                        let text = line[pos..].split("node=").next().unwrap_or_default();
-                        println!("    {id} scheduler: {}", text.trim());
-                    }
-                } else if line.contains("ERROR") || line.contains("refused") {
+                if let Some(message) = plugin_message(&line) {
+                    println!("    {id} plugin: {message}");
+                } else if line.contains("ERROR")
+                    || line.contains("refused")
+                    || line.starts_with("error:")
+                {
                     println!("    {id}: {line}");
                 }
             }
         });
     }
     Ok(child)
+}
+
+/// The message of a log line a plugin wrote through `leader-api.log`
+/// (`… tenure_host::plugin: MESSAGE node="n1" plugin="x.wasm"`), if it is one.
+fn plugin_message(line: &str) -> Option<&str> {
+    if !line.contains(" plugin=") {
+        return None;
+    }
+    let (_, rest) = line.split_once("tenure_host::plugin: ")?;
+    Some(rest.split(" node=").next().unwrap_or(rest).trim())
 }
 
 async fn stop(child: &mut Child) {
