@@ -639,3 +639,38 @@ fn the_demo_runs_any_plugin_and_shows_leadership_and_the_plugins_lines() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("expected KEY=VALUE"), "{err}");
 }
+
+/// `GET path` on a node's admin endpoint: the status code and the body.
+fn get(admin: SocketAddr, path: &str) -> (u16, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime
+        .block_on(request(admin, "GET", path, &[], ACTION_TIMEOUT))
+        .expect("the admin endpoint answers")
+}
+
+#[test]
+fn inspect_shows_what_the_plugin_says_of_itself() {
+    let logger =
+        tenure_host::component_path::election_wasm().with_file_name("tenure_plugin_logger.wasm");
+    let with_plugin = Cluster::start("inspect", 1, |_| {
+        format!("[plugin]\npath = \"{}\"\n", logger.display())
+    });
+    with_plugin.wait_for_leader(&["n1"], BOUND);
+    let (code, body) = get(with_plugin.admins["n1"], "/inspect");
+    assert_eq!(code, 200, "{body}");
+    let pairs: BTreeMap<String, String> = serde_json::from_str(&body).expect("a JSON object");
+    assert_eq!(
+        pairs.get("on-become-leader").map(String::as_str),
+        Some("1"),
+        "{body}"
+    );
+
+    let without = Cluster::start("no-inspect", 1, |_| String::new());
+    without.wait_for_leader(&["n1"], BOUND);
+    let (code, body) = get(without.admins["n1"], "/inspect");
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("no plugin"), "{body}");
+}

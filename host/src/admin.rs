@@ -1,6 +1,8 @@
 //! The admin endpoint: HTTP on the admin address (loopback by default).
 //!
 //! - `GET /status`: the node's [`NodeReport`] as JSON.
+//! - `GET /inspect`: the behaviour plugin's `inspect()` pairs as a JSON
+//!   object (404 when the node runs no plugin).
 //! - `POST /step-down`: give up leadership (or a candidacy).
 //! - `POST /campaign`: start an election now (a pre-vote first).
 //! - `POST /leave?node=NODE`: remove NODE from the membership for good
@@ -80,6 +82,7 @@ pub async fn serve(
     };
     let app = Router::new()
         .route("/status", get(status))
+        .route("/inspect", get(inspect))
         .route("/step-down", post(step_down))
         .route("/campaign", post(campaign))
         .route("/transfer", post(transfer))
@@ -116,6 +119,29 @@ async fn ask<T>(
 
 async fn status(State(state): State<AdminState>) -> Result<Json<NodeReport>, Response> {
     ask(&state.commands, Command::Status).await.map(Json)
+}
+
+/// The plugin's `inspect()` pairs, as a JSON object (404 without a plugin).
+async fn inspect(
+    State(state): State<AdminState>,
+) -> Result<Json<std::collections::BTreeMap<String, String>>, Response> {
+    let answer = match ask(&state.commands, Command::Inspect).await? {
+        Ok(answer) => answer,
+        Err(reason) => return Err((StatusCode::NOT_FOUND, format!("{reason}\n")).into_response()),
+    };
+    match tokio::time::timeout(NODE_TIMEOUT, answer).await {
+        Ok(Ok(pairs)) => Ok(Json(pairs.into_iter().collect())),
+        Ok(Err(_)) => Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the plugin did not answer (it may have trapped; see the node's log)\n",
+        )
+            .into_response()),
+        Err(_) => Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the plugin did not answer in time\n",
+        )
+            .into_response()),
+    }
 }
 
 async fn step_down(State(state): State<AdminState>) -> Result<&'static str, Response> {

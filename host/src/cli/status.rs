@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use tenure_host::admin_client::{STATUS_TIMEOUT, fetch_status};
+use tenure_host::admin_client::{STATUS_TIMEOUT, fetch_status, request};
 
 /// Prints the status, as JSON or readably.
 pub async fn status(admin: SocketAddr, json: bool) -> anyhow::Result<ExitCode> {
@@ -44,7 +44,18 @@ pub async fn status(admin: SocketAddr, json: bool) -> anyhow::Result<ExitCode> {
         }
     }
     match &report.plugin {
-        Some(p) => println!("plugin    {} (sha256 {})", p.name, &p.sha256),
+        Some(p) => {
+            println!("plugin    {} (sha256 {})", p.name, &p.sha256);
+            // What the plugin says of itself (`inspect()`), best effort.
+            if let Ok((200, body)) = request(admin, "GET", "/inspect", &[], STATUS_TIMEOUT).await
+                && let Ok(pairs) =
+                    serde_json::from_str::<std::collections::BTreeMap<String, String>>(&body)
+            {
+                for (key, value) in pairs {
+                    println!("          {key} = {value}");
+                }
+            }
+        }
         None => println!("plugin    none"),
     }
     println!(

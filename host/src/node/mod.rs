@@ -70,6 +70,9 @@ pub enum Command {
         node: String,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// Ask this node's plugin for `inspect()`: the reply is where its
+    /// answer will come, or why there is none (no plugin).
+    Inspect(oneshot::Sender<Result<oneshot::Receiver<Vec<(String, String)>>, String>>),
     /// Pass a request to the plugin's `on-call` — the leader's, when this
     /// node follows one, unless `local`.
     Call {
@@ -400,6 +403,18 @@ impl Node {
                     },
                     Command::Call { request, local, reply } => {
                         self.call(request, local, reply);
+                        continue;
+                    }
+                    Command::Inspect(reply) => {
+                        // In order with the plugin's other callbacks, on
+                        // its thread; this task goes on.
+                        if self.plugin.is_some() {
+                            let (answer, receiver) = oneshot::channel();
+                            self.to_plugin(PluginInput::Inspect(answer));
+                            let _ = reply.send(Ok(receiver));
+                        } else {
+                            let _ = reply.send(Err("this node runs no plugin".into()));
+                        }
                         continue;
                     }
                     Command::SwapProtocol { component, sha256, reply } => {
