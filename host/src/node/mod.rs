@@ -72,7 +72,7 @@ pub enum Command {
     },
     /// Ask this node's plugin for `inspect()`: the reply is where its
     /// answer will come, or why there is none (no plugin).
-    Inspect(oneshot::Sender<Result<oneshot::Receiver<Vec<(String, String)>>, String>>),
+    Inspect(oneshot::Sender<Result<InspectAnswer, String>>),
     /// Pass a request to the plugin's `on-call` — the leader's, when this
     /// node follows one, unless `local`.
     Call {
@@ -93,6 +93,9 @@ pub enum Command {
         reply: oneshot::Sender<Result<(), String>>,
     },
 }
+
+/// Where a plugin's `inspect()` pairs will arrive.
+pub type InspectAnswer = oneshot::Receiver<Vec<(String, String)>>;
 
 /// Real time and OS entropy for the protocol. Every build of the protocol
 /// a node runs shares one origin, so times carry over a protocol swap.
