@@ -126,6 +126,7 @@ impl Election {
         env: &mut impl Environment,
     ) -> Result<Election, OptionsError> {
         options.validate()?;
+        let standing = options.standing();
         let mut members: BTreeSet<NodeId> = options.bootstrap.into_iter().collect();
         // An observer is never a member, not even of its own view.
         if options.voter {
@@ -161,10 +162,7 @@ impl Election {
             // had heard from that leader now.
             leader_heard_ns: persisted.as_ref().map(|_| env.now_ns()),
             lease: Lease::default(),
-            standing: Standing {
-                voter: options.voter,
-                priority: options.priority,
-            },
+            standing,
             observers: BTreeSet::new(),
             peers: BTreeMap::new(),
             priority_handover_ns: None,
@@ -233,7 +231,7 @@ impl Election {
             // answer to that very notice, so two nodes that removed each
             // other do not bounce it back and forth.
             if !matches!(message.body, Body::Removed { .. }) {
-                let removed = self.removed.iter().cloned().collect();
+                let removed = self.removed_list();
                 self.send(from, Body::Removed { removed });
                 self.flush();
             }
@@ -390,18 +388,11 @@ impl Election {
         // it ends now, and it may vote for whoever campaigns first.
         self.leader_heard_ns = None;
         // Re-arm for this node's turn instead of a full timeout.
-        if let Some(id) = self.election_timer.take() {
-            self.actions.push(Action::CancelTimer { id });
-        }
-        let slot = self.failover_slot_ns();
         let (rank, line) = self.failover_rank(peer);
         self.failover_line = line;
-        let after_ns = rank * slot + env.random_u64() % (slot / 2 + 1);
         let max = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS;
         self.failover_until_ns = Some(self.now_ns.saturating_add(max));
-        let id = self.next_timer();
-        self.election_timer = Some(id);
-        self.actions.push(Action::SetTimer { id, after_ns });
+        self.arm_failover_turn(rank, env);
         self.flush();
     }
 
@@ -551,14 +542,7 @@ impl Election {
 
     /// Re-arms this node's fast-failover turn after everyone in line.
     fn defer_failover_turn(&mut self, env: &mut impl Environment) {
-        if let Some(id) = self.election_timer.take() {
-            self.actions.push(Action::CancelTimer { id });
-        }
-        let slot = self.failover_slot_ns();
-        let after_ns = self.failover_line * slot + env.random_u64() % (slot / 2 + 1);
-        let id = self.next_timer();
-        self.election_timer = Some(id);
-        self.actions.push(Action::SetTimer { id, after_ns });
+        self.arm_failover_turn(self.failover_line, env);
     }
 
     /// One turn of a fast failover: a fifth of a heartbeat, but at least
@@ -758,6 +742,7 @@ impl Election {
         env: &mut impl Environment,
     ) -> Result<Election, String> {
         let role = role_from(h.role)?;
+        let standing = options.standing();
         let mut e = Election {
             id: options.node_id,
             cluster_id: options.cluster_id,
@@ -774,10 +759,7 @@ impl Election {
             pre_campaign: h.pre_campaign,
             leader_heard_ns: h.leader_heard_ns,
             lease,
-            standing: Standing {
-                voter: options.voter,
-                priority: options.priority,
-            },
+            standing,
             observers: BTreeSet::new(),
             peers: BTreeMap::new(),
             priority_handover_ns: None,
@@ -811,7 +793,7 @@ impl Election {
             term: self.term,
             voted_for: self.voted_for.clone(),
             members: self.member_list(),
-            removed: self.removed.iter().cloned().collect(),
+            removed: self.removed_list(),
         }
     }
 
@@ -934,7 +916,7 @@ impl Election {
                     ok: false,
                     round,
                     members,
-                    removed: self.removed.iter().cloned().collect(),
+                    removed: self.removed_list(),
                 },
             );
         }
@@ -971,7 +953,7 @@ impl Election {
                 ok: true,
                 round,
                 members,
-                removed: self.removed.iter().cloned().collect(),
+                removed: self.removed_list(),
             },
         );
     }
@@ -1309,6 +1291,10 @@ impl Election {
         self.members.iter().cloned().collect()
     }
 
+    fn removed_list(&self) -> Vec<NodeId> {
+        self.removed.iter().cloned().collect()
+    }
+
     /// A heartbeat of the latest round (a newcomer's extra heartbeat
     /// reuses it: its ack then dates from that round's earlier send time,
     /// which only shortens the lease).
@@ -1318,7 +1304,7 @@ impl Election {
             round: self.lease.round,
             members: self.member_list(),
             alive: self.liveness.alive(),
-            removed: self.removed.iter().cloned().collect(),
+            removed: self.removed_list(),
         }
     }
 
@@ -1494,12 +1480,25 @@ impl Election {
     /// Arms the election timer with a timeout drawn uniformly, to the
     /// nanosecond, from [min, max], plus `hold_off_ns`.
     fn arm_election_timer(&mut self, env: &mut impl Environment, hold_off_ns: u64) {
-        if let Some(id) = self.election_timer.take() {
-            self.actions.push(Action::CancelTimer { id });
-        }
         let min = u64::from(self.timings.election_timeout_min_ms) * NS_PER_MS;
         let span = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS - min;
         let after_ns = min + env.random_u64() % (span + 1) + hold_off_ns;
+        self.rearm_election_timer(after_ns);
+    }
+
+    /// Arms the election timer for a fast-failover turn `turns` slots from
+    /// now, plus a jitter of up to half a slot.
+    fn arm_failover_turn(&mut self, turns: u64, env: &mut impl Environment) {
+        let slot = self.failover_slot_ns();
+        let after_ns = turns * slot + env.random_u64() % (slot / 2 + 1);
+        self.rearm_election_timer(after_ns);
+    }
+
+    /// Replaces the election timer (if armed) with one due in `after_ns`.
+    fn rearm_election_timer(&mut self, after_ns: u64) {
+        if let Some(id) = self.election_timer.take() {
+            self.actions.push(Action::CancelTimer { id });
+        }
         let id = self.next_timer();
         self.election_timer = Some(id);
         self.actions.push(Action::SetTimer { id, after_ns });

@@ -120,6 +120,15 @@ pub(crate) fn valid_node_id(id: &str) -> bool {
 }
 
 impl Options {
+    /// What this node's messages say about it: voter or observer, and its
+    /// priority.
+    pub fn standing(&self) -> crate::wire::Standing {
+        crate::wire::Standing {
+            voter: self.voter,
+            priority: self.priority,
+        }
+    }
+
     /// Checks every field, returning the first problem found.
     ///
     /// The rules: ids are non-empty without whitespace; `0 < min < max <=
