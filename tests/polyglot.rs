@@ -19,7 +19,7 @@
 //! so `CARGO_BIN_EXE_tenure` names the binary under test.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -98,21 +98,10 @@ impl Greeter {
     }
 }
 
-/// A loopback port for a node, from a block of 400 below the ephemeral
-/// range chosen by this process's id (as tests/processes.rs does, in
-/// another part of the range so the two test binaries never meet), a busy
-/// port skipped.
+/// A loopback port for a node that no other test of this run can hold
+/// (see [`tenure_host::testing::ports`]).
 fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 30_000 + (std::process::id() % 50) as u16 * 400;
-    for _ in 0..400 {
-        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 400;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port in {base}..{}", base + 400);
+    tenure_host::testing::ports::port().expect("a loopback port")
 }
 
 /// How one node loaded its plugin, from its log: the cache outcome and

@@ -5,240 +5,16 @@
 //! Built as an integration test of the host package (see host/Cargo.toml)
 //! so `CARGO_BIN_EXE_tenure` names the binary under test.
 
+#[path = "kit/mod.rs"]
+mod kit;
+
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tenure_host::admin_client::{ACTION_TIMEOUT, fetch_status, request};
-use tenure_host::node::NodeReport;
-
-const SECRET: &str = "process-test-secret-0123456789";
-
-/// A cluster of `tenure run` processes in a temporary directory.
-struct Cluster {
-    dir: PathBuf,
-    ids: Vec<String>,
-    admins: BTreeMap<String, SocketAddr>,
-    children: BTreeMap<String, Child>,
-}
-
-/// A loopback port for a node. Ports come from a block of 400 below the
-/// ephemeral range (10000–29999), chosen by the test process's id, so they
-/// never collide with the ephemeral ports that outgoing connections (and
-/// port-0 listeners) take, nor with each other within this process; a port
-/// found busy is skipped.
-fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 10_000 + (std::process::id() % 50) as u16 * 400;
-    for _ in 0..400 {
-        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 400;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port in {base}..{}", base + 400);
-}
-
-impl Cluster {
-    /// Starts `size` nodes; `extra(id)` is appended to each node's config
-    /// (a `[timings]` or `[plugin]` table, say).
-    fn start(name: &str, size: usize, extra: impl Fn(&str) -> String) -> Cluster {
-        let dir = std::env::temp_dir().join(format!("tenure-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let ids: Vec<String> = (1..=size).map(|i| format!("n{i}")).collect();
-        let ports: Vec<u16> = ids.iter().map(|_| free_port()).collect();
-        let peers: String = ids
-            .iter()
-            .zip(&ports)
-            .map(|(id, port)| format!("{id} = \"127.0.0.1:{port}\"\n"))
-            .collect();
-        let mut admins = BTreeMap::new();
-        for (id, port) in ids.iter().zip(&ports) {
-            let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-            let text = format!(
-                "node-id = \"{id}\"\ncluster-id = \"proc\"\nlisten = \"127.0.0.1:{port}\"\n\
-                 admin = \"{admin}\"\ndata-dir = \"{id}\"\nsecret = \"{SECRET}\"\n\
-                 [peers]\n{peers}\n{}",
-                extra(id)
-            );
-            std::fs::write(dir.join(format!("{id}.toml")), text).expect("config");
-            admins.insert(id.clone(), admin);
-        }
-        let mut cluster = Cluster {
-            dir,
-            ids: ids.clone(),
-            admins,
-            children: BTreeMap::new(),
-        };
-        for id in &ids {
-            cluster.spawn(id);
-        }
-        cluster
-    }
-
-    fn spawn(&mut self, id: &str) {
-        let log = std::fs::File::create(self.dir.join(format!("{id}.log"))).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_tenure"))
-            .args(["run", "--config"])
-            .arg(self.dir.join(format!("{id}.toml")))
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("tenure starts");
-        self.children.insert(id.to_string(), child);
-    }
-
-    fn signal(&self, id: &str, signal: &str) {
-        let pid = self.children.get(id).expect("running").id();
-        let ok = Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .expect("kill runs")
-            .success();
-        assert!(ok, "kill {signal} {pid}");
-    }
-
-    fn kill9(&mut self, id: &str) {
-        self.signal(id, "-KILL");
-        if let Some(mut child) = self.children.remove(id) {
-            let _ = child.wait();
-        }
-    }
-
-    /// The status of every node that answers.
-    fn statuses(&self) -> BTreeMap<String, NodeReport> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        self.admins
-            .iter()
-            .filter(|(id, _)| self.children.contains_key(*id))
-            .filter_map(|(id, admin)| {
-                let report = runtime.block_on(fetch_status(*admin, PROBE_TIMEOUT)).ok()?;
-                Some((id.clone(), report))
-            })
-            .collect()
-    }
-
-    /// Waits (at most `bound`) until every node in `among` that answers
-    /// agrees on one leader, itself among them and leading; returns it.
-    fn wait_for_leader(&self, among: &[&str], bound: Duration) -> (String, u64) {
-        let deadline = Instant::now() + bound;
-        loop {
-            let statuses = self.statuses();
-            let views: Vec<&NodeReport> = among.iter().filter_map(|id| statuses.get(*id)).collect();
-            if views.len() == among.len() {
-                let first = (views[0].leader.clone(), views[0].term);
-                let agreed = views.iter().all(|v| (v.leader.clone(), v.term) == first);
-                if let (true, (Some(leader), term)) = (agreed, first) {
-                    let leads = statuses
-                        .get(&leader)
-                        .is_some_and(|s| s.role == "leader" && s.term == term);
-                    if leads && among.contains(&leader.as_str()) {
-                        return (leader, term);
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no agreed leader among {among:?} within {bound:?}: {statuses:#?}\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Every (term, node) that some node's event log says became leader.
-    fn leaders_by_term(&self) -> BTreeMap<u64, Vec<String>> {
-        let mut by_term: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-        for id in &self.ids {
-            let path = self.dir.join(id).join("events.log");
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            for line in text.lines() {
-                let event: serde_json::Value = serde_json::from_str(line).expect("JSON line");
-                if event["event"] == "became-leader" {
-                    let term = event["term"].as_u64().expect("term");
-                    let node = event["node"].as_str().expect("node").to_string();
-                    let nodes = by_term.entry(term).or_default();
-                    if !nodes.contains(&node) {
-                        nodes.push(node);
-                    }
-                }
-            }
-        }
-        by_term
-    }
-
-    fn assert_one_leader_per_term(&self) {
-        for (term, nodes) in self.leaders_by_term() {
-            assert_eq!(
-                nodes.len(),
-                1,
-                "term {term} had leaders {nodes:?}\n{}",
-                self.logs()
-            );
-        }
-    }
-
-    fn logs(&self) -> String {
-        self.ids
-            .iter()
-            .map(|id| {
-                let text =
-                    std::fs::read_to_string(self.dir.join(format!("{id}.log"))).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                format!(
-                    "--- {id} ---\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for child in self.children.values_mut() {
-            let _ = Command::new("kill")
-                .args(["-CONT", &child.id().to_string()])
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-/// `POST path` with `body` through the library's admin client: the status
-/// code, the reply, and how long it took.
-fn post(admin: SocketAddr, path: &str, body: &[u8]) -> (u16, String, Duration) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let started = Instant::now();
-    let (code, reply) = runtime
-        .block_on(request(admin, "POST", path, body, ACTION_TIMEOUT))
-        .expect("the admin endpoint answers");
-    (code, reply, started.elapsed())
-}
-
-const BOUND: Duration = Duration::from_secs(15);
-
-/// How long one status probe waits: short, because a node the test froze
-/// with SIGSTOP accepts the connection but never answers, and one probe
-/// must not eat the whole [`BOUND`] of the wait it is part of.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+use kit::{BOUND, Cluster, get, post};
+use tenure_host::testing::ports;
 
 #[test]
 fn processes_elect_fail_over_rejoin_and_survive_a_frozen_leader() {
@@ -595,19 +371,11 @@ fn a_leader_asked_to_stop_hands_leadership_over_first() {
     cluster.assert_one_leader_per_term();
 }
 
-/// A base port for `tenure demo`: it and the next two (peers), and the
-/// three from base + 100 (admin), all free.
+/// A base port for `tenure demo`: it and the next two (peers) and the
+/// three from base + 100 (admin), reserved as one block so no other test
+/// of this run is handed any of them.
 fn demo_base_port() -> u16 {
-    for _ in 0..50 {
-        let base = free_port();
-        let all_free = [1, 2, 100, 101, 102]
-            .iter()
-            .all(|offset| TcpListener::bind(("127.0.0.1", base + offset)).is_ok());
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no free block of ports for the demo");
+    ports::reserve(103).expect("a block of ports").first()
 }
 
 #[test]
@@ -638,17 +406,6 @@ fn the_demo_runs_any_plugin_and_shows_leadership_and_the_plugins_lines() {
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("expected KEY=VALUE"), "{err}");
-}
-
-/// `GET path` on a node's admin endpoint: the status code and the body.
-fn get(admin: SocketAddr, path: &str) -> (u16, String) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime
-        .block_on(request(admin, "GET", path, &[], ACTION_TIMEOUT))
-        .expect("the admin endpoint answers")
 }
 
 #[test]

@@ -36,9 +36,12 @@
 //!
 //! - this file: [`Cluster`] and [`ClusterBuilder`];
 //! - `plugin.rs`: [`Plugin`], a compiled plugin with its config;
-//! - `trace.rs`: [`PluginLog`] and [`Leadership`], read from the trace.
+//! - `trace.rs`: [`PluginLog`] and [`Leadership`], read from the trace;
+//! - `ports.rs`: [`ports`], loopback ports for tests of real processes
+//!   that no other test of the run can hold.
 
 mod plugin;
+pub mod ports;
 mod trace;
 
 use std::time::Duration;
