@@ -183,7 +183,7 @@ impl Node {
         admin: std::net::SocketAddr,
         plugin: Option<PluginSetup>,
     ) -> anyhow::Result<(Node, NodeInputs)> {
-        let state_file = StateFile::open(&config.data_dir)?;
+        let state_file = StateFile::open(&config.data_dir, &config.node_id, &config.cluster_id)?;
         let persisted = state_file.load()?;
         // The protocol starts first: it validates the timings, and a bad
         // config must fail before any socket is opened.

@@ -5,6 +5,13 @@
 //! state or the new one, never a torn file. A file that exists but cannot be
 //! read back is an error at start-up, never silently reset: starting from
 //! scratch could let this node vote twice in one term.
+//!
+//! The file names the node and the cluster it belongs to, and a file of
+//! another node or cluster is refused: a data directory copied from a
+//! neighbour (or a config pointed at the wrong one) would otherwise hand
+//! this node another node's vote and spread that cluster's members to
+//! every peer. Files written before the names were recorded load as they
+//! are and gain the names at the next write.
 
 use std::fs::{self, File};
 use std::io::Write as _;
@@ -22,6 +29,12 @@ const FORMAT_VERSION: u32 = 1;
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct OnDisk {
     version: u32,
+    /// The node this state belongs to (absent in files written before it).
+    #[serde(default)]
+    node_id: Option<String>,
+    /// Its cluster (absent in files written before it).
+    #[serde(default)]
+    cluster_id: Option<String>,
     term: u64,
     voted_for: Option<String>,
     members: Vec<String>,
@@ -35,16 +48,21 @@ struct OnDisk {
 pub struct StateFile {
     path: PathBuf,
     dir: PathBuf,
+    node_id: String,
+    cluster_id: String,
 }
 
 impl StateFile {
-    /// The state file in `data_dir`, creating the directory if needed.
-    pub fn open(data_dir: &Path) -> anyhow::Result<StateFile> {
+    /// The state file of node `node_id` of cluster `cluster_id` in
+    /// `data_dir`, creating the directory if needed.
+    pub fn open(data_dir: &Path, node_id: &str, cluster_id: &str) -> anyhow::Result<StateFile> {
         fs::create_dir_all(data_dir)
             .with_context(|| format!("creating data directory {}", data_dir.display()))?;
         Ok(StateFile {
             path: data_dir.join("state.json"),
             dir: data_dir.to_path_buf(),
+            node_id: node_id.to_string(),
+            cluster_id: cluster_id.to_string(),
         })
     }
 
@@ -71,6 +89,24 @@ impl StateFile {
                 on_disk.version
             );
         }
+        let mismatch = |what: &str, found: &str, ours: &str| {
+            anyhow::anyhow!(
+                "state file {} belongs to {what} {found:?}, not to this node's {what} {ours:?}; \
+                 refusing to start with another node's vote and membership (point data-dir \
+                 at this node's own directory, or move the file aside to start afresh)",
+                self.path.display()
+            )
+        };
+        if let Some(found) = on_disk.node_id.as_deref().filter(|f| *f != self.node_id) {
+            return Err(mismatch("node", found, &self.node_id));
+        }
+        if let Some(found) = on_disk
+            .cluster_id
+            .as_deref()
+            .filter(|f| *f != self.cluster_id)
+        {
+            return Err(mismatch("cluster", found, &self.cluster_id));
+        }
         Ok(Some(PersistedState {
             term: on_disk.term,
             voted_for: on_disk.voted_for,
@@ -83,6 +119,8 @@ impl StateFile {
     pub fn save(&self, state: &PersistedState) -> anyhow::Result<()> {
         let on_disk = OnDisk {
             version: FORMAT_VERSION,
+            node_id: Some(self.node_id.clone()),
+            cluster_id: Some(self.cluster_id.clone()),
             term: state.term,
             voted_for: state.voted_for.clone(),
             members: state.members.clone(),
@@ -117,7 +155,7 @@ mod tests {
     #[test]
     fn a_file_written_before_leave_existed_loads_with_no_removals() {
         let dir = temp_dir("before-leave");
-        let file = StateFile::open(&dir).expect("opens");
+        let file = StateFile::open(&dir, "n1", "c").expect("opens");
         fs::write(
             dir.join("state.json"),
             b"{\"version\":1,\"term\":3,\"voted-for\":\"n2\",\"members\":[\"n1\",\"n2\"]}",
@@ -131,7 +169,7 @@ mod tests {
     #[test]
     fn saves_and_loads_and_replaces() {
         let dir = temp_dir("roundtrip");
-        let file = StateFile::open(&dir).expect("opens");
+        let file = StateFile::open(&dir, "n1", "c").expect("opens");
         assert_eq!(file.load().expect("loads"), None);
         let state = PersistedState {
             term: 7,
@@ -155,7 +193,7 @@ mod tests {
     #[test]
     fn a_corrupt_file_is_an_error_not_a_reset() {
         let dir = temp_dir("corrupt");
-        let file = StateFile::open(&dir).expect("opens");
+        let file = StateFile::open(&dir, "n1", "c").expect("opens");
         fs::write(dir.join("state.json"), b"{\"version\":1,\"term\":").expect("writes");
         let err = format!("{:#}", file.load().expect_err("corrupt"));
         assert!(err.contains("corrupt"), "{err}");
@@ -166,6 +204,32 @@ mod tests {
         .expect("writes");
         let err = format!("{:#}", file.load().expect_err("future version"));
         assert!(err.contains("format version 9"), "{err}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn another_nodes_or_clusters_file_is_refused() {
+        let dir = temp_dir("foreign");
+        let state = PersistedState {
+            term: 4,
+            voted_for: Some("n2".into()),
+            members: vec!["n1".into(), "n2".into(), "n3".into()],
+            removed: vec![],
+        };
+        StateFile::open(&dir, "n1", "c")
+            .expect("opens")
+            .save(&state)
+            .expect("saves");
+        let text = fs::read_to_string(dir.join("state.json")).expect("reads");
+        assert!(text.contains("\"node-id\": \"n1\""), "{text}");
+        let other_node = StateFile::open(&dir, "n2", "c").expect("opens");
+        let err = format!("{:#}", other_node.load().expect_err("another node's"));
+        assert!(err.contains("belongs to node \"n1\""), "{err}");
+        let other_cluster = StateFile::open(&dir, "n1", "d").expect("opens");
+        let err = format!("{:#}", other_cluster.load().expect_err("another cluster's"));
+        assert!(err.contains("belongs to cluster \"c\""), "{err}");
+        let ours = StateFile::open(&dir, "n1", "c").expect("opens");
+        assert_eq!(ours.load().expect("loads"), Some(state));
         let _ = fs::remove_dir_all(&dir);
     }
 }
