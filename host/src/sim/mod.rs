@@ -30,6 +30,7 @@
 //!   [`crate::plugin::driver::PluginDriver`] a real node uses.
 
 pub mod chaos;
+mod faults;
 pub mod invariants;
 pub mod network;
 mod plugins;

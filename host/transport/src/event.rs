@@ -58,7 +58,7 @@ pub struct Inbound {
 /// A change in the state of this node's outbound connection to a peer.
 ///
 /// `Connected` and `Disconnected` are emitted on every connection made and
-/// lost; `Unreachable` once per streak of failed attempts (not on every
+/// lost; `Unreachable` once per streak of refused attempts (not on every
 /// retry), until a connection succeeds again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerEvent {
@@ -72,7 +72,9 @@ pub enum PeerEvent {
         /// The peer's node id.
         peer: String,
     },
-    /// A connection attempt to `peer` was refused / failed (peer's process likely dead).
+    /// `peer`'s process is gone: a dial to it was refused while no
+    /// connection from it is open (see [`crate::death`] for why exactly
+    /// that, and never a timeout). Once per streak, until a dial succeeds.
     Unreachable {
         /// The peer's node id.
         peer: String,

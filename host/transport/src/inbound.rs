@@ -243,6 +243,9 @@ async fn serve(
 ) {
     let mut frames = FramedRead::new(stream, shared.codec());
     let mut hello_from: Option<String> = None;
+    // Counts this connection as the peer's while it is open, however the
+    // task ends (see crate::death).
+    let mut _counted: Option<OpenFrom> = None;
     loop {
         let read = tokio::select! {
             _ = shared.cancel.cancelled() => return,
@@ -266,6 +269,7 @@ async fn serve(
                 if shared.set_peer_addr(&from, listen) != Some(listen) {
                     tracing::info!(peer = %from, addr = %listen, "learned peer address from hello");
                 }
+                _counted = Some(OpenFrom::new(&shared, &from));
                 hello_from = Some(from);
             }
             Ok(Accepted::Message(message)) => {
@@ -289,6 +293,33 @@ async fn serve(
                 // connection so the sender is not disconnected in a loop.
             }
         }
+    }
+}
+
+/// An authenticated connection from a peer, counted in that peer's
+/// [`DeathEvidence`](crate::death::DeathEvidence) until dropped.
+struct OpenFrom {
+    shared: Arc<Shared>,
+    peer: String,
+}
+
+impl OpenFrom {
+    fn new(shared: &Arc<Shared>, peer: &str) -> OpenFrom {
+        shared.witness(peer, |evidence| {
+            evidence.inbound_opened();
+            false
+        });
+        OpenFrom {
+            shared: Arc::clone(shared),
+            peer: peer.to_owned(),
+        }
+    }
+}
+
+impl Drop for OpenFrom {
+    fn drop(&mut self) {
+        self.shared
+            .witness(&self.peer, |evidence| evidence.inbound_closed());
     }
 }
 
@@ -319,6 +350,7 @@ mod tests {
             reconnect_min: Duration::from_millis(1),
             reconnect_max: Duration::from_millis(2),
             peers: Mutex::new(BTreeMap::new()),
+            evidence: Mutex::new(BTreeMap::new()),
             stats: Counters::default(),
             events,
             cancel: CancellationToken::new(),

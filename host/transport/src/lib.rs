@@ -80,6 +80,7 @@
 
 mod backoff;
 mod config;
+pub mod death;
 mod error;
 mod event;
 pub mod frame;

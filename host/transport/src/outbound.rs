@@ -119,7 +119,6 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<By
         capacity: shared.queue_capacity,
     };
     let mut backoff = Backoff::new(shared.reconnect_min, shared.reconnect_max);
-    let mut unreachable_reported = false;
     // Quick redials left (see QUICK_REDIALS); granted only when a
     // connection that had held broke.
     let mut quick_redials = 0;
@@ -128,16 +127,21 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<By
             return;
         };
         match dialled {
-            Err(reason) => {
-                tracing::debug!(%peer, %reason, "connect failed");
+            Err(failure) => {
+                tracing::debug!(%peer, reason = %failure.reason, refused = failure.refused, "connect failed");
                 quick_redials = 0;
-                if !unreachable_reported {
-                    unreachable_reported = true;
-                    shared.emit(PeerEvent::Unreachable { peer: peer.clone() });
+                // Only a refusal is evidence of death, and only while
+                // nothing comes from the peer either (see crate::death);
+                // a timeout or a failed hello never is.
+                if failure.refused {
+                    shared.witness(&peer, |evidence| evidence.dial_refused());
                 }
             }
             Ok((reader, writer)) => {
-                unreachable_reported = false;
+                shared.witness(&peer, |evidence| {
+                    evidence.dial_connected();
+                    false
+                });
                 tracing::debug!(%peer, "connected");
                 shared.emit(PeerEvent::Connected { peer: peer.clone() });
                 let since = Instant::now();
@@ -186,15 +190,35 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<By
     }
 }
 
+/// Why a dial failed, and whether the peer's host refused it (nothing
+/// listens on the port) — the only failure that can be evidence of death.
+struct DialFailure {
+    refused: bool,
+    reason: String,
+}
+
+impl From<String> for DialFailure {
+    /// A failure that proves nothing about the peer's process.
+    fn from(reason: String) -> Self {
+        DialFailure {
+            refused: false,
+            reason,
+        }
+    }
+}
+
 /// Dials `peer` at its current address and sends the hello.
-async fn connect(shared: &Shared, peer: &str) -> Result<(OwnedReadHalf, Writer), String> {
+async fn connect(shared: &Shared, peer: &str) -> Result<(OwnedReadHalf, Writer), DialFailure> {
     let addr = shared
         .peer_addr(peer)
         .ok_or_else(|| "no address known".to_owned())?;
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| format!("connecting to {addr} timed out"))?
-        .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        .map_err(|e| DialFailure {
+            refused: e.kind() == std::io::ErrorKind::ConnectionRefused,
+            reason: format!("connecting to {addr}: {e}"),
+        })?;
     if let Err(e) = stream.set_nodelay(true) {
         tracing::warn!(%peer, error = %e, "cannot set TCP_NODELAY");
     }

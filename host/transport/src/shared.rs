@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::LengthDelimitedCodec;
 use tokio_util::sync::CancellationToken;
 
+use crate::death::DeathEvidence;
 use crate::event::PeerEvent;
 use crate::frame::FrameKey;
 use crate::stats::Counters;
@@ -24,6 +25,8 @@ pub(crate) struct Shared {
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
     pub peers: Mutex<BTreeMap<String, SocketAddr>>,
+    /// Per peer, what its connections say about whether its process lives.
+    pub evidence: Mutex<BTreeMap<String, DeathEvidence>>,
     pub stats: Counters,
     pub events: mpsc::Sender<PeerEvent>,
     pub cancel: CancellationToken,
@@ -47,6 +50,18 @@ impl Shared {
     /// Records `addr` for `id`; returns the address it replaced, if any.
     pub fn set_peer_addr(&self, id: &str, addr: SocketAddr) -> Option<SocketAddr> {
         lock(&self.peers).insert(id.to_owned(), addr)
+    }
+
+    /// Updates what `peer`'s connections say about it, and reports it
+    /// [`PeerEvent::Unreachable`] if that now means its process is dead
+    /// (see [`crate::death`]).
+    pub fn witness(&self, peer: &str, update: impl FnOnce(&mut DeathEvidence) -> bool) {
+        let dead = update(lock(&self.evidence).entry(peer.to_owned()).or_default());
+        if dead {
+            self.emit(PeerEvent::Unreachable {
+                peer: peer.to_owned(),
+            });
+        }
     }
 
     /// Hands an event to the application without ever waiting: events are

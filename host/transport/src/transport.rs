@@ -102,6 +102,7 @@ impl Transport {
             reconnect_min: config.reconnect_min,
             reconnect_max: config.reconnect_max,
             peers: Mutex::new(config.peers),
+            evidence: Mutex::new(BTreeMap::new()),
             stats: Counters::default(),
             events: events_tx,
             cancel: CancellationToken::new(),

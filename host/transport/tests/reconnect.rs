@@ -112,3 +112,52 @@ async fn a_peer_that_hangs_up_at_once_is_redialled_with_backoff() {
     assert!((2..=30).contains(&count), "{count} connections in 800 ms");
     a.shutdown().await;
 }
+
+/// A refused dial is not death while the peer still talks to us: a firewall
+/// that resets connections to one port, or a listener that is briefly
+/// down, must not make a follower give up a live leader (its lease counts
+/// on that follower's loyalty). Once the peer's own connection closes too,
+/// it is reported.
+#[tokio::test]
+async fn a_refused_dial_is_not_death_while_the_peer_still_talks_to_us() {
+    use tenure_transport::frame::{self, FrameKey, Kind};
+
+    let mut a = start(config("a")).await;
+    // "b" dials a and introduces itself, then keeps its connection open...
+    let mut from_b = tokio::net::TcpStream::connect(a.addr())
+        .await
+        .expect("b connects to a");
+    let (refusing, refusing_addr) = common::reserve_port();
+    let key = FrameKey::new(common::SECRET).expect("key");
+    let hello = frame::encode(
+        &key,
+        Kind::Hello,
+        common::CLUSTER,
+        "b",
+        "a",
+        refusing_addr.to_string().as_bytes(),
+    )
+    .expect("hello");
+    common::write_frame(&mut from_b, &hello).await;
+    // ...while every dial to b's port is refused.
+    a.transport.add_peer("b", refusing_addr);
+    a.transport
+        .send("b", Channel::Protocol, b"x".to_vec())
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    while let Ok(event) = a.events.try_recv() {
+        assert!(
+            !matches!(event, PeerEvent::Unreachable { .. }),
+            "b was declared dead while its connection to a was open: {event:?}"
+        );
+    }
+    // b's process dies: its connection closes as well.
+    drop(from_b);
+    assert_eq!(
+        a.event(|e| matches!(e, PeerEvent::Unreachable { .. }))
+            .await,
+        PeerEvent::Unreachable { peer: "b".into() }
+    );
+    drop(refusing);
+    a.shutdown().await;
+}
