@@ -31,6 +31,7 @@ use crate::lease::Lease;
 use crate::liveness::{Change, Liveness};
 use crate::options::{Options, OptionsError, Timings, valid_node_id};
 use crate::quorum::{self, VoteResult};
+use crate::terms;
 use crate::types::{
     Action, Environment, Event, LogLevel, NodeId, PersistedState, Role, Status, Term, TimerId,
 };
@@ -222,6 +223,11 @@ impl Election {
         }
         if from == self.id || !valid_node_id(from) {
             return self.ignore(format!("a message from invalid sender {from:?}"));
+        }
+        for term in terms::terms_of(&message.body).into_iter().flatten() {
+            if let Err(refusal) = terms::admissible(self.term, term) {
+                return self.ignore(format!("a message from {from}: {refusal}"));
+            }
         }
         let now = self.now_ns;
         if self.removed.contains(from) {
@@ -1056,7 +1062,8 @@ impl Election {
         if current > self.term {
             return self.become_follower(current, None, env, 0);
         }
-        if !self.pre_campaign || term != self.term + 1 || !self.members.contains(from) {
+        if !self.pre_campaign || Some(term) != terms::next(self.term) || !self.members.contains(from)
+        {
             return;
         }
         if granted {
@@ -1079,16 +1086,17 @@ impl Election {
     /// check-quorum, nodes that all still trusted a dead leader would
     /// otherwise refuse each other forever) and asks everyone.
     fn start_pre_vote(&mut self, env: &mut impl Environment) {
+        let Some(term) = self.next_term(env) else {
+            return;
+        };
         self.become_follower(self.term, None, env, 0);
         self.pre_campaign = true;
         self.granted.insert(self.id.clone());
         self.log(
             LogLevel::Debug,
-            format!("{} started a pre-vote for term {}", self.id, self.term + 1),
+            format!("{} started a pre-vote for term {term}", self.id),
         );
-        self.send_to_all(Body::RequestPreVote {
-            term: self.term + 1,
-        });
+        self.send_to_all(Body::RequestPreVote { term });
         self.count_pre_votes(env);
     }
 
@@ -1100,7 +1108,11 @@ impl Election {
                 self.pre_campaign = false;
                 self.log(
                     LogLevel::Debug,
-                    format!("{} lost the pre-vote for term {}", self.id, self.term + 1),
+                    format!(
+                        "{} lost the pre-vote for term {}",
+                        self.id,
+                        self.term.saturating_add(1)
+                    ),
                 );
             }
             VoteResult::Pending => {}
@@ -1153,8 +1165,11 @@ impl Election {
     /// its vote requests say so and loyal nodes grant them.
     fn become_candidate(&mut self, env: &mut impl Environment, transfer: bool) {
         self.pre_campaign = false;
+        let Some(term) = self.next_term(env) else {
+            return;
+        };
         let own_vote = Some(self.id.clone());
-        self.set_term(self.term + 1, own_vote);
+        self.set_term(term, own_vote);
         self.role = Role::Candidate;
         self.leader = None;
         self.granted.clear();
@@ -1232,6 +1247,26 @@ impl Election {
     }
 
     // ---- helpers ----
+
+    /// The term this node would campaign in, or none at the term ceiling
+    /// (see [`crate::terms`]): then it logs an error, re-arms its timer
+    /// and keeps following whoever leads, rather than wrap around.
+    fn next_term(&mut self, env: &mut impl Environment) -> Option<Term> {
+        let next = terms::next(self.term);
+        if next.is_none() {
+            self.log(
+                LogLevel::Error,
+                format!(
+                    "{} is at term {}, at or above the ceiling {}: it never campaigns again (a faulty peer may have pushed the term up)",
+                    self.id,
+                    self.term,
+                    terms::TERM_CEILING
+                ),
+            );
+            self.arm_election_timer(env, 0);
+        }
+        next
+    }
 
     /// Moves to `term` with `vote` (a candidate's own, or none) and reports
     /// it; the new term and vote are persisted before the event leaves.
@@ -1532,7 +1567,7 @@ impl Election {
     }
 
     fn ignore(&mut self, what: String) {
-        self.ignored_messages += 1;
+        self.ignored_messages = self.ignored_messages.saturating_add(1);
         self.log(LogLevel::Debug, format!("{} ignored {what}", self.id));
     }
 }

@@ -8,6 +8,8 @@
 //!   heartbeats, discovery. Start here.
 //! - [`handover`]: the whole state, versioned, for swapping the protocol.
 //! - [`quorum`]: majority arithmetic, tested exhaustively.
+//! - [`terms`]: term arithmetic that cannot wrap, and how far one message
+//!   may move a node's term.
 //! - [`liveness`]: which peers are alive, for `peer-joined` / `peer-left`.
 //! - [`wire`]: the messages and their versioned encoding.
 //! - [`options`]: options, defaults and validation.
@@ -33,6 +35,7 @@ pub mod lease;
 pub mod liveness;
 pub mod options;
 pub mod quorum;
+pub mod terms;
 pub mod types;
 pub mod wire;
 

@@ -1875,3 +1875,8 @@ fn granting_a_pre_vote_while_replacing_a_dead_leader_defers_this_nodes_turn() {
         "after the line: {later}"
     );
 }
+
+// Safety tests, one file per topic, sharing the helpers above.
+#[allow(dead_code)]
+mod cluster;
+mod terms;
