@@ -27,10 +27,12 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::handover::{Handover, role_code, role_from};
+use crate::hints::Hints;
 use crate::lease::Lease;
 use crate::liveness::{Change, Liveness};
 use crate::options::{Options, OptionsError, Timings, valid_node_id};
 use crate::quorum::{self, VoteResult};
+use crate::refusal::Refusal;
 use crate::terms;
 use crate::types::{
     Action, Environment, Event, LogLevel, NodeId, PersistedState, Role, Status, Term, TimerId,
@@ -60,7 +62,10 @@ pub struct Election {
     /// Durable: the vote cast in `term`.
     voted_for: Option<NodeId>,
     /// Durable: the voting membership, self included. Liveness never
-    /// removes a member (see [`crate::liveness`]); only `leave` does.
+    /// removes a member (see [`crate::liveness`]); only `leave` does. A
+    /// node enters it only from the bootstrap config, by speaking to this
+    /// node, or in the heartbeat of the leader this node follows (see
+    /// [`crate::hints`] for why, and for what other lists are used for).
     members: BTreeSet<NodeId>,
     /// Durable: members removed with `leave`. A tombstone: no message can
     /// make them members again.
@@ -105,6 +110,8 @@ pub struct Election {
     heartbeat_timer: Option<TimerId>,
     next_timer_id: TimerId,
     ignored_messages: u64,
+    /// Ids that followers' acks mention and this leader has contacted.
+    hints: Hints,
     /// The time of the call being handled (read once per call).
     now_ns: u64,
     /// When this node last became leader; check-quorum waits one window
@@ -174,6 +181,7 @@ impl Election {
             heartbeat_timer: None,
             next_timer_id: 1,
             ignored_messages: 0,
+            hints: Hints::default(),
             now_ns: env.now_ns(),
             leader_since_ns: 0,
             unsaved: false,
@@ -277,12 +285,12 @@ impl Election {
                 self.merge_removed(&removed, env);
                 self.on_heartbeat_ack(from, term, ok, round, &members, env);
             }
-            Body::Join { members } => self.on_join(from, &members),
+            Body::Join { members: _ } => self.on_join(from),
             Body::Welcome {
                 term,
                 leader,
-                members,
-            } => self.on_welcome(term, leader, &members, env),
+                members: _,
+            } => self.on_welcome(term, leader, env),
             Body::RequestPreVote { term } => self.on_request_pre_vote(from, term, env),
             Body::TimeoutNow { term } => self.on_timeout_now(from, term, env),
             Body::Removed { removed } => self.merge_removed(&removed, env),
@@ -306,6 +314,7 @@ impl Election {
             match self.role {
                 Role::Leader => {}
                 _ if !self.votes() => self.announce_observer(env),
+                _ if self.loyal() => self.wait_out_loyalty(env),
                 _ if self.pre_vote => self.start_pre_vote(env),
                 Role::Follower | Role::Candidate => self.become_candidate(env, false),
             }
@@ -619,22 +628,57 @@ impl Election {
     }
 
     /// Starts an election now, as if the election timer had fired (a
-    /// pre-vote first when pre-vote is on). A leader ignores it.
-    pub fn campaign(&mut self, env: &mut impl Environment) {
+    /// pre-vote first when pre-vote is on).
+    ///
+    /// Refused, saying why, by a leader, an observer, a removed node, a
+    /// node at the term ceiling, and a node loyal to a live leader (see
+    /// [`Refusal::Loyal`]: standing then could elect a second leader
+    /// inside the first one's lease). A refusal changes nothing.
+    pub fn campaign(&mut self, env: &mut impl Environment) -> Result<(), Refusal> {
         self.now_ns = env.now_ns();
-        match self.role {
-            Role::Leader => self.log(
-                LogLevel::Debug,
-                format!("{} already leads term {}", self.id, self.term),
-            ),
-            _ if !self.votes() => self.log(
-                LogLevel::Warn,
-                format!("{} is an observer and never stands", self.id),
-            ),
-            _ if self.pre_vote => self.start_pre_vote(env),
-            _ => self.become_candidate(env, false),
+        if let Some(refusal) = self.stand_refusal() {
+            self.log(
+                LogLevel::Info,
+                format!("{} refused to campaign: it {refusal}", self.id),
+            );
+            return Err(refusal);
+        }
+        if self.pre_vote {
+            self.start_pre_vote(env);
+        } else {
+            self.become_candidate(env, false);
         }
         self.flush();
+        Ok(())
+    }
+
+    /// Why this node may not stand now (not as a transfer's target), if
+    /// it may not.
+    fn stand_refusal(&self) -> Option<Refusal> {
+        if self.role == Role::Leader {
+            Some(Refusal::Leading { term: self.term })
+        } else if !self.standing.voter {
+            Some(Refusal::Observer)
+        } else if !self.votes() {
+            Some(Refusal::Removed)
+        } else if terms::next(self.term).is_none() {
+            Some(Refusal::TermCeiling { term: self.term })
+        } else {
+            let left = self.loyalty_left_ns()?;
+            Some(Refusal::Loyal {
+                leader: self.leader.clone(),
+                for_ms: left.div_ceil(NS_PER_MS),
+            })
+        }
+    }
+
+    /// How much longer this follower stays loyal, if it is (see
+    /// [`Election::loyal`]).
+    fn loyalty_left_ns(&self) -> Option<u64> {
+        let window = u64::from(self.timings.election_timeout_min_ms) * NS_PER_MS;
+        let heard = self.leader_heard_ns?;
+        let since = self.now_ns.saturating_sub(heard);
+        (since < window).then(|| window - since)
     }
 
     /// Gives up leadership or a candidacy. The node follows no one and
@@ -776,6 +820,7 @@ impl Election {
             heartbeat_timer: h.heartbeat_timer,
             next_timer_id: h.next_timer_id,
             ignored_messages: h.ignored_messages,
+            hints: Hints::default(),
             now_ns: env.now_ns(),
             leader_since_ns: h.leader_since_ns,
             unsaved: false,
@@ -926,7 +971,6 @@ impl Election {
                 },
             );
         }
-        self.merge_members(members);
         if term == self.term && self.role == Role::Leader {
             // Two leaders of one term can only come from two clusters that
             // formed apart (each of its own members) and have now met. Both
@@ -945,6 +989,8 @@ impl Election {
         // a follower hearing its leader: all follow `from` and re-arm.
         self.become_follower(term, Some(from.into()), env, 0);
         self.leader_heard_ns = Some(now);
+        // The leader this node follows vouches for its members.
+        self.merge_members(members);
         for peer in alive {
             if *peer != self.id && self.members.contains(peer.as_str()) {
                 self.news_of(peer, now);
@@ -976,14 +1022,16 @@ impl Election {
         if term > self.term {
             return self.become_follower(term, None, env, 0);
         }
-        self.merge_members(members);
         if ok && term == self.term && self.role == Role::Leader {
             self.lease.acked(from, round);
+            self.contact_mentioned(members);
         }
     }
 
-    fn on_join(&mut self, from: &str, members: &[NodeId]) {
-        self.merge_members(members);
+    /// `from` introduces itself: speaking made it a member (or an
+    /// observer) already. The members it lists add no one (see
+    /// [`crate::hints`]): a mistyped peer list must not spread.
+    fn on_join(&mut self, from: &str) {
         let welcome = Body::Welcome {
             term: self.term,
             leader: self.leader.clone(),
@@ -997,14 +1045,10 @@ impl Election {
         }
     }
 
-    fn on_welcome(
-        &mut self,
-        term: Term,
-        leader: Option<NodeId>,
-        members: &[NodeId],
-        env: &mut impl Environment,
-    ) {
-        self.merge_members(members);
+    /// The answer to this node's `Join`. The welcomer is a member (it
+    /// spoke); the members it lists and the leader it names are not, until
+    /// they speak to this node or that leader's heartbeat lists them.
+    fn on_welcome(&mut self, term: Term, leader: Option<NodeId>, env: &mut impl Environment) {
         if term < self.term || (term == self.term && self.role == Role::Leader) {
             return;
         }
@@ -1014,7 +1058,6 @@ impl Election {
             Some(leader) if leader != self.id && valid_node_id(&leader) => {
                 let introduce = !self.members.contains(leader.as_str())
                     || self.leader.as_deref() != Some(leader.as_str());
-                self.discover(&leader);
                 self.become_follower(term, Some(leader.clone()), env, 0);
                 if introduce {
                     // The leader may not know this node yet: introduce it
@@ -1165,6 +1208,10 @@ impl Election {
     /// its vote requests say so and loyal nodes grant them.
     fn become_candidate(&mut self, env: &mut impl Environment, transfer: bool) {
         self.pre_campaign = false;
+        if !transfer && self.loyal() {
+            // Every path here checks loyalty first; this is the last line.
+            return self.wait_out_loyalty(env);
+        }
         let Some(term) = self.next_term(env) else {
             return;
         };
@@ -1248,6 +1295,22 @@ impl Election {
 
     // ---- helpers ----
 
+    /// The election timer fired (early: a host's timer or a clock jump)
+    /// while this node is still loyal: it does not stand, and tries again
+    /// once its loyalty has run out.
+    fn wait_out_loyalty(&mut self, env: &mut impl Environment) {
+        let left = self.loyalty_left_ns().unwrap_or(0);
+        self.log(
+            LogLevel::Debug,
+            format!(
+                "{} does not stand for {} ms yet: it is loyal to a live leader",
+                self.id,
+                left.div_ceil(NS_PER_MS)
+            ),
+        );
+        self.arm_election_timer(env, left);
+    }
+
     /// The term this node would campaign in, or none at the term ceiling
     /// (see [`crate::terms`]): then it logs an error, re-arms its timer
     /// and keeps following whoever leads, rather than wrap around.
@@ -1295,11 +1358,38 @@ impl Election {
         );
     }
 
+    /// Adopts the members listed by the leader this node follows (rule 3
+    /// of [`crate::hints`]); callers must make sure that is who sent them.
     fn merge_members(&mut self, members: &[NodeId]) {
         for member in members {
             if valid_node_id(member) {
                 self.discover(member);
             }
+        }
+    }
+
+    /// A leader sends its heartbeat once to each id a follower's ack
+    /// mentions that it has never heard from: a node that joined through
+    /// that follower then follows it and, by acknowledging, becomes a
+    /// member. A phantom id costs one message per maximum election
+    /// timeout and changes nothing.
+    fn contact_mentioned(&mut self, mentioned: &[NodeId]) {
+        let unknown = mentioned.iter().filter(|m| {
+            **m != self.id
+                && valid_node_id(m)
+                && !self.members.contains(m.as_str())
+                && !self.removed.contains(m.as_str())
+                && !self.observers.contains(m.as_str())
+        });
+        let retry = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS;
+        let due = self.hints.due(unknown, self.now_ns, retry);
+        for peer in due {
+            self.log(
+                LogLevel::Debug,
+                format!("{} contacts {peer}, which a follower mentioned", self.id),
+            );
+            let heartbeat = self.heartbeat();
+            self.send(&peer, heartbeat);
         }
     }
 

@@ -7,7 +7,10 @@
 //! - [`election`]: the state machine ([`Election`]): roles, terms, votes,
 //!   heartbeats, discovery. Start here.
 //! - [`handover`]: the whole state, versioned, for swapping the protocol.
+//! - [`hints`]: how a node enters the voting membership, and whom a
+//!   leader contacts because a follower mentioned it.
 //! - [`quorum`]: majority arithmetic, tested exhaustively.
+//! - [`refusal`]: why a node refuses to campaign.
 //! - [`terms`]: term arithmetic that cannot wrap, and how far one message
 //!   may move a node's term.
 //! - [`liveness`]: which peers are alive, for `peer-joined` / `peer-left`.
@@ -31,10 +34,12 @@ extern crate std;
 
 pub mod election;
 pub mod handover;
+pub mod hints;
 pub mod lease;
 pub mod liveness;
 pub mod options;
 pub mod quorum;
+pub mod refusal;
 pub mod terms;
 pub mod types;
 pub mod wire;
@@ -44,4 +49,5 @@ mod tests;
 
 pub use election::Election;
 pub use options::{Options, OptionsError, Timings};
+pub use refusal::Refusal;
 pub use types::{Action, Environment, Event, LogLevel, NodeId, PersistedState, Role, Status, Term};

@@ -909,11 +909,24 @@ fn joining_a_cluster_from_an_empty_bootstrap() {
             members: vec!["a".into(), "b".into(), "c".into()],
         },
     );
+    // The welcome's list adds no one who has not spoken to j: b and c
+    // become members when b's heartbeat lists them.
     let s = j.e.status();
     assert_eq!(
         (s.term, s.leader.as_deref(), s.members.len()),
-        (4, Some("b"), 4)
+        (4, Some("b"), 2)
     );
+    j.deliver(
+        "b",
+        Body::Heartbeat {
+            term: 4,
+            round: 1,
+            members: vec!["a".into(), "b".into(), "c".into(), "j".into()],
+            alive: vec![],
+            removed: vec![],
+        },
+    );
+    assert_eq!(j.e.status().members.len(), 4);
 }
 
 #[test]
@@ -1400,7 +1413,7 @@ fn survivors_of_a_dead_leader_take_turns_by_priority_then_id() {
 #[test]
 fn campaign_starts_a_pre_vote_now_and_a_leader_ignores_it() {
     let (mut n, _) = Node::with_options(pre_vote_options("n1", &["n1", "n2", "n3"]), None);
-    n.e.campaign(&mut n.env);
+    n.e.campaign(&mut n.env).expect("a fresh node may stand");
     let actions = n.e.take_actions();
     assert!(
         sent(&actions)
@@ -1409,7 +1422,10 @@ fn campaign_starts_a_pre_vote_now_and_a_leader_ignores_it() {
     );
     assert_eq!(sent(&actions).len(), 2);
     let (mut l, _) = leader();
-    l.e.campaign(&mut l.env);
+    assert_eq!(
+        l.e.campaign(&mut l.env),
+        Err(crate::Refusal::Leading { term: 1 })
+    );
     assert!(sent(&l.e.take_actions()).is_empty());
     assert_eq!(l.e.status().role, Role::Leader);
 }
@@ -1877,6 +1893,7 @@ fn granting_a_pre_vote_while_replacing_a_dead_leader_defers_this_nodes_turn() {
 }
 
 // Safety tests, one file per topic, sharing the helpers above.
-#[allow(dead_code)]
 mod cluster;
+mod loyalty;
+mod membership;
 mod terms;
