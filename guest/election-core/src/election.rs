@@ -34,6 +34,7 @@ use crate::options::{Options, OptionsError, Timings, valid_node_id};
 use crate::quorum::{self, VoteResult};
 use crate::refusal::Refusal;
 use crate::terms;
+use crate::transfer::{Handing, Named};
 use crate::types::{
     Action, Environment, Event, LogLevel, NodeId, PersistedState, Role, Status, Term, TimerId,
 };
@@ -90,6 +91,11 @@ pub struct Election {
     leader_heard_ns: Option<u64>,
     /// The leader's lease bookkeeping (leaders only).
     pub(crate) lease: Lease,
+    /// The transfer this leader has under way (leaders only).
+    pub(crate) handing: Option<Handing>,
+    /// The transfer target the followed leader's newest heartbeat names:
+    /// the only candidate this loyal node grants a transfer vote.
+    pub(crate) named: Named,
     /// This node's standing: voter or observer, and its priority.
     standing: Standing,
     /// Observers heard from: they get heartbeats but are not members.
@@ -170,6 +176,8 @@ impl Election {
             // had heard from that leader now.
             leader_heard_ns: persisted.as_ref().map(|_| env.now_ns()),
             lease: Lease::default(),
+            handing: None,
+            named: Named::default(),
             standing,
             observers: BTreeSet::new(),
             peers: BTreeMap::new(),
@@ -269,11 +277,15 @@ impl Election {
                 members,
                 alive,
                 removed,
+                transfer_to,
             } => {
                 // Removals first: the members that come with them must not
                 // bring a removed node back.
                 self.merge_removed(&removed, env);
                 self.on_heartbeat(from, term, round, &members, &alive, now, env);
+                if self.leader.as_deref() == Some(from) && self.term == term {
+                    self.named.heard(from, term, round, transfer_to);
+                }
             }
             Body::HeartbeatAck {
                 term,
@@ -292,7 +304,7 @@ impl Election {
                 members: _,
             } => self.on_welcome(term, leader, env),
             Body::RequestPreVote { term } => self.on_request_pre_vote(from, term, env),
-            Body::TimeoutNow { term } => self.on_timeout_now(from, term, env),
+            Body::TimeoutNow { term, round } => self.on_timeout_now(from, term, round, env),
             Body::Removed { removed } => self.merge_removed(&removed, env),
             Body::PreVote {
                 term,
@@ -322,6 +334,7 @@ impl Election {
             self.heartbeat_timer = None;
             if self.role == Role::Leader {
                 self.expire_peers(now);
+                self.abandon_stale_transfer();
                 if self.majority_in_contact() {
                     self.send_heartbeats();
                     self.arm_heartbeat_timer();
@@ -543,6 +556,12 @@ impl Election {
                 "{to} has not been heard from recently; it may be down"
             ));
         }
+        if let Some(handing) = &self.handing {
+            return Err(format!(
+                "a transfer to {} is under way; it ends within {} ms",
+                handing.to, self.timings.election_timeout_max_ms
+            ));
+        }
         self.hand_over(to);
         self.flush();
         Ok(())
@@ -597,20 +616,66 @@ impl Election {
         (rank as u64, line.len().max(1) as u64)
     }
 
-    /// Tells `to` to campaign now (TimeoutNow), giving the lease up.
+    /// Hands leadership to `to` (see [`crate::transfer`]): a heartbeat
+    /// round naming `to` goes to everyone first, then `to` is told to
+    /// campaign now (TimeoutNow). The target's election is exempt from the
+    /// others' loyalty, so this leader holds no lease until the transfer
+    /// is abandoned.
     fn hand_over(&mut self, to: &str) {
         self.log(
             LogLevel::Info,
             format!("{} hands leadership of term {} to {to}", self.id, self.term),
         );
-        // The target's election is exempt from the others' loyalty, so this
-        // leader's lease no longer protects anyone: give it up for the rest
-        // of the term.
         self.lease.given_up = true;
-        self.send(to, Body::TimeoutNow { term: self.term });
+        self.handing = Some(Handing {
+            to: to.into(),
+            began_ns: self.now_ns,
+        });
+        self.send_heartbeats();
+        let round = self.lease.round;
+        self.send(
+            to,
+            Body::TimeoutNow {
+                term: self.term,
+                round,
+            },
+        );
     }
 
-    fn on_timeout_now(&mut self, from: &str, term: Term, env: &mut impl Environment) {
+    /// A transfer not won within a maximum election timeout (its
+    /// TimeoutNow lost, its target down) is abandoned: the heartbeats that
+    /// follow name no one, and the lease starts again from them.
+    fn abandon_stale_transfer(&mut self) {
+        let max = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS;
+        let Some(handing) = self.handing.take_if(|h| h.expired(self.now_ns, max)) else {
+            return;
+        };
+        self.log(
+            LogLevel::Warn,
+            format!(
+                "{} abandoned its transfer to {} at term {}: not taken up within {} ms",
+                self.id, handing.to, self.term, self.timings.election_timeout_max_ms
+            ),
+        );
+        self.lease.abandon();
+    }
+
+    /// Whether this loyal node grants `candidate` a transfer vote for
+    /// `term`: only for the next term, and only to the target its leader
+    /// named (or, for the leader itself, its own target).
+    fn honours_transfer(&self, candidate: &str, term: Term) -> bool {
+        if Some(term) != terms::next(self.term) {
+            return false;
+        }
+        if self.role == Role::Leader {
+            return self.handing.as_ref().is_some_and(|h| h.to == candidate);
+        }
+        self.leader
+            .as_deref()
+            .is_some_and(|leader| self.named.names(leader, self.term, candidate))
+    }
+
+    fn on_timeout_now(&mut self, from: &str, term: Term, round: u64, env: &mut impl Environment) {
         // Only from the leader this node follows, in its term: a stale or
         // forged hand-over is ignored.
         if term != self.term
@@ -619,6 +684,15 @@ impl Election {
             || !self.votes()
         {
             return;
+        }
+        if self.named.superseded(from, term, round, &self.id) {
+            return self.log(
+                LogLevel::Info,
+                format!(
+                    "{} ignored a hand-over from {from}: its later heartbeats no longer name it",
+                    self.id
+                ),
+            );
         }
         self.log(
             LogLevel::Info,
@@ -809,6 +883,8 @@ impl Election {
             pre_campaign: h.pre_campaign,
             leader_heard_ns: h.leader_heard_ns,
             lease,
+            handing: None,
+            named: Named::default(),
             standing,
             observers: BTreeSet::new(),
             peers: BTreeMap::new(),
@@ -866,14 +942,14 @@ impl Election {
                 },
             );
         }
-        if term > self.term && !transfer && self.loyal() {
+        if term > self.term && self.loyal() && !(transfer && self.honours_transfer(from, term)) {
             // Raft's disruption rule (thesis 4.2.3): within a minimum
             // election timeout of hearing from a leader, neither adopt the
             // term nor vote. The leader's lease counts on it.
             self.log(
                 LogLevel::Debug,
                 format!(
-                    "{} refused {from} a vote at term {term}: its leader is alive",
+                    "{} refused {from} a vote at term {term}: its leader is alive (and named no such transfer)",
                     self.id
                 ),
             );
@@ -1105,7 +1181,9 @@ impl Election {
         if current > self.term {
             return self.become_follower(current, None, env, 0);
         }
-        if !self.pre_campaign || Some(term) != terms::next(self.term) || !self.members.contains(from)
+        if !self.pre_campaign
+            || Some(term) != terms::next(self.term)
+            || !self.members.contains(from)
         {
             return;
         }
@@ -1181,6 +1259,7 @@ impl Election {
         self.role = Role::Follower;
         self.leader = leader;
         self.pre_campaign = false;
+        self.handing = None;
         self.granted.clear();
         self.rejected.clear();
         self.cancel_heartbeat_timer();
@@ -1243,6 +1322,7 @@ impl Election {
         self.leader_since_ns = self.now_ns;
         self.failover_until_ns = None;
         self.lease = Lease::starting_after(&self.lease);
+        self.handing = None;
         self.granted.clear();
         self.rejected.clear();
         if let Some(id) = self.election_timer.take() {
@@ -1430,6 +1510,7 @@ impl Election {
             members: self.member_list(),
             alive: self.liveness.alive(),
             removed: self.removed_list(),
+            transfer_to: self.handing.as_ref().map(|h| h.to.clone()),
         }
     }
 
@@ -1535,8 +1616,11 @@ impl Election {
         let now = self.now_ns;
         let window = u64::from(self.timings.stability_window_ms) * NS_PER_MS;
         let unbroken = 3 * u64::from(self.timings.heartbeat_interval_ms) * NS_PER_MS;
-        let retry = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS;
+        // Twice the time a failed transfer takes to be abandoned, so the
+        // lease resumes between attempts at an unreachable target.
+        let retry = 2 * u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS;
         if now.saturating_sub(self.leader_since_ns) < window
+            || self.handing.is_some()
             || self
                 .priority_handover_ns
                 .is_some_and(|at| now.saturating_sub(at) < retry)

@@ -14,6 +14,8 @@
 //! - [`terms`]: term arithmetic that cannot wrap, and how far one message
 //!   may move a node's term.
 //! - [`liveness`]: which peers are alive, for `peer-joined` / `peer-left`.
+//! - [`transfer`]: leadership transfer: whom a loyal voter may elect,
+//!   and how a transfer that failed gives the lease back.
 //! - [`wire`]: the messages and their versioned encoding.
 //! - [`options`]: options, defaults and validation.
 //! - [`types`]: the vocabulary shared with the WIT contract.
@@ -41,6 +43,7 @@ pub mod options;
 pub mod quorum;
 pub mod refusal;
 pub mod terms;
+pub mod transfer;
 pub mod types;
 pub mod wire;
 

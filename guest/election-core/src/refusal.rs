@@ -27,10 +27,7 @@ pub enum Refusal {
     /// It heard from a live leader (or restarted) lately, and a lease may
     /// rest on it: it may stand in `for_ms` milliseconds, if it hears
     /// nothing more from `leader` by then.
-    Loyal {
-        leader: Option<NodeId>,
-        for_ms: u64,
-    },
+    Loyal { leader: Option<NodeId>, for_ms: u64 },
     /// Its term has reached the ceiling (see [`crate::terms`]).
     TermCeiling { term: Term },
 }

@@ -104,7 +104,10 @@ mod tests {
         assert!(admissible(0, MAX_TERM_JUMP + 1).is_err());
         assert_eq!(admissible(TERM_CEILING, TERM_CEILING), Ok(()));
         assert!(admissible(TERM_CEILING, TERM_CEILING + 1).is_err());
-        assert!(admissible(u64::MAX, u64::MAX).is_err(), "no wrap on own + jump");
+        assert!(
+            admissible(u64::MAX, u64::MAX).is_err(),
+            "no wrap on own + jump"
+        );
         assert_eq!(next(0), Some(1));
         assert_eq!(next(TERM_CEILING - 1), Some(TERM_CEILING));
         assert_eq!(next(TERM_CEILING), None);

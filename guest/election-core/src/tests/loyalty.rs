@@ -12,7 +12,10 @@ const IDS: [&str; 3] = ["n1", "n2", "n3"];
 #[test]
 fn campaigning_on_a_loyal_follower_after_a_heal_elects_no_one_inside_the_lease() {
     for seed in 0..5 {
-        let mut c = Cluster::new(IDS.iter().map(|id| pre_vote_options(id, &IDS)).collect(), seed);
+        let mut c = Cluster::new(
+            IDS.iter().map(|id| pre_vote_options(id, &IDS)).collect(),
+            seed,
+        );
         c.run_for(2_000 * MS);
         let (leader, term) = c.leader().expect("one leader");
         let mut followers = IDS.iter().filter(|id| **id != leader);
@@ -61,7 +64,10 @@ fn campaign_on_a_loyal_node_is_refused_with_the_time_left() {
         }
     );
     assert!(refusal.to_string().contains("50 ms"), "{refusal}");
-    assert!(sent(&n.e.take_actions()).is_empty(), "a refusal changes nothing");
+    assert!(
+        sent(&n.e.take_actions()).is_empty(),
+        "a refusal changes nothing"
+    );
     assert_eq!(n.e.status().leader.as_deref(), Some("n1"));
     // Once its loyalty has run out, it may stand.
     n.env.now += 50 * MS;
@@ -77,7 +83,10 @@ fn campaign_on_a_loyal_node_is_refused_with_the_time_left() {
     let (mut r, _) = Node::restart("n2", &IDS, Some(state));
     assert!(matches!(
         r.e.campaign(&mut r.env),
-        Err(crate::Refusal::Loyal { leader: None, for_ms: 150 })
+        Err(crate::Refusal::Loyal {
+            leader: None,
+            for_ms: 150
+        })
     ));
     let mut o = options("o", &IDS);
     o.voter = false;

@@ -33,7 +33,9 @@ fn a_joiners_phantom_peers_cannot_raise_anyones_quorum() {
         let (leader, term) = c.leader().expect("a leader");
         c.crash(&leader);
         c.run_for(3_000 * MS);
-        let (_, new_term) = c.leader().unwrap_or_else(|| panic!("seed {seed}: no leader"));
+        let (_, new_term) = c
+            .leader()
+            .unwrap_or_else(|| panic!("seed {seed}: no leader"));
         assert!(new_term > term, "seed {seed}");
         assert!(c.overlaps.is_empty(), "seed {seed}: {:?}", c.overlaps);
     }
@@ -81,7 +83,10 @@ fn join_ack_and_welcome_lists_add_no_one_who_has_not_spoken() {
 #[test]
 fn an_empty_bootstrap_plus_joins_still_converges() {
     for seed in 0..10 {
-        let mut c = Cluster::new(IDS.iter().map(|id| pre_vote_options(id, &[])).collect(), seed);
+        let mut c = Cluster::new(
+            IDS.iter().map(|id| pre_vote_options(id, &[])).collect(),
+            seed,
+        );
         c.run_for(1_000 * MS);
         assert_eq!(c.leaders().len(), 3, "seed {seed}");
         c.with("n2", |e, env| e.join("n1", env));
@@ -95,7 +100,9 @@ fn an_empty_bootstrap_plus_joins_still_converges() {
         let (leader, term) = c.leader().expect("a leader");
         c.crash(&leader);
         c.run_for(3_000 * MS);
-        let (_, new_term) = c.leader().unwrap_or_else(|| panic!("seed {seed}: no leader"));
+        let (_, new_term) = c
+            .leader()
+            .unwrap_or_else(|| panic!("seed {seed}: no leader"));
         assert!(new_term > term, "seed {seed}");
     }
 }

@@ -15,6 +15,7 @@ fn heartbeat(term: u64) -> Body {
         members: vec![],
         alive: vec![],
         removed: vec![],
+        transfer_to: None,
     }
 }
 
