@@ -54,7 +54,7 @@ fn elected() -> (Vec<Election>, Env, Vec<u8>) {
             Election::start(options, None, &mut env).expect("valid options")
         })
         .collect();
-    nodes[0].campaign(&mut env);
+    nodes[0].campaign(&mut env).expect("a fresh node may stand");
     let mut queue: VecDeque<(usize, usize, Vec<u8>)> = VecDeque::new();
     let mut heartbeat = Vec::new();
     for _ in 0..1_000 {

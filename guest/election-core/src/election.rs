@@ -27,10 +27,14 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::handover::{Handover, role_code, role_from};
+use crate::hints::Hints;
 use crate::lease::Lease;
 use crate::liveness::{Change, Liveness};
 use crate::options::{Options, OptionsError, Timings, valid_node_id};
 use crate::quorum::{self, VoteResult};
+use crate::refusal::Refusal;
+use crate::terms;
+use crate::transfer::{Handing, Named};
 use crate::types::{
     Action, Environment, Event, LogLevel, NodeId, PersistedState, Role, Status, Term, TimerId,
 };
@@ -59,7 +63,10 @@ pub struct Election {
     /// Durable: the vote cast in `term`.
     voted_for: Option<NodeId>,
     /// Durable: the voting membership, self included. Liveness never
-    /// removes a member (see [`crate::liveness`]); only `leave` does.
+    /// removes a member (see [`crate::liveness`]); only `leave` does. A
+    /// node enters it only from the bootstrap config, by speaking to this
+    /// node, or in the heartbeat of the leader this node follows (see
+    /// [`crate::hints`] for why, and for what other lists are used for).
     members: BTreeSet<NodeId>,
     /// Durable: members removed with `leave`. A tombstone: no message can
     /// make them members again.
@@ -84,6 +91,11 @@ pub struct Election {
     leader_heard_ns: Option<u64>,
     /// The leader's lease bookkeeping (leaders only).
     pub(crate) lease: Lease,
+    /// The transfer this leader has under way (leaders only).
+    pub(crate) handing: Option<Handing>,
+    /// The transfer target the followed leader's newest heartbeat names:
+    /// the only candidate this loyal node grants a transfer vote.
+    pub(crate) named: Named,
     /// This node's standing: voter or observer, and its priority.
     standing: Standing,
     /// Observers heard from: they get heartbeats but are not members.
@@ -104,6 +116,8 @@ pub struct Election {
     heartbeat_timer: Option<TimerId>,
     next_timer_id: TimerId,
     ignored_messages: u64,
+    /// Ids that followers' acks mention and this leader has contacted.
+    hints: Hints,
     /// The time of the call being handled (read once per call).
     now_ns: u64,
     /// When this node last became leader; check-quorum waits one window
@@ -162,6 +176,8 @@ impl Election {
             // had heard from that leader now.
             leader_heard_ns: persisted.as_ref().map(|_| env.now_ns()),
             lease: Lease::default(),
+            handing: None,
+            named: Named::default(),
             standing,
             observers: BTreeSet::new(),
             peers: BTreeMap::new(),
@@ -173,6 +189,7 @@ impl Election {
             heartbeat_timer: None,
             next_timer_id: 1,
             ignored_messages: 0,
+            hints: Hints::default(),
             now_ns: env.now_ns(),
             leader_since_ns: 0,
             unsaved: false,
@@ -223,6 +240,11 @@ impl Election {
         if from == self.id || !valid_node_id(from) {
             return self.ignore(format!("a message from invalid sender {from:?}"));
         }
+        for term in terms::terms_of(&message.body).into_iter().flatten() {
+            if let Err(refusal) = terms::admissible(self.term, term) {
+                return self.ignore(format!("a message from {from}: {refusal}"));
+            }
+        }
         let now = self.now_ns;
         if self.removed.contains(from) {
             // A removed node takes no part, and cannot disturb the term.
@@ -255,11 +277,15 @@ impl Election {
                 members,
                 alive,
                 removed,
+                transfer_to,
             } => {
                 // Removals first: the members that come with them must not
                 // bring a removed node back.
                 self.merge_removed(&removed, env);
                 self.on_heartbeat(from, term, round, &members, &alive, now, env);
+                if self.leader.as_deref() == Some(from) && self.term == term {
+                    self.named.heard(from, term, round, transfer_to);
+                }
             }
             Body::HeartbeatAck {
                 term,
@@ -271,14 +297,14 @@ impl Election {
                 self.merge_removed(&removed, env);
                 self.on_heartbeat_ack(from, term, ok, round, &members, env);
             }
-            Body::Join { members } => self.on_join(from, &members),
+            Body::Join { members: _ } => self.on_join(from),
             Body::Welcome {
                 term,
                 leader,
-                members,
-            } => self.on_welcome(term, leader, &members, env),
+                members: _,
+            } => self.on_welcome(term, leader, env),
             Body::RequestPreVote { term } => self.on_request_pre_vote(from, term, env),
-            Body::TimeoutNow { term } => self.on_timeout_now(from, term, env),
+            Body::TimeoutNow { term, round } => self.on_timeout_now(from, term, round, env),
             Body::Removed { removed } => self.merge_removed(&removed, env),
             Body::PreVote {
                 term,
@@ -300,6 +326,7 @@ impl Election {
             match self.role {
                 Role::Leader => {}
                 _ if !self.votes() => self.announce_observer(env),
+                _ if self.loyal() => self.wait_out_loyalty(env),
                 _ if self.pre_vote => self.start_pre_vote(env),
                 Role::Follower | Role::Candidate => self.become_candidate(env, false),
             }
@@ -307,6 +334,7 @@ impl Election {
             self.heartbeat_timer = None;
             if self.role == Role::Leader {
                 self.expire_peers(now);
+                self.abandon_stale_transfer();
                 if self.majority_in_contact() {
                     self.send_heartbeats();
                     self.arm_heartbeat_timer();
@@ -528,6 +556,12 @@ impl Election {
                 "{to} has not been heard from recently; it may be down"
             ));
         }
+        if let Some(handing) = &self.handing {
+            return Err(format!(
+                "a transfer to {} is under way; it ends within {} ms",
+                handing.to, self.timings.election_timeout_max_ms
+            ));
+        }
         self.hand_over(to);
         self.flush();
         Ok(())
@@ -582,20 +616,66 @@ impl Election {
         (rank as u64, line.len().max(1) as u64)
     }
 
-    /// Tells `to` to campaign now (TimeoutNow), giving the lease up.
+    /// Hands leadership to `to` (see [`crate::transfer`]): a heartbeat
+    /// round naming `to` goes to everyone first, then `to` is told to
+    /// campaign now (TimeoutNow). The target's election is exempt from the
+    /// others' loyalty, so this leader holds no lease until the transfer
+    /// is abandoned.
     fn hand_over(&mut self, to: &str) {
         self.log(
             LogLevel::Info,
             format!("{} hands leadership of term {} to {to}", self.id, self.term),
         );
-        // The target's election is exempt from the others' loyalty, so this
-        // leader's lease no longer protects anyone: give it up for the rest
-        // of the term.
         self.lease.given_up = true;
-        self.send(to, Body::TimeoutNow { term: self.term });
+        self.handing = Some(Handing {
+            to: to.into(),
+            began_ns: self.now_ns,
+        });
+        self.send_heartbeats();
+        let round = self.lease.round;
+        self.send(
+            to,
+            Body::TimeoutNow {
+                term: self.term,
+                round,
+            },
+        );
     }
 
-    fn on_timeout_now(&mut self, from: &str, term: Term, env: &mut impl Environment) {
+    /// A transfer not won within a maximum election timeout (its
+    /// TimeoutNow lost, its target down) is abandoned: the heartbeats that
+    /// follow name no one, and the lease starts again from them.
+    fn abandon_stale_transfer(&mut self) {
+        let max = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS;
+        let Some(handing) = self.handing.take_if(|h| h.expired(self.now_ns, max)) else {
+            return;
+        };
+        self.log(
+            LogLevel::Warn,
+            format!(
+                "{} abandoned its transfer to {} at term {}: not taken up within {} ms",
+                self.id, handing.to, self.term, self.timings.election_timeout_max_ms
+            ),
+        );
+        self.lease.abandon();
+    }
+
+    /// Whether this loyal node grants `candidate` a transfer vote for
+    /// `term`: only for the next term, and only to the target its leader
+    /// named (or, for the leader itself, its own target).
+    fn honours_transfer(&self, candidate: &str, term: Term) -> bool {
+        if Some(term) != terms::next(self.term) {
+            return false;
+        }
+        if self.role == Role::Leader {
+            return self.handing.as_ref().is_some_and(|h| h.to == candidate);
+        }
+        self.leader
+            .as_deref()
+            .is_some_and(|leader| self.named.names(leader, self.term, candidate))
+    }
+
+    fn on_timeout_now(&mut self, from: &str, term: Term, round: u64, env: &mut impl Environment) {
         // Only from the leader this node follows, in its term: a stale or
         // forged hand-over is ignored.
         if term != self.term
@@ -605,6 +685,15 @@ impl Election {
         {
             return;
         }
+        if self.named.superseded(from, term, round, &self.id) {
+            return self.log(
+                LogLevel::Info,
+                format!(
+                    "{} ignored a hand-over from {from}: its later heartbeats no longer name it",
+                    self.id
+                ),
+            );
+        }
         self.log(
             LogLevel::Info,
             format!("{} takes over from {from} after term {term}", self.id),
@@ -613,22 +702,57 @@ impl Election {
     }
 
     /// Starts an election now, as if the election timer had fired (a
-    /// pre-vote first when pre-vote is on). A leader ignores it.
-    pub fn campaign(&mut self, env: &mut impl Environment) {
+    /// pre-vote first when pre-vote is on).
+    ///
+    /// Refused, saying why, by a leader, an observer, a removed node, a
+    /// node at the term ceiling, and a node loyal to a live leader (see
+    /// [`Refusal::Loyal`]: standing then could elect a second leader
+    /// inside the first one's lease). A refusal changes nothing.
+    pub fn campaign(&mut self, env: &mut impl Environment) -> Result<(), Refusal> {
         self.now_ns = env.now_ns();
-        match self.role {
-            Role::Leader => self.log(
-                LogLevel::Debug,
-                format!("{} already leads term {}", self.id, self.term),
-            ),
-            _ if !self.votes() => self.log(
-                LogLevel::Warn,
-                format!("{} is an observer and never stands", self.id),
-            ),
-            _ if self.pre_vote => self.start_pre_vote(env),
-            _ => self.become_candidate(env, false),
+        if let Some(refusal) = self.stand_refusal() {
+            self.log(
+                LogLevel::Info,
+                format!("{} refused to campaign: it {refusal}", self.id),
+            );
+            return Err(refusal);
+        }
+        if self.pre_vote {
+            self.start_pre_vote(env);
+        } else {
+            self.become_candidate(env, false);
         }
         self.flush();
+        Ok(())
+    }
+
+    /// Why this node may not stand now (not as a transfer's target), if
+    /// it may not.
+    fn stand_refusal(&self) -> Option<Refusal> {
+        if self.role == Role::Leader {
+            Some(Refusal::Leading { term: self.term })
+        } else if !self.standing.voter {
+            Some(Refusal::Observer)
+        } else if !self.votes() {
+            Some(Refusal::Removed)
+        } else if terms::next(self.term).is_none() {
+            Some(Refusal::TermCeiling { term: self.term })
+        } else {
+            let left = self.loyalty_left_ns()?;
+            Some(Refusal::Loyal {
+                leader: self.leader.clone(),
+                for_ms: left.div_ceil(NS_PER_MS),
+            })
+        }
+    }
+
+    /// How much longer this follower stays loyal, if it is (see
+    /// [`Election::loyal`]).
+    fn loyalty_left_ns(&self) -> Option<u64> {
+        let window = u64::from(self.timings.election_timeout_min_ms) * NS_PER_MS;
+        let heard = self.leader_heard_ns?;
+        let since = self.now_ns.saturating_sub(heard);
+        (since < window).then(|| window - since)
     }
 
     /// Gives up leadership or a candidacy. The node follows no one and
@@ -759,6 +883,8 @@ impl Election {
             pre_campaign: h.pre_campaign,
             leader_heard_ns: h.leader_heard_ns,
             lease,
+            handing: None,
+            named: Named::default(),
             standing,
             observers: BTreeSet::new(),
             peers: BTreeMap::new(),
@@ -770,6 +896,7 @@ impl Election {
             heartbeat_timer: h.heartbeat_timer,
             next_timer_id: h.next_timer_id,
             ignored_messages: h.ignored_messages,
+            hints: Hints::default(),
             now_ns: env.now_ns(),
             leader_since_ns: h.leader_since_ns,
             unsaved: false,
@@ -815,14 +942,14 @@ impl Election {
                 },
             );
         }
-        if term > self.term && !transfer && self.loyal() {
+        if term > self.term && self.loyal() && !(transfer && self.honours_transfer(from, term)) {
             // Raft's disruption rule (thesis 4.2.3): within a minimum
             // election timeout of hearing from a leader, neither adopt the
             // term nor vote. The leader's lease counts on it.
             self.log(
                 LogLevel::Debug,
                 format!(
-                    "{} refused {from} a vote at term {term}: its leader is alive",
+                    "{} refused {from} a vote at term {term}: its leader is alive (and named no such transfer)",
                     self.id
                 ),
             );
@@ -920,7 +1047,6 @@ impl Election {
                 },
             );
         }
-        self.merge_members(members);
         if term == self.term && self.role == Role::Leader {
             // Two leaders of one term can only come from two clusters that
             // formed apart (each of its own members) and have now met. Both
@@ -939,6 +1065,8 @@ impl Election {
         // a follower hearing its leader: all follow `from` and re-arm.
         self.become_follower(term, Some(from.into()), env, 0);
         self.leader_heard_ns = Some(now);
+        // The leader this node follows vouches for its members.
+        self.merge_members(members);
         for peer in alive {
             if *peer != self.id && self.members.contains(peer.as_str()) {
                 self.news_of(peer, now);
@@ -970,14 +1098,16 @@ impl Election {
         if term > self.term {
             return self.become_follower(term, None, env, 0);
         }
-        self.merge_members(members);
         if ok && term == self.term && self.role == Role::Leader {
             self.lease.acked(from, round);
+            self.contact_mentioned(members);
         }
     }
 
-    fn on_join(&mut self, from: &str, members: &[NodeId]) {
-        self.merge_members(members);
+    /// `from` introduces itself: speaking made it a member (or an
+    /// observer) already. The members it lists add no one (see
+    /// [`crate::hints`]): a mistyped peer list must not spread.
+    fn on_join(&mut self, from: &str) {
         let welcome = Body::Welcome {
             term: self.term,
             leader: self.leader.clone(),
@@ -991,14 +1121,10 @@ impl Election {
         }
     }
 
-    fn on_welcome(
-        &mut self,
-        term: Term,
-        leader: Option<NodeId>,
-        members: &[NodeId],
-        env: &mut impl Environment,
-    ) {
-        self.merge_members(members);
+    /// The answer to this node's `Join`. The welcomer is a member (it
+    /// spoke); the members it lists and the leader it names are not, until
+    /// they speak to this node or that leader's heartbeat lists them.
+    fn on_welcome(&mut self, term: Term, leader: Option<NodeId>, env: &mut impl Environment) {
         if term < self.term || (term == self.term && self.role == Role::Leader) {
             return;
         }
@@ -1008,7 +1134,6 @@ impl Election {
             Some(leader) if leader != self.id && valid_node_id(&leader) => {
                 let introduce = !self.members.contains(leader.as_str())
                     || self.leader.as_deref() != Some(leader.as_str());
-                self.discover(&leader);
                 self.become_follower(term, Some(leader.clone()), env, 0);
                 if introduce {
                     // The leader may not know this node yet: introduce it
@@ -1056,7 +1181,10 @@ impl Election {
         if current > self.term {
             return self.become_follower(current, None, env, 0);
         }
-        if !self.pre_campaign || term != self.term + 1 || !self.members.contains(from) {
+        if !self.pre_campaign
+            || Some(term) != terms::next(self.term)
+            || !self.members.contains(from)
+        {
             return;
         }
         if granted {
@@ -1079,16 +1207,17 @@ impl Election {
     /// check-quorum, nodes that all still trusted a dead leader would
     /// otherwise refuse each other forever) and asks everyone.
     fn start_pre_vote(&mut self, env: &mut impl Environment) {
+        let Some(term) = self.next_term(env) else {
+            return;
+        };
         self.become_follower(self.term, None, env, 0);
         self.pre_campaign = true;
         self.granted.insert(self.id.clone());
         self.log(
             LogLevel::Debug,
-            format!("{} started a pre-vote for term {}", self.id, self.term + 1),
+            format!("{} started a pre-vote for term {term}", self.id),
         );
-        self.send_to_all(Body::RequestPreVote {
-            term: self.term + 1,
-        });
+        self.send_to_all(Body::RequestPreVote { term });
         self.count_pre_votes(env);
     }
 
@@ -1100,7 +1229,11 @@ impl Election {
                 self.pre_campaign = false;
                 self.log(
                     LogLevel::Debug,
-                    format!("{} lost the pre-vote for term {}", self.id, self.term + 1),
+                    format!(
+                        "{} lost the pre-vote for term {}",
+                        self.id,
+                        self.term.saturating_add(1)
+                    ),
                 );
             }
             VoteResult::Pending => {}
@@ -1126,6 +1259,7 @@ impl Election {
         self.role = Role::Follower;
         self.leader = leader;
         self.pre_campaign = false;
+        self.handing = None;
         self.granted.clear();
         self.rejected.clear();
         self.cancel_heartbeat_timer();
@@ -1153,8 +1287,15 @@ impl Election {
     /// its vote requests say so and loyal nodes grant them.
     fn become_candidate(&mut self, env: &mut impl Environment, transfer: bool) {
         self.pre_campaign = false;
+        if !transfer && self.loyal() {
+            // Every path here checks loyalty first; this is the last line.
+            return self.wait_out_loyalty(env);
+        }
+        let Some(term) = self.next_term(env) else {
+            return;
+        };
         let own_vote = Some(self.id.clone());
-        self.set_term(self.term + 1, own_vote);
+        self.set_term(term, own_vote);
         self.role = Role::Candidate;
         self.leader = None;
         self.granted.clear();
@@ -1181,6 +1322,7 @@ impl Election {
         self.leader_since_ns = self.now_ns;
         self.failover_until_ns = None;
         self.lease = Lease::starting_after(&self.lease);
+        self.handing = None;
         self.granted.clear();
         self.rejected.clear();
         if let Some(id) = self.election_timer.take() {
@@ -1233,6 +1375,42 @@ impl Election {
 
     // ---- helpers ----
 
+    /// The election timer fired (early: a host's timer or a clock jump)
+    /// while this node is still loyal: it does not stand, and tries again
+    /// once its loyalty has run out.
+    fn wait_out_loyalty(&mut self, env: &mut impl Environment) {
+        let left = self.loyalty_left_ns().unwrap_or(0);
+        self.log(
+            LogLevel::Debug,
+            format!(
+                "{} does not stand for {} ms yet: it is loyal to a live leader",
+                self.id,
+                left.div_ceil(NS_PER_MS)
+            ),
+        );
+        self.arm_election_timer(env, left);
+    }
+
+    /// The term this node would campaign in, or none at the term ceiling
+    /// (see [`crate::terms`]): then it logs an error, re-arms its timer
+    /// and keeps following whoever leads, rather than wrap around.
+    fn next_term(&mut self, env: &mut impl Environment) -> Option<Term> {
+        let next = terms::next(self.term);
+        if next.is_none() {
+            self.log(
+                LogLevel::Error,
+                format!(
+                    "{} is at term {}, at or above the ceiling {}: it never campaigns again (a faulty peer may have pushed the term up)",
+                    self.id,
+                    self.term,
+                    terms::TERM_CEILING
+                ),
+            );
+            self.arm_election_timer(env, 0);
+        }
+        next
+    }
+
     /// Moves to `term` with `vote` (a candidate's own, or none) and reports
     /// it; the new term and vote are persisted before the event leaves.
     fn set_term(&mut self, term: Term, vote: Option<NodeId>) {
@@ -1260,11 +1438,38 @@ impl Election {
         );
     }
 
+    /// Adopts the members listed by the leader this node follows (rule 3
+    /// of [`crate::hints`]); callers must make sure that is who sent them.
     fn merge_members(&mut self, members: &[NodeId]) {
         for member in members {
             if valid_node_id(member) {
                 self.discover(member);
             }
+        }
+    }
+
+    /// A leader sends its heartbeat once to each id a follower's ack
+    /// mentions that it has never heard from: a node that joined through
+    /// that follower then follows it and, by acknowledging, becomes a
+    /// member. A phantom id costs one message per maximum election
+    /// timeout and changes nothing.
+    fn contact_mentioned(&mut self, mentioned: &[NodeId]) {
+        let unknown = mentioned.iter().filter(|m| {
+            **m != self.id
+                && valid_node_id(m)
+                && !self.members.contains(m.as_str())
+                && !self.removed.contains(m.as_str())
+                && !self.observers.contains(m.as_str())
+        });
+        let retry = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS;
+        let due = self.hints.due(unknown, self.now_ns, retry);
+        for peer in due {
+            self.log(
+                LogLevel::Debug,
+                format!("{} contacts {peer}, which a follower mentioned", self.id),
+            );
+            let heartbeat = self.heartbeat();
+            self.send(&peer, heartbeat);
         }
     }
 
@@ -1305,6 +1510,7 @@ impl Election {
             members: self.member_list(),
             alive: self.liveness.alive(),
             removed: self.removed_list(),
+            transfer_to: self.handing.as_ref().map(|h| h.to.clone()),
         }
     }
 
@@ -1410,8 +1616,11 @@ impl Election {
         let now = self.now_ns;
         let window = u64::from(self.timings.stability_window_ms) * NS_PER_MS;
         let unbroken = 3 * u64::from(self.timings.heartbeat_interval_ms) * NS_PER_MS;
-        let retry = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS;
+        // Twice the time a failed transfer takes to be abandoned, so the
+        // lease resumes between attempts at an unreachable target.
+        let retry = 2 * u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS;
         if now.saturating_sub(self.leader_since_ns) < window
+            || self.handing.is_some()
             || self
                 .priority_handover_ns
                 .is_some_and(|at| now.saturating_sub(at) < retry)
@@ -1532,7 +1741,7 @@ impl Election {
     }
 
     fn ignore(&mut self, what: String) {
-        self.ignored_messages += 1;
+        self.ignored_messages = self.ignored_messages.saturating_add(1);
         self.log(LogLevel::Debug, format!("{} ignored {what}", self.id));
     }
 }

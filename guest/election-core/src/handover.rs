@@ -19,12 +19,24 @@ use crate::election::Election;
 use crate::lease::Lease;
 use crate::liveness::Liveness;
 use crate::options::Options;
+use crate::transfer::{Handing, Named};
 use crate::types::{Environment, NodeId, Role, Term, TimerId};
 
-/// The handover format this build writes. It also reads format 1 (the
-/// builds before leases), whose leader resumes without a lease until its
-/// next acknowledged heartbeat round.
-pub const HANDOVER_FORMAT: u8 = 2;
+/// The handover format this build writes. It also reads format 2 (the
+/// builds before named transfers: a leader that had handed over abandons
+/// that transfer at once and leases again from its next acknowledged
+/// round), and format 1 (the builds before leases), whose leader resumes
+/// without a lease until its next acknowledged heartbeat round.
+pub const HANDOVER_FORMAT: u8 = 3;
+
+/// Format 3: format 2's state plus the transfer bookkeeping of
+/// [`crate::transfer`].
+#[derive(Serialize, Deserialize)]
+pub(crate) struct HandoverWithTransfer {
+    pub(crate) v2: HandoverWithLease,
+    pub(crate) handing: Option<Handing>,
+    pub(crate) named: Named,
+}
 
 /// Format 2: format 1's state plus the leader's lease bookkeeping and the
 /// members removed with `leave`.
@@ -81,10 +93,14 @@ impl Election {
     pub fn export_state(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         out.push(HANDOVER_FORMAT);
-        let state = HandoverWithLease {
-            core: self.handover(),
-            lease: self.lease.clone(),
-            removed: self.removed.clone(),
+        let state = HandoverWithTransfer {
+            v2: HandoverWithLease {
+                core: self.handover(),
+                lease: self.lease.clone(),
+                removed: self.removed.clone(),
+            },
+            handing: self.handing.clone(),
+            named: self.named.clone(),
         };
         match postcard::to_extend(&state, out) {
             Ok(out) => out,
@@ -104,17 +120,44 @@ impl Election {
     ) -> Result<Election, String> {
         options.validate().map_err(|e| format!("{e}"))?;
         let (&format, rest) = state.split_first().ok_or("empty state")?;
-        let HandoverWithLease {
-            core: handover,
-            lease,
-            removed,
+        let HandoverWithTransfer {
+            v2:
+                HandoverWithLease {
+                    core: handover,
+                    lease,
+                    removed,
+                },
+            handing,
+            named,
         } = match format {
             1 => match postcard::take_from_bytes::<Handover>(rest) {
-                Ok((core, [])) => HandoverWithLease {
-                    core,
-                    lease: Lease::default(),
-                    removed: BTreeSet::new(),
+                Ok((core, [])) => HandoverWithTransfer {
+                    v2: HandoverWithLease {
+                        core,
+                        lease: Lease::default(),
+                        removed: BTreeSet::new(),
+                    },
+                    handing: None,
+                    named: Named::default(),
                 },
+                _ => return Err("malformed state".into()),
+            },
+            2 => match postcard::take_from_bytes::<HandoverWithLease>(rest) {
+                Ok((mut v2, [])) => {
+                    // Format 2 gave the lease up for the rest of the term
+                    // and did not say to whom: end that transfer now. The
+                    // voters of this build honour no bypass they were not
+                    // told of, so leasing again from rounds sent from now
+                    // on is sound.
+                    if v2.lease.given_up {
+                        v2.lease.abandon();
+                    }
+                    HandoverWithTransfer {
+                        v2,
+                        handing: None,
+                        named: Named::default(),
+                    }
+                }
                 _ => return Err("malformed state".into()),
             },
             HANDOVER_FORMAT => match postcard::take_from_bytes(rest) {
@@ -123,7 +166,7 @@ impl Election {
             },
             other => {
                 return Err(format!(
-                    "state of handover format {other}; this build reads formats 1 and {HANDOVER_FORMAT}"
+                    "state of handover format {other}; this build reads formats 1 to {HANDOVER_FORMAT}"
                 ));
             }
         };
@@ -133,6 +176,9 @@ impl Election {
                 handover.node_id, handover.cluster_id, options.node_id, options.cluster_id
             ));
         }
-        Election::from_handover(options, handover, lease, removed, env)
+        let mut e = Election::from_handover(options, handover, lease, removed, env)?;
+        e.handing = handing;
+        e.named = named;
+        Ok(e)
     }
 }

@@ -29,7 +29,8 @@ pub struct Lease {
     sent: VecDeque<(u64, u64)>,
     /// Per peer: the send time of the newest round it acknowledged.
     acked: BTreeMap<NodeId, u64>,
-    /// The leader began a transfer: no lease for the rest of the term.
+    /// The leader began a transfer and it is under way: no lease until it
+    /// is abandoned (see [`Lease::abandon`] and [`crate::transfer`]).
     pub given_up: bool,
     /// When this leader last removed a member. The next removal waits
     /// until a majority acknowledged a round sent since (see
@@ -66,6 +67,16 @@ impl Lease {
             (Some(removed), Some(start)) => start >= removed,
             (_, None) => false,
         }
+    }
+
+    /// A transfer was abandoned: the lease may start again, but only from
+    /// a round sent from now on, so every round sent while the transfer
+    /// was under way (and every ack of one) is forgotten. The next
+    /// round's number still follows on.
+    pub fn abandon(&mut self) {
+        self.given_up = false;
+        self.sent.clear();
+        self.acked.clear();
     }
 
     /// `peer` acknowledged `round`.
@@ -160,6 +171,31 @@ mod tests {
         assert_eq!(lease.start(&one, "a"), Some(50));
         lease.given_up = true;
         assert_eq!(lease.start(&one, "a"), None);
+        // Abandoning the transfer leases again, from the next round only.
+        lease.abandon();
+        assert_eq!(lease.start(&one, "a"), None);
+        lease.new_round(60);
+        assert_eq!(lease.start(&one, "a"), Some(60));
+    }
+
+    #[test]
+    fn after_an_abandoned_transfer_only_rounds_sent_since_count() {
+        let three = members(&["a", "b", "c"]);
+        let mut lease = Lease::default();
+        lease.new_round(10);
+        lease.given_up = true;
+        lease.new_round(20);
+        lease.abandon();
+        lease.acked("b", 1);
+        lease.acked("b", 2);
+        assert_eq!(
+            lease.start(&three, "a"),
+            None,
+            "old rounds count for nothing"
+        );
+        lease.new_round(30);
+        lease.acked("b", 3);
+        assert_eq!(lease.start(&three, "a"), Some(30));
     }
 
     #[test]

@@ -7,8 +7,15 @@
 //! - [`election`]: the state machine ([`Election`]): roles, terms, votes,
 //!   heartbeats, discovery. Start here.
 //! - [`handover`]: the whole state, versioned, for swapping the protocol.
+//! - [`hints`]: how a node enters the voting membership, and whom a
+//!   leader contacts because a follower mentioned it.
 //! - [`quorum`]: majority arithmetic, tested exhaustively.
+//! - [`refusal`]: why a node refuses to campaign.
+//! - [`terms`]: term arithmetic that cannot wrap, and how far one message
+//!   may move a node's term.
 //! - [`liveness`]: which peers are alive, for `peer-joined` / `peer-left`.
+//! - [`transfer`]: leadership transfer: whom a loyal voter may elect,
+//!   and how a transfer that failed gives the lease back.
 //! - [`wire`]: the messages and their versioned encoding.
 //! - [`options`]: options, defaults and validation.
 //! - [`types`]: the vocabulary shared with the WIT contract.
@@ -29,10 +36,14 @@ extern crate std;
 
 pub mod election;
 pub mod handover;
+pub mod hints;
 pub mod lease;
 pub mod liveness;
 pub mod options;
 pub mod quorum;
+pub mod refusal;
+pub mod terms;
+pub mod transfer;
 pub mod types;
 pub mod wire;
 
@@ -41,4 +52,5 @@ mod tests;
 
 pub use election::Election;
 pub use options::{Options, OptionsError, Timings};
+pub use refusal::Refusal;
 pub use types::{Action, Environment, Event, LogLevel, NodeId, PersistedState, Role, Status, Term};

@@ -230,6 +230,7 @@ fn events_never_get_ahead_of_durable_state() {
                 members: vec![],
                 alive: vec![],
                 removed: vec![],
+                transfer_to: None,
             },
         ),
     ] {
@@ -527,6 +528,7 @@ fn stale_terms_are_rejected_with_the_current_term() {
             members: vec![],
             alive: vec![],
             removed: vec![],
+            transfer_to: None,
         },
     );
     assert!(
@@ -538,8 +540,9 @@ fn stale_terms_are_rejected_with_the_current_term() {
 #[test]
 fn a_leader_steps_down_on_a_higher_term() {
     for body in [
-        // Only a transfer's vote request: a plain one is refused by a
-        // loyal node, which a leader always is (see the next test).
+        // Only the vote request of the leader's own transfer target: any
+        // other is refused by a loyal node, which a leader always is (see
+        // the next test and tests/transfer.rs).
         Body::RequestVote {
             term: 2,
             transfer: true,
@@ -561,9 +564,16 @@ fn a_leader_steps_down_on_a_higher_term() {
             members: vec![],
             alive: vec![],
             removed: vec![],
+            transfer_to: None,
         },
     ] {
         let (mut n, _) = leader();
+        if matches!(body, Body::RequestVote { .. }) {
+            ack(&mut n, "n3", 1);
+            n.e.transfer_leadership("n3", &mut n.env)
+                .expect("n3 was heard from");
+            n.e.take_actions();
+        }
         let actions = n.deliver("n3", body.clone());
         let s = n.e.status();
         assert_eq!((s.role, s.term), (Role::Follower, 2), "after {body:?}");
@@ -597,6 +607,7 @@ fn a_candidate_yields_to_a_leader_of_its_own_term() {
             members: vec![],
             alive: vec![],
             removed: vec![],
+            transfer_to: None,
         },
     );
     let s = n.e.status();
@@ -671,6 +682,7 @@ fn followers_reset_their_timer_on_heartbeats() {
         members: vec!["n1".into(), "n2".into(), "n3".into()],
         alive: vec!["n3".into()],
         removed: vec![],
+        transfer_to: None,
     };
     let actions = n.deliver("n2", hb());
     assert!(actions.contains(&Action::CancelTimer { id: first }));
@@ -730,6 +742,7 @@ fn peers_are_discovered_from_messages_and_heartbeats() {
             members: vec!["n4".into(), "n5".into()],
             alive: vec![],
             removed: vec![],
+            transfer_to: None,
         },
     );
     let s = n.e.status();
@@ -758,6 +771,7 @@ fn invalid_ids_in_messages_never_become_members() {
             members: vec![String::new(), "a b".into(), "ok".into()],
             alive: vec![],
             removed: vec![],
+            transfer_to: None,
         },
     );
     assert_eq!(n.e.status().members, vec!["n1", "n2", "ok"]);
@@ -909,11 +923,25 @@ fn joining_a_cluster_from_an_empty_bootstrap() {
             members: vec!["a".into(), "b".into(), "c".into()],
         },
     );
+    // The welcome's list adds no one who has not spoken to j: b and c
+    // become members when b's heartbeat lists them.
     let s = j.e.status();
     assert_eq!(
         (s.term, s.leader.as_deref(), s.members.len()),
-        (4, Some("b"), 4)
+        (4, Some("b"), 2)
     );
+    j.deliver(
+        "b",
+        Body::Heartbeat {
+            term: 4,
+            round: 1,
+            members: vec!["a".into(), "b".into(), "c".into(), "j".into()],
+            alive: vec![],
+            removed: vec![],
+            transfer_to: None,
+        },
+    );
+    assert_eq!(j.e.status().members.len(), 4);
 }
 
 #[test]
@@ -963,6 +991,7 @@ fn two_leaders_of_one_term_both_step_down() {
             members: vec!["x".into()],
             alive: vec![],
             removed: vec![],
+            transfer_to: None,
         },
     );
     assert_eq!(n.e.status().role, Role::Follower);
@@ -1091,6 +1120,7 @@ fn a_pre_candidate_asks_without_bumping_its_term_and_forgets_its_leader() {
             members: vec![],
             alive: vec![],
             removed: vec![],
+            transfer_to: None,
         },
     );
     n.env.now += 400 * MS;
@@ -1151,6 +1181,7 @@ fn pre_votes_are_refused_while_the_leader_is_heard_from() {
             members: vec![],
             alive: vec![],
             removed: vec![],
+            transfer_to: None,
         },
     );
     n.env.now += 100 * MS;
@@ -1321,6 +1352,7 @@ fn a_follower_told_its_leader_died_campaigns_after_a_short_jitter() {
             members: vec![],
             alive: vec![],
             removed: vec![],
+            transfer_to: None,
         },
     );
     // Another peer's death changes nothing.
@@ -1365,6 +1397,7 @@ fn survivors_of_a_dead_leader_take_turns_by_priority_then_id() {
                     members: vec![],
                     alive: vec!["n2".into(), "n3".into(), "n4".into()],
                     removed: vec![],
+                    transfer_to: None,
                 },
             }
             .encode(),
@@ -1400,7 +1433,7 @@ fn survivors_of_a_dead_leader_take_turns_by_priority_then_id() {
 #[test]
 fn campaign_starts_a_pre_vote_now_and_a_leader_ignores_it() {
     let (mut n, _) = Node::with_options(pre_vote_options("n1", &["n1", "n2", "n3"]), None);
-    n.e.campaign(&mut n.env);
+    n.e.campaign(&mut n.env).expect("a fresh node may stand");
     let actions = n.e.take_actions();
     assert!(
         sent(&actions)
@@ -1409,7 +1442,10 @@ fn campaign_starts_a_pre_vote_now_and_a_leader_ignores_it() {
     );
     assert_eq!(sent(&actions).len(), 2);
     let (mut l, _) = leader();
-    l.e.campaign(&mut l.env);
+    assert_eq!(
+        l.e.campaign(&mut l.env),
+        Err(crate::Refusal::Leading { term: 1 })
+    );
     assert!(sent(&l.e.take_actions()).is_empty());
     assert_eq!(l.e.status().role, Role::Leader);
 }
@@ -1446,10 +1482,16 @@ fn a_leader_hands_leadership_over_and_refuses_bad_targets() {
     n.e.transfer_leadership("n3", &mut n.env)
         .expect("transfers");
     let actions = n.e.take_actions();
+    // A heartbeat round naming the target goes out first, then the
+    // TimeoutNow.
+    let out = sent(&actions);
     assert_eq!(
-        sent(&actions),
-        vec![("n3".into(), Body::TimeoutNow { term: 1 })]
+        out.last(),
+        Some(&("n3".into(), Body::TimeoutNow { term: 1, round: 2 }))
     );
+    assert!(out[..out.len() - 1].iter().all(|(_, b)| matches!(b,
+        Body::Heartbeat { round: 2, transfer_to: Some(t), .. } if t == "n3")));
+    assert_eq!(out.len(), 3, "{out:?}");
     // The target campaigns at once, skipping the pre-vote.
     let (mut t, _) = Node::with_options(pre_vote_options("n3", &["n1", "n2", "n3"]), None);
     t.deliver(
@@ -1460,16 +1502,18 @@ fn a_leader_hands_leadership_over_and_refuses_bad_targets() {
             members: vec![],
             alive: vec![],
             removed: vec![],
+            transfer_to: None,
         },
     );
-    let actions = t.deliver("n1", Body::TimeoutNow { term: 1 });
+    let actions = t.deliver("n1", Body::TimeoutNow { term: 1, round: 2 });
     assert_eq!((t.e.status().role, t.e.status().term), (Role::Candidate, 2));
     assert!(sent(&actions).iter().all(|(_, b)| *b
         == Body::RequestVote {
             term: 2,
             transfer: true
         }));
-    // The others grant it although they heard from the leader just now...
+    // The others grant it although they heard from the leader just now,
+    // since the leader's heartbeat named it...
     let (mut f, _) = Node::with_options(pre_vote_options("n2", &["n1", "n2", "n3"]), None);
     f.deliver(
         "n1",
@@ -1479,6 +1523,7 @@ fn a_leader_hands_leadership_over_and_refuses_bad_targets() {
             members: vec![],
             alive: vec![],
             removed: vec![],
+            transfer_to: Some("n3".into()),
         },
     );
     let vote = f.deliver(
@@ -1501,7 +1546,7 @@ fn a_leader_hands_leadership_over_and_refuses_bad_targets() {
     // ...and the old leader gave its lease up when it handed over.
     assert_eq!(n.e.lease_expires_ns(), None);
     // A hand-over from a node that is not its leader is ignored.
-    let stale = t.deliver("n2", Body::TimeoutNow { term: 2 });
+    let stale = t.deliver("n2", Body::TimeoutNow { term: 2, round: 2 });
     assert!(sent(&stale).is_empty());
     let (mut f, _) = Node::start("n2", &["n1", "n2", "n3"]);
     f.e.transfer_leadership("n1", &mut f.env)
@@ -1519,6 +1564,7 @@ fn heartbeat_from(n: &mut Node, leader: &str, term: u64, round: u64) -> Vec<Acti
             members: vec![],
             alive: vec![],
             removed: vec![],
+            transfer_to: None,
         },
     )
 }
@@ -1707,6 +1753,7 @@ fn a_tombstone_outlasts_messages_in_flight_and_restarts() {
             members: vec![],
             alive: vec![],
             removed: vec!["n5".into()],
+            transfer_to: None,
         },
     );
     assert!(!f.e.status().members.contains(&"n5".to_string()));
@@ -1720,6 +1767,7 @@ fn a_tombstone_outlasts_messages_in_flight_and_restarts() {
             members: five.iter().map(|s| s.to_string()).collect(),
             alive: vec!["n5".into()],
             removed: vec![],
+            transfer_to: None,
         },
     );
     f.deliver(
@@ -1799,6 +1847,7 @@ fn a_refused_pre_vote_while_replacing_a_dead_leader_is_retried_a_slot_later() {
             members: vec![],
             alive: vec!["n3".into()],
             removed: vec![],
+            transfer_to: None,
         },
     );
     n.e.peer_unreachable("n2", &mut n.env);
@@ -1857,6 +1906,7 @@ fn granting_a_pre_vote_while_replacing_a_dead_leader_defers_this_nodes_turn() {
             members: vec![],
             alive: vec!["n2".into()],
             removed: vec![],
+            transfer_to: None,
         },
     );
     n.e.peer_unreachable("n1", &mut n.env);
@@ -1875,3 +1925,10 @@ fn granting_a_pre_vote_while_replacing_a_dead_leader_defers_this_nodes_turn() {
         "after the line: {later}"
     );
 }
+
+// Safety tests, one file per topic, sharing the helpers above.
+mod cluster;
+mod loyalty;
+mod membership;
+mod terms;
+mod transfer;

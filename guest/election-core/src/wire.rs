@@ -15,8 +15,11 @@ use crate::types::{NodeId, Term};
 
 /// The first byte of every message this version sends. Version 2 added
 /// the sender's standing, heartbeat rounds (for leases) and the transfer
-/// flag on vote requests; version-1 nodes and this one ignore each other.
-pub const WIRE_VERSION: u8 = 2;
+/// flag on vote requests. Version 3 added the transfer target a leader's
+/// heartbeats name (`Heartbeat::transfer_to`) and the round a
+/// `TimeoutNow` was sent in (see [`crate::transfer`]). Nodes of different
+/// versions ignore each other.
+pub const WIRE_VERSION: u8 = 3;
 
 /// Messages longer than this are dropped undecoded: a member list of a few
 /// hundred ids fits easily, and a hostile length costs nothing.
@@ -74,12 +77,16 @@ pub enum Body {
     ///
     /// `removed` lists members removed with `leave`, so every node learns
     /// of a removal from the leader.
+    ///
+    /// `transfer_to` names the target of a leadership transfer under way:
+    /// the only candidate to which a loyal voter grants a transfer vote.
     Heartbeat {
         term: Term,
         round: u64,
         members: Vec<NodeId>,
         alive: Vec<NodeId>,
         removed: Vec<NodeId>,
+        transfer_to: Option<NodeId>,
     },
     /// A follower's answer to `Heartbeat`: `ok` is false when the heartbeat's
     /// term was stale. Carries the follower's membership back to the leader,
@@ -111,8 +118,10 @@ pub enum Body {
         current: Term,
     },
     /// The leader of `term` hands leadership to the receiver: campaign now
-    /// (Raft's TimeoutNow), without a pre-vote.
-    TimeoutNow { term: Term },
+    /// (Raft's TimeoutNow), without a pre-vote. `round` is the heartbeat
+    /// round that first named the receiver: a later heartbeat that names
+    /// no one means the transfer was abandoned, and this is ignored.
+    TimeoutNow { term: Term, round: u64 },
     /// The answer to any message from a node this one removed with
     /// `leave`: the removals it knows, the sender among them.
     Removed { removed: Vec<NodeId> },
@@ -185,6 +194,7 @@ mod tests {
                 members: vec!["a".into(), "b".into()],
                 alive: vec!["b".into()],
                 removed: vec![],
+                transfer_to: Some("b".into()),
             }),
             m(Body::HeartbeatAck {
                 term: 1,
@@ -207,7 +217,7 @@ mod tests {
                 granted: false,
                 current: 5,
             }),
-            m(Body::TimeoutNow { term: 9 }),
+            m(Body::TimeoutNow { term: 9, round: 4 }),
             m(Body::Removed {
                 removed: vec!["x".into()],
             }),
@@ -259,6 +269,7 @@ mod tests {
                 members: vec!["n1".into(), "n2".into(), "n3".into()],
                 alive: vec!["n2".into(), "n3".into()],
                 removed: vec![],
+                transfer_to: None,
             },
         };
         assert!(hb.encode().len() < 40, "{} bytes", hb.encode().len());

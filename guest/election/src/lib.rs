@@ -178,8 +178,15 @@ mod component {
             })
         }
 
-        fn campaign() {
-            with_election("campaign", |e, env| e.campaign(env));
+        fn campaign() -> Result<(), wit::CampaignRefusal> {
+            ELECTION.with_borrow_mut(|slot| match slot {
+                Some(election) => {
+                    let result = election.campaign(&mut HostEnv);
+                    perform(election.take_actions());
+                    result.map_err(refusal_to_wit)
+                }
+                None => Err(wit::CampaignRefusal::NotStarted),
+            })
         }
 
         fn step_down() {
@@ -235,6 +242,18 @@ mod component {
             }
             core::Event::PeerJoined(peer) => wit::Event::PeerJoined(peer),
             core::Event::PeerLeft(peer) => wit::Event::PeerLeft(peer),
+        }
+    }
+
+    fn refusal_to_wit(refusal: core::Refusal) -> wit::CampaignRefusal {
+        match refusal {
+            core::Refusal::Leading { term } => wit::CampaignRefusal::Leading(term),
+            core::Refusal::Observer => wit::CampaignRefusal::Observer,
+            core::Refusal::Removed => wit::CampaignRefusal::Removed,
+            core::Refusal::Loyal { leader, for_ms } => {
+                wit::CampaignRefusal::Loyal(wit::Loyalty { leader, for_ms })
+            }
+            core::Refusal::TermCeiling { term } => wit::CampaignRefusal::TermCeiling(term),
         }
     }
 

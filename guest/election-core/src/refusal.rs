@@ -1,0 +1,61 @@
+//! Why a node refuses to stand for election when asked to
+//! ([`crate::Election::campaign`]).
+//!
+//! The refusal that matters for safety is [`Refusal::Loyal`]: a node that
+//! heard from a live leader within the minimum election timeout may be
+//! part of the majority that leader's lease rests on (see
+//! [`crate::Election::lease_expires_ns`]). If it stood now, it would vote
+//! for itself in a new term and could, with one node that has not heard
+//! the leader (say, just back from a partition), elect a second leader
+//! inside the first one's lease. So it waits out its loyalty; the only
+//! loyal node that may stand is a transfer's target, which its leader
+//! told to (TimeoutNow).
+
+use core::fmt;
+
+use crate::types::{NodeId, Term};
+
+/// Why a node does not campaign.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// It already leads `term`.
+    Leading { term: Term },
+    /// It is an observer: it never votes or stands.
+    Observer,
+    /// It was removed from the cluster with `leave`.
+    Removed,
+    /// It heard from a live leader (or restarted) lately, and a lease may
+    /// rest on it: it may stand in `for_ms` milliseconds, if it hears
+    /// nothing more from `leader` by then.
+    Loyal { leader: Option<NodeId>, for_ms: u64 },
+    /// Its term has reached the ceiling (see [`crate::terms`]).
+    TermCeiling { term: Term },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Leading { term } => write!(f, "already leads term {term}"),
+            Refusal::Observer => f.write_str("is an observer and never stands"),
+            Refusal::Removed => f.write_str("was removed from the cluster and never stands"),
+            Refusal::Loyal {
+                leader: Some(leader),
+                for_ms,
+            } => write!(
+                f,
+                "heard from its leader {leader} lately and may hold up its lease: try again in {for_ms} ms"
+            ),
+            Refusal::Loyal {
+                leader: None,
+                for_ms,
+            } => write!(
+                f,
+                "heard from a leader (or restarted) lately and may hold up its lease: try again in {for_ms} ms"
+            ),
+            Refusal::TermCeiling { term } => write!(
+                f,
+                "is at term {term}, at the ceiling: it never campaigns again"
+            ),
+        }
+    }
+}
