@@ -3,7 +3,7 @@
 //! invariants (one leader per term, terms never decrease) as it goes.
 
 use tenure_host::sim::{NetworkConfig, NodeSpec, Simulation};
-use tenure_host::types::{Event, Options, Role, Timings};
+use tenure_host::types::{CampaignRefusal, Event, Options, Role, Timings};
 use tenure_host::{Effect, InvalidOptions};
 use tenure_tests::{MAX_TIMEOUT, MS, add_cluster, assert_safe, cluster, component, elect};
 
@@ -353,17 +353,24 @@ fn campaign_cannot_depose_a_healthy_leader() {
     let mut sim = cluster(12, "c", &THREE);
     let (leader, leader_id, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
     let other = (leader + 1) % 3;
-    // With the leader alive, the pre-vote is refused: nothing changes.
-    sim.campaign(other).expect("campaigns");
+    // With the leader alive, the follower is loyal to it: it refuses to
+    // stand, and nothing changes.
+    let answer = sim.campaign(other).expect("runs");
+    assert!(
+        matches!(answer, Err(CampaignRefusal::Loyal(_))),
+        "{answer:?}"
+    );
     sim.run_for(1_000 * MS);
     assert_eq!(sim.agreement("c"), Some((leader_id, term)));
     // Once the leader is gone and the others stopped trusting it (a
     // minimum election timeout), a campaign wins.
     sim.crash(leader);
-    sim.run_for(140 * MS);
+    sim.run_for(160 * MS);
+    let mut stood = 0;
     for n in sim.live_nodes("c") {
-        sim.campaign(n).expect("campaigns");
+        stood += usize::from(sim.campaign(n).expect("runs").is_ok());
     }
+    assert!(stood > 0, "no one stood once loyalty ran out");
     let (_, new_term, _) = sim
         .run_until_agreement("c", 2 * MAX_TIMEOUT)
         .expect("elects");

@@ -4,7 +4,9 @@
 //! - `GET /inspect`: the behaviour plugin's `inspect()` pairs as a JSON
 //!   object (404 when the node runs no plugin).
 //! - `POST /step-down`: give up leadership (or a candidacy).
-//! - `POST /campaign`: start an election now (a pre-vote first).
+//! - `POST /campaign`: start an election now (a pre-vote first); 409 with
+//!   the reason if the node will not stand (it leads, or is loyal to a
+//!   live leader whose lease may rest on it).
 //! - `POST /leave?node=NODE`: remove NODE from the membership for good
 //!   (409 with the protocol's reason when refused, e.g. NODE is alive).
 //! - `POST /transfer?to=NODE`: hand leadership to NODE (409 with the
@@ -156,9 +158,15 @@ struct CallQuery {
     local: bool,
 }
 
+/// 409 with the protocol's reason when the node will not stand (it leads,
+/// it is loyal to a live leader, …).
 async fn campaign(State(state): State<AdminState>) -> Result<&'static str, Response> {
-    ask(&state.commands, Command::Campaign).await?;
-    Ok("campaigning\n")
+    match ask(&state.commands, Command::Campaign).await? {
+        Ok(()) => Ok("campaigning\n"),
+        Err(reason) => {
+            Err((StatusCode::CONFLICT, format!("not campaigning: {reason}\n")).into_response())
+        }
+    }
 }
 
 /// `?to=NODE` names the new leader.

@@ -57,8 +57,8 @@ pub enum Command {
     Status(oneshot::Sender<NodeReport>),
     /// Give up leadership or a candidacy.
     StepDown(oneshot::Sender<()>),
-    /// Start an election now.
-    Campaign(oneshot::Sender<()>),
+    /// Start an election now; the reply says why not, if not.
+    Campaign(oneshot::Sender<Result<(), String>>),
     /// Hand leadership to a peer; the reply says why not, if not.
     Transfer {
         to: String,
@@ -378,11 +378,17 @@ impl Node {
                         let _ = reply.send(());
                         effects
                     }
-                    Command::Campaign(reply) => {
-                        let effects = self.protocol.campaign();
-                        let _ = reply.send(());
-                        effects
-                    }
+                    Command::Campaign(reply) => match self.protocol.campaign() {
+                        Ok((effects, answer)) => {
+                            let answer = answer.map_err(|r| crate::protocol::explain_campaign_refusal(&r));
+                            if let Err(refusal) = &answer {
+                                tracing::info!(node = %self.config.node_id, %refusal, "campaign refused");
+                            }
+                            let _ = reply.send(answer);
+                            Ok(effects)
+                        }
+                        Err(e) => Err(e),
+                    },
                     Command::Leave { node, reply } => match self.protocol.leave(&node) {
                         Ok(effects) => {
                             tracing::info!(node = %self.config.node_id, peer = %node, "member removed");

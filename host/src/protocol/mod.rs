@@ -8,6 +8,9 @@
 //! them out.
 
 mod imports;
+mod refusal;
+
+pub use refusal::explain_campaign_refusal;
 
 use std::fmt;
 use std::path::Path;
@@ -19,7 +22,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::protocol::{Protocol, ProtocolPre};
 use crate::bindings::types::{
-    Event, LogLevel, NodeStatus, Options, OptionsError, PersistedState, Timings,
+    CampaignRefusal, Event, LogLevel, NodeStatus, Options, OptionsError, PersistedState, Timings,
 };
 
 /// Where the protocol gets the time and randomness it asks the host for.
@@ -265,11 +268,13 @@ impl ProtocolInstance {
         Ok(self.take_effects())
     }
 
-    /// Starts an election now (see `campaign` in `wit/protocol.wit`).
-    pub fn campaign(&mut self) -> anyhow::Result<Vec<Effect>> {
+    /// Starts an election now (see `campaign` in `wit/protocol.wit`), or
+    /// says why the node will not stand. Either way the effects (a log
+    /// line for a refusal) are the host's to carry out; the error is a trap.
+    pub fn campaign(&mut self) -> anyhow::Result<(Vec<Effect>, Result<(), CampaignRefusal>)> {
         let election = self.bindings.tenure_election_election();
-        election.call_campaign(&mut self.store)?;
-        Ok(self.take_effects())
+        let answer = election.call_campaign(&mut self.store)?;
+        Ok((self.take_effects(), answer))
     }
 
     /// Gives up leadership or a candidacy.

@@ -46,3 +46,88 @@ impl Simulation {
         }
     }
 }
+
+impl Simulation {
+    /// Cuts the link from `from` to `to` only: `to` stops hearing `from`
+    /// while `from` still hears `to` (a one-way fault). [`Simulation::heal`]
+    /// restores it. Cut both directions between two groups and leave a
+    /// third node linked to both for a bridge (non-transitive) partition.
+    pub fn cut_link(&mut self, from: NodeIndex, to: NodeIndex) {
+        self.partition.cut(from, to);
+        let line = format!("cut link {} -> {}", self.id(from), self.id(to));
+        self.trace_line(line);
+    }
+
+    /// Adds `extra_ns` to the delay of every message from `from` to `to`
+    /// sent from now on, until [`Simulation::heal`].
+    pub fn slow_link(&mut self, from: NodeIndex, to: NodeIndex, extra_ns: u64) {
+        self.partition.slow(from, to, extra_ns);
+        let line = format!(
+            "slow link {} -> {} by {} us",
+            self.id(from),
+            self.id(to),
+            extra_ns / 1_000
+        );
+        self.trace_line(line);
+    }
+
+    /// Freezes `node`'s process for `duration_ns` (a long GC pause, a
+    /// stopped VM, SIGSTOP): it handles nothing — no message, no timer —
+    /// until then, and handles what came meanwhile in order when it
+    /// thaws. Its connections stay open, so no one sees it die; its clock
+    /// runs on, so it finds its timers overdue.
+    pub fn pause(&mut self, node: NodeIndex, duration_ns: u64) {
+        let until = self.now_ns().saturating_add(duration_ns);
+        if let Some(n) = self.nodes.get_mut(node) {
+            n.paused_until_ns = n.paused_until_ns.max(until);
+            let line = format!("paused for {} ms", duration_ns / 1_000_000);
+            self.note(node, &line);
+        }
+    }
+
+    /// Thaws every paused node now.
+    pub fn resume_all(&mut self) {
+        let now = self.now_ns();
+        for n in &mut self.nodes {
+            n.paused_until_ns = n.paused_until_ns.min(now);
+        }
+    }
+
+    /// Whether `node` is frozen by [`Simulation::pause`] now.
+    pub fn is_paused(&self, node: NodeIndex) -> bool {
+        self.nodes
+            .get(node)
+            .is_some_and(|n| n.paused_until_ns > self.now_ns())
+    }
+
+    /// Wipes a crashed node's disk, as a lost or replaced data directory
+    /// would: it restarts as if for the first time. (A running node is
+    /// crashed first.)
+    pub fn wipe_disk(&mut self, node: NodeIndex) {
+        if node >= self.nodes.len() {
+            return;
+        }
+        self.crash(node);
+        self.nodes[node].disk = None;
+        self.nodes[node].previous_disk = None;
+        self.note(node, "disk wiped");
+    }
+
+    /// Crashes `node` and loses its latest write, as a disk that
+    /// acknowledged an fsync it had not made would: it restarts from the
+    /// state before. Tenure assumes honest fsync; this fault shows the
+    /// checker catching what breaking that assumption costs.
+    pub fn lose_last_write(&mut self, node: NodeIndex) {
+        if node >= self.nodes.len() {
+            return;
+        }
+        self.crash(node);
+        let n = &mut self.nodes[node];
+        if let Some(previous) = n.previous_disk.take() {
+            n.disk = Some(previous);
+        } else {
+            n.disk = None;
+        }
+        self.note(node, "lost its last write");
+    }
+}

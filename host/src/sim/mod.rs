@@ -44,7 +44,9 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, bail};
 
-use crate::bindings::types::{Event, LogLevel, NodeStatus, Options, PersistedState, Role, Timings};
+use crate::bindings::types::{
+    CampaignRefusal, Event, LogLevel, NodeStatus, Options, PersistedState, Role, Timings,
+};
 use crate::protocol::{Effect, ElectionComponent, Environment, ProtocolInstance};
 use invariants::Checker;
 pub use invariants::Violation;
@@ -178,6 +180,11 @@ struct SimNode {
     leading: Option<u64>,
     /// The node's plugin and its view; see `plugins.rs`.
     plugin: Option<plugins::NodePlugin>,
+    /// Until when the node's process is frozen (see `faults.rs`): what
+    /// arrives for it meanwhile waits, as in a socket buffer.
+    paused_until_ns: u64,
+    /// The state it persisted before the latest write, for a lost fsync.
+    previous_disk: Option<PersistedState>,
 }
 
 #[derive(Debug)]
@@ -205,6 +212,19 @@ enum Pending {
         incarnation: u64,
         id: u64,
     },
+}
+
+impl Pending {
+    /// The node that handles this event.
+    fn node(&self) -> NodeIndex {
+        match self {
+            Pending::Deliver { to, .. } => *to,
+            Pending::PluginWake { node, .. }
+            | Pending::HoldEnd { node, .. }
+            | Pending::Unreachable { node, .. }
+            | Pending::Timer { node, .. } => *node,
+        }
+    }
 }
 
 /// Which layer a simulated message is for.
@@ -336,6 +356,8 @@ impl Simulation {
             timers: BTreeSet::new(),
             leading: None,
             plugin: None,
+            paused_until_ns: 0,
+            previous_disk: None,
         });
         self.boot(index)?;
         Ok(index)
@@ -377,7 +399,12 @@ impl Simulation {
             if let Some(delay) = self.crash_detection_ns {
                 let at = self.now_ns().saturating_add(delay);
                 for other in 0..self.nodes.len() {
-                    if other != node && self.is_up(other) && self.partition.connected(node, other) {
+                    // The transport's rule (`tenure_transport::death`):
+                    // the crashed node's connection to `other` closes and
+                    // `other`'s redial is refused — both need the link.
+                    let sees = self.partition.connected(node, other)
+                        && self.partition.connected(other, node);
+                    if other != node && self.is_up(other) && sees {
                         let incarnation = self.nodes[other].incarnation;
                         self.schedule(
                             at,
@@ -509,9 +536,20 @@ impl Simulation {
         Ok(())
     }
 
-    /// Calls `campaign()` on a running node.
-    pub fn campaign(&mut self, node: NodeIndex) -> anyhow::Result<()> {
-        self.call(node, |i| i.campaign())
+    /// Calls `campaign()` on a running node: `Ok(Err(refusal))` if it
+    /// will not stand (it leads, or is loyal to a live leader, …).
+    pub fn campaign(&mut self, node: NodeIndex) -> anyhow::Result<Result<(), CampaignRefusal>> {
+        let mut answer = Ok(());
+        self.call(node, |i| {
+            let (effects, refused) = i.campaign()?;
+            answer = refused;
+            Ok(effects)
+        })?;
+        if let Err(refusal) = &answer {
+            let why = crate::protocol::explain_campaign_refusal(refusal);
+            self.note(node, &format!("campaign refused: {why}"));
+        }
+        Ok(answer)
     }
 
     /// Calls `step-down()` on a running node.
@@ -658,6 +696,16 @@ impl Simulation {
                 break;
             };
             self.shared.now_ns.store(next.at_ns, Ordering::Relaxed);
+            let paused_until = self
+                .nodes
+                .get(next.what.node())
+                .map_or(0, |n| n.paused_until_ns);
+            if paused_until > next.at_ns {
+                // A frozen process handles nothing until it thaws; what
+                // came for it is handled then, in the order it came.
+                self.schedule(paused_until, next.what);
+                continue;
+            }
             self.dispatch(next.what);
         }
         self.shared.now_ns.store(end, Ordering::Relaxed);
@@ -880,7 +928,8 @@ impl Simulation {
         let at = self.now_ns();
         let id = self.nodes[node].spec.id.clone();
         self.checker.persisted(at, node, &id, &state);
-        self.nodes[node].disk = Some(state);
+        let n = &mut self.nodes[node];
+        n.previous_disk = n.disk.replace(state);
     }
 
     fn send(&mut self, from: NodeIndex, to: &str, channel: Channel, payload: Vec<u8>) {
@@ -902,8 +951,9 @@ impl Simulation {
             if delays.is_empty() {
                 self.stats.dropped += 1;
             }
+            let extra = self.partition.extra_delay(from, target);
             for delay in delays {
-                let at_ns = self.now_ns().saturating_add(delay);
+                let at_ns = self.now_ns().saturating_add(delay).saturating_add(extra);
                 self.schedule(
                     at_ns,
                     Pending::Deliver {

@@ -2,6 +2,8 @@
 //! reordering and partitions. The [`super::Simulation`] applies it to every
 //! message with its seeded generator.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use super::rng::SimRng;
 
 const MS: u64 = 1_000_000;
@@ -57,17 +59,21 @@ impl NetworkConfig {
     }
 }
 
-/// Which nodes can reach each other: every node is in a group, and only
-/// nodes of the same group exchange messages. One group means healed.
+/// Which nodes can reach each other, link by link and in each direction:
+/// every node is in a group and only nodes of the same group exchange
+/// messages; on top of that, single directed links can be cut (a one-way
+/// fault, or a bridge partition where one node still reaches both sides
+/// that cannot reach each other) or slowed. Healed: one group, no cuts.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Partition {
-    /// Group of each node, by node index; missing entries are group 0.
     groups: Vec<u32>,
+    /// Directed links `(from, to)` that drop everything.
+    cut: BTreeSet<(usize, usize)>,
+    /// Directed links `(from, to)` with this much extra delay.
+    slow: BTreeMap<(usize, usize), u64>,
 }
 
 impl Partition {
-    /// Splits the nodes: each slice is a group; nodes not named form a
-    /// group of their own together.
     pub(crate) fn split(&mut self, node_count: usize, groups: &[&[usize]]) {
         self.groups = vec![0; node_count];
         for (g, members) in groups.iter().enumerate() {
@@ -79,20 +85,37 @@ impl Partition {
         }
     }
 
-    /// Puts every node back in one group.
+    /// Cuts the link from `from` to `to` (the other direction stays).
+    pub(crate) fn cut(&mut self, from: usize, to: usize) {
+        self.cut.insert((from, to));
+    }
+
+    /// Adds `extra_ns` of delay to every message from `from` to `to`.
+    pub(crate) fn slow(&mut self, from: usize, to: usize, extra_ns: u64) {
+        self.slow.insert((from, to), extra_ns);
+    }
+
+    /// The extra delay of the link from `from` to `to`.
+    pub(crate) fn extra_delay(&self, from: usize, to: usize) -> u64 {
+        self.slow.get(&(from, to)).copied().unwrap_or(0)
+    }
+
     pub(crate) fn heal(&mut self) {
         self.groups.clear();
+        self.cut.clear();
+        self.slow.clear();
     }
 
-    /// Whether `a` and `b` can exchange messages.
-    pub(crate) fn connected(&self, a: usize, b: usize) -> bool {
+    /// Whether a message sent by `from` now reaches `to`.
+    pub(crate) fn connected(&self, from: usize, to: usize) -> bool {
         let group = |n: usize| self.groups.get(n).copied().unwrap_or(0);
-        group(a) == group(b)
+        group(from) == group(to) && !self.cut.contains(&(from, to))
     }
 
-    /// Whether any split is in force.
     pub(crate) fn is_split(&self) -> bool {
-        self.groups.iter().any(|&g| g != 0) && self.groups.iter().any(|&g| g != self.groups[0])
+        let grouped =
+            self.groups.iter().any(|&g| g != 0) && self.groups.iter().any(|&g| g != self.groups[0]);
+        grouped || !self.cut.is_empty() || !self.slow.is_empty()
     }
 }
 
@@ -110,6 +133,23 @@ mod tests {
         assert!(!p.connected(2, 3));
         p.heal();
         assert!(!p.is_split() && p.connected(2, 3));
+    }
+
+    #[test]
+    fn one_way_cuts_and_bridges() {
+        let mut p = Partition::default();
+        p.cut(0, 1);
+        assert!(p.is_split());
+        assert!(!p.connected(0, 1) && p.connected(1, 0));
+        // A bridge: 0 and 2 cannot reach each other, 1 reaches both.
+        p.heal();
+        p.cut(0, 2);
+        p.cut(2, 0);
+        assert!(p.connected(0, 1) && p.connected(1, 2) && !p.connected(0, 2));
+        p.slow(1, 2, 7);
+        assert_eq!((p.extra_delay(1, 2), p.extra_delay(2, 1)), (7, 0));
+        p.heal();
+        assert!(!p.is_split() && p.connected(0, 2) && p.extra_delay(1, 2) == 0);
     }
 
     #[test]

@@ -1,0 +1,36 @@
+//! The protocol's typed refusals, in words an operator can act on.
+
+use crate::bindings::types::CampaignRefusal;
+
+/// One sentence that says why the node did not stand, and what to do.
+/// (The bindings' own `Display` prints the variant's debug form.)
+///
+/// ```
+/// use tenure_host::protocol::explain_campaign_refusal;
+/// use tenure_host::types::{CampaignRefusal, Loyalty};
+/// let loyal = CampaignRefusal::Loyal(Loyalty { leader: Some("n1".into()), for_ms: 120 });
+/// assert_eq!(
+///     explain_campaign_refusal(&loyal),
+///     "it is loyal to leader n1 for 120 ms more (that leader's lease may rest on it); \
+///      try again then, or transfer leadership to it"
+/// );
+/// ```
+pub fn explain_campaign_refusal(refusal: &CampaignRefusal) -> String {
+    match refusal {
+        CampaignRefusal::Leading(term) => format!("it already leads term {term}"),
+        CampaignRefusal::Observer => "it is an observer: it never stands".into(),
+        CampaignRefusal::Removed => "it was removed with leave: it never stands".into(),
+        CampaignRefusal::Loyal(loyalty) => {
+            let leader = loyalty.leader.as_deref().unwrap_or("(just restarted)");
+            format!(
+                "it is loyal to leader {leader} for {} ms more (that leader's lease may \
+                 rest on it); try again then, or transfer leadership to it",
+                loyalty.for_ms
+            )
+        }
+        CampaignRefusal::TermCeiling(term) => {
+            format!("its term {term} is at the ceiling; only a faulty peer pushes a term that far")
+        }
+        CampaignRefusal::NotStarted => "the protocol has not started".into(),
+    }
+}
