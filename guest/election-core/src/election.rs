@@ -617,10 +617,11 @@ impl Election {
     }
 
     /// Hands leadership to `to` (see [`crate::transfer`]): a heartbeat
-    /// round naming `to` goes to everyone first, then `to` is told to
-    /// campaign now (TimeoutNow). The target's election is exempt from the
-    /// others' loyalty, so this leader holds no lease until the transfer
-    /// is abandoned.
+    /// round naming `to` goes to everyone first, and once a majority has
+    /// acknowledged it `to` is told to campaign now (TimeoutNow, from
+    /// [`Election::tell_transfer_target`]). The target's election is exempt
+    /// from the others' loyalty, so this leader holds no lease until the
+    /// transfer is abandoned.
     fn hand_over(&mut self, to: &str) {
         self.log(
             LogLevel::Info,
@@ -630,11 +631,33 @@ impl Election {
         self.handing = Some(Handing {
             to: to.into(),
             began_ns: self.now_ns,
+            naming_round: self.lease.round + 1,
+            told: false,
         });
         self.send_heartbeats();
+        self.tell_transfer_target();
+    }
+
+    /// Sends the transfer target its TimeoutNow once a majority has
+    /// acknowledged a round naming it (so every voter of that majority
+    /// honours the target's vote request, however fast it travels).
+    fn tell_transfer_target(&mut self) {
+        let Some(handing) = self.handing.as_ref().filter(|h| !h.told) else {
+            return;
+        };
+        if !self
+            .lease
+            .majority_acked(&self.members, &self.id, handing.naming_round)
+        {
+            return;
+        }
+        let to = handing.to.clone();
+        if let Some(handing) = self.handing.as_mut() {
+            handing.told = true;
+        }
         let round = self.lease.round;
         self.send(
-            to,
+            &to,
             Body::TimeoutNow {
                 term: self.term,
                 round,
@@ -1101,6 +1124,7 @@ impl Election {
         if ok && term == self.term && self.role == Role::Leader {
             self.lease.acked(from, round);
             self.contact_mentioned(members);
+            self.tell_transfer_target();
         }
     }
 

@@ -90,6 +90,23 @@ impl Lease {
         }
     }
 
+    /// Whether a majority of `members` (`me` included, who acknowledges
+    /// every round it sends) acknowledged `round` or a later one.
+    pub fn majority_acked(&self, members: &BTreeSet<NodeId>, me: &str, round: u64) -> bool {
+        let Some(&(_, sent)) = self.sent.iter().find(|(r, _)| *r == round) else {
+            return false;
+        };
+        let others_needed = quorum::majority(members.len()).saturating_sub(1);
+        let others = self
+            .acked
+            .iter()
+            .filter(|(peer, acked)| {
+                peer.as_str() != me && members.contains(peer.as_str()) && **acked >= sent
+            })
+            .count();
+        others >= others_needed
+    }
+
     /// When the lease started: the send time of the newest round a
     /// majority of `members` (`me` included, who acknowledges every round
     /// it sends) acknowledged; none if no such round or after a transfer.

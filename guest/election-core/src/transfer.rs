@@ -27,12 +27,14 @@
 //!   TimeoutNow delivered late cannot start an election inside the new
 //!   lease either.
 //!
-//! The leader sends the heartbeat naming the target before the
-//! TimeoutNow, so on a network that keeps a sender's order the voters
-//! know of the transfer before the target's vote request reaches them,
-//! and a transfer still takes about one round trip. If a voter hears the
-//! vote request first, it refuses, and the transfer falls back to an
-//! ordinary election (safe, just slower).
+//! The leader tells the target to campaign only once a majority has
+//! acknowledged a heartbeat round naming it: each voter of that majority
+//! then knows of the transfer before the target's vote request can reach
+//! it, whatever the paths' delays, and the target wins at once. (Sending
+//! the TimeoutNow right after the naming round let a vote request that
+//! travelled faster than the naming heartbeat arrive first and be
+//! refused, and the transfer failed.) A transfer takes about two round
+//! trips.
 
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +48,10 @@ pub struct Handing {
     /// When the leader handed over; the transfer is abandoned one maximum
     /// election timeout later.
     pub began_ns: u64,
+    /// The first heartbeat round that named the target.
+    pub naming_round: u64,
+    /// Whether the target was told to campaign (TimeoutNow sent).
+    pub told: bool,
 }
 
 impl Handing {
@@ -127,6 +133,8 @@ mod tests {
         let h = Handing {
             to: "t".into(),
             began_ns: 100,
+            naming_round: 1,
+            told: false,
         };
         assert!(!h.expired(399, 300));
         assert!(h.expired(400, 300));

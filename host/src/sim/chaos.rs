@@ -5,8 +5,11 @@
 //!
 //! 1. **Safety phase** (10 s of virtual time): faults strike at random
 //!    moments — crashes, restarts, partitions (including isolating the
-//!    current leader), heals, bursts of loss, duplication and reordering —
-//!    while every event is checked against the invariants.
+//!    current leader), one-way and bridge partitions, slow links, process
+//!    pauses, refused dials to live peers, heals, bursts of loss,
+//!    duplication and reordering, and operators who campaign, transfer
+//!    leadership, step the leader down or remove crashed members — while
+//!    every event is checked against the invariants.
 //! 2. **Liveness phase**: the network heals and calms down and every
 //!    crashed node restarts. Within [`LIVENESS_BOUND_TIMEOUTS`] maximum
 //!    election timeouts every node must agree on one leader. Once the last
@@ -63,6 +66,28 @@ pub enum Fault {
     /// Remove a crashed node for good (`leave`), asked of a running one.
     /// It may be restarted later: its tombstone must keep it out.
     Leave,
+    /// Cut one directed link: one node stops hearing another, which still
+    /// hears it.
+    OneWay,
+    /// A bridge (non-transitive) partition: two groups that cannot reach
+    /// each other, and one node that reaches both.
+    Bridge,
+    /// Slow one directed link by up to a minimum election timeout.
+    SlowLink,
+    /// Freeze a node (GC pause, stopped VM) for up to three maximum
+    /// election timeouts: its connections stay open, nobody sees it die.
+    Pause,
+    /// A node's dial to a live peer that still reaches it is refused (a
+    /// resetting firewall, a full backlog): judged by the transport's
+    /// rule, it is no evidence of death.
+    RefuseDial,
+    /// An operator runs `tenure campaign` on a random node.
+    Campaign,
+    /// An operator transfers leadership to a random member (the
+    /// TimeoutNow may be lost, the target may crash).
+    Transfer,
+    /// An operator tells the leader to step down.
+    StepDown,
 }
 
 const ALL_FAULTS: [Fault; 8] = [
@@ -74,6 +99,19 @@ const ALL_FAULTS: [Fault; 8] = [
     Fault::Degrade,
     Fault::Calm,
     Fault::Leave,
+];
+
+/// Faults added after the first eight, drawn from a stream of their own so
+/// that every other choice a seed makes stays what it was.
+const LATER_FAULTS: [Fault; 8] = [
+    Fault::OneWay,
+    Fault::Bridge,
+    Fault::SlowLink,
+    Fault::Pause,
+    Fault::RefuseDial,
+    Fault::Campaign,
+    Fault::Transfer,
+    Fault::StepDown,
 ];
 
 /// Everything a seed decides about a run.
@@ -182,6 +220,8 @@ impl ChaosPlan {
             .collect();
         timings.stability_window_ms = clocks.range(u64::from(max), 3_000) as u32;
         let observer = clocks.chance(1.0 / 3.0);
+        let mut later = SimRng::derive(seed, 0x1a7e5);
+        faults.extend(LATER_FAULTS.into_iter().filter(|_| later.chance(0.5)));
         ChaosPlan {
             nodes,
             timings,
@@ -298,6 +338,7 @@ pub fn run(component: &Arc<ElectionComponent>, seed: u64) -> anyhow::Result<Chao
 
     // Liveness phase.
     sim.set_crash_mid_call(0.0);
+    sim.resume_all();
     sim.heal();
     sim.set_network(NetworkConfig::default());
     for node in 0..sim.node_count() {
@@ -416,9 +457,94 @@ fn inject(
                 return Ok(false);
             }
         }
-        Fault::Crash | Fault::Restart | Fault::Leave => return Ok(false),
+        Fault::OneWay if n >= 2 => {
+            let (from, to) = two_of(rng, n);
+            sim.cut_link(from, to);
+        }
+        Fault::Bridge if n >= 3 => {
+            let bridge = rng.index(n);
+            let (mut left, mut right) = (Vec::new(), Vec::new());
+            for node in (0..n).filter(|&i| i != bridge) {
+                if rng.chance(0.5) {
+                    left.push(node);
+                } else {
+                    right.push(node);
+                }
+            }
+            for &a in &left {
+                for &b in &right {
+                    sim.cut_link(a, b);
+                    sim.cut_link(b, a);
+                }
+            }
+        }
+        Fault::SlowLink if n >= 2 => {
+            let (from, to) = two_of(rng, n);
+            let min = u64::from(plan.timings.election_timeout_min_ms) * MS;
+            sim.slow_link(from, to, rng.range(MS, min));
+        }
+        Fault::Pause if !up.is_empty() => {
+            let max = u64::from(plan.timings.election_timeout_max_ms) * MS;
+            sim.pause(up[rng.index(up.len())], rng.range(max / 4, 3 * max));
+        }
+        Fault::RefuseDial if up.len() >= 2 => {
+            let node = up[rng.index(up.len())];
+            let peer = up[rng.index(up.len())];
+            // The refusal of a live peer the node still hears from; a
+            // refusal under a partition is the case the assumption
+            // excludes (see tenure_transport::death).
+            if peer == node || !sim.partition.connected(peer, node) {
+                return Ok(false);
+            }
+            sim.refuse_dial(node, peer);
+        }
+        Fault::Campaign if !up.is_empty() => {
+            let node = up[rng.index(up.len())];
+            // An operator cannot reach a frozen process.
+            if sim.is_paused(node) {
+                return Ok(false);
+            }
+            let _ = sim.campaign(node)?;
+        }
+        Fault::Transfer => {
+            let Some(&leader) = sim.leaders(CLUSTER).first() else {
+                return Ok(false);
+            };
+            if sim.is_paused(leader) {
+                return Ok(false);
+            }
+            let to = sim.id(rng.index(n)).to_string();
+            if sim.transfer_leadership(leader, &to).is_err() {
+                return Ok(false);
+            }
+        }
+        Fault::StepDown => {
+            let Some(&leader) = sim.leaders(CLUSTER).first() else {
+                return Ok(false);
+            };
+            if sim.is_paused(leader) {
+                return Ok(false);
+            }
+            sim.step_down(leader)?;
+        }
+        Fault::Crash
+        | Fault::Restart
+        | Fault::Leave
+        | Fault::OneWay
+        | Fault::Bridge
+        | Fault::SlowLink
+        | Fault::Pause
+        | Fault::RefuseDial
+        | Fault::Campaign => return Ok(false),
     }
     Ok(true)
+}
+
+/// Two different nodes of `n`, in a random order.
+fn two_of(rng: &mut SimRng, n: usize) -> (usize, usize) {
+    let a = rng.index(n);
+    let b = (a + 1 + rng.index(n - 1)) % n;
+    (a, b)
 }
 
 /// What a batch of chaos runs found.

@@ -1,17 +1,19 @@
 //! Safety invariants, checked on every event of a simulated run.
 //!
-//! - **Election safety**: at most one leader per term among nodes that share
-//!   a membership view. Two nodes that each formed a cluster alone (say two
-//!   empty-bootstrap nodes before either `join`s) may both lead term 1: they
-//!   did not count each other, so no quorum was split. Two leaders of one
-//!   term where either counted the other as a member is a violation.
+//! - **Election safety**: at most one leader per term across every node of
+//!   a cluster, whatever their views of the membership (views that drift
+//!   apart are exactly how two leaders happen). The one exception is two
+//!   nodes that each lead a cluster of one by configuration — say two
+//!   empty-bootstrap nodes before either `join`s: they counted no one but
+//!   themselves, and the README says not to run leader work on a node
+//!   that is about to join.
 //! - **Monotonic terms**: a node's term never decreases, across restarts
 //!   too (the term is persisted).
 //! - **One vote per term**: what a node persists never changes its vote
 //!   within a term, nor takes its term back, across crashes and restarts.
 //! - **Leases**: no node believes it holds a lease (its lease expiry is
-//!   later than its own clock) while a node that shares its membership
-//!   view has been elected leader of a later term. Checked with each
+//!   later than its own clock) while any node of its cluster has been
+//!   elected leader of a later term. Checked with each
 //!   node's clock drifting from the others'.
 
 use std::collections::BTreeMap;
@@ -97,9 +99,13 @@ impl Checker {
         let key = (status.cluster_id.clone(), term);
         let others = self.leaders.entry(key).or_default();
         let mut clashes = Vec::new();
+        // Across every node of the cluster, whatever their views of the
+        // membership: a Jepsen-style checker sees two leaders, not views.
+        // The one exception: two nodes that each lead a cluster of one by
+        // configuration (an empty bootstrap, before `join`).
+        let alone = |r: &LeaderRecord| r.members.len() == 1 && r.members[0] == r.id;
         for other in others.iter().filter(|o| o.node != node) {
-            let shared = other.members.contains(&record.id) || record.members.contains(&other.id);
-            if shared {
+            if !(alone(&record) && alone(other)) {
                 clashes.push(other.id.clone());
             }
         }
@@ -140,7 +146,7 @@ impl Checker {
 
     /// Checks a leader's lease at virtual time `at_ns`, when its own clock
     /// reads `local_ns`: a lease still running while a leader of a later
-    /// term (sharing a membership view with it) was elected is a violation.
+    /// term (anywhere in the cluster) was elected is a violation.
     pub fn lease(&mut self, at_ns: u64, local_ns: u64, status: &NodeStatus) {
         let Some(expires) = status.lease_expires_ns else {
             return;
@@ -153,7 +159,7 @@ impl Checker {
             .range((status.cluster_id.clone(), status.term + 1)..)
             .take_while(|((cluster, _), _)| *cluster == status.cluster_id)
             .flat_map(|((_, term), records)| records.iter().map(move |r| (*term, r)))
-            .find(|(_, r)| r.members.contains(&status.node_id) || status.members.contains(&r.id));
+            .next();
         if let Some((term, record)) = later {
             let what = format!(
                 "{} holds a lease at term {} for {} ms more, but {} was elected in term {term}",
@@ -211,6 +217,14 @@ mod tests {
         c.became_leader(2, 1, 3, &status("b", 3, &["a", "b", "c"]));
         assert_eq!(c.violations().len(), 1);
         assert!(c.violations()[0].what.contains("two leaders in term 3"));
+    }
+
+    #[test]
+    fn two_leaders_of_one_term_are_caught_even_with_disjoint_views() {
+        let mut c = Checker::default();
+        c.became_leader(1, 0, 4, &status("a", 4, &["a", "b", "c"]));
+        c.became_leader(2, 1, 4, &status("d", 4, &["d", "e", "f"]));
+        assert_eq!(c.violations().len(), 1);
     }
 
     #[test]
