@@ -60,3 +60,28 @@ fn a_chaos_seed_replays_to_the_same_trace() {
     let other = chaos::run(&component, 4243).expect("runs");
     assert_ne!(first.fingerprint, other.fingerprint);
 }
+
+/// Seeds that once failed, each named for what it found. They run on every
+/// test run, whatever `TENURE_CHAOS_SEEDS` says.
+#[test]
+fn chaos_regression_seeds_pass() {
+    let component = component();
+    for (seed, found) in [
+        (
+            471,
+            "a transfer whose vote request overtook the heartbeat naming its target \
+             was refused; the leader re-won and kept its priority-0 leadership",
+        ),
+        (
+            5579,
+            "liveness once failed here on an earlier commit; not reproduced since",
+        ),
+    ] {
+        let report = chaos::run(&component, seed).expect("runs");
+        assert!(
+            report.passed(),
+            "seed {seed} ({found}) fails again:\n{}",
+            report.failure_summary()
+        );
+    }
+}
