@@ -2,7 +2,8 @@
 //! in the simulator: each test makes one fault a reviewer found could break
 //! "one leader per term" or the lease, and checks that it no longer does.
 
-use tenure_host::sim::{NodeIndex, Simulation};
+use tenure_host::sim::{NodeIndex, NodeSpec, Simulation};
+use tenure_host::types::CampaignRefusal;
 use tenure_tests::{MAX_TIMEOUT, MS, assert_safe, cluster, elect};
 
 const IDS: [&str; 3] = ["n1", "n2", "n3"];
@@ -77,4 +78,97 @@ fn a_refusal_from_a_leader_that_is_also_cut_off_is_taken_for_a_death() {
         broke > 0,
         "the checker should catch the lease broken outside the assumption"
     );
+}
+
+/// The lease of a leader whose majority is `{leader, f1}` rests on f1's
+/// loyalty. Right after a partition of f2 heals, an operator's campaign
+/// on f1 used to win with f2's vote (f2 had heard no heartbeat for a
+/// while) — a second leader inside the first one's lease. f1 now refuses
+/// to stand while loyal, and says so.
+#[test]
+fn campaigning_right_after_a_heal_on_the_follower_a_lease_rests_on_is_refused() {
+    for seed in 0..5 {
+        let mut sim = cluster(seed, "c", &IDS);
+        let (leader, leader_id, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+        let rest = followers(&sim, leader);
+        let (f1, f2) = (rest[0], rest[1]);
+        sim.partition(&[&[f2]]);
+        sim.run_for(1_000 * MS);
+        sim.heal();
+        sim.run_for(MS);
+        let answer = sim.campaign(f1).expect("runs");
+        assert!(
+            matches!(answer, Err(CampaignRefusal::Loyal(_))),
+            "seed {seed}: {answer:?}"
+        );
+        sim.run_for(1_000 * MS);
+        assert_safe(&sim);
+        assert_eq!(sim.agreement("c"), Some((leader_id.clone(), term)));
+    }
+}
+
+/// A transfer whose TimeoutNow is lost (here the link to the target is cut
+/// one way, so the target still acknowledges heartbeats) used to leave the
+/// leader without a lease for the rest of its term. It is abandoned after a
+/// maximum election timeout, and the lease comes back a round later.
+#[test]
+fn a_transfer_whose_timeout_now_is_lost_gives_the_lease_back() {
+    for seed in 0..5 {
+        let mut sim = cluster(seed, "c", &IDS);
+        let (leader, leader_id, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+        let target = followers(&sim, leader)[0];
+        let target_id = sim.id(target).to_string();
+        sim.run_for(100 * MS);
+        // Let the naming heartbeat through, then lose everything else the
+        // leader sends the target, the TimeoutNow included.
+        sim.transfer_leadership(leader, &target_id)
+            .expect("accepted");
+        sim.cut_link(leader, target);
+        sim.run_for(MAX_TIMEOUT + 200 * MS);
+        sim.heal();
+        sim.run_for(200 * MS);
+        let status = sim.status(leader).expect("running");
+        let now = sim.node_now_ns(leader);
+        assert_eq!(
+            sim.agreement("c"),
+            Some((leader_id.clone(), term)),
+            "seed {seed}"
+        );
+        assert!(
+            status.lease_expires_ns.is_some_and(|until| until > now),
+            "seed {seed}: the leader never got its lease back"
+        );
+        assert_safe(&sim);
+    }
+}
+
+/// A joiner whose peer list names nodes that do not exist used to spread
+/// them to every member's persisted membership: the quorum grew past the
+/// nodes that exist and, once a real node failed, no leader could ever be
+/// elected (and `leave` needs one). Members now come only from the
+/// bootstrap, from nodes that spoke, or from the leader.
+#[test]
+fn a_joiners_phantom_peers_never_become_members() {
+    for seed in 0..3 {
+        let mut sim = cluster(seed, "c", &IDS);
+        let (leader, _, _) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+        let joiner = sim
+            .add_node(NodeSpec::new("j", "c", &["n1", "ghost1", "ghost2"]))
+            .expect("starts");
+        sim.join(joiner, "n1").expect("joins");
+        sim.run_for(2_000 * MS);
+        for node in 0..sim.node_count() {
+            let status = sim.status(node).expect("running");
+            assert!(
+                !status.members.iter().any(|m| m.starts_with("ghost")) || node == joiner,
+                "seed {seed}: {} counts {:?}",
+                status.node_id,
+                status.members
+            );
+        }
+        // Four real voters: losing the leader leaves three, a majority.
+        sim.crash(leader);
+        elect(&mut sim, "c", 20 * MAX_TIMEOUT);
+        assert_safe(&sim);
+    }
 }
