@@ -172,3 +172,30 @@ fn a_joiners_phantom_peers_never_become_members() {
         assert_safe(&sim);
     }
 }
+
+/// Faults outside the assumptions are still faults the checker must see.
+/// A disk that loses an acknowledged write, and a data directory that is
+/// lost, make a node forget its term and vote: the checker catches the
+/// node that comes back with its term taken back.
+#[test]
+fn a_lost_fsync_and_a_wiped_data_directory_are_caught_by_the_checker() {
+    for wipe in [false, true] {
+        let mut sim = cluster(7, "c", &IDS);
+        let (leader, _, _) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+        // Make the term move on so every node has written at least twice.
+        sim.step_down(leader).expect("steps down");
+        let (leader, _, _) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+        let victim = followers(&sim, leader)[0];
+        if wipe {
+            sim.wipe_disk(victim);
+        } else {
+            sim.lose_last_write(victim);
+        }
+        sim.restart(victim).expect("restarts");
+        sim.run_for(100 * MS);
+        assert!(
+            !sim.violations().is_empty(),
+            "wipe={wipe}: the checker missed a node that forgot its term"
+        );
+    }
+}
