@@ -62,3 +62,122 @@ fn a_state_file_of_another_cluster_is_refused_at_start() {
     assert!(log.contains("belongs to cluster \"elsewhere\""), "{log}");
     cluster.wait_for_leader(&["n2", "n3"], BOUND);
 }
+
+/// Every `(term, process)` that became leader, from the event logs in
+/// `dirs` (one per process: two processes may share a node id).
+fn leaders_by_term_and_process(
+    cluster: &Cluster,
+    dirs: &[&str],
+) -> std::collections::BTreeMap<u64, Vec<String>> {
+    let mut by_term: std::collections::BTreeMap<u64, Vec<String>> = Default::default();
+    for dir in dirs {
+        let text =
+            std::fs::read_to_string(cluster.data_dir(dir).join("events.log")).unwrap_or_default();
+        for line in text.lines() {
+            let event: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+            if event["event"] == "became-leader" {
+                let term = event["term"].as_u64().expect("term");
+                let leaders = by_term.entry(term).or_default();
+                if !leaders.contains(&dir.to_string()) {
+                    leaders.push(dir.to_string());
+                }
+            }
+        }
+    }
+    by_term
+}
+
+/// A careless operator copies n1's config and data directory to a second
+/// host and starts it there: two live processes claim node id n1. Before
+/// hellos carried an incarnation, both could lead one term (14 of 40
+/// forced rounds in the review). Now the peers refuse the second process
+/// loudly, and forced elections never give one term two leaders.
+#[test]
+fn a_second_process_with_a_running_nodes_id_is_refused_and_never_co_leads() {
+    let mut cluster = Cluster::start("duplicate-id", 3, |_| String::new());
+    cluster.wait_for_leader(&["n1", "n2", "n3"], BOUND);
+    // The copy: n1's data directory and config, another listen and admin
+    // port (another host), its own event log.
+    let copy = cluster.data_dir("n1dup");
+    let copied = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(cluster.data_dir("n1"))
+        .arg(&copy)
+        .status()
+        .expect("cp runs");
+    assert!(copied.success());
+    std::fs::write(copy.join("events.log"), "").expect("fresh event log");
+    let config = std::fs::read_to_string(cluster.dir.join("n1.toml")).expect("n1's config");
+    let admin = kit::free_port();
+    let text: String = config
+        .lines()
+        .map(|line| {
+            if line.starts_with("listen") {
+                format!("listen = \"127.0.0.1:{}\"", kit::free_port())
+            } else if line.starts_with("admin") {
+                format!("admin = \"127.0.0.1:{admin}\"")
+            } else if line.starts_with("data-dir") {
+                "data-dir = \"n1dup\"".to_string()
+            } else {
+                line.to_string()
+            }
+        })
+        .map(|line| line + "\n")
+        .collect();
+    std::fs::write(cluster.dir.join("n1dup.toml"), text).expect("the copy's config");
+    cluster.spawn("n1dup");
+    cluster.admins.insert(
+        "n1dup".into(),
+        format!("127.0.0.1:{admin}").parse().expect("addr"),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Force elections: step whoever leads down, ten times.
+    for _ in 0..10 {
+        let (leader, _) = cluster.wait_for_leader(&["n1", "n2", "n3"], BOUND);
+        kit::post(cluster.admins[&leader], "/step-down", b"");
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    let by_term = leaders_by_term_and_process(&cluster, &["n1", "n2", "n3", "n1dup"]);
+    for (term, leaders) in &by_term {
+        assert_eq!(
+            leaders.len(),
+            1,
+            "term {term} had leaders {leaders:?}\n{}",
+            cluster.logs()
+        );
+    }
+    assert!(by_term.len() >= 5, "too few elections: {by_term:?}");
+    // The peers said so, loudly.
+    let statuses = cluster.statuses();
+    let refused: u64 = ["n2", "n3"]
+        .iter()
+        .filter_map(|id| statuses.get(*id))
+        .map(|s| s.transport.duplicate_ids)
+        .sum();
+    assert!(refused > 0, "{statuses:#?}");
+    let logs = ["n2", "n3"]
+        .iter()
+        .map(|id| {
+            std::fs::read_to_string(cluster.dir.join(format!("{id}.log"))).unwrap_or_default()
+        })
+        .collect::<String>();
+    assert!(
+        logs.contains("two live processes claim one node id"),
+        "{logs}"
+    );
+    // And the duplicate, told so, stopped with the reason.
+    let exited = cluster
+        .children
+        .get_mut("n1dup")
+        .and_then(|child| child.try_wait().ok().flatten());
+    assert!(
+        exited.is_some_and(|status| !status.success()),
+        "the duplicate kept running: {exited:?}"
+    );
+    let dup_log = std::fs::read_to_string(cluster.dir.join("n1dup.log")).unwrap_or_default();
+    assert!(
+        dup_log.contains("another live process already runs as node n1"),
+        "{dup_log}"
+    );
+}

@@ -91,7 +91,8 @@ pub fn elected(component: &ElectionComponent) -> (Vec<ProtocolInstance>, Vec<u8>
         route(i, effects, &mut queue);
         nodes.push(node);
     }
-    let effects = nodes[0].campaign().expect("campaigns");
+    let (effects, answer) = nodes[0].campaign().expect("campaigns");
+    answer.expect("a fresh node stands");
     route(0, effects, &mut queue);
     for _ in 0..1_000 {
         let Some((from, to, payload)) = queue.pop_front() else {

@@ -365,8 +365,9 @@ impl Node {
                     None => continue,
                 },
                 Some(event) = peer_events.recv() => match self.on_peer_event(event) {
-                    Some(effects) => effects,
-                    None => continue,
+                    Ok(Some(effects)) => effects,
+                    Ok(None) => continue,
+                    Err(fatal) => break Err(fatal),
                 },
                 Some(command) = commands.recv() => match command {
                     Command::Status(reply) => {
@@ -515,8 +516,15 @@ impl Node {
     /// leader is how a crashed leader shows (its kernel closed our
     /// connection and no process listens any more): the protocol is told,
     /// so it can campaign without waiting out the election timeout.
-    fn on_peer_event(&mut self, event: PeerEvent) -> Option<anyhow::Result<Vec<Effect>>> {
-        match event {
+    ///
+    /// A peer that refused this process as a duplicate (another live
+    /// process holds this node id there) is fatal: this process stops, so
+    /// two processes can never both count as one node.
+    fn on_peer_event(
+        &mut self,
+        event: PeerEvent,
+    ) -> anyhow::Result<Option<anyhow::Result<Vec<Effect>>>> {
+        Ok(match event {
             PeerEvent::Connected { peer } => {
                 tracing::debug!(node = %self.config.node_id, %peer, "connected");
                 None
@@ -525,14 +533,31 @@ impl Node {
                 tracing::info!(node = %self.config.node_id, %peer, "connection lost");
                 None
             }
+            PeerEvent::RefusedAsDuplicate { peer, reason } => {
+                anyhow::bail!(
+                    "another live process already runs as node {}: {peer} says \"{reason}\"; \
+                     this one stops (stop the other, or give this one its own node id and \
+                     data directory)",
+                    self.config.node_id
+                );
+            }
+            PeerEvent::DuplicateId { peer } => {
+                tracing::error!(
+                    node = %self.config.node_id,
+                    %peer,
+                    "a second live process claims this peer's node id and was refused; stop one \
+                     of them (a copied config, or a node started twice?)"
+                );
+                None
+            }
             PeerEvent::Unreachable { peer } => {
                 tracing::debug!(node = %self.config.node_id, %peer, "unreachable");
                 if !self.config.fast_failover {
-                    return None;
+                    return Ok(None);
                 }
                 Some(self.protocol.peer_unreachable(&peer))
             }
-        }
+        })
     }
 
     /// Carries out a call's effects in order. A failed persist is fatal:

@@ -65,6 +65,11 @@ pub struct TransportReport {
     pub received: u64,
     pub dropped: u64,
     pub rejected: u64,
+    /// Hellos refused because a second live process claimed a peer's node
+    /// id (a copied config, a node started twice): nonzero means an
+    /// operator must stop one of them.
+    #[serde(default)]
+    pub duplicate_ids: u64,
 }
 
 impl NodeReport {
@@ -130,11 +135,8 @@ impl NodeReport {
                 sent: stats.sent,
                 received: stats.received,
                 dropped: stats.dropped_queue_full + stats.dropped_unknown_peer,
-                rejected: stats.rejected_malformed
-                    + stats.rejected_oversize
-                    + stats.rejected_unauthenticated
-                    + stats.rejected_foreign_cluster
-                    + stats.rejected_misaddressed,
+                rejected: stats.rejected(),
+                duplicate_ids: stats.rejected_duplicate_id,
             },
         }
     }

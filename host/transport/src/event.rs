@@ -36,7 +36,7 @@ impl Channel {
 
     pub(crate) fn from_kind(kind: Kind) -> Option<Channel> {
         match kind {
-            Kind::Hello => None,
+            Kind::Hello | Kind::Refusal => None,
             Kind::Protocol => Some(Channel::Protocol),
             Kind::Plugin => Some(Channel::Plugin),
             Kind::Host => Some(Channel::Host),
@@ -79,6 +79,20 @@ pub enum PeerEvent {
         /// The peer's node id.
         peer: String,
     },
+    /// A second live process claimed `peer`'s node id and was refused (see
+    /// the transport's `claims` module): an operator must stop one of them.
+    DuplicateId {
+        /// The node id two processes claim.
+        peer: String,
+    },
+    /// `peer` refused this process: another live process already speaks
+    /// for this node's id there. This process must stop.
+    RefusedAsDuplicate {
+        /// The peer that refused.
+        peer: String,
+        /// Its reason, as it sent it.
+        reason: String,
+    },
 }
 
 impl PeerEvent {
@@ -87,7 +101,9 @@ impl PeerEvent {
         match self {
             PeerEvent::Connected { peer }
             | PeerEvent::Disconnected { peer }
-            | PeerEvent::Unreachable { peer } => peer,
+            | PeerEvent::Unreachable { peer }
+            | PeerEvent::DuplicateId { peer }
+            | PeerEvent::RefusedAsDuplicate { peer, .. } => peer,
         }
     }
 }

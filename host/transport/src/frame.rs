@@ -51,6 +51,11 @@ pub enum Kind {
     Plugin,
     /// A payload for the receiving host itself (e.g. a forwarded call).
     Host,
+    /// A listener's answer on a dialled connection, just before it closes
+    /// it: the payload says why the dialler is refused (the only frame
+    /// that travels from listener to dialler). Sent to a second process
+    /// claiming a node id that a live process holds.
+    Refusal,
 }
 
 impl Kind {
@@ -61,6 +66,7 @@ impl Kind {
             Kind::Protocol => 1,
             Kind::Plugin => 2,
             Kind::Host => 3,
+            Kind::Refusal => 4,
         }
     }
 
@@ -71,6 +77,7 @@ impl Kind {
             1 => Some(Kind::Protocol),
             2 => Some(Kind::Plugin),
             3 => Some(Kind::Host),
+            4 => Some(Kind::Refusal),
             _ => None,
         }
     }

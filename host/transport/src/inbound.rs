@@ -19,9 +19,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodecError};
 
-use crate::event::{Channel, Inbound};
-use crate::frame;
-use crate::shared::{Shared, log_join};
+use crate::claims::Duplicate;
+use crate::event::{Channel, Inbound, PeerEvent};
+use crate::frame::{self, Kind};
+use crate::shared::{Shared, lock, log_join};
 use crate::stats::Counters;
 
 /// How long a new connection may take to say hello before it is closed, so
@@ -50,6 +51,7 @@ pub(crate) async fn accept_loop(
         match accepted {
             Ok((stream, remote)) => {
                 tracing::debug!(peer = %remote, "accepted connection");
+                keep_alive(&stream, remote);
                 connections.spawn(serve(stream, remote, shared.clone(), inbound.clone()));
             }
             Err(e) => {
@@ -67,6 +69,20 @@ pub(crate) async fn accept_loop(
     }
 }
 
+/// Turns TCP keepalive on for an accepted connection, so one whose host
+/// vanished (no reset ever comes) ends within seconds and stops holding
+/// its peer's claim ([`crate::claims::KEEPALIVE`]).
+fn keep_alive(stream: &TcpStream, remote: SocketAddr) {
+    let k = &crate::claims::KEEPALIVE;
+    let params = socket2::TcpKeepalive::new()
+        .with_time(k.idle)
+        .with_interval(k.interval)
+        .with_retries(k.retries);
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&params) {
+        tracing::warn!(peer = %remote, error = %e, "cannot set TCP keepalive");
+    }
+}
+
 /// Why a frame (and so its connection) was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Rejection {
@@ -75,6 +91,8 @@ pub(crate) enum Rejection {
     ForeignCluster(String),
     Misaddressed(String),
     Unauthenticated,
+    /// Another live process already speaks for that node id here.
+    DuplicateId(String),
 }
 
 impl Rejection {
@@ -85,6 +103,7 @@ impl Rejection {
             Rejection::ForeignCluster(_) => &stats.rejected_foreign_cluster,
             Rejection::Misaddressed(_) => &stats.rejected_misaddressed,
             Rejection::Unauthenticated => &stats.rejected_unauthenticated,
+            Rejection::DuplicateId(_) => &stats.rejected_duplicate_id,
         }
     }
 }
@@ -97,6 +116,7 @@ impl fmt::Display for Rejection {
             Rejection::ForeignCluster(id) => write!(f, "foreign cluster {id:?}"),
             Rejection::Misaddressed(why) => write!(f, "misaddressed: {why}"),
             Rejection::Unauthenticated => f.write_str("bad HMAC"),
+            Rejection::DuplicateId(why) => write!(f, "duplicate node id: {why}"),
         }
     }
 }
@@ -104,8 +124,14 @@ impl fmt::Display for Rejection {
 /// A frame that passed every check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Accepted {
-    /// The connection's introduction: who is sending, and where it listens.
-    Hello { from: String, listen: SocketAddr },
+    /// The connection's introduction: who is sending, where it listens,
+    /// and which process it is (its incarnation; 0 from builds before it
+    /// was sent).
+    Hello {
+        from: String,
+        listen: SocketAddr,
+        incarnation: u64,
+    },
     /// A payload from the peer that said hello.
     Message(Inbound),
 }
@@ -134,12 +160,16 @@ pub(crate) fn check(
     if !frame.verify(&shared.key) {
         return Err(Rejection::Unauthenticated);
     }
+    if frame.kind == Kind::Refusal {
+        return Err(Rejection::Malformed("a refusal sent to a listener".into()));
+    }
     match (Channel::from_kind(frame.kind), hello_from) {
         (None, None) => {
-            let listen = hello_address(frame.payload, remote)?;
+            let (listen, incarnation) = hello_payload(frame.payload, remote)?;
             Ok(Accepted::Hello {
                 from: frame.from.to_owned(),
                 listen,
+                incarnation,
             })
         }
         (None, Some(_)) => Err(Rejection::Malformed("second hello on a connection".into())),
@@ -164,12 +194,22 @@ pub(crate) fn check(
     }
 }
 
-/// Parses a hello's payload: the dialler's listen address as text. An
-/// unspecified IP (it listens on every interface) is replaced by the IP the
-/// connection came from.
-fn hello_address(payload: &[u8], remote: SocketAddr) -> Result<SocketAddr, Rejection> {
+/// Parses a hello's payload: the dialler's listen address as text, then
+/// (after a space) its incarnation in hex; further space-separated words
+/// are ignored, so later versions can add to the hello. An unspecified IP
+/// (it listens on every interface) is replaced by the IP the connection
+/// came from.
+fn hello_payload(payload: &[u8], remote: SocketAddr) -> Result<(SocketAddr, u64), Rejection> {
     let text = std::str::from_utf8(payload)
         .map_err(|_| Rejection::Malformed("hello address is not UTF-8".into()))?;
+    let mut words = text.split(' ');
+    let text = words.next().unwrap_or_default();
+    let incarnation = match words.next() {
+        None => 0,
+        Some(word) => u64::from_str_radix(word, 16).map_err(|_| {
+            Rejection::Malformed(format!("hello incarnation {:?} is not hex", clip(word)))
+        })?,
+    };
     let mut addr: SocketAddr = text.parse().map_err(|_| {
         Rejection::Malformed(format!("hello address {:?} does not parse", clip(text)))
     })?;
@@ -181,7 +221,7 @@ fn hello_address(payload: &[u8], remote: SocketAddr) -> Result<SocketAddr, Rejec
     if addr.ip().is_unspecified() {
         addr.set_ip(remote.ip());
     }
-    Ok(addr)
+    Ok((addr, incarnation))
 }
 
 /// At most 64 characters of a peer-supplied string, for a log line: a
@@ -265,11 +305,30 @@ async fn serve(
         };
         match check(&shared, remote, hello_from.as_deref(), &body) {
             Err(rejection) => return reject(&shared, remote, &rejection),
-            Ok(Accepted::Hello { from, listen }) => {
+            Ok(Accepted::Hello {
+                from,
+                listen,
+                incarnation,
+            }) => {
+                // The claim first: a duplicate's hello must not move the
+                // peer's address to the duplicate.
+                match OpenFrom::new(&shared, &from, incarnation, remote) {
+                    Ok(open) => _counted = Some(open),
+                    Err(duplicate) => {
+                        let notice = refuse_duplicate(&shared, &from, &duplicate);
+                        // Tell the refused process why, so it stops.
+                        let mut stream = frames.into_inner();
+                        let _ = tokio::time::timeout(
+                            Duration::from_secs(1),
+                            write_notice(&mut stream, notice),
+                        )
+                        .await;
+                        return;
+                    }
+                }
                 if shared.set_peer_addr(&from, listen) != Some(listen) {
                     tracing::info!(peer = %from, addr = %listen, "learned peer address from hello");
                 }
-                _counted = Some(OpenFrom::new(&shared, &from));
                 hello_from = Some(from);
             }
             Ok(Accepted::Message(message)) => {
@@ -296,31 +355,95 @@ async fn serve(
     }
 }
 
-/// An authenticated connection from a peer, counted in that peer's
-/// [`DeathEvidence`](crate::death::DeathEvidence) until dropped.
+/// An authenticated connection from a peer: its incarnation's claim on the
+/// peer's node id ([`crate::claims`]), and one open connection in the
+/// peer's [`DeathEvidence`](crate::death::DeathEvidence), until dropped.
 struct OpenFrom {
     shared: Arc<Shared>,
     peer: String,
+    incarnation: u64,
 }
 
 impl OpenFrom {
-    fn new(shared: &Arc<Shared>, peer: &str) -> OpenFrom {
+    fn new(
+        shared: &Arc<Shared>,
+        peer: &str,
+        incarnation: u64,
+        remote: SocketAddr,
+    ) -> Result<OpenFrom, Duplicate> {
+        lock(&shared.claims).open(peer, incarnation, remote)?;
         shared.witness(peer, |evidence| {
             evidence.inbound_opened();
             false
         });
-        OpenFrom {
+        Ok(OpenFrom {
             shared: Arc::clone(shared),
             peer: peer.to_owned(),
-        }
+            incarnation,
+        })
     }
 }
 
 impl Drop for OpenFrom {
     fn drop(&mut self) {
+        lock(&self.shared.claims).close(&self.peer, self.incarnation);
         self.shared
             .witness(&self.peer, |evidence| evidence.inbound_closed());
     }
+}
+
+/// Refuses the hello of a second live process claiming `peer`'s node id:
+/// counted, logged as an error once per process (an operator must act),
+/// reported to the application; returns the signed refusal to send it
+/// before the connection closes.
+fn refuse_duplicate(shared: &Shared, peer: &str, duplicate: &Duplicate) -> Option<bytes::Bytes> {
+    let (held, held_from) = duplicate.holder;
+    let (refused, refused_from) = duplicate.refused;
+    let rejection = Rejection::DuplicateId(format!(
+        "process {refused:016x} at {refused_from} claims node id {peer:?}, which process \
+         {held:016x} at {held_from} holds"
+    ));
+    Counters::add(rejection.counter(&shared.stats), 1);
+    if lock(&shared.claims).first_refusal(peer, refused) {
+        tracing::error!(
+            %peer,
+            holder = %held_from,
+            refused = %refused_from,
+            "two live processes claim one node id; refusing the newer (a copied config, or a \
+             node started twice?)"
+        );
+        shared.emit(PeerEvent::DuplicateId {
+            peer: peer.to_owned(),
+        });
+    }
+    let reason = format!(
+        "{} already hears a live process as node {peer:?} (from {held_from}); this one \
+         (from {refused_from}) must stop",
+        shared.node_id
+    );
+    frame::encode(
+        &shared.key,
+        Kind::Refusal,
+        &shared.cluster_id,
+        &shared.node_id,
+        peer,
+        reason.as_bytes(),
+    )
+    .ok()
+}
+
+/// Writes a refusal frame (length-prefixed, as every frame) on a dialled
+/// connection the listener is about to close.
+async fn write_notice(stream: &mut TcpStream, notice: Option<bytes::Bytes>) {
+    use tokio::io::AsyncWriteExt as _;
+    let Some(body) = notice else { return };
+    let Ok(len) = u32::try_from(body.len()) else {
+        return;
+    };
+    let mut bytes = len.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&body);
+    let _ = stream.write_all(&bytes).await;
+    let _ = stream.flush().await;
 }
 
 fn reject(shared: &Shared, remote: SocketAddr, rejection: &Rejection) {
@@ -351,6 +474,8 @@ mod tests {
             reconnect_max: Duration::from_millis(2),
             peers: Mutex::new(BTreeMap::new()),
             evidence: Mutex::new(BTreeMap::new()),
+            incarnation: 1,
+            claims: Mutex::new(crate::claims::Claims::default()),
             stats: Counters::default(),
             events,
             cancel: CancellationToken::new(),
@@ -387,9 +512,24 @@ mod tests {
             check(&s, remote, None, &hello),
             Ok(Accepted::Hello {
                 from: "p".into(),
-                listen: "10.1.2.3:7000".parse().unwrap()
+                listen: "10.1.2.3:7000".parse().unwrap(),
+                incarnation: 0,
             })
         );
+        // This build's hellos add the incarnation; later words are ignored.
+        let hello = body(Kind::Hello, "c", "p", "me", b"0.0.0.0:7000 00ff later=1");
+        assert!(matches!(
+            check(&s, remote, None, &hello),
+            Ok(Accepted::Hello {
+                incarnation: 255,
+                ..
+            })
+        ));
+        let bad = body(Kind::Hello, "c", "p", "me", b"0.0.0.0:7000 zz");
+        assert!(matches!(
+            check(&s, remote, None, &bad),
+            Err(Rejection::Malformed(_))
+        ));
         let msg = body(Kind::Plugin, "c", "p", "me", b"x");
         assert!(matches!(
             check(&s, remote, Some("p"), &msg),

@@ -27,7 +27,8 @@
 //! ```text
 //! offset  field
 //! 0       version     u8   = 1
-//! 1       kind        u8   0 = hello, 1 = protocol, 2 = plugin, 3 = host
+//! 1       kind        u8   0 = hello, 1 = protocol, 2 = plugin, 3 = host,
+//!                          4 = refusal
 //! 2       cluster_id  u16 BE length, then that many bytes of UTF-8
 //! .       from        u8 length, then the sender's node id (UTF-8)
 //! .       to          u8 length, then the addressee's node id (UTF-8)
@@ -37,12 +38,21 @@
 //! ```
 //!
 //! The first frame on a dialled connection is a *hello*: `to` is the peer
-//! dialled, the payload the dialler's listen address as text (e.g.
-//! `127.0.0.1:7001`). The receiver records that address for `from`, so it
-//! can answer a peer it did not know (an unspecified IP such as `0.0.0.0` is
-//! replaced by the connection's source IP). Every later frame on the
-//! connection carries a payload for [`Channel::Protocol`] or
-//! [`Channel::Plugin`] and must have the hello's `from`.
+//! dialled, the payload the dialler's listen address as text, a space, and
+//! its process's random incarnation in hex (e.g. `127.0.0.1:7001
+//! 3f2a9c0d11e4b7a5`; later words are ignored, so the hello can grow). The
+//! receiver records that address for `from`, so it can answer a peer it did
+//! not know (an unspecified IP such as `0.0.0.0` is replaced by the
+//! connection's source IP). Every later frame on the connection carries a
+//! payload for [`Channel::Protocol`] or [`Channel::Plugin`] and must have
+//! the hello's `from`.
+//!
+//! While a connection from one incarnation of a peer is open, a hello from
+//! another incarnation claiming the same id is refused (`claims`): the
+//! listener writes one *refusal* frame (the only frame that travels from
+//! listener to dialler) and closes; the refused side reports
+//! [`PeerEvent::RefusedAsDuplicate`] and the node stops. A peer counts as
+//! dead for fast failover only on the evidence described in [`death`].
 //!
 //! The [`frame`] module encodes and decodes bodies, for tools and tests.
 //!
@@ -74,11 +84,13 @@
 //!   claim any `from`; the hello binds a connection to one sender only
 //!   against outsiders.
 //! - **Connection limits.** The listener accepts any number of connections;
-//!   idle ones are closed only by the hello timeout.
+//!   idle ones are closed only by the hello timeout (and, once
+//!   authenticated, by TCP keepalive if their host vanishes).
 
 #![warn(missing_docs)]
 
 mod backoff;
+mod claims;
 mod config;
 pub mod death;
 mod error;

@@ -96,6 +96,10 @@ enum Ended {
     Stop,
     /// The connection broke; reconnect.
     Broken(String),
+    /// The peer refused this process (another live process holds this
+    /// node's id there): reported, and redialled with back-off until the
+    /// application stops.
+    Refused(String),
 }
 
 /// How many times a peer whose long-held connection broke is redialled
@@ -144,22 +148,34 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<By
                 });
                 tracing::debug!(%peer, "connected");
                 shared.emit(PeerEvent::Connected { peer: peer.clone() });
-                let since = Instant::now();
+                let mut since = Some(Instant::now());
                 match pump(&shared, &mut queue, reader, writer).await {
                     Ended::Stop => return,
                     Ended::Broken(reason) => {
                         tracing::info!(%peer, %reason, "connection lost");
                         shared.emit(PeerEvent::Disconnected { peer: peer.clone() });
                     }
+                    Ended::Refused(reason) => {
+                        tracing::error!(%peer, %reason, "refused as a duplicate of this node");
+                        shared.emit(PeerEvent::RefusedAsDuplicate {
+                            peer: peer.clone(),
+                            reason,
+                        });
+                        // No quick redials: the back-off paces the retries.
+                        quick_redials = 0;
+                        since = None;
+                    }
                 }
                 // Only a connection that held resets the back-off (and
                 // earns quick redials), so a peer that accepts and at once
                 // hangs up is not redialled in a tight loop.
-                if since.elapsed() >= shared.reconnect_max {
-                    backoff.reset();
-                }
-                if since.elapsed() >= shared.reconnect_min {
-                    quick_redials = QUICK_REDIALS + 1;
+                if let Some(since) = since {
+                    if since.elapsed() >= shared.reconnect_max {
+                        backoff.reset();
+                    }
+                    if since.elapsed() >= shared.reconnect_min {
+                        quick_redials = QUICK_REDIALS + 1;
+                    }
                 }
             }
         }
@@ -230,7 +246,7 @@ async fn connect(shared: &Shared, peer: &str) -> Result<(OwnedReadHalf, Writer),
         &shared.cluster_id,
         &shared.node_id,
         peer,
-        shared.local_addr.to_string().as_bytes(),
+        format!("{} {:016x}", shared.local_addr, shared.incarnation).as_bytes(),
     )
     .map_err(|e| format!("cannot encode hello: {e}"))?;
     tokio::time::timeout(WRITE_TIMEOUT, SinkExt::<Bytes>::send(&mut writer, hello))
@@ -240,6 +256,20 @@ async fn connect(shared: &Shared, peer: &str) -> Result<(OwnedReadHalf, Writer),
     Ok((reader, writer))
 }
 
+/// The reason in `bytes` if they are one whole, authenticated refusal
+/// frame addressed to this node (the listener's last word before it closes
+/// a connection; see `inbound::refuse_duplicate`).
+fn refusal(shared: &Shared, bytes: &[u8]) -> Option<String> {
+    let (len, body) = bytes.split_first_chunk::<4>()?;
+    let body = body.get(..usize::try_from(u32::from_be_bytes(*len)).ok()?)?;
+    let frame = frame::decode(body).ok()?;
+    let ours = frame.kind == Kind::Refusal
+        && frame.cluster_id == shared.cluster_id
+        && frame.to == shared.node_id
+        && frame.verify(&shared.key);
+    ours.then(|| String::from_utf8_lossy(frame.payload).into_owned())
+}
+
 /// Writes queued frames until the connection breaks or the transport stops.
 async fn pump(
     shared: &Shared,
@@ -247,16 +277,19 @@ async fn pump(
     mut reader: OwnedReadHalf,
     mut writer: Writer,
 ) -> Ended {
-    let mut probe = [0u8; 64];
+    let mut probe = [0u8; 1024];
     loop {
         let first = tokio::select! {
             _ = shared.cancel.cancelled() => return Ended::Stop,
             read = reader.read(&mut probe) => {
-                return Ended::Broken(match read {
-                    Ok(0) => "closed by peer".to_owned(),
-                    Ok(_) => "peer wrote on a send-only connection".to_owned(),
-                    Err(e) => e.to_string(),
-                });
+                return match read {
+                    Ok(0) => Ended::Broken("closed by peer".to_owned()),
+                    Ok(n) => match refusal(shared, probe.get(..n).unwrap_or_default()) {
+                        Some(reason) => Ended::Refused(reason),
+                        None => Ended::Broken("peer wrote on a send-only connection".to_owned()),
+                    },
+                    Err(e) => Ended::Broken(e.to_string()),
+                };
             }
             frame = queue.next() => match frame {
                 Some(frame) => frame,

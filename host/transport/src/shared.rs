@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::LengthDelimitedCodec;
 use tokio_util::sync::CancellationToken;
 
+use crate::claims::Claims;
 use crate::death::DeathEvidence;
 use crate::event::PeerEvent;
 use crate::frame::FrameKey;
@@ -27,6 +28,11 @@ pub(crate) struct Shared {
     pub peers: Mutex<BTreeMap<String, SocketAddr>>,
     /// Per peer, what its connections say about whether its process lives.
     pub evidence: Mutex<BTreeMap<String, DeathEvidence>>,
+    /// This process's incarnation, sent in every hello (see
+    /// [`crate::claims`]).
+    pub incarnation: u64,
+    /// Which incarnation of each peer this node listens to.
+    pub claims: Mutex<Claims>,
     pub stats: Counters,
     pub events: mpsc::Sender<PeerEvent>,
     pub cancel: CancellationToken,

@@ -33,6 +33,10 @@ pub struct TransportStats {
     /// Frames addressed to another node, or whose sender differs from the
     /// one that said hello on that connection.
     pub rejected_misaddressed: u64,
+    /// Hellos refused because another live process already speaks for
+    /// that node id here (see `claims`): a copied config, a node started
+    /// twice.
+    pub rejected_duplicate_id: u64,
 }
 
 impl TransportStats {
@@ -43,6 +47,7 @@ impl TransportStats {
             + self.rejected_unauthenticated
             + self.rejected_foreign_cluster
             + self.rejected_misaddressed
+            + self.rejected_duplicate_id
     }
 }
 
@@ -58,6 +63,7 @@ pub(crate) struct Counters {
     pub rejected_unauthenticated: AtomicU64,
     pub rejected_foreign_cluster: AtomicU64,
     pub rejected_misaddressed: AtomicU64,
+    pub rejected_duplicate_id: AtomicU64,
 }
 
 impl Counters {
@@ -77,6 +83,7 @@ impl Counters {
             rejected_unauthenticated: get(&self.rejected_unauthenticated),
             rejected_foreign_cluster: get(&self.rejected_foreign_cluster),
             rejected_misaddressed: get(&self.rejected_misaddressed),
+            rejected_duplicate_id: get(&self.rejected_duplicate_id),
         }
     }
 }

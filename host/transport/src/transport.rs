@@ -103,6 +103,8 @@ impl Transport {
             reconnect_max: config.reconnect_max,
             peers: Mutex::new(config.peers),
             evidence: Mutex::new(BTreeMap::new()),
+            incarnation: rand::random(),
+            claims: Mutex::new(crate::claims::Claims::default()),
             stats: Counters::default(),
             events: events_tx,
             cancel: CancellationToken::new(),

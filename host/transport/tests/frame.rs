@@ -37,6 +37,7 @@ fn kinds_round_trip() {
         (Kind::Protocol, 1),
         (Kind::Plugin, 2),
         (Kind::Host, 3),
+        (Kind::Refusal, 4),
     ] {
         assert_eq!(kind.to_byte(), byte);
         assert_eq!(Kind::from_byte(byte), Some(kind));
@@ -48,7 +49,7 @@ fn kinds_round_trip() {
         );
         assert!(f.verify(&key()));
     }
-    assert_eq!(Kind::from_byte(4), None);
+    assert_eq!(Kind::from_byte(5), None);
 }
 
 #[test]
