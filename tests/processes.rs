@@ -431,3 +431,86 @@ fn inspect_shows_what_the_plugin_says_of_itself() {
     assert_eq!(code, 404, "{body}");
     assert!(body.contains("no plugin"), "{body}");
 }
+
+/// `tenure demo` stops its nodes and exits within about a second when
+/// SIGINT or SIGTERM is sent to its own pid only (a supervisor, `kill PID`)
+/// rather than to the terminal's process group — and leaves no node
+/// running. It used to wait for each node in turn (seconds), and a SIGTERM
+/// left the nodes running.
+#[test]
+fn the_demo_stops_its_nodes_on_a_signal_to_its_own_pid() {
+    use std::io::BufRead as _;
+    for signal in ["-INT", "-TERM"] {
+        let base = demo_base_port();
+        let mut demo = Command::new(env!("CARGO_BIN_EXE_tenure"))
+            .args(["demo", "--seconds", "60", "--base-port", &base.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the demo starts");
+        let pid = demo.id();
+        let stdout = demo.stdout.take().expect("piped");
+        let (lines, seen) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = lines.send(line);
+            }
+        });
+        let deadline = Instant::now() + BOUND;
+        let mut output = String::new();
+        while !output.contains("leader in term") {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match seen.recv_timeout(left) {
+                Ok(line) => output.push_str(&(line + "\n")),
+                Err(_) => panic!("no leader shown within {BOUND:?}:\n{output}"),
+            }
+        }
+        let signalled = Instant::now();
+        let sent = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        let status = loop {
+            if let Some(status) = demo.try_wait().expect("waits") {
+                break status;
+            }
+            assert!(
+                signalled.elapsed() < Duration::from_secs(10),
+                "the demo ignored {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let took = signalled.elapsed();
+        assert!(status.success(), "{signal}: {status:?}\n{output}");
+        // A second is the goal; allow for a loaded machine.
+        assert!(took < Duration::from_secs(3), "{signal}: took {took:?}");
+        let left = processes_mentioning(&format!("tenure-demo-{pid}"));
+        assert!(left.is_empty(), "{signal}: nodes left running: {left:?}");
+        println!("demo stopped {took:?} after {signal}");
+    }
+}
+
+/// The command lines of running processes that mention `text` (what
+/// `pgrep -f` finds, without needing procps).
+fn processes_mentioning(text: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|bytes| String::from_utf8_lossy(&bytes).replace('\0', " "))
+        .filter(|line| line.contains(text))
+        .collect()
+}

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use tenure_host::admin_client::{ACTION_TIMEOUT, STATUS_TIMEOUT, fetch_status, request};
 
@@ -88,12 +89,14 @@ pub async fn demo(options: DemoOptions) -> anyhow::Result<ExitCode> {
         "Press Enter to kill the leader (SIGKILL) and watch the failover; type `swap` and Enter \
          to hot-swap every scheduler for its v2 build; Ctrl-C to stop.\n"
     );
-    let result = watch(&mut nodes, &exe, &options).await;
-    for node in &mut nodes {
-        if let Some(mut child) = node.child.take() {
-            stop(&mut child).await;
-        }
-    }
+    // Listen for SIGINT and SIGTERM from the start, so a signal sent to
+    // this process alone (not to the terminal's process group) stops the
+    // nodes too, and none is missed between two turns of the loop.
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let result = watch(&mut nodes, &exe, &options, &mut interrupt, &mut terminate).await;
+    let children: Vec<Child> = nodes.iter_mut().filter_map(|n| n.child.take()).collect();
+    stop_all(children).await;
     let _ = std::fs::remove_dir_all(&dir);
     println!("All nodes stopped.");
     result.map(|()| ExitCode::SUCCESS)
@@ -214,22 +217,38 @@ fn plugin_message(line: &str) -> Option<&str> {
     Some(rest.split(" node=").next().unwrap_or(rest).trim())
 }
 
-async fn stop(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        // SIGTERM first so the node shuts down cleanly.
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
+/// How long the nodes get to stop cleanly (a leader hands over first)
+/// before they are killed: the demo exits within about a second.
+const STOP_GRACE: Duration = Duration::from_millis(800);
+
+/// Stops every node at once: SIGTERM to all, then SIGKILL to any still
+/// running after [`STOP_GRACE`].
+async fn stop_all(mut children: Vec<Child>) {
+    for child in &children {
+        if let Some(pid) = child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
     }
-    if tokio::time::timeout(Duration::from_secs(3), child.wait())
-        .await
-        .is_err()
-    {
-        let _ = child.kill().await;
+    let deadline = tokio::time::Instant::now() + STOP_GRACE;
+    for child in &mut children {
+        if tokio::time::timeout_at(deadline, child.wait())
+            .await
+            .is_err()
+        {
+            let _ = child.kill().await;
+        }
     }
 }
 
-async fn watch(nodes: &mut [DemoNode], exe: &Path, options: &DemoOptions) -> anyhow::Result<()> {
+async fn watch(
+    nodes: &mut [DemoNode],
+    exe: &Path,
+    options: &DemoOptions,
+    interrupt: &mut Signal,
+    terminate: &mut Signal,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut last: BTreeMap<&str, String> = BTreeMap::new();
     let mut enter = BufReader::new(tokio::io::stdin()).lines();
@@ -238,7 +257,8 @@ async fn watch(nodes: &mut [DemoNode], exe: &Path, options: &DemoOptions) -> any
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         let kill = tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = interrupt.recv() => return Ok(()),
+            _ = terminate.recv() => return Ok(()),
             line = enter.next_line(), if stdin_open => {
                 match line {
                     Ok(Some(text)) if text.trim() == "swap" => {
