@@ -88,6 +88,9 @@ pub enum Fault {
     Transfer,
     /// An operator tells the leader to step down.
     StepDown,
+    /// A node's clock changes rate (within ±1 %, the bound the seeds'
+    /// lease margin covers), carrying on from its reading.
+    ClockRate,
 }
 
 const ALL_FAULTS: [Fault; 8] = [
@@ -103,7 +106,7 @@ const ALL_FAULTS: [Fault; 8] = [
 
 /// Faults added after the first eight, drawn from a stream of their own so
 /// that every other choice a seed makes stays what it was.
-const LATER_FAULTS: [Fault; 8] = [
+const LATER_FAULTS: [Fault; 9] = [
     Fault::OneWay,
     Fault::Bridge,
     Fault::SlowLink,
@@ -112,6 +115,7 @@ const LATER_FAULTS: [Fault; 8] = [
     Fault::Campaign,
     Fault::Transfer,
     Fault::StepDown,
+    Fault::ClockRate,
 ];
 
 /// Everything a seed decides about a run.
@@ -526,6 +530,11 @@ fn inject(
                 return Ok(false);
             }
             sim.step_down(leader)?;
+        }
+        Fault::ClockRate => {
+            let node = rng.index(n);
+            let drift = rng.range(0, 20_000) as i32 - 10_000;
+            sim.set_clock_drift(node, drift);
         }
         Fault::Crash
         | Fault::Restart

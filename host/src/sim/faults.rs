@@ -131,3 +131,23 @@ impl Simulation {
         self.note(node, "lost its last write");
     }
 }
+
+impl Simulation {
+    /// From now on `node`'s clock runs `drift_ppm` parts per million fast
+    /// (negative: slow), carrying on from its current reading — the rate
+    /// change a hypervisor or a drifting oscillator brings. Stay within the
+    /// margin the nodes' `lease-drift-margin-ms` covers, or the lease
+    /// invariant will (rightly) fail.
+    pub fn set_clock_drift(&mut self, node: NodeIndex, drift_ppm: i32) {
+        let now = self.now_ns();
+        let Some(n) = self.nodes.get_mut(node) else {
+            return;
+        };
+        n.clock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_drift(now, drift_ppm);
+        n.spec.clock_drift_ppm = drift_ppm;
+        self.note(node, &format!("clock now drifts {drift_ppm} ppm"));
+    }
+}

@@ -30,6 +30,7 @@
 //!   [`crate::plugin::driver::PluginDriver`] a real node uses.
 
 pub mod chaos;
+mod clock;
 mod faults;
 pub mod invariants;
 pub mod network;
@@ -48,6 +49,7 @@ use crate::bindings::types::{
     CampaignRefusal, Event, LogLevel, NodeStatus, Options, PersistedState, Role, Timings,
 };
 use crate::protocol::{Effect, ElectionComponent, Environment, ProtocolInstance};
+use clock::NodeClock;
 use invariants::Checker;
 pub use invariants::Violation;
 pub use network::NetworkConfig;
@@ -136,25 +138,17 @@ struct Shared {
 struct SimEnvironment {
     shared: Arc<Shared>,
     rng: SimRng,
-    drift_ppm: i32,
+    clock: Arc<Mutex<NodeClock>>,
 }
 
-/// What a clock running `drift_ppm` fast reads at virtual time `at_ns`.
-fn local_time(at_ns: u64, drift_ppm: i32) -> u64 {
-    let drifted = i128::from(at_ns) * (1_000_000 + i128::from(drift_ppm)) / 1_000_000;
-    u64::try_from(drifted.max(0)).unwrap_or(u64::MAX)
-}
-
-/// How much virtual time passes while a clock running `drift_ppm` fast
-/// advances by `local_ns`.
-fn virtual_span(local_ns: u64, drift_ppm: i32) -> u64 {
-    let rate = (1_000_000 + i128::from(drift_ppm)).max(1);
-    u64::try_from(i128::from(local_ns) * 1_000_000 / rate).unwrap_or(u64::MAX)
+/// Reads a node's clock (a poisoned lock still holds a valid clock).
+fn read_clock(clock: &Mutex<NodeClock>) -> NodeClock {
+    *clock.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Environment for SimEnvironment {
     fn now_ns(&mut self) -> u64 {
-        local_time(self.shared.now_ns.load(Ordering::Relaxed), self.drift_ppm)
+        read_clock(&self.clock).local(self.shared.now_ns.load(Ordering::Relaxed))
     }
 
     fn random_u64(&mut self) -> u64 {
@@ -185,6 +179,8 @@ struct SimNode {
     paused_until_ns: u64,
     /// The state it persisted before the latest write, for a lost fsync.
     previous_disk: Option<PersistedState>,
+    /// Its clock, shared with its protocol's environment (see `clock.rs`).
+    clock: Arc<Mutex<NodeClock>>,
 }
 
 #[derive(Debug)]
@@ -340,14 +336,16 @@ impl Simulation {
     /// Node `node`'s own clock now, in nanoseconds: what its protocol and
     /// plugin read as the time.
     pub fn node_now_ns(&self, node: NodeIndex) -> u64 {
-        let drift = self.nodes.get(node).map_or(0, |n| n.spec.clock_drift_ppm);
-        local_time(self.now_ns(), drift)
+        self.nodes
+            .get(node)
+            .map_or(0, |n| read_clock(&n.clock).local(self.now_ns()))
     }
 
     /// Adds and starts a node now; returns its index.
     pub fn add_node(&mut self, spec: NodeSpec) -> anyhow::Result<NodeIndex> {
         let index = self.nodes.len();
         self.routes.entry(spec.id.clone()).or_default().push(index);
+        let spec_drift = spec.clock_drift_ppm;
         self.nodes.push(SimNode {
             spec,
             instance: None,
@@ -358,6 +356,7 @@ impl Simulation {
             plugin: None,
             paused_until_ns: 0,
             previous_disk: None,
+            clock: Arc::new(Mutex::new(NodeClock::drifting(spec_drift))),
         });
         self.boot(index)?;
         Ok(index)
@@ -577,7 +576,7 @@ impl Simulation {
         let env = SimEnvironment {
             shared: self.shared.clone(),
             rng: SimRng::derive(self.seed, (node as u64) << 32 | n.incarnation | 1 << 31),
-            drift_ppm: n.spec.clock_drift_ppm,
+            clock: n.clock.clone(),
         };
         let mut new = component.instantiate(&n.spec.id, Box::new(env))?;
         let effects = new.import_state(&n.spec.options(), &state)?;
@@ -745,7 +744,7 @@ impl Simulation {
         let env = SimEnvironment {
             shared: self.shared.clone(),
             rng: SimRng::derive(self.seed, (node as u64) << 32 | n.incarnation),
-            drift_ppm: n.spec.clock_drift_ppm,
+            clock: n.clock.clone(),
         };
         let mut instance = self.component.instantiate(&n.spec.id, Box::new(env))?;
         let effects = instance
@@ -863,7 +862,7 @@ impl Simulation {
             match effect {
                 Effect::Send { to, payload } => self.send(node, &to, Channel::Protocol, payload),
                 Effect::SetTimer { id, after_ns } => {
-                    let after_ns = virtual_span(after_ns, self.nodes[node].spec.clock_drift_ppm);
+                    let after_ns = read_clock(&self.nodes[node].clock).span(after_ns);
                     let at_ns = self.now_ns().saturating_add(after_ns);
                     let n = &mut self.nodes[node];
                     n.timers.insert(id);
