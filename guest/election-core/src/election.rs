@@ -28,6 +28,7 @@ use alloc::vec::Vec;
 
 use crate::handover::{Handover, role_code, role_from};
 use crate::hints::Hints;
+use crate::identity::{Identity, Verdict};
 use crate::lease::Lease;
 use crate::liveness::{Change, Liveness};
 use crate::options::{Options, OptionsError, Timings, valid_node_id};
@@ -96,6 +97,10 @@ pub struct Election {
     /// The transfer target the followed leader's newest heartbeat names:
     /// the only candidate this loyal node grants a transfer vote.
     pub(crate) named: Named,
+    /// Durable: this node's data id, the ids it recorded for its peers,
+    /// who confirmed its own, and whether it lost its state (see
+    /// [`crate::identity`]).
+    pub(crate) identity: Identity,
     /// This node's standing: voter or observer, and its priority.
     standing: Standing,
     /// Observers heard from: they get heartbeats but are not members.
@@ -157,6 +162,9 @@ impl Election {
             None => (0, None, BTreeSet::new()),
         };
         members.retain(|m| !removed.contains(m));
+        // Drawn (if need be) before anything else, and persisted with the
+        // first flush: before any message leaves.
+        let (identity, drawn) = Identity::start(persisted.as_ref(), env);
         let mut e = Election {
             id: options.node_id,
             cluster_id: options.cluster_id,
@@ -178,6 +186,7 @@ impl Election {
             lease: Lease::default(),
             handing: None,
             named: Named::default(),
+            identity,
             standing,
             observers: BTreeSet::new(),
             peers: BTreeMap::new(),
@@ -205,12 +214,14 @@ impl Election {
                 e.members.len()
             ),
         );
+        e.introduce_identity(drawn);
         e.arm_election_timer(env, 0);
         if !e.standing.voter {
             // Let whoever leads know to send this observer heartbeats.
             let members = e.member_list();
             e.send_to_all(Body::Join { members });
         }
+        e.ask_for_confirmation();
         e.flush();
         Ok(e)
     }
@@ -258,6 +269,9 @@ impl Election {
                 self.flush();
             }
             return;
+        }
+        if !self.hear_identity(from, &message, env) {
+            return self.flush();
         }
         if message.sender.voter {
             self.discover(from);
@@ -311,6 +325,18 @@ impl Election {
                 granted,
                 current,
             } => self.on_pre_vote(from, term, granted, current, env),
+            Body::Identify { ask } => {
+                if ask {
+                    let ask = self.votes() && self.identity.lacks(from);
+                    self.send(from, Body::Identify { ask });
+                }
+            }
+        }
+        if self.identity.stand_when_confirmed && self.confirmed() {
+            // The election timer fired while this node waited for
+            // confirmations: stand now rather than a timeout later.
+            self.identity.stand_when_confirmed = false;
+            self.election_timeout(env);
         }
         self.flush();
     }
@@ -322,14 +348,7 @@ impl Election {
         self.now_ns = now;
         if self.election_timer == Some(id) {
             self.election_timer = None;
-            self.expire_peers(now);
-            match self.role {
-                Role::Leader => {}
-                _ if !self.votes() => self.announce_observer(env),
-                _ if self.loyal() => self.wait_out_loyalty(env),
-                _ if self.pre_vote => self.start_pre_vote(env),
-                Role::Follower | Role::Candidate => self.become_candidate(env, false),
-            }
+            self.election_timeout(env);
         } else if self.heartbeat_timer == Some(id) {
             self.heartbeat_timer = None;
             if self.role == Role::Leader {
@@ -357,6 +376,22 @@ impl Election {
             );
         }
         self.flush();
+    }
+
+    /// What the election timer's expiry means: stand (after a pre-vote if
+    /// it is on) unless this node leads, does not vote, is loyal to a live
+    /// leader, or lacks confirmations of its data id (then it asks again
+    /// and stands when they arrive).
+    fn election_timeout(&mut self, env: &mut impl Environment) {
+        self.expire_peers(self.now_ns);
+        match self.role {
+            Role::Leader => {}
+            _ if !self.votes() => self.announce_observer(env),
+            _ if self.loyal() => self.wait_out_loyalty(env),
+            _ if !self.confirmed() => self.wait_for_confirmation(env),
+            _ if self.pre_vote => self.start_pre_vote(env),
+            Role::Follower | Role::Candidate => self.become_candidate(env, false),
+        }
     }
 
     /// Adds `peer` to the voting membership and introduces this node to it.
@@ -738,6 +773,10 @@ impl Election {
                 LogLevel::Info,
                 format!("{} refused to campaign: it {refusal}", self.id),
             );
+            if let Refusal::Unconfirmed { .. } = refusal {
+                self.ask_for_confirmation();
+                self.flush();
+            }
             return Err(refusal);
         }
         if self.pre_vote {
@@ -756,10 +795,18 @@ impl Election {
             Some(Refusal::Leading { term: self.term })
         } else if !self.standing.voter {
             Some(Refusal::Observer)
+        } else if self.identity.abstaining() {
+            Some(Refusal::LostState)
         } else if !self.votes() {
             Some(Refusal::Removed)
         } else if terms::next(self.term).is_none() {
             Some(Refusal::TermCeiling { term: self.term })
+        } else if !self.confirmed() {
+            let (have, need) = self.identity.confirmations(&self.members, &self.id);
+            Some(Refusal::Unconfirmed {
+                have: have as u32,
+                need: need as u32,
+            })
         } else {
             let left = self.loyalty_left_ns()?;
             Some(Refusal::Loyal {
@@ -812,6 +859,9 @@ impl Election {
             quorum: quorum::majority(self.members.len()) as u32,
             ignored_messages: self.ignored_messages,
             lease_expires_ns: self.lease_expires_ns(),
+            data_id: self.identity.data_id(),
+            abstaining: self.identity.abstaining(),
+            confirmed: self.confirmed(),
         }
     }
 
@@ -842,9 +892,16 @@ impl Election {
         self.heartbeat_timer
     }
 
-    /// Whether this node takes part in elections: a voter not removed.
+    /// Whether this node takes part in elections: a voter not removed
+    /// that has not lost its state.
     fn votes(&self) -> bool {
-        self.standing.voter && !self.removed.contains(&self.id)
+        self.standing.voter && !self.removed.contains(&self.id) && !self.identity.abstaining()
+    }
+
+    /// Whether enough other members confirmed this node's data id for it
+    /// to vote and stand (see [`crate::identity`]).
+    fn confirmed(&self) -> bool {
+        self.identity.confirmed(&self.members, &self.id)
     }
 
     /// Whether this node is loyal to a leader it believes alive: it leads
@@ -908,6 +965,7 @@ impl Election {
             lease,
             handing: None,
             named: Named::default(),
+            identity: Identity::default(),
             standing,
             observers: BTreeSet::new(),
             peers: BTreeMap::new(),
@@ -944,6 +1002,10 @@ impl Election {
             voted_for: self.voted_for.clone(),
             members: self.member_list(),
             removed: self.removed_list(),
+            data_id: self.identity.data_id(),
+            known_ids: self.identity.known_list(),
+            confirmed_by: self.identity.confirmed_list(),
+            abstain: self.identity.abstaining(),
         }
     }
 
@@ -957,6 +1019,19 @@ impl Election {
         env: &mut impl Environment,
     ) {
         if !self.votes() {
+            return self.send(
+                from,
+                Body::Vote {
+                    term: self.term,
+                    granted: false,
+                },
+            );
+        }
+        if !self.confirmed() {
+            // Not yet sure it never voted under another data id: refuse,
+            // keep its term, and ask. The answer names the candidate, so
+            // it learns this node's id from it.
+            self.refuse_unconfirmed(from, "a vote", term);
             return self.send(
                 from,
                 Body::Vote {
@@ -1179,6 +1254,10 @@ impl Election {
         // election timeout. That is what keeps a returning node from
         // deposing a healthy leader.
         let granted = term > self.term && !self.loyal() && self.votes();
+        if granted && !self.confirmed() {
+            self.refuse_unconfirmed(from, "a pre-vote", term);
+        }
+        let granted = granted && self.confirmed();
         if granted && !self.pre_campaign && self.replacing_a_dead_leader() {
             // Someone is already taking its turn: step back a whole line
             // of turns rather than campaign against it a slot from now.
@@ -1279,6 +1358,7 @@ impl Election {
         let changed = self.role != Role::Follower || self.leader != leader;
         if leader.is_some() {
             self.failover_until_ns = None;
+            self.identity.stand_when_confirmed = false;
         }
         self.role = Role::Follower;
         self.leader = leader;
@@ -1315,9 +1395,14 @@ impl Election {
             // Every path here checks loyalty first; this is the last line.
             return self.wait_out_loyalty(env);
         }
+        if !self.confirmed() {
+            // Its own vote is a vote too.
+            return self.wait_for_confirmation(env);
+        }
         let Some(term) = self.next_term(env) else {
             return;
         };
+        self.identity.stand_when_confirmed = false;
         let own_vote = Some(self.id.clone());
         self.set_term(term, own_vote);
         self.role = Role::Candidate;
@@ -1544,45 +1629,49 @@ impl Election {
         let heartbeat = self.heartbeat();
         self.send_to_all(heartbeat.clone());
         let observers: Vec<NodeId> = self.observers.iter().cloned().collect();
-        if !observers.is_empty() {
-            let payload = self.encode(heartbeat);
-            for observer in observers {
-                self.actions.push(Action::Send {
-                    to: observer,
-                    payload: payload.clone(),
-                });
-            }
-        }
+        self.send_to_each(&observers, heartbeat);
     }
 
     fn send(&mut self, to: &str, body: Body) {
         self.flush();
-        let payload = self.encode(body);
+        let payload = self.encode(&body, to);
         self.actions.push(Action::Send {
             to: to.into(),
             payload,
         });
     }
 
-    /// Sends one message to every member but self, encoding it once.
+    /// Sends one message to every member but self (encoded for each: the
+    /// header names the recipient).
     fn send_to_all(&mut self, body: Body) {
+        let peers: Vec<NodeId> = self
+            .members
+            .iter()
+            .filter(|m| **m != self.id)
+            .cloned()
+            .collect();
+        self.send_to_each(&peers, body);
+    }
+
+    fn send_to_each(&mut self, peers: &[NodeId], body: Body) {
         self.flush();
-        let payload = self.encode(body);
-        for peer in &self.members {
-            if *peer != self.id {
-                self.actions.push(Action::Send {
-                    to: peer.clone(),
-                    payload: payload.clone(),
-                });
-            }
+        for peer in peers {
+            let payload = self.encode(&body, peer);
+            self.actions.push(Action::Send {
+                to: peer.clone(),
+                payload,
+            });
         }
     }
 
-    fn encode(&self, body: Body) -> Vec<u8> {
+    /// Encodes `body` for `to`, naming it by the data id recorded for it.
+    fn encode(&self, body: &Body, to: &str) -> Vec<u8> {
         Message {
             cluster_id: self.cluster_id.clone(),
             sender: self.standing,
-            body,
+            sender_data_id: self.identity.data_id(),
+            recipient_data_id: self.identity.recorded(to),
+            body: body.clone(),
         }
         .encode()
     }
@@ -1762,6 +1851,151 @@ impl Election {
 
     fn log(&mut self, level: LogLevel, message: String) {
         self.actions.push(Action::Log { level, message });
+    }
+
+    // ---- data ids (see crate::identity) ----
+
+    /// Reads the identity header of a message from `from`: records the
+    /// sender's id, notes a confirmation, learns of a lost state. Returns
+    /// whether the body counts: not if the sender speaks with a data id
+    /// other than the one recorded for it.
+    fn hear_identity(&mut self, from: &str, m: &Message, env: &mut impl Environment) -> bool {
+        let retry = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS;
+        let (changed, verdict) = self.identity.hear(
+            from,
+            m.sender_data_id,
+            m.recipient_data_id,
+            self.now_ns,
+            retry,
+        );
+        self.unsaved |= changed;
+        match verdict {
+            Verdict::Counts => true,
+            Verdict::LostState { recorded } => {
+                self.lost_state(from, recorded, env);
+                true
+            }
+            Verdict::Impostor {
+                recorded,
+                seen,
+                warn,
+                answer,
+            } => {
+                self.ignored_messages = self.ignored_messages.saturating_add(1);
+                if warn {
+                    self.log(
+                        LogLevel::Warn,
+                        format!(
+                            "{} ignores {from}: it speaks with data id {seen:#018x}, but {from} first spoke with {recorded:#018x}; it lost its state, or a second process runs as {from}",
+                            self.id
+                        ),
+                    );
+                }
+                if answer {
+                    // Named by the recorded id, which tells it.
+                    self.send(from, Body::Identify { ask: false });
+                }
+                false
+            }
+        }
+    }
+
+    /// `from` names this node by `recorded`, not its own data id: this node
+    /// lost its state. It abstains for good (persisted).
+    fn lost_state(&mut self, from: &str, recorded: u64, env: &mut impl Environment) {
+        self.identity.told = true;
+        self.log(
+            LogLevel::Error,
+            format!(
+                "{} lost its state: {from} knows it as data id {recorded:#018x}, and it is {:#018x}; it may have voted in terms it no longer remembers, so it never votes or stands again. Remove it with leave on the leader, and start it again under a new node id",
+                self.id,
+                self.identity.data_id()
+            ),
+        );
+        if self.role != Role::Follower {
+            self.become_follower(self.term, None, env, 0);
+        }
+    }
+
+    /// Logs how this node came by its data id, and persists a new one.
+    fn introduce_identity(&mut self, drawn: bool) {
+        let id = self.identity.data_id();
+        if drawn {
+            self.unsaved = true;
+            self.log(
+                LogLevel::Info,
+                format!("{} drew data id {id:#018x} for its new state", self.id),
+            );
+        }
+        if self.identity.abstaining() && !self.identity.told {
+            self.identity.told = true;
+            self.log(
+                LogLevel::Error,
+                format!(
+                    "{} lost its state earlier (data id {id:#018x}) and never votes or stands: remove it with leave on the leader, and start it again under a new node id",
+                    self.id
+                ),
+            );
+        }
+    }
+
+    /// After a swap: a state without a data id (`drawn`, from a build
+    /// before them) persists its new one at once and asks for
+    /// confirmations; a state with one says whether it abstains.
+    pub(crate) fn resume_identity(&mut self, drawn: bool) {
+        self.introduce_identity(drawn);
+        self.ask_for_confirmation();
+        self.flush();
+    }
+
+    /// Takes every current member's confirmation as given (for tests that
+    /// drive one node by hand and are about something else).
+    #[cfg(test)]
+    pub(crate) fn assume_confirmed(&mut self) {
+        let peers = self.member_list();
+        self.identity.durable.confirmed.extend(peers);
+    }
+
+    /// Asks each member that has not confirmed this node's data id yet to
+    /// name it (a voter short of confirmations only).
+    pub(crate) fn ask_for_confirmation(&mut self) {
+        if !self.votes() || self.confirmed() {
+            return;
+        }
+        let peers = self.identity.unconfirmed(&self.members, &self.id);
+        self.send_to_each(&peers, Body::Identify { ask: true });
+    }
+
+    /// This node would stand, but too few members confirmed its data id:
+    /// it asks again, stands as soon as they answer, and tries again at
+    /// its next timeout if they do not.
+    fn wait_for_confirmation(&mut self, env: &mut impl Environment) {
+        let (have, need) = self.identity.confirmations(&self.members, &self.id);
+        self.log(
+            LogLevel::Debug,
+            format!(
+                "{} does not stand yet: {have} of the {need} members it needs confirmed its data id",
+                self.id
+            ),
+        );
+        self.identity.stand_when_confirmed = true;
+        self.ask_for_confirmation();
+        self.arm_election_timer(env, 0);
+    }
+
+    /// Refuses `what` to `from` for want of confirmations, and asks `from`
+    /// for its own if it lacks it.
+    fn refuse_unconfirmed(&mut self, from: &str, what: &str, term: Term) {
+        self.log(
+            LogLevel::Debug,
+            format!(
+                "{} refused {from} {what} at term {term}: too few members confirmed its data id",
+                self.id
+            ),
+        );
+        if self.identity.lacks(from) {
+            self.send(from, Body::Identify { ask: true });
+        }
     }
 
     fn ignore(&mut self, what: String) {

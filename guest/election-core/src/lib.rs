@@ -7,6 +7,8 @@
 //! - [`election`]: the state machine ([`Election`]): roles, terms, votes,
 //!   heartbeats, discovery. Start here.
 //! - [`handover`]: the whole state, versioned, for swapping the protocol.
+//! - [`identity`]: data ids: why a node that lost its disk never votes
+//!   twice in one term.
 //! - [`hints`]: how a node enters the voting membership, and whom a
 //!   leader contacts because a follower mentioned it.
 //! - [`quorum`]: majority arithmetic, tested exhaustively.
@@ -37,6 +39,7 @@ extern crate std;
 pub mod election;
 pub mod handover;
 pub mod hints;
+pub mod identity;
 pub mod lease;
 pub mod liveness;
 pub mod options;
