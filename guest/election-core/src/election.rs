@@ -28,7 +28,7 @@ use alloc::vec::Vec;
 
 use crate::handover::{Handover, role_code, role_from};
 use crate::hints::Hints;
-use crate::identity::{Identity, Verdict};
+use crate::identity::Identity;
 use crate::lease::Lease;
 use crate::liveness::{Change, Liveness};
 use crate::options::{Options, OptionsError, Timings, valid_node_id};
@@ -41,12 +41,12 @@ use crate::types::{
 };
 use crate::wire::{Body, Message, Standing};
 
-const NS_PER_MS: u64 = 1_000_000;
+pub(crate) const NS_PER_MS: u64 = 1_000_000;
 
 /// A peer's standing as this node last heard it.
 #[derive(Clone, Copy, Debug)]
-struct PeerStanding {
-    standing: Standing,
+pub(crate) struct PeerStanding {
+    pub(crate) standing: Standing,
     /// Start of the current unbroken run of messages from it.
     since_ns: u64,
     /// Its latest message.
@@ -56,11 +56,11 @@ struct PeerStanding {
 /// One node's election state. See the module docs for how to drive it.
 #[derive(Debug)]
 pub struct Election {
-    id: NodeId,
+    pub(crate) id: NodeId,
     cluster_id: String,
-    timings: Timings,
+    pub(crate) timings: Timings,
     /// Durable: the latest term seen.
-    term: Term,
+    pub(crate) term: Term,
     /// Durable: the vote cast in `term`.
     voted_for: Option<NodeId>,
     /// Durable: the voting membership, self included. Liveness never
@@ -68,12 +68,12 @@ pub struct Election {
     /// node enters it only from the bootstrap config, by speaking to this
     /// node, or in the heartbeat of the leader this node follows (see
     /// [`crate::hints`] for why, and for what other lists are used for).
-    members: BTreeSet<NodeId>,
+    pub(crate) members: BTreeSet<NodeId>,
     /// Durable: members removed with `leave`. A tombstone: no message can
     /// make them members again.
     pub(crate) removed: BTreeSet<NodeId>,
-    role: Role,
-    leader: Option<NodeId>,
+    pub(crate) role: Role,
+    pub(crate) leader: Option<NodeId>,
     /// Votes granted to this node in `term` (candidates only).
     granted: BTreeSet<NodeId>,
     /// Votes refused to this node in `term` (candidates only).
@@ -89,7 +89,7 @@ pub struct Election {
     /// acknowledged a heartbeat helps elect no one else until the lease
     /// that heartbeat extended has run out. Cleared only when the host
     /// reports the leader's process dead (`peer_unreachable`).
-    leader_heard_ns: Option<u64>,
+    pub(crate) leader_heard_ns: Option<u64>,
     /// The leader's lease bookkeeping (leaders only).
     pub(crate) lease: Lease,
     /// The transfer this leader has under way (leaders only).
@@ -102,35 +102,35 @@ pub struct Election {
     /// [`crate::identity`]).
     pub(crate) identity: Identity,
     /// This node's standing: voter or observer, and its priority.
-    standing: Standing,
+    pub(crate) standing: Standing,
     /// Observers heard from: they get heartbeats but are not members.
     observers: BTreeSet<NodeId>,
     /// What each peer last said about itself, and since when it has been
     /// heard from without a break (for priority hand-overs).
-    peers: BTreeMap<NodeId, PeerStanding>,
+    pub(crate) peers: BTreeMap<NodeId, PeerStanding>,
     /// When this leader last handed over for priority's sake.
     priority_handover_ns: Option<u64>,
     /// Until when this node is replacing a leader the host saw die, and
     /// how many survivors are in line: a pre-vote refused meanwhile (by a
     /// survivor that has not seen the death yet) is retried once everyone
     /// in line has had a turn, not a full timeout later.
-    failover_until_ns: Option<u64>,
-    failover_line: u64,
-    liveness: Liveness,
+    pub(crate) failover_until_ns: Option<u64>,
+    pub(crate) failover_line: u64,
+    pub(crate) liveness: Liveness,
     election_timer: Option<TimerId>,
     heartbeat_timer: Option<TimerId>,
     next_timer_id: TimerId,
-    ignored_messages: u64,
+    pub(crate) ignored_messages: u64,
     /// Ids that followers' acks mention and this leader has contacted.
     hints: Hints,
     /// The time of the call being handled (read once per call).
-    now_ns: u64,
+    pub(crate) now_ns: u64,
     /// When this node last became leader; check-quorum waits one window
     /// after it before judging.
     leader_since_ns: u64,
     /// The durable state changed and has not been handed to the host yet.
     /// [`Election::flush`] hands it over before any message leaves.
-    unsaved: bool,
+    pub(crate) unsaved: bool,
     actions: Vec<Action>,
 }
 
@@ -424,41 +424,6 @@ impl Election {
         self.flush();
     }
 
-    /// The host saw `peer`'s process die (its connection closed and a
-    /// reconnect was refused). If `peer` is the leader this node follows,
-    /// it forgets the leader and re-arms its election timer for its turn:
-    /// the survivors rank themselves the same way (priority, then id) and
-    /// each waits `rank` slots of a fifth of a heartbeat interval (at least
-    /// 5 ms), plus a jitter of up to half a slot. The first in line
-    /// campaigns at once; the others, which also saw the death, grant it,
-    /// and their own turn is pushed back by the vote they cast — so
-    /// survivors do not split the vote, and if the first in line is down
-    /// too, the next one goes a slot later.
-    pub fn peer_unreachable(&mut self, peer: &str, env: &mut impl Environment) {
-        self.now_ns = env.now_ns();
-        if self.role != Role::Follower || self.leader.as_deref() != Some(peer) {
-            return;
-        }
-        self.log(
-            LogLevel::Info,
-            format!(
-                "{} lost its leader {peer} at term {}; campaigning soon",
-                self.id, self.term
-            ),
-        );
-        self.become_follower(self.term, None, env, 0);
-        // The leader is dead, so it holds no lease: this node's loyalty to
-        // it ends now, and it may vote for whoever campaigns first.
-        self.leader_heard_ns = None;
-        // Re-arm for this node's turn instead of a full timeout.
-        let (rank, line) = self.failover_rank(peer);
-        self.failover_line = line;
-        let max = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS;
-        self.failover_until_ns = Some(self.now_ns.saturating_add(max));
-        self.arm_failover_turn(rank, env);
-        self.flush();
-    }
-
     /// Removes `node` from the voting membership for good: the quorum
     /// shrinks deliberately, and a tombstone (persisted, and spread to
     /// every node by the leader's heartbeats) keeps any message — one
@@ -600,55 +565,6 @@ impl Election {
         self.hand_over(to);
         self.flush();
         Ok(())
-    }
-
-    /// Whether this node is replacing a leader the host saw die (for at
-    /// most a maximum election timeout after the news).
-    fn replacing_a_dead_leader(&self) -> bool {
-        self.failover_until_ns
-            .is_some_and(|until| self.now_ns < until)
-    }
-
-    /// Re-arms this node's fast-failover turn after everyone in line.
-    fn defer_failover_turn(&mut self, env: &mut impl Environment) {
-        self.arm_failover_turn(self.failover_line, env);
-    }
-
-    /// One turn of a fast failover: a fifth of a heartbeat, but at least
-    /// 5 ms, since a turn must outlast a candidacy's round trips and its
-    /// two durable writes (at 3 ms turns, 15 ms heartbeats, one trial in 30
-    /// still split the vote on this machine's disk).
-    fn failover_slot_ns(&self) -> u64 {
-        (u64::from(self.timings.heartbeat_interval_ms) * NS_PER_MS / 5).max(5 * NS_PER_MS)
-    }
-
-    /// This node's place in line to replace the dead leader `dead`, and
-    /// the length of the line: itself and the members it hears from,
-    /// highest priority first, then by id.
-    fn failover_rank(&self, dead: &str) -> (u64, u64) {
-        let alive = self.liveness.alive();
-        let mut line: Vec<(core::cmp::Reverse<u8>, &str)> = self
-            .members
-            .iter()
-            .filter(|m| m.as_str() != dead)
-            .filter(|m| **m == self.id || alive.contains(m))
-            .map(|m| {
-                let priority = if *m == self.id {
-                    self.standing.priority
-                } else {
-                    self.peers
-                        .get(m.as_str())
-                        .map_or(0, |p| p.standing.priority)
-                };
-                (core::cmp::Reverse(priority), m.as_str())
-            })
-            .collect();
-        line.sort_unstable();
-        let rank = line
-            .iter()
-            .position(|(_, m)| *m == self.id)
-            .unwrap_or(line.len());
-        (rank as u64, line.len().max(1) as u64)
     }
 
     /// Hands leadership to `to` (see [`crate::transfer`]): a heartbeat
@@ -894,13 +810,13 @@ impl Election {
 
     /// Whether this node takes part in elections: a voter not removed
     /// that has not lost its state.
-    fn votes(&self) -> bool {
+    pub(crate) fn votes(&self) -> bool {
         self.standing.voter && !self.removed.contains(&self.id) && !self.identity.abstaining()
     }
 
     /// Whether enough other members confirmed this node's data id for it
     /// to vote and stand (see [`crate::identity`]).
-    fn confirmed(&self) -> bool {
+    pub(crate) fn confirmed(&self) -> bool {
         self.identity.confirmed(&self.members, &self.id)
     }
 
@@ -1345,7 +1261,7 @@ impl Election {
 
     // ---- role changes: the only places `role` is assigned ----
 
-    fn become_follower(
+    pub(crate) fn become_follower(
         &mut self,
         term: Term,
         leader: Option<NodeId>,
@@ -1601,7 +1517,7 @@ impl Election {
         }
     }
 
-    fn member_list(&self) -> Vec<NodeId> {
+    pub(crate) fn member_list(&self) -> Vec<NodeId> {
         self.members.iter().cloned().collect()
     }
 
@@ -1632,7 +1548,7 @@ impl Election {
         self.send_to_each(&observers, heartbeat);
     }
 
-    fn send(&mut self, to: &str, body: Body) {
+    pub(crate) fn send(&mut self, to: &str, body: Body) {
         self.flush();
         let payload = self.encode(&body, to);
         self.actions.push(Action::Send {
@@ -1653,7 +1569,7 @@ impl Election {
         self.send_to_each(&peers, body);
     }
 
-    fn send_to_each(&mut self, peers: &[NodeId], body: Body) {
+    pub(crate) fn send_to_each(&mut self, peers: &[NodeId], body: Body) {
         self.flush();
         for peer in peers {
             let payload = self.encode(&body, peer);
@@ -1785,7 +1701,7 @@ impl Election {
 
     /// Hands unsaved durable state to the host. Called before every send,
     /// so nothing that depends on a vote or term leaves before it is saved.
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if self.unsaved {
             self.unsaved = false;
             let state = self.persisted_state();
@@ -1801,23 +1717,15 @@ impl Election {
 
     /// Arms the election timer with a timeout drawn uniformly, to the
     /// nanosecond, from [min, max], plus `hold_off_ns`.
-    fn arm_election_timer(&mut self, env: &mut impl Environment, hold_off_ns: u64) {
+    pub(crate) fn arm_election_timer(&mut self, env: &mut impl Environment, hold_off_ns: u64) {
         let min = u64::from(self.timings.election_timeout_min_ms) * NS_PER_MS;
         let span = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS - min;
         let after_ns = min + env.random_u64() % (span + 1) + hold_off_ns;
         self.rearm_election_timer(after_ns);
     }
 
-    /// Arms the election timer for a fast-failover turn `turns` slots from
-    /// now, plus a jitter of up to half a slot.
-    fn arm_failover_turn(&mut self, turns: u64, env: &mut impl Environment) {
-        let slot = self.failover_slot_ns();
-        let after_ns = turns * slot + env.random_u64() % (slot / 2 + 1);
-        self.rearm_election_timer(after_ns);
-    }
-
     /// Replaces the election timer (if armed) with one due in `after_ns`.
-    fn rearm_election_timer(&mut self, after_ns: u64) {
+    pub(crate) fn rearm_election_timer(&mut self, after_ns: u64) {
         if let Some(id) = self.election_timer.take() {
             self.actions.push(Action::CancelTimer { id });
         }
@@ -1849,153 +1757,8 @@ impl Election {
         self.actions.push(Action::Emit(event));
     }
 
-    fn log(&mut self, level: LogLevel, message: String) {
+    pub(crate) fn log(&mut self, level: LogLevel, message: String) {
         self.actions.push(Action::Log { level, message });
-    }
-
-    // ---- data ids (see crate::identity) ----
-
-    /// Reads the identity header of a message from `from`: records the
-    /// sender's id, notes a confirmation, learns of a lost state. Returns
-    /// whether the body counts: not if the sender speaks with a data id
-    /// other than the one recorded for it.
-    fn hear_identity(&mut self, from: &str, m: &Message, env: &mut impl Environment) -> bool {
-        let retry = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS;
-        let (changed, verdict) = self.identity.hear(
-            from,
-            m.sender_data_id,
-            m.recipient_data_id,
-            self.now_ns,
-            retry,
-        );
-        self.unsaved |= changed;
-        match verdict {
-            Verdict::Counts => true,
-            Verdict::LostState { recorded } => {
-                self.lost_state(from, recorded, env);
-                true
-            }
-            Verdict::Impostor {
-                recorded,
-                seen,
-                warn,
-                answer,
-            } => {
-                self.ignored_messages = self.ignored_messages.saturating_add(1);
-                if warn {
-                    self.log(
-                        LogLevel::Warn,
-                        format!(
-                            "{} ignores {from}: it speaks with data id {seen:#018x}, but {from} first spoke with {recorded:#018x}; it lost its state, or a second process runs as {from}",
-                            self.id
-                        ),
-                    );
-                }
-                if answer {
-                    // Named by the recorded id, which tells it.
-                    self.send(from, Body::Identify { ask: false });
-                }
-                false
-            }
-        }
-    }
-
-    /// `from` names this node by `recorded`, not its own data id: this node
-    /// lost its state. It abstains for good (persisted).
-    fn lost_state(&mut self, from: &str, recorded: u64, env: &mut impl Environment) {
-        self.identity.told = true;
-        self.log(
-            LogLevel::Error,
-            format!(
-                "{} lost its state: {from} knows it as data id {recorded:#018x}, and it is {:#018x}; it may have voted in terms it no longer remembers, so it never votes or stands again. Remove it with leave on the leader, and start it again under a new node id",
-                self.id,
-                self.identity.data_id()
-            ),
-        );
-        if self.role != Role::Follower {
-            self.become_follower(self.term, None, env, 0);
-        }
-    }
-
-    /// Logs how this node came by its data id, and persists a new one.
-    fn introduce_identity(&mut self, drawn: bool) {
-        let id = self.identity.data_id();
-        if drawn {
-            self.unsaved = true;
-            self.log(
-                LogLevel::Info,
-                format!("{} drew data id {id:#018x} for its new state", self.id),
-            );
-        }
-        if self.identity.abstaining() && !self.identity.told {
-            self.identity.told = true;
-            self.log(
-                LogLevel::Error,
-                format!(
-                    "{} lost its state earlier (data id {id:#018x}) and never votes or stands: remove it with leave on the leader, and start it again under a new node id",
-                    self.id
-                ),
-            );
-        }
-    }
-
-    /// After a swap: a state without a data id (`drawn`, from a build
-    /// before them) persists its new one at once and asks for
-    /// confirmations; a state with one says whether it abstains.
-    pub(crate) fn resume_identity(&mut self, drawn: bool) {
-        self.introduce_identity(drawn);
-        self.ask_for_confirmation();
-        self.flush();
-    }
-
-    /// Takes every current member's confirmation as given (for tests that
-    /// drive one node by hand and are about something else).
-    #[cfg(test)]
-    pub(crate) fn assume_confirmed(&mut self) {
-        let peers = self.member_list();
-        self.identity.durable.confirmed.extend(peers);
-    }
-
-    /// Asks each member that has not confirmed this node's data id yet to
-    /// name it (a voter short of confirmations only).
-    pub(crate) fn ask_for_confirmation(&mut self) {
-        if !self.votes() || self.confirmed() {
-            return;
-        }
-        let peers = self.identity.unconfirmed(&self.members, &self.id);
-        self.send_to_each(&peers, Body::Identify { ask: true });
-    }
-
-    /// This node would stand, but too few members confirmed its data id:
-    /// it asks again, stands as soon as they answer, and tries again at
-    /// its next timeout if they do not.
-    fn wait_for_confirmation(&mut self, env: &mut impl Environment) {
-        let (have, need) = self.identity.confirmations(&self.members, &self.id);
-        self.log(
-            LogLevel::Debug,
-            format!(
-                "{} does not stand yet: {have} of the {need} members it needs confirmed its data id",
-                self.id
-            ),
-        );
-        self.identity.stand_when_confirmed = true;
-        self.ask_for_confirmation();
-        self.arm_election_timer(env, 0);
-    }
-
-    /// Refuses `what` to `from` for want of confirmations, and asks `from`
-    /// for its own if it lacks it.
-    fn refuse_unconfirmed(&mut self, from: &str, what: &str, term: Term) {
-        self.log(
-            LogLevel::Debug,
-            format!(
-                "{} refused {from} {what} at term {term}: too few members confirmed its data id",
-                self.id
-            ),
-        );
-        if self.identity.lacks(from) {
-            self.send(from, Body::Identify { ask: true });
-        }
     }
 
     fn ignore(&mut self, what: String) {

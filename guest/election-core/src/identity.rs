@@ -82,11 +82,14 @@
 //! election timeout.
 
 use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::format;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
+use crate::election::{Election, NS_PER_MS};
 use crate::quorum;
-use crate::types::{Environment, NodeId, PersistedState};
+use crate::types::{Environment, LogLevel, NodeId, PersistedState, Role, Term};
+use crate::wire::{Body, Message};
 
 /// How many of the other members must confirm a node's data id before it
 /// votes, in a membership of `members` (self included): a strict
@@ -299,6 +302,158 @@ impl Identity {
     /// The confirmers, for [`PersistedState::confirmed_by`].
     pub(crate) fn confirmed_list(&self) -> Vec<NodeId> {
         self.durable.confirmed.iter().cloned().collect()
+    }
+}
+
+/// How the state machine uses its [`Identity`]: the header of every
+/// message goes through [`Election::hear_identity`] before its body.
+impl Election {
+    /// Reads the identity header of a message from `from`: records the
+    /// sender's id, notes a confirmation, learns of a lost state. Returns
+    /// whether the body counts: not if the sender speaks with a data id
+    /// other than the one recorded for it.
+    pub(crate) fn hear_identity(
+        &mut self,
+        from: &str,
+        m: &Message,
+        env: &mut impl Environment,
+    ) -> bool {
+        let retry = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS;
+        let (changed, verdict) = self.identity.hear(
+            from,
+            m.sender_data_id,
+            m.recipient_data_id,
+            self.now_ns,
+            retry,
+        );
+        self.unsaved |= changed;
+        match verdict {
+            Verdict::Counts => true,
+            Verdict::LostState { recorded } => {
+                self.lost_state(from, recorded, env);
+                true
+            }
+            Verdict::Impostor {
+                recorded,
+                seen,
+                warn,
+                answer,
+            } => {
+                self.ignored_messages = self.ignored_messages.saturating_add(1);
+                if warn {
+                    self.log(
+                        LogLevel::Warn,
+                        format!(
+                            "{} ignores {from}: it speaks with data id {seen:#018x}, but {from} first spoke with {recorded:#018x}; it lost its state, or a second process runs as {from}",
+                            self.id
+                        ),
+                    );
+                }
+                if answer {
+                    // Named by the recorded id, which tells it.
+                    self.send(from, Body::Identify { ask: false });
+                }
+                false
+            }
+        }
+    }
+
+    /// `from` names this node by `recorded`, not its own data id: this node
+    /// lost its state. It abstains for good (persisted).
+    fn lost_state(&mut self, from: &str, recorded: u64, env: &mut impl Environment) {
+        self.identity.told = true;
+        self.log(
+            LogLevel::Error,
+            format!(
+                "{} lost its state: {from} knows it as data id {recorded:#018x}, and it is {:#018x}; it may have voted in terms it no longer remembers, so it never votes or stands again. Remove it with leave on the leader, and start it again under a new node id",
+                self.id,
+                self.identity.data_id()
+            ),
+        );
+        if self.role != Role::Follower {
+            self.become_follower(self.term, None, env, 0);
+        }
+    }
+
+    /// Logs how this node came by its data id, and persists a new one.
+    pub(crate) fn introduce_identity(&mut self, drawn: bool) {
+        let id = self.identity.data_id();
+        if drawn {
+            self.unsaved = true;
+            self.log(
+                LogLevel::Info,
+                format!("{} drew data id {id:#018x} for its new state", self.id),
+            );
+        }
+        if self.identity.abstaining() && !self.identity.told {
+            self.identity.told = true;
+            self.log(
+                LogLevel::Error,
+                format!(
+                    "{} lost its state earlier (data id {id:#018x}) and never votes or stands: remove it with leave on the leader, and start it again under a new node id",
+                    self.id
+                ),
+            );
+        }
+    }
+
+    /// After a swap: a state without a data id (`drawn`, from a build
+    /// before them) persists its new one at once and asks for
+    /// confirmations; a state with one says whether it abstains.
+    pub(crate) fn resume_identity(&mut self, drawn: bool) {
+        self.introduce_identity(drawn);
+        self.ask_for_confirmation();
+        self.flush();
+    }
+
+    /// Takes every current member's confirmation as given (for tests that
+    /// drive one node by hand and are about something else).
+    #[cfg(test)]
+    pub(crate) fn assume_confirmed(&mut self) {
+        let peers = self.member_list();
+        self.identity.durable.confirmed.extend(peers);
+    }
+
+    /// Asks each member that has not confirmed this node's data id yet to
+    /// name it (a voter short of confirmations only).
+    pub(crate) fn ask_for_confirmation(&mut self) {
+        if !self.votes() || self.confirmed() {
+            return;
+        }
+        let peers = self.identity.unconfirmed(&self.members, &self.id);
+        self.send_to_each(&peers, Body::Identify { ask: true });
+    }
+
+    /// This node would stand, but too few members confirmed its data id:
+    /// it asks again, stands as soon as they answer, and tries again at
+    /// its next timeout if they do not.
+    pub(crate) fn wait_for_confirmation(&mut self, env: &mut impl Environment) {
+        let (have, need) = self.identity.confirmations(&self.members, &self.id);
+        self.log(
+            LogLevel::Debug,
+            format!(
+                "{} does not stand yet: {have} of the {need} members it needs confirmed its data id",
+                self.id
+            ),
+        );
+        self.identity.stand_when_confirmed = true;
+        self.ask_for_confirmation();
+        self.arm_election_timer(env, 0);
+    }
+
+    /// Refuses `what` to `from` for want of confirmations, and asks `from`
+    /// for its own if it lacks it.
+    pub(crate) fn refuse_unconfirmed(&mut self, from: &str, what: &str, term: Term) {
+        self.log(
+            LogLevel::Debug,
+            format!(
+                "{} refused {from} {what} at term {term}: too few members confirmed its data id",
+                self.id
+            ),
+        );
+        if self.identity.lacks(from) {
+            self.send(from, Body::Identify { ask: true });
+        }
     }
 }
 

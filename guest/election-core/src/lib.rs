@@ -6,6 +6,7 @@
 //!
 //! - [`election`]: the state machine ([`Election`]): roles, terms, votes,
 //!   heartbeats, discovery. Start here.
+//! - [`failover`]: replacing a leader the host saw die, in turns.
 //! - [`handover`]: the whole state, versioned, for swapping the protocol.
 //! - [`identity`]: data ids: why a node that lost its disk never votes
 //!   twice in one term.
@@ -37,6 +38,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod election;
+pub mod failover;
 pub mod handover;
 pub mod hints;
 pub mod identity;
