@@ -23,7 +23,8 @@
 //!    that lost its state, or from a second process under the same node
 //!    id: it does not count. Its receiver logs a warning (once per id it
 //!    sees) and answers, at most once per maximum election timeout, with
-//!    the recorded id.
+//!    the recorded id. (An observer's messages still count: it never
+//!    votes, so its lost state is harmless.)
 //! 4. **A node learns it lost its state** when a message names it with an
 //!    id other than its own. It then *abstains* for good (persisted): it
 //!    never votes, grants no pre-vote, never stands, and says so; it still
@@ -333,6 +334,11 @@ impl Election {
                 self.lost_state(from, recorded, env);
                 true
             }
+            // An observer never votes, so a lost state costs nothing there:
+            // one restarted without its disk (observers are often
+            // stateless) still follows. Its record stays: should it come
+            // back as a voter with the new id, that id does not count.
+            Verdict::Impostor { .. } if !m.sender.voter => true,
             Verdict::Impostor {
                 recorded,
                 seen,

@@ -604,3 +604,85 @@ fn one_confirmation_of_two_is_not_enough_in_a_cluster_of_three() {
         );
     }
 }
+
+#[test]
+fn an_observer_that_lost_its_disk_still_follows() {
+    let (mut n, _) = Node::start("n1", &IDS);
+    let me = n.e.status().data_id;
+    let observer = |voter| Standing { voter, priority: 0 };
+    let from_o = |n: &mut Node, sender: u64| {
+        let payload = Message {
+            cluster_id: "test".into(),
+            sender: observer(false),
+            sender_data_id: sender,
+            recipient_data_id: Some(me),
+            body: Body::Join { members: vec![] },
+        }
+        .encode();
+        n.e.on_message("o", &payload, &mut n.env);
+        n.e.take_actions()
+    };
+    from_o(&mut n, 1);
+    // Back with no disk: its Join is still welcomed, without a warning.
+    let a = from_o(&mut n, 2);
+    assert!(logs(&a, LogLevel::Warn).is_empty(), "{a:?}");
+    assert!(
+        sent(&a)
+            .iter()
+            .any(|(to, b)| to == "o" && matches!(b, Body::Welcome { .. }))
+    );
+    // As a voter with that new id it would not count.
+    let payload = Message {
+        cluster_id: "test".into(),
+        sender: observer(true),
+        sender_data_id: 2,
+        recipient_data_id: Some(me),
+        body: request_vote(1),
+    }
+    .encode();
+    n.e.on_message("o", &payload, &mut n.env);
+    assert_eq!(n.e.status().voted_for, None);
+}
+
+/// The time from a leader's death (reported by the host to both
+/// survivors) to the next leader, worst and mean over seeds.
+fn failover_ns(seeds: u64) -> (u64, u64) {
+    let (mut worst, mut sum) = (0, 0);
+    for seed in 0..seeds {
+        let mut c = Cluster::new(
+            IDS.iter().map(|id| pre_vote_options(id, &IDS)).collect(),
+            seed,
+        );
+        c.run_for(1_000 * MS);
+        let (dead, term) = c.leader().expect("a leader");
+        c.crash(&dead);
+        let since = c.now;
+        for id in IDS.iter().filter(|id| **id != dead) {
+            c.with(id, |e, env| e.peer_unreachable(&dead, env));
+        }
+        loop {
+            c.deliver_all();
+            if c.leader().is_some_and(|(_, t)| t > term) {
+                break;
+            }
+            c.run_for(MS / 10);
+            assert!(c.now - since < 2_000 * MS, "seed {seed}: no new leader");
+        }
+        let ns = c.now - since;
+        worst = worst.max(ns);
+        sum += ns;
+    }
+    (worst, sum / seeds)
+}
+
+#[test]
+fn fast_failover_is_no_slower() {
+    let (worst, mean) = failover_ns(200);
+    std::println!(
+        "fast failover, 3 nodes, pre-vote: new leader {} us after the death on average, {} us at worst",
+        mean / 1_000,
+        worst / 1_000
+    );
+    // The first in line waits at most half a 10 ms slot.
+    assert!(worst <= 5 * MS + MS / 10, "{} us", worst / 1_000);
+}
