@@ -50,21 +50,26 @@
 //! node would have recorded both D1 and D2: impossible. Instead, the nodes
 //! of S1 that X talks to name it D1 (item 4), and X abstains.
 //!
+//! The records S1 holds were durable before they confirmed anything
+//! (a node saves a new record before it sends a message, like a vote),
+//! and X's vote was durable before X sent it.
+//!
 //! Assumptions: records are durable (honest fsync, as for the vote
 //! itself), and the membership X counts is the cluster's (a node wiped
 //! together with the bootstrap list that named its peers counts fewer
 //! members, as it would for votes). A peer that loses its state too
 //! forgets its records; the argument survives as long as some node of S1
-//! keeps its record, that is while fewer than `2 * needed - (n - 1)` of
-//! the others lose their state with X — one for clusters of three and
-//! five. An operator who wipes a majority of the cluster's disks at once
-//! starts a new cluster.
+//! keeps its record: with `n` members and `k = needed(n)`, as long as at
+//! most `2k - (n - 1)` members in all (X among them) have lost their
+//! state — two of three or of five, one of two or of four — until the
+//! operator removes them. An operator who wipes a majority of the
+//! cluster's disks at once starts a new cluster.
 //!
 //! # Why a majority of the others, not a majority less one
 //!
 //! A vote's quorum is a majority of all members, self included; the
-//! confirmers must be a majority of the *others*, which for an odd
-//! cluster is one more than a majority less one. In a cluster of three,
+//! confirmers must be a majority of the *others*. For an even cluster
+//! that is a majority less one; for an odd one it is one more. In a cluster of three,
 //! one confirmer is not enough: X could be confirmed by B, vote for B in
 //! T, be wiped, be confirmed by C (which never heard from X before) and
 //! vote for C in T. So a three-node cluster needs both others' records:
