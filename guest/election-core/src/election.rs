@@ -945,8 +945,8 @@ impl Election {
         }
         if !self.confirmed() {
             // Not yet sure it never voted under another data id: refuse,
-            // keep its term, and ask. The answer names the candidate, so
-            // it learns this node's id from it.
+            // keep its term, and ask. The refusal carries this node's data
+            // id, so the candidate records it and names it next time.
             self.refuse_unconfirmed(from, "a vote", term);
             return self.send(
                 from,
@@ -1168,7 +1168,8 @@ impl Election {
         // if this node has no reason to think the leader is alive: it is
         // not the leader, and has not heard from one within the minimum
         // election timeout. That is what keeps a returning node from
-        // deposing a healthy leader.
+        // deposing a healthy leader. And, like a vote, only once enough
+        // members confirmed its data id (see crate::identity).
         let granted = term > self.term && !self.loyal() && self.votes();
         if granted && !self.confirmed() {
             self.refuse_unconfirmed(from, "a pre-vote", term);

@@ -311,7 +311,7 @@ impl Identity {
     }
 }
 
-/// How the state machine uses its [`Identity`]: the header of every
+/// How the state machine uses its `Identity`: the header of every
 /// message goes through [`Election::hear_identity`] before its body.
 impl Election {
     /// Reads the identity header of a message from `from`: records the

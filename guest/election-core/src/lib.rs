@@ -8,10 +8,10 @@
 //!   heartbeats, discovery. Start here.
 //! - [`failover`]: replacing a leader the host saw die, in turns.
 //! - [`handover`]: the whole state, versioned, for swapping the protocol.
-//! - [`identity`]: data ids: why a node that lost its disk never votes
-//!   twice in one term.
 //! - [`hints`]: how a node enters the voting membership, and whom a
 //!   leader contacts because a follower mentioned it.
+//! - [`identity`]: data ids: why a node that lost its disk never votes
+//!   twice in one term, and what that assumes. Read it with `election`.
 //! - [`quorum`]: majority arithmetic, tested exhaustively.
 //! - [`refusal`]: why a node refuses to campaign.
 //! - [`terms`]: term arithmetic that cannot wrap, and how far one message
