@@ -695,3 +695,34 @@ fn fast_failover_is_no_slower() {
     // The first in line waits at most half a 10 ms slot.
     assert!(worst <= 5 * MS + MS / 10, "{} us", worst / 1_000);
 }
+
+/// The cure the error log names: `leave` on the leader, which works while
+/// the abstaining node still runs (its messages count for nothing, so it
+/// looks silent), and the cluster goes on with one member fewer.
+#[test]
+fn an_abstaining_node_is_removed_with_leave_on_the_leader() {
+    for seed in 0..10 {
+        let mut c = Cluster::new(
+            IDS.iter().map(|id| pre_vote_options(id, &IDS)).collect(),
+            seed,
+        );
+        c.run_for(1_000 * MS);
+        let (leader, term) = c.leader().expect("a leader");
+        let lost = IDS
+            .iter()
+            .find(|id| **id != leader)
+            .expect("a follower")
+            .to_string();
+        c.restart(&lost, None);
+        c.run_for(1_000 * MS);
+        assert!(c.status(&lost).abstaining, "seed {seed}");
+        assert_eq!(c.leader(), Some((leader.clone(), term)), "seed {seed}");
+        c.with(&leader, |e, env| e.leave(&lost, env))
+            .expect("removable while it runs");
+        c.run_for(1_000 * MS);
+        assert_eq!(c.status(&leader).members.len(), 2, "seed {seed}");
+        assert!(!c.status(&lost).members.contains(&lost), "it knows it left");
+        assert_eq!(c.leader(), Some((leader.clone(), term)), "seed {seed}");
+        assert!(c.double_votes.is_empty() && c.split_terms().is_empty());
+    }
+}
