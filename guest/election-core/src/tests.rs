@@ -80,11 +80,6 @@ fn msg_from(from: &str, body: Body, recipient_data_id: Option<u64>) -> Vec<u8> {
     .encode()
 }
 
-/// A message from a peer that never heard from its recipient.
-fn msg(body: Body) -> Vec<u8> {
-    msg_from("", body, None)
-}
-
 /// A node under test with its environment and the actions it produced.
 struct Node {
     e: Election,
