@@ -28,6 +28,7 @@ use alloc::vec::Vec;
 
 use crate::handover::{Handover, role_code, role_from};
 use crate::hints::Hints;
+use crate::identity::Identity;
 use crate::lease::Lease;
 use crate::liveness::{Change, Liveness};
 use crate::options::{Options, OptionsError, Timings, valid_node_id};
@@ -40,12 +41,12 @@ use crate::types::{
 };
 use crate::wire::{Body, Message, Standing};
 
-const NS_PER_MS: u64 = 1_000_000;
+pub(crate) const NS_PER_MS: u64 = 1_000_000;
 
 /// A peer's standing as this node last heard it.
 #[derive(Clone, Copy, Debug)]
-struct PeerStanding {
-    standing: Standing,
+pub(crate) struct PeerStanding {
+    pub(crate) standing: Standing,
     /// Start of the current unbroken run of messages from it.
     since_ns: u64,
     /// Its latest message.
@@ -55,11 +56,11 @@ struct PeerStanding {
 /// One node's election state. See the module docs for how to drive it.
 #[derive(Debug)]
 pub struct Election {
-    id: NodeId,
+    pub(crate) id: NodeId,
     cluster_id: String,
-    timings: Timings,
+    pub(crate) timings: Timings,
     /// Durable: the latest term seen.
-    term: Term,
+    pub(crate) term: Term,
     /// Durable: the vote cast in `term`.
     voted_for: Option<NodeId>,
     /// Durable: the voting membership, self included. Liveness never
@@ -67,12 +68,12 @@ pub struct Election {
     /// node enters it only from the bootstrap config, by speaking to this
     /// node, or in the heartbeat of the leader this node follows (see
     /// [`crate::hints`] for why, and for what other lists are used for).
-    members: BTreeSet<NodeId>,
+    pub(crate) members: BTreeSet<NodeId>,
     /// Durable: members removed with `leave`. A tombstone: no message can
     /// make them members again.
     pub(crate) removed: BTreeSet<NodeId>,
-    role: Role,
-    leader: Option<NodeId>,
+    pub(crate) role: Role,
+    pub(crate) leader: Option<NodeId>,
     /// Votes granted to this node in `term` (candidates only).
     granted: BTreeSet<NodeId>,
     /// Votes refused to this node in `term` (candidates only).
@@ -88,7 +89,7 @@ pub struct Election {
     /// acknowledged a heartbeat helps elect no one else until the lease
     /// that heartbeat extended has run out. Cleared only when the host
     /// reports the leader's process dead (`peer_unreachable`).
-    leader_heard_ns: Option<u64>,
+    pub(crate) leader_heard_ns: Option<u64>,
     /// The leader's lease bookkeeping (leaders only).
     pub(crate) lease: Lease,
     /// The transfer this leader has under way (leaders only).
@@ -96,36 +97,40 @@ pub struct Election {
     /// The transfer target the followed leader's newest heartbeat names:
     /// the only candidate this loyal node grants a transfer vote.
     pub(crate) named: Named,
+    /// Durable: this node's data id, the ids it recorded for its peers,
+    /// who confirmed its own, and whether it lost its state (see
+    /// [`crate::identity`]).
+    pub(crate) identity: Identity,
     /// This node's standing: voter or observer, and its priority.
-    standing: Standing,
+    pub(crate) standing: Standing,
     /// Observers heard from: they get heartbeats but are not members.
     observers: BTreeSet<NodeId>,
     /// What each peer last said about itself, and since when it has been
     /// heard from without a break (for priority hand-overs).
-    peers: BTreeMap<NodeId, PeerStanding>,
+    pub(crate) peers: BTreeMap<NodeId, PeerStanding>,
     /// When this leader last handed over for priority's sake.
     priority_handover_ns: Option<u64>,
     /// Until when this node is replacing a leader the host saw die, and
     /// how many survivors are in line: a pre-vote refused meanwhile (by a
     /// survivor that has not seen the death yet) is retried once everyone
     /// in line has had a turn, not a full timeout later.
-    failover_until_ns: Option<u64>,
-    failover_line: u64,
-    liveness: Liveness,
+    pub(crate) failover_until_ns: Option<u64>,
+    pub(crate) failover_line: u64,
+    pub(crate) liveness: Liveness,
     election_timer: Option<TimerId>,
     heartbeat_timer: Option<TimerId>,
     next_timer_id: TimerId,
-    ignored_messages: u64,
+    pub(crate) ignored_messages: u64,
     /// Ids that followers' acks mention and this leader has contacted.
     hints: Hints,
     /// The time of the call being handled (read once per call).
-    now_ns: u64,
+    pub(crate) now_ns: u64,
     /// When this node last became leader; check-quorum waits one window
     /// after it before judging.
     leader_since_ns: u64,
     /// The durable state changed and has not been handed to the host yet.
     /// [`Election::flush`] hands it over before any message leaves.
-    unsaved: bool,
+    pub(crate) unsaved: bool,
     actions: Vec<Action>,
 }
 
@@ -157,6 +162,9 @@ impl Election {
             None => (0, None, BTreeSet::new()),
         };
         members.retain(|m| !removed.contains(m));
+        // Drawn (if need be) before anything else, and persisted with the
+        // first flush: before any message leaves.
+        let (identity, drawn) = Identity::start(persisted.as_ref(), env);
         let mut e = Election {
             id: options.node_id,
             cluster_id: options.cluster_id,
@@ -178,6 +186,7 @@ impl Election {
             lease: Lease::default(),
             handing: None,
             named: Named::default(),
+            identity,
             standing,
             observers: BTreeSet::new(),
             peers: BTreeMap::new(),
@@ -205,12 +214,14 @@ impl Election {
                 e.members.len()
             ),
         );
+        e.introduce_identity(drawn);
         e.arm_election_timer(env, 0);
         if !e.standing.voter {
             // Let whoever leads know to send this observer heartbeats.
             let members = e.member_list();
             e.send_to_all(Body::Join { members });
         }
+        e.ask_for_confirmation();
         e.flush();
         Ok(e)
     }
@@ -258,6 +269,9 @@ impl Election {
                 self.flush();
             }
             return;
+        }
+        if !self.hear_identity(from, &message, env) {
+            return self.flush();
         }
         if message.sender.voter {
             self.discover(from);
@@ -311,6 +325,18 @@ impl Election {
                 granted,
                 current,
             } => self.on_pre_vote(from, term, granted, current, env),
+            Body::Identify { ask } => {
+                if ask {
+                    let ask = self.votes() && self.identity.lacks(from);
+                    self.send(from, Body::Identify { ask });
+                }
+            }
+        }
+        if self.identity.stand_when_confirmed && self.confirmed() {
+            // The election timer fired while this node waited for
+            // confirmations: stand now rather than a timeout later.
+            self.identity.stand_when_confirmed = false;
+            self.election_timeout(env);
         }
         self.flush();
     }
@@ -322,14 +348,7 @@ impl Election {
         self.now_ns = now;
         if self.election_timer == Some(id) {
             self.election_timer = None;
-            self.expire_peers(now);
-            match self.role {
-                Role::Leader => {}
-                _ if !self.votes() => self.announce_observer(env),
-                _ if self.loyal() => self.wait_out_loyalty(env),
-                _ if self.pre_vote => self.start_pre_vote(env),
-                Role::Follower | Role::Candidate => self.become_candidate(env, false),
-            }
+            self.election_timeout(env);
         } else if self.heartbeat_timer == Some(id) {
             self.heartbeat_timer = None;
             if self.role == Role::Leader {
@@ -359,6 +378,22 @@ impl Election {
         self.flush();
     }
 
+    /// What the election timer's expiry means: stand (after a pre-vote if
+    /// it is on) unless this node leads, does not vote, is loyal to a live
+    /// leader, or lacks confirmations of its data id (then it asks again
+    /// and stands when they arrive).
+    fn election_timeout(&mut self, env: &mut impl Environment) {
+        self.expire_peers(self.now_ns);
+        match self.role {
+            Role::Leader => {}
+            _ if !self.votes() => self.announce_observer(env),
+            _ if self.loyal() => self.wait_out_loyalty(env),
+            _ if !self.confirmed() => self.wait_for_confirmation(env),
+            _ if self.pre_vote => self.start_pre_vote(env),
+            Role::Follower | Role::Candidate => self.become_candidate(env, false),
+        }
+    }
+
     /// Adds `peer` to the voting membership and introduces this node to it.
     /// A leader or candidate joining another cluster steps down first: the
     /// joiner defers to the cluster it joins.
@@ -386,41 +421,6 @@ impl Election {
         }
         let members = self.member_list();
         self.send(peer, Body::Join { members });
-        self.flush();
-    }
-
-    /// The host saw `peer`'s process die (its connection closed and a
-    /// reconnect was refused). If `peer` is the leader this node follows,
-    /// it forgets the leader and re-arms its election timer for its turn:
-    /// the survivors rank themselves the same way (priority, then id) and
-    /// each waits `rank` slots of a fifth of a heartbeat interval (at least
-    /// 5 ms), plus a jitter of up to half a slot. The first in line
-    /// campaigns at once; the others, which also saw the death, grant it,
-    /// and their own turn is pushed back by the vote they cast — so
-    /// survivors do not split the vote, and if the first in line is down
-    /// too, the next one goes a slot later.
-    pub fn peer_unreachable(&mut self, peer: &str, env: &mut impl Environment) {
-        self.now_ns = env.now_ns();
-        if self.role != Role::Follower || self.leader.as_deref() != Some(peer) {
-            return;
-        }
-        self.log(
-            LogLevel::Info,
-            format!(
-                "{} lost its leader {peer} at term {}; campaigning soon",
-                self.id, self.term
-            ),
-        );
-        self.become_follower(self.term, None, env, 0);
-        // The leader is dead, so it holds no lease: this node's loyalty to
-        // it ends now, and it may vote for whoever campaigns first.
-        self.leader_heard_ns = None;
-        // Re-arm for this node's turn instead of a full timeout.
-        let (rank, line) = self.failover_rank(peer);
-        self.failover_line = line;
-        let max = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS;
-        self.failover_until_ns = Some(self.now_ns.saturating_add(max));
-        self.arm_failover_turn(rank, env);
         self.flush();
     }
 
@@ -567,55 +567,6 @@ impl Election {
         Ok(())
     }
 
-    /// Whether this node is replacing a leader the host saw die (for at
-    /// most a maximum election timeout after the news).
-    fn replacing_a_dead_leader(&self) -> bool {
-        self.failover_until_ns
-            .is_some_and(|until| self.now_ns < until)
-    }
-
-    /// Re-arms this node's fast-failover turn after everyone in line.
-    fn defer_failover_turn(&mut self, env: &mut impl Environment) {
-        self.arm_failover_turn(self.failover_line, env);
-    }
-
-    /// One turn of a fast failover: a fifth of a heartbeat, but at least
-    /// 5 ms, since a turn must outlast a candidacy's round trips and its
-    /// two durable writes (at 3 ms turns, 15 ms heartbeats, one trial in 30
-    /// still split the vote on this machine's disk).
-    fn failover_slot_ns(&self) -> u64 {
-        (u64::from(self.timings.heartbeat_interval_ms) * NS_PER_MS / 5).max(5 * NS_PER_MS)
-    }
-
-    /// This node's place in line to replace the dead leader `dead`, and
-    /// the length of the line: itself and the members it hears from,
-    /// highest priority first, then by id.
-    fn failover_rank(&self, dead: &str) -> (u64, u64) {
-        let alive = self.liveness.alive();
-        let mut line: Vec<(core::cmp::Reverse<u8>, &str)> = self
-            .members
-            .iter()
-            .filter(|m| m.as_str() != dead)
-            .filter(|m| **m == self.id || alive.contains(m))
-            .map(|m| {
-                let priority = if *m == self.id {
-                    self.standing.priority
-                } else {
-                    self.peers
-                        .get(m.as_str())
-                        .map_or(0, |p| p.standing.priority)
-                };
-                (core::cmp::Reverse(priority), m.as_str())
-            })
-            .collect();
-        line.sort_unstable();
-        let rank = line
-            .iter()
-            .position(|(_, m)| *m == self.id)
-            .unwrap_or(line.len());
-        (rank as u64, line.len().max(1) as u64)
-    }
-
     /// Hands leadership to `to` (see [`crate::transfer`]): a heartbeat
     /// round naming `to` goes to everyone first, and once a majority has
     /// acknowledged it `to` is told to campaign now (TimeoutNow, from
@@ -738,6 +689,10 @@ impl Election {
                 LogLevel::Info,
                 format!("{} refused to campaign: it {refusal}", self.id),
             );
+            if let Refusal::Unconfirmed { .. } = refusal {
+                self.ask_for_confirmation();
+                self.flush();
+            }
             return Err(refusal);
         }
         if self.pre_vote {
@@ -756,10 +711,18 @@ impl Election {
             Some(Refusal::Leading { term: self.term })
         } else if !self.standing.voter {
             Some(Refusal::Observer)
+        } else if self.identity.abstaining() {
+            Some(Refusal::LostState)
         } else if !self.votes() {
             Some(Refusal::Removed)
         } else if terms::next(self.term).is_none() {
             Some(Refusal::TermCeiling { term: self.term })
+        } else if !self.confirmed() {
+            let (have, need) = self.identity.confirmations(&self.members, &self.id);
+            Some(Refusal::Unconfirmed {
+                have: have as u32,
+                need: need as u32,
+            })
         } else {
             let left = self.loyalty_left_ns()?;
             Some(Refusal::Loyal {
@@ -812,6 +775,9 @@ impl Election {
             quorum: quorum::majority(self.members.len()) as u32,
             ignored_messages: self.ignored_messages,
             lease_expires_ns: self.lease_expires_ns(),
+            data_id: self.identity.data_id(),
+            abstaining: self.identity.abstaining(),
+            confirmed: self.confirmed(),
         }
     }
 
@@ -842,9 +808,16 @@ impl Election {
         self.heartbeat_timer
     }
 
-    /// Whether this node takes part in elections: a voter not removed.
-    fn votes(&self) -> bool {
-        self.standing.voter && !self.removed.contains(&self.id)
+    /// Whether this node takes part in elections: a voter not removed
+    /// that has not lost its state.
+    pub(crate) fn votes(&self) -> bool {
+        self.standing.voter && !self.removed.contains(&self.id) && !self.identity.abstaining()
+    }
+
+    /// Whether enough other members confirmed this node's data id for it
+    /// to vote and stand (see [`crate::identity`]).
+    pub(crate) fn confirmed(&self) -> bool {
+        self.identity.confirmed(&self.members, &self.id)
     }
 
     /// Whether this node is loyal to a leader it believes alive: it leads
@@ -908,6 +881,7 @@ impl Election {
             lease,
             handing: None,
             named: Named::default(),
+            identity: Identity::default(),
             standing,
             observers: BTreeSet::new(),
             peers: BTreeMap::new(),
@@ -944,6 +918,10 @@ impl Election {
             voted_for: self.voted_for.clone(),
             members: self.member_list(),
             removed: self.removed_list(),
+            data_id: self.identity.data_id(),
+            known_ids: self.identity.known_list(),
+            confirmed_by: self.identity.confirmed_list(),
+            abstain: self.identity.abstaining(),
         }
     }
 
@@ -957,6 +935,19 @@ impl Election {
         env: &mut impl Environment,
     ) {
         if !self.votes() {
+            return self.send(
+                from,
+                Body::Vote {
+                    term: self.term,
+                    granted: false,
+                },
+            );
+        }
+        if !self.confirmed() {
+            // Not yet sure it never voted under another data id: refuse,
+            // keep its term, and ask. The refusal carries this node's data
+            // id, so the candidate records it and names it next time.
+            self.refuse_unconfirmed(from, "a vote", term);
             return self.send(
                 from,
                 Body::Vote {
@@ -1177,8 +1168,13 @@ impl Election {
         // if this node has no reason to think the leader is alive: it is
         // not the leader, and has not heard from one within the minimum
         // election timeout. That is what keeps a returning node from
-        // deposing a healthy leader.
+        // deposing a healthy leader. And, like a vote, only once enough
+        // members confirmed its data id (see crate::identity).
         let granted = term > self.term && !self.loyal() && self.votes();
+        if granted && !self.confirmed() {
+            self.refuse_unconfirmed(from, "a pre-vote", term);
+        }
+        let granted = granted && self.confirmed();
         if granted && !self.pre_campaign && self.replacing_a_dead_leader() {
             // Someone is already taking its turn: step back a whole line
             // of turns rather than campaign against it a slot from now.
@@ -1266,7 +1262,7 @@ impl Election {
 
     // ---- role changes: the only places `role` is assigned ----
 
-    fn become_follower(
+    pub(crate) fn become_follower(
         &mut self,
         term: Term,
         leader: Option<NodeId>,
@@ -1279,6 +1275,7 @@ impl Election {
         let changed = self.role != Role::Follower || self.leader != leader;
         if leader.is_some() {
             self.failover_until_ns = None;
+            self.identity.stand_when_confirmed = false;
         }
         self.role = Role::Follower;
         self.leader = leader;
@@ -1315,9 +1312,14 @@ impl Election {
             // Every path here checks loyalty first; this is the last line.
             return self.wait_out_loyalty(env);
         }
+        if !self.confirmed() {
+            // Its own vote is a vote too.
+            return self.wait_for_confirmation(env);
+        }
         let Some(term) = self.next_term(env) else {
             return;
         };
+        self.identity.stand_when_confirmed = false;
         let own_vote = Some(self.id.clone());
         self.set_term(term, own_vote);
         self.role = Role::Candidate;
@@ -1516,7 +1518,7 @@ impl Election {
         }
     }
 
-    fn member_list(&self) -> Vec<NodeId> {
+    pub(crate) fn member_list(&self) -> Vec<NodeId> {
         self.members.iter().cloned().collect()
     }
 
@@ -1544,45 +1546,49 @@ impl Election {
         let heartbeat = self.heartbeat();
         self.send_to_all(heartbeat.clone());
         let observers: Vec<NodeId> = self.observers.iter().cloned().collect();
-        if !observers.is_empty() {
-            let payload = self.encode(heartbeat);
-            for observer in observers {
-                self.actions.push(Action::Send {
-                    to: observer,
-                    payload: payload.clone(),
-                });
-            }
-        }
+        self.send_to_each(&observers, heartbeat);
     }
 
-    fn send(&mut self, to: &str, body: Body) {
+    pub(crate) fn send(&mut self, to: &str, body: Body) {
         self.flush();
-        let payload = self.encode(body);
+        let payload = self.encode(&body, to);
         self.actions.push(Action::Send {
             to: to.into(),
             payload,
         });
     }
 
-    /// Sends one message to every member but self, encoding it once.
+    /// Sends one message to every member but self (encoded for each: the
+    /// header names the recipient).
     fn send_to_all(&mut self, body: Body) {
+        let peers: Vec<NodeId> = self
+            .members
+            .iter()
+            .filter(|m| **m != self.id)
+            .cloned()
+            .collect();
+        self.send_to_each(&peers, body);
+    }
+
+    pub(crate) fn send_to_each(&mut self, peers: &[NodeId], body: Body) {
         self.flush();
-        let payload = self.encode(body);
-        for peer in &self.members {
-            if *peer != self.id {
-                self.actions.push(Action::Send {
-                    to: peer.clone(),
-                    payload: payload.clone(),
-                });
-            }
+        for peer in peers {
+            let payload = self.encode(&body, peer);
+            self.actions.push(Action::Send {
+                to: peer.clone(),
+                payload,
+            });
         }
     }
 
-    fn encode(&self, body: Body) -> Vec<u8> {
+    /// Encodes `body` for `to`, naming it by the data id recorded for it.
+    fn encode(&self, body: &Body, to: &str) -> Vec<u8> {
         Message {
             cluster_id: self.cluster_id.clone(),
             sender: self.standing,
-            body,
+            sender_data_id: self.identity.data_id(),
+            recipient_data_id: self.identity.recorded(to),
+            body: body.clone(),
         }
         .encode()
     }
@@ -1696,7 +1702,7 @@ impl Election {
 
     /// Hands unsaved durable state to the host. Called before every send,
     /// so nothing that depends on a vote or term leaves before it is saved.
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if self.unsaved {
             self.unsaved = false;
             let state = self.persisted_state();
@@ -1712,23 +1718,15 @@ impl Election {
 
     /// Arms the election timer with a timeout drawn uniformly, to the
     /// nanosecond, from [min, max], plus `hold_off_ns`.
-    fn arm_election_timer(&mut self, env: &mut impl Environment, hold_off_ns: u64) {
+    pub(crate) fn arm_election_timer(&mut self, env: &mut impl Environment, hold_off_ns: u64) {
         let min = u64::from(self.timings.election_timeout_min_ms) * NS_PER_MS;
         let span = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS - min;
         let after_ns = min + env.random_u64() % (span + 1) + hold_off_ns;
         self.rearm_election_timer(after_ns);
     }
 
-    /// Arms the election timer for a fast-failover turn `turns` slots from
-    /// now, plus a jitter of up to half a slot.
-    fn arm_failover_turn(&mut self, turns: u64, env: &mut impl Environment) {
-        let slot = self.failover_slot_ns();
-        let after_ns = turns * slot + env.random_u64() % (slot / 2 + 1);
-        self.rearm_election_timer(after_ns);
-    }
-
     /// Replaces the election timer (if armed) with one due in `after_ns`.
-    fn rearm_election_timer(&mut self, after_ns: u64) {
+    pub(crate) fn rearm_election_timer(&mut self, after_ns: u64) {
         if let Some(id) = self.election_timer.take() {
             self.actions.push(Action::CancelTimer { id });
         }
@@ -1760,7 +1758,7 @@ impl Election {
         self.actions.push(Action::Emit(event));
     }
 
-    fn log(&mut self, level: LogLevel, message: String) {
+    pub(crate) fn log(&mut self, level: LogLevel, message: String) {
         self.actions.push(Action::Log { level, message });
     }
 

@@ -2,7 +2,8 @@
 //! protocol hot swap): the whole state, versioned.
 //!
 //! [`Election::export_state`] captures everything — term, vote, role,
-//! leader, membership, votes in flight, liveness and the ids of the timers
+//! leader, membership, votes in flight, liveness, the data ids of
+//! [`crate::identity`] and the ids of the timers
 //! it armed (the host keeps those timers running; they fire into the new
 //! build, which recognises them) — as one [`HANDOVER_FORMAT`] byte plus a
 //! postcard-encoded record. [`Election::import_state`] refuses any other
@@ -16,18 +17,31 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::election::Election;
+use crate::identity::{Durable, Identity};
 use crate::lease::Lease;
 use crate::liveness::Liveness;
 use crate::options::Options;
 use crate::transfer::{Handing, Named};
 use crate::types::{Environment, NodeId, Role, Term, TimerId};
 
-/// The handover format this build writes. It also reads format 2 (the
-/// builds before named transfers: a leader that had handed over abandons
-/// that transfer at once and leases again from its next acknowledged
-/// round), and format 1 (the builds before leases), whose leader resumes
-/// without a lease until its next acknowledged heartbeat round.
-pub const HANDOVER_FORMAT: u8 = 3;
+/// The handover format this build writes. It also reads format 3 (the
+/// builds before data ids: the node draws a data id at once, persists it
+/// and asks its peers to confirm it; until a majority of the others do it
+/// neither votes nor stands), format 2 (the builds before named
+/// transfers: a leader that had handed over abandons that transfer at
+/// once and leases again from its next acknowledged round), and format 1
+/// (the builds before leases), whose leader resumes without a lease until
+/// its next acknowledged heartbeat round. Formats 1 and 2 draw a data id
+/// as format 3 does.
+pub const HANDOVER_FORMAT: u8 = 4;
+
+/// Format 4: format 3's state plus the durable part of
+/// [`crate::identity`] (data id, records, confirmations, abstention).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct HandoverWithIdentity {
+    pub(crate) v3: HandoverWithTransfer,
+    pub(crate) identity: Durable,
+}
 
 /// Format 3: format 2's state plus the transfer bookkeeping of
 /// [`crate::transfer`].
@@ -93,14 +107,17 @@ impl Election {
     pub fn export_state(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         out.push(HANDOVER_FORMAT);
-        let state = HandoverWithTransfer {
-            v2: HandoverWithLease {
-                core: self.handover(),
-                lease: self.lease.clone(),
-                removed: self.removed.clone(),
+        let state = HandoverWithIdentity {
+            v3: HandoverWithTransfer {
+                v2: HandoverWithLease {
+                    core: self.handover(),
+                    lease: self.lease.clone(),
+                    removed: self.removed.clone(),
+                },
+                handing: self.handing.clone(),
+                named: self.named.clone(),
             },
-            handing: self.handing.clone(),
-            named: self.named.clone(),
+            identity: self.identity.durable.clone(),
         };
         match postcard::to_extend(&state, out) {
             Ok(out) => out,
@@ -111,8 +128,9 @@ impl Election {
     /// Takes over from a state another build exported, instead of
     /// [`Election::start`]. `options` must be valid and name the same node
     /// and cluster; the timings may differ (they apply from the next timer
-    /// armed). Nothing is sent or persisted: the exporting build already
-    /// did both.
+    /// armed). Nothing is sent or persisted (the exporting build already
+    /// did both), except by a state of format 1 to 3: its new data id is
+    /// persisted, and its peers asked to confirm it, at once.
     pub fn import_state(
         options: Options,
         state: &[u8],
@@ -120,6 +138,18 @@ impl Election {
     ) -> Result<Election, String> {
         options.validate().map_err(|e| format!("{e}"))?;
         let (&format, rest) = state.split_first().ok_or("empty state")?;
+        let (v3, identity) = match format {
+            1..=3 => (import_before_identity(format, rest)?, None),
+            HANDOVER_FORMAT => match postcard::take_from_bytes::<HandoverWithIdentity>(rest) {
+                Ok((h, [])) => (h.v3, Some(h.identity)),
+                _ => return Err("malformed state".into()),
+            },
+            other => {
+                return Err(format!(
+                    "state of handover format {other}; this build reads formats 1 to {HANDOVER_FORMAT}"
+                ));
+            }
+        };
         let HandoverWithTransfer {
             v2:
                 HandoverWithLease {
@@ -129,56 +159,60 @@ impl Election {
                 },
             handing,
             named,
-        } = match format {
-            1 => match postcard::take_from_bytes::<Handover>(rest) {
-                Ok((core, [])) => HandoverWithTransfer {
-                    v2: HandoverWithLease {
-                        core,
-                        lease: Lease::default(),
-                        removed: BTreeSet::new(),
-                    },
-                    handing: None,
-                    named: Named::default(),
-                },
-                _ => return Err("malformed state".into()),
-            },
-            2 => match postcard::take_from_bytes::<HandoverWithLease>(rest) {
-                Ok((mut v2, [])) => {
-                    // Format 2 gave the lease up for the rest of the term
-                    // and did not say to whom: end that transfer now. The
-                    // voters of this build honour no bypass they were not
-                    // told of, so leasing again from rounds sent from now
-                    // on is sound.
-                    if v2.lease.given_up {
-                        v2.lease.abandon();
-                    }
-                    HandoverWithTransfer {
-                        v2,
-                        handing: None,
-                        named: Named::default(),
-                    }
-                }
-                _ => return Err("malformed state".into()),
-            },
-            HANDOVER_FORMAT => match postcard::take_from_bytes(rest) {
-                Ok((h, [])) => h,
-                _ => return Err("malformed state".into()),
-            },
-            other => {
-                return Err(format!(
-                    "state of handover format {other}; this build reads formats 1 to {HANDOVER_FORMAT}"
-                ));
-            }
-        };
+        } = v3;
         if handover.node_id != options.node_id || handover.cluster_id != options.cluster_id {
             return Err(format!(
                 "state of node {} in cluster {}, not of {} in {}",
                 handover.node_id, handover.cluster_id, options.node_id, options.cluster_id
             ));
         }
+        let drawn = identity.is_none();
+        let identity = identity.unwrap_or_else(|| Durable::fresh(env));
         let mut e = Election::from_handover(options, handover, lease, removed, env)?;
         e.handing = handing;
         e.named = named;
+        e.identity = Identity::from_durable(identity);
+        e.resume_identity(drawn);
         Ok(e)
     }
+}
+
+/// Reads a state of format 1, 2 or 3 as format 3.
+fn import_before_identity(format: u8, rest: &[u8]) -> Result<HandoverWithTransfer, String> {
+    Ok(match format {
+        1 => match postcard::take_from_bytes::<Handover>(rest) {
+            Ok((core, [])) => HandoverWithTransfer {
+                v2: HandoverWithLease {
+                    core,
+                    lease: Lease::default(),
+                    removed: BTreeSet::new(),
+                },
+                handing: None,
+                named: Named::default(),
+            },
+            _ => return Err("malformed state".into()),
+        },
+        2 => match postcard::take_from_bytes::<HandoverWithLease>(rest) {
+            Ok((mut v2, [])) => {
+                // Format 2 gave the lease up for the rest of the term
+                // and did not say to whom: end that transfer now. The
+                // voters of this build honour no bypass they were not
+                // told of, so leasing again from rounds sent from now
+                // on is sound.
+                if v2.lease.given_up {
+                    v2.lease.abandon();
+                }
+                HandoverWithTransfer {
+                    v2,
+                    handing: None,
+                    named: Named::default(),
+                }
+            }
+            _ => return Err("malformed state".into()),
+        },
+        _ => match postcard::take_from_bytes(rest) {
+            Ok((h, [])) => h,
+            _ => return Err("malformed state".into()),
+        },
+    })
 }

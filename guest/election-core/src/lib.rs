@@ -6,9 +6,12 @@
 //!
 //! - [`election`]: the state machine ([`Election`]): roles, terms, votes,
 //!   heartbeats, discovery. Start here.
+//! - [`failover`]: replacing a leader the host saw die, in turns.
 //! - [`handover`]: the whole state, versioned, for swapping the protocol.
 //! - [`hints`]: how a node enters the voting membership, and whom a
 //!   leader contacts because a follower mentioned it.
+//! - [`identity`]: data ids: why a node that lost its disk never votes
+//!   twice in one term, and what that assumes. Read it with `election`.
 //! - [`quorum`]: majority arithmetic, tested exhaustively.
 //! - [`refusal`]: why a node refuses to campaign.
 //! - [`terms`]: term arithmetic that cannot wrap, and how far one message
@@ -35,8 +38,10 @@ extern crate alloc;
 extern crate std;
 
 pub mod election;
+pub mod failover;
 pub mod handover;
 pub mod hints;
+pub mod identity;
 pub mod lease;
 pub mod liveness;
 pub mod options;

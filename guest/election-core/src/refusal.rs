@@ -30,6 +30,13 @@ pub enum Refusal {
     Loyal { leader: Option<NodeId>, for_ms: u64 },
     /// Its term has reached the ceiling (see [`crate::terms`]).
     TermCeiling { term: Term },
+    /// It lost its state (a peer knows it by another data id, see
+    /// [`crate::identity`]): it never votes or stands again.
+    LostState,
+    /// Only `have` of the `need` other members it must hear from have
+    /// confirmed its data id yet (see [`crate::identity`]); it has asked
+    /// them again.
+    Unconfirmed { have: u32, need: u32 },
 }
 
 impl fmt::Display for Refusal {
@@ -55,6 +62,13 @@ impl fmt::Display for Refusal {
             Refusal::TermCeiling { term } => write!(
                 f,
                 "is at term {term}, at the ceiling: it never campaigns again"
+            ),
+            Refusal::LostState => f.write_str(
+                "lost its state (peers know it by another data id) and never stands again: remove it with leave on the leader and start it under a new node id",
+            ),
+            Refusal::Unconfirmed { have, need } => write!(
+                f,
+                "has its data id confirmed by {have} of the {need} other members it needs: try again once they are up"
             ),
         }
     }

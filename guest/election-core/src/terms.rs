@@ -81,7 +81,7 @@ pub fn terms_of(body: &Body) -> [Option<Term>; 2] {
         | Body::RequestPreVote { term }
         | Body::TimeoutNow { term, .. } => [Some(*term), None],
         Body::PreVote { term, current, .. } => [Some(*term), Some(*current)],
-        Body::Join { .. } | Body::Removed { .. } => [None, None],
+        Body::Join { .. } | Body::Removed { .. } | Body::Identify { .. } => [None, None],
     }
 }
 

@@ -48,6 +48,17 @@ pub struct PersistedState {
     /// Members removed with `leave`, sorted: never members again, whatever
     /// a message says.
     pub removed: Vec<NodeId>,
+    /// This copy of the state's random id (see [`crate::identity`]); 0 in
+    /// state written by builds before data ids, which then draw one.
+    pub data_id: u64,
+    /// The first data id heard from each peer, sorted by peer: never
+    /// replaced.
+    pub known_ids: Vec<(NodeId, u64)>,
+    /// The peers that confirmed `data_id` (named this node by it), sorted.
+    pub confirmed_by: Vec<NodeId>,
+    /// This node learned that it lost its state: it never votes or stands
+    /// again.
+    pub abstain: bool,
 }
 
 /// What the protocol reports to the host (and, through it, to behaviours).
@@ -112,6 +123,12 @@ pub struct Status {
     /// Until when this node may act as sole leader (see
     /// [`crate::Election::lease_expires_ns`]).
     pub lease_expires_ns: Option<u64>,
+    /// This copy of the node's state (see [`crate::identity`]).
+    pub data_id: u64,
+    /// The node learned it lost its state: it never votes or stands.
+    pub abstaining: bool,
+    /// Whether enough other members confirmed `data_id` for it to vote.
+    pub confirmed: bool,
 }
 
 /// What the protocol needs from the outside world while handling a call:

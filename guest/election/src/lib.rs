@@ -111,6 +111,10 @@ mod component {
                 voted_for: s.voted_for,
                 members: s.members,
                 removed: s.removed,
+                data_id: s.data_id,
+                known_ids: s.known_ids,
+                confirmed_by: s.confirmed_by,
+                abstain: s.abstain,
             });
             let mut election =
                 core::Election::start(options, state, &mut HostEnv).map_err(|e| {
@@ -208,6 +212,9 @@ mod component {
                     quorum: 0,
                     ignored_messages: 0,
                     lease_expires_ns: None,
+                    data_id: 0,
+                    abstaining: false,
+                    confirmed: false,
                 },
             })
         }
@@ -254,6 +261,10 @@ mod component {
                 wit::CampaignRefusal::Loyal(wit::Loyalty { leader, for_ms })
             }
             core::Refusal::TermCeiling { term } => wit::CampaignRefusal::TermCeiling(term),
+            core::Refusal::LostState => wit::CampaignRefusal::LostState,
+            core::Refusal::Unconfirmed { have, need } => {
+                wit::CampaignRefusal::Unconfirmed(wit::Confirmations { have, need })
+            }
         }
     }
 
@@ -263,6 +274,10 @@ mod component {
             voted_for: state.voted_for,
             members: state.members,
             removed: state.removed,
+            data_id: state.data_id,
+            known_ids: state.known_ids,
+            confirmed_by: state.confirmed_by,
+            abstain: state.abstain,
         }
     }
 
@@ -279,6 +294,9 @@ mod component {
             quorum: s.quorum,
             ignored_messages: s.ignored_messages,
             lease_expires_ns: s.lease_expires_ns,
+            data_id: s.data_id,
+            abstaining: s.abstaining,
+            confirmed: s.confirmed,
         }
     }
 

@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use super::TestEnv;
 use crate::election::Election;
 use crate::options::Options;
-use crate::types::{Action, Role, Term, TimerId};
+use crate::types::{Action, PersistedState, Role, Term, TimerId};
 use crate::wire::{Body, Message};
 
 /// Decides whether a message from `.0` to `.1` is lost.
@@ -27,6 +27,20 @@ pub(super) struct Cluster {
     /// Every moment two leaders of different terms coexisted while the
     /// older one still held an unexpired lease.
     pub overlaps: Vec<String>,
+    /// Each node's options, for restarts.
+    options: BTreeMap<String, Options>,
+    /// Each node's latest persisted state, as a restart with an intact
+    /// disk would read it.
+    pub saved: BTreeMap<String, PersistedState>,
+    /// The vote each node id persisted for each term, across restarts.
+    votes: BTreeMap<(String, Term), String>,
+    /// Every leader seen for each term, across restarts.
+    elected: BTreeMap<Term, BTreeSet<String>>,
+    /// Every time one node id persisted a second, different vote in a term
+    /// (which a node that lost its disk could do).
+    pub double_votes: Vec<String>,
+    /// Restarts so far: each gets fresh randomness.
+    restarts: u64,
 }
 
 fn keep_all(_: &str, _: &str, _: &Body) -> bool {
@@ -44,9 +58,16 @@ impl Cluster {
             down: BTreeSet::new(),
             drop: keep_all,
             overlaps: Vec::new(),
+            options: BTreeMap::new(),
+            saved: BTreeMap::new(),
+            votes: BTreeMap::new(),
+            elected: BTreeMap::new(),
+            double_votes: Vec::new(),
+            restarts: 0,
         };
         for (i, o) in options.into_iter().enumerate() {
             let id = o.node_id.clone();
+            c.options.insert(id.clone(), o.clone());
             let mut env = TestEnv::new(seed * 100 + i as u64);
             let mut e = Election::start(o, None, &mut env).expect("valid options");
             let actions = e.take_actions();
@@ -68,6 +89,22 @@ impl Cluster {
                 }
                 Action::CancelTimer { id: t } => {
                     self.timers.entry(id.into()).or_default().remove(&t);
+                }
+                Action::Persist(state) => {
+                    if let Some(vote) = &state.voted_for {
+                        let key = (id.to_string(), state.term);
+                        match self.votes.get(&key) {
+                            Some(earlier) if earlier != vote => self.double_votes.push(format!(
+                                "{id} voted for {earlier} and then for {vote} in term {}",
+                                state.term
+                            )),
+                            Some(_) => {}
+                            None => {
+                                self.votes.insert(key, vote.clone());
+                            }
+                        }
+                    }
+                    self.saved.insert(id.into(), state);
                 }
                 _ => {}
             }
@@ -155,6 +192,38 @@ impl Cluster {
         self.down.insert(id.to_string());
     }
 
+    /// Restarts `id` now (up again if it had crashed), from `state`:
+    /// `self.saved[id]` for an intact disk, `None` for a lost one. Its old
+    /// timers are gone; messages queued for it arrive at the new process.
+    pub fn restart(&mut self, id: &str, state: Option<PersistedState>) {
+        self.restarts += 1;
+        self.down.remove(id);
+        self.timers.remove(id);
+        let options = self.options.get(id).expect("node exists").clone();
+        let mut env = TestEnv::new(0x5eed_0000 + self.restarts);
+        env.now = self.now;
+        let mut e = Election::start(options, state, &mut env).expect("valid options");
+        let actions = e.take_actions();
+        self.nodes.insert(id.into(), (e, env));
+        self.apply(id, actions);
+        self.watch();
+    }
+
+    /// Cuts the links between `a` and `b`, both ways.
+    pub fn cut_between(&mut self, a: &str, b: &str) {
+        self.cut.insert((a.to_string(), b.to_string()));
+        self.cut.insert((b.to_string(), a.to_string()));
+    }
+
+    /// Every term that had more than one leader, with those leaders.
+    pub fn split_terms(&self) -> Vec<(Term, BTreeSet<String>)> {
+        self.elected
+            .iter()
+            .filter(|(_, leaders)| leaders.len() > 1)
+            .map(|(term, leaders)| (*term, leaders.clone()))
+            .collect()
+    }
+
     /// The running leaders, with their terms.
     pub fn leaders(&self) -> Vec<(String, Term)> {
         self.nodes
@@ -189,6 +258,12 @@ impl Cluster {
             .map(|(_, (e, _))| (e.status(), e.lease_expires_ns()))
             .filter(|(s, _)| s.role == Role::Leader)
             .collect();
+        for (s, _) in &leaders {
+            self.elected
+                .entry(s.term)
+                .or_default()
+                .insert(s.node_id.clone());
+        }
         for (old, lease) in &leaders {
             for (new, _) in &leaders {
                 if let Some(until) = lease

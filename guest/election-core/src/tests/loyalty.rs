@@ -79,6 +79,7 @@ fn campaign_on_a_loyal_node_is_refused_with_the_time_left() {
         voted_for: None,
         members: IDS.iter().map(|s| s.to_string()).collect(),
         removed: vec![],
+        ..PersistedState::default()
     };
     let (mut r, _) = Node::restart("n2", &IDS, Some(state));
     assert!(matches!(

@@ -64,6 +64,7 @@ fn a_node_at_the_term_ceiling_never_campaigns() {
             voted_for: None,
             members: vec!["n1".into(), "n2".into(), "n3".into()],
             removed: vec![],
+            ..PersistedState::default()
         };
         for pre_vote in [false, true] {
             let mut o = options("n1", &["n1", "n2", "n3"]);

@@ -117,11 +117,22 @@ fn a_forged_transfer_cannot_depose_a_healthy_leader() {
     let forger = IDS.iter().find(|id| **id != leader).expect("a follower");
     let others: Vec<&str> = IDS.iter().copied().filter(|id| id != forger).collect();
     for other in others {
-        let payload = msg(Body::RequestVote {
-            term: term + 1,
-            transfer: true,
-        });
+        // Forged by the follower's own process, with its own data id: the
+        // transfer rule must refuse it, not the identity check.
+        let payload = Message {
+            cluster_id: "test".into(),
+            sender: Standing::default(),
+            sender_data_id: c.status(forger).data_id,
+            recipient_data_id: Some(c.status(other).data_id),
+            body: Body::RequestVote {
+                term: term + 1,
+                transfer: true,
+            },
+        }
+        .encode();
+        let before = c.status(other).ignored_messages;
         c.with(other, |e, env| e.on_message(forger, &payload, env));
+        assert_eq!(c.status(other).ignored_messages, before, "it is heard");
     }
     c.run_for(1_000 * MS);
     assert_eq!(c.leader(), Some((leader, term)));
