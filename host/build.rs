@@ -44,7 +44,10 @@ fn main() {
         }
     };
     println!("cargo::rustc-cfg=tenure_builtin_election");
-    println!("cargo::rustc-env=TENURE_BUILTIN_ELECTION={}", wasm.display());
+    println!(
+        "cargo::rustc-env=TENURE_BUILTIN_ELECTION={}",
+        wasm.display()
+    );
 }
 
 /// Builds `guest/election` for wasm32-wasip2 in release, in a target
@@ -65,7 +68,14 @@ fn build_guest(manifest: &Path) -> Result<PathBuf, String> {
     );
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "-p", "tenure-election"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "tenure-election",
+        ])
         .arg("--manifest-path")
         .arg(manifest.join("../Cargo.toml"))
         .arg("--target-dir")
@@ -77,7 +87,9 @@ fn build_guest(manifest: &Path) -> Result<PathBuf, String> {
         .status()
         .map_err(|e| format!("running cargo: {e}"))?;
     if !status.success() {
-        return Err(format!("`cargo build -p tenure-election --target wasm32-wasip2` {status}"));
+        return Err(format!(
+            "`cargo build -p tenure-election --target wasm32-wasip2` {status}"
+        ));
     }
     let wasm = target_dir.join("wasm32-wasip2/release/tenure_election.wasm");
     if wasm.is_file() {
