@@ -110,7 +110,12 @@ fn a_three_two_split_elects_on_the_majority_side_only() {
     for seed in 0..10 {
         let mut sim = cluster(seed, "c", &FIVE);
         let (majority, minority) = ([0, 1, 2], [3, 4]);
+        // A brand-new cluster elects only once enough of it has been up
+        // together (each node's data id confirmed by a majority of the
+        // others); split it once it has.
+        elect(&mut sim, "c", 10 * MAX_TIMEOUT);
         sim.partition(&[&majority, &minority]);
+        sim.run_for(MAX_TIMEOUT);
         let mut elected = None;
         for _ in 0..(10 * MAX_TIMEOUT / (5 * MS)) {
             assert_no_leader_among(&mut sim, &minority, 5 * MS);
@@ -437,11 +442,11 @@ fn a_lone_node_knowing_three_members_never_elects_itself() {
         assert_eq!(sim.terms_with_leaders(), 0);
         let s = sim.status(0).expect("running");
         assert_ne!(s.role, Role::Leader);
-        if pre_vote {
-            assert_eq!(s.term, 0, "pre-votes never bump the term");
-        } else {
-            assert!(s.term > 10, "it kept campaigning: term {}", s.term);
-        }
+        // Neither does it ever stand: until a majority of the others has
+        // confirmed its data id it may not even vote for itself, so its
+        // term never moves, with pre-votes or without.
+        assert_eq!(s.term, 0, "pre-vote {pre_vote}: term {}", s.term);
+        assert!(!s.confirmed);
     }
 }
 
@@ -545,11 +550,8 @@ fn bad_options_are_refused_with_the_field_named() {
 #[test]
 fn the_component_reports_events_and_persists_before_sending() {
     let component = component();
-    let mut instance = component
-        .instantiate("n1", Box::new(Fixed))
-        .expect("instantiates");
-    let options = Options {
-        node_id: "n1".into(),
+    let options = |id: &str| Options {
+        node_id: id.into(),
         cluster_id: "c".into(),
         bootstrap: vec!["n1".into(), "n2".into()],
         timings: Timings::default(),
@@ -557,25 +559,55 @@ fn the_component_reports_events_and_persists_before_sending() {
         priority: 0,
         voter: true,
     };
-    let effects = instance.start(&options, None).expect("starts");
-    let timer = effects
-        .iter()
-        .find_map(|e| match e {
-            Effect::SetTimer { id, after_ns } => Some((*id, *after_ns)),
-            _ => None,
-        })
-        .expect("arms its election timer");
-    assert!((150 * MS..=300 * MS).contains(&timer.1));
-    let effects = instance.on_timer(timer.0).expect("fires");
-    let persist = effects.iter().position(|e| matches!(e, Effect::Persist(_)));
-    let send = effects
-        .iter()
-        .position(|e| matches!(e, Effect::Send { .. }));
-    assert!(persist.expect("persists") < send.expect("sends"));
+    let persists_before_sending = |effects: &[Effect]| {
+        let persist = effects.iter().position(|e| matches!(e, Effect::Persist(_)));
+        let send = effects
+            .iter()
+            .position(|e| matches!(e, Effect::Send { .. }));
+        persist.expect("persists") < send.expect("sends")
+    };
+    let mut nodes = Vec::new();
+    let mut pending = Vec::new();
+    let mut timers = [None, None];
+    for (i, id) in ["n1", "n2"].into_iter().enumerate() {
+        let mut instance = component
+            .instantiate(id, Box::new(Fixed))
+            .expect("instantiates");
+        let effects = instance.start(&options(id), None).expect("starts");
+        // A first start draws and saves the node's data id before it asks
+        // its peers to confirm it.
+        assert!(persists_before_sending(&effects), "{effects:?}");
+        pending.push((i, effects));
+        nodes.push(instance);
+    }
+    // Let the two confirm each other's data ids.
+    for _ in 0..10 {
+        let Some((from, effects)) = pending.pop() else {
+            break;
+        };
+        for effect in effects {
+            match effect {
+                Effect::Send { payload, .. } => {
+                    let to = 1 - from;
+                    let sender = ["n1", "n2"][from];
+                    let out = nodes[to].on_message(sender, &payload).expect("handles");
+                    pending.push((to, out));
+                }
+                Effect::SetTimer { id, after_ns } => timers[from] = Some((id, after_ns)),
+                _ => {}
+            }
+        }
+    }
+    assert!(nodes[0].status().expect("status").confirmed);
+    let (timer, after_ns) = timers[0].expect("n1 armed its election timer");
+    assert!((150 * MS..=300 * MS).contains(&after_ns));
+    let effects = nodes[0].on_timer(timer).expect("fires");
+    // The candidacy's term and self-vote are durable before any vote request.
+    assert!(persists_before_sending(&effects), "{effects:?}");
     assert!(effects.contains(&Effect::Emit(Event::TermChanged(
         tenure_host::types::TermChange { old: 0, new: 1 }
     ))));
-    assert_eq!(instance.status().expect("status").role, Role::Candidate);
+    assert_eq!(nodes[0].status().expect("status").role, Role::Candidate);
 }
 
 #[test]

@@ -1308,6 +1308,11 @@ impl Election {
     /// its vote requests say so and loyal nodes grant them.
     fn become_candidate(&mut self, env: &mut impl Environment, transfer: bool) {
         self.pre_campaign = false;
+        if !self.votes() {
+            // An observer, a removed node, or one that learned it lost its
+            // state while a pre-vote was under way: it never stands.
+            return;
+        }
         if !transfer && self.loyal() {
             // Every path here checks loyalty first; this is the last line.
             return self.wait_out_loyalty(env);
@@ -1583,9 +1588,15 @@ impl Election {
 
     /// Encodes `body` for `to`, naming it by the data id recorded for it.
     fn encode(&self, body: &Body, to: &str) -> Vec<u8> {
+        // A node that abstains (it lost its state) will never stand: it
+        // claims no priority, so no leader hands over to it in vain.
+        let mut sender = self.standing;
+        if self.identity.abstaining() {
+            sender.priority = 0;
+        }
         Message {
             cluster_id: self.cluster_id.clone(),
-            sender: self.standing,
+            sender,
             sender_data_id: self.identity.data_id(),
             recipient_data_id: self.identity.recorded(to),
             body: body.clone(),

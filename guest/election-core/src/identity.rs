@@ -234,6 +234,15 @@ impl Identity {
             sender_id
         });
         if recorded != sender_id {
+            // Its body does not count, but its record of *this* node does:
+            // a node that lost its own state records this node afresh, and
+            // a record is a record (the proof's bound on lost disks covers
+            // it). Without this, a cluster of three in which one node lost
+            // its disk before it had confirmed another could never confirm
+            // that other again: no leader, and so no `leave` to fix it.
+            if recipient_id == Some(self.durable.data_id) {
+                changed |= self.durable.confirmed.insert(from.into());
+            }
             let warn = self.warned.insert(from.into(), sender_id) != Some(sender_id);
             let answer = self
                 .answered_ns

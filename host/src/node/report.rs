@@ -46,6 +46,18 @@ pub struct NodeReport {
     /// it leads and holds one.
     #[serde(default)]
     pub lease_remaining_ms: Option<f64>,
+    /// This copy of the node's state, 16 hex digits (the data id its peers
+    /// record; see `wit/types.wit`).
+    #[serde(default)]
+    pub data_id: String,
+    /// Whether enough peers have confirmed that data id for this node to
+    /// vote (a fresh cluster's nodes wait for each other once).
+    #[serde(default)]
+    pub confirmed: bool,
+    /// The node learned it lost its state: it never votes or stands again.
+    /// Remove it with `leave` and start it under a new node id.
+    #[serde(default)]
+    pub abstaining: bool,
     pub transport: TransportReport,
 }
 
@@ -111,6 +123,9 @@ impl NodeReport {
             quorum: 0,
             ignored_messages: 0,
             lease_expires_ns: None,
+            data_id: 0,
+            abstaining: false,
+            confirmed: false,
         });
 
         NodeReport {
@@ -131,6 +146,9 @@ impl NodeReport {
             uptime_ms: uptime.as_millis() as u64,
             max_leader_gap_ms: max_leader_gap.as_millis() as u64,
             lease_remaining_ms: None,
+            data_id: format!("{:016x}", status.data_id),
+            confirmed: status.confirmed,
+            abstaining: status.abstaining,
             transport: TransportReport {
                 sent: stats.sent,
                 received: stats.received,

@@ -41,6 +41,43 @@ struct OnDisk {
     /// Members removed with `leave` (absent in files written before it).
     #[serde(default)]
     removed: Vec<String>,
+    /// This copy of the node's state, as a hex string (0, or absent, in
+    /// files written before data ids: the protocol then draws one). Hex,
+    /// because JSON readers such as jq lose precision above 2^53.
+    #[serde(default, with = "hex_u64")]
+    data_id: u64,
+    /// The data id first recorded for each peer (hex).
+    #[serde(default)]
+    known_ids: Vec<KnownId>,
+    /// The peers that confirmed this node's data id.
+    #[serde(default)]
+    confirmed_by: Vec<String>,
+    /// The node learned it lost its state: it never votes or stands again.
+    #[serde(default)]
+    abstain: bool,
+}
+
+/// One peer's recorded data id.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct KnownId {
+    node: String,
+    #[serde(with = "hex_u64")]
+    data_id: u64,
+}
+
+/// A `u64` as 16 hex digits in JSON.
+mod hex_u64 {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{value:016x}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let text = String::deserialize(d)?;
+        u64::from_str_radix(&text, 16).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The state file of one data directory.
@@ -112,6 +149,14 @@ impl StateFile {
             voted_for: on_disk.voted_for,
             members: on_disk.members,
             removed: on_disk.removed,
+            data_id: on_disk.data_id,
+            known_ids: on_disk
+                .known_ids
+                .into_iter()
+                .map(|k| (k.node, k.data_id))
+                .collect(),
+            confirmed_by: on_disk.confirmed_by,
+            abstain: on_disk.abstain,
         }))
     }
 
@@ -125,6 +170,17 @@ impl StateFile {
             voted_for: state.voted_for.clone(),
             members: state.members.clone(),
             removed: state.removed.clone(),
+            data_id: state.data_id,
+            known_ids: state
+                .known_ids
+                .iter()
+                .map(|(node, data_id)| KnownId {
+                    node: node.clone(),
+                    data_id: *data_id,
+                })
+                .collect(),
+            confirmed_by: state.confirmed_by.clone(),
+            abstain: state.abstain,
         };
         let bytes = serde_json::to_vec_pretty(&on_disk).context("encoding state")?;
         let tmp = self.path.with_extension("json.tmp");
@@ -163,6 +219,8 @@ mod tests {
         .expect("writes");
         let state = file.load().expect("loads").expect("a state");
         assert_eq!((state.term, state.removed.len()), (3, 0));
+        // No data id yet: the protocol draws one and keeps the vote.
+        assert_eq!((state.data_id, state.abstain), (0, false));
         let _ = fs::remove_dir_all(&dir);
     }
 
@@ -176,6 +234,11 @@ mod tests {
             voted_for: Some("n2".into()),
             members: vec!["n1".into(), "n2".into()],
             removed: vec!["n9".into()],
+            // Above 2^53, which a JSON number would round.
+            data_id: 0xfedc_ba98_7654_3210,
+            known_ids: vec![("n2".into(), u64::MAX)],
+            confirmed_by: vec!["n2".into()],
+            abstain: true,
         };
         file.save(&state).expect("saves");
         assert_eq!(file.load().expect("loads"), Some(state.clone()));
@@ -215,6 +278,10 @@ mod tests {
             voted_for: Some("n2".into()),
             members: vec!["n1".into(), "n2".into(), "n3".into()],
             removed: vec![],
+            data_id: 7,
+            known_ids: vec![],
+            confirmed_by: vec![],
+            abstain: false,
         };
         StateFile::open(&dir, "n1", "c")
             .expect("opens")

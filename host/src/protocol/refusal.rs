@@ -32,5 +32,14 @@ pub fn explain_campaign_refusal(refusal: &CampaignRefusal) -> String {
             format!("its term {term} is at the ceiling; only a faulty peer pushes a term that far")
         }
         CampaignRefusal::NotStarted => "the protocol has not started".into(),
+        CampaignRefusal::LostState => "it lost its state (its peers remember another data id \
+             for it), so it never votes or stands again; remove it with leave on the leader \
+             and start it under a new node id"
+            .into(),
+        CampaignRefusal::Unconfirmed(c) => format!(
+            "only {} of the {} peers it needs have confirmed its data id yet (it asked them \
+             again); try again once they answer",
+            c.have, c.need
+        ),
     }
 }

@@ -101,8 +101,8 @@ impl Simulation {
     }
 
     /// Wipes a crashed node's disk, as a lost or replaced data directory
-    /// would: it restarts as if for the first time. (A running node is
-    /// crashed first.)
+    /// would: it restarts with no state, draws a new data id, and its
+    /// peers' records make it abstain. (A running node is crashed first.)
     pub fn wipe_disk(&mut self, node: NodeIndex) {
         if node >= self.nodes.len() {
             return;
@@ -110,7 +110,16 @@ impl Simulation {
         self.crash(node);
         self.nodes[node].disk = None;
         self.nodes[node].previous_disk = None;
+        // A lost disk is within what the protocol must survive: the node
+        // may start again from term 0; it must not vote twice in a term.
+        self.checker.disk_lost(node);
+        self.wiped_disks += 1;
         self.note(node, "disk wiped");
+    }
+
+    /// How many disks [`Simulation::wipe_disk`] has wiped so far.
+    pub fn wiped_disks(&self) -> usize {
+        self.wiped_disks
     }
 
     /// Crashes `node` and loses its latest write, as a disk that

@@ -45,6 +45,10 @@ pub struct Checker {
     terms: BTreeMap<usize, u64>,
     /// The latest (term, vote) each node persisted, by node index.
     votes: BTreeMap<usize, (u64, Option<String>)>,
+    /// Every vote each node id ever cast, by (cluster, id, term): survives
+    /// a lost disk, so a node that forgot it voted and votes again for
+    /// someone else in that term is caught however it came to forget.
+    ballots: BTreeMap<(String, String, u64), String>,
     violations: Vec<Violation>,
 }
 
@@ -64,6 +68,37 @@ impl Checker {
             );
         }
         self.terms.insert(node, status.term);
+    }
+
+    /// `node`'s disk was lost (a wiped data directory): it may start again
+    /// from term 0 without that being a violation in itself. What it must
+    /// not do is vote again in a term it voted in before (see
+    /// [`Checker::ballot`]).
+    pub fn disk_lost(&mut self, node: usize) {
+        self.terms.remove(&node);
+        self.votes.remove(&node);
+    }
+
+    /// Checks a vote persisted by `id` of `cluster`: one candidate per
+    /// term, for the node id, whatever happened to its disk.
+    pub fn ballot(&mut self, at_ns: u64, cluster: &str, id: &str, state: &PersistedState) {
+        let Some(vote) = &state.voted_for else {
+            return;
+        };
+        let key = (cluster.to_string(), id.to_string(), state.term);
+        match self.ballots.get(&key) {
+            Some(earlier) if earlier != vote => {
+                let what = format!(
+                    "{id} voted for {earlier} and then for {vote} in term {}",
+                    state.term
+                );
+                self.violate(at_ns, what);
+            }
+            Some(_) => {}
+            None => {
+                self.ballots.insert(key, vote.clone());
+            }
+        }
     }
 
     /// Checks a `term-changed(old, new)` event.
@@ -207,6 +242,9 @@ mod tests {
             quorum: 2,
             ignored_messages: 0,
             lease_expires_ns: None,
+            data_id: 1,
+            abstaining: false,
+            confirmed: true,
         }
     }
 
@@ -251,6 +289,10 @@ mod tests {
             voted_for: vote.map(String::from),
             members: vec![],
             removed: vec![],
+            data_id: 1,
+            known_ids: vec![],
+            confirmed_by: vec![],
+            abstain: false,
         };
         c.persisted(1, 0, "a", &state(1, Some("b")));
         c.persisted(2, 0, "a", &state(1, Some("b")));

@@ -293,6 +293,10 @@ pub struct Simulation {
     crash_mid_call: f64,
     /// How long after a crash the other hosts see it, if they do.
     crash_detection_ns: Option<u64>,
+    /// Disks wiped so far (see `faults.rs`).
+    wiped_disks: usize,
+    /// Members removed with a successful `leave` so far.
+    removals: usize,
     checker: Checker,
     trace: Vec<String>,
     /// FNV-1a over every effect and fault: equal for equal runs.
@@ -316,6 +320,8 @@ impl Simulation {
             partition: Partition::default(),
             crash_mid_call: 0.0,
             crash_detection_ns: None,
+            wiped_disks: 0,
+            removals: 0,
             checker: Checker::default(),
             trace: Vec::new(),
             fingerprint: 0xcbf2_9ce4_8422_2325,
@@ -531,8 +537,14 @@ impl Simulation {
         let effects = instance.leave(member)?;
         self.stats.calls += 1;
         self.note(node, &format!("removed {member}"));
+        self.removals += 1;
         self.apply(node, effects);
         Ok(())
+    }
+
+    /// How many members a successful [`Simulation::leave`] removed so far.
+    pub fn removals(&self) -> usize {
+        self.removals
     }
 
     /// Calls `campaign()` on a running node: `Ok(Err(refusal))` if it
@@ -624,7 +636,7 @@ impl Simulation {
             .into_iter()
             .filter(|&n| {
                 self.status(n)
-                    .is_some_and(|s| s.members.contains(&s.node_id))
+                    .is_some_and(|s| s.members.contains(&s.node_id) && !s.abstaining)
             })
             .collect()
     }
@@ -927,6 +939,8 @@ impl Simulation {
         let at = self.now_ns();
         let id = self.nodes[node].spec.id.clone();
         self.checker.persisted(at, node, &id, &state);
+        let cluster = self.nodes[node].spec.cluster_id.clone();
+        self.checker.ballot(at, &cluster, &id, &state);
         let n = &mut self.nodes[node];
         n.previous_disk = n.disk.replace(state);
     }
