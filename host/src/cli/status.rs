@@ -70,6 +70,21 @@ pub async fn status(admin: SocketAddr, json: bool) -> anyhow::Result<ExitCode> {
         report.transport.dropped,
         report.transport.rejected
     );
+    let identity = if report.abstaining {
+        "LOST ITS STATE: abstains for good (remove it with `tenure leave`, restart it \
+         under a new node id)"
+    } else if report.confirmed {
+        "confirmed by its peers"
+    } else {
+        "awaiting its peers' confirmation (it votes once a majority of them answered)"
+    };
+    println!("data id   {} ({identity})", report.data_id);
+    if report.transport.duplicate_ids > 0 {
+        println!(
+            "WARNING   {} hellos refused: a second live process claims a peer's node id",
+            report.transport.duplicate_ids
+        );
+    }
     println!("uptime    {:.1} s", report.uptime_ms as f64 / 1000.0);
     Ok(ExitCode::SUCCESS)
 }
