@@ -90,6 +90,11 @@ fn chaos_regression_seeds_pass() {
             2513,
             "leaders kept handing over to an abstaining node of top priority",
         ),
+        (
+            19970,
+            "a disk was wiped in a cluster already down to two members (a removal \
+             asked five times counted five times): no majority could vote",
+        ),
     ] {
         let report = chaos::run(&component, seed).expect("runs");
         assert!(

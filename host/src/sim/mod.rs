@@ -295,8 +295,9 @@ pub struct Simulation {
     crash_detection_ns: Option<u64>,
     /// Disks wiped so far (see `faults.rs`).
     wiped_disks: usize,
-    /// Members removed with a successful `leave` so far.
-    removals: usize,
+    /// Members removed with a successful `leave` so far (a removal asked
+    /// again is no new one).
+    removed: BTreeSet<String>,
     checker: Checker,
     trace: Vec<String>,
     /// FNV-1a over every effect and fault: equal for equal runs.
@@ -321,7 +322,7 @@ impl Simulation {
             crash_mid_call: 0.0,
             crash_detection_ns: None,
             wiped_disks: 0,
-            removals: 0,
+            removed: BTreeSet::new(),
             checker: Checker::default(),
             trace: Vec::new(),
             fingerprint: 0xcbf2_9ce4_8422_2325,
@@ -537,14 +538,14 @@ impl Simulation {
         let effects = instance.leave(member)?;
         self.stats.calls += 1;
         self.note(node, &format!("removed {member}"));
-        self.removals += 1;
+        self.removed.insert(member.to_string());
         self.apply(node, effects);
         Ok(())
     }
 
     /// How many members a successful [`Simulation::leave`] removed so far.
     pub fn removals(&self) -> usize {
-        self.removals
+        self.removed.len()
     }
 
     /// Calls `campaign()` on a running node: `Ok(Err(refusal))` if it

@@ -36,7 +36,7 @@ pub(super) fn inject(
         Fault::Leave if !down.is_empty() => {
             // A lost disk and a removal each take a voter away for good:
             // keep a majority of the membership able to vote.
-            if sim.wiped_disks() > 0 && plan.nodes - sim.removals() - 1 < 3 {
+            if sim.wiped_disks() > 0 && plan.nodes.saturating_sub(sim.removals() + 1) < 3 {
                 return Ok(false);
             }
             let gone = sim.id(down[rng.index(down.len())]).to_string();
@@ -143,7 +143,7 @@ pub(super) fn inject(
         Fault::WipeDisk => {
             // One lost disk per run, and only while the membership keeps
             // a majority of voters beside it (removals shrink it).
-            if sim.wiped_disks() > 0 || plan.nodes - sim.removals() < 3 {
+            if sim.wiped_disks() > 0 || plan.nodes.saturating_sub(sim.removals()) < 3 {
                 return Ok(false);
             }
             sim.wipe_disk(rng.index(n));
