@@ -70,6 +70,9 @@ pub struct Election {
     pub(crate) members: BTreeSet<NodeId>,
     /// Durable: the epoch of `members`.
     pub(crate) epoch: u64,
+    /// Durable: the term of the leader whose heartbeat last gave or
+    /// confirmed `members` (this node's own term once it leads).
+    pub(crate) epoch_term: Term,
     /// The peer a pending `join` asked: until a leader's heartbeat lists
     /// this node, it does not stand.
     pub(crate) joining: Option<NodeId>,
@@ -192,6 +195,7 @@ impl Election {
             voted_for,
             members,
             epoch,
+            epoch_term: persisted.as_ref().map_or(0, |p| p.epoch_term),
             joining: None,
             removed,
             role: Role::Follower,
@@ -308,8 +312,10 @@ impl Election {
                 term,
                 transfer,
                 epoch,
+                epoch_term,
             } => {
-                self.on_request_vote(from, term, transfer, epoch, env);
+                let current = self.view_current(epoch_term, epoch);
+                self.on_request_vote(from, term, transfer, current, env);
             }
             Body::Vote { term, granted } => self.on_vote(from, term, granted, env),
             Body::Heartbeat {
@@ -345,8 +351,13 @@ impl Election {
                 leader,
                 members: _,
             } => self.on_welcome(term, leader, env),
-            Body::RequestPreVote { term, epoch } => {
-                self.on_request_pre_vote(from, term, epoch, env);
+            Body::RequestPreVote {
+                term,
+                epoch,
+                epoch_term,
+            } => {
+                let current = self.view_current(epoch_term, epoch);
+                self.on_request_pre_vote(from, term, current, env);
             }
             Body::TimeoutNow { term, round } => self.on_timeout_now(from, term, round, env),
             Body::Removed { removed } => self.merge_removed(&removed, env),
@@ -782,6 +793,7 @@ impl Election {
             // Set by the caller from format 5 on (0 before: see
             // crate::handover).
             epoch: 0,
+            epoch_term: 0,
             joining: None,
             removed,
             role,
@@ -831,6 +843,7 @@ impl Election {
             voted_for: self.voted_for.clone(),
             members: self.member_list(),
             epoch: self.epoch,
+            epoch_term: self.epoch_term,
             removed: self.removed_list(),
             data_id: self.identity.data_id(),
             known_ids: self.identity.known_list(),
@@ -846,10 +859,10 @@ impl Election {
         from: &str,
         term: Term,
         transfer: bool,
-        epoch: u64,
+        view_current: bool,
         env: &mut impl Environment,
     ) {
-        if !self.votes() || epoch < self.epoch {
+        if !self.votes() || !view_current {
             // Not a voter, or the candidate's membership is older than
             // this node's (see crate::membership): no vote, no new term.
             return self.send(
@@ -998,7 +1011,7 @@ impl Election {
         self.become_follower(term, Some(from.into()), env, 0);
         self.leader_heard_ns = Some(now);
         // The leader this node follows is the one source of its view.
-        self.adopt_view(epoch, members);
+        self.adopt_view(from, term, epoch, members);
         for peer in alive {
             if *peer != self.id && self.members.contains(peer.as_str()) {
                 self.news_of(peer, now);
@@ -1041,7 +1054,7 @@ impl Election {
         &mut self,
         from: &str,
         term: Term,
-        epoch: u64,
+        view_current: bool,
         env: &mut impl Environment,
     ) {
         // Grant only what a real vote could grant (a later term), and only
@@ -1050,7 +1063,7 @@ impl Election {
         // election timeout. That is what keeps a returning node from
         // deposing a healthy leader. And, like a vote, only once enough
         // members confirmed its data id (see crate::identity).
-        let granted = term > self.term && !self.loyal() && self.votes() && epoch >= self.epoch;
+        let granted = term > self.term && !self.loyal() && self.votes() && view_current;
         if granted && !self.confirmed() {
             self.refuse_unconfirmed(from, "a pre-vote", term);
         }
@@ -1120,6 +1133,7 @@ impl Election {
         self.send_to_all(Body::RequestPreVote {
             term,
             epoch: self.epoch,
+            epoch_term: self.epoch_term,
         });
         self.count_pre_votes(env);
     }
@@ -1227,6 +1241,7 @@ impl Election {
             term: self.term,
             transfer,
             epoch: self.epoch,
+            epoch_term: self.epoch_term,
         });
         self.count_votes();
     }
@@ -1236,6 +1251,12 @@ impl Election {
         self.leader = Some(self.id.clone());
         self.leader_since_ns = self.now_ns;
         self.failover_until_ns = None;
+        // Its view is now this term's (Raft's new leader's no-op entry):
+        // the voters that acknowledge it refuse candidates of older views.
+        if self.epoch_term != self.term {
+            self.epoch_term = self.term;
+            self.unsaved = true;
+        }
         self.lease = Lease::starting_after(&self.lease);
         self.handing = None;
         self.granted.clear();

@@ -44,6 +44,7 @@ pub const HANDOVER_FORMAT: u8 = 5;
 pub(crate) struct HandoverWithEpoch {
     pub(crate) v4: HandoverWithIdentity,
     pub(crate) epoch: u64,
+    pub(crate) epoch_term: Term,
     pub(crate) joining: Option<NodeId>,
 }
 
@@ -133,6 +134,7 @@ impl Election {
                 identity: self.identity.durable.clone(),
             },
             epoch: self.epoch,
+            epoch_term: self.epoch_term,
             joining: self.joining.clone(),
         };
         match postcard::to_extend(&state, out) {
@@ -154,14 +156,19 @@ impl Election {
     ) -> Result<Election, String> {
         options.validate().map_err(|e| format!("{e}"))?;
         let (&format, rest) = state.split_first().ok_or("empty state")?;
-        let (v3, identity, epoch, joining) = match format {
-            1..=3 => (import_before_identity(format, rest)?, None, 0, None),
+        let (v3, identity, (epoch, epoch_term), joining) = match format {
+            1..=3 => (import_before_identity(format, rest)?, None, (0, 0), None),
             4 => match postcard::take_from_bytes::<HandoverWithIdentity>(rest) {
-                Ok((h, [])) => (h.v3, Some(h.identity), 0, None),
+                Ok((h, [])) => (h.v3, Some(h.identity), (0, 0), None),
                 _ => return Err("malformed state".into()),
             },
             HANDOVER_FORMAT => match postcard::take_from_bytes::<HandoverWithEpoch>(rest) {
-                Ok((h, [])) => (h.v4.v3, Some(h.v4.identity), h.epoch, h.joining),
+                Ok((h, [])) => (
+                    h.v4.v3,
+                    Some(h.v4.identity),
+                    (h.epoch, h.epoch_term),
+                    h.joining,
+                ),
                 _ => return Err("malformed state".into()),
             },
             other => {
@@ -190,6 +197,7 @@ impl Election {
         let identity = identity.unwrap_or_else(|| Durable::fresh(env));
         let mut e = Election::from_handover(options, handover, lease, removed, env)?;
         e.epoch = epoch;
+        e.epoch_term = epoch_term;
         e.joining = joining;
         e.handing = handing;
         e.named = named;

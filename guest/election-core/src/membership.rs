@@ -28,35 +28,54 @@
 //! it: a joiner is not one until a heartbeat of a newer epoch lists it,
 //! and while its `join` is pending it does not stand.
 //!
-//! Vote and pre-vote requests carry the candidate's epoch, and a voter
-//! refuses a candidate whose epoch is lower than its own. A candidate
+//! Each view also carries the term of the leader that last confirmed it
+//! (`epoch_term`, persisted too): a follower sets it from its leader's
+//! heartbeats, a new leader to its own term. A follower takes the view of
+//! the leader of a later term wholesale, even of a lower epoch (a change
+//! that never settled is undone, like an uncommitted Raft entry).
+//!
+//! Vote and pre-vote requests carry the candidate's `(epoch_term,
+//! epoch)`, and a voter refuses a candidate whose pair is lower than its
+//! own (compared like Raft's logs: term first, then epoch). A candidate
 //! counts votes only from members of its own view, and needs a majority
 //! of it.
 //!
 //! # Why one leader per term still holds
 //!
-//! Assumptions: the durable state (term, vote, view, epoch) survives
-//! restarts (honest fsync, or a lost disk detected by
-//! [`crate::identity`]); epochs are produced only by leaders as above, so
-//! views of consecutive epochs differ by exactly one member; and the
-//! views in use descend from one bootstrap view (two clusters formed apart
-//! and then joined are out of scope, as before).
+//! Assumptions: the durable state (term, vote, view, epoch, epoch term)
+//! survives restarts (honest fsync, or a lost disk detected by
+//! [`crate::identity`]); views are changed only by leaders as above, so
+//! a view and the one it was made from differ by exactly one member; and
+//! the views in use descend from one bootstrap view (two clusters formed
+//! apart and then joined are out of scope, as before).
 //!
-//! 1. Views `E` and `E+1` differ by one member, so any majority of one and
-//!    any majority of the other share a node (|E| = n, |E+1| = n ± 1: two
-//!    majorities of them together exceed the nodes of both).
-//! 2. Epoch `E+2` is made only after `E+1` settled: a majority of `E+1`
-//!    holds epoch ≥ `E+1`. Those nodes refuse every candidate of epoch
-//!    ≤ `E`, and any majority of view `E` meets that majority (point 1),
-//!    so from then on no candidate of epoch ≤ `E` can win: at most two
-//!    consecutive views are ever in use for elections.
-//! 3. A node votes once per term. Two candidates of one term whose views
-//!    are the same or consecutive need majorities that share a voter
+//! 1. A view and its successor differ by one member, so any majority of
+//!    one and any majority of the other share a node (with n and n ± 1
+//!    members, two majorities together exceed the nodes of both).
+//! 2. A leader makes a change only after a majority of its view
+//!    acknowledged it in its term (so they hold its term as epoch term),
+//!    and the next change only after a majority of the new view
+//!    acknowledged a later round (so they hold the new epoch). Those
+//!    nodes refuse every candidate of an older `(epoch term, epoch)`:
+//!    a view older than the previous one can no longer win, since any
+//!    majority of it meets them (point 1). So the views that can elect
+//!    are the leader's current one and the one it came from.
+//! 3. Epoch numbers cannot fork into two different views that both
+//!    elect: a change made by a leader that lost office before it
+//!    settled is known to a minority; the next leader was elected by a
+//!    majority of the older view, which acknowledged it (point 2) before
+//!    it changes anything, and those voters refuse the unsettled view's
+//!    candidates (lower epoch term) while their own followers take the
+//!    new leader's view wholesale. This is Raft's fix for its
+//!    one-server-change bug (Ongaro, 2015): a new leader commits an entry
+//!    of its term before it changes the configuration.
+//! 4. A node votes once per term. Two candidates of one term whose views
+//!    are the same or successive need majorities that share a voter
 //!    (point 1), who voted for only one of them.
-//! 4. The lease: a leader's lease starts from a round a majority of its
+//! 5. The lease: a leader's lease starts from a round a majority of its
 //!    view acknowledged; those nodes stay loyal (no vote) for a minimum
 //!    election timeout. A rival must win a majority of a view at most one
-//!    change away (points 1, 2), which contains one of the loyal nodes.
+//!    change away (points 2, 3), which contains one of the loyal nodes.
 //!
 //! # The removal of a live member
 //!
@@ -66,20 +85,14 @@
 //! after the removal) overlap as above. When it hears a newer epoch
 //! without itself, or a `Removed` notice, it stops voting and standing.
 //!
-//! # A known limit (not closed here)
+//! # Limits
 //!
-//! Point 2 assumes epoch numbers are unique. A leader that makes a change
-//! and is deposed before it settles leaves epoch `E+1` on a minority; the
-//! next leader, elected at epoch `E` by the others, may make a different
-//! `E+1`. Raft closes the same gap (Ongaro's one-server-change bug) by
-//! letting a new leader change its configuration only after an entry of
-//! its own term committed, with votes comparing the last entry's term
-//! first. The equivalent here is to stamp each view with the term of the
-//! leader that last confirmed it and to compare `(stamp, epoch)` in votes;
-//! the first-change rule (a majority acknowledged the new leader) is
-//! already in place. Until then a change that never settled, followed at
-//! once by a leader change and a second, different change, with the two
-//! partial views then electing apart, is outside the guarantee.
+//! Tombstones are forever and merge everywhere: a node that heard of a
+//! removal that never settled keeps the tombstone, leaves that node out
+//! of the older view it takes from a later leader, and its acks carry the
+//! tombstone to that leader, which then removes the node properly (a new
+//! epoch, once its previous change settled). Until then its view is that
+//! leader's less one member, which still meets every majority of it.
 
 use alloc::format;
 use alloc::string::String;
@@ -292,12 +305,23 @@ impl Election {
     /// The leader this node follows sent its view: a later epoch replaces
     /// this node's view wholesale. Callers make sure the sender is the
     /// leader followed, in the current term.
-    pub(crate) fn adopt_view(&mut self, epoch: u64, members: &[NodeId]) {
+    pub(crate) fn adopt_view(&mut self, leader: &str, term: Term, epoch: u64, members: &[NodeId]) {
+        if !members.iter().any(|m| m == leader) {
+            // A leader is a member of its own view: anything else is no
+            // view to take.
+            return;
+        }
         if members.contains(&self.id) {
             // Admitted (or a member all along): the join is done.
             self.joining = None;
         }
-        if epoch <= self.epoch {
+        if term < self.epoch_term || (term == self.epoch_term && epoch <= self.epoch) {
+            return;
+        }
+        if epoch == self.epoch && self.same_view(members) {
+            // The same view, confirmed by a later leader.
+            self.epoch_term = term;
+            self.unsaved = true;
             return;
         }
         let view: alloc::collections::BTreeSet<NodeId> = members
@@ -321,7 +345,24 @@ impl Election {
         );
         self.members = view;
         self.epoch = epoch;
+        self.epoch_term = term;
         self.unsaved = true;
+    }
+
+    fn same_view(&self, members: &[NodeId]) -> bool {
+        let counted = |m: &&NodeId| valid_node_id(m) && !self.removed.contains(m.as_str());
+        members.iter().filter(counted).count() == self.members.len()
+            && members
+                .iter()
+                .filter(counted)
+                .all(|m| self.members.contains(m.as_str()))
+    }
+
+    /// Whether a candidate's view, `(epoch_term, epoch)`, is at least as
+    /// recent as this node's (compared like Raft's logs: the confirming
+    /// leader's term first, then the epoch).
+    pub(crate) fn view_current(&self, epoch_term: Term, epoch: u64) -> bool {
+        (epoch_term, epoch) >= (self.epoch_term, self.epoch)
     }
 
     /// `from` introduces itself. A leader admits it (see

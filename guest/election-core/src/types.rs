@@ -49,6 +49,9 @@ pub struct PersistedState {
     /// The membership's epoch (see [`crate::membership`]): 0 for the
     /// bootstrap membership and in state of builds before epochs.
     pub epoch: u64,
+    /// The term of the leader that last confirmed `members` (see
+    /// [`crate::membership`]): 0 in state of builds before epochs.
+    pub epoch_term: Term,
     /// Members removed with `leave`, sorted: never members again, whatever
     /// a message says.
     pub removed: Vec<NodeId>,

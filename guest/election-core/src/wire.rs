@@ -76,12 +76,15 @@ pub enum Body {
     /// leader handed over to it (TimeoutNow): only then do nodes that
     /// heard from a leader within the minimum election timeout grant it.
     ///
-    /// `epoch` is the candidate's membership epoch (see
-    /// [`crate::membership`]): a voter of a later epoch refuses it.
+    /// `epoch` is the candidate's membership epoch and `epoch_term` the
+    /// term of the leader that last confirmed it (see
+    /// [`crate::membership`]): a voter whose `(epoch_term, epoch)` is
+    /// later refuses it.
     RequestVote {
         term: Term,
         transfer: bool,
         epoch: u64,
+        epoch_term: Term,
     },
     /// The answer to `RequestVote`.
     Vote { term: Term, granted: bool },
@@ -131,7 +134,11 @@ pub enum Body {
     /// A pre-candidate asks whether it would win an election for `term`
     /// (its own term + 1), with its membership `epoch`. Nobody changes
     /// term or vote for it.
-    RequestPreVote { term: Term, epoch: u64 },
+    RequestPreVote {
+        term: Term,
+        epoch: u64,
+        epoch_term: Term,
+    },
     /// The answer to `RequestPreVote` for `term`; `current` is the
     /// receiver's own term, so a pre-candidate behind it catches up.
     PreVote {
@@ -214,6 +221,7 @@ mod tests {
                 term: 7,
                 transfer: false,
                 epoch: 3,
+                epoch_term: 6,
             }),
             m(Body::Vote {
                 term: 7,
@@ -243,7 +251,11 @@ mod tests {
                 leader: Some("a".into()),
                 members: vec!["a".into(), "b".into()],
             }),
-            m(Body::RequestPreVote { term: 4, epoch: 0 }),
+            m(Body::RequestPreVote {
+                term: 4,
+                epoch: 0,
+                epoch_term: 3,
+            }),
             m(Body::PreVote {
                 term: 4,
                 granted: false,

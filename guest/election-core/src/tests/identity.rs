@@ -47,6 +47,7 @@ fn deliver_as(
 
 fn request_vote(term: u64) -> Body {
     Body::RequestVote {
+        epoch_term: NEWEST_VIEW,
         epoch: 0,
         term,
         transfer: false,
@@ -300,7 +301,11 @@ fn the_lost_state_node_learns_it_from_a_peers_answer_and_refuses_to_campaign() {
         "n2",
         20,
         Some(me),
-        Body::RequestPreVote { epoch: 0, term: 1 },
+        Body::RequestPreVote {
+            epoch_term: NEWEST_VIEW,
+            epoch: 0,
+            term: 1,
+        },
     );
     assert!(matches!(
         &sent(&a)[..],
@@ -377,7 +382,11 @@ fn a_second_process_with_the_same_id_is_refused_by_peers_that_recorded_the_first
         "n1",
         200,
         Some(me),
-        Body::RequestPreVote { epoch: 0, term: 1 },
+        Body::RequestPreVote {
+            epoch_term: NEWEST_VIEW,
+            epoch: 0,
+            term: 1,
+        },
     );
     assert!(
         logs(&a, LogLevel::Warn).is_empty() && sent_all(&a).is_empty(),

@@ -379,3 +379,56 @@ fn chaos_with_joins_removals_partitions_and_crashes_keeps_one_leader_per_term() 
         "{admitted} admitted, {removed} removed"
     );
 }
+
+/// Raft's one-server-change bug, closed the Raft way: a change that never
+/// settled (epoch 1, made in term 1 and seen by a minority) must lose to
+/// the view a later leader confirmed (epoch 0 in term 2), even though its
+/// epoch number is higher. Votes compare the confirming leader's term
+/// first, then the epoch; a follower replaces an unsettled view with its
+/// new leader's.
+#[test]
+fn an_unsettled_change_loses_to_the_view_a_later_leader_confirmed() {
+    let (mut n, _) = Node::start("n1", &["n1", "n2", "n3", "n4"]);
+    let hb = |term, epoch, members: &[&str]| Body::Heartbeat {
+        term,
+        round: 1,
+        epoch,
+        members: members.iter().map(|m| m.to_string()).collect(),
+        alive: vec![],
+        removed: vec![],
+        transfer_to: None,
+    };
+    // The leader of term 1 admitted n5 (epoch 1) and was deposed before
+    // the change settled; n1 saw it.
+    n.deliver("n2", hb(1, 1, &["n1", "n2", "n3", "n4", "n5"]));
+    assert_eq!(n.e.status().epoch, 1);
+    // The leader of term 2, elected at epoch 0 by the others, confirms
+    // epoch 0: n1 takes it, although its epoch is lower.
+    n.deliver("n3", hb(2, 0, &["n1", "n2", "n3", "n4"]));
+    let s = n.e.status();
+    assert_eq!((s.epoch, s.members.len()), (0, 4));
+    assert_eq!(n.e.persisted_state().epoch_term, 2);
+    // Past its loyalty window, it refuses a candidate of the unsettled
+    // view and grants one of the confirmed view.
+    n.env.now += 1_000 * MS;
+    let vote = |n: &mut Node, from: &str, epoch, epoch_term| {
+        let actions = n.deliver(
+            from,
+            Body::RequestVote {
+                term: 3,
+                transfer: false,
+                epoch,
+                epoch_term,
+            },
+        );
+        sent(&actions)
+            .into_iter()
+            .find_map(|(_, b)| match b {
+                Body::Vote { granted, .. } => Some(granted),
+                _ => None,
+            })
+            .expect("an answer")
+    };
+    assert!(!vote(&mut n, "n5", 1, 1), "an unsettled view of term 1");
+    assert!(vote(&mut n, "n4", 0, 2), "the view term 2 confirmed");
+}
