@@ -432,3 +432,33 @@ fn an_unsettled_change_loses_to_the_view_a_later_leader_confirmed() {
     assert!(!vote(&mut n, "n5", 1, 1), "an unsettled view of term 1");
     assert!(vote(&mut n, "n4", 0, 2), "the view term 2 confirmed");
 }
+
+/// Handover format 5 carries the epoch and its term; a format 4 state
+/// (the same bytes without them) still imports, at epoch 0.
+#[test]
+fn the_epoch_survives_a_swap_and_format_4_imports_at_epoch_0() {
+    let (mut n, _) = leader();
+    n.env.now = 10 * MS;
+    ack(&mut n, "n2", 1);
+    n.deliver(
+        "n9",
+        Body::Join {
+            members: vec!["n9".into()],
+        },
+    );
+    let exported = n.e.export_state();
+    assert_eq!(exported[0], crate::handover::HANDOVER_FORMAT);
+    let options = || options("n1", &["n1", "n2", "n3"]);
+    let e = Election::import_state(options(), &exported, &mut n.env).expect("imports");
+    let s = e.status();
+    assert_eq!((s.epoch, s.members.len()), (1, 4));
+    assert_eq!(e.persisted_state().epoch_term, 1);
+    // Format 4: the same record without the trailing epoch (1), epoch
+    // term (1) and pending join (none).
+    let mut v4 = exported.clone();
+    assert_eq!(v4[v4.len() - 3..], [1, 1, 0]);
+    v4.truncate(v4.len() - 3);
+    v4[0] = 4;
+    let e = Election::import_state(options(), &v4, &mut n.env).expect("format 4 imports");
+    assert_eq!((e.status().epoch, e.persisted_state().epoch_term), (0, 0));
+}
