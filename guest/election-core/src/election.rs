@@ -63,12 +63,19 @@ pub struct Election {
     pub(crate) term: Term,
     /// Durable: the vote cast in `term`.
     voted_for: Option<NodeId>,
-    /// Durable: the voting membership, self included. Liveness never
-    /// removes a member (see [`crate::liveness`]); only `leave` does. A
-    /// node enters it only from the bootstrap config, by speaking to this
-    /// node, or in the heartbeat of the leader this node follows (see
-    /// [`crate::hints`] for why, and for what other lists are used for).
+    /// Durable: the voting membership, self included once admitted.
+    /// Liveness never removes a member (see [`crate::liveness`]). Only a
+    /// leader changes it, one change (a new epoch) at a time; followers
+    /// adopt their leader's (see [`crate::membership`]).
     pub(crate) members: BTreeSet<NodeId>,
+    /// Durable: the epoch of `members`.
+    pub(crate) epoch: u64,
+    /// Durable: the term of the leader whose heartbeat last gave or
+    /// confirmed `members` (this node's own term once it leads).
+    pub(crate) epoch_term: Term,
+    /// The peer a pending `join` asked: until a leader's heartbeat lists
+    /// this node, it does not stand.
+    pub(crate) joining: Option<NodeId>,
     /// Durable: members removed with `leave`. A tombstone: no message can
     /// make them members again.
     pub(crate) removed: BTreeSet<NodeId>,
@@ -104,7 +111,7 @@ pub struct Election {
     /// This node's standing: voter or observer, and its priority.
     pub(crate) standing: Standing,
     /// Observers heard from: they get heartbeats but are not members.
-    observers: BTreeSet<NodeId>,
+    pub(crate) observers: BTreeSet<NodeId>,
     /// What each peer last said about itself, and since when it has been
     /// heard from without a break (for priority hand-overs).
     pub(crate) peers: BTreeMap<NodeId, PeerStanding>,
@@ -122,7 +129,7 @@ pub struct Election {
     next_timer_id: TimerId,
     pub(crate) ignored_messages: u64,
     /// Ids that followers' acks mention and this leader has contacted.
-    hints: Hints,
+    pub(crate) hints: Hints,
     /// The time of the call being handled (read once per call).
     pub(crate) now_ns: u64,
     /// When this node last became leader; check-quorum waits one window
@@ -153,13 +160,28 @@ impl Election {
         } else {
             members.remove(&options.node_id);
         }
-        let (term, voted_for, removed) = match &persisted {
+        let (term, voted_for, removed, epoch) = match &persisted {
+            // A view a leader made replaces the bootstrap one wholesale
+            // (this node among it only if admitted).
+            Some(p) if p.epoch > 0 => {
+                members = p
+                    .members
+                    .iter()
+                    .filter(|m| valid_node_id(m))
+                    .cloned()
+                    .collect();
+                if !options.voter {
+                    members.remove(&options.node_id);
+                }
+                let removed: BTreeSet<NodeId> = p.removed.iter().cloned().collect();
+                (p.term, p.voted_for.clone(), removed, p.epoch)
+            }
             Some(p) => {
                 members.extend(p.members.iter().filter(|m| valid_node_id(m)).cloned());
                 let removed: BTreeSet<NodeId> = p.removed.iter().cloned().collect();
-                (p.term, p.voted_for.clone(), removed)
+                (p.term, p.voted_for.clone(), removed, 0)
             }
-            None => (0, None, BTreeSet::new()),
+            None => (0, None, BTreeSet::new(), 0),
         };
         members.retain(|m| !removed.contains(m));
         // Drawn (if need be) before anything else, and persisted with the
@@ -172,6 +194,9 @@ impl Election {
             term,
             voted_for,
             members,
+            epoch,
+            epoch_term: persisted.as_ref().map_or(0, |p| p.epoch_term),
+            joining: None,
             removed,
             role: Role::Follower,
             leader: None,
@@ -274,20 +299,29 @@ impl Election {
             return self.flush();
         }
         if message.sender.voter {
-            self.discover(from);
+            // Speaking makes no one a member, except to the leader, which
+            // may admit it (see crate::membership).
+            self.consider_admission(from);
         } else {
             self.observe(from);
         }
         self.note_standing(from, message.sender, now);
         self.news_of(from, now);
         match message.body {
-            Body::RequestVote { term, transfer } => {
-                self.on_request_vote(from, term, transfer, env);
+            Body::RequestVote {
+                term,
+                transfer,
+                epoch,
+                epoch_term,
+            } => {
+                let current = self.view_current(epoch_term, epoch);
+                self.on_request_vote(from, term, transfer, current, env);
             }
             Body::Vote { term, granted } => self.on_vote(from, term, granted, env),
             Body::Heartbeat {
                 term,
                 round,
+                epoch,
                 members,
                 alive,
                 removed,
@@ -296,7 +330,7 @@ impl Election {
                 // Removals first: the members that come with them must not
                 // bring a removed node back.
                 self.merge_removed(&removed, env);
-                self.on_heartbeat(from, term, round, &members, &alive, now, env);
+                self.on_heartbeat(from, term, round, epoch, &members, &alive, now, env);
                 if self.leader.as_deref() == Some(from) && self.term == term {
                     self.named.heard(from, term, round, transfer_to);
                 }
@@ -317,7 +351,14 @@ impl Election {
                 leader,
                 members: _,
             } => self.on_welcome(term, leader, env),
-            Body::RequestPreVote { term } => self.on_request_pre_vote(from, term, env),
+            Body::RequestPreVote {
+                term,
+                epoch,
+                epoch_term,
+            } => {
+                let current = self.view_current(epoch_term, epoch);
+                self.on_request_pre_vote(from, term, current, env);
+            }
             Body::TimeoutNow { term, round } => self.on_timeout_now(from, term, round, env),
             Body::Removed { removed } => self.merge_removed(&removed, env),
             Body::PreVote {
@@ -386,143 +427,16 @@ impl Election {
         self.expire_peers(self.now_ns);
         match self.role {
             Role::Leader => {}
+            _ if !self.standing.voter => self.announce_observer(env),
+            _ if self.joining.is_some() => self.retry_join(env),
+            // Removed, abstaining or not admitted: it (re)introduces
+            // itself, and whoever hears it answers (a `Removed` notice,
+            // or the leader's admission).
             _ if !self.votes() => self.announce_observer(env),
             _ if self.loyal() => self.wait_out_loyalty(env),
             _ if !self.confirmed() => self.wait_for_confirmation(env),
             _ if self.pre_vote => self.start_pre_vote(env),
             Role::Follower | Role::Candidate => self.become_candidate(env, false),
-        }
-    }
-
-    /// Adds `peer` to the voting membership and introduces this node to it.
-    /// A leader or candidate joining another cluster steps down first: the
-    /// joiner defers to the cluster it joins.
-    pub fn join(&mut self, peer: &str, env: &mut impl Environment) {
-        if peer == self.id || !valid_node_id(peer) {
-            self.log(
-                LogLevel::Warn,
-                format!("{} refused to join invalid peer {peer:?}", self.id),
-            );
-            return;
-        }
-        if self.removed.contains(peer) {
-            self.log(
-                LogLevel::Warn,
-                format!(
-                    "{} refused to join {peer}: it was removed for good",
-                    self.id
-                ),
-            );
-            return;
-        }
-        self.discover(peer);
-        if self.role != Role::Follower {
-            self.become_follower(self.term, None, env, 0);
-        }
-        let members = self.member_list();
-        self.send(peer, Body::Join { members });
-        self.flush();
-    }
-
-    /// Removes `node` from the voting membership for good: the quorum
-    /// shrinks deliberately, and a tombstone (persisted, and spread to
-    /// every node by the leader's heartbeats) keeps any message — one
-    /// already in flight included — from making it a member again.
-    ///
-    /// Without a replicated log a removal is safe only if the removed
-    /// node never votes again, so it is refused for a member heard from
-    /// within the peer timeout (stop it first); a node may remove itself,
-    /// which stops it voting and standing at once. A leader cannot remove
-    /// itself (transfer leadership first). A removed id cannot come back:
-    /// give the machine a new node id.
-    pub fn leave(&mut self, node: &str, env: &mut impl Environment) -> Result<(), String> {
-        self.now_ns = env.now_ns();
-        if self.removed.contains(node) {
-            return Ok(());
-        }
-        if node == self.id {
-            if self.role == Role::Leader {
-                return Err(format!(
-                    "{node} leads; transfer leadership before it leaves"
-                ));
-            }
-        } else {
-            if !self.members.contains(node) {
-                return Err(format!("{node} is not a member of this cluster"));
-            }
-            if self.role != Role::Leader {
-                let leader = self.leader.as_deref().unwrap_or("the leader");
-                return Err(format!(
-                    "{} does not lead: ask {leader} (removals go through the leader, one at a time)",
-                    self.id
-                ));
-            }
-            let timeout = u64::from(self.timings.heartbeat_interval_ms)
-                * u64::from(self.timings.peer_timeout_heartbeats)
-                * NS_PER_MS;
-            if self
-                .liveness
-                .heard_since(node, self.now_ns.saturating_sub(timeout))
-            {
-                return Err(format!(
-                    "{node} was heard from lately: stop it first (a removed node that still votes could help elect a second leader), or ask it to leave itself"
-                ));
-            }
-            if !self.lease.removal_settled(&self.members, &self.id) {
-                let what = if self.lease.last_removal_ns.is_some() {
-                    "no majority has acknowledged its last removal yet"
-                } else {
-                    "no majority has acknowledged it in this term yet"
-                };
-                return Err(format!(
-                    "{}: {what}; try again in a heartbeat or two (with a majority down, no member can be removed)",
-                    self.id
-                ));
-            }
-        }
-        self.remove(node, env);
-        if self.role == Role::Leader {
-            // Tell everyone now rather than at the next round.
-            self.send_heartbeats();
-        }
-        self.flush();
-        Ok(())
-    }
-
-    /// Adopts removals another node made.
-    fn merge_removed(&mut self, removed: &[NodeId], env: &mut impl Environment) {
-        for node in removed {
-            if valid_node_id(node) && !self.removed.contains(node.as_str()) {
-                self.remove(node, env);
-            }
-        }
-    }
-
-    fn remove(&mut self, node: &str, env: &mut impl Environment) {
-        if self.role == Role::Leader {
-            self.lease.last_removal_ns = Some(self.now_ns);
-        }
-        self.removed.insert(node.into());
-        self.members.remove(node);
-        self.observers.remove(node);
-        self.unsaved = true;
-        self.log(
-            LogLevel::Info,
-            format!(
-                "{} removed {node}: {} members, quorum {}",
-                self.id,
-                self.members.len(),
-                quorum::majority(self.members.len())
-            ),
-        );
-        if node == self.id {
-            self.log(
-                LogLevel::Warn,
-                format!("{} left the cluster: it no longer votes or stands", self.id),
-            );
-            if self.role != Role::Follower {
-                self.become_follower(self.term, None, env, 0);
-            }
         }
     }
 
@@ -713,7 +627,8 @@ impl Election {
             Some(Refusal::Observer)
         } else if self.identity.abstaining() {
             Some(Refusal::LostState)
-        } else if !self.votes() {
+        } else if !self.votes() || self.joining.is_some() {
+            // Removed, or not (yet) admitted to the membership.
             Some(Refusal::Removed)
         } else if terms::next(self.term).is_none() {
             Some(Refusal::TermCeiling { term: self.term })
@@ -771,6 +686,7 @@ impl Election {
             leader: self.leader.clone(),
             voted_for: self.voted_for.clone(),
             members: self.member_list(),
+            epoch: self.epoch,
             alive_peers: self.liveness.alive(),
             quorum: quorum::majority(self.members.len()) as u32,
             ignored_messages: self.ignored_messages,
@@ -808,10 +724,14 @@ impl Election {
         self.heartbeat_timer
     }
 
-    /// Whether this node takes part in elections: a voter not removed
-    /// that has not lost its state.
+    /// Whether this node takes part in elections: a voter not removed,
+    /// a member of its own view (see [`crate::membership`]), that has
+    /// not lost its state.
     pub(crate) fn votes(&self) -> bool {
-        self.standing.voter && !self.removed.contains(&self.id) && !self.identity.abstaining()
+        self.standing.voter
+            && !self.removed.contains(&self.id)
+            && self.members.contains(&self.id)
+            && !self.identity.abstaining()
     }
 
     /// Whether enough other members confirmed this node's data id for it
@@ -870,6 +790,11 @@ impl Election {
             term: h.term,
             voted_for: h.voted_for,
             members: h.members,
+            // Set by the caller from format 5 on (0 before: see
+            // crate::handover).
+            epoch: 0,
+            epoch_term: 0,
+            joining: None,
             removed,
             role,
             leader: h.leader,
@@ -917,6 +842,8 @@ impl Election {
             term: self.term,
             voted_for: self.voted_for.clone(),
             members: self.member_list(),
+            epoch: self.epoch,
+            epoch_term: self.epoch_term,
             removed: self.removed_list(),
             data_id: self.identity.data_id(),
             known_ids: self.identity.known_list(),
@@ -932,9 +859,12 @@ impl Election {
         from: &str,
         term: Term,
         transfer: bool,
+        view_current: bool,
         env: &mut impl Environment,
     ) {
-        if !self.votes() {
+        if !self.votes() || !view_current {
+            // Not a voter, or the candidate's membership is older than
+            // this node's (see crate::membership): no vote, no new term.
             return self.send(
                 from,
                 Body::Vote {
@@ -1042,6 +972,7 @@ impl Election {
         from: &str,
         term: Term,
         round: u64,
+        epoch: u64,
         members: &[NodeId],
         alive: &[NodeId],
         now: u64,
@@ -1079,8 +1010,8 @@ impl Election {
         // a follower hearing its leader: all follow `from` and re-arm.
         self.become_follower(term, Some(from.into()), env, 0);
         self.leader_heard_ns = Some(now);
-        // The leader this node follows vouches for its members.
-        self.merge_members(members);
+        // The leader this node follows is the one source of its view.
+        self.adopt_view(from, term, epoch, members);
         for peer in alive {
             if *peer != self.id && self.members.contains(peer.as_str()) {
                 self.news_of(peer, now);
@@ -1119,58 +1050,20 @@ impl Election {
         }
     }
 
-    /// `from` introduces itself: speaking made it a member (or an
-    /// observer) already. The members it lists add no one (see
-    /// [`crate::hints`]): a mistyped peer list must not spread.
-    fn on_join(&mut self, from: &str) {
-        let welcome = Body::Welcome {
-            term: self.term,
-            leader: self.leader.clone(),
-            members: self.member_list(),
-        };
-        self.send(from, welcome);
-        if self.role == Role::Leader {
-            // Bring the newcomer in now rather than at the next round.
-            let heartbeat = self.heartbeat();
-            self.send(from, heartbeat);
-        }
-    }
-
-    /// The answer to this node's `Join`. The welcomer is a member (it
-    /// spoke); the members it lists and the leader it names are not, until
-    /// they speak to this node or that leader's heartbeat lists them.
-    fn on_welcome(&mut self, term: Term, leader: Option<NodeId>, env: &mut impl Environment) {
-        if term < self.term || (term == self.term && self.role == Role::Leader) {
-            return;
-        }
-        match leader {
-            // At most one leader per term, so the welcomer's leader of
-            // `term` is the one to follow; its heartbeats will confirm it.
-            Some(leader) if leader != self.id && valid_node_id(&leader) => {
-                let introduce = !self.members.contains(leader.as_str())
-                    || self.leader.as_deref() != Some(leader.as_str());
-                self.become_follower(term, Some(leader.clone()), env, 0);
-                if introduce {
-                    // The leader may not know this node yet: introduce it
-                    // directly rather than wait for the news to reach the
-                    // leader through the welcomer's next heartbeat ack.
-                    let members = self.member_list();
-                    self.send(&leader, Body::Join { members });
-                }
-            }
-            _ if term > self.term => self.become_follower(term, None, env, 0),
-            _ => {}
-        }
-    }
-
-    fn on_request_pre_vote(&mut self, from: &str, term: Term, env: &mut impl Environment) {
+    fn on_request_pre_vote(
+        &mut self,
+        from: &str,
+        term: Term,
+        view_current: bool,
+        env: &mut impl Environment,
+    ) {
         // Grant only what a real vote could grant (a later term), and only
         // if this node has no reason to think the leader is alive: it is
         // not the leader, and has not heard from one within the minimum
         // election timeout. That is what keeps a returning node from
         // deposing a healthy leader. And, like a vote, only once enough
         // members confirmed its data id (see crate::identity).
-        let granted = term > self.term && !self.loyal() && self.votes();
+        let granted = term > self.term && !self.loyal() && self.votes() && view_current;
         if granted && !self.confirmed() {
             self.refuse_unconfirmed(from, "a pre-vote", term);
         }
@@ -1237,7 +1130,11 @@ impl Election {
             LogLevel::Debug,
             format!("{} started a pre-vote for term {term}", self.id),
         );
-        self.send_to_all(Body::RequestPreVote { term });
+        self.send_to_all(Body::RequestPreVote {
+            term,
+            epoch: self.epoch,
+            epoch_term: self.epoch_term,
+        });
         self.count_pre_votes(env);
     }
 
@@ -1343,6 +1240,8 @@ impl Election {
         self.send_to_all(Body::RequestVote {
             term: self.term,
             transfer,
+            epoch: self.epoch,
+            epoch_term: self.epoch_term,
         });
         self.count_votes();
     }
@@ -1352,6 +1251,12 @@ impl Election {
         self.leader = Some(self.id.clone());
         self.leader_since_ns = self.now_ns;
         self.failover_until_ns = None;
+        // Its view is now this term's (Raft's new leader's no-op entry):
+        // the voters that acknowledge it refuse candidates of older views.
+        if self.epoch_term != self.term {
+            self.epoch_term = self.term;
+            self.unsaved = true;
+        }
         self.lease = Lease::starting_after(&self.lease);
         self.handing = None;
         self.granted.clear();
@@ -1452,58 +1357,6 @@ impl Election {
         self.emit(Event::TermChanged { old, new: term });
     }
 
-    fn discover(&mut self, peer: &str) {
-        if self.members.contains(peer) || self.removed.contains(peer) {
-            return;
-        }
-        self.members.insert(peer.into());
-        self.unsaved = true;
-        self.log(
-            LogLevel::Info,
-            format!(
-                "{} discovered {peer}: {} members, quorum {}",
-                self.id,
-                self.members.len(),
-                quorum::majority(self.members.len())
-            ),
-        );
-    }
-
-    /// Adopts the members listed by the leader this node follows (rule 3
-    /// of [`crate::hints`]); callers must make sure that is who sent them.
-    fn merge_members(&mut self, members: &[NodeId]) {
-        for member in members {
-            if valid_node_id(member) {
-                self.discover(member);
-            }
-        }
-    }
-
-    /// A leader sends its heartbeat once to each id a follower's ack
-    /// mentions that it has never heard from: a node that joined through
-    /// that follower then follows it and, by acknowledging, becomes a
-    /// member. A phantom id costs one message per maximum election
-    /// timeout and changes nothing.
-    fn contact_mentioned(&mut self, mentioned: &[NodeId]) {
-        let unknown = mentioned.iter().filter(|m| {
-            **m != self.id
-                && valid_node_id(m)
-                && !self.members.contains(m.as_str())
-                && !self.removed.contains(m.as_str())
-                && !self.observers.contains(m.as_str())
-        });
-        let retry = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS;
-        let due = self.hints.due(unknown, self.now_ns, retry);
-        for peer in due {
-            self.log(
-                LogLevel::Debug,
-                format!("{} contacts {peer}, which a follower mentioned", self.id),
-            );
-            let heartbeat = self.heartbeat();
-            self.send(&peer, heartbeat);
-        }
-    }
-
     fn news_of(&mut self, peer: &str, now: u64) {
         if let Some(Change::Joined(peer)) = self.liveness.heard(peer, now) {
             self.log(LogLevel::Debug, format!("{} sees {peer} joined", self.id));
@@ -1527,17 +1380,18 @@ impl Election {
         self.members.iter().cloned().collect()
     }
 
-    fn removed_list(&self) -> Vec<NodeId> {
+    pub(crate) fn removed_list(&self) -> Vec<NodeId> {
         self.removed.iter().cloned().collect()
     }
 
     /// A heartbeat of the latest round (a newcomer's extra heartbeat
     /// reuses it: its ack then dates from that round's earlier send time,
     /// which only shortens the lease).
-    fn heartbeat(&self) -> Body {
+    pub(crate) fn heartbeat(&self) -> Body {
         Body::Heartbeat {
             term: self.term,
             round: self.lease.round,
+            epoch: self.epoch,
             members: self.member_list(),
             alive: self.liveness.alive(),
             removed: self.removed_list(),
@@ -1546,7 +1400,7 @@ impl Election {
     }
 
     /// Starts a new heartbeat round, now, to every member and observer.
-    fn send_heartbeats(&mut self) {
+    pub(crate) fn send_heartbeats(&mut self) {
         self.lease.new_round(self.now_ns);
         let heartbeat = self.heartbeat();
         self.send_to_all(heartbeat.clone());

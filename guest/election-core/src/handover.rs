@@ -24,7 +24,10 @@ use crate::options::Options;
 use crate::transfer::{Handing, Named};
 use crate::types::{Environment, NodeId, Role, Term, TimerId};
 
-/// The handover format this build writes. It also reads format 3 (the
+/// The handover format this build writes. It also reads format 4 (the
+/// builds before membership epochs: the membership is taken as epoch 0,
+/// so the node adopts the next view its leader sends, and a leader makes
+/// its first change only after a majority acknowledged it), format 3 (the
 /// builds before data ids: the node draws a data id at once, persists it
 /// and asks its peers to confirm it; until a majority of the others do it
 /// neither votes nor stands), format 2 (the builds before named
@@ -33,7 +36,17 @@ use crate::types::{Environment, NodeId, Role, Term, TimerId};
 /// (the builds before leases), whose leader resumes without a lease until
 /// its next acknowledged heartbeat round. Formats 1 and 2 draw a data id
 /// as format 3 does.
-pub const HANDOVER_FORMAT: u8 = 4;
+pub const HANDOVER_FORMAT: u8 = 5;
+
+/// Format 5: format 4's state plus the membership epoch (see
+/// [`crate::membership`]) and the pending join.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct HandoverWithEpoch {
+    pub(crate) v4: HandoverWithIdentity,
+    pub(crate) epoch: u64,
+    pub(crate) epoch_term: Term,
+    pub(crate) joining: Option<NodeId>,
+}
 
 /// Format 4: format 3's state plus the durable part of
 /// [`crate::identity`] (data id, records, confirmations, abstention).
@@ -107,17 +120,22 @@ impl Election {
     pub fn export_state(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         out.push(HANDOVER_FORMAT);
-        let state = HandoverWithIdentity {
-            v3: HandoverWithTransfer {
-                v2: HandoverWithLease {
-                    core: self.handover(),
-                    lease: self.lease.clone(),
-                    removed: self.removed.clone(),
+        let state = HandoverWithEpoch {
+            v4: HandoverWithIdentity {
+                v3: HandoverWithTransfer {
+                    v2: HandoverWithLease {
+                        core: self.handover(),
+                        lease: self.lease.clone(),
+                        removed: self.removed.clone(),
+                    },
+                    handing: self.handing.clone(),
+                    named: self.named.clone(),
                 },
-                handing: self.handing.clone(),
-                named: self.named.clone(),
+                identity: self.identity.durable.clone(),
             },
-            identity: self.identity.durable.clone(),
+            epoch: self.epoch,
+            epoch_term: self.epoch_term,
+            joining: self.joining.clone(),
         };
         match postcard::to_extend(&state, out) {
             Ok(out) => out,
@@ -138,10 +156,19 @@ impl Election {
     ) -> Result<Election, String> {
         options.validate().map_err(|e| format!("{e}"))?;
         let (&format, rest) = state.split_first().ok_or("empty state")?;
-        let (v3, identity) = match format {
-            1..=3 => (import_before_identity(format, rest)?, None),
-            HANDOVER_FORMAT => match postcard::take_from_bytes::<HandoverWithIdentity>(rest) {
-                Ok((h, [])) => (h.v3, Some(h.identity)),
+        let (v3, identity, (epoch, epoch_term), joining) = match format {
+            1..=3 => (import_before_identity(format, rest)?, None, (0, 0), None),
+            4 => match postcard::take_from_bytes::<HandoverWithIdentity>(rest) {
+                Ok((h, [])) => (h.v3, Some(h.identity), (0, 0), None),
+                _ => return Err("malformed state".into()),
+            },
+            HANDOVER_FORMAT => match postcard::take_from_bytes::<HandoverWithEpoch>(rest) {
+                Ok((h, [])) => (
+                    h.v4.v3,
+                    Some(h.v4.identity),
+                    (h.epoch, h.epoch_term),
+                    h.joining,
+                ),
                 _ => return Err("malformed state".into()),
             },
             other => {
@@ -169,6 +196,9 @@ impl Election {
         let drawn = identity.is_none();
         let identity = identity.unwrap_or_else(|| Durable::fresh(env));
         let mut e = Election::from_handover(options, handover, lease, removed, env)?;
+        e.epoch = epoch;
+        e.epoch_term = epoch_term;
+        e.joining = joining;
         e.handing = handing;
         e.named = named;
         e.identity = Identity::from_durable(identity);

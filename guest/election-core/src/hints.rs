@@ -2,23 +2,22 @@
 //!
 //! # How a node enters the voting membership
 //!
-//! Only three ways, because every member raises the quorum, and a member
-//! that does not exist raises it for good (only a leader can `leave` it,
-//! and enough phantoms mean no leader is ever elected again):
+//! Only two ways (see [`crate::membership`]), because every member raises
+//! the quorum, and a member that does not exist raises it for good:
 //!
-//! 1. this node's bootstrap config names it;
-//! 2. it sent this node a message itself (the host authenticated it);
-//! 3. the leader this node follows lists it in a heartbeat (a leader
-//!    lists only its own members, which entered it by these same rules).
+//! 1. this node's bootstrap config names it (epoch 0);
+//! 2. the leader this node follows lists it in a heartbeat of a later
+//!    epoch: the leader admitted it, one change at a time, after it spoke
+//!    to the leader itself (the host authenticated it).
 //!
-//! Member lists in `Join`, `Welcome` and `HeartbeatAck` add no one: a
-//! joiner's mistyped peer list would otherwise spread phantom members to
-//! the whole cluster. Those lists are hints instead: a leader sends one
-//! heartbeat to an id a follower's ack mentions that it has never heard
-//! of (a node that joined through that follower). If the id is real, it
-//! follows the leader and acknowledges, which makes it a member by rule 2
-//! here and by rule 3 everywhere else; if it is a phantom, the heartbeat
-//! goes nowhere and nothing changes. [`Hints`] keeps that traffic small.
+//! Speaking to a follower makes no one a member, and member lists in
+//! `Join`, `Welcome` and `HeartbeatAck` add no one: a joiner's mistyped
+//! peer list would otherwise spread phantom members to the whole cluster.
+//! Those lists are hints instead: a leader sends one heartbeat to an id a
+//! follower's ack mentions that it has never heard of. If the id is real,
+//! it follows the leader and acknowledges, which asks the leader to admit
+//! it; if it is a phantom, the heartbeat goes nowhere and nothing changes.
+//! [`Hints`] keeps that traffic small.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;

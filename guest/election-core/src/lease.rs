@@ -32,10 +32,19 @@ pub struct Lease {
     /// The leader began a transfer and it is under way: no lease until it
     /// is abandoned (see [`Lease::abandon`] and [`crate::transfer`]).
     pub given_up: bool,
-    /// When this leader last removed a member. The next removal waits
-    /// until a majority acknowledged a round sent since (see
-    /// [`Lease::removal_settled`]), so removals go one at a time.
-    pub last_removal_ns: Option<u64>,
+    /// When this leader last changed the membership (an admission or a
+    /// removal). The next change waits until a majority of the new
+    /// membership acknowledged a round sent after it (see
+    /// [`Lease::change_settled`]), so changes go one at a time.
+    pub last_change_ns: Option<u64>,
+    /// The first round sent after the last change. Not handed to another
+    /// build (`serde(skip)`, like `acked_round`): after a swap the time
+    /// above decides, more strictly.
+    #[serde(skip)]
+    pub change_round: Option<u64>,
+    /// Per peer: the newest round number it acknowledged.
+    #[serde(skip)]
+    acked_round: BTreeMap<NodeId, u64>,
 }
 
 impl Lease {
@@ -57,16 +66,38 @@ impl Lease {
         }
     }
 
-    /// Whether the last removal reached a majority of the (new)
-    /// membership: the lease starts from a round sent since. Like Raft's
-    /// one-at-a-time membership changes, this keeps any majority of one
-    /// membership overlapping any majority of the next.
-    pub fn removal_settled(&self, members: &BTreeSet<NodeId>, me: &str) -> bool {
-        match (self.last_removal_ns, self.start(members, me)) {
-            (None, Some(_)) => true,
-            (Some(removed), Some(start)) => start >= removed,
-            (_, None) => false,
+    /// Whether the last membership change reached a majority of the
+    /// (new) membership: the lease starts from a round sent strictly
+    /// after it (a round sent at the same instant may have left before
+    /// the change). With no change yet in this term, whether a majority
+    /// acknowledged this leader at all. See [`crate::membership`] for why
+    /// changes wait for this.
+    pub fn change_settled(&self, members: &BTreeSet<NodeId>, me: &str) -> bool {
+        let Some(start) = self.start(members, me) else {
+            return false;
+        };
+        match (self.change_round, self.last_change_ns) {
+            (Some(round), _) => {
+                let others_needed = quorum::majority(members.len()).saturating_sub(1);
+                let others = self
+                    .acked_round
+                    .iter()
+                    .filter(|(peer, acked)| {
+                        peer.as_str() != me && members.contains(peer.as_str()) && **acked >= round
+                    })
+                    .count();
+                self.round >= round && others >= others_needed
+            }
+            (None, Some(changed)) => start > changed,
+            (None, None) => true,
         }
+    }
+
+    /// The membership changed at `now_ns`; the next round is the first
+    /// sent after it.
+    pub fn mark_change(&mut self, now_ns: u64) {
+        self.last_change_ns = Some(now_ns);
+        self.change_round = Some(self.round + 1);
     }
 
     /// A transfer was abandoned: the lease may start again, but only from
@@ -77,6 +108,7 @@ impl Lease {
         self.given_up = false;
         self.sent.clear();
         self.acked.clear();
+        self.acked_round.clear();
     }
 
     /// `peer` acknowledged `round`.
@@ -84,6 +116,10 @@ impl Lease {
         let Some(&(_, sent)) = self.sent.iter().find(|(r, _)| *r == round) else {
             return;
         };
+        let newest_round = self.acked_round.entry(peer.into()).or_insert(round);
+        if round > *newest_round {
+            *newest_round = round;
+        }
         let newest = self.acked.entry(peer.into()).or_insert(sent);
         if sent > *newest {
             *newest = sent;
@@ -213,6 +249,35 @@ mod tests {
         lease.new_round(30);
         lease.acked("b", 3);
         assert_eq!(lease.start(&three, "a"), Some(30));
+    }
+
+    #[test]
+    fn a_change_settles_only_with_a_majority_ack_of_a_later_round() {
+        let three = members(&["a", "b", "c"]);
+        let mut lease = Lease::default();
+        assert!(
+            !lease.change_settled(&three, "a"),
+            "no ack in this term yet"
+        );
+        lease.new_round(10);
+        lease.acked("b", 1);
+        assert!(lease.change_settled(&three, "a"));
+        lease.last_change_ns = Some(10);
+        assert!(
+            !lease.change_settled(&three, "a"),
+            "by time alone, a round sent at the same instant may predate the change"
+        );
+        lease.mark_change(10);
+        assert!(!lease.change_settled(&three, "a"));
+        lease.new_round(10);
+        assert!(!lease.change_settled(&three, "a"), "not acknowledged yet");
+        lease.acked("b", 2);
+        assert!(lease.change_settled(&three, "a"), "by round, at once");
+        lease.mark_change(10);
+        lease.new_round(20);
+        assert!(!lease.change_settled(&three, "a"));
+        lease.acked("c", 3);
+        assert!(lease.change_settled(&three, "a"));
     }
 
     #[test]

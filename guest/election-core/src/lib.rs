@@ -44,6 +44,7 @@ pub mod hints;
 pub mod identity;
 pub mod lease;
 pub mod liveness;
+pub mod membership;
 pub mod options;
 pub mod quorum;
 pub mod refusal;

@@ -78,7 +78,7 @@ pub fn terms_of(body: &Body) -> [Option<Term>; 2] {
         | Body::Heartbeat { term, .. }
         | Body::HeartbeatAck { term, .. }
         | Body::Welcome { term, .. }
-        | Body::RequestPreVote { term }
+        | Body::RequestPreVote { term, .. }
         | Body::TimeoutNow { term, .. } => [Some(*term), None],
         Body::PreVote { term, current, .. } => [Some(*term), Some(*current)],
         Body::Join { .. } | Body::Removed { .. } | Body::Identify { .. } => [None, None],

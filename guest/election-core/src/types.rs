@@ -43,8 +43,15 @@ pub struct PersistedState {
     pub term: Term,
     /// Whom this node voted for in `term`.
     pub voted_for: Option<NodeId>,
-    /// The voting membership, self included, sorted.
+    /// The voting membership, self included (unless this node is still
+    /// waiting to be admitted), sorted.
     pub members: Vec<NodeId>,
+    /// The membership's epoch (see [`crate::membership`]): 0 for the
+    /// bootstrap membership and in state of builds before epochs.
+    pub epoch: u64,
+    /// The term of the leader that last confirmed `members` (see
+    /// [`crate::membership`]): 0 in state of builds before epochs.
+    pub epoch_term: Term,
     /// Members removed with `leave`, sorted: never members again, whatever
     /// a message says.
     pub removed: Vec<NodeId>,
@@ -117,6 +124,8 @@ pub struct Status {
     pub leader: Option<NodeId>,
     pub voted_for: Option<NodeId>,
     pub members: Vec<NodeId>,
+    /// The epoch of `members` (see [`crate::membership`]).
+    pub epoch: u64,
     pub alive_peers: Vec<NodeId>,
     pub quorum: u32,
     pub ignored_messages: u64,

@@ -19,7 +19,9 @@ use crate::types::{NodeId, Term};
 /// heartbeats name (`Heartbeat::transfer_to`) and the round a
 /// `TimeoutNow` was sent in (see [`crate::transfer`]), the sender's and
 /// the recipient's data ids and `Body::Identify` (see
-/// [`crate::identity`]). Nodes of different versions ignore each other.
+/// [`crate::identity`]), and membership epochs on heartbeats, vote and
+/// pre-vote requests (see [`crate::membership`]). Nodes of different
+/// versions ignore each other.
 pub const WIRE_VERSION: u8 = 3;
 
 /// Messages longer than this are dropped undecoded: a member list of a few
@@ -73,7 +75,17 @@ pub enum Body {
     /// A candidate asks for a vote in `term`. `transfer` is set when the
     /// leader handed over to it (TimeoutNow): only then do nodes that
     /// heard from a leader within the minimum election timeout grant it.
-    RequestVote { term: Term, transfer: bool },
+    ///
+    /// `epoch` is the candidate's membership epoch and `epoch_term` the
+    /// term of the leader that last confirmed it (see
+    /// [`crate::membership`]): a voter whose `(epoch_term, epoch)` is
+    /// later refuses it.
+    RequestVote {
+        term: Term,
+        transfer: bool,
+        epoch: u64,
+        epoch_term: Term,
+    },
     /// The answer to `RequestVote`.
     Vote { term: Term, granted: bool },
     /// The leader of `term` asserts itself and shares what it knows: the
@@ -88,9 +100,13 @@ pub enum Body {
     ///
     /// `transfer_to` names the target of a leadership transfer under way:
     /// the only candidate to which a loyal voter grants a transfer vote.
+    ///
+    /// `epoch` numbers the leader's membership: a follower of an earlier
+    /// epoch replaces its own with `members` (see [`crate::membership`]).
     Heartbeat {
         term: Term,
         round: u64,
+        epoch: u64,
         members: Vec<NodeId>,
         alive: Vec<NodeId>,
         removed: Vec<NodeId>,
@@ -116,8 +132,13 @@ pub enum Body {
         members: Vec<NodeId>,
     },
     /// A pre-candidate asks whether it would win an election for `term`
-    /// (its own term + 1). Nobody changes term or vote for it.
-    RequestPreVote { term: Term },
+    /// (its own term + 1), with its membership `epoch`. Nobody changes
+    /// term or vote for it.
+    RequestPreVote {
+        term: Term,
+        epoch: u64,
+        epoch_term: Term,
+    },
     /// The answer to `RequestPreVote` for `term`; `current` is the
     /// receiver's own term, so a pre-candidate behind it catches up.
     PreVote {
@@ -199,6 +220,8 @@ mod tests {
             m(Body::RequestVote {
                 term: 7,
                 transfer: false,
+                epoch: 3,
+                epoch_term: 6,
             }),
             m(Body::Vote {
                 term: 7,
@@ -207,6 +230,7 @@ mod tests {
             m(Body::Heartbeat {
                 term: u64::MAX,
                 round: 0,
+                epoch: u64::MAX,
                 members: vec!["a".into(), "b".into()],
                 alive: vec!["b".into()],
                 removed: vec![],
@@ -227,7 +251,11 @@ mod tests {
                 leader: Some("a".into()),
                 members: vec!["a".into(), "b".into()],
             }),
-            m(Body::RequestPreVote { term: 4 }),
+            m(Body::RequestPreVote {
+                term: 4,
+                epoch: 0,
+                epoch_term: 3,
+            }),
             m(Body::PreVote {
                 term: 4,
                 granted: false,
@@ -279,7 +307,8 @@ mod tests {
         }
     }
 
-    /// A heartbeat of a three-node cluster was 30 bytes before data ids.
+    /// A heartbeat of a three-node cluster was 30 bytes before data ids
+    /// (31 with the membership epoch).
     /// The two ids add 19 to 21: a random 64-bit id is a 10-byte postcard
     /// varint half of the time and a 9-byte one nearly all the rest, and
     /// the recipient's is an `Option` (one more byte). So 49 to 51 bytes,
@@ -295,6 +324,7 @@ mod tests {
             body: Body::Heartbeat {
                 term: 12,
                 round: 0,
+                epoch: 2,
                 members: vec!["n1".into(), "n2".into(), "n3".into()],
                 alive: vec!["n2".into(), "n3".into()],
                 removed: vec![],
@@ -302,11 +332,12 @@ mod tests {
             },
         };
         // Without ids (the smallest header) and with the largest ones.
-        // The body and the rest of the header: 30 bytes, as before.
-        assert_eq!(hb(0, None).encode().len(), 30 + 2);
+        // The body and the rest of the header: 30 bytes before epochs,
+        // 31 with one (a varint: one byte up to epoch 127, two to 16383).
+        assert_eq!(hb(0, None).encode().len(), 31 + 2);
         // With the largest ids, and with typical ones (9-byte varints).
-        assert_eq!(hb(u64::MAX, Some(u64::MAX)).encode().len(), 51);
-        assert_eq!(hb(1 << 62, Some(1 << 62)).encode().len(), 49);
+        assert_eq!(hb(u64::MAX, Some(u64::MAX)).encode().len(), 52);
+        assert_eq!(hb(1 << 62, Some(1 << 62)).encode().len(), 50);
         // An identity question or answer is the header alone: 31 bytes.
         let identify = Message {
             body: Body::Identify { ask: true },

@@ -47,6 +47,8 @@ fn deliver_as(
 
 fn request_vote(term: u64) -> Body {
     Body::RequestVote {
+        epoch_term: NEWEST_VIEW,
+        epoch: 0,
         term,
         transfer: false,
     }
@@ -294,7 +296,17 @@ fn the_lost_state_node_learns_it_from_a_peers_answer_and_refuses_to_campaign() {
     deliver_as(&mut n, "n2", 20, Some(me), Body::Identify { ask: false });
     let a = deliver_as(&mut n, "n2", 20, Some(me), request_vote(5));
     assert_eq!(vote_of(&a), Some((0, false)));
-    let a = deliver_as(&mut n, "n2", 20, Some(me), Body::RequestPreVote { term: 1 });
+    let a = deliver_as(
+        &mut n,
+        "n2",
+        20,
+        Some(me),
+        Body::RequestPreVote {
+            epoch_term: NEWEST_VIEW,
+            epoch: 0,
+            term: 1,
+        },
+    );
     assert!(matches!(
         &sent(&a)[..],
         [(_, Body::PreVote { granted: false, .. })]
@@ -308,6 +320,7 @@ fn the_lost_state_node_learns_it_from_a_peers_answer_and_refuses_to_campaign() {
         10,
         Some(old),
         Body::Heartbeat {
+            epoch: 0,
             term: 2,
             round: 1,
             members: vec![],
@@ -369,7 +382,11 @@ fn a_second_process_with_the_same_id_is_refused_by_peers_that_recorded_the_first
         "n1",
         200,
         Some(me),
-        Body::RequestPreVote { term: 1 },
+        Body::RequestPreVote {
+            epoch_term: NEWEST_VIEW,
+            epoch: 0,
+            term: 1,
+        },
     );
     assert!(
         logs(&a, LogLevel::Warn).is_empty() && sent_all(&a).is_empty(),
@@ -382,6 +399,7 @@ fn a_second_process_with_the_same_id_is_refused_by_peers_that_recorded_the_first
         200,
         Some(me),
         Body::Heartbeat {
+            epoch: 0,
             term: 1,
             round: 1,
             members: vec![],

@@ -10,6 +10,7 @@ const JUMP: u64 = 1 << 32;
 
 fn heartbeat(term: u64) -> Body {
     Body::Heartbeat {
+        epoch: 0,
         term,
         round: 0,
         members: vec![],

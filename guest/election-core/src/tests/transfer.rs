@@ -38,6 +38,8 @@ fn a_forged_transfer_vote_request_from_a_non_target_is_refused_by_loyal_nodes() 
     let forged = f.deliver(
         "n3",
         Body::RequestVote {
+            epoch_term: NEWEST_VIEW,
+            epoch: 0,
             term: 2,
             transfer: true,
         },
@@ -50,6 +52,8 @@ fn a_forged_transfer_vote_request_from_a_non_target_is_refused_by_loyal_nodes() 
     let forged = l.deliver(
         "n2",
         Body::RequestVote {
+            epoch_term: NEWEST_VIEW,
+            epoch: 0,
             term: 2,
             transfer: true,
         },
@@ -125,6 +129,8 @@ fn a_forged_transfer_cannot_depose_a_healthy_leader() {
             sender_data_id: c.status(forger).data_id,
             recipient_data_id: Some(c.status(other).data_id),
             body: Body::RequestVote {
+                epoch_term: NEWEST_VIEW,
+                epoch: 0,
                 term: term + 1,
                 transfer: true,
             },
@@ -141,6 +147,7 @@ fn a_forged_transfer_cannot_depose_a_healthy_leader() {
 
 fn named_heartbeat(term: u64, round: u64, to: Option<&str>) -> Body {
     Body::Heartbeat {
+        epoch: 0,
         term,
         round,
         members: alloc::vec![],
@@ -162,6 +169,8 @@ fn an_abandoned_transfer_is_honoured_by_no_one() {
     let refused = f.deliver(
         "n3",
         Body::RequestVote {
+            epoch_term: NEWEST_VIEW,
+            epoch: 0,
             term: 2,
             transfer: true,
         },
