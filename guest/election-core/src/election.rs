@@ -862,9 +862,20 @@ impl Election {
         view_current: bool,
         env: &mut impl Environment,
     ) {
+        if !view_current && self.votes() && term > self.term && !self.loyal() {
+            // The candidate's membership is older than this node's (see
+            // crate::membership): no vote — but its term is adopted, as
+            // Raft adopts the term of a candidate whose log is behind.
+            // Otherwise the nodes of the older view, whose candidacies
+            // fail, keep raising the term past the newer view's, whose
+            // candidacies then arrive with stale terms: no one ever wins
+            // (chaos seed 49).
+            self.set_term(term, None);
+            self.become_follower(term, None, env, 0);
+        }
         if !self.votes() || !view_current {
             // Not a voter, or the candidate's membership is older than
-            // this node's (see crate::membership): no vote, no new term.
+            // this node's: no vote.
             return self.send(
                 from,
                 Body::Vote {

@@ -46,6 +46,10 @@ pub struct NodeReport {
     /// it leads and holds one.
     #[serde(default)]
     pub lease_remaining_ms: Option<f64>,
+    /// How many membership changes the leaders made: members lists with a
+    /// higher epoch are newer.
+    #[serde(default)]
+    pub epoch: u64,
     /// This copy of the node's state, 16 hex digits (the data id its peers
     /// record; see `wit/types.wit`).
     #[serde(default)]
@@ -123,6 +127,7 @@ impl NodeReport {
             quorum: 0,
             ignored_messages: 0,
             lease_expires_ns: None,
+            epoch: 0,
             data_id: 0,
             abstaining: false,
             confirmed: false,
@@ -146,6 +151,7 @@ impl NodeReport {
             uptime_ms: uptime.as_millis() as u64,
             max_leader_gap_ms: max_leader_gap.as_millis() as u64,
             lease_remaining_ms: None,
+            epoch: status.epoch,
             data_id: format!("{:016x}", status.data_id),
             confirmed: status.confirmed,
             abstaining: status.abstaining,

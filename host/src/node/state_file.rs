@@ -41,6 +41,13 @@ struct OnDisk {
     /// Members removed with `leave` (absent in files written before it).
     #[serde(default)]
     removed: Vec<String>,
+    /// How many membership changes the leaders made (absent, 0, in files
+    /// written before epochs).
+    #[serde(default)]
+    epoch: u64,
+    /// The term of the leader that last confirmed that membership.
+    #[serde(default)]
+    epoch_term: u64,
     /// This copy of the node's state, as a hex string (0, or absent, in
     /// files written before data ids: the protocol then draws one). Hex,
     /// because JSON readers such as jq lose precision above 2^53.
@@ -149,6 +156,8 @@ impl StateFile {
             voted_for: on_disk.voted_for,
             members: on_disk.members,
             removed: on_disk.removed,
+            epoch: on_disk.epoch,
+            epoch_term: on_disk.epoch_term,
             data_id: on_disk.data_id,
             known_ids: on_disk
                 .known_ids
@@ -170,6 +179,8 @@ impl StateFile {
             voted_for: state.voted_for.clone(),
             members: state.members.clone(),
             removed: state.removed.clone(),
+            epoch: state.epoch,
+            epoch_term: state.epoch_term,
             data_id: state.data_id,
             known_ids: state
                 .known_ids
@@ -234,6 +245,8 @@ mod tests {
             voted_for: Some("n2".into()),
             members: vec!["n1".into(), "n2".into()],
             removed: vec!["n9".into()],
+            epoch: 3,
+            epoch_term: 6,
             // Above 2^53, which a JSON number would round.
             data_id: 0xfedc_ba98_7654_3210,
             known_ids: vec![("n2".into(), u64::MAX)],
@@ -278,6 +291,8 @@ mod tests {
             voted_for: Some("n2".into()),
             members: vec!["n1".into(), "n2".into(), "n3".into()],
             removed: vec![],
+            epoch: 0,
+            epoch_term: 0,
             data_id: 7,
             known_ids: vec![],
             confirmed_by: vec![],
