@@ -18,6 +18,9 @@
 //! Built as an integration test of the host package (see host/Cargo.toml)
 //! so `CARGO_BIN_EXE_tenure` names the binary under test.
 
+#[path = "kit/mod.rs"]
+mod kit;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -98,12 +101,6 @@ impl Greeter {
     }
 }
 
-/// A loopback port for a node that no other test of this run can hold
-/// (see [`tenure_host::testing::ports`]).
-fn free_port() -> u16 {
-    tenure_host::testing::ports::port().expect("a loopback port")
-}
-
 /// How one node loaded its plugin, from its log: the cache outcome and
 /// the milliseconds it took.
 #[derive(Debug)]
@@ -133,7 +130,7 @@ impl Cluster {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("cluster dir");
         let cache = shared_cache();
-        let ports: Vec<u16> = ALL.iter().map(|_| free_port()).collect();
+        let ports: Vec<u16> = ALL.iter().map(|_| kit::free_port()).collect();
         let peers: String = ALL
             .iter()
             .zip(&ports)
@@ -141,7 +138,9 @@ impl Cluster {
             .collect();
         let mut admins = BTreeMap::new();
         for (id, port) in ALL.iter().zip(&ports) {
-            let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+            let admin: SocketAddr = format!("127.0.0.1:{}", kit::free_port())
+                .parse()
+                .expect("addr");
             let text = format!(
                 "node-id = \"{id}\"\ncluster-id = \"polyglot\"\nlisten = \"127.0.0.1:{port}\"\n\
                  admin = \"{admin}\"\ndata-dir = \"{id}\"\nsecret = \"{SECRET}\"\n\
@@ -219,7 +218,7 @@ impl Cluster {
             "node-id = \"n9\"\ncluster-id = \"refused\"\nlisten = \"127.0.0.1:{}\"\n\
              data-dir = \"refused\"\nsecret = \"{SECRET}\"\n\
              [plugin]\npath = \"{}\"\n[plugin.config]\n{config}\n",
-            free_port(),
+            kit::free_port(),
             greeter.wasm.display()
         );
         std::fs::write(&path, text).expect("config");
@@ -368,17 +367,7 @@ impl Cluster {
 
     /// The last lines of every node's latest log, for failure messages.
     fn logs(&self) -> String {
-        ALL.iter()
-            .map(|id| {
-                let text = std::fs::read_to_string(self.log_path(id)).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                format!(
-                    "--- {id} ---\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        kit::log_tails(ALL.iter().map(|id| (*id, self.log_path(id))))
     }
 }
 

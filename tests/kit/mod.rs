@@ -180,20 +180,27 @@ impl Cluster {
     }
 
     pub fn logs(&self) -> String {
-        self.ids
-            .iter()
-            .map(|id| {
-                let text =
-                    std::fs::read_to_string(self.dir.join(format!("{id}.log"))).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                format!(
-                    "--- {id} ---\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        log_tails(
+            self.ids
+                .iter()
+                .map(|id| (id.as_str(), self.dir.join(format!("{id}.log")))),
+        )
     }
+}
+
+/// The last 15 lines of each `(node, log file)`, under a `--- node ---`
+/// header, for failure messages.
+pub fn log_tails<'a>(logs: impl Iterator<Item = (&'a str, PathBuf)>) -> String {
+    logs.map(|(id, path)| {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(15).collect();
+        format!(
+            "--- {id} ---\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    })
+    .collect::<Vec<_>>()
+    .join("\n")
 }
 
 impl Drop for Cluster {
