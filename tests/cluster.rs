@@ -538,6 +538,7 @@ fn bad_options_are_refused_with_the_field_named() {
         pre_vote: true,
         priority: 0,
         voter: true,
+        joining: false,
     };
     let err = instance.start(&options, None).expect_err("refused");
     let invalid = err
@@ -558,6 +559,7 @@ fn the_component_reports_events_and_persists_before_sending() {
         pre_vote: false,
         priority: 0,
         voter: true,
+        joining: false,
     };
     let persists_before_sending = |effects: &[Effect]| {
         let persist = effects.iter().position(|e| matches!(e, Effect::Persist(_)));

@@ -84,6 +84,7 @@ fn a_state_of_another_node_or_format_is_refused() {
         pre_vote: true,
         priority: 0,
         voter: true,
+        joining: false,
     };
     exporter.start(&options("n1"), None).expect("starts");
     let state = exporter.export_state().expect("exports");

@@ -34,6 +34,9 @@
 //!                                #   voter of higher priority
 //! observer = false               # true: follow and report, never vote or stand
 //! fast-failover = true           # replace a leader seen to die at once
+//! join = false                   # true: join the running cluster of [peers]
+//!                                #   (votes once its leader admits it) rather
+//!                                #   than bootstrap a new one with them
 //!
 //! [plugin]                       # default: no plugin
 //! path = "scheduler.wasm"        # the behaviour plugin component
@@ -93,6 +96,9 @@ pub struct NodeConfig {
     /// is replaced without waiting out the election timeout
     /// (`protocol.fast-failover`, default true).
     pub fast_failover: bool,
+    /// Whether this node joins the running cluster of its peers rather
+    /// than bootstrapping one with them (`protocol.join`, default false).
+    pub join: bool,
     /// The behaviour plugin, if any.
     pub plugin: Option<PluginConfig>,
 }
@@ -151,6 +157,7 @@ struct RawProtocol {
     priority: Option<u8>,
     observer: Option<bool>,
     fast_failover: Option<bool>,
+    join: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -295,6 +302,7 @@ impl NodeConfig {
             priority: raw.protocol.priority.unwrap_or(0),
             voter: !raw.protocol.observer.unwrap_or(false),
             fast_failover: raw.protocol.fast_failover.unwrap_or(true),
+            join: raw.protocol.join.unwrap_or(false),
             plugin,
         })
     }

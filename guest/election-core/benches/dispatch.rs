@@ -50,6 +50,7 @@ fn elected() -> (Vec<Election>, Env, Vec<u8>) {
                 pre_vote: true,
                 priority: 0,
                 voter: true,
+                joining: false,
             };
             Election::start(options, None, &mut env).expect("valid options")
         })

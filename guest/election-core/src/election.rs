@@ -154,12 +154,15 @@ impl Election {
         options.validate()?;
         let standing = options.standing();
         let mut members: BTreeSet<NodeId> = options.bootstrap.into_iter().collect();
-        // An observer is never a member, not even of its own view.
-        if options.voter {
+        // An observer is never a member, not even of its own view; nor is
+        // a joiner until its leader's heartbeat lists it (a persisted view
+        // that lists it says it was admitted, or bootstrapped with them).
+        if options.voter && !options.joining {
             members.insert(options.node_id.clone());
         } else {
             members.remove(&options.node_id);
         }
+        let introduce = !options.voter || options.joining;
         let (term, voted_for, removed, epoch) = match &persisted {
             // A view a leader made replaces the bootstrap one wholesale
             // (this node among it only if admitted).
@@ -241,8 +244,10 @@ impl Election {
         );
         e.introduce_identity(drawn);
         e.arm_election_timer(env, 0);
-        if !e.standing.voter {
-            // Let whoever leads know to send this observer heartbeats.
+        if introduce && !e.votes() {
+            // Let whoever leads know to send this observer heartbeats, or
+            // to admit this joiner. Both repeat it on each election
+            // timeout until a leader answers.
             let members = e.member_list();
             e.send_to_all(Body::Join { members });
         }
@@ -350,7 +355,7 @@ impl Election {
                 term,
                 leader,
                 members: _,
-            } => self.on_welcome(term, leader, env),
+            } => self.on_welcome(from, term, leader, env),
             Body::RequestPreVote {
                 term,
                 epoch,
@@ -627,13 +632,17 @@ impl Election {
             Some(Refusal::Observer)
         } else if self.identity.abstaining() {
             Some(Refusal::LostState)
-        } else if !self.votes() || self.joining.is_some() {
-            // Removed, or not (yet) admitted to the membership.
+        } else if self.removed.contains(&self.id) {
             Some(Refusal::Removed)
+        } else if !self.votes() || self.joining.is_some() {
+            // Not (yet) admitted to the membership.
+            Some(Refusal::NotAdmitted)
         } else if terms::next(self.term).is_none() {
             Some(Refusal::TermCeiling { term: self.term })
         } else if !self.confirmed() {
-            let (have, need) = self.identity.confirmations(&self.members, &self.id);
+            let (have, need) = self
+                .identity
+                .confirmations(&self.confirmation_view(), &self.id);
             Some(Refusal::Unconfirmed {
                 have: have as u32,
                 need: need as u32,
@@ -727,6 +736,18 @@ impl Election {
     /// Whether this node takes part in elections: a voter not removed,
     /// a member of its own view (see [`crate::membership`]), that has
     /// not lost its state.
+    /// Whether this node may grant votes and pre-votes: a voter that has
+    /// not left and has not lost its state. Like a Raft server, it need
+    /// not be in its own view: a joiner the leader admitted but whose
+    /// admission it has not heard of yet votes for candidates whose
+    /// (current) view lists it — only they count its vote — or a cluster
+    /// that lost a leader mid-admission could lack a majority for good.
+    pub(crate) fn grants_votes(&self) -> bool {
+        self.standing.voter && !self.removed.contains(&self.id) && !self.identity.abstaining()
+    }
+
+    /// Whether this node is a voting member of its own view: it stands,
+    /// counts itself, and asks for confirmations.
     pub(crate) fn votes(&self) -> bool {
         self.standing.voter
             && !self.removed.contains(&self.id)
@@ -737,7 +758,8 @@ impl Election {
     /// Whether enough other members confirmed this node's data id for it
     /// to vote and stand (see [`crate::identity`]).
     pub(crate) fn confirmed(&self) -> bool {
-        self.identity.confirmed(&self.members, &self.id)
+        self.identity
+            .confirmed(&self.confirmation_view(), &self.id)
     }
 
     /// Whether this node is loyal to a leader it believes alive: it leads
@@ -862,7 +884,7 @@ impl Election {
         view_current: bool,
         env: &mut impl Environment,
     ) {
-        if !view_current && self.votes() && term > self.term && !self.loyal() {
+        if !view_current && self.grants_votes() && term > self.term && !self.loyal() {
             // The candidate's membership is older than this node's (see
             // crate::membership): no vote — but its term is adopted, as
             // Raft adopts the term of a candidate whose log is behind.
@@ -873,7 +895,7 @@ impl Election {
             self.set_term(term, None);
             self.become_follower(term, None, env, 0);
         }
-        if !self.votes() || !view_current {
+        if !self.grants_votes() || !view_current {
             // Not a voter, or the candidate's membership is older than
             // this node's: no vote.
             return self.send(
@@ -1074,7 +1096,7 @@ impl Election {
         // election timeout. That is what keeps a returning node from
         // deposing a healthy leader. And, like a vote, only once enough
         // members confirmed its data id (see crate::identity).
-        let granted = term > self.term && !self.loyal() && self.votes() && view_current;
+        let granted = term > self.term && !self.loyal() && self.grants_votes() && view_current;
         if granted && !self.confirmed() {
             self.refuse_unconfirmed(from, "a pre-vote", term);
         }

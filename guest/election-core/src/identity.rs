@@ -281,7 +281,9 @@ impl Identity {
             .iter()
             .filter(|m| m.as_str() != me && self.durable.confirmed.contains(m.as_str()))
             .count();
-        (have, needed(members.len()))
+        // A joiner is not in its own view yet; it counts as if it were.
+        let size = members.len() + usize::from(!members.contains(me));
+        (have, needed(size))
     }
 
     /// Whether enough other members confirmed this node's data id for it
@@ -312,6 +314,11 @@ impl Identity {
             .iter()
             .map(|(peer, id)| (peer.clone(), *id))
             .collect()
+    }
+
+    /// The peers whose data ids this node has recorded.
+    pub(crate) fn recorded_peers(&self) -> impl Iterator<Item = &NodeId> {
+        self.durable.known.keys()
     }
 
     /// The confirmers, for [`PersistedState::confirmed_by`].
@@ -434,13 +441,30 @@ impl Election {
         self.identity.durable.confirmed.extend(peers);
     }
 
+    /// The nodes whose confirmations count: the members of this node's
+    /// view — or, for a joiner not in its view yet, the voters it has
+    /// heard from, since its view is only the list of whom to ask, which
+    /// may name nodes that do not exist (chaos seed 1908: a joiner back
+    /// from a crash, with phantoms in its list, could never be confirmed
+    /// and the leader that admitted it never found its majority).
+    pub(crate) fn confirmation_view(&self) -> BTreeSet<NodeId> {
+        if self.members.contains(&self.id) {
+            return self.members.clone();
+        }
+        self.identity
+            .recorded_peers()
+            .filter(|p| !self.removed.contains(*p) && !self.observers.contains(*p))
+            .cloned()
+            .collect()
+    }
+
     /// Asks each member that has not confirmed this node's data id yet to
     /// name it (a voter short of confirmations only).
     pub(crate) fn ask_for_confirmation(&mut self) {
-        if !self.votes() || self.confirmed() {
+        if !self.grants_votes() || self.confirmed() {
             return;
         }
-        let peers = self.identity.unconfirmed(&self.members, &self.id);
+        let peers = self.identity.unconfirmed(&self.confirmation_view(), &self.id);
         self.send_to_each(&peers, Body::Identify { ask: true });
     }
 
@@ -448,7 +472,9 @@ impl Election {
     /// it asks again, stands as soon as they answer, and tries again at
     /// its next timeout if they do not.
     pub(crate) fn wait_for_confirmation(&mut self, env: &mut impl Environment) {
-        let (have, need) = self.identity.confirmations(&self.members, &self.id);
+        let (have, need) = self
+            .identity
+            .confirmations(&self.confirmation_view(), &self.id);
         self.log(
             LogLevel::Debug,
             format!(
@@ -471,7 +497,11 @@ impl Election {
                 self.id
             ),
         );
-        if self.identity.lacks(from) {
+        // Everyone short, not only `from`: members admitted since this
+        // node was confirmed never heard from it, and a follower's timer
+        // (where it would ask) does not fire while its leader is heard.
+        self.ask_for_confirmation();
+        if self.identity.lacks(from) && !self.members.contains(from) {
             self.send(from, Body::Identify { ask: true });
         }
     }

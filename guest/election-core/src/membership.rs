@@ -130,6 +130,9 @@ impl Election {
         }
         if self.standing.voter {
             self.joining = Some(peer.into());
+            if self.epoch_term == 0 && self.members.remove(&self.id) {
+                self.unsaved = true;
+            }
         }
         if self.role != Role::Follower {
             self.become_follower(self.term, None, env, 0);
@@ -300,6 +303,7 @@ impl Election {
             ),
         );
         self.send_heartbeats();
+        self.ask_for_confirmation();
     }
 
     /// The leader this node follows sent its view: a later epoch replaces
@@ -347,6 +351,9 @@ impl Election {
         self.epoch = epoch;
         self.epoch_term = term;
         self.unsaved = true;
+        // A larger view needs more confirmations: ask the newcomers now,
+        // not when a vote is refused for their lack.
+        self.ask_for_confirmation();
     }
 
     fn same_view(&self, members: &[NodeId]) -> bool {
@@ -386,8 +393,17 @@ impl Election {
     /// The answer to this node's `Join`. The members it lists and the
     /// leader it names are no members of this node's view: only that
     /// leader's heartbeat can list them.
+    ///
+    /// A node that learns of a leader from someone else introduces itself
+    /// to that leader. A welcome from the leader itself asks for nothing:
+    /// the leader has the join already and admits in its own time (one
+    /// change at a time), and a pending join is repeated on the election
+    /// timer, so a joiner and its leader never trade Join for Welcome
+    /// without end (chaos seed 620: an observer did, and the storm grew
+    /// with every re-announcement).
     pub(crate) fn on_welcome(
         &mut self,
+        from: &str,
         term: Term,
         leader: Option<NodeId>,
         env: &mut impl Environment,
@@ -399,9 +415,10 @@ impl Election {
             // At most one leader per term, so the welcomer's leader of
             // `term` is the one to follow; its heartbeats will confirm it.
             Some(leader) if leader != self.id && valid_node_id(&leader) => {
-                let introduce = self.leader.as_deref() != Some(leader.as_str())
-                    || !self.members.contains(&self.id)
-                    || self.joining.is_some();
+                let introduce = from != leader
+                    && (self.leader.as_deref() != Some(leader.as_str())
+                        || !self.members.contains(&self.id)
+                        || self.joining.is_some());
                 self.become_follower(term, Some(leader.clone()), env, 0);
                 if introduce {
                     // Only the leader admits: ask it directly.

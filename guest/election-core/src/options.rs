@@ -67,6 +67,10 @@ pub struct Options {
     /// reports events, but never votes, never stands, and does not count
     /// towards the quorum.
     pub voter: bool,
+    /// True to join a running cluster instead of bootstrapping one (see
+    /// `joining` in `wit/types.wit` and [`crate::membership`]): the node
+    /// is no member of its own view until a leader lists it.
+    pub joining: bool,
 }
 
 /// Options refused at start: which field, and why.
@@ -142,6 +146,12 @@ impl Options {
         for (i, peer) in self.bootstrap.iter().enumerate() {
             check_node_id(&format!("bootstrap[{i}]"), peer)?;
         }
+        if self.joining && !self.bootstrap.iter().any(|p| *p != self.node_id) {
+            return Err(refuse(
+                "joining",
+                "a joining node needs a bootstrap member of the running cluster to ask",
+            ));
+        }
         let t = &self.timings;
         if t.election_timeout_min_ms == 0 {
             return Err(refuse(
@@ -215,6 +225,7 @@ mod tests {
             pre_vote: true,
             priority: 0,
             voter: true,
+            joining: false,
         }
     }
 

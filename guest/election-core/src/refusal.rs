@@ -24,6 +24,8 @@ pub enum Refusal {
     Observer,
     /// It was removed from the cluster with `leave`.
     Removed,
+    /// It is joining, and no leader's heartbeat has listed it yet.
+    NotAdmitted,
     /// It heard from a live leader (or restarted) lately, and a lease may
     /// rest on it: it may stand in `for_ms` milliseconds, if it hears
     /// nothing more from `leader` by then.
@@ -45,6 +47,9 @@ impl fmt::Display for Refusal {
             Refusal::Leading { term } => write!(f, "already leads term {term}"),
             Refusal::Observer => f.write_str("is an observer and never stands"),
             Refusal::Removed => f.write_str("was removed from the cluster and never stands"),
+            Refusal::NotAdmitted => {
+                f.write_str("is joining and no leader has admitted it yet; it stands once one has")
+            }
             Refusal::Loyal {
                 leader: Some(leader),
                 for_ms,

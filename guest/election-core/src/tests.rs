@@ -55,6 +55,7 @@ fn options(id: &str, bootstrap: &[&str]) -> Options {
         pre_vote: false,
         priority: 0,
         voter: true,
+        joining: false,
     }
 }
 

@@ -95,6 +95,7 @@ mod component {
             pre_vote: options.pre_vote,
             priority: options.priority,
             voter: options.voter,
+            joining: options.joining,
         }
     }
 
@@ -260,6 +261,7 @@ mod component {
             core::Refusal::Leading { term } => wit::CampaignRefusal::Leading(term),
             core::Refusal::Observer => wit::CampaignRefusal::Observer,
             core::Refusal::Removed => wit::CampaignRefusal::Removed,
+            core::Refusal::NotAdmitted => wit::CampaignRefusal::NotAdmitted,
             core::Refusal::Loyal { leader, for_ms } => {
                 wit::CampaignRefusal::Loyal(wit::Loyalty { leader, for_ms })
             }

@@ -86,6 +86,7 @@ pub fn elected(component: &ElectionComponent) -> (Vec<ProtocolInstance>, Vec<u8>
             pre_vote: true,
             priority: 0,
             voter: true,
+            joining: false,
         };
         let effects = node.start(&options, None).expect("starts");
         route(i, effects, &mut queue);

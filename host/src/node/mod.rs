@@ -203,6 +203,7 @@ impl Node {
             pre_vote: config.pre_vote,
             priority: config.priority,
             voter: config.voter,
+            joining: config.join,
         };
         let effects = protocol
             .start(&options, persisted.as_ref())

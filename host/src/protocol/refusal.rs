@@ -20,6 +20,9 @@ pub fn explain_campaign_refusal(refusal: &CampaignRefusal) -> String {
         CampaignRefusal::Leading(term) => format!("it already leads term {term}"),
         CampaignRefusal::Observer => "it is an observer: it never stands".into(),
         CampaignRefusal::Removed => "it was removed with leave: it never stands".into(),
+        CampaignRefusal::NotAdmitted => {
+            "it is joining and no leader has admitted it yet: it stands once one has".into()
+        }
         CampaignRefusal::Loyal(loyalty) => {
             let leader = loyalty.leader.as_deref().unwrap_or("(just restarted)");
             format!(

@@ -87,6 +87,9 @@ pub struct NodeSpec {
     pub priority: u8,
     /// False for an observer: follows, never votes or stands.
     pub voter: bool,
+    /// True to join the running cluster of `bootstrap` rather than
+    /// bootstrap one with it (see `options.joining` in `wit/types.wit`).
+    pub joining: bool,
 }
 
 impl NodeSpec {
@@ -102,6 +105,7 @@ impl NodeSpec {
             clock_drift_ppm: 0,
             priority: 0,
             voter: true,
+            joining: false,
         }
     }
 
@@ -120,6 +124,7 @@ impl NodeSpec {
             pre_vote: self.pre_vote,
             priority: self.priority,
             voter: self.voter,
+            joining: self.joining,
         }
     }
 }

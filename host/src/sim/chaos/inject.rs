@@ -120,24 +120,30 @@ pub(super) fn inject(
             }
             sim.step_down(leader)?;
         }
-        Fault::Join => {
-            let joined = (0..n).filter(|&i| sim.id(i).starts_with('j')).count();
-            if joined >= MAX_JOINERS {
+        Fault::Join => return start_joiners(sim, plan, rng, 1),
+        Fault::JoinTwo => return start_joiners(sim, plan, rng, 2),
+        Fault::LeaveLive => {
+            if sim.wiped_disks() > 0 && plan.nodes.saturating_sub(sim.removals() + 1) < 3 {
                 return Ok(false);
             }
-            let through = sim.id(rng.index(n)).to_string();
-            let id = format!("j{}", joined + 1);
-            let mut peers = vec![through.as_str()];
-            if rng.chance(0.5) {
-                peers.extend(["ghost1", "ghost2"]);
+            let Some(&leader) = sim.leaders(CLUSTER).first() else {
+                return Ok(false);
+            };
+            let others: Vec<usize> = up.iter().copied().filter(|&i| i != leader).collect();
+            let cut_off: Vec<usize> = others
+                .iter()
+                .copied()
+                .filter(|&i| !sim.partition.connected(leader, i))
+                .collect();
+            let pick = if cut_off.is_empty() { &others } else { &cut_off };
+            if pick.is_empty() || sim.is_paused(leader) {
+                return Ok(false);
             }
-            let mut spec = NodeSpec::new(&id, CLUSTER, &peers);
-            spec.timings = plan.timings;
-            spec.pre_vote = plan.pre_vote;
-            let joiner = sim.add_node(spec)?;
-            // It may already be down: a crash around its first persist.
-            if sim.is_up(joiner) {
-                sim.join(joiner, &through)?;
+            let gone = sim.id(pick[rng.index(pick.len())]).to_string();
+            // Refused (nothing changes) for an observer, or while the
+            // last change has not settled.
+            if sim.leave(leader, &gone).is_err() {
+                return Ok(false);
             }
         }
         Fault::WipeDisk => {
@@ -162,6 +168,38 @@ pub(super) fn inject(
         | Fault::Pause
         | Fault::RefuseDial
         | Fault::Campaign => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Starts `count` new nodes (`j1`, `j2`, …) at once, as an operator adds
+/// them (`protocol.join = true`), each asking a random member of its own;
+/// half of them also list phantom peers.
+fn start_joiners(
+    sim: &mut Simulation,
+    plan: &ChaosPlan,
+    rng: &mut SimRng,
+    count: usize,
+) -> anyhow::Result<bool> {
+    let n = sim.node_count();
+    let joined = (0..n).filter(|&i| sim.id(i).starts_with('j')).count();
+    if joined + count > MAX_JOINERS {
+        return Ok(false);
+    }
+    for k in 0..count {
+        let through = sim.id(rng.index(n)).to_string();
+        let id = format!("j{}", joined + k + 1);
+        let mut peers = vec![through.as_str()];
+        if rng.chance(0.5) {
+            peers.extend(["ghost1", "ghost2"]);
+        }
+        let mut spec = NodeSpec::new(&id, CLUSTER, &peers);
+        spec.timings = plan.timings;
+        spec.pre_vote = plan.pre_vote;
+        spec.joining = true;
+        // It may go down at once (a crash around its first persist): a
+        // restart joins again, as its configuration says.
+        sim.add_node(spec)?;
     }
     Ok(true)
 }

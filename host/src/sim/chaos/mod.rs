@@ -53,7 +53,7 @@ pub const LIVENESS_BOUND_TIMEOUTS: u64 = 10;
 pub const STABILITY_TIMEOUTS: u64 = 4;
 
 /// At most this many nodes join a chaos run (`j1`, `j2`, …).
-const MAX_JOINERS: usize = 2;
+const MAX_JOINERS: usize = 3;
 
 /// The cluster id every chaos run uses.
 const CLUSTER: &str = "chaos";
@@ -154,7 +154,11 @@ fn settled_leader_holds(
     let max_timeout = u64::from(plan.timings.election_timeout_max_ms) * MS;
     let settle = max_timeout + u64::from(plan.timings.heartbeat_interval_ms) * MS;
     sim.run_for((healed_at + settle).saturating_sub(sim.now_ns()));
-    let ranked = plan.priorities.iter().any(|&p| p != plan.priorities[0]);
+    // Joiners (after the planned nodes) have priority 0: they rank below
+    // planned nodes of a higher one (chaos seed 389).
+    let priority = |n: usize| plan.priorities.get(n).copied().unwrap_or(0);
+    let voters = sim.voters(CLUSTER);
+    let ranked = voters.iter().any(|&n| priority(n) != priority(voters[0]));
     if ranked {
         // Leadership moves to the live node of highest priority once it
         // has been heard from, and the leader has led, for the stability
@@ -167,8 +171,6 @@ fn settled_leader_holds(
         .map_err(|e| format!("after settling: {e:#}"))?;
     if ranked {
         let live = sim.voters(CLUSTER);
-        // Joiners (after the planned nodes) have priority 0.
-        let priority = |n: usize| plan.priorities.get(n).copied().unwrap_or(0);
         let top = live.iter().map(|&n| priority(n)).max().unwrap_or(0);
         let leader_priority = live
             .iter()

@@ -57,11 +57,15 @@ pub enum Fault {
     WipeDisk,
     /// A new node starts and joins through a random member; half the
     /// time its peer list also names nodes that do not exist (a typo).
-    /// **Not in the default mix yet**: additions do not go through the
-    /// leader one at a time, and a joiner can lead a view of its own (see
-    /// the ignored test in `tests/chaos.rs`). Add it with
-    /// [`ChaosPlan::with_fault`] to reproduce.
+    /// Admissions go through the leader, one at a time (see
+    /// `guest/election-core/src/membership.rs`).
     Join,
+    /// Two new nodes start at the same instant and join through two
+    /// different members (often on two sides of a partition).
+    JoinTwo,
+    /// An operator removes a live member, one cut off from the leader
+    /// when there is one: it keeps running and may never hear of it.
+    LeaveLive,
 }
 
 const ALL_FAULTS: [Fault; 8] = [
@@ -89,6 +93,10 @@ const LATER_FAULTS: [Fault; 10] = [
     Fault::ClockRate,
     Fault::WipeDisk,
 ];
+
+/// Membership changes of running members, drawn from a third stream (see
+/// [`LATER_FAULTS`]); [`Fault::Leave`] removes crashed members.
+const MEMBERSHIP_FAULTS: [Fault; 3] = [Fault::Join, Fault::JoinTwo, Fault::LeaveLive];
 
 /// Everything a seed decides about a run.
 #[derive(Clone, Debug)]
@@ -206,6 +214,8 @@ impl ChaosPlan {
         let observer = clocks.chance(1.0 / 3.0);
         let mut later = SimRng::derive(seed, 0x1a7e5);
         faults.extend(LATER_FAULTS.into_iter().filter(|_| later.chance(0.5)));
+        let mut membership = SimRng::derive(seed, 0x3e3b5);
+        faults.extend(MEMBERSHIP_FAULTS.into_iter().filter(|_| membership.chance(0.5)));
         ChaosPlan {
             nodes,
             timings,
