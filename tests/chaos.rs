@@ -95,6 +95,36 @@ fn chaos_regression_seeds_pass() {
             "a disk was wiped in a cluster already down to two members (a removal \
              asked five times counted five times): no majority could vote",
         ),
+        (
+            620,
+            "an observer answered each welcome from its leader with another join: \
+             a message storm that never let virtual time advance",
+        ),
+        (
+            17,
+            "a joiner that crashed before its first persist came back as a one-node \
+             cluster of its peer list and led term 1 beside the real leader",
+        ),
+        (
+            26,
+            "old members were no longer confirmed once joiners grew the view (the \
+             joiners never heard from them): no vote for the priority hand-over",
+        ),
+        (
+            389,
+            "joiners' priority 0 under planned nodes of one priority: a hand-over \
+             the checker did not expect",
+        ),
+        (
+            1807,
+            "a lost disk plus a joiner unaware of its admission left no majority: \
+             joiners now vote like Raft servers",
+        ),
+        (
+            1908,
+            "a joiner back from a crash, with phantoms in its peer list, could never \
+             be confirmed, and the leader that admitted it never found a majority",
+        ),
     ] {
         let report = chaos::run(&component, seed).expect("runs");
         assert!(
@@ -105,20 +135,22 @@ fn chaos_regression_seeds_pass() {
     }
 }
 
-/// Nodes joining mid-run (one at a time, some with phantom peers) still
-/// break the promises: a joiner leads a view of its own (two leaders in
-/// term 1 with seed 29; a lease overlapping a later term with 108 and 186).
-/// Additions must go through the leader one at a time, with an epoch that
-/// votes compare (issue "Safety under the faults real clusters have",
-/// item 3). Run it with `cargo test -p tenure-tests --test chaos -- --ignored`.
+/// Nodes joining mid-run (one or two at once, some with phantom peers)
+/// and live members removed while cut off used to break the promises: a
+/// joiner led a view of its own (two leaders in term 1 with seed 29; a
+/// lease overlapping a later term with 108 and 186). Additions and
+/// removals now go through the leader one at a time, with an epoch that
+/// votes compare. These seeds draw every membership fault.
 #[test]
-#[ignore = "joins bypass the leader: two leaders in one term (issue 10, item 3)"]
 fn chaos_with_joins_holds_every_invariant() {
     let component = component();
     let failed: Vec<String> = [29, 108, 186]
         .into_iter()
         .filter_map(|seed| {
-            let plan = chaos::ChaosPlan::for_seed(seed).with_fault(chaos::Fault::Join);
+            let plan = chaos::ChaosPlan::for_seed(seed)
+                .with_fault(chaos::Fault::Join)
+                .with_fault(chaos::Fault::JoinTwo)
+                .with_fault(chaos::Fault::LeaveLive);
             let report = chaos::run_plan(&component, seed, plan).expect("runs");
             (!report.passed()).then(|| report.failure_summary())
         })

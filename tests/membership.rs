@@ -16,14 +16,7 @@ fn leaving_members_shrinks_the_quorum_for_good() {
         let id_a = sim.id(gone_a).to_string();
         let id_b = sim.id(gone_b).to_string();
 
-        // A live member cannot be removed: it might still vote.
-        let refused = sim.leave(leader, &id_a).expect_err("alive");
-        assert!(
-            format!("{refused:#}").contains("stop it first"),
-            "seed {seed}: {refused:#}"
-        );
-
-        // Stopped and silent for the peer timeout: now it can.
+        // Stopped members (a live one may go too: see tests/safety.rs).
         sim.crash(gone_a);
         sim.crash(gone_b);
         sim.run_for(1_000 * MS);

@@ -2,6 +2,7 @@
 //! in the simulator: each test makes one fault a reviewer found could break
 //! "one leader per term" or the lease, and checks that it no longer does.
 
+use tenure_host::bindings::types::Role;
 use tenure_host::sim::{NodeIndex, NodeSpec, Simulation};
 use tenure_host::types::CampaignRefusal;
 use tenure_tests::{MAX_TIMEOUT, MS, assert_safe, cluster, elect};
@@ -179,11 +180,19 @@ fn a_joiners_phantom_peers_never_become_members() {
 #[test]
 fn a_lost_fsync_is_caught_by_the_checker() {
     let mut sim = cluster(7, "c", &IDS);
-    let (leader, _, _) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
-    // Make the term move on so every node has written at least twice.
-    sim.step_down(leader).expect("steps down");
-    let (leader, _, _) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+    let (leader, _, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
     let victim = followers(&sim, leader)[0];
+    // Make the term move on, and lose the write that recorded it (the
+    // next one, a new leader's confirmation of the view, must not come
+    // first: it would keep the term).
+    sim.step_down(leader).expect("steps down");
+    for _ in 0..100_000 {
+        if sim.status(victim).expect("running").term > term {
+            break;
+        }
+        sim.run_for(MS / 10);
+    }
+    assert!(sim.status(victim).expect("running").term > term, "no new term");
     sim.lose_last_write(victim);
     sim.restart(victim).expect("restarts");
     sim.run_for(100 * MS);
@@ -217,6 +226,80 @@ fn a_node_whose_data_directory_is_lost_abstains_and_never_votes_twice() {
             sim.step_down(leader).expect("steps down");
         }
         elect(&mut sim, "c", 20 * MAX_TIMEOUT);
+        assert_safe(&sim);
+    }
+}
+
+/// Two nodes added at once, each through a member on another side of a
+/// split (issue 10, item 3). When any member could add a node by hearing
+/// from it, each side counted a majority of its own five-member view and
+/// two leaders led at once. Now only the leader admits, one node at a
+/// time, and votes compare membership epochs.
+#[test]
+fn two_nodes_joining_at_once_through_two_sides_of_a_split_elect_no_second_leader() {
+    let four = ["n1", "n2", "n3", "n4"];
+    for seed in 0..5 {
+        let mut sim = cluster(seed, "c", &four);
+        let (leader, _, _) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+        let rest: Vec<NodeIndex> = followers(&sim, leader);
+        let (a, b, d) = (rest[0], rest[1], rest[2]);
+        let mut joiner = |sim: &mut Simulation, id: &str, through: NodeIndex| {
+            let through = sim.id(through).to_string();
+            let mut spec = NodeSpec::new(id, "c", &[through.as_str()]);
+            spec.joining = true;
+            sim.add_node(spec).expect("starts")
+        };
+        let j1 = joiner(&mut sim, "j1", a);
+        let j2 = joiner(&mut sim, "j2", b);
+        sim.partition(&[&[leader, a, j1], &[b, d, j2]]);
+        sim.run_for(3_000 * MS);
+        assert_safe(&sim);
+        sim.heal();
+        sim.run_for(3_000 * MS);
+        let (_, _, _) = elect(&mut sim, "c", 20 * MAX_TIMEOUT);
+        let views: Vec<Vec<String>> = (0..sim.node_count())
+            .map(|n| sim.status(n).expect("running").members)
+            .collect();
+        assert!(views.windows(2).all(|w| w[0] == w[1]), "seed {seed}: {views:?}");
+        assert_eq!(views[0].len(), 6, "seed {seed}: both admitted, one at a time");
+        assert_safe(&sim);
+    }
+}
+
+/// A live member removed while cut off from the leader (issue 10, item
+/// 4). `leave` used to refuse only members heard from lately, which cannot
+/// tell a stopped node from a partitioned one, and a removed node that
+/// never heard of it voted on. Now the removal is allowed, makes a new
+/// epoch, and every up-to-date voter refuses the removed node's stale
+/// view: it never leads, and once it hears of the removal it stops.
+#[test]
+fn a_live_member_removed_while_cut_off_never_leads_or_counts_again() {
+    let five = ["n1", "n2", "n3", "n4", "n5"];
+    for seed in 0..5 {
+        let mut sim = cluster(seed, "c", &five);
+        let (leader, _, _) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+        let gone = followers(&sim, leader)[0];
+        let gone_id = sim.id(gone).to_string();
+        let rest: Vec<NodeIndex> = (0..5).filter(|&n| n != gone).collect();
+        sim.partition(&[&[gone], &rest]);
+        sim.run_for(20 * MS);
+        sim.leave(leader, &gone_id).expect("a live member may be removed");
+        // Cut off, it campaigns with its stale view; later the network
+        // heals and a new leader must be elected without it.
+        sim.run_for(3_000 * MS);
+        sim.heal();
+        sim.crash(leader);
+        sim.run_for(3_000 * MS);
+        let (new, _, _) = elect(&mut sim, "c", 20 * MAX_TIMEOUT);
+        assert_ne!(new, gone, "seed {seed}");
+        let status = sim.status(gone).expect("running");
+        assert_ne!(status.role, Role::Leader, "seed {seed}");
+        assert!(!status.members.contains(&gone_id), "seed {seed}: {status:?}");
+        for n in rest.iter().copied().filter(|&n| n != leader) {
+            let s = sim.status(n).expect("running");
+            assert_eq!(s.members.len(), 4, "seed {seed}: {s:?}");
+            assert!(!s.members.contains(&gone_id), "seed {seed}: {s:?}");
+        }
         assert_safe(&sim);
     }
 }

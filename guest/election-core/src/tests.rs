@@ -2144,6 +2144,7 @@ fn granting_a_pre_vote_while_replacing_a_dead_leader_defers_this_nodes_turn() {
 // Safety tests, one file per topic, sharing the helpers above.
 mod cluster;
 mod identity;
+mod joining;
 mod loyalty;
 mod membership;
 mod membership_epochs;

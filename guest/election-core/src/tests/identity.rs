@@ -224,12 +224,13 @@ fn an_unconfirmed_node_neither_votes_nor_stands_and_asks_instead() {
         ]
     );
     // A vote request from n2 that does not name it confirms nothing: it
-    // refuses, keeps its term, and asks n2.
+    // refuses, keeps its term, and asks every member short (n2 and n3).
     let a = deliver_as(&mut n, "n2", 20, None, request_vote(4));
     assert_eq!(
         sent_all(&a),
         vec![
             ("n2".to_string(), Body::Identify { ask: true }),
+            ("n3".to_string(), Body::Identify { ask: true }),
             (
                 "n2".to_string(),
                 Body::Vote {

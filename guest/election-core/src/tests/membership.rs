@@ -76,9 +76,9 @@ fn join_ack_and_welcome_lists_add_no_one_who_has_not_spoken() {
             members: vec!["a".into(), "b".into(), "c".into()],
         },
     );
-    // Not even the welcomer: only a leader's heartbeat changes j's view.
-    assert_eq!(j.e.status().members, vec!["j"]);
-    assert_eq!(j.e.status().quorum, 1);
+    // Not even the welcomer: only a leader's heartbeat changes j's view
+    // (a joiner that never had a leader is in none, not even its own).
+    assert!(j.e.status().members.is_empty(), "{:?}", j.e.status());
 }
 
 /// The convergence that the host's `an_empty_bootstrap_plus_join_forms_a_
