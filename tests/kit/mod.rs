@@ -26,6 +26,8 @@ pub struct Cluster {
     pub ids: Vec<String>,
     pub admins: BTreeMap<String, SocketAddr>,
     pub children: BTreeMap<String, Child>,
+    /// Each node's peer port.
+    pub listens: BTreeMap<String, u16>,
 }
 
 /// A loopback port for a node that no other test of this run can hold
@@ -65,6 +67,7 @@ impl Cluster {
             ids: ids.clone(),
             admins,
             children: BTreeMap::new(),
+            listens: ids.iter().cloned().zip(ports).collect(),
         };
         for id in &ids {
             cluster.spawn(id);
@@ -273,6 +276,27 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(50));
         }
         None
+    }
+
+    /// Starts a new node `id` that joins the running cluster
+    /// (`[protocol] join = true`), asking the nodes `ask`.
+    pub fn add_joiner(&mut self, id: &str, ask: &[&str]) {
+        let port = free_port();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let peers: String = ask
+            .iter()
+            .map(|peer| format!("{peer} = \"127.0.0.1:{}\"\n", self.listens[*peer]))
+            .collect();
+        let text = format!(
+            "node-id = \"{id}\"\ncluster-id = \"proc\"\nlisten = \"127.0.0.1:{port}\"\n\
+             admin = \"{admin}\"\ndata-dir = \"{id}\"\nsecret = \"{SECRET}\"\n\
+             [peers]\n{peers}\n[protocol]\njoin = true\n"
+        );
+        std::fs::write(self.dir.join(format!("{id}.toml")), text).expect("config");
+        self.admins.insert(id.to_string(), admin);
+        self.listens.insert(id.to_string(), port);
+        self.ids.push(id.to_string());
+        self.spawn(id);
     }
 
     /// Node `id`'s data directory.

@@ -288,6 +288,9 @@ impl Election {
         }
         let now = self.now_ns;
         if self.removed.contains(from) {
+            self.restore_if_vouched(from, &message.body);
+        }
+        if self.removed.contains(from) {
             // A removed node takes no part, and cannot disturb the term.
             // Whoever hears from it tells it it was removed (it may have
             // been down, or have tombstoned the leader itself); never in
@@ -295,7 +298,15 @@ impl Election {
             // other do not bounce it back and forth.
             if !matches!(message.body, Body::Removed { .. }) {
                 let removed = self.removed_list();
-                self.send(from, Body::Removed { removed });
+                let (epoch, epoch_term) = (self.epoch, self.epoch_term);
+                self.send(
+                    from,
+                    Body::Removed {
+                        removed,
+                        epoch,
+                        epoch_term,
+                    },
+                );
                 self.flush();
             }
             return;
@@ -307,6 +318,7 @@ impl Election {
             // Speaking makes no one a member, except to the leader, which
             // may admit it (see crate::membership).
             self.consider_admission(from);
+            self.point_to_leader(from, &message.body);
         } else {
             self.observe(from);
         }
@@ -333,8 +345,9 @@ impl Election {
                 transfer_to,
             } => {
                 // Removals first: the members that come with them must not
-                // bring a removed node back.
-                self.merge_removed(&removed, env);
+                // bring a removed node back. A leader's view is confirmed
+                // by its own term.
+                self.merge_removed(&removed, Some((term, epoch)), env);
                 self.on_heartbeat(from, term, round, epoch, &members, &alive, now, env);
                 if self.leader.as_deref() == Some(from) && self.term == term {
                     self.named.heard(from, term, round, transfer_to);
@@ -347,7 +360,9 @@ impl Election {
                 members,
                 removed,
             } => {
-                self.merge_removed(&removed, env);
+                // An ack says nothing of its sender's view: it cannot
+                // remove this node (a leader, typically).
+                self.merge_removed(&removed, None, env);
                 self.on_heartbeat_ack(from, term, ok, round, &members, env);
             }
             Body::Join { members: _ } => self.on_join(from),
@@ -365,7 +380,11 @@ impl Election {
                 self.on_request_pre_vote(from, term, current, env);
             }
             Body::TimeoutNow { term, round } => self.on_timeout_now(from, term, round, env),
-            Body::Removed { removed } => self.merge_removed(&removed, env),
+            Body::Removed {
+                removed,
+                epoch,
+                epoch_term,
+            } => self.merge_removed(&removed, Some((epoch_term, epoch)), env),
             Body::PreVote {
                 term,
                 granted,
@@ -733,9 +752,6 @@ impl Election {
         self.heartbeat_timer
     }
 
-    /// Whether this node takes part in elections: a voter not removed,
-    /// a member of its own view (see [`crate::membership`]), that has
-    /// not lost its state.
     /// Whether this node may grant votes and pre-votes: a voter that has
     /// not left and has not lost its state. Like a Raft server, it need
     /// not be in its own view: a joiner the leader admitted but whose
@@ -746,8 +762,9 @@ impl Election {
         self.standing.voter && !self.removed.contains(&self.id) && !self.identity.abstaining()
     }
 
-    /// Whether this node is a voting member of its own view: it stands,
-    /// counts itself, and asks for confirmations.
+    /// Whether this node takes part in elections as a member: a voter not
+    /// removed, in its own view (see [`crate::membership`]), that has not
+    /// lost its state. Only such a node stands and counts itself.
     pub(crate) fn votes(&self) -> bool {
         self.standing.voter
             && !self.removed.contains(&self.id)
@@ -892,8 +909,17 @@ impl Election {
             // fail, keep raising the term past the newer view's, whose
             // candidacies then arrive with stale terms: no one ever wins
             // (chaos seed 49).
+            //
+            // A follower keeps its running election timer, as in Raft
+            // (only a granted vote or a leader resets it): otherwise the
+            // older view's candidates, campaigning without pre-votes,
+            // reset the one node that could win on every try, and no one
+            // ever does (chaos seed 16423).
             self.set_term(term, None);
-            self.become_follower(term, None, env, 0);
+            let idle = self.role == Role::Follower && self.leader.is_none();
+            if !(idle && self.election_timer.is_some()) {
+                self.become_follower(term, None, env, 0);
+            }
         }
         if !self.grants_votes() || !view_current {
             // Not a voter, or the candidate's membership is older than

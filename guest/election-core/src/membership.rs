@@ -77,6 +77,25 @@
 //!    election timeout. A rival must win a majority of a view at most one
 //!    change away (points 2, 3), which contains one of the loyal nodes.
 //!
+//! # Joiners
+//!
+//! A node started with `options.joining` (or that called [`Election::join`]
+//! before any leader confirmed its view) is in no view, not even its own:
+//! its bootstrap list only names whom to ask. It never stands; it asks
+//! those nodes on start and on every election timeout, and the answer
+//! names the leader, which admits it (above). A welcome from the leader
+//! itself asks for nothing more: the leader has the join already.
+//!
+//! Like a Raft server, it grants votes before it hears of its admission:
+//! the admission settles once a majority of the new view acknowledged it,
+//! and if the leader dies before the joiner heard, the survivors' views
+//! count the joiner — without its vote they may have no majority. Its vote
+//! is safe to give: it is once per term and persisted like any vote, only
+//! a candidate whose view lists it counts it, and it still compares the
+//! candidate's `(epoch_term, epoch)` with its own. Its data id must be
+//! confirmed first, by a majority of the voters it has heard from (its own
+//! list may name nodes that do not exist).
+//!
 //! # The removal of a live member
 //!
 //! `leave` no longer refuses a member heard from lately: a removed node
@@ -214,13 +233,36 @@ impl Election {
         ))
     }
 
-    /// Adopts tombstones another node sent. A leader turns a tombstone of
-    /// one of its members into a removal of its own (a new epoch), once
-    /// its previous change settled; until then it ignores it (the next
-    /// ack repeats it).
-    pub(crate) fn merge_removed(&mut self, removed: &[NodeId], env: &mut impl Environment) {
+    /// Adopts tombstones another node sent with its view `(epoch_term,
+    /// epoch)`, if the message says. A leader turns a tombstone of one of
+    /// its members into a removal of its own (a new epoch), once its
+    /// previous change settled; until then it ignores it (the next ack
+    /// repeats it).
+    ///
+    /// A tombstone of this very node counts only from a view at least as
+    /// recent as its own: one from an older view may come from a removal
+    /// that never settled and that a later leader's view undid (chaos seed
+    /// 54943: a restarted node still holding its old leader's unsettled
+    /// removal of the new leader told the new leader it was removed, and
+    /// it quit — then, removals on two sides, no majority was left).
+    pub(crate) fn merge_removed(
+        &mut self,
+        removed: &[NodeId],
+        view: Option<(Term, u64)>,
+        env: &mut impl Environment,
+    ) {
         for node in removed {
             if !valid_node_id(node) || self.removed.contains(node.as_str()) {
+                continue;
+            }
+            if *node == self.id && !view.is_some_and(|(t, e)| self.view_current(t, e)) {
+                self.log(
+                    LogLevel::Debug,
+                    format!(
+                        "{} ignored its removal from an older view (or from an ack)",
+                        self.id
+                    ),
+                );
                 continue;
             }
             if self.role == Role::Leader
@@ -231,6 +273,42 @@ impl Election {
                 continue;
             }
             self.remove(node, env);
+        }
+    }
+
+    /// A tombstoned `from` speaks from a view newer than this node's that
+    /// lists it (it stands for election, or leads, in it): the removal
+    /// this node holds never settled — a settled one is in every later
+    /// view — so it is undone (chaos seed 54943: the only view that could
+    /// still elect was that of a leader its neighbour had removed, and the
+    /// neighbour ignored it for good).
+    pub(crate) fn restore_if_vouched(&mut self, from: &str, body: &Body) {
+        let newer = |(t, e): (Term, u64)| (t, e) > (self.epoch_term, self.epoch);
+        let vouched = match body {
+            Body::RequestVote {
+                epoch, epoch_term, ..
+            }
+            | Body::RequestPreVote {
+                epoch, epoch_term, ..
+            } => newer((*epoch_term, *epoch)),
+            Body::Heartbeat {
+                term,
+                epoch,
+                members,
+                ..
+            } => newer((*term, *epoch)) && members.iter().any(|m| m == from),
+            _ => false,
+        };
+        if vouched {
+            self.removed.remove(from);
+            self.unsaved = true;
+            self.log(
+                LogLevel::Info,
+                format!(
+                    "{} restored {from}: it speaks from a later view that lists it, so its removal never settled",
+                    self.id
+                ),
+            );
         }
     }
 
@@ -328,6 +406,26 @@ impl Election {
             self.unsaved = true;
             return;
         }
+        // A later view that lists a node undoes a tombstone of it: that
+        // removal never settled (a settled one is in every later view),
+        // like an uncommitted Raft entry a new leader overwrites. Not a
+        // tombstone of this node itself: it may have left on its own, and
+        // the leader not have heard yet.
+        let undone: Vec<NodeId> = members
+            .iter()
+            .filter(|m| **m != self.id && self.removed.contains(m.as_str()))
+            .cloned()
+            .collect();
+        for node in &undone {
+            self.removed.remove(node.as_str());
+            self.log(
+                LogLevel::Info,
+                format!(
+                    "{} restored {node}: the view of epoch {epoch} at term {term} lists it, so its removal never settled",
+                    self.id
+                ),
+            );
+        }
         let view: alloc::collections::BTreeSet<NodeId> = members
             .iter()
             .filter(|m| valid_node_id(m) && !self.removed.contains(m.as_str()))
@@ -388,6 +486,29 @@ impl Election {
             let heartbeat = self.heartbeat();
             self.send(from, heartbeat);
         }
+    }
+
+    /// A voter outside this follower's view speaks to it (not to join):
+    /// it may believe itself a member of a view that a later leader
+    /// undid, and then it only talks to the members of that view, never
+    /// to the leader that could admit it (chaos seed 25322: a joiner
+    /// admitted in an epoch the next leader overwrote asked the wrong
+    /// nodes for confirmations for good). The follower names its leader,
+    /// as it does to a joiner; the node then asks that leader.
+    pub(crate) fn point_to_leader(&mut self, from: &str, body: &Body) {
+        if self.role == Role::Leader
+            || self.leader.is_none()
+            || self.members.contains(from)
+            || matches!(body, Body::Join { .. } | Body::Welcome { .. })
+        {
+            return;
+        }
+        let welcome = Body::Welcome {
+            term: self.term,
+            leader: self.leader.clone(),
+            members: self.member_list(),
+        };
+        self.send(from, welcome);
     }
 
     /// The answer to this node's `Join`. The members it lists and the

@@ -152,8 +152,15 @@ pub enum Body {
     /// no one means the transfer was abandoned, and this is ignored.
     TimeoutNow { term: Term, round: u64 },
     /// The answer to any message from a node this one removed with
-    /// `leave`: the removals it knows, the sender among them.
-    Removed { removed: Vec<NodeId> },
+    /// `leave`: the removals it knows, the sender among them, and the
+    /// sender's view `(epoch_term, epoch)`: a node takes its own removal
+    /// only from a view at least as recent as its own (see
+    /// [`crate::membership`]).
+    Removed {
+        removed: Vec<NodeId>,
+        epoch: u64,
+        epoch_term: Term,
+    },
     /// Only the header matters: it names the recipient by the data id the
     /// sender recorded for it. `ask` asks for an `Identify` back, so the
     /// sender learns which id the recipient recorded for it; a node asks
@@ -264,6 +271,8 @@ mod tests {
             m(Body::TimeoutNow { term: 9, round: 4 }),
             m(Body::Removed {
                 removed: vec!["x".into()],
+                epoch: 2,
+                epoch_term: 7,
             }),
             m(Body::Identify { ask: true }),
             Message {
