@@ -125,6 +125,34 @@ fn chaos_regression_seeds_pass() {
             "a joiner back from a crash, with phantoms in its peer list, could never \
              be confirmed, and the leader that admitted it never found a majority",
         ),
+        (
+            54943,
+            "a node holding an unsettled removal of the new leader told it it was \
+             removed, and it quit: no majority was left",
+        ),
+        (
+            25137,
+            "an unsettled removal outlived the view that undid it (found with 54943)",
+        ),
+        (
+            16423,
+            "stale candidates without pre-votes reset the timer of the one node that \
+             could win, for good",
+        ),
+        (
+            25322,
+            "a joiner admitted in an overwritten epoch never spoke to the leader that \
+             could admit it again",
+        ),
+        (
+            29824,
+            "no leader after the heal with a lost disk and a joiner (found with 16423)",
+        ),
+        (
+            1946,
+            "an observer back with a high term deposed two leaders after the heal; \
+             the priority check's window had not restarted",
+        ),
     ] {
         let report = chaos::run(&component, seed).expect("runs");
         assert!(

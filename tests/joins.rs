@@ -31,7 +31,9 @@ fn two_nodes_joining_a_running_cluster_are_admitted_one_at_a_time() {
             .map(|s| (s.members.clone(), s.epoch))
             .collect();
         if views.len() == all.len()
-            && views.iter().all(|v| v.0.len() == 5 && v.1 == 2 && *v == views[0])
+            && views
+                .iter()
+                .all(|v| v.0.len() == 5 && v.1 == 2 && *v == views[0])
         {
             break true;
         }

@@ -192,7 +192,10 @@ fn a_lost_fsync_is_caught_by_the_checker() {
         }
         sim.run_for(MS / 10);
     }
-    assert!(sim.status(victim).expect("running").term > term, "no new term");
+    assert!(
+        sim.status(victim).expect("running").term > term,
+        "no new term"
+    );
     sim.lose_last_write(victim);
     sim.restart(victim).expect("restarts");
     sim.run_for(100 * MS);
@@ -260,8 +263,15 @@ fn two_nodes_joining_at_once_through_two_sides_of_a_split_elect_no_second_leader
         let views: Vec<Vec<String>> = (0..sim.node_count())
             .map(|n| sim.status(n).expect("running").members)
             .collect();
-        assert!(views.windows(2).all(|w| w[0] == w[1]), "seed {seed}: {views:?}");
-        assert_eq!(views[0].len(), 6, "seed {seed}: both admitted, one at a time");
+        assert!(
+            views.windows(2).all(|w| w[0] == w[1]),
+            "seed {seed}: {views:?}"
+        );
+        assert_eq!(
+            views[0].len(),
+            6,
+            "seed {seed}: both admitted, one at a time"
+        );
         assert_safe(&sim);
     }
 }
@@ -283,7 +293,8 @@ fn a_live_member_removed_while_cut_off_never_leads_or_counts_again() {
         let rest: Vec<NodeIndex> = (0..5).filter(|&n| n != gone).collect();
         sim.partition(&[&[gone], &rest]);
         sim.run_for(20 * MS);
-        sim.leave(leader, &gone_id).expect("a live member may be removed");
+        sim.leave(leader, &gone_id)
+            .expect("a live member may be removed");
         // Cut off, it campaigns with its stale view; later the network
         // heals and a new leader must be elected without it.
         sim.run_for(3_000 * MS);
@@ -294,7 +305,10 @@ fn a_live_member_removed_while_cut_off_never_leads_or_counts_again() {
         assert_ne!(new, gone, "seed {seed}");
         let status = sim.status(gone).expect("running");
         assert_ne!(status.role, Role::Leader, "seed {seed}");
-        assert!(!status.members.contains(&gone_id), "seed {seed}: {status:?}");
+        assert!(
+            !status.members.contains(&gone_id),
+            "seed {seed}: {status:?}"
+        );
         for n in rest.iter().copied().filter(|&n| n != leader) {
             let s = sim.status(n).expect("running");
             assert_eq!(s.members.len(), 4, "seed {seed}: {s:?}");

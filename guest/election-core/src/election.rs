@@ -775,8 +775,7 @@ impl Election {
     /// Whether enough other members confirmed this node's data id for it
     /// to vote and stand (see [`crate::identity`]).
     pub(crate) fn confirmed(&self) -> bool {
-        self.identity
-            .confirmed(&self.confirmation_view(), &self.id)
+        self.identity.confirmed(&self.confirmation_view(), &self.id)
     }
 
     /// Whether this node is loyal to a leader it believes alive: it leads

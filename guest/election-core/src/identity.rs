@@ -464,7 +464,9 @@ impl Election {
         if !self.grants_votes() || self.confirmed() {
             return;
         }
-        let peers = self.identity.unconfirmed(&self.confirmation_view(), &self.id);
+        let peers = self
+            .identity
+            .unconfirmed(&self.confirmation_view(), &self.id);
         self.send_to_each(&peers, Body::Identify { ask: true });
     }
 

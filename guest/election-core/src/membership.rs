@@ -455,7 +455,9 @@ impl Election {
     }
 
     fn same_view(&self, members: &[NodeId]) -> bool {
-        let counted = |m: &&NodeId| valid_node_id(m) && !self.removed.contains(m.as_str());
+        // Tombstoned ids count: a view of a later term that lists one is
+        // another view, which undoes the tombstone (see `adopt_view`).
+        let counted = |m: &&NodeId| valid_node_id(m);
         members.iter().filter(counted).count() == self.members.len()
             && members
                 .iter()
@@ -488,7 +490,9 @@ impl Election {
         }
     }
 
-    /// A voter outside this follower's view speaks to it (not to join):
+    /// A voter outside this follower's view speaks to it, other than to
+    /// join (answered already), to answer a vote, or from a later term
+    /// (a node ahead of this one needs no pointer):
     /// it may believe itself a member of a view that a later leader
     /// undid, and then it only talks to the members of that view, never
     /// to the leader that could admit it (chaos seed 25322: a joiner
@@ -499,7 +503,14 @@ impl Election {
         if self.role == Role::Leader
             || self.leader.is_none()
             || self.members.contains(from)
-            || matches!(body, Body::Join { .. } | Body::Welcome { .. })
+            || matches!(
+                body,
+                Body::Join { .. } | Body::Welcome { .. } | Body::Vote { .. } | Body::PreVote { .. }
+            )
+            || crate::terms::terms_of(body)
+                .into_iter()
+                .flatten()
+                .any(|t| t > self.term)
         {
             return;
         }

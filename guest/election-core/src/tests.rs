@@ -1947,13 +1947,14 @@ fn a_tombstone_outlasts_messages_in_flight_and_restarts() {
     let (mut f, _) = Node::start("n2", &five);
     let refused = f.e.leave("n5", &mut f.env).expect_err("a follower");
     assert!(refused.contains("does not lead"), "{refused}");
+    // The leader's removal is a new epoch of its view.
     f.deliver(
         "n1",
         Body::Heartbeat {
-            epoch: 0,
+            epoch: 1,
             term: 1,
             round: 3,
-            members: vec![],
+            members: five[..4].iter().map(|s| s.to_string()).collect(),
             alive: vec![],
             removed: vec!["n5".into()],
             transfer_to: None,
@@ -2148,5 +2149,6 @@ mod joining;
 mod loyalty;
 mod membership;
 mod membership_epochs;
+mod removals;
 mod terms;
 mod transfer;

@@ -60,7 +60,10 @@ fn a_joiner_is_no_member_until_a_leader_admits_it_even_across_restarts() {
                 "seed {seed}: {id}"
             );
         }
-        assert!(c.overlaps.is_empty() && c.split_terms().is_empty(), "seed {seed}");
+        assert!(
+            c.overlaps.is_empty() && c.split_terms().is_empty(),
+            "seed {seed}"
+        );
     }
 }
 
@@ -80,7 +83,12 @@ fn a_welcome_from_the_leader_itself_asks_for_nothing() {
     let a = j.deliver("n2", welcome("n1"));
     assert_eq!(
         sent(&a),
-        vec![("n1".to_string(), Body::Join { members: vec!["n2".into()] })],
+        vec![(
+            "n1".to_string(),
+            Body::Join {
+                members: vec!["n2".into()]
+            }
+        )],
         "told of the leader by another, it asks the leader"
     );
     let a = j.deliver("n1", welcome("n1"));
@@ -122,8 +130,5 @@ fn a_joiner_not_yet_aware_of_its_admission_votes_but_does_not_stand() {
     );
     assert_eq!(persisted(&a).and_then(|s| s.voted_for), Some("n2".into()));
     assert_eq!(j.e.status().data_id, me);
-    assert_eq!(
-        j.e.campaign(&mut j.env),
-        Err(crate::Refusal::NotAdmitted)
-    );
+    assert_eq!(j.e.campaign(&mut j.env), Err(crate::Refusal::NotAdmitted));
 }

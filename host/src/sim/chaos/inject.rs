@@ -41,8 +41,7 @@ pub(super) fn inject(
             }
             let gone = sim.id(down[rng.index(down.len())]).to_string();
             // Removals go through the leader; refused (nothing changes)
-            // when the node was heard from lately or the last removal has
-            // not reached a majority yet.
+            // while the last membership change has not settled.
             let Some(&leader) = sim.leaders(CLUSTER).first() else {
                 return Ok(false);
             };
@@ -135,7 +134,11 @@ pub(super) fn inject(
                 .copied()
                 .filter(|&i| !sim.partition.connected(leader, i))
                 .collect();
-            let pick = if cut_off.is_empty() { &others } else { &cut_off };
+            let pick = if cut_off.is_empty() {
+                &others
+            } else {
+                &cut_off
+            };
             if pick.is_empty() || sim.is_paused(leader) {
                 return Ok(false);
             }

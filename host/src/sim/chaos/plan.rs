@@ -215,7 +215,11 @@ impl ChaosPlan {
         let mut later = SimRng::derive(seed, 0x1a7e5);
         faults.extend(LATER_FAULTS.into_iter().filter(|_| later.chance(0.5)));
         let mut membership = SimRng::derive(seed, 0x3e3b5);
-        faults.extend(MEMBERSHIP_FAULTS.into_iter().filter(|_| membership.chance(0.5)));
+        faults.extend(
+            MEMBERSHIP_FAULTS
+                .into_iter()
+                .filter(|_| membership.chance(0.5)),
+        );
         ChaosPlan {
             nodes,
             timings,
