@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 
 use kit::{BOUND, Cluster};
 
-/// Two joiners started at once, asking different members: the leader
-/// admits them one at a time, every node ends with the same five-member
-/// view at epoch 2, and a joiner never leads on its own way in. Then the
-/// leader is killed: the four survivors (joiners among them) elect one
-/// leader of the five-member view.
+/// Two joiners started at once: the leader admits them one at a time,
+/// every node ends with the same five-member view at epoch 2, and a
+/// joiner never leads on its way in. Then the leader is killed: the four
+/// survivors (joiners among them) elect one leader of the five-member
+/// view. Each joiner lists only some members (j2 not the first leader's
+/// likely pick): the others, and the other joiner, learn its address as
+/// the nodes pass addresses on (see `host/src/node/addresses.rs`).
 #[test]
 fn two_nodes_joining_a_running_cluster_are_admitted_one_at_a_time() {
     let mut cluster = Cluster::start("joins", 3, |_| String::new());

@@ -6,7 +6,8 @@
 //! answer back; the follower's caller gets the leader's answer. Messages on
 //! the host channel are `kind u8 | id u64 (big-endian) | body`: kind 1 a
 //! request (body: the request bytes), 2 a reply (body: the plugin's
-//! answer), 3 a refusal (body: the reason, UTF-8).
+//! answer), 3 a refusal (body: the reason, UTF-8), 4 peer addresses
+//! passed on (id 0; body: see [`super::addresses`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -30,6 +31,8 @@ pub enum HostMessage {
         id: u64,
         answer: Result<Vec<u8>, String>,
     },
+    /// Peer addresses the sender passed on (see [`super::addresses`]).
+    Addresses { book: Vec<u8> },
 }
 
 impl HostMessage {
@@ -45,6 +48,7 @@ impl HostMessage {
                 id,
                 answer: Err(reason),
             } => (3, *id, reason.as_bytes()),
+            HostMessage::Addresses { book } => (4, 0, book.as_slice()),
         };
         let mut out = Vec::with_capacity(9 + body.len());
         out.push(kind);
@@ -68,6 +72,7 @@ impl HostMessage {
                 id,
                 answer: Err(String::from_utf8_lossy(&body).into_owned()),
             }),
+            4 => Some(HostMessage::Addresses { book: body }),
             _ => None,
         }
     }
@@ -152,6 +157,7 @@ impl Node {
                 });
             }
             Some(HostMessage::Reply { id, answer }) => self.forwarded.answer(id, answer),
+            Some(HostMessage::Addresses { book }) => self.learn_addresses(&from, &book),
             None => {
                 tracing::warn!(node = %self.config.node_id, peer = %from, "malformed host message")
             }

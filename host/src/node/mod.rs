@@ -22,6 +22,7 @@
 //! - [`swap`]: compiling new plugin versions off the task, and the plugin
 //!   file watcher.
 
+mod addresses;
 pub mod event_log;
 pub mod forward;
 mod plugin_bridge;
@@ -153,6 +154,8 @@ pub struct Node {
     max_leader_gap: Duration,
     /// Calls forwarded to the leader, waiting for its answer.
     forwarded: Forwarded,
+    /// Peers whose address this node has passed on (see `addresses`).
+    addresses_passed_on: std::collections::BTreeSet<String>,
     /// Answers of this node's plugin to calls forwarded to it: (caller, id,
     /// answer), sent back by the loop.
     host_replies: mpsc::UnboundedSender<(String, u64, Result<Vec<u8>, String>)>,
@@ -284,6 +287,7 @@ impl Node {
             last_from_leader: None,
             max_leader_gap: Duration::ZERO,
             forwarded: Forwarded::default(),
+            addresses_passed_on: std::collections::BTreeSet::new(),
             host_replies: host_replies_tx,
         };
         node.apply(effects)?;
@@ -322,7 +326,9 @@ impl Node {
             let hold = self.hold_timers_until;
             let effects = tokio::select! {
                 _ = shutdown.cancelled() => break Ok(()),
-                Some(message) = inbound.recv() => match message.channel {
+                Some(message) = inbound.recv() => {
+                    self.pass_on_address(&message.from);
+                    match message.channel {
                     Channel::Protocol => {
                         self.note_leader_message(&message.from);
                         self.protocol.on_message(&message.from, &message.payload)
@@ -335,7 +341,7 @@ impl Node {
                         self.on_host_message(message.from, &message.payload);
                         continue;
                     }
-                },
+                }},
                 Some((caller, id, answer)) = host_replies.recv() => {
                     let reply = forward::HostMessage::Reply { id, answer }.encode();
                     let _ = self.transport.send(&caller, Channel::Host, reply);
@@ -528,6 +534,7 @@ impl Node {
         Ok(match event {
             PeerEvent::Connected { peer } => {
                 tracing::debug!(node = %self.config.node_id, %peer, "connected");
+                self.share_addresses(&peer);
                 None
             }
             PeerEvent::Disconnected { peer } => {
