@@ -246,7 +246,7 @@ fn two_nodes_joining_at_once_through_two_sides_of_a_split_elect_no_second_leader
         let (leader, _, _) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
         let rest: Vec<NodeIndex> = followers(&sim, leader);
         let (a, b, d) = (rest[0], rest[1], rest[2]);
-        let mut joiner = |sim: &mut Simulation, id: &str, through: NodeIndex| {
+        let joiner = |sim: &mut Simulation, id: &str, through: NodeIndex| {
             let through = sim.id(through).to_string();
             let mut spec = NodeSpec::new(id, "c", &[through.as_str()]);
             spec.joining = true;
