@@ -185,3 +185,38 @@ fn chaos_with_joins_holds_every_invariant() {
         .collect();
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
+
+/// The guard for refactors of the node, the simulator and the protocol
+/// (issue "One node core, one vocabulary…"): these seeds replay to exactly
+/// these fingerprints (a hash of every trace line and every message
+/// delivered). A change that should not alter behaviour must keep them; a
+/// change that does must update them, and its commit must say why.
+/// Recorded on main at 3ca1039.
+#[test]
+fn chaos_fingerprints_match_the_golden_values() {
+    let component = component();
+    let golden: [(u64, u64); 10] = [
+        (0, 0x15ff_6b60_8f4a_b987),
+        (1, 0x236d_8f01_74f9_b6d9),
+        (2, 0xd9c3_f438_4bdf_c1f0),
+        (3, 0xa49b_900d_f026_baa2),
+        (7, 0xa6cc_57d7_fedb_b7b8),
+        (42, 0x4bea_9a6d_9573_f528),
+        (620, 0x25ae_ca70_9ff3_e91a),
+        (1946, 0x5458_9835_0774_6cde),
+        (4242, 0x74ef_28b4_683d_6dc6),
+        (54943, 0x8baf_8207_8219_cc59),
+    ];
+    let changed: Vec<String> = golden
+        .iter()
+        .filter_map(|&(seed, expected)| {
+            let got = chaos::run(&component, seed).expect("runs").fingerprint;
+            (got != expected).then(|| format!("seed {seed}: {got:016x}, expected {expected:016x}"))
+        })
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "behaviour changed:\n{}",
+        changed.join("\n")
+    );
+}

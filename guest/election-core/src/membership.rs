@@ -104,14 +104,33 @@
 //! after the removal) overlap as above. When it hears a newer epoch
 //! without itself, or a `Removed` notice, it stops voting and standing.
 //!
+//! # Tombstones, settled and not
+//!
+//! A removal is a tombstone (persisted, spread by the leader's heartbeats)
+//! as well as a new epoch. A removal that never settled may be undone by
+//! a later leader, like an uncommitted Raft entry, and its tombstones with
+//! it:
+//!
+//! - a follower that takes a later view listing a tombstoned node drops
+//!   the tombstone (a settled removal is in every later view);
+//! - a tombstoned node that speaks from a later view that lists it (a
+//!   vote request, or a leader's heartbeat) is heard again;
+//! - a node takes a tombstone of *itself* only from a view at least as
+//!   recent as its own (a heartbeat, or a `Removed` notice, which carries
+//!   the sender's view), never from an ack — so no stale node can tell a
+//!   later leader that it was removed.
+//!
+//! Other tombstones merge from any message; a leader turns one of its
+//! members into a removal of its own (a new epoch, once its previous
+//! change settled), so a node that left on its own reaches every view.
+//!
 //! # Limits
 //!
-//! Tombstones are forever and merge everywhere: a node that heard of a
-//! removal that never settled keeps the tombstone, leaves that node out
-//! of the older view it takes from a later leader, and its acks carry the
-//! tombstone to that leader, which then removes the node properly (a new
-//! epoch, once its previous change settled). Until then its view is that
-//! leader's less one member, which still meets every majority of it.
+//! A node that learned of its own removal from its leader stops voting for
+//! good, even if that removal never settles and a later leader's view
+//! still counts it (a liveness cost, never a safety one: remove it there
+//! too, or start it under a new id). A tombstone of itself is never undone
+//! by a later view, since it may have left on its own.
 
 use alloc::format;
 use alloc::string::String;
