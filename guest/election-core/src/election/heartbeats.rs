@@ -1,0 +1,178 @@
+//! Heartbeats and their acks: a leader asserting itself, followers
+//! following, and what each message says about its sender's liveness.
+
+use super::*;
+
+impl Election {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_heartbeat(
+        &mut self,
+        from: &str,
+        term: Term,
+        round: u64,
+        epoch: u64,
+        members: &[NodeId],
+        alive: &[NodeId],
+        now: u64,
+        env: &mut impl Environment,
+    ) {
+        if term < self.term {
+            // A deposed leader: tell it the current term so it steps down.
+            let members = self.member_list();
+            return self.send(
+                from,
+                Body::HeartbeatAck {
+                    term: self.term,
+                    ok: false,
+                    round,
+                    members,
+                    removed: self.removed_list(),
+                },
+            );
+        }
+        if term == self.term && self.role == Role::Leader {
+            // Two leaders of one term can only come from two clusters that
+            // formed apart (each of its own members) and have now met. Both
+            // step down; the next election, over the merged membership,
+            // picks one.
+            self.log(
+                LogLevel::Warn,
+                format!(
+                    "{} met {from}, also leader at term {}; stepping down",
+                    self.id, self.term
+                ),
+            );
+            return self.become_follower(term, None, env, 0);
+        }
+        // A higher term, a candidate meeting the leader of its own term, or
+        // a follower hearing its leader: all follow `from` and re-arm.
+        self.become_follower(term, Some(from.into()), env, 0);
+        self.leader_heard_ns = Some(now);
+        // The leader this node follows is the one source of its view.
+        self.adopt_view(from, term, epoch, members);
+        for peer in alive {
+            if *peer != self.id && self.members.contains(peer.as_str()) {
+                self.news_of(peer, now);
+            }
+        }
+        self.expire_peers(now);
+        let members = self.member_list();
+        self.send(
+            from,
+            Body::HeartbeatAck {
+                term: self.term,
+                ok: true,
+                round,
+                members,
+                removed: self.removed_list(),
+            },
+        );
+    }
+
+    pub(crate) fn on_heartbeat_ack(
+        &mut self,
+        from: &str,
+        term: Term,
+        ok: bool,
+        round: u64,
+        members: &[NodeId],
+        env: &mut impl Environment,
+    ) {
+        if term > self.term {
+            return self.become_follower(term, None, env, 0);
+        }
+        if ok && term == self.term && self.role == Role::Leader {
+            self.lease.acked(from, round);
+            self.contact_mentioned(members);
+            self.tell_transfer_target();
+        }
+    }
+
+    pub(crate) fn news_of(&mut self, peer: &str, now: u64) {
+        if let Some(Change::Joined(peer)) = self.liveness.heard(peer, now) {
+            self.log(LogLevel::Debug, format!("{} sees {peer} joined", self.id));
+            self.emit(Event::PeerJoined(peer));
+        }
+    }
+
+    pub(crate) fn expire_peers(&mut self, now: u64) {
+        let timeout = u64::from(self.timings.heartbeat_interval_ms)
+            * u64::from(self.timings.peer_timeout_heartbeats)
+            * NS_PER_MS;
+        for change in self.liveness.expire(now, timeout) {
+            if let Change::Left(peer) = change {
+                self.log(LogLevel::Debug, format!("{} sees {peer} left", self.id));
+                self.emit(Event::PeerLeft(peer));
+            }
+        }
+    }
+
+    /// A heartbeat of the latest round (a newcomer's extra heartbeat
+    /// reuses it: its ack then dates from that round's earlier send time,
+    /// which only shortens the lease).
+    pub(crate) fn heartbeat(&self) -> Body {
+        Body::Heartbeat {
+            term: self.term,
+            round: self.lease.round,
+            epoch: self.epoch,
+            members: self.member_list(),
+            alive: self.liveness.alive(),
+            removed: self.removed_list(),
+            transfer_to: self.handing.as_ref().map(|h| h.to.clone()),
+        }
+    }
+
+    /// Starts a new heartbeat round, now, to every member and observer.
+    pub(crate) fn send_heartbeats(&mut self) {
+        self.lease.new_round(self.now_ns);
+        let heartbeat = self.heartbeat();
+        self.send_to_all(heartbeat.clone());
+        let observers: Vec<NodeId> = self.observers.iter().cloned().collect();
+        self.send_to_each(&observers, heartbeat);
+    }
+
+    /// `peer` says it is an observer: it gets heartbeats, and it is no
+    /// member (if a bootstrap list named it, it leaves the membership: it
+    /// never votes, so counting it only made the quorum harder to reach).
+    pub(crate) fn observe(&mut self, peer: &str) {
+        if self.observers.insert(peer.into()) {
+            self.log(LogLevel::Info, format!("{} sees observer {peer}", self.id));
+        }
+        if self.members.remove(peer) {
+            self.unsaved = true;
+            self.log(
+                LogLevel::Warn,
+                format!(
+                    "{} dropped {peer} from the voting members: it is an observer",
+                    self.id
+                ),
+            );
+        }
+    }
+
+    pub(crate) fn note_standing(&mut self, peer: &str, standing: Standing, now: u64) {
+        let unbroken = 3 * u64::from(self.timings.heartbeat_interval_ms) * NS_PER_MS;
+        let entry = self.peers.entry(peer.into()).or_insert(PeerStanding {
+            standing,
+            since_ns: now,
+            last_ns: now,
+        });
+        if now.saturating_sub(entry.last_ns) > unbroken {
+            entry.since_ns = now;
+        }
+        entry.last_ns = now;
+        entry.standing = standing;
+    }
+
+    /// An observer without a leader (re)introduces itself to every member,
+    /// so whoever leads learns to send it heartbeats.
+    pub(crate) fn announce_observer(&mut self, env: &mut impl Environment) {
+        if self.leader.is_some() {
+            self.become_follower(self.term, None, env, 0);
+        } else {
+            self.arm_election_timer(env, 0);
+        }
+        let members = self.member_list();
+        self.send_to_all(Body::Join { members });
+    }
+}

@@ -1,0 +1,355 @@
+//! Votes and pre-votes: granting them, counting them, and standing for
+//! election (or saying why not).
+
+use super::*;
+
+impl Election {
+    /// Starts an election now, as if the election timer had fired (a
+    /// pre-vote first when pre-vote is on).
+    ///
+    /// Refused, saying why, by a leader, an observer, a removed node, a
+    /// node at the term ceiling, and a node loyal to a live leader (see
+    /// [`Refusal::Loyal`]: standing then could elect a second leader
+    /// inside the first one's lease). A refusal changes nothing.
+    pub fn campaign(&mut self, env: &mut impl Environment) -> Result<(), Refusal> {
+        self.now_ns = env.now_ns();
+        if let Some(refusal) = self.stand_refusal() {
+            self.log(
+                LogLevel::Info,
+                format!("{} refused to campaign: it {refusal}", self.id),
+            );
+            if let Refusal::Unconfirmed { .. } = refusal {
+                self.ask_for_confirmation();
+                self.flush();
+            }
+            return Err(refusal);
+        }
+        if self.pre_vote {
+            self.start_pre_vote(env);
+        } else {
+            self.become_candidate(env, false);
+        }
+        self.flush();
+        Ok(())
+    }
+
+    /// Why this node may not stand now (not as a transfer's target), if
+    /// it may not.
+    pub(crate) fn stand_refusal(&self) -> Option<Refusal> {
+        if self.role == Role::Leader {
+            Some(Refusal::Leading { term: self.term })
+        } else if !self.standing.voter {
+            Some(Refusal::Observer)
+        } else if self.identity.abstaining() {
+            Some(Refusal::LostState)
+        } else if self.removed.contains(&self.id) {
+            Some(Refusal::Removed)
+        } else if !self.votes() || self.joining.is_some() {
+            // Not (yet) admitted to the membership.
+            Some(Refusal::NotAdmitted)
+        } else if terms::next(self.term).is_none() {
+            Some(Refusal::TermCeiling { term: self.term })
+        } else if !self.confirmed() {
+            let (have, need) = self
+                .identity
+                .confirmations(&self.confirmation_view(), &self.id);
+            Some(Refusal::Unconfirmed {
+                have: have as u32,
+                need: need as u32,
+            })
+        } else {
+            let left = self.loyalty_left_ns()?;
+            Some(Refusal::Loyal {
+                leader: self.leader.clone(),
+                for_ms: left.div_ceil(NS_PER_MS),
+            })
+        }
+    }
+
+    /// How much longer this follower stays loyal, if it is (see
+    /// [`Election::loyal`]).
+    pub(crate) fn loyalty_left_ns(&self) -> Option<u64> {
+        let window = u64::from(self.timings.election_timeout_min_ms) * NS_PER_MS;
+        let heard = self.leader_heard_ns?;
+        let since = self.now_ns.saturating_sub(heard);
+        (since < window).then(|| window - since)
+    }
+
+    pub(crate) fn on_request_vote(
+        &mut self,
+        from: &str,
+        term: Term,
+        transfer: bool,
+        view_current: bool,
+        env: &mut impl Environment,
+    ) {
+        if !view_current && self.grants_votes() && term > self.term && !self.loyal() {
+            // The candidate's membership is older than this node's (see
+            // crate::membership): no vote — but its term is adopted, as
+            // Raft adopts the term of a candidate whose log is behind.
+            // Otherwise the nodes of the older view, whose candidacies
+            // fail, keep raising the term past the newer view's, whose
+            // candidacies then arrive with stale terms: no one ever wins
+            // (chaos seed 49).
+            //
+            // A follower keeps its running election timer, as in Raft
+            // (only a granted vote or a leader resets it): otherwise the
+            // older view's candidates, campaigning without pre-votes,
+            // reset the one node that could win on every try, and no one
+            // ever does (chaos seed 16423).
+            self.set_term(term, None);
+            let idle = self.role == Role::Follower && self.leader.is_none();
+            if !(idle && self.election_timer.is_some()) {
+                self.become_follower(term, None, env, 0);
+            }
+        }
+        if !self.grants_votes() || !view_current {
+            // Not a voter, or the candidate's membership is older than
+            // this node's: no vote.
+            return self.send(
+                from,
+                Body::Vote {
+                    term: self.term,
+                    granted: false,
+                },
+            );
+        }
+        if !self.confirmed() {
+            // Not yet sure it never voted under another data id: refuse,
+            // keep its term, and ask. The refusal carries this node's data
+            // id, so the candidate records it and names it next time.
+            self.refuse_unconfirmed(from, "a vote", term);
+            return self.send(
+                from,
+                Body::Vote {
+                    term: self.term,
+                    granted: false,
+                },
+            );
+        }
+        if term > self.term && self.loyal() && !(transfer && self.honours_transfer(from, term)) {
+            // Raft's disruption rule (thesis 4.2.3): within a minimum
+            // election timeout of hearing from a leader, neither adopt the
+            // term nor vote. The leader's lease counts on it.
+            self.log(
+                LogLevel::Debug,
+                format!(
+                    "{} refused {from} a vote at term {term}: its leader is alive (and named no such transfer)",
+                    self.id
+                ),
+            );
+            return self.send(
+                from,
+                Body::Vote {
+                    term: self.term,
+                    granted: false,
+                },
+            );
+        }
+        if term < self.term {
+            return self.send(
+                from,
+                Body::Vote {
+                    term: self.term,
+                    granted: false,
+                },
+            );
+        }
+        let mut newly = false;
+        if term > self.term {
+            // In a new term the vote is free: adopt the term and cast the
+            // vote in one durable step (one write, not two).
+            self.set_term(term, Some(from.into()));
+            self.become_follower(term, None, env, 0);
+            newly = true;
+        }
+        let granted = match &self.voted_for {
+            None => true,
+            Some(vote) => vote == from,
+        };
+        if granted {
+            if self.voted_for.is_none() {
+                self.voted_for = Some(from.into());
+                self.unsaved = true;
+                newly = true;
+            }
+            if newly {
+                self.log(
+                    LogLevel::Info,
+                    format!("{} voted for {from} at term {}", self.id, self.term),
+                );
+            }
+            // Granting a vote resets the timer, so this node does not
+            // compete with the candidate it just backed.
+            self.arm_election_timer(env, 0);
+        }
+        self.send(
+            from,
+            Body::Vote {
+                term: self.term,
+                granted,
+            },
+        );
+    }
+
+    pub(crate) fn on_vote(
+        &mut self,
+        from: &str,
+        term: Term,
+        granted: bool,
+        env: &mut impl Environment,
+    ) {
+        if term > self.term {
+            return self.become_follower(term, None, env, 0);
+        }
+        if self.role != Role::Candidate || term < self.term || !self.members.contains(from) {
+            return;
+        }
+        if granted {
+            self.granted.insert(from.into());
+        } else {
+            self.rejected.insert(from.into());
+        }
+        self.count_votes();
+    }
+
+    pub(crate) fn on_request_pre_vote(
+        &mut self,
+        from: &str,
+        term: Term,
+        view_current: bool,
+        env: &mut impl Environment,
+    ) {
+        // Grant only what a real vote could grant (a later term), and only
+        // if this node has no reason to think the leader is alive: it is
+        // not the leader, and has not heard from one within the minimum
+        // election timeout. That is what keeps a returning node from
+        // deposing a healthy leader. And, like a vote, only once enough
+        // members confirmed its data id (see crate::identity).
+        let granted = term > self.term && !self.loyal() && self.grants_votes() && view_current;
+        if granted && !self.confirmed() {
+            self.refuse_unconfirmed(from, "a pre-vote", term);
+        }
+        let granted = granted && self.confirmed();
+        if granted && !self.pre_campaign && self.replacing_a_dead_leader() {
+            // Someone is already taking its turn: step back a whole line
+            // of turns rather than campaign against it a slot from now.
+            self.defer_failover_turn(env);
+        }
+        self.send(
+            from,
+            Body::PreVote {
+                term,
+                granted,
+                current: self.term,
+            },
+        );
+    }
+
+    pub(crate) fn on_pre_vote(
+        &mut self,
+        from: &str,
+        term: Term,
+        granted: bool,
+        current: Term,
+        env: &mut impl Environment,
+    ) {
+        if current > self.term {
+            return self.become_follower(current, None, env, 0);
+        }
+        if !self.pre_campaign
+            || Some(term) != terms::next(self.term)
+            || !self.members.contains(from)
+        {
+            return;
+        }
+        if granted {
+            self.granted.insert(from.into());
+        } else {
+            self.rejected.insert(from.into());
+            if self.replacing_a_dead_leader() {
+                // The refuser most likely has not seen the death yet. Ask
+                // again once everyone in line has had a turn (asking sooner
+                // would race the next in line and split the vote), rather
+                // than a whole election timeout later.
+                self.defer_failover_turn(env);
+            }
+        }
+        self.count_pre_votes(env);
+    }
+
+    /// Starts a pre-vote for `term + 1`: the node stays a follower, forgets
+    /// its leader (so it, too, grants other pre-candidates: with
+    /// check-quorum, nodes that all still trusted a dead leader would
+    /// otherwise refuse each other forever) and asks everyone.
+    pub(crate) fn start_pre_vote(&mut self, env: &mut impl Environment) {
+        let Some(term) = self.next_term(env) else {
+            return;
+        };
+        self.become_follower(self.term, None, env, 0);
+        self.pre_campaign = true;
+        self.granted.insert(self.id.clone());
+        self.log(
+            LogLevel::Debug,
+            format!("{} started a pre-vote for term {term}", self.id),
+        );
+        self.send_to_all(Body::RequestPreVote {
+            term,
+            epoch: self.epoch,
+            epoch_term: self.epoch_term,
+        });
+        self.count_pre_votes(env);
+    }
+
+    pub(crate) fn count_pre_votes(&mut self, env: &mut impl Environment) {
+        let voters = self.members.len();
+        match quorum::tally(voters, self.granted.len(), self.rejected.len()) {
+            VoteResult::Won => self.become_candidate(env, false),
+            VoteResult::Lost => {
+                self.pre_campaign = false;
+                self.log(
+                    LogLevel::Debug,
+                    format!(
+                        "{} lost the pre-vote for term {}",
+                        self.id,
+                        self.term.saturating_add(1)
+                    ),
+                );
+            }
+            VoteResult::Pending => {}
+        }
+    }
+
+    pub(crate) fn count_votes(&mut self) {
+        let voters = self.members.len();
+        match quorum::tally(voters, self.granted.len(), self.rejected.len()) {
+            VoteResult::Won => self.become_leader(),
+            VoteResult::Lost => self.log(
+                LogLevel::Debug,
+                format!(
+                    "{} lost the election at term {} ({} of {voters} refused)",
+                    self.id,
+                    self.term,
+                    self.rejected.len()
+                ),
+            ),
+            VoteResult::Pending => {}
+        }
+    }
+
+    /// The election timer fired (early: a host's timer or a clock jump)
+    /// while this node is still loyal: it does not stand, and tries again
+    /// once its loyalty has run out.
+    pub(crate) fn wait_out_loyalty(&mut self, env: &mut impl Environment) {
+        let left = self.loyalty_left_ns().unwrap_or(0);
+        self.log(
+            LogLevel::Debug,
+            format!(
+                "{} does not stand for {} ms yet: it is loyal to a live leader",
+                self.id,
+                left.div_ceil(NS_PER_MS)
+            ),
+        );
+        self.arm_election_timer(env, left);
+    }
+}
