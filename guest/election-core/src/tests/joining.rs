@@ -1,7 +1,7 @@
 //! Joining a running cluster (`options.joining`, see [`crate::membership`]):
 //! a joiner is in no view until a leader lists it, votes like a Raft
 //! server before it hears of its admission, and never trades Join for
-//! Welcome with its leader without end.
+//! Welcome with its leader without end; and the `join` call itself.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -131,4 +131,98 @@ fn a_joiner_not_yet_aware_of_its_admission_votes_but_does_not_stand() {
     assert_eq!(persisted(&a).and_then(|s| s.voted_for), Some("n2".into()));
     assert_eq!(j.e.status().data_id, me);
     assert_eq!(j.e.campaign(&mut j.env), Err(crate::Refusal::NotAdmitted));
+}
+
+#[test]
+fn joining_a_cluster_from_an_empty_bootstrap() {
+    let (mut j, start) = Node::start("j", &[]);
+    j.fire(last_timer(&start));
+    assert_eq!(j.e.status().role, Role::Leader, "alone, it leads itself");
+    j.e.join("a", &mut j.env);
+    let actions = j.e.take_actions();
+    let s = j.e.status();
+    // Asking adds no one: only the leader's heartbeat admits j.
+    assert_eq!(
+        (s.role, s.members.clone()),
+        (Role::Follower, vec!["j".into()])
+    );
+    assert!(matches!(&sent(&actions)[..], [(to, Body::Join { .. })] if to == "a"));
+    // The welcome names the cluster's leader; j follows it.
+    j.deliver(
+        "a",
+        Body::Welcome {
+            term: 4,
+            leader: Some("b".into()),
+            members: vec!["a".into(), "b".into(), "c".into()],
+        },
+    );
+    // The welcome's list adds no one: b's heartbeat of a later epoch,
+    // listing j, admits it.
+    let s = j.e.status();
+    assert_eq!(
+        (s.term, s.leader.as_deref(), s.members.len()),
+        (4, Some("b"), 1)
+    );
+    j.deliver(
+        "b",
+        Body::Heartbeat {
+            epoch: 3,
+            term: 4,
+            round: 1,
+            members: vec!["a".into(), "b".into(), "c".into(), "j".into()],
+            alive: vec![],
+            removed: vec![],
+            transfer_to: None,
+        },
+    );
+    assert_eq!(j.e.status().members.len(), 4);
+}
+
+#[test]
+fn a_joiner_told_of_the_leader_introduces_itself_to_it() {
+    let (mut j, _) = Node::start("j", &[]);
+    j.e.join("a", &mut j.env);
+    j.e.take_actions();
+    let actions = j.deliver(
+        "a",
+        Body::Welcome {
+            term: 2,
+            leader: Some("b".into()),
+            members: vec!["a".into(), "b".into()],
+        },
+    );
+    assert!(matches!(&sent(&actions)[..], [(to, Body::Join { .. })] if to == "b"));
+}
+
+#[test]
+fn a_leader_welcomes_a_joiner_with_a_heartbeat() {
+    let (mut n, _) = leader();
+    let join = Body::Join {
+        members: vec!["n9".into()],
+    };
+    // A new leader admits no one before a majority acknowledged it.
+    n.deliver("n9", join.clone());
+    assert_eq!(n.e.status().members.len(), 3);
+    n.env.now = 10 * MS;
+    ack(&mut n, "n2", 1);
+    let actions = n.deliver("n9", join);
+    let to_n9: Vec<_> = sent(&actions)
+        .into_iter()
+        .filter(|(to, _)| to == "n9")
+        .map(|(_, b)| b)
+        .collect();
+    assert!(matches!(
+        &to_n9[..],
+        [
+            Body::Heartbeat {
+                term: 1,
+                epoch: 1,
+                ..
+            },
+            Body::Welcome { term: 1, .. },
+            Body::Heartbeat { term: 1, .. }
+        ]
+    ));
+    let s = n.e.status();
+    assert_eq!((s.members.len(), s.epoch), (4, 1));
 }
