@@ -33,6 +33,7 @@
 //! simulator control them.
 
 #![no_std]
+#![forbid(unsafe_code)]
 extern crate alloc;
 #[cfg(test)]
 extern crate std;

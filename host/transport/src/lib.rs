@@ -88,6 +88,7 @@
 //!   authenticated, by TCP keepalive if their host vanishes).
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod backoff;
 mod claims;
