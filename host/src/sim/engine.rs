@@ -1,0 +1,304 @@
+//! The engine: booting nodes, calling their components, carrying out
+//! their effects, delivering what is due, and the trace.
+
+use super::*;
+
+impl Simulation {
+    pub(super) fn boot(&mut self, node: NodeIndex) -> anyhow::Result<()> {
+        let at = self.now_ns();
+        let n = &mut self.nodes[node];
+        let env = SimEnvironment {
+            shared: self.shared.clone(),
+            rng: SimRng::derive(self.seed, (node as u64) << 32 | n.incarnation),
+            clock: n.clock.clone(),
+        };
+        let mut instance = self.component.instantiate(&n.spec.id, Box::new(env))?;
+        let effects = instance
+            .start(&n.spec.options(), n.disk.as_ref())
+            .with_context(|| format!("starting node {}", n.spec.id))?;
+        let status = instance.status().context("reading status after start")?;
+        n.instance = Some(instance);
+        self.stats.calls += 1;
+        let what = if n.incarnation == 0 {
+            "started"
+        } else {
+            "restarted"
+        };
+        self.note(node, &format!("{what} at term {}", status.term));
+        self.checker.started(at, node, &status);
+        self.start_plugin(node, &status)?;
+        self.apply(node, effects);
+        Ok(())
+    }
+
+    /// Calls into a running node and applies the effects; a trap is a
+    /// violation and crashes the node.
+    pub(super) fn call(
+        &mut self,
+        node: NodeIndex,
+        f: impl FnOnce(&mut ProtocolInstance) -> anyhow::Result<Vec<Effect>>,
+    ) -> anyhow::Result<()> {
+        let Some(n) = self.nodes.get_mut(node) else {
+            bail!("no node {node}");
+        };
+        let Some(instance) = n.instance.as_mut() else {
+            bail!("node {} is not running", n.spec.id);
+        };
+        self.stats.calls += 1;
+        let result = f(instance);
+        match result {
+            Ok(effects) => self.apply(node, effects),
+            Err(error) => {
+                let what = format!("{} trapped: {error:#}", self.id(node));
+                let at = self.now_ns();
+                self.checker.violate(at, what);
+                self.crash(node);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn dispatch(&mut self, what: Pending) {
+        match what {
+            Pending::Deliver {
+                to,
+                from,
+                channel,
+                payload,
+            } => {
+                if !self.is_up(to) || !self.partition.connected(from, to) {
+                    self.stats.dropped += 1;
+                    return;
+                }
+                self.stats.delivered += 1;
+                self.hash(&payload);
+                let sender = self.nodes[from].spec.id.clone();
+                match channel {
+                    // `call` only fails for a crashed node, checked above.
+                    Channel::Protocol => {
+                        let _ = self.call(to, |i| i.on_message(&sender, &payload));
+                    }
+                    Channel::Plugin => self.plugin_message(to, sender, payload),
+                }
+            }
+            Pending::PluginWake { node, incarnation } => {
+                if self.nodes[node].incarnation == incarnation {
+                    self.plugin_wake(node);
+                }
+            }
+            Pending::Unreachable {
+                node,
+                incarnation,
+                peer,
+                peer_incarnation,
+            } => {
+                // Only if the peer is still down (a restart reconnects).
+                let dead = self.nodes[peer].incarnation == peer_incarnation && !self.is_up(peer);
+                if self.nodes[node].incarnation == incarnation && dead {
+                    let peer_id = self.nodes[peer].spec.id.clone();
+                    let _ = self.call(node, |i| i.peer_unreachable(&peer_id));
+                }
+            }
+            Pending::HoldEnd { node, incarnation } => {
+                if self.nodes[node].incarnation == incarnation {
+                    self.hold_end(node);
+                }
+            }
+            Pending::Timer {
+                node,
+                incarnation,
+                id,
+            } => {
+                let n = &mut self.nodes[node];
+                if n.incarnation != incarnation || !n.timers.remove(&id) {
+                    return;
+                }
+                if self.hold_timer(node, id) {
+                    return;
+                }
+                self.stats.timers_fired += 1;
+                self.hash(&id.to_le_bytes());
+                let _ = self.call(node, |i| i.on_timer(id));
+            }
+        }
+    }
+
+    pub(super) fn apply(&mut self, node: NodeIndex, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Send { to, payload } => self.send(node, &to, Channel::Protocol, payload),
+                Effect::SetTimer { id, after_ns } => {
+                    let after_ns = read_clock(&self.nodes[node].clock).span(after_ns);
+                    let at_ns = self.now_ns().saturating_add(after_ns);
+                    let n = &mut self.nodes[node];
+                    n.timers.insert(id);
+                    let incarnation = n.incarnation;
+                    self.schedule(
+                        at_ns,
+                        Pending::Timer {
+                            node,
+                            incarnation,
+                            id,
+                        },
+                    );
+                }
+                Effect::CancelTimer { id } => {
+                    self.nodes[node].timers.remove(&id);
+                }
+                Effect::Emit(event) => self.on_event(node, event),
+                Effect::Persist(state) => {
+                    // A crash exactly around the write: before it (nothing
+                    // saved, nothing sent) or after it (saved, but none of
+                    // the messages that depend on it sent).
+                    if self.rng.chance(self.crash_mid_call) {
+                        let after = self.rng.chance(0.5);
+                        if after {
+                            self.save(node, state);
+                        }
+                        self.stats.mid_call_crashes += 1;
+                        let when = if after { "after" } else { "before" };
+                        self.note(node, &format!("crash {when} persisting"));
+                        self.crash(node);
+                        return;
+                    }
+                    self.save(node, state);
+                }
+                Effect::Log { level, message } => match level {
+                    LogLevel::Warn => self.note(node, &format!("warn: {message}")),
+                    LogLevel::Error => self.note(node, &format!("error: {message}")),
+                    _ => {}
+                },
+            }
+        }
+        // A call may have extended the node's lease (an acknowledged round).
+        self.check_lease(node);
+    }
+
+    /// The lease invariant for `node`, if it leads: it must not believe it
+    /// holds a lease while a leader of a later term exists.
+    pub(super) fn check_lease(&mut self, node: NodeIndex) {
+        if self.nodes[node].leading.is_none() {
+            return;
+        }
+        let Some(status) = self.status(node) else {
+            return;
+        };
+        let at = self.now_ns();
+        let local = self.node_now_ns(node);
+        self.checker.lease(at, local, &status);
+    }
+
+    pub(super) fn save(&mut self, node: NodeIndex, state: PersistedState) {
+        self.hash(&state.term.to_le_bytes());
+        let at = self.now_ns();
+        let id = self.nodes[node].spec.id.clone();
+        self.checker.persisted(at, node, &id, &state);
+        let cluster = self.nodes[node].spec.cluster_id.clone();
+        self.checker.ballot(at, &cluster, &id, &state);
+        let n = &mut self.nodes[node];
+        n.previous_disk = n.disk.replace(state);
+    }
+
+    pub(super) fn send(&mut self, from: NodeIndex, to: &str, channel: Channel, payload: Vec<u8>) {
+        let targets = self.routes.get(to).cloned().unwrap_or_default();
+        if targets.is_empty() {
+            self.stats.sent += 1;
+            self.stats.dropped += 1;
+        }
+        for target in targets {
+            if target == from {
+                continue;
+            }
+            self.stats.sent += 1;
+            if !self.partition.connected(from, target) {
+                self.stats.dropped += 1;
+                continue;
+            }
+            let delays = self.network.delays(&mut self.rng);
+            if delays.is_empty() {
+                self.stats.dropped += 1;
+            }
+            let extra = self.partition.extra_delay(from, target);
+            for delay in delays {
+                let at_ns = self.now_ns().saturating_add(delay).saturating_add(extra);
+                self.schedule(
+                    at_ns,
+                    Pending::Deliver {
+                        to: target,
+                        from,
+                        channel,
+                        payload: payload.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    pub(super) fn on_event(&mut self, node: NodeIndex, event: Event) {
+        let at = self.now_ns();
+        let id = self.nodes[node].spec.id.clone();
+        let line = match &event {
+            Event::BecameLeader(term) => format!("became leader term={term}"),
+            Event::BecameFollower(f) => format!(
+                "became follower of {} term={}",
+                f.leader.as_deref().unwrap_or("none"),
+                f.term
+            ),
+            Event::TermChanged(t) => format!("term {} -> {}", t.old, t.new),
+            Event::PeerJoined(p) => format!("peer joined {p}"),
+            Event::PeerLeft(p) => format!("peer left {p}"),
+        };
+        self.note(node, &line);
+        match &event {
+            Event::TermChanged(t) => self.checker.term_changed(at, node, &id, t.old, t.new),
+            Event::BecameLeader(term) => {
+                self.nodes[node].leading = Some(*term);
+                if let Some(status) = self.status(node) {
+                    self.checker.became_leader(at, node, *term, &status);
+                }
+                // Every older leader's lease must have run out by now.
+                let others: Vec<NodeIndex> = (0..self.nodes.len())
+                    .filter(|&o| o != node && self.nodes[o].leading.is_some())
+                    .collect();
+                for other in others {
+                    self.check_lease(other);
+                }
+            }
+            Event::BecameFollower(_) => self.nodes[node].leading = None,
+            _ => {}
+        }
+        self.plugin_event(node, event);
+    }
+
+    pub(super) fn schedule(&mut self, at_ns: u64, what: Pending) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.queue.push(Reverse(Scheduled { at_ns, seq, what }));
+    }
+
+    pub(super) fn note(&mut self, node: NodeIndex, what: &str) {
+        let spec = &self.nodes[node].spec;
+        let line = format!("{}/{} {what}", spec.cluster_id, spec.id);
+        self.trace_line(line);
+    }
+
+    pub(super) fn trace_line(&mut self, line: String) {
+        let now = self.now_ns();
+        let mut stamped = String::with_capacity(line.len() + 16);
+        let _ = write!(
+            stamped,
+            "{:>6}.{:03}ms {line}",
+            now / NS_PER_MS,
+            (now % NS_PER_MS) / 1000
+        );
+        self.hash(stamped.as_bytes());
+        self.trace.push(stamped);
+    }
+
+    pub(super) fn hash(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.fingerprint ^= u64::from(b);
+            self.fingerprint = self.fingerprint.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
