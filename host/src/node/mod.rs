@@ -23,6 +23,7 @@
 //!   file watcher.
 
 mod addresses;
+mod commands;
 pub mod event_log;
 pub mod forward;
 mod plugin_bridge;
@@ -376,88 +377,9 @@ impl Node {
                     Ok(None) => continue,
                     Err(fatal) => break Err(fatal),
                 },
-                Some(command) = commands.recv() => match command {
-                    Command::Status(reply) => {
-                        let _ = reply.send(self.report());
-                        continue;
-                    }
-                    Command::StepDown(reply) => {
-                        let effects = self.protocol.step_down();
-                        let _ = reply.send(());
-                        effects
-                    }
-                    Command::Campaign(reply) => match self.protocol.campaign() {
-                        Ok((effects, answer)) => {
-                            let answer = answer.map_err(|r| crate::protocol::explain_campaign_refusal(&r));
-                            if let Err(refusal) = &answer {
-                                tracing::info!(node = %self.config.node_id, %refusal, "campaign refused");
-                            }
-                            let _ = reply.send(answer);
-                            Ok(effects)
-                        }
-                        Err(e) => Err(e),
-                    },
-                    Command::Leave { node, reply } => match self.protocol.leave(&node) {
-                        Ok(effects) => {
-                            tracing::info!(node = %self.config.node_id, peer = %node, "member removed");
-                            let _ = reply.send(Ok(()));
-                            Ok(effects)
-                        }
-                        Err(e) => {
-                            let _ = reply.send(Err(format!("{e:#}")));
-                            continue;
-                        }
-                    },
-                    Command::Transfer { to, reply } => match self.protocol.transfer_leadership(&to) {
-                        Ok(effects) => {
-                            let _ = reply.send(Ok(()));
-                            Ok(effects)
-                        }
-                        Err(e) => {
-                            let _ = reply.send(Err(format!("{e:#}")));
-                            continue;
-                        }
-                    },
-                    Command::Call { request, local, reply } => {
-                        self.call(request, local, reply);
-                        continue;
-                    }
-                    Command::Inspect(reply) => {
-                        // In order with the plugin's other callbacks, on
-                        // its thread; this task goes on.
-                        if self.plugin.is_some() {
-                            let (answer, receiver) = oneshot::channel();
-                            self.to_plugin(PluginInput::Inspect(answer));
-                            let _ = reply.send(Ok(receiver));
-                        } else {
-                            let _ = reply.send(Err("this node runs no plugin".into()));
-                        }
-                        continue;
-                    }
-                    Command::SwapProtocol { component, sha256, reply } => {
-                        match self.swap_protocol(&component) {
-                            Ok((version, effects)) => {
-                                self.identity.protocol_sha256 = sha256;
-                                self.identity.protocol_version = version.clone();
-                                let _ = reply.send(Ok(version));
-                                Ok(effects)
-                            }
-                            Err(e) => {
-                                let _ = reply.send(Err(format!("{e:#}")));
-                                continue;
-                            }
-                        }
-                    }
-                    Command::SwapPlugin { component, reply } => {
-                        // The swap runs on the plugin's thread, in order
-                        // with the events before it; this task goes on.
-                        if self.plugin.is_some() {
-                            self.to_plugin(PluginInput::Swap { component, reply });
-                        } else {
-                            let _ = reply.send(Err("this node runs no plugin to swap".into()));
-                        }
-                        continue;
-                    }
+                Some(command) = commands.recv() => match self.on_command(command) {
+                    Some(effects) => effects,
+                    None => continue,
                 },
             };
             let applied = effects
