@@ -214,6 +214,13 @@ impl Simulation {
                 self.stats.dropped += 1;
                 continue;
             }
+            // Drawn only on a lossy link, so runs without one replay as
+            // they did before lossy links existed.
+            let loss = self.partition.loss(from, target);
+            if loss > 0.0 && self.rng.chance(loss) {
+                self.stats.dropped += 1;
+                continue;
+            }
             let delays = self.network.delays(&mut self.rng);
             if delays.is_empty() {
                 self.stats.dropped += 1;

@@ -71,6 +71,20 @@ impl Simulation {
         self.trace_line(line);
     }
 
+    /// Makes the link from `from` to `to` drop each message with
+    /// probability `loss` (a flaky NIC, a congested path), until
+    /// [`Simulation::heal`].
+    pub fn lossy_link(&mut self, from: NodeIndex, to: NodeIndex, loss: f64) {
+        self.partition.lossy(from, to, loss);
+        let line = format!(
+            "lossy link {} -> {} at {:.0} %",
+            self.id(from),
+            self.id(to),
+            loss * 100.0
+        );
+        self.trace_line(line);
+    }
+
     /// Freezes `node`'s process for `duration_ns` (a long GC pause, a
     /// stopped VM, SIGSTOP): it handles nothing — no message, no timer —
     /// until then, and handles what came meanwhile in order when it

@@ -71,6 +71,9 @@ pub(crate) struct Partition {
     cut: BTreeSet<(usize, usize)>,
     /// Directed links `(from, to)` with this much extra delay.
     slow: BTreeMap<(usize, usize), u64>,
+    /// Directed links `(from, to)` that drop each message with this
+    /// probability (on top of the network's loss).
+    lossy: BTreeMap<(usize, usize), f64>,
 }
 
 impl Partition {
@@ -95,6 +98,17 @@ impl Partition {
         self.slow.insert((from, to), extra_ns);
     }
 
+    /// Makes the link from `from` to `to` drop each message with
+    /// probability `loss`.
+    pub(crate) fn lossy(&mut self, from: usize, to: usize, loss: f64) {
+        self.lossy.insert((from, to), loss);
+    }
+
+    /// The extra loss of the link from `from` to `to` (0 for most).
+    pub(crate) fn loss(&self, from: usize, to: usize) -> f64 {
+        self.lossy.get(&(from, to)).copied().unwrap_or(0.0)
+    }
+
     /// The extra delay of the link from `from` to `to`.
     pub(crate) fn extra_delay(&self, from: usize, to: usize) -> u64 {
         self.slow.get(&(from, to)).copied().unwrap_or(0)
@@ -104,6 +118,7 @@ impl Partition {
         self.groups.clear();
         self.cut.clear();
         self.slow.clear();
+        self.lossy.clear();
     }
 
     /// Whether a message sent by `from` now reaches `to`.
@@ -115,7 +130,7 @@ impl Partition {
     pub(crate) fn is_split(&self) -> bool {
         let grouped =
             self.groups.iter().any(|&g| g != 0) && self.groups.iter().any(|&g| g != self.groups[0]);
-        grouped || !self.cut.is_empty() || !self.slow.is_empty()
+        grouped || !self.cut.is_empty() || !self.slow.is_empty() || !self.lossy.is_empty()
     }
 }
 

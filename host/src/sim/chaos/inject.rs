@@ -70,6 +70,11 @@ pub(super) fn inject(
                 }
             }
         }
+        Fault::LossyLink if n >= 2 => {
+            let (from, to) = two_of(rng, n);
+            let loss = rng.range(10, 90) as f64 / 100.0;
+            sim.lossy_link(from, to, loss);
+        }
         Fault::SlowLink if n >= 2 => {
             let (from, to) = two_of(rng, n);
             let min = u64::from(plan.timings.election_timeout_min_ms) * MS;
@@ -168,6 +173,7 @@ pub(super) fn inject(
         | Fault::OneWay
         | Fault::Bridge
         | Fault::SlowLink
+        | Fault::LossyLink
         | Fault::Pause
         | Fault::RefuseDial
         | Fault::Campaign => return Ok(false),

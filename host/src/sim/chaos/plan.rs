@@ -66,6 +66,8 @@ pub enum Fault {
     /// An operator removes a live member, one cut off from the leader
     /// when there is one: it keeps running and may never hear of it.
     LeaveLive,
+    /// One directed link drops 10–90 % of its messages.
+    LossyLink,
 }
 
 const ALL_FAULTS: [Fault; 8] = [
@@ -97,6 +99,9 @@ const LATER_FAULTS: [Fault; 10] = [
 /// Membership changes of running members, drawn from a third stream (see
 /// [`LATER_FAULTS`]); [`Fault::Leave`] removes crashed members.
 const MEMBERSHIP_FAULTS: [Fault; 3] = [Fault::Join, Fault::JoinTwo, Fault::LeaveLive];
+
+/// Faults of single links beyond cuts and delays, from a fourth stream.
+const LINK_FAULTS: [Fault; 1] = [Fault::LossyLink];
 
 /// Everything a seed decides about a run.
 #[derive(Clone, Debug)]
@@ -135,6 +140,13 @@ impl ChaosPlan {
         if !self.faults.contains(&fault) {
             self.faults.push(fault);
         }
+        self
+    }
+
+    /// This plan, without `fault` (to replay a seed as it ran before
+    /// `fault` joined the mix).
+    pub fn without_fault(mut self, fault: Fault) -> ChaosPlan {
+        self.faults.retain(|f| *f != fault);
         self
     }
 
@@ -220,6 +232,8 @@ impl ChaosPlan {
                 .into_iter()
                 .filter(|_| membership.chance(0.5)),
         );
+        let mut links = SimRng::derive(seed, 0x1055e);
+        faults.extend(LINK_FAULTS.into_iter().filter(|_| links.chance(0.5)));
         ChaosPlan {
             nodes,
             timings,
