@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,17 @@ pub fn free_port() -> u16 {
     ports::port().expect("a loopback port")
 }
 
+/// Writes node `id`'s config into `dir`: the kit's cluster id and secret,
+/// `peers` (a `[peers]` body), then `extra` (more tables).
+fn write_config(dir: &Path, id: &str, port: u16, admin: SocketAddr, peers: &str, extra: &str) {
+    let text = format!(
+        "node-id = \"{id}\"\ncluster-id = \"proc\"\nlisten = \"127.0.0.1:{port}\"\n\
+         admin = \"{admin}\"\ndata-dir = \"{id}\"\nsecret = \"{SECRET}\"\n\
+         [peers]\n{peers}\n{extra}"
+    );
+    std::fs::write(dir.join(format!("{id}.toml")), text).expect("config");
+}
+
 impl Cluster {
     /// Starts `size` nodes; `extra(id)` is appended to each node's config
     /// (a `[timings]` or `[plugin]` table, say).
@@ -53,13 +64,7 @@ impl Cluster {
         let mut admins = BTreeMap::new();
         for (id, port) in ids.iter().zip(&ports) {
             let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-            let text = format!(
-                "node-id = \"{id}\"\ncluster-id = \"proc\"\nlisten = \"127.0.0.1:{port}\"\n\
-                 admin = \"{admin}\"\ndata-dir = \"{id}\"\nsecret = \"{SECRET}\"\n\
-                 [peers]\n{peers}\n{}",
-                extra(id)
-            );
-            std::fs::write(dir.join(format!("{id}.toml")), text).expect("config");
+            write_config(&dir, id, *port, admin, &peers, &extra(id));
             admins.insert(id.clone(), admin);
         }
         let mut cluster = Cluster {
@@ -287,12 +292,14 @@ impl Cluster {
             .iter()
             .map(|peer| format!("{peer} = \"127.0.0.1:{}\"\n", self.listens[*peer]))
             .collect();
-        let text = format!(
-            "node-id = \"{id}\"\ncluster-id = \"proc\"\nlisten = \"127.0.0.1:{port}\"\n\
-             admin = \"{admin}\"\ndata-dir = \"{id}\"\nsecret = \"{SECRET}\"\n\
-             [peers]\n{peers}\n[protocol]\njoin = true\n"
+        write_config(
+            &self.dir,
+            id,
+            port,
+            admin,
+            &peers,
+            "[protocol]\njoin = true\n",
         );
-        std::fs::write(self.dir.join(format!("{id}.toml")), text).expect("config");
         self.admins.insert(id.to_string(), admin);
         self.listens.insert(id.to_string(), port);
         self.ids.push(id.to_string());

@@ -87,6 +87,7 @@
 //! together is confirmed within one round trip, well before the first
 //! election timeout.
 
+use alloc::borrow::Cow;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::vec::Vec;
@@ -447,15 +448,18 @@ impl Election {
     /// may name nodes that do not exist (chaos seed 1908: a joiner back
     /// from a crash, with phantoms in its list, could never be confirmed
     /// and the leader that admitted it never found its majority).
-    pub(crate) fn confirmation_view(&self) -> BTreeSet<NodeId> {
+    /// (Borrowed for a member, so asking costs no copy of the view.)
+    pub(crate) fn confirmation_view(&self) -> Cow<'_, BTreeSet<NodeId>> {
         if self.members.contains(&self.id) {
-            return self.members.clone();
+            return Cow::Borrowed(&self.members);
         }
-        self.identity
-            .recorded_peers()
-            .filter(|p| !self.removed.contains(*p) && !self.observers.contains(*p))
-            .cloned()
-            .collect()
+        Cow::Owned(
+            self.identity
+                .recorded_peers()
+                .filter(|p| !self.removed.contains(*p) && !self.observers.contains(*p))
+                .cloned()
+                .collect(),
+        )
     }
 
     /// Asks each member that has not confirmed this node's data id yet to

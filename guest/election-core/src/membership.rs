@@ -300,8 +300,8 @@ impl Election {
     /// this node holds never settled — a settled one is in every later
     /// view — so it is undone (chaos seed 54943: the only view that could
     /// still elect was that of a leader its neighbour had removed, and the
-    /// neighbour ignored it for good).
-    pub(crate) fn restore_if_vouched(&mut self, from: &str, body: &Body) {
+    /// neighbour ignored it for good). Returns whether it restored `from`.
+    pub(crate) fn restore_if_vouched(&mut self, from: &str, body: &Body) -> bool {
         let newer = |(t, e): (Term, u64)| (t, e) > (self.epoch_term, self.epoch);
         let vouched = match body {
             Body::RequestVote {
@@ -329,6 +329,7 @@ impl Election {
                 ),
             );
         }
+        vouched
     }
 
     /// Tombstones `node`. On the leader, a membership change: a new epoch,
@@ -496,11 +497,7 @@ impl Election {
     /// message); anyone answers with the leader's name. The members it
     /// lists add no one (see [`crate::hints`]).
     pub(crate) fn on_join(&mut self, from: &str) {
-        let welcome = Body::Welcome {
-            term: self.term,
-            leader: self.leader.clone(),
-            members: self.member_list(),
-        };
+        let welcome = self.welcome();
         self.send(from, welcome);
         if self.role == Role::Leader {
             // Bring the newcomer in now rather than at the next round.
@@ -533,12 +530,18 @@ impl Election {
         {
             return;
         }
-        let welcome = Body::Welcome {
+        let welcome = self.welcome();
+        self.send(from, welcome);
+    }
+
+    /// The answer to a joiner (or a stray voter): this node's term, the
+    /// leader it follows, and its view.
+    fn welcome(&self) -> Body {
+        Body::Welcome {
             term: self.term,
             leader: self.leader.clone(),
             members: self.member_list(),
-        };
-        self.send(from, welcome);
+        }
     }
 
     /// The answer to this node's `Join`. The members it lists and the

@@ -305,10 +305,7 @@ impl Election {
             }
         }
         let now = self.now_ns;
-        if self.removed.contains(from) {
-            self.restore_if_vouched(from, &message.body);
-        }
-        if self.removed.contains(from) {
+        if self.removed.contains(from) && !self.restore_if_vouched(from, &message.body) {
             // A removed node takes no part, and cannot disturb the term.
             // Whoever hears from it tells it it was removed (it may have
             // been down, or have tombstoned the leader itself); never in
