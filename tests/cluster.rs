@@ -600,7 +600,10 @@ fn the_component_reports_events_and_persists_before_sending() {
             }
         }
     }
-    assert!(nodes[0].status().expect("status").confirmed);
+    assert!(nodes[0].status().confirmed);
+    // What the instance keeps from the reports is what the component says.
+    let queried = nodes[0].query_status().expect("status");
+    assert_eq!(&queried, nodes[0].status());
     let (timer, after_ns) = timers[0].expect("n1 armed its election timer");
     assert!((150 * MS..=300 * MS).contains(&after_ns));
     let effects = nodes[0].on_timer(timer).expect("fires");
@@ -609,7 +612,7 @@ fn the_component_reports_events_and_persists_before_sending() {
     assert!(effects.contains(&Effect::Emit(Event::TermChanged(
         tenure_host::types::TermChange { old: 0, new: 1 }
     ))));
-    assert_eq!(nodes[0].status().expect("status").role, Role::Candidate);
+    assert_eq!(nodes[0].status().role, Role::Candidate);
 }
 
 #[test]

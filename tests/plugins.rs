@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use tenure_host::types::Role;
+use tenure_host::types::{CampaignRefusal, Role};
 use tenure_tests::{
     MAX_TIMEOUT, MS, assert_safe, cluster_with_plugins, elect, plugin_component, sim_plugin,
 };
@@ -143,13 +143,28 @@ fn a_plugin_that_refuses_leadership_hands_it_on_and_backs_off() {
         }
         sim.add_node(spec).expect("starts");
     }
-    sim.run_for(5_000 * MS);
-    assert!(
+    // Run until n1 wins and its plugin refuses.
+    let refused = |sim: &tenure_host::sim::Simulation| {
         sim.trace()
             .iter()
-            .any(|l| l.contains("c/n1 plugin refused leadership")),
-        "n1 never won, so never refused"
-    );
+            .any(|l| l.contains("c/n1 plugin refused leadership"))
+    };
+    for _ in 0..500 {
+        if refused(&sim) {
+            break;
+        }
+        sim.run_for(10 * MS);
+    }
+    assert!(refused(&sim), "n1 never won, so never refused");
+    // The protocol itself holds n1 aside for the back-off (1 s after a
+    // first refusal), though its election timeout is 60-80 ms.
+    sim.run_for(300 * MS);
+    match sim.campaign(0).expect("runs") {
+        Err(CampaignRefusal::StandingAside(for_ms)) => {
+            assert!((600..=700).contains(&for_ms), "{for_ms} ms left")
+        }
+        other => panic!("n1 should stand aside, not {other:?}"),
+    }
     let (_, leader_id, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
     assert_ne!(leader_id, "n1");
     sim.run_for(10_000 * MS);
@@ -157,6 +172,73 @@ fn a_plugin_that_refuses_leadership_hands_it_on_and_backs_off() {
         sim.agreement("c"),
         Some((leader_id, term)),
         "leadership moved"
+    );
+    assert_safe(&sim);
+}
+
+/// The node keeps its status from the protocol's reports (`status-changed`)
+/// instead of asking after every call: through elections, crashes,
+/// partitions, transfers, plugin refusals and stand-asides, what it keeps
+/// must equal what the protocol answers, on every node after every event.
+#[test]
+fn the_status_a_node_keeps_always_equals_the_protocols_answer() {
+    let mut sim = tenure_host::sim::Simulation::new(tenure_tests::component(), 21);
+    for id in ["n1", "n2", "n3", "n4", "n5"] {
+        let mut spec = tenure_host::sim::NodeSpec::new(id, "c", &["n1", "n2", "n3", "n4", "n5"]);
+        if id == "n1" {
+            spec.plugin = Some(sim_plugin(
+                "misbehave",
+                &[("mode", "refuse"), ("on", "on-become-leader")],
+            ));
+        } else {
+            spec.plugin = Some(sim_plugin(
+                "scheduler",
+                &[("period-ms", "200"), ("job", "report")],
+            ));
+        }
+        sim.add_node(spec).expect("starts");
+    }
+    sim.set_crash_detection(Some(25 * MS));
+    let check = |sim: &mut tenure_host::sim::Simulation, when: &str| {
+        for n in 0..sim.node_count() {
+            if let Some(current) = sim.status_is_current(n) {
+                assert!(
+                    current.expect("answers"),
+                    "{when}: node {n} keeps a stale status"
+                );
+            }
+        }
+    };
+    let mut steps = 0;
+    for round in 0..6u64 {
+        for _ in 0..300 {
+            sim.run_for(2 * MS);
+            check(&mut sim, &format!("round {round}"));
+            steps += 1;
+        }
+        let leaders = sim.leaders("c");
+        match (round % 3, leaders.first()) {
+            (0, Some(&leader)) => sim.crash(leader),
+            (1, Some(&leader)) => {
+                let to = sim.id((leader + 1) % 5).to_string();
+                let _ = sim.transfer_leadership(leader, &to);
+            }
+            (_, Some(&leader)) => sim.partition(&[&[leader]]),
+            _ => {}
+        }
+        check(&mut sim, "after a fault");
+        sim.run_for(400 * MS);
+        sim.heal();
+        for n in 0..5 {
+            if !sim.is_up(n) {
+                sim.restart(n).expect("restarts");
+            }
+        }
+    }
+    assert!(steps >= 1_800);
+    assert!(
+        sim.terms_with_leaders() >= 3,
+        "too few elections to say much"
     );
     assert_safe(&sim);
 }

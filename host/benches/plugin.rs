@@ -25,8 +25,8 @@ fn logger_wasm() -> PathBuf {
 
 fn callbacks(c: &mut Criterion) {
     let component = common::component();
-    let (mut nodes, _) = common::elected(&component);
-    let status = nodes[1].status().expect("status");
+    let (nodes, _) = common::elected(&component);
+    let status = nodes[1].status().clone();
     let (clock, _) = ViewClock::manual();
     let view = Arc::new(Mutex::new(LeaderView::from_status(&status, clock)));
     let engine = plugin_engine().expect("plugin engine");

@@ -32,6 +32,9 @@ pub enum Refusal {
     Loyal { leader: Option<NodeId>, for_ms: u64 },
     /// Its term has reached the ceiling (see [`crate::terms`]).
     TermCeiling { term: Term },
+    /// Its host asked it to stand aside (see
+    /// [`crate::Election::stand_aside`]) for `for_ms` more milliseconds.
+    StandingAside { for_ms: u64 },
     /// It lost its state (a peer knows it by another data id, see
     /// [`crate::identity`]): it never votes or stands again.
     LostState,
@@ -67,6 +70,10 @@ impl fmt::Display for Refusal {
             Refusal::TermCeiling { term } => write!(
                 f,
                 "is at term {term}, at the ceiling: it never campaigns again"
+            ),
+            Refusal::StandingAside { for_ms } => write!(
+                f,
+                "stands aside (its plugin refused to lead): try again in {for_ms} ms"
             ),
             Refusal::LostState => f.write_str(
                 "lost its state (peers know it by another data id) and never stands again: remove it with leave on the leader and start it under a new node id",

@@ -262,6 +262,7 @@ fn ack(n: &mut Node, from: &str, round: u64) {
 }
 
 // Tests, one file per topic, sharing the helpers above.
+mod aside;
 mod cluster;
 mod failover;
 mod identity;

@@ -50,13 +50,22 @@ mod component {
         ELECTION.with_borrow_mut(|slot| match slot {
             Some(election) => {
                 f(election, &mut HostEnv);
-                perform(election.take_actions());
+                perform_and_report(election);
             }
             None => host::log(
                 wit::LogLevel::Error,
                 &format!("{what} called before start; ignored"),
             ),
         });
+    }
+
+    /// Performs the queued actions, then reports the status if it changed
+    /// (`host.status-changed`): the end of every call that can change it.
+    fn perform_and_report(election: &mut core::Election) {
+        perform(election.take_actions());
+        if let Some(status) = election.status_change() {
+            host::status_changed(&status_to_wit(status));
+        }
     }
 
     fn perform(actions: Vec<core::Action>) {
@@ -126,7 +135,7 @@ mod component {
                         reason: e.reason,
                     }
                 })?;
-            perform(election.take_actions());
+            perform_and_report(&mut election);
             ELECTION.with_borrow_mut(|slot| *slot = Some(election));
             Ok(())
         }
@@ -142,7 +151,7 @@ mod component {
         fn import_state(options: wit::Options, state: Vec<u8>) -> Result<(), String> {
             let mut election =
                 core::Election::import_state(options_from_wit(options), &state, &mut HostEnv)?;
-            perform(election.take_actions());
+            perform_and_report(&mut election);
             ELECTION.with_borrow_mut(|slot| *slot = Some(election));
             Ok(())
         }
@@ -167,7 +176,7 @@ mod component {
             ELECTION.with_borrow_mut(|slot| match slot {
                 Some(election) => {
                     let result = election.transfer_leadership(&to, &mut HostEnv);
-                    perform(election.take_actions());
+                    perform_and_report(election);
                     result
                 }
                 None => Err("transfer-leadership called before start".into()),
@@ -178,7 +187,7 @@ mod component {
             ELECTION.with_borrow_mut(|slot| match slot {
                 Some(election) => {
                     let result = election.leave(&node, &mut HostEnv);
-                    perform(election.take_actions());
+                    perform_and_report(election);
                     result
                 }
                 None => Err("leave called before start".into()),
@@ -189,7 +198,7 @@ mod component {
             ELECTION.with_borrow_mut(|slot| match slot {
                 Some(election) => {
                     let result = election.campaign(&mut HostEnv);
-                    perform(election.take_actions());
+                    perform_and_report(election);
                     result.map_err(refusal_to_wit)
                 }
                 None => Err(wit::CampaignRefusal::NotStarted),
@@ -198,6 +207,10 @@ mod component {
 
         fn step_down() {
             with_election("step-down", |e, env| e.step_down(env));
+        }
+
+        fn stand_aside(hold_ms: u64) {
+            with_election("stand-aside", |e, env| e.stand_aside(hold_ms, env));
         }
 
         fn status() -> wit::NodeStatus {
@@ -266,6 +279,7 @@ mod component {
                 wit::CampaignRefusal::Loyal(wit::Loyalty { leader, for_ms })
             }
             core::Refusal::TermCeiling { term } => wit::CampaignRefusal::TermCeiling(term),
+            core::Refusal::StandingAside { for_ms } => wit::CampaignRefusal::StandingAside(for_ms),
             core::Refusal::LostState => wit::CampaignRefusal::LostState,
             core::Refusal::Unconfirmed { have, need } => {
                 wit::CampaignRefusal::Unconfirmed(wit::Confirmations { have, need })

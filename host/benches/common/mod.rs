@@ -102,7 +102,7 @@ pub fn elected(component: &ElectionComponent) -> (Vec<ProtocolInstance>, Vec<u8>
         let effects = nodes[to].on_message(IDS[from], &payload).expect("handles");
         route(to, effects, &mut queue);
     }
-    let status = nodes[1].status().expect("status");
+    let status = nodes[1].status();
     assert_eq!(status.leader.as_deref(), Some("n1"), "n1 was not elected");
     assert!(!heartbeat.is_empty(), "n1 never sent n2 anything");
     (nodes, heartbeat)

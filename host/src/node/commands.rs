@@ -4,51 +4,41 @@
 use super::*;
 
 impl Node {
-    /// Carries out one command and answers it; returns the protocol's
-    /// effects to apply, or `None` when there are none.
-    pub(super) fn on_command(&mut self, command: Command) -> Option<anyhow::Result<Vec<Effect>>> {
+    /// Carries out one command and answers it; returns the core's outputs
+    /// to carry out, or `None` when there are none.
+    pub(super) fn on_command(&mut self, command: Command) -> Option<anyhow::Result<Vec<Output>>> {
         Some(match command {
             Command::Status(reply) => {
                 let _ = reply.send(self.report());
                 return None;
             }
             Command::StepDown(reply) => {
-                let effects = self.protocol.step_down();
+                let outputs = self.core.step_down();
                 let _ = reply.send(());
-                effects
+                outputs
             }
-            Command::Campaign(reply) => match self.protocol.campaign() {
-                Ok((effects, answer)) => {
+            Command::Campaign(reply) => match self.core.campaign() {
+                Ok((outputs, answer)) => {
                     let answer = answer.map_err(|r| crate::protocol::explain_campaign_refusal(&r));
                     if let Err(refusal) = &answer {
                         tracing::info!(node = %self.config.node_id, %refusal, "campaign refused");
                     }
                     let _ = reply.send(answer);
-                    Ok(effects)
+                    Ok(outputs)
                 }
                 Err(e) => Err(e),
             },
-            Command::Leave { node, reply } => match self.protocol.leave(&node) {
-                Ok(effects) => {
+            Command::Leave { node, reply } => {
+                let answer = self.core.leave(&node);
+                if matches!(answer, Ok(Ok(_))) {
                     tracing::info!(node = %self.config.node_id, peer = %node, "member removed");
-                    let _ = reply.send(Ok(()));
-                    Ok(effects)
                 }
-                Err(e) => {
-                    let _ = reply.send(Err(format!("{e:#}")));
-                    return None;
-                }
-            },
-            Command::Transfer { to, reply } => match self.protocol.transfer_leadership(&to) {
-                Ok(effects) => {
-                    let _ = reply.send(Ok(()));
-                    Ok(effects)
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(format!("{e:#}")));
-                    return None;
-                }
-            },
+                answered(answer, reply)
+            }
+            Command::Transfer { to, reply } => {
+                let answer = self.core.transfer_leadership(&to);
+                answered(answer, reply)
+            }
             Command::Call {
                 request,
                 local,
@@ -74,11 +64,11 @@ impl Node {
                 sha256,
                 reply,
             } => match self.swap_protocol(&component) {
-                Ok((version, effects)) => {
+                Ok((version, outputs)) => {
                     self.identity.protocol_sha256 = sha256;
                     self.identity.protocol_version = version.clone();
                     let _ = reply.send(Ok(version));
-                    Ok(effects)
+                    Ok(outputs)
                 }
                 Err(e) => {
                     let _ = reply.send(Err(format!("{e:#}")));
@@ -96,5 +86,36 @@ impl Node {
                 return None;
             }
         })
+    }
+}
+
+/// Answers a request the protocol may refuse: its refusal goes back to the
+/// caller (and nothing is carried out); a trap stops the node.
+fn answered(
+    answer: anyhow::Result<Result<Vec<Output>, String>>,
+    reply: oneshot::Sender<Result<(), String>>,
+) -> anyhow::Result<Vec<Output>> {
+    match answer {
+        Ok(Ok(outputs)) => {
+            let _ = reply.send(Ok(()));
+            Ok(outputs)
+        }
+        Ok(Err(reason)) => {
+            let _ = reply.send(Err(reason));
+            Ok(Vec::new())
+        }
+        Err(trap) => {
+            let _ = reply.send(Err(format!("the protocol trapped: {trap:#}")));
+            Err(trap)
+        }
+    }
+}
+
+impl Node {
+    /// Hands `input` to the node's plugin, if it runs one.
+    pub(super) fn to_plugin(&self, input: PluginInput) {
+        if let Some(plugin) = &self.plugin {
+            plugin.deliver(input);
+        }
     }
 }

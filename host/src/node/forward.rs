@@ -119,7 +119,7 @@ impl Node {
         local: bool,
         reply: oneshot::Sender<Result<Vec<u8>, String>>,
     ) {
-        let leader = self.view_snapshot().leader;
+        let leader = self.core.status().leader.clone();
         match leader {
             Some(leader) if !local && leader != self.config.node_id => {
                 let id = self.forwarded.register(reply);

@@ -1,13 +1,15 @@
 //! A running `tenure` node: the protocol component on real time, real
 //! sockets and a real disk.
 //!
-//! One task owns the protocol's store ([`run`]'s loop). Everything else —
-//! the transport's reader tasks, the admin endpoint, signal handling —
-//! talks to it through channels. Each turn of the loop takes one input (a
-//! message, a timer, a command), makes one call into the component, and
-//! carries out the effects in order: persist (synchronously, so nothing that
-//! depends on a vote leaves before it is durable), then sends, timers and
-//! events.
+//! One task owns the node's [`NodeCore`] (the protocol instance, the
+//! plugin's view, the node's policy — shared with the simulator) in
+//! [`Node::run`]'s loop. Everything else — the transport's reader tasks,
+//! the admin endpoint, signal handling, the plugin's thread — talks to it
+//! through channels. Each turn of the loop takes one input (a message, a
+//! timer, a plugin's request, a command), hands it to the core, and
+//! carries out the core's outputs in order: persist (synchronously, so
+//! nothing that depends on a vote leaves before it is durable), then
+//! sends, timers, events and plugin inputs.
 //!
 //! # Layout
 //!
@@ -17,8 +19,6 @@
 //! - [`timers`]: the protocol's timers on tokio.
 //! - [`forward`]: calls a follower forwards to its leader (and the node's
 //!   side of it).
-//! - `plugin_bridge.rs`: the node's side of its plugin: inputs, outputs,
-//!   refusals of leadership, the plugin's view of the node.
 //! - [`swap`]: compiling new plugin versions off the task, and the plugin
 //!   file watcher.
 
@@ -26,13 +26,12 @@ mod addresses;
 mod commands;
 pub mod event_log;
 pub mod forward;
-mod plugin_bridge;
 pub mod report;
 pub mod state_file;
 pub mod swap;
 pub mod timers;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -40,12 +39,12 @@ use tenure_transport::{Channel, PeerEvent, Transport, TransportConfig};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::bindings::types::{Event, Options, Role};
+use crate::bindings::types::{Event, LogLevel, Options};
 use crate::config::NodeConfig;
-use crate::plugin::backoff::RefusalBackoff;
+use crate::node_core::{CoreSettings, Lane, NodeCore, Output};
 use crate::plugin::runner::{PluginHandle, PluginInput, PluginOutput};
-use crate::plugin::{LeaderView, PluginComponent, PluginLimits, SharedView, ViewClock};
-use crate::protocol::{Effect, ElectionComponent, Environment, ProtocolInstance};
+use crate::plugin::{PluginComponent, PluginLimits, ViewClock};
+use crate::protocol::{ElectionComponent, Environment};
 use event_log::EventLog;
 use forward::Forwarded;
 pub use report::NodeReport;
@@ -128,10 +127,11 @@ pub struct NodeIdentity {
     pub listen: std::net::SocketAddr,
 }
 
-/// The node's task: owns the protocol instance and drives it.
+/// The node's task: the shell around its [`NodeCore`], carrying out the
+/// core's outputs on real sockets, disk and time.
 pub struct Node {
     config: NodeConfig,
-    protocol: ProtocolInstance,
+    core: NodeCore,
     transport: Transport,
     timers: Timers,
     state_file: StateFile,
@@ -140,15 +140,7 @@ pub struct Node {
     started: Instant,
     /// The protocol's clock origin (see [`SystemEnvironment`]).
     origin: Instant,
-    /// The options the protocol was started with, for a protocol swap.
-    options: Options,
     plugin: Option<PluginHandle>,
-    view: SharedView,
-    /// After a plugin refuses leadership, timers are held (so the node does
-    /// not campaign) until this instant, then delivered.
-    hold_timers_until: Option<tokio::time::Instant>,
-    held_timers: Vec<u64>,
-    refusal_backoff: RefusalBackoff,
     /// The leader followed and when its last message arrived.
     last_from_leader: Option<(String, Instant)>,
     /// The longest silence between two messages of the followed leader.
@@ -193,7 +185,7 @@ impl Node {
         // config must fail before any socket is opened.
         let origin = Instant::now();
         let env = SystemEnvironment { origin };
-        let mut protocol = component.instantiate(&config.node_id, Box::new(env))?;
+        let protocol = component.instantiate(&config.node_id, Box::new(env))?;
         let options = Options {
             node_id: config.node_id.clone(),
             cluster_id: config.cluster_id.clone(),
@@ -209,25 +201,17 @@ impl Node {
             voter: config.voter,
             joining: config.join,
         };
-        let effects = protocol
-            .start(&options, persisted.as_ref())
+        let settings = CoreSettings {
+            fast_failover: config.fast_failover,
+            plugin_clock: plugin.as_ref().map(|_| ViewClock::Since(origin)),
+        };
+        let (mut core, outputs) = NodeCore::start(protocol, options, persisted.as_ref(), settings)
             .context("starting the election protocol")?;
-        let view: SharedView = Arc::new(Mutex::new(LeaderView {
-            node_id: config.node_id.clone(),
-            cluster_id: config.cluster_id.clone(),
-            role: Role::Follower,
-            term: persisted.as_ref().map_or(0, |p| p.term),
-            leader: None,
-            peers: Vec::new(),
-            members: options.bootstrap.clone(),
-            lease_expires_ns: None,
-            clock: ViewClock::Since(origin),
-        }));
         let (plugin_tx, plugin_outputs) = mpsc::unbounded_channel();
         let (host_replies_tx, host_replies) = mpsc::unbounded_channel();
-        let plugin = match plugin {
-            None => None,
-            Some(setup) => {
+        let plugin = match (plugin, core.view().cloned()) {
+            (None, _) | (_, None) => None,
+            (Some(setup), Some(view)) => {
                 let limits = PluginLimits {
                     deadline: Duration::from_millis(setup.config.deadline_ms),
                     memory_bytes: usize::try_from(setup.config.memory_mib << 20)
@@ -237,7 +221,7 @@ impl Node {
                     setup.component,
                     setup.config.config.clone(),
                     limits,
-                    view.clone(),
+                    view,
                     plugin_tx,
                 )
                 .with_context(|| format!("starting plugin {}", setup.config.path.display()))?;
@@ -262,7 +246,8 @@ impl Node {
             .with_context(|| format!("listening for peers on {}", config.listen))?;
         let events = EventLog::open(&config.data_dir, &config.node_id)?;
         let identity = NodeIdentity {
-            protocol_version: protocol
+            protocol_version: core
+                .protocol()
                 .version()
                 .context("asking the protocol its version")?,
             protocol_sha256,
@@ -271,7 +256,7 @@ impl Node {
         };
         let mut node = Node {
             config,
-            protocol,
+            core,
             transport,
             timers: Timers::default(),
             state_file,
@@ -279,19 +264,14 @@ impl Node {
             identity,
             started: Instant::now(),
             origin,
-            options: options.clone(),
             plugin,
-            view,
-            hold_timers_until: None,
-            held_timers: Vec::new(),
-            refusal_backoff: RefusalBackoff::default(),
             last_from_leader: None,
             max_leader_gap: Duration::ZERO,
             forwarded: Forwarded::default(),
             addresses_passed_on: std::collections::BTreeSet::new(),
             host_replies: host_replies_tx,
         };
-        node.apply(effects)?;
+        node.perform(outputs)?;
         let inputs = NodeInputs {
             inbound,
             peer_events,
@@ -324,68 +304,44 @@ impl Node {
             "node started"
         );
         let result = loop {
-            let hold = self.hold_timers_until;
-            let effects = tokio::select! {
+            let outputs = tokio::select! {
                 _ = shutdown.cancelled() => break Ok(()),
                 Some(message) = inbound.recv() => {
                     self.pass_on_address(&message.from);
-                    match message.channel {
-                    Channel::Protocol => {
-                        self.note_leader_message(&message.from);
-                        self.protocol.on_message(&message.from, &message.payload)
-                    }
-                    Channel::Plugin => {
-                        self.to_plugin(PluginInput::Message { from: message.from, payload: message.payload });
-                        continue;
-                    }
-                    Channel::Host => {
-                        self.on_host_message(message.from, &message.payload);
-                        continue;
-                    }
-                }},
+                    let lane = match message.channel {
+                        Channel::Protocol => {
+                            self.note_leader_message(&message.from);
+                            Lane::Protocol
+                        }
+                        Channel::Plugin => Lane::Plugin,
+                        Channel::Host => {
+                            self.on_host_message(message.from, &message.payload);
+                            continue;
+                        }
+                    };
+                    self.core.on_message(&message.from, lane, message.payload)
+                },
                 Some((caller, id, answer)) = host_replies.recv() => {
                     let reply = forward::HostMessage::Reply { id, answer }.encode();
                     let _ = self.transport.send(&caller, Channel::Host, reply);
                     continue;
                 }
-                Some(id) = self.timers.next_expired() => {
-                    if hold.is_some() {
-                        self.held_timers.push(id);
-                        continue;
-                    }
-                    self.protocol.on_timer(id)
-                }
-                _ = sleep_until(hold) => {
-                    self.hold_timers_until = None;
-                    tracing::info!(node = %self.config.node_id, "leadership back-off over");
-                    let held = std::mem::take(&mut self.held_timers);
-                    let mut all = Ok(Vec::new());
-                    for id in held {
-                        all = all.and_then(|mut acc: Vec<Effect>| {
-                            acc.extend(self.protocol.on_timer(id)?);
-                            Ok(acc)
-                        });
-                    }
-                    all
-                }
-                Some(output) = plugin_outputs.recv() => match self.on_plugin_output(output) {
-                    Some(effects) => effects,
-                    None => continue,
-                },
+                Some(id) = self.timers.next_expired() => self.core.on_timer(id),
+                Some(output) = plugin_outputs.recv() => self.core.on_plugin_output(output),
                 Some(event) = peer_events.recv() => match self.on_peer_event(event) {
-                    Ok(Some(effects)) => effects,
+                    Ok(Some(outputs)) => outputs,
                     Ok(None) => continue,
                     Err(fatal) => break Err(fatal),
                 },
                 Some(command) = commands.recv() => match self.on_command(command) {
-                    Some(effects) => effects,
+                    Some(outputs) => outputs,
                     None => continue,
                 },
             };
-            let applied = effects
+            let performed = outputs
                 .context("the election protocol trapped")
-                .and_then(|effects| self.apply(effects));
-            if let Err(e) = applied {
+                .and_then(|outputs| self.perform(outputs));
+            if let Err(e) = performed {
                 break Err(e);
             }
         };
@@ -396,34 +352,27 @@ impl Node {
     }
 
     /// Moves the protocol's whole state into an instance of another build
-    /// and makes it current; on any failure the old instance keeps running.
-    /// The timers the old build armed stay armed here and fire into the new
-    /// one. Runs on the node's task, so nothing interleaves with it.
+    /// and makes it current (see [`NodeCore::swap_protocol`]); on any
+    /// failure the old instance keeps running. Runs on the node's task, so
+    /// nothing interleaves with it.
     fn swap_protocol(
         &mut self,
         component: &ElectionComponent,
-    ) -> anyhow::Result<(String, Vec<Effect>)> {
-        let state = self
-            .protocol
-            .export_state()
-            .context("the running protocol trapped exporting its state")?;
+    ) -> anyhow::Result<(String, Vec<Output>)> {
         let env = SystemEnvironment {
             origin: self.origin,
         };
-        let mut next = component.instantiate(&self.config.node_id, Box::new(env))?;
-        let effects = next.import_state(&self.options, &state)?;
-        let version = next.version().context("asking the new build its version")?;
-        self.protocol = next;
+        let next = component.instantiate(&self.config.node_id, Box::new(env))?;
+        let (version, outputs) = self.core.swap_protocol(next)?;
         tracing::info!(node = %self.config.node_id, %version, "protocol swapped");
-        Ok((version, effects))
+        Ok((version, outputs))
     }
 
     /// Tracks the longest silence of the leader this node follows: the
     /// figure that says whether heartbeats kept flowing (reported as
     /// `max_leader_gap_ms`).
     fn note_leader_message(&mut self, from: &str) {
-        let following = self.view_snapshot().leader;
-        if following.as_deref() != Some(from) {
+        if self.core.status().leader.as_deref() != Some(from) {
             return;
         }
         let now = Instant::now();
@@ -452,7 +401,7 @@ impl Node {
     fn on_peer_event(
         &mut self,
         event: PeerEvent,
-    ) -> anyhow::Result<Option<anyhow::Result<Vec<Effect>>>> {
+    ) -> anyhow::Result<Option<anyhow::Result<Vec<Output>>>> {
         Ok(match event {
             PeerEvent::Connected { peer } => {
                 tracing::debug!(node = %self.config.node_id, %peer, "connected");
@@ -482,72 +431,60 @@ impl Node {
             }
             PeerEvent::Unreachable { peer } => {
                 tracing::debug!(node = %self.config.node_id, %peer, "unreachable");
-                if !self.config.fast_failover {
-                    return Ok(None);
-                }
-                Some(self.protocol.peer_unreachable(&peer))
+                Some(self.core.peer_unreachable(&peer))
             }
         })
     }
 
-    /// Carries out a call's effects in order. A failed persist is fatal:
-    /// sending what depends on it would break the one-vote-per-term rule.
-    fn apply(&mut self, effects: Vec<Effect>) -> anyhow::Result<()> {
-        for effect in effects {
-            match effect {
-                Effect::Persist(state) => {
+    /// Carries out the core's outputs in order. A failed persist is
+    /// fatal: sending what depends on it would break the one-vote-per-term
+    /// rule.
+    fn perform(&mut self, outputs: Vec<Output>) -> anyhow::Result<()> {
+        let node = self.config.node_id.as_str();
+        for output in outputs {
+            match output {
+                Output::Persist(state) => {
                     self.state_file
                         .save(&state)
                         .context("persisting term and vote")?;
                 }
-                Effect::Send { to, payload } => {
-                    if let Err(e) = self.transport.send(&to, Channel::Protocol, payload) {
-                        tracing::trace!(node = %self.config.node_id, peer = %to, error = %e, "not sent");
+                Output::Send { to, lane, payload } => {
+                    let channel = match lane {
+                        Lane::Protocol => Channel::Protocol,
+                        Lane::Plugin => Channel::Plugin,
+                    };
+                    if let Err(e) = self.transport.send(&to, channel, payload) {
+                        tracing::trace!(node, peer = %to, ?lane, error = %e, "not sent");
                     }
                 }
-                Effect::SetTimer { id, after_ns } => self.timers.set(id, after_ns),
-                Effect::CancelTimer { id } => self.timers.cancel(id),
-                Effect::Emit(event) => self.on_event(&event),
-                Effect::Log { .. } => {}
+                Output::SetTimer { id, after_ns } => self.timers.set(id, after_ns),
+                Output::CancelTimer { id } => self.timers.cancel(id),
+                Output::Event(event) => {
+                    log_event(node, &event);
+                    if let Err(e) = self.events.append(&event) {
+                        tracing::warn!(node, error = %format!("{e:#}"), "event log write failed");
+                    }
+                }
+                Output::ToPlugin(input) => {
+                    if let Some(plugin) = &self.plugin {
+                        plugin.deliver(input);
+                    }
+                }
+                // Both were written to `tracing` where they were made.
+                Output::ProtocolLog { .. } | Output::PluginLog { .. } => {}
+                Output::Notice { level, message } => match level {
+                    LogLevel::Error => tracing::error!(node, "{message}"),
+                    LogLevel::Warn => tracing::warn!(node, "{message}"),
+                    _ => tracing::info!(node, "{message}"),
+                },
+                Output::StatusChanged => {}
             }
-        }
-        // The lease moves with every acknowledged heartbeat, not only with
-        // events: keep the plugin's view of it current.
-        if self.plugin.is_some()
-            && let Ok(status) = self.protocol.status()
-        {
-            self.refresh_view(&status);
         }
         Ok(())
     }
 
-    fn on_event(&mut self, event: &Event) {
-        let node = self.config.node_id.as_str();
-        match event {
-            Event::BecameLeader(term) => tracing::info!(node, term, "became leader"),
-            Event::BecameFollower(f) => {
-                tracing::info!(node, term = f.term, leader = ?f.leader, "became follower");
-            }
-            Event::TermChanged(t) => {
-                tracing::debug!(node, old = t.old, new = t.new, "term changed")
-            }
-            Event::PeerJoined(peer) => tracing::info!(node, %peer, "peer joined"),
-            Event::PeerLeft(peer) => tracing::info!(node, %peer, "peer left"),
-        }
-        if let Err(e) = self.events.append(event) {
-            tracing::warn!(node, error = %format!("{e:#}"), "event log write failed");
-        }
-        if let Ok(status) = self.protocol.status() {
-            self.refresh_view(&status);
-        }
-        self.to_plugin(PluginInput::Event(event.clone()));
-    }
-
     fn report(&mut self) -> NodeReport {
-        let status = self.protocol.status().ok();
-        if let Some(status) = &status {
-            self.refresh_view(status);
-        }
+        let status = Some(self.core.status().clone());
         let plugin = self.plugin.as_ref().map(|p| report::PluginReport {
             name: p.name(),
             sha256: p.sha256(),
@@ -567,10 +504,17 @@ impl Node {
     }
 }
 
-/// Sleeps until `deadline`, or forever if there is none.
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+/// Writes a protocol event to the node's log.
+fn log_event(node: &str, event: &Event) {
+    match event {
+        Event::BecameLeader(term) => tracing::info!(node, term, "became leader"),
+        Event::BecameFollower(f) => {
+            tracing::info!(node, term = f.term, leader = ?f.leader, "became follower");
+        }
+        Event::TermChanged(t) => {
+            tracing::debug!(node, old = t.old, new = t.new, "term changed")
+        }
+        Event::PeerJoined(peer) => tracing::info!(node, %peer, "peer joined"),
+        Event::PeerLeft(peer) => tracing::info!(node, %peer, "peer left"),
     }
 }

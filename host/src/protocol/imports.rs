@@ -6,7 +6,7 @@
 //! side-effect free, and lets the simulator and a real node share this code.
 
 use crate::bindings::protocol::tenure::election::host::Host;
-use crate::bindings::types::{self, Event, LogLevel, PersistedState};
+use crate::bindings::types::{self, Event, LogLevel, NodeStatus, PersistedState};
 
 use super::{Effect, ProtocolState};
 
@@ -51,5 +51,10 @@ impl Host for ProtocolState {
             LogLevel::Error => tracing::error!(node, "{message}"),
         }
         self.effects.push(Effect::Log { level, message });
+    }
+
+    fn status_changed(&mut self, status: NodeStatus) {
+        self.status = status;
+        self.effects.push(Effect::StatusChanged);
     }
 }

@@ -56,6 +56,10 @@ pub enum Effect {
     Persist(PersistedState),
     /// A log line (already written to `tracing` as well).
     Log { level: LogLevel, message: String },
+    /// The node's status changed during the call (`status-changed` in
+    /// `wit/protocol.wit`); [`ProtocolInstance::status`] has the new one.
+    /// Always the call's last effect.
+    StatusChanged,
 }
 
 /// The protocol refused its options at start; names the field at fault.
@@ -70,18 +74,27 @@ impl fmt::Display for InvalidOptions {
 
 impl std::error::Error for InvalidOptions {}
 
+/// The protocol refused a request (a transfer, a removal), saying why;
+/// the request changed nothing. Told apart from a trap by its type.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
 impl Default for Timings {
-    /// 150–300 ms election timeout, 50 ms heartbeat, a peer gone after ten
-    /// silent heartbeat intervals, a 15 ms lease drift margin: the
-    /// protocol's documented defaults.
+    /// The protocol's documented defaults, from the protocol crate itself
+    /// (`tenure_election_core::Timings`), so they are written once: 150–300
+    /// ms election timeout, 50 ms heartbeat, a peer gone after ten silent
+    /// heartbeat intervals, a 15 ms lease drift margin, a 2 s stability
+    /// window.
     fn default() -> Self {
+        let d = tenure_election_core::Timings::default();
         Timings {
-            election_timeout_min_ms: 150,
-            election_timeout_max_ms: 300,
-            heartbeat_interval_ms: 50,
-            peer_timeout_heartbeats: 10,
-            lease_drift_margin_ms: 15,
-            stability_window_ms: 2_000,
+            election_timeout_min_ms: d.election_timeout_min_ms,
+            election_timeout_max_ms: d.election_timeout_max_ms,
+            heartbeat_interval_ms: d.heartbeat_interval_ms,
+            peer_timeout_heartbeats: d.peer_timeout_heartbeats,
+            lease_drift_margin_ms: d.lease_drift_margin_ms,
+            stability_window_ms: d.stability_window_ms,
         }
     }
 }
@@ -94,6 +107,8 @@ pub struct ProtocolState {
     table: ResourceTable,
     env: Box<dyn Environment>,
     effects: Vec<Effect>,
+    /// The status the protocol last reported (`status-changed`).
+    status: NodeStatus,
     /// The node's id, for log fields.
     node: String,
 }
@@ -180,12 +195,34 @@ impl ElectionComponent {
             table: ResourceTable::new(),
             env,
             effects: Vec::new(),
+            status: unstarted_status(node),
             node: node.to_string(),
         };
         let mut store = Store::new(&self.engine, state);
         let bindings = wasm(self.pre.instantiate(&mut store))
             .with_context(|| format!("instantiating the protocol for node {node}"))?;
         Ok(ProtocolInstance { store, bindings })
+    }
+}
+
+/// What a node's status is before its protocol started.
+fn unstarted_status(node: &str) -> NodeStatus {
+    NodeStatus {
+        node_id: node.to_string(),
+        cluster_id: String::new(),
+        role: crate::bindings::types::Role::Follower,
+        term: 0,
+        leader: None,
+        voted_for: None,
+        members: Vec::new(),
+        epoch: 0,
+        alive_peers: Vec::new(),
+        quorum: 0,
+        ignored_messages: 0,
+        lease_expires_ns: None,
+        data_id: 0,
+        abstaining: false,
+        confirmed: false,
     }
 }
 
@@ -247,24 +284,24 @@ impl ProtocolInstance {
         Ok(self.take_effects())
     }
 
-    /// Hands leadership to `to`; a refusal comes back as an error with the
-    /// protocol's reason.
+    /// Hands leadership to `to`; a refusal comes back as a [`Refused`]
+    /// error with the protocol's reason.
     pub fn transfer_leadership(&mut self, to: &str) -> anyhow::Result<Vec<Effect>> {
         let election = self.bindings.tenure_election_election();
         election
             .call_transfer_leadership(&mut self.store, &to.to_string())?
-            .map_err(|reason| anyhow::anyhow!("{reason}"))?;
+            .map_err(Refused)?;
         Ok(self.take_effects())
     }
 
     /// Removes `node` from the membership for good (see `leave` in
-    /// `wit/protocol.wit`); a refusal comes back as an error with the
-    /// protocol's reason.
+    /// `wit/protocol.wit`); a refusal comes back as a [`Refused`] error
+    /// with the protocol's reason.
     pub fn leave(&mut self, node: &str) -> anyhow::Result<Vec<Effect>> {
         let election = self.bindings.tenure_election_election();
         election
             .call_leave(&mut self.store, &node.to_string())?
-            .map_err(|reason| anyhow::anyhow!("{reason}"))?;
+            .map_err(Refused)?;
         Ok(self.take_effects())
     }
 
@@ -308,10 +345,26 @@ impl ProtocolInstance {
         Ok(self.take_effects())
     }
 
-    /// The node's current view.
-    pub fn status(&mut self) -> anyhow::Result<NodeStatus> {
+    /// The node's current view, as the protocol last reported it (see
+    /// [`Effect::StatusChanged`]): no call into the component. Before
+    /// `start`, a follower at term 0 that knows nothing.
+    pub fn status(&self) -> &NodeStatus {
+        &self.store.data().status
+    }
+
+    /// Asks the component for its status (the `status` export). Always
+    /// equal to [`ProtocolInstance::status`]; for tests that check so.
+    pub fn query_status(&mut self) -> anyhow::Result<NodeStatus> {
         let election = self.bindings.tenure_election_election();
         Ok(election.call_status(&mut self.store)?)
+    }
+
+    /// Steps down and does not stand for `hold_ms` (see `stand-aside` in
+    /// `wit/protocol.wit`).
+    pub fn stand_aside(&mut self, hold_ms: u64) -> anyhow::Result<Vec<Effect>> {
+        let election = self.bindings.tenure_election_election();
+        election.call_stand_aside(&mut self.store, hold_ms)?;
+        Ok(self.take_effects())
     }
 
     fn take_effects(&mut self) -> Vec<Effect> {

@@ -34,6 +34,9 @@ pub fn explain_campaign_refusal(refusal: &CampaignRefusal) -> String {
         CampaignRefusal::TermCeiling(term) => {
             format!("its term {term} is at the ceiling; only a faulty peer pushes a term that far")
         }
+        CampaignRefusal::StandingAside(for_ms) => format!(
+            "it stands aside for {for_ms} ms more (its plugin refused to lead); try again then"
+        ),
         CampaignRefusal::NotStarted => "the protocol has not started".into(),
         CampaignRefusal::LostState => "it lost its state (its peers remember another data id \
              for it), so it never votes or stands again; remove it with leave on the leader \

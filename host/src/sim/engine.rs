@@ -12,12 +12,23 @@ impl Simulation {
             rng: SimRng::derive(self.seed, (node as u64) << 32 | n.incarnation),
             clock: n.clock.clone(),
         };
-        let mut instance = self.component.instantiate(&n.spec.id, Box::new(env))?;
-        let effects = instance
-            .start(&n.spec.options(), n.disk.as_ref())
-            .with_context(|| format!("starting node {}", n.spec.id))?;
-        let status = instance.status().context("reading status after start")?;
-        n.instance = Some(instance);
+        let instance = self.component.instantiate(&n.spec.id, Box::new(env))?;
+        let (plugin_clock, clock_handle) = match n.spec.plugin {
+            Some(_) => {
+                let (clock, handle) = crate::plugin::ViewClock::manual();
+                (Some(clock), Some(handle))
+            }
+            None => (None, None),
+        };
+        let settings = CoreSettings {
+            fast_failover: true,
+            plugin_clock,
+        };
+        let (core, outputs) =
+            NodeCore::start(instance, n.spec.options(), n.disk.as_ref(), settings)
+                .with_context(|| format!("starting node {}", n.spec.id))?;
+        let status = core.status().clone();
+        n.core = Some(core);
         self.stats.calls += 1;
         let what = if n.incarnation == 0 {
             "started"
@@ -26,36 +37,50 @@ impl Simulation {
         };
         self.note(node, &format!("{what} at term {}", status.term));
         self.checker.started(at, node, &status);
-        self.start_plugin(node, &status)?;
-        self.apply(node, effects);
+        if let Some(handle) = clock_handle {
+            self.start_plugin(node, &status, handle)?;
+        }
+        self.perform(node, outputs);
         Ok(())
     }
 
-    /// Calls into a running node and applies the effects; a trap is a
-    /// violation and crashes the node.
+    /// Calls into a running node's protocol and carries out the outputs;
+    /// a trap is a violation and crashes the node.
     pub(super) fn call(
         &mut self,
         node: NodeIndex,
-        f: impl FnOnce(&mut ProtocolInstance) -> anyhow::Result<Vec<Effect>>,
+        f: impl FnOnce(&mut NodeCore) -> anyhow::Result<Vec<Output>>,
+    ) -> anyhow::Result<()> {
+        self.stats.calls += 1;
+        self.drive(node, f)
+    }
+
+    /// Like [`Simulation::call`], for inputs that are not (or not always)
+    /// protocol calls: a plugin's outputs.
+    pub(super) fn drive(
+        &mut self,
+        node: NodeIndex,
+        f: impl FnOnce(&mut NodeCore) -> anyhow::Result<Vec<Output>>,
     ) -> anyhow::Result<()> {
         let Some(n) = self.nodes.get_mut(node) else {
             bail!("no node {node}");
         };
-        let Some(instance) = n.instance.as_mut() else {
+        let Some(core) = n.core.as_mut() else {
             bail!("node {} is not running", n.spec.id);
         };
-        self.stats.calls += 1;
-        let result = f(instance);
-        match result {
-            Ok(effects) => self.apply(node, effects),
-            Err(error) => {
-                let what = format!("{} trapped: {error:#}", self.id(node));
-                let at = self.now_ns();
-                self.checker.violate(at, what);
-                self.crash(node);
-            }
+        match f(core) {
+            Ok(outputs) => self.perform(node, outputs),
+            Err(error) => self.trapped(node, &error),
         }
         Ok(())
+    }
+
+    /// The node's protocol trapped: a violation, and the node crashes.
+    pub(super) fn trapped(&mut self, node: NodeIndex, error: &anyhow::Error) {
+        let what = format!("{} trapped: {error:#}", self.id(node));
+        let at = self.now_ns();
+        self.checker.violate(at, what);
+        self.crash(node);
     }
 
     pub(super) fn dispatch(&mut self, what: Pending) {
@@ -63,7 +88,7 @@ impl Simulation {
             Pending::Deliver {
                 to,
                 from,
-                channel,
+                lane,
                 payload,
             } => {
                 if !self.is_up(to) || !self.partition.connected(from, to) {
@@ -73,13 +98,11 @@ impl Simulation {
                 self.stats.delivered += 1;
                 self.hash(&payload);
                 let sender = self.nodes[from].spec.id.clone();
-                match channel {
-                    // `call` only fails for a crashed node, checked above.
-                    Channel::Protocol => {
-                        let _ = self.call(to, |i| i.on_message(&sender, &payload));
-                    }
-                    Channel::Plugin => self.plugin_message(to, sender, payload),
-                }
+                // Fails only for a crashed node, checked above.
+                let _ = match lane {
+                    Lane::Protocol => self.call(to, |c| c.on_message(&sender, lane, payload)),
+                    Lane::Plugin => self.drive(to, |c| c.on_message(&sender, lane, payload)),
+                };
             }
             Pending::PluginWake { node, incarnation } => {
                 if self.nodes[node].incarnation == incarnation {
@@ -96,12 +119,7 @@ impl Simulation {
                 let dead = self.nodes[peer].incarnation == peer_incarnation && !self.is_up(peer);
                 if self.nodes[node].incarnation == incarnation && dead {
                     let peer_id = self.nodes[peer].spec.id.clone();
-                    let _ = self.call(node, |i| i.peer_unreachable(&peer_id));
-                }
-            }
-            Pending::HoldEnd { node, incarnation } => {
-                if self.nodes[node].incarnation == incarnation {
-                    self.hold_end(node);
+                    let _ = self.call(node, |c| c.peer_unreachable(&peer_id));
                 }
             }
             Pending::Timer {
@@ -113,26 +131,29 @@ impl Simulation {
                 if n.incarnation != incarnation || !n.timers.remove(&id) {
                     return;
                 }
-                if self.hold_timer(node, id) {
-                    return;
-                }
                 self.stats.timers_fired += 1;
                 self.hash(&id.to_le_bytes());
-                let _ = self.call(node, |i| i.on_timer(id));
+                let _ = self.call(node, |c| c.on_timer(id));
             }
         }
     }
 
-    pub(super) fn apply(&mut self, node: NodeIndex, effects: Vec<Effect>) {
-        for effect in effects {
-            match effect {
-                Effect::Send { to, payload } => self.send(node, &to, Channel::Protocol, payload),
-                Effect::SetTimer { id, after_ns } => {
+    /// Carries out a node's outputs in order, in virtual time. Stops
+    /// early if the node crashes on the way (around a persist, or a trap
+    /// while its plugin's requests are carried out).
+    pub(super) fn perform(&mut self, node: NodeIndex, outputs: Vec<Output>) {
+        let incarnation = self.nodes[node].incarnation;
+        for output in outputs {
+            if self.nodes[node].incarnation != incarnation {
+                return;
+            }
+            match output {
+                Output::Send { to, lane, payload } => self.send(node, &to, lane, payload),
+                Output::SetTimer { id, after_ns } => {
                     let after_ns = read_clock(&self.nodes[node].clock).span(after_ns);
                     let at_ns = self.now_ns().saturating_add(after_ns);
                     let n = &mut self.nodes[node];
                     n.timers.insert(id);
-                    let incarnation = n.incarnation;
                     self.schedule(
                         at_ns,
                         Pending::Timer {
@@ -142,11 +163,12 @@ impl Simulation {
                         },
                     );
                 }
-                Effect::CancelTimer { id } => {
+                Output::CancelTimer { id } => {
                     self.nodes[node].timers.remove(&id);
                 }
-                Effect::Emit(event) => self.on_event(node, event),
-                Effect::Persist(state) => {
+                Output::Event(event) => self.on_event(node, event),
+                Output::ToPlugin(input) => self.plugin_input(node, input),
+                Output::Persist(state) => {
                     // A crash exactly around the write: before it (nothing
                     // saved, nothing sent) or after it (saved, but none of
                     // the messages that depend on it sent).
@@ -163,11 +185,18 @@ impl Simulation {
                     }
                     self.save(node, state);
                 }
-                Effect::Log { level, message } => match level {
+                Output::ProtocolLog { level, message } => match level {
                     LogLevel::Warn => self.note(node, &format!("warn: {message}")),
                     LogLevel::Error => self.note(node, &format!("error: {message}")),
                     _ => {}
                 },
+                Output::PluginLog { level, message } => {
+                    if !matches!(level, LogLevel::Trace | LogLevel::Debug) {
+                        self.note(node, &format!("plugin: {message}"));
+                    }
+                }
+                Output::Notice { message, .. } => self.note(node, &message),
+                Output::StatusChanged => {}
             }
         }
         // A call may have extended the node's lease (an acknowledged round).
@@ -180,12 +209,12 @@ impl Simulation {
         if self.nodes[node].leading.is_none() {
             return;
         }
-        let Some(status) = self.status(node) else {
-            return;
-        };
         let at = self.now_ns();
         let local = self.node_now_ns(node);
-        self.checker.lease(at, local, &status);
+        let Some(core) = self.nodes[node].core.as_ref() else {
+            return;
+        };
+        self.checker.lease(at, local, core.status());
     }
 
     pub(super) fn save(&mut self, node: NodeIndex, state: PersistedState) {
@@ -199,7 +228,7 @@ impl Simulation {
         n.previous_disk = n.disk.replace(state);
     }
 
-    pub(super) fn send(&mut self, from: NodeIndex, to: &str, channel: Channel, payload: Vec<u8>) {
+    pub(super) fn send(&mut self, from: NodeIndex, to: &str, lane: Lane, payload: Vec<u8>) {
         let targets = self.routes.get(to).cloned().unwrap_or_default();
         if targets.is_empty() {
             self.stats.sent += 1;
@@ -233,7 +262,7 @@ impl Simulation {
                     Pending::Deliver {
                         to: target,
                         from,
-                        channel,
+                        lane,
                         payload: payload.clone(),
                     },
                 );
@@ -274,7 +303,6 @@ impl Simulation {
             Event::BecameFollower(_) => self.nodes[node].leading = None,
             _ => {}
         }
-        self.plugin_event(node, event);
     }
 
     pub(super) fn schedule(&mut self, at_ns: u64, what: Pending) {

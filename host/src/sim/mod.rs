@@ -57,7 +57,8 @@ use anyhow::{Context as _, bail};
 use crate::bindings::types::{
     CampaignRefusal, Event, LogLevel, NodeStatus, Options, PersistedState, Role, Timings,
 };
-use crate::protocol::{Effect, ElectionComponent, Environment, ProtocolInstance};
+use crate::node_core::{CoreSettings, Lane, NodeCore, Output};
+use crate::protocol::{ElectionComponent, Environment};
 use clock::NodeClock;
 use invariants::Checker;
 pub use invariants::Violation;
@@ -176,8 +177,9 @@ impl Environment for SimEnvironment {
 
 struct SimNode {
     spec: NodeSpec,
-    /// `None` while crashed.
-    instance: Option<ProtocolInstance>,
+    /// The node's protocol and policy (the same [`NodeCore`] a real node
+    /// runs); `None` while crashed.
+    core: Option<NodeCore>,
     /// Bumped on every crash, so timers of a previous life never fire.
     incarnation: u64,
     /// What the node persisted: survives crashes, like a disk.
@@ -202,13 +204,11 @@ enum Pending {
     Deliver {
         to: NodeIndex,
         from: NodeIndex,
-        channel: Channel,
+        lane: Lane,
         payload: Vec<u8>,
     },
     /// The plugin of `node` has a wake-up due.
     PluginWake { node: NodeIndex, incarnation: u64 },
-    /// The refusal back-off of `node` is over.
-    HoldEnd { node: NodeIndex, incarnation: u64 },
     /// `node`'s host saw `peer`'s process die (connection closed, reconnect
     /// refused); see [`Simulation::set_crash_detection`].
     Unreachable {
@@ -230,18 +230,10 @@ impl Pending {
         match self {
             Pending::Deliver { to, .. } => *to,
             Pending::PluginWake { node, .. }
-            | Pending::HoldEnd { node, .. }
             | Pending::Unreachable { node, .. }
             | Pending::Timer { node, .. } => *node,
         }
     }
-}
-
-/// Which layer a simulated message is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Channel {
-    Protocol,
-    Plugin,
 }
 
 /// An entry of the event queue, ordered by time, then by scheduling order,
@@ -369,7 +361,7 @@ impl Simulation {
         let spec_drift = spec.clock_drift_ppm;
         self.nodes.push(SimNode {
             spec,
-            instance: None,
+            core: None,
             incarnation: 0,
             disk: None,
             timers: BTreeSet::new(),
@@ -409,7 +401,7 @@ impl Simulation {
         let Some(n) = self.nodes.get_mut(node) else {
             return;
         };
-        if n.instance.take().is_some() {
+        if n.core.take().is_some() {
             n.incarnation += 1;
             n.timers.clear();
             n.leading = None;
@@ -445,7 +437,7 @@ impl Simulation {
     /// left alone.
     pub fn restart(&mut self, node: NodeIndex) -> anyhow::Result<()> {
         match self.nodes.get(node) {
-            Some(n) if n.instance.is_none() => self.boot(node),
+            Some(n) if n.core.is_none() => self.boot(node),
             Some(_) => Ok(()),
             None => bail!("no node {node}"),
         }
@@ -453,7 +445,7 @@ impl Simulation {
 
     /// Whether the node is running.
     pub fn is_up(&self, node: NodeIndex) -> bool {
-        self.nodes.get(node).is_some_and(|n| n.instance.is_some())
+        self.nodes.get(node).is_some_and(|n| n.core.is_some())
     }
 
     /// Number of nodes added.

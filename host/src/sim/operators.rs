@@ -6,33 +6,53 @@ use super::*;
 impl Simulation {
     /// Calls `join(peer)` on a running node.
     pub fn join(&mut self, node: NodeIndex, peer: &str) -> anyhow::Result<()> {
-        self.call(node, |i| i.join(peer))
+        self.call(node, |c| c.join(peer))
     }
 
     /// Calls `transfer-leadership(to)` on a running node; a refusal is an
     /// error with the protocol's reason (and changes nothing).
     pub fn transfer_leadership(&mut self, node: NodeIndex, to: &str) -> anyhow::Result<()> {
-        let Some(instance) = self.nodes.get_mut(node).and_then(|n| n.instance.as_mut()) else {
-            bail!("node {node} is not running");
-        };
-        let effects = instance.transfer_leadership(to)?;
-        self.stats.calls += 1;
-        self.apply(node, effects);
-        Ok(())
+        self.refusable(node, |c| c.transfer_leadership(to), |_| {})
     }
 
     /// Calls `leave(member)` on a running node; a refusal is an error with
     /// the protocol's reason (and changes nothing).
     pub fn leave(&mut self, node: NodeIndex, member: &str) -> anyhow::Result<()> {
-        let Some(instance) = self.nodes.get_mut(node).and_then(|n| n.instance.as_mut()) else {
+        self.refusable(
+            node,
+            |c| c.leave(member),
+            |sim| {
+                sim.note(node, &format!("removed {member}"));
+                sim.removed.insert(member.to_string());
+            },
+        )
+    }
+
+    /// A request the protocol may refuse: if it did not, `accepted` runs
+    /// and then its outputs are carried out; a refusal is the error, and
+    /// a trap crashes the node.
+    fn refusable(
+        &mut self,
+        node: NodeIndex,
+        f: impl FnOnce(&mut NodeCore) -> anyhow::Result<Result<Vec<Output>, String>>,
+        accepted: impl FnOnce(&mut Simulation),
+    ) -> anyhow::Result<()> {
+        let Some(core) = self.nodes.get_mut(node).and_then(|n| n.core.as_mut()) else {
             bail!("node {node} is not running");
         };
-        let effects = instance.leave(member)?;
-        self.stats.calls += 1;
-        self.note(node, &format!("removed {member}"));
-        self.removed.insert(member.to_string());
-        self.apply(node, effects);
-        Ok(())
+        match f(core) {
+            Ok(Ok(outputs)) => {
+                self.stats.calls += 1;
+                accepted(self);
+                self.perform(node, outputs);
+                Ok(())
+            }
+            Ok(Err(reason)) => Err(crate::protocol::Refused(reason).into()),
+            Err(trap) => {
+                self.trapped(node, &trap);
+                Err(trap)
+            }
+        }
     }
 
     /// How many members a successful [`Simulation::leave`] removed so far.
@@ -44,10 +64,10 @@ impl Simulation {
     /// will not stand (it leads, or is loyal to a live leader, …).
     pub fn campaign(&mut self, node: NodeIndex) -> anyhow::Result<Result<(), CampaignRefusal>> {
         let mut answer = Ok(());
-        self.call(node, |i| {
-            let (effects, refused) = i.campaign()?;
+        self.call(node, |c| {
+            let (outputs, refused) = c.campaign()?;
             answer = refused;
-            Ok(effects)
+            Ok(outputs)
         })?;
         if let Err(refusal) = &answer {
             let why = crate::protocol::explain_campaign_refusal(refusal);
@@ -58,7 +78,7 @@ impl Simulation {
 
     /// Calls `step-down()` on a running node.
     pub fn step_down(&mut self, node: NodeIndex) -> anyhow::Result<()> {
-        self.call(node, |i| i.step_down())
+        self.call(node, |c| c.step_down())
     }
 
     /// Swaps a running node's protocol for another build (`component`):
@@ -74,21 +94,18 @@ impl Simulation {
         let Some(n) = self.nodes.get_mut(node) else {
             bail!("no node {node}");
         };
-        let Some(old) = n.instance.as_mut() else {
+        let Some(core) = n.core.as_mut() else {
             bail!("node {} is not running", n.spec.id);
         };
-        let state = old.export_state().context("exporting the state")?;
         let env = SimEnvironment {
             shared: self.shared.clone(),
             rng: SimRng::derive(self.seed, (node as u64) << 32 | n.incarnation | 1 << 31),
             clock: n.clock.clone(),
         };
-        let mut new = component.instantiate(&n.spec.id, Box::new(env))?;
-        let effects = new.import_state(&n.spec.options(), &state)?;
-        let version = new.version()?;
-        n.instance = Some(new);
+        let next = component.instantiate(&n.spec.id, Box::new(env))?;
+        let (version, outputs) = core.swap_protocol(next)?;
         self.note(node, &format!("protocol swapped to version {version}"));
-        self.apply(node, effects);
+        self.perform(node, outputs);
         Ok(version)
     }
 }

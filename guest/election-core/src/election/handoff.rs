@@ -143,6 +143,15 @@ impl Election {
         {
             return;
         }
+        if self.aside_left_ns().is_some() {
+            return self.log(
+                LogLevel::Info,
+                format!(
+                    "{} ignored a hand-over from {from}: it stands aside",
+                    self.id
+                ),
+            );
+        }
         if self.named.superseded(from, term, round, &self.id) {
             return self.log(
                 LogLevel::Info,

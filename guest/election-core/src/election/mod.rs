@@ -52,6 +52,7 @@ use crate::types::{
 };
 use crate::wire::{Body, Message, Standing};
 
+mod aside;
 mod handoff;
 mod heartbeats;
 mod output;
@@ -156,6 +157,11 @@ pub struct Election {
     /// The durable state changed and has not been handed to the host yet.
     /// [`Election::flush`] hands it over before any message leaves.
     pub(crate) unsaved: bool,
+    /// Until when this node stands aside (see [`Election::stand_aside`]):
+    /// it does not stand before then, however it is asked to.
+    pub(crate) aside_until_ns: Option<u64>,
+    /// The status last handed out by [`Election::status_change`].
+    reported: Option<Status>,
     actions: Vec<Action>,
 }
 
@@ -248,6 +254,8 @@ impl Election {
             now_ns: env.now_ns(),
             leader_since_ns: 0,
             unsaved: false,
+            aside_until_ns: None,
+            reported: None,
             actions: Vec::new(),
         };
         e.unsaved = persisted.as_ref() != Some(&e.persisted_state());
@@ -278,6 +286,19 @@ impl Election {
     /// carry them out in this order.
     pub fn take_actions(&mut self) -> Vec<Action> {
         core::mem::take(&mut self.actions)
+    }
+
+    /// The node's status, if it changed since the last call (always on
+    /// the first): what a host calls after each call instead of polling
+    /// [`Election::status`], so it learns of every change of role, term,
+    /// leader, lease, members or peers, and of nothing else.
+    pub fn status_change(&mut self) -> Option<Status> {
+        let now = self.status();
+        if self.reported.as_ref() == Some(&now) {
+            return None;
+        }
+        self.reported = Some(now.clone());
+        Some(now)
     }
 
     /// Handles bytes a peer sent. `from` is the sender as the host's
@@ -472,6 +493,7 @@ impl Election {
             // itself, and whoever hears it answers (a `Removed` notice,
             // or the leader's admission).
             _ if !self.votes() => self.announce_observer(env),
+            _ if self.aside_left_ns().is_some() => self.wait_out_aside(env),
             _ if self.loyal() => self.wait_out_loyalty(env),
             _ if !self.confirmed() => self.wait_for_confirmation(env),
             _ if self.pre_vote => self.start_pre_vote(env),

@@ -74,6 +74,11 @@ impl Election {
             now_ns: env.now_ns(),
             leader_since_ns: h.leader_since_ns,
             unsaved: false,
+            // A stand-aside is not handed over: a swap during one ends it
+            // early (it only keeps a refusing plugin's node out of the way;
+            // no safety rests on it).
+            aside_until_ns: None,
+            reported: None,
             actions: Vec::new(),
         };
         e.log(

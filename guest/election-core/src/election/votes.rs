@@ -49,6 +49,10 @@ impl Election {
             Some(Refusal::NotAdmitted)
         } else if terms::next(self.term).is_none() {
             Some(Refusal::TermCeiling { term: self.term })
+        } else if let Some(left) = self.aside_left_ns() {
+            Some(Refusal::StandingAside {
+                for_ms: left.div_ceil(NS_PER_MS),
+            })
         } else if !self.confirmed() {
             let (have, need) = self
                 .identity
