@@ -258,7 +258,7 @@ impl Node {
             config,
             core,
             transport,
-            timers: Timers::default(),
+            timers: Timers::new().context("creating the node's timer")?,
             state_file,
             events,
             identity,
@@ -326,7 +326,7 @@ impl Node {
                     let _ = self.transport.send(&caller, Channel::Host, reply);
                     continue;
                 }
-                Some(id) = self.timers.next_expired() => self.core.on_timer(id),
+                id = self.timers.next_expired() => self.core.on_timer(id),
                 Some(output) = plugin_outputs.recv() => self.core.on_plugin_output(output),
                 Some(event) = peer_events.recv() => match self.on_peer_event(event) {
                     Ok(Some(outputs)) => outputs,
