@@ -4,13 +4,18 @@
 //! - `GET /inspect`: the behaviour plugin's `inspect()` pairs as a JSON
 //!   object (404 when the node runs no plugin).
 //! - `POST /step-down`: give up leadership (or a candidacy).
-//! - `POST /campaign`: start an election now (a pre-vote first); 409 with
-//!   the reason if the node will not stand (it leads, or is loyal to a
-//!   live leader whose lease may rest on it).
-//! - `POST /leave?node=NODE`: remove NODE from the membership for good
-//!   (409 with the protocol's reason when refused, e.g. NODE is alive).
-//! - `POST /transfer?to=NODE`: hand leadership to NODE (409 with the
-//!   reason when refused).
+//! - `POST /campaign`: start an election now (a pre-vote first). Refused
+//!   with the reason: 403 if the node never stands (observer, removed,
+//!   lost state), 409 if it leads or is not admitted yet, 503 with
+//!   `Retry-After` while it is loyal to a live leader whose lease may rest
+//!   on it, stands aside, or waits for its peers' confirmations.
+//! - `POST /leave?node=NODE`: remove NODE from the membership for good.
+//! - `POST /transfer?to=NODE`: hand leadership to NODE.
+//!
+//!   Both refused with the reason: 404 if NODE is no member, 409 if this
+//!   node does not lead (the body names the leader) or NODE cannot take
+//!   over, 503 with `Retry-After` while a transfer or membership change is
+//!   under way.
 //! - `POST /call[?local=true]`: the request body goes to the plugin's
 //!   `on-call` — on a follower, the leader's plugin (the call is forwarded),
 //!   unless `local=true`; the reply is the response body (200), an error a
@@ -158,15 +163,45 @@ struct CallQuery {
     local: bool,
 }
 
-/// 409 with the protocol's reason when the node will not stand (it leads,
-/// it is loyal to a live leader, …).
+/// The protocol's refusal when the node will not stand, with its status
+/// code (see [`crate::protocol::campaign_refusal_http`]): 403 if it never
+/// stands, 409 if it leads or is not admitted, 503 with `Retry-After`
+/// while it is loyal to a live leader, stands aside or lacks confirmations.
 async fn campaign(State(state): State<AdminState>) -> Result<&'static str, Response> {
     match ask(&state.commands, Command::Campaign).await? {
         Ok(()) => Ok("campaigning\n"),
-        Err(reason) => {
-            Err((StatusCode::CONFLICT, format!("not campaigning: {reason}\n")).into_response())
-        }
+        Err(refusal) => Err(refusal_response(
+            crate::protocol::campaign_refusal_http(&refusal),
+            format!(
+                "not campaigning: {}",
+                crate::protocol::explain_campaign_refusal(&refusal)
+            ),
+        )),
     }
+}
+
+/// A refusal as an HTTP answer: its status code, `Retry-After` when asking
+/// again later may succeed, and the reason as the body.
+fn refusal_response(http: crate::protocol::HttpRefusal, reason: String) -> Response {
+    let status = StatusCode::from_u16(http.status).unwrap_or(StatusCode::CONFLICT);
+    let mut response = (status, format!("{reason}\n")).into_response();
+    if let Some(seconds) = http.retry_after_s {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, seconds.into());
+    }
+    response
+}
+
+/// A refused transfer or removal as an HTTP answer (see
+/// [`crate::protocol::change_refusal_http`]): 404 for a node that is no
+/// member, 409 when this node does not lead or the target cannot take
+/// over, 503 with `Retry-After` while a transfer or a change is under way.
+fn change_refused(refusal: &crate::types::ChangeRefusal) -> Response {
+    refusal_response(
+        crate::protocol::change_refusal_http(refusal),
+        crate::protocol::explain_change_refusal(refusal),
+    )
 }
 
 /// `?to=NODE` names the new leader.
@@ -182,7 +217,7 @@ async fn transfer(
     let to = query.to.clone();
     match ask(&state.commands, |reply| Command::Transfer { to, reply }).await? {
         Ok(()) => Ok(format!("handing leadership to {}\n", query.to)),
-        Err(reason) => Err((StatusCode::CONFLICT, format!("{reason}\n")).into_response()),
+        Err(refusal) => Err(change_refused(&refusal)),
     }
 }
 
@@ -199,7 +234,7 @@ async fn leave(
     let node = query.node.clone();
     match ask(&state.commands, |reply| Command::Leave { node, reply }).await? {
         Ok(()) => Ok(format!("removed {} from the membership\n", query.node)),
-        Err(reason) => Err((StatusCode::CONFLICT, format!("{reason}\n")).into_response()),
+        Err(refusal) => Err(change_refused(&refusal)),
     }
 }
 

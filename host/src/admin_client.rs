@@ -39,6 +39,40 @@ pub async fn request(
     body: &[u8],
     within: Duration,
 ) -> anyhow::Result<(u16, String)> {
+    let reply = exchange(admin, method, path, body, within).await?;
+    Ok((reply.code, reply.body))
+}
+
+/// An admin endpoint's whole answer: see [`exchange`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminReply {
+    /// The HTTP status code.
+    pub code: u16,
+    /// The header lines, names lower-cased, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body, as text.
+    pub body: String,
+}
+
+impl AdminReply {
+    /// The first header called `name` (lower case), if any.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Like [`request`], with the reply's headers (`Retry-After` on a refusal
+/// that may succeed later, say).
+pub async fn exchange(
+    admin: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    within: Duration,
+) -> anyhow::Result<AdminReply> {
     let exchange = async {
         let mut stream = TcpStream::connect(admin).await?;
         let head = format!(
@@ -60,11 +94,19 @@ pub async fn request(
     let (head, body) = text
         .split_once("\r\n\r\n")
         .with_context(|| format!("malformed HTTP reply from {admin}"))?;
-    let code = head
-        .lines()
+    let mut lines = head.lines();
+    let code = lines
         .next()
         .and_then(|line| line.split_whitespace().nth(1))
         .and_then(|code| code.parse().ok())
         .with_context(|| format!("malformed HTTP status line from {admin}"))?;
-    Ok((code, body.to_string()))
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    Ok(AdminReply {
+        code,
+        headers,
+        body: body.to_string(),
+    })
 }

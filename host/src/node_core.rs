@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context as _;
 
 use crate::bindings::types::{
-    CampaignRefusal, Event, LogLevel, NodeStatus, Options, PersistedState, Role,
+    CampaignRefusal, ChangeRefusal, Event, LogLevel, NodeStatus, Options, PersistedState, Role,
 };
 use crate::plugin::backoff::RefusalBackoff;
 use crate::plugin::driver::{PluginInput, PluginOutput};
@@ -254,15 +254,18 @@ impl NodeCore {
         Ok((self.outputs(effects), answer))
     }
 
-    /// Hands leadership to `to`. `Ok(Err(reason))` is the protocol's
+    /// Hands leadership to `to`. `Ok(Err(refusal))` is the protocol's
     /// refusal, which changes nothing.
-    pub fn transfer_leadership(&mut self, to: &str) -> anyhow::Result<Result<Vec<Output>, String>> {
+    pub fn transfer_leadership(
+        &mut self,
+        to: &str,
+    ) -> anyhow::Result<Result<Vec<Output>, ChangeRefusal>> {
         self.refusable(|p| p.transfer_leadership(to))
     }
 
-    /// Removes `member` for good. `Ok(Err(reason))` is the protocol's
+    /// Removes `member` for good. `Ok(Err(refusal))` is the protocol's
     /// refusal, which changes nothing.
-    pub fn leave(&mut self, member: &str) -> anyhow::Result<Result<Vec<Output>, String>> {
+    pub fn leave(&mut self, member: &str) -> anyhow::Result<Result<Vec<Output>, ChangeRefusal>> {
         self.refusable(|p| p.leave(member))
     }
 
@@ -290,14 +293,12 @@ impl NodeCore {
         Ok((version, self.outputs(effects)))
     }
 
-    /// A call whose refusal is a string the protocol returns: told apart
-    /// from a trap, which poisons the instance. (The bindings return the
-    /// refusal inside the call's result; [`ProtocolInstance`] flattens it,
-    /// so a trap is recognised by the instance no longer answering.)
+    /// A call the protocol may refuse ([`crate::protocol::Refused`]),
+    /// told apart from a trap, which poisons the instance.
     fn refusable(
         &mut self,
         call: impl FnOnce(&mut ProtocolInstance) -> anyhow::Result<Vec<Effect>>,
-    ) -> anyhow::Result<Result<Vec<Output>, String>> {
+    ) -> anyhow::Result<Result<Vec<Output>, ChangeRefusal>> {
         match call(&mut self.protocol) {
             Ok(effects) => Ok(Ok(self.outputs(effects))),
             Err(error) => match error.downcast_ref::<crate::protocol::Refused>() {

@@ -59,5 +59,5 @@ mod tests;
 
 pub use election::Election;
 pub use options::{Options, OptionsError, Timings};
-pub use refusal::Refusal;
+pub use refusal::{ChangeRefusal, Refusal};
 pub use types::{Action, Environment, Event, LogLevel, NodeId, PersistedState, Role, Status, Term};

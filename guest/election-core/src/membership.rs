@@ -133,12 +133,12 @@
 //! by a later view, since it may have left on its own.
 
 use alloc::format;
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::election::Election;
 use crate::options::valid_node_id;
 use crate::quorum;
+use crate::refusal::ChangeRefusal;
 use crate::types::{Environment, LogLevel, NodeId, Role, Term};
 use crate::wire::Body;
 
@@ -205,30 +205,29 @@ impl Election {
     /// once), for the leader itself (transfer leadership first), and
     /// while the previous membership change has not settled. A removed id
     /// cannot come back: give the machine a new node id.
-    pub fn leave(&mut self, node: &str, env: &mut impl Environment) -> Result<(), String> {
+    pub fn leave(&mut self, node: &str, env: &mut impl Environment) -> Result<(), ChangeRefusal> {
         self.now_ns = env.now_ns();
         if self.removed.contains(node) {
             return Ok(());
         }
         if node == self.id {
             if self.role == Role::Leader {
-                return Err(format!(
-                    "{node} leads; transfer leadership before it leaves"
-                ));
+                return Err(ChangeRefusal::LeaderMustTransfer { node: node.into() });
             }
         } else {
             if !self.members.contains(node) {
-                return Err(format!("{node} is not a member of this cluster"));
+                return Err(ChangeRefusal::UnknownNode { node: node.into() });
             }
             if self.role != Role::Leader {
-                let leader = self.leader.as_deref().unwrap_or("the leader");
-                return Err(format!(
-                    "{} does not lead: ask {leader} (membership changes go through the leader, one at a time)",
-                    self.id
-                ));
+                return Err(ChangeRefusal::NotLeader {
+                    node: self.id.clone(),
+                    leader: self.leader.clone(),
+                });
             }
-            if let Some(why) = self.change_pending() {
-                return Err(why);
+            if self.change_pending() {
+                return Err(ChangeRefusal::ChangePending {
+                    node: self.id.clone(),
+                });
             }
         }
         self.remove(node, env);
@@ -236,20 +235,10 @@ impl Election {
         Ok(())
     }
 
-    /// Why this leader may not change its membership now, if it may not.
-    fn change_pending(&self) -> Option<String> {
-        if self.lease.change_settled(&self.members, &self.id) {
-            return None;
-        }
-        let what = if self.lease.last_change_ns.is_some() {
-            "no majority has acknowledged its last membership change yet"
-        } else {
-            "no majority has acknowledged it in this term yet"
-        };
-        Some(format!(
-            "{}: {what}; try again in a heartbeat or two (with a majority down, the membership cannot change)",
-            self.id
-        ))
+    /// Whether this leader may not change its membership now: no majority
+    /// has acknowledged its last change (or it, in this term) yet.
+    fn change_pending(&self) -> bool {
+        !self.lease.change_settled(&self.members, &self.id)
     }
 
     /// Adopts tombstones another node sent with its view `(epoch_term,
@@ -287,7 +276,7 @@ impl Election {
             if self.role == Role::Leader
                 && self.members.contains(node.as_str())
                 && *node != self.id
-                && self.change_pending().is_some()
+                && self.change_pending()
             {
                 continue;
             }
@@ -380,10 +369,14 @@ impl Election {
         {
             return;
         }
-        if let Some(why) = self.change_pending() {
+        if self.change_pending() {
             return self.log(
                 LogLevel::Debug,
-                format!("{} does not admit {from} yet: {why}", self.id),
+                format!(
+                    "{} does not admit {from} yet: no majority has acknowledged its last \
+                     membership change (or it, in this term) yet",
+                    self.id
+                ),
             );
         }
         self.members.insert(from.into());

@@ -1,5 +1,6 @@
 //! Why a node refuses to stand for election when asked to
-//! ([`crate::Election::campaign`]).
+//! ([`crate::Election::campaign`]), and why a leader refuses an operator's
+//! transfer or removal ([`ChangeRefusal`]).
 //!
 //! The refusal that matters for safety is [`Refusal::Loyal`]: a node that
 //! heard from a live leader within the minimum election timeout may be
@@ -81,6 +82,79 @@ impl fmt::Display for Refusal {
             Refusal::Unconfirmed { have, need } => write!(
                 f,
                 "has its data id confirmed by {have} of the {need} other members it needs: try again once they are up"
+            ),
+        }
+    }
+}
+
+/// Why [`crate::Election::transfer_leadership`] or
+/// [`crate::Election::leave`] was refused. A refusal changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeRefusal {
+    /// Only the leader does this; `leader` is the one this node follows,
+    /// if it knows one.
+    NotLeader {
+        node: NodeId,
+        leader: Option<NodeId>,
+    },
+    /// `node` is not a member of this cluster.
+    UnknownNode { node: NodeId },
+    /// The transfer's target is this node, which already leads.
+    AlreadyLeads { node: NodeId },
+    /// The transfer's target was not heard from within the minimum
+    /// election timeout: it may be down.
+    NotHeardLately { node: NodeId },
+    /// A transfer to `to` is under way; it ends within `for_ms`.
+    TransferUnderWay { to: NodeId, for_ms: u64 },
+    /// The leader may not remove itself: transfer leadership first.
+    LeaderMustTransfer { node: NodeId },
+    /// The previous membership change has not settled (no majority has
+    /// acknowledged it, or this leader, yet): try again in a heartbeat
+    /// or two. With a majority down, the membership cannot change.
+    ChangePending { node: NodeId },
+}
+
+impl ChangeRefusal {
+    /// Whether asking again later may succeed without anyone acting: a
+    /// transfer under way ends, a change settles.
+    pub fn retry_later(&self) -> bool {
+        matches!(
+            self,
+            ChangeRefusal::TransferUnderWay { .. } | ChangeRefusal::ChangePending { .. }
+        )
+    }
+}
+
+impl fmt::Display for ChangeRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChangeRefusal::NotLeader { node, leader } => {
+                let ask = leader.as_deref().unwrap_or("the leader");
+                write!(
+                    f,
+                    "{node} does not lead: ask {ask} (transfers and membership changes go \
+                     through the leader)"
+                )
+            }
+            ChangeRefusal::UnknownNode { node } => {
+                write!(f, "{node} is not a member of this cluster")
+            }
+            ChangeRefusal::AlreadyLeads { node } => write!(f, "{node} already leads"),
+            ChangeRefusal::NotHeardLately { node } => {
+                write!(f, "{node} has not been heard from recently; it may be down")
+            }
+            ChangeRefusal::TransferUnderWay { to, for_ms } => write!(
+                f,
+                "a transfer to {to} is under way; it ends within {for_ms} ms"
+            ),
+            ChangeRefusal::LeaderMustTransfer { node } => {
+                write!(f, "{node} leads; transfer leadership before it leaves")
+            }
+            ChangeRefusal::ChangePending { node } => write!(
+                f,
+                "{node}: its last membership change has not settled (no majority has \
+                 acknowledged it yet); try again in a heartbeat or two (with a majority \
+                 down, the membership cannot change)"
             ),
         }
     }

@@ -172,25 +172,25 @@ mod component {
             with_election("peer-unreachable", |e, env| e.peer_unreachable(&peer, env));
         }
 
-        fn transfer_leadership(to: String) -> Result<(), String> {
+        fn transfer_leadership(to: String) -> Result<(), wit::ChangeRefusal> {
             ELECTION.with_borrow_mut(|slot| match slot {
                 Some(election) => {
                     let result = election.transfer_leadership(&to, &mut HostEnv);
                     perform_and_report(election);
-                    result
+                    result.map_err(change_refusal_to_wit)
                 }
-                None => Err("transfer-leadership called before start".into()),
+                None => Err(wit::ChangeRefusal::NotStarted),
             })
         }
 
-        fn leave(node: String) -> Result<(), String> {
+        fn leave(node: String) -> Result<(), wit::ChangeRefusal> {
             ELECTION.with_borrow_mut(|slot| match slot {
                 Some(election) => {
                     let result = election.leave(&node, &mut HostEnv);
                     perform_and_report(election);
-                    result
+                    result.map_err(change_refusal_to_wit)
                 }
-                None => Err("leave called before start".into()),
+                None => Err(wit::ChangeRefusal::NotStarted),
             })
         }
 
@@ -284,6 +284,21 @@ mod component {
             core::Refusal::Unconfirmed { have, need } => {
                 wit::CampaignRefusal::Unconfirmed(wit::Confirmations { have, need })
             }
+        }
+    }
+
+    fn change_refusal_to_wit(refusal: core::ChangeRefusal) -> wit::ChangeRefusal {
+        use core::ChangeRefusal as C;
+        match refusal {
+            C::NotLeader { leader, .. } => wit::ChangeRefusal::NotLeader(leader),
+            C::UnknownNode { node } => wit::ChangeRefusal::UnknownNode(node),
+            C::AlreadyLeads { .. } => wit::ChangeRefusal::AlreadyLeads,
+            C::NotHeardLately { node } => wit::ChangeRefusal::NotHeardLately(node),
+            C::TransferUnderWay { to, for_ms } => {
+                wit::ChangeRefusal::TransferUnderWay(wit::TransferUnderWay { to, for_ms })
+            }
+            C::LeaderMustTransfer { .. } => wit::ChangeRefusal::LeaderMustTransfer,
+            C::ChangePending { .. } => wit::ChangeRefusal::ChangePending,
         }
     }
 

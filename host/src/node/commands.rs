@@ -19,8 +19,8 @@ impl Node {
             }
             Command::Campaign(reply) => match self.core.campaign() {
                 Ok((outputs, answer)) => {
-                    let answer = answer.map_err(|r| crate::protocol::explain_campaign_refusal(&r));
                     if let Err(refusal) = &answer {
+                        let refusal = crate::protocol::explain_campaign_refusal(refusal);
                         tracing::info!(node = %self.config.node_id, %refusal, "campaign refused");
                     }
                     let _ = reply.send(answer);
@@ -90,23 +90,21 @@ impl Node {
 }
 
 /// Answers a request the protocol may refuse: its refusal goes back to the
-/// caller (and nothing is carried out); a trap stops the node.
+/// caller (and nothing is carried out); a trap drops the reply and stops
+/// the node.
 fn answered(
-    answer: anyhow::Result<Result<Vec<Output>, String>>,
-    reply: oneshot::Sender<Result<(), String>>,
+    answer: anyhow::Result<Result<Vec<Output>, ChangeRefusal>>,
+    reply: oneshot::Sender<Result<(), ChangeRefusal>>,
 ) -> anyhow::Result<Vec<Output>> {
-    match answer {
-        Ok(Ok(outputs)) => {
+    let outputs = answer?;
+    match outputs {
+        Ok(outputs) => {
             let _ = reply.send(Ok(()));
             Ok(outputs)
         }
-        Ok(Err(reason)) => {
-            let _ = reply.send(Err(reason));
+        Err(refusal) => {
+            let _ = reply.send(Err(refusal));
             Ok(Vec::new())
-        }
-        Err(trap) => {
-            let _ = reply.send(Err(format!("the protocol trapped: {trap:#}")));
-            Err(trap)
         }
     }
 }

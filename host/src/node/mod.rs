@@ -39,7 +39,7 @@ use tenure_transport::{Channel, PeerEvent, Transport, TransportConfig};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::bindings::types::{Event, LogLevel, Options};
+use crate::bindings::types::{CampaignRefusal, ChangeRefusal, Event, LogLevel, Options};
 use crate::config::NodeConfig;
 use crate::node_core::{CoreSettings, Lane, NodeCore, Output};
 use crate::plugin::runner::{PluginHandle, PluginInput, PluginOutput};
@@ -59,17 +59,18 @@ pub enum Command {
     /// Give up leadership or a candidacy.
     StepDown(oneshot::Sender<()>),
     /// Start an election now; the reply says why not, if not.
-    Campaign(oneshot::Sender<Result<(), String>>),
-    /// Hand leadership to a peer; the reply says why not, if not.
+    Campaign(oneshot::Sender<Result<(), CampaignRefusal>>),
+    /// Hand leadership to a peer; the reply says why not, if not (a trap
+    /// drops the reply: the node stops).
     Transfer {
         to: String,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), ChangeRefusal>>,
     },
     /// Remove `node` from the membership for good; the protocol's refusal
     /// comes back as the error.
     Leave {
         node: String,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), ChangeRefusal>>,
     },
     /// Ask this node's plugin for `inspect()`: the reply is where its
     /// answer will come, or why there is none (no plugin).

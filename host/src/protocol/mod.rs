@@ -10,7 +10,10 @@
 mod imports;
 mod refusal;
 
-pub use refusal::explain_campaign_refusal;
+pub use refusal::{
+    HttpRefusal, campaign_refusal_http, change_refusal_http, explain_campaign_refusal,
+    explain_change_refusal,
+};
 
 use std::fmt;
 use std::path::Path;
@@ -22,7 +25,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::protocol::{Protocol, ProtocolPre};
 use crate::bindings::types::{
-    CampaignRefusal, Event, LogLevel, NodeStatus, Options, OptionsError, PersistedState, Timings,
+    CampaignRefusal, ChangeRefusal, Event, LogLevel, NodeStatus, Options, OptionsError,
+    PersistedState, Timings,
 };
 
 /// Where the protocol gets the time and randomness it asks the host for.
@@ -77,8 +81,8 @@ impl std::error::Error for InvalidOptions {}
 /// The protocol refused a request (a transfer, a removal), saying why;
 /// the request changed nothing. Told apart from a trap by its type.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Refused(pub String);
+#[error("{}", explain_change_refusal(.0))]
+pub struct Refused(pub ChangeRefusal);
 
 impl Default for Timings {
     /// The protocol's documented defaults, from the protocol crate itself

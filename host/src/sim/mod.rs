@@ -55,7 +55,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context as _, bail};
 
 use crate::bindings::types::{
-    CampaignRefusal, Event, LogLevel, NodeStatus, Options, PersistedState, Role, Timings,
+    CampaignRefusal, ChangeRefusal, Event, LogLevel, NodeStatus, Options, PersistedState, Role,
+    Timings,
 };
 use crate::node_core::{CoreSettings, Lane, NodeCore, Output};
 use crate::protocol::{ElectionComponent, Environment};

@@ -9,14 +9,14 @@ impl Simulation {
         self.call(node, |c| c.join(peer))
     }
 
-    /// Calls `transfer-leadership(to)` on a running node; a refusal is an
-    /// error with the protocol's reason (and changes nothing).
+    /// Calls `transfer-leadership(to)` on a running node; a refusal is a
+    /// [`crate::protocol::Refused`] error (and changes nothing).
     pub fn transfer_leadership(&mut self, node: NodeIndex, to: &str) -> anyhow::Result<()> {
         self.refusable(node, |c| c.transfer_leadership(to), |_| {})
     }
 
-    /// Calls `leave(member)` on a running node; a refusal is an error with
-    /// the protocol's reason (and changes nothing).
+    /// Calls `leave(member)` on a running node; a refusal is a
+    /// [`crate::protocol::Refused`] error (and changes nothing).
     pub fn leave(&mut self, node: NodeIndex, member: &str) -> anyhow::Result<()> {
         self.refusable(
             node,
@@ -34,7 +34,7 @@ impl Simulation {
     fn refusable(
         &mut self,
         node: NodeIndex,
-        f: impl FnOnce(&mut NodeCore) -> anyhow::Result<Result<Vec<Output>, String>>,
+        f: impl FnOnce(&mut NodeCore) -> anyhow::Result<Result<Vec<Output>, ChangeRefusal>>,
         accepted: impl FnOnce(&mut Simulation),
     ) -> anyhow::Result<()> {
         let Some(core) = self.nodes.get_mut(node).and_then(|n| n.core.as_mut()) else {
@@ -47,7 +47,7 @@ impl Simulation {
                 self.perform(node, outputs);
                 Ok(())
             }
-            Ok(Err(reason)) => Err(crate::protocol::Refused(reason).into()),
+            Ok(Err(refusal)) => Err(crate::protocol::Refused(refusal).into()),
             Err(trap) => {
                 self.trapped(node, &trap);
                 Err(trap)

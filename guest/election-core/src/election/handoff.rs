@@ -13,32 +13,30 @@ impl Election {
         &mut self,
         to: &str,
         env: &mut impl Environment,
-    ) -> Result<(), String> {
+    ) -> Result<(), ChangeRefusal> {
         self.now_ns = env.now_ns();
         if self.role != Role::Leader {
-            return Err(format!(
-                "{} does not lead; only the leader can transfer",
-                self.id
-            ));
+            return Err(ChangeRefusal::NotLeader {
+                node: self.id.clone(),
+                leader: self.leader.clone(),
+            });
         }
         if to == self.id {
-            return Err(format!("{to} already leads"));
+            return Err(ChangeRefusal::AlreadyLeads { node: to.into() });
         }
         if !self.members.contains(to) {
-            return Err(format!("{to} is not a member of this cluster"));
+            return Err(ChangeRefusal::UnknownNode { node: to.into() });
         }
         let window = u64::from(self.timings.election_timeout_min_ms) * NS_PER_MS;
         let since = self.now_ns.saturating_sub(window);
         if !self.liveness.heard_since(to, since) {
-            return Err(format!(
-                "{to} has not been heard from recently; it may be down"
-            ));
+            return Err(ChangeRefusal::NotHeardLately { node: to.into() });
         }
         if let Some(handing) = &self.handing {
-            return Err(format!(
-                "a transfer to {} is under way; it ends within {} ms",
-                handing.to, self.timings.election_timeout_max_ms
-            ));
+            return Err(ChangeRefusal::TransferUnderWay {
+                to: handing.to.clone(),
+                for_ms: u64::from(self.timings.election_timeout_max_ms),
+            });
         }
         self.hand_over(to);
         self.flush();

@@ -44,7 +44,7 @@ use crate::lease::Lease;
 use crate::liveness::{Change, Liveness};
 use crate::options::{Options, OptionsError, Timings, valid_node_id};
 use crate::quorum::{self, VoteResult};
-use crate::refusal::Refusal;
+use crate::refusal::{ChangeRefusal, Refusal};
 use crate::terms;
 use crate::transfer::{Handing, Named};
 use crate::types::{

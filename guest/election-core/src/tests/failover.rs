@@ -126,20 +126,18 @@ fn campaign_starts_a_pre_vote_now_and_a_leader_ignores_it() {
 #[test]
 fn a_leader_hands_leadership_over_and_refuses_bad_targets() {
     let (mut n, _) = leader();
-    assert!(
-        n.e.transfer_leadership("n1", &mut n.env)
-            .unwrap_err()
-            .contains("already leads")
+    use crate::refusal::ChangeRefusal;
+    let refused = |n: &mut Node, to: &str| n.e.transfer_leadership(to, &mut n.env).unwrap_err();
+    assert_eq!(
+        refused(&mut n, "n1"),
+        ChangeRefusal::AlreadyLeads { node: "n1".into() }
     );
-    assert!(
-        n.e.transfer_leadership("n9", &mut n.env)
-            .unwrap_err()
-            .contains("not a member")
-    );
-    assert!(
-        n.e.transfer_leadership("n3", &mut n.env)
-            .unwrap_err()
-            .contains("not been heard")
+    let unknown = refused(&mut n, "n9");
+    assert_eq!(unknown, ChangeRefusal::UnknownNode { node: "n9".into() });
+    assert!(unknown.to_string().contains("not a member"), "{unknown}");
+    assert_eq!(
+        refused(&mut n, "n3"),
+        ChangeRefusal::NotHeardLately { node: "n3".into() }
     );
     n.deliver(
         "n3",

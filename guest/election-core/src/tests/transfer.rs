@@ -198,5 +198,11 @@ fn a_second_transfer_waits_for_the_first() {
     l.e.transfer_leadership("n3", &mut l.env)
         .expect("transfers");
     let err = l.e.transfer_leadership("n2", &mut l.env).unwrap_err();
-    assert!(err.contains("under way"), "{err}");
+    assert_eq!(
+        err,
+        crate::refusal::ChangeRefusal::TransferUnderWay {
+            to: "n3".into(),
+            for_ms: 300
+        }
+    );
 }
