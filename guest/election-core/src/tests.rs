@@ -266,6 +266,7 @@ mod aside;
 mod cluster;
 mod failover;
 mod identity;
+mod identity_peers;
 mod joining;
 mod leases;
 mod leave;
