@@ -12,19 +12,14 @@ use kit::{BOUND, Cluster};
 use tenure_host::admin_client::{ACTION_TIMEOUT, AdminReply, exchange};
 
 fn post(cluster: &Cluster, id: &str, path: &str) -> AdminReply {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime
-        .block_on(exchange(
-            cluster.admins[id],
-            "POST",
-            path,
-            &[],
-            ACTION_TIMEOUT,
-        ))
-        .expect("the admin endpoint answers")
+    kit::block_on(exchange(
+        cluster.admin(id),
+        "POST",
+        path,
+        &[],
+        ACTION_TIMEOUT,
+    ))
+    .expect("the admin endpoint answers")
 }
 
 #[test]

@@ -107,15 +107,16 @@ fn a_second_process_with_a_running_nodes_id_is_refused_and_never_co_leads() {
         .expect("cp runs");
     assert!(copied.success());
     std::fs::write(copy.join("events.log"), "").expect("fresh event log");
-    let config = std::fs::read_to_string(cluster.dir.join("n1.toml")).expect("n1's config");
-    let admin = kit::free_port();
+    // Its own ports (planned by the kit), n1's node id and peers.
+    cluster.local.add_node("n1dup").expect("ports");
+    let config = std::fs::read_to_string(cluster.local.config_path("n1")).expect("n1's config");
     let text: String = config
         .lines()
         .map(|line| {
             if line.starts_with("listen") {
-                format!("listen = \"127.0.0.1:{}\"", kit::free_port())
+                format!("listen = \"{}\"", cluster.listen("n1dup"))
             } else if line.starts_with("admin") {
-                format!("admin = \"127.0.0.1:{admin}\"")
+                format!("admin = \"{}\"", cluster.admin("n1dup"))
             } else if line.starts_with("data-dir") {
                 "data-dir = \"n1dup\"".to_string()
             } else {
@@ -124,18 +125,14 @@ fn a_second_process_with_a_running_nodes_id_is_refused_and_never_co_leads() {
         })
         .map(|line| line + "\n")
         .collect();
-    std::fs::write(cluster.dir.join("n1dup.toml"), text).expect("the copy's config");
+    std::fs::write(cluster.local.config_path("n1dup"), text).expect("the copy's config");
     cluster.spawn("n1dup");
-    cluster.admins.insert(
-        "n1dup".into(),
-        format!("127.0.0.1:{admin}").parse().expect("addr"),
-    );
     std::thread::sleep(Duration::from_secs(2));
 
     // Force elections: step whoever leads down, ten times.
     for _ in 0..10 {
         let (leader, _) = cluster.wait_for_leader(&["n1", "n2", "n3"], BOUND);
-        kit::post(cluster.admins[&leader], "/step-down", b"");
+        kit::post(cluster.admin(&leader), "/step-down", b"");
         std::thread::sleep(Duration::from_millis(700));
     }
     let by_term = leaders_by_term_and_process(&cluster, &["n1", "n2", "n3", "n1dup"]);
@@ -158,24 +155,19 @@ fn a_second_process_with_a_running_nodes_id_is_refused_and_never_co_leads() {
     assert!(refused > 0, "{statuses:#?}");
     let logs = ["n2", "n3"]
         .iter()
-        .map(|id| {
-            std::fs::read_to_string(cluster.dir.join(format!("{id}.log"))).unwrap_or_default()
-        })
+        .map(|id| cluster.log(id))
         .collect::<String>();
     assert!(
         logs.contains("two live processes claim one node id"),
         "{logs}"
     );
     // And the duplicate, told so, stopped with the reason.
-    let exited = cluster
-        .children
-        .get_mut("n1dup")
-        .and_then(|child| child.try_wait().ok().flatten());
+    let exited = cluster.wait_exit("n1dup", Duration::ZERO);
     assert!(
         exited.is_some_and(|status| !status.success()),
         "the duplicate kept running: {exited:?}"
     );
-    let dup_log = std::fs::read_to_string(cluster.dir.join("n1dup.log")).unwrap_or_default();
+    let dup_log = cluster.log("n1dup");
     assert!(
         dup_log.contains("another live process already runs as node n1"),
         "{dup_log}"

@@ -22,18 +22,13 @@
 mod kit;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tenure_host::admin_client::{STATUS_TIMEOUT, fetch_status, request};
-use tenure_host::node::NodeReport;
-
-const SECRET: &str = "polyglot-test-secret-0123456789";
+use tenure_host::admin_client::request;
 
 /// How long a node may take to start: the first one compiles an 18 MB
 /// component (about 15 s on an idle 2-core machine, several times that
@@ -109,14 +104,11 @@ struct Load {
     ms: f64,
 }
 
-/// Three `tenure run` processes running one greeter, in a temporary
-/// directory with one shared artifact cache.
+/// Three `tenure run` processes running one greeter (the kit's
+/// [`kit::Cluster`]), every node's `DATA-DIR/cache` a link to one shared
+/// artifact cache.
 struct Cluster {
-    dir: PathBuf,
-    admins: BTreeMap<String, SocketAddr>,
-    children: BTreeMap<String, Child>,
-    /// How many times each node was started, to find its latest log.
-    starts: BTreeMap<String, u32>,
+    kit: kit::Cluster,
 }
 
 const ALL: [&str; 3] = ["n1", "n2", "n3"];
@@ -125,71 +117,30 @@ impl Cluster {
     /// Writes the configs and links every node's cache to one directory;
     /// starts nothing.
     fn new(name: &str, greeter: &Greeter) -> Cluster {
-        let dir =
-            std::env::temp_dir().join(format!("tenure-polyglot-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("cluster dir");
-        let cache = shared_cache();
-        let ports: Vec<u16> = ALL.iter().map(|_| kit::free_port()).collect();
-        let peers: String = ALL
-            .iter()
-            .zip(&ports)
-            .map(|(id, port)| format!("{id} = \"127.0.0.1:{port}\"\n"))
-            .collect();
-        let mut admins = BTreeMap::new();
-        for (id, port) in ALL.iter().zip(&ports) {
-            let admin: SocketAddr = format!("127.0.0.1:{}", kit::free_port())
-                .parse()
-                .expect("addr");
-            let text = format!(
-                "node-id = \"{id}\"\ncluster-id = \"polyglot\"\nlisten = \"127.0.0.1:{port}\"\n\
-                 admin = \"{admin}\"\ndata-dir = \"{id}\"\nsecret = \"{SECRET}\"\n\
-                 [peers]\n{peers}\n[plugin]\npath = \"{}\"\n\
-                 [plugin.config]\nperiod-ms = \"{PERIOD_MS}\"\ngreeting = \"hi\"\n",
-                greeter.wasm.display()
-            );
-            std::fs::write(dir.join(format!("{id}.toml")), text).expect("config");
+        let plugin = format!(
+            "[plugin]\npath = \"{}\"\n[plugin.config]\nperiod-ms = \"{PERIOD_MS}\"\n\
+             greeting = \"hi\"\n",
+            greeter.wasm.display()
+        );
+        let kit = kit::Cluster::configure(&format!("polyglot-{name}"), 3, |_| plugin.clone());
+        for id in ALL {
             // The host keeps its artifacts in DATA-DIR/cache; a link makes
             // that one directory for all three nodes.
-            std::fs::create_dir_all(dir.join(id)).expect("data dir");
-            std::os::unix::fs::symlink(cache, dir.join(id).join("cache")).expect("cache link");
-            admins.insert(id.to_string(), admin);
+            let data = kit.data_dir(id);
+            std::fs::create_dir_all(&data).expect("data dir");
+            std::os::unix::fs::symlink(shared_cache(), data.join("cache")).expect("cache link");
         }
-        Cluster {
-            dir,
-            admins,
-            children: BTreeMap::new(),
-            starts: BTreeMap::new(),
-        }
-    }
-
-    fn log_path(&self, id: &str) -> PathBuf {
-        let n = self.starts.get(id).copied().unwrap_or(0);
-        self.dir.join(format!("{id}.{n}.log"))
+        Cluster { kit }
     }
 
     /// Starts node `id` and waits (at most [`START_BOUND`]) until its admin
     /// endpoint answers, which it does only once the plugin is loaded.
     /// Returns how the plugin was loaded.
     fn start(&mut self, id: &str) -> Load {
-        *self.starts.entry(id.to_string()).or_default() += 1;
-        let log = std::fs::File::create(self.log_path(id)).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_tenure"))
-            .args(["run", "--config"])
-            .arg(self.dir.join(format!("{id}.toml")))
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("tenure starts");
-        self.children.insert(id.to_string(), child);
+        self.kit.spawn(id);
         let deadline = Instant::now() + START_BOUND;
-        while self.status(id).is_none() {
-            let exited = self
-                .children
-                .get_mut(id)
-                .and_then(|c| c.try_wait().ok().flatten());
+        while self.kit.status(id).is_none() {
+            let exited = self.kit.wait_exit(id, Duration::ZERO);
             assert!(exited.is_none(), "{id} exited: {exited:?}\n{}", self.logs());
             assert!(
                 Instant::now() < deadline,
@@ -198,7 +149,7 @@ impl Cluster {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        let text = std::fs::read_to_string(self.log_path(id)).unwrap_or_default();
+        let text = self.kit.local.log_since_start(id);
         plugin_load(&text).unwrap_or_else(|| panic!("{id} logged no plugin load:\n{text}"))
     }
 
@@ -207,52 +158,27 @@ impl Cluster {
     /// The node loads (and if need be compiles and caches) the component
     /// before `init` refuses, so this also warms the cache.
     fn refused_start(&self, greeter: &Greeter, config: &str) -> String {
-        let data = self.dir.join("refused");
-        std::fs::create_dir_all(&data).expect("data dir");
-        let link = data.join("cache");
-        if !link.exists() {
-            std::os::unix::fs::symlink(shared_cache(), &link).expect("cache link");
-        }
-        let path = self.dir.join("refused.toml");
-        let text = format!(
-            "node-id = \"n9\"\ncluster-id = \"refused\"\nlisten = \"127.0.0.1:{}\"\n\
-             data-dir = \"refused\"\nsecret = \"{SECRET}\"\n\
-             [plugin]\npath = \"{}\"\n[plugin.config]\n{config}\n",
-            kit::free_port(),
+        let plugin = format!(
+            "[plugin]\npath = \"{}\"\n[plugin.config]\n{config}\n",
             greeter.wasm.display()
         );
-        std::fs::write(&path, text).expect("config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tenure"))
-            .args(["run", "--config"])
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tenure starts");
-        // Read stderr to the end (the node exits once init refuses), but
-        // never wait longer than a start may take (the component may have
-        // to be compiled first): a node that started after all is killed.
-        let stderr = child.stderr.take().expect("stderr");
-        let reader =
-            std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-        let deadline = Instant::now() + START_BOUND;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status;
+        let mut lone = kit::Cluster::configure("polyglot-refused", 1, |_| plugin.clone());
+        let data = lone.data_dir("n1");
+        std::fs::create_dir_all(&data).expect("data dir");
+        std::os::unix::fs::symlink(shared_cache(), data.join("cache")).expect("cache link");
+        // Never waits longer than a start may take (the component may have
+        // to be compiled first): a node that started after all is killed
+        // when `lone` is dropped.
+        match lone.spawn_expecting_exit("n1", START_BOUND) {
+            Some((status, log)) => {
+                assert!(!status.success(), "refused start exited 0:\n{log}");
+                log
             }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                let log = reader.join().unwrap_or_default();
-                panic!("a node with greeter config {config:?} kept running:\n{log}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let log = reader.join().expect("stderr reader");
-        assert!(!status.success(), "refused start exited 0:\n{log}");
-        log
+            None => panic!(
+                "a node with greeter config {config:?} kept running:\n{}",
+                lone.logs()
+            ),
+        }
     }
 
     /// Starts n1 alone — it compiles the component unless an earlier test
@@ -270,41 +196,13 @@ impl Cluster {
     }
 
     fn kill9(&mut self, id: &str) {
-        let mut child = self.children.remove(id).expect("running");
-        child.kill().expect("SIGKILL");
-        let _ = child.wait();
-    }
-
-    fn status(&self, id: &str) -> Option<NodeReport> {
-        self.children.get(id)?;
-        block_on(fetch_status(self.admins[id], STATUS_TIMEOUT)).ok()
+        self.kit.kill9(id);
     }
 
     /// Waits until every node in `among` agrees on one leader among them
     /// that says it leads; returns it and its term.
     fn wait_for_leader(&self, among: &[&str]) -> (String, u64) {
-        let deadline = Instant::now() + BOUND;
-        loop {
-            let views: Vec<NodeReport> = among.iter().filter_map(|id| self.status(id)).collect();
-            if views.len() == among.len() {
-                let first = (views[0].leader.clone(), views[0].term);
-                let agreed = views.iter().all(|v| (v.leader.clone(), v.term) == first);
-                if let (true, (Some(leader), term)) = (agreed, first) {
-                    let leads = views
-                        .iter()
-                        .any(|v| v.node_id == leader && v.role == "leader");
-                    if leads {
-                        return (leader, term);
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no agreed leader among {among:?} within {BOUND:?}\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.kit.wait_for_leader(among, BOUND)
     }
 
     /// `POST path` with `body` on node `id`: the status code and reply. A
@@ -315,7 +213,7 @@ impl Cluster {
         } else {
             BOUND
         };
-        block_on(request(self.admins[id], "POST", path, body, within))
+        kit::block_on(request(self.kit.admin(id), "POST", path, body, within))
             .unwrap_or_else(|e| panic!("{id}: {e:#}\n{}", self.logs()))
     }
 
@@ -346,49 +244,13 @@ impl Cluster {
 
     /// Every (term, node) that some node's event log says became leader.
     fn leaders_by_term(&self) -> BTreeMap<u64, Vec<String>> {
-        let mut by_term: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-        for id in ALL {
-            let text =
-                std::fs::read_to_string(self.dir.join(id).join("events.log")).unwrap_or_default();
-            for line in text.lines() {
-                let event: Value = serde_json::from_str(line).expect("JSON line");
-                if event["event"] == "became-leader" {
-                    let term = event["term"].as_u64().expect("term");
-                    let node = event["node"].as_str().expect("node").to_string();
-                    let nodes = by_term.entry(term).or_default();
-                    if !nodes.contains(&node) {
-                        nodes.push(node);
-                    }
-                }
-            }
-        }
-        by_term
+        self.kit.leaders_by_term()
     }
 
-    /// The last lines of every node's latest log, for failure messages.
+    /// The last lines of every node's log, for failure messages.
     fn logs(&self) -> String {
-        kit::log_tails(ALL.iter().map(|id| (*id, self.log_path(id))))
+        self.kit.logs()
     }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for child in self.children.values_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(future)
 }
 
 /// The `plugin loaded cache=Hit ms=12.3` line a node logs at start.

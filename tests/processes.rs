@@ -46,12 +46,12 @@ fn processes_elect_fail_over_rejoin_and_survive_a_frozen_leader() {
     // Freeze the leader past the maximum election timeout, then thaw it:
     // it learns the higher term and steps down.
     let (frozen, frozen_term) = cluster.wait_for_leader(&all, BOUND);
-    cluster.signal(&frozen, "-STOP");
+    cluster.signal(&frozen, libc::SIGSTOP);
     let others: Vec<&str> = all.iter().copied().filter(|id| *id != frozen).collect();
     let (_, new_term) = cluster.wait_for_leader(&others, BOUND);
     assert!(new_term > frozen_term);
     std::thread::sleep(Duration::from_millis(600));
-    cluster.signal(&frozen, "-CONT");
+    cluster.signal(&frozen, libc::SIGCONT);
     let (_, final_term) = cluster.wait_for_leader(&all, BOUND);
     let thawed = &cluster.statuses()[&frozen];
     assert!(final_term >= new_term);
@@ -185,7 +185,7 @@ fn fifty_plugin_swaps_on_the_leader_cost_no_election() {
     let cluster = Cluster::start("swap", 3, |_| section.clone());
     let all = ["n1", "n2", "n3"];
     let (leader, term) = cluster.wait_for_leader(&all, BOUND);
-    let admin = cluster.admins[&leader];
+    let admin = cluster.admin(&leader);
     let wasm = std::fs::read(&scheduler).expect("plugin bytes");
     let mut took = Vec::new();
     for i in 0..50 {
@@ -224,11 +224,11 @@ fn fifty_plugin_swaps_on_the_leader_cost_no_election() {
     // A call on a follower is answered by the leader's plugin (forwarded),
     // unless the caller asks for the follower's own.
     let follower = all.iter().find(|id| **id != leader).expect("a follower");
-    let (code, forwarded, _) = post(cluster.admins[*follower], "/call", b"runs");
+    let (code, forwarded, _) = post(cluster.admin(follower), "/call", b"runs");
     assert_eq!(code, 200, "{forwarded}");
     let runs: u64 = forwarded.trim().parse().expect("a run count");
     assert!(runs > 0, "the leader's scheduler has run");
-    let (code, local, _) = post(cluster.admins[*follower], "/call?local=true", b"runs");
+    let (code, local, _) = post(cluster.admin(follower), "/call?local=true", b"runs");
     assert_eq!(
         (code, local.trim()),
         (200, "0"),
@@ -256,8 +256,7 @@ fn a_watched_plugin_file_is_swapped_when_it_changes_but_not_while_half_written()
     let cluster = Cluster::start("watch", 3, |_| section.clone());
     let all = ["n1", "n2", "n3"];
     let (leader, term) = cluster.wait_for_leader(&all, BOUND);
-    let log =
-        || std::fs::read_to_string(cluster.dir.join(format!("{leader}.log"))).unwrap_or_default();
+    let log = || cluster.log(&leader);
 
     let deadline = Instant::now() + BOUND;
     let wait_for = |needle: &str, what: &str| {
@@ -294,7 +293,7 @@ fn a_rolling_protocol_upgrade_keeps_the_same_leader() {
         .chain([leader.as_str()])
         .collect();
     for id in order {
-        let (code, body, _) = post(cluster.admins[id], "/protocol", &next);
+        let (code, body, _) = post(cluster.admin(id), "/protocol", &next);
         assert_eq!(code, 200, "{id}: {body}");
         assert!(body.contains("0.1.0-next"), "{body}");
         std::thread::sleep(Duration::from_millis(500));
@@ -306,7 +305,7 @@ fn a_rolling_protocol_upgrade_keeps_the_same_leader() {
         );
     }
     // Garbage is refused and the node keeps its build.
-    let (code, body, _) = post(cluster.admins["n1"], "/protocol", b"not a component");
+    let (code, body, _) = post(cluster.admin("n1"), "/protocol", b"not a component");
     assert_eq!(code, 422, "{body}");
     let statuses = cluster.statuses();
     assert!(
@@ -338,24 +337,23 @@ fn a_leader_asked_to_stop_hands_leadership_over_first() {
     let signalled = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    cluster.signal(&leader, "-TERM");
-    let child = cluster.children.remove(&leader).map(|mut c| c.wait());
+    cluster.signal(&leader, libc::SIGTERM);
+    let exited = cluster.wait_exit(&leader, BOUND);
     assert!(
-        child.is_some_and(|status| status.is_ok_and(|s| s.success())),
-        "clean exit"
+        exited.is_some_and(|s| s.success()),
+        "clean exit: {exited:?}"
     );
     let survivors: Vec<&str> = all.iter().copied().filter(|id| *id != leader).collect();
     let (next, next_term) = cluster.wait_for_leader(&survivors, BOUND);
     assert!(next_term > term);
-    let log =
-        std::fs::read_to_string(cluster.dir.join(format!("{leader}.log"))).unwrap_or_default();
+    let log = cluster.log(&leader);
     assert!(log.contains("handing leadership over"), "{log}");
     // The new leader took over well within the minimum election timeout
     // (150 ms) of the signal: no one waited for a timer.
     let took = cluster.leaders_by_term()[&next_term]
         .first()
         .map(|_| {
-            let text = std::fs::read_to_string(cluster.dir.join(&next).join("events.log"))
+            let text = std::fs::read_to_string(cluster.data_dir(&next).join("events.log"))
                 .unwrap_or_default();
             text.lines()
                 .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -416,7 +414,7 @@ fn inspect_shows_what_the_plugin_says_of_itself() {
         format!("[plugin]\npath = \"{}\"\n", logger.display())
     });
     with_plugin.wait_for_leader(&["n1"], BOUND);
-    let (code, body) = get(with_plugin.admins["n1"], "/inspect");
+    let (code, body) = get(with_plugin.admin("n1"), "/inspect");
     assert_eq!(code, 200, "{body}");
     let pairs: BTreeMap<String, String> = serde_json::from_str(&body).expect("a JSON object");
     assert_eq!(
@@ -427,7 +425,7 @@ fn inspect_shows_what_the_plugin_says_of_itself() {
 
     let without = Cluster::start("no-inspect", 1, |_| String::new());
     without.wait_for_leader(&["n1"], BOUND);
-    let (code, body) = get(without.admins["n1"], "/inspect");
+    let (code, body) = get(without.admin("n1"), "/inspect");
     assert_eq!(code, 404, "{body}");
     assert!(body.contains("no plugin"), "{body}");
 }

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use tenure_host::admin_client::{fetch_status, request};
 use tokio::task::JoinSet;
 
-use crate::process::Process;
+use tenure_host::testing::processes::Process;
 
 /// How long one status probe may take. A live member answers within a
 /// millisecond or two; a frozen one never does.

@@ -15,8 +15,8 @@ use anyhow::Context as _;
 
 use crate::cluster::{Probe, System};
 use crate::ports::free_port;
-use crate::process::Process;
 use crate::tenure::Timings;
+use tenure_host::testing::processes::Process;
 
 /// etcd's two timing flags, in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

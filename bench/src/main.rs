@@ -16,7 +16,8 @@
 //!   failover off from outside.
 //! - [`idle`] and [`procfs`]: idle cost; [`startup`]: start-up time.
 //! - [`stats`]: percentiles and the theoretical expectation;
-//!   [`ports`], [`process`]: loopback ports and child processes.
+//!   [`ports`]: loopback ports (child processes and Tenure's configs come
+//!   from `tenure_host::testing::processes`, as the process tests' do).
 
 mod cli;
 mod cluster;
@@ -24,7 +25,6 @@ mod etcd;
 mod failover;
 mod idle;
 mod ports;
-mod process;
 mod procfs;
 mod startup;
 mod stats;

@@ -2,13 +2,10 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::Context as _;
+use tenure_host::testing::processes::{LocalCluster, Process};
 
 use crate::cluster::{Probe, System};
-use crate::ports::free_port;
-use crate::process::Process;
 
 /// Election timings, in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,124 +59,86 @@ pub struct TenureOptions {
     pub plugin: Option<PathBuf>,
 }
 
-/// One node: its addresses and process.
-struct Node {
-    config: PathBuf,
-    listen: SocketAddr,
-    admin: SocketAddr,
-    process: Process,
-}
-
-/// A running Tenure cluster; every process is killed when it is dropped.
+/// A running Tenure cluster (the test kit's [`LocalCluster`]); every
+/// process is killed when it is dropped.
 pub struct TenureCluster {
-    dir: PathBuf,
+    local: LocalCluster,
+    ids: Vec<String>,
     options: TenureOptions,
-    nodes: Vec<Node>,
 }
-
-const SECRET: &str = "tenure-bench-secret-0123456789";
 
 impl TenureCluster {
     /// Writes `size` node configs under `dir` (emptied first) and starts
     /// every node.
     pub fn start(dir: &Path, size: usize, options: TenureOptions) -> anyhow::Result<Self> {
-        let _ = std::fs::remove_dir_all(dir);
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let ids: Vec<String> = (1..=size).map(|i| format!("n{i}")).collect();
-        let listens: Vec<SocketAddr> = ids.iter().map(|_| free_port()).collect::<Result<_, _>>()?;
-        let peers: String = ids
-            .iter()
-            .zip(&listens)
-            .map(|(id, addr)| format!("{id} = \"{addr}\"\n"))
-            .collect();
+        let mut local = LocalCluster::plan(dir, &options.binary, "bench", size)?;
         let t = options.timings;
         let plugin = match &options.plugin {
             Some(path) => format!("[plugin]\npath = {:?}\n", path.display().to_string()),
             None => String::new(),
         };
-        let mut nodes = Vec::with_capacity(size);
-        for (id, listen) in ids.iter().zip(&listens) {
-            let admin = free_port()?;
-            let text = format!(
-                "node-id = \"{id}\"\ncluster-id = \"bench\"\nlisten = \"{listen}\"\n\
-                 admin = \"{admin}\"\ndata-dir = \"{id}\"\nsecret = \"{SECRET}\"\n\
-                 [peers]\n{peers}\n[timings]\nelection-timeout-min-ms = {}\n\
-                 election-timeout-max-ms = {}\nheartbeat-interval-ms = {}\n\
-                 [protocol]\npre-vote = {}\n{plugin}",
-                t.min_ms, t.max_ms, t.heartbeat_ms, options.pre_vote
-            );
-            let config = dir.join(format!("{id}.toml"));
-            std::fs::write(&config, text)
-                .with_context(|| format!("writing {}", config.display()))?;
-            let process = Process::spawn(
-                command(&options.binary, &config),
-                &dir.join(format!("{id}.log")),
-            )?;
-            nodes.push(Node {
-                config,
-                listen: *listen,
-                admin,
-                process,
-            });
+        let extra = format!(
+            "[timings]\nelection-timeout-min-ms = {}\nelection-timeout-max-ms = {}\n\
+             heartbeat-interval-ms = {}\n[protocol]\npre-vote = {}\n{plugin}",
+            t.min_ms, t.max_ms, t.heartbeat_ms, options.pre_vote
+        );
+        let ids = local.ids();
+        for id in &ids {
+            local.write_config(id, &extra)?;
+            local.spawn(id)?;
         }
         Ok(TenureCluster {
-            dir: dir.to_path_buf(),
+            local,
+            ids,
             options,
-            nodes,
         })
     }
 
     /// The admin endpoint of `member`.
     pub fn admin(&self, member: usize) -> SocketAddr {
-        self.nodes[member].admin
+        self.local
+            .admin(&self.ids[member])
+            .expect("members are planned")
     }
 
     /// `member`'s data directory (state, event log, compile cache).
     pub fn data_dir(&self, member: usize) -> PathBuf {
-        self.dir.join(format!("n{}", member + 1))
+        self.local.data_dir(&self.ids[member])
     }
-}
-
-fn command(binary: &Path, config: &Path) -> Command {
-    let mut command = Command::new(binary);
-    command
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1");
-    command
 }
 
 impl System for TenureCluster {
     fn label(&self) -> String {
         format!(
             "tenure {} nodes, {}, pre-vote {}",
-            self.nodes.len(),
+            self.ids.len(),
             self.options.timings,
             if self.options.pre_vote { "on" } else { "off" }
         )
     }
 
     fn size(&self) -> usize {
-        self.nodes.len()
+        self.ids.len()
     }
 
     fn probe(&self, member: usize) -> Probe {
-        Probe::Tenure(self.nodes[member].admin)
+        Probe::Tenure(self.admin(member))
     }
 
     fn process(&mut self, member: usize) -> &mut Process {
-        &mut self.nodes[member].process
+        self.local
+            .process(&self.ids[member])
+            .expect("every member was started")
     }
 
     fn peer_addr(&self, member: usize) -> SocketAddr {
-        self.nodes[member].listen
+        self.local
+            .listen(&self.ids[member])
+            .expect("members are planned")
     }
 
     fn restart(&mut self, member: usize) -> anyhow::Result<()> {
-        let node = &mut self.nodes[member];
-        node.process
-            .respawn(command(&self.options.binary, &node.config))
+        self.local.spawn(&self.ids[member])
     }
 }
 

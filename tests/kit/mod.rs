@@ -1,8 +1,8 @@
-//! The test kit for real process clusters: `tenure run` processes on
-//! 127.0.0.1 in a temporary directory, with ports that no other test of the
-//! run can hold ([`tenure_host::testing::ports`]), their logs shown when a
-//! wait fails, and every process killed (thawed first) when the cluster is
-//! dropped.
+//! The test kit for real process clusters: the library's
+//! [`LocalCluster`] (ports no other test of the run can hold, configs,
+//! processes, logs; see [`tenure_host::testing::processes`]) with what the
+//! tests ask of it — statuses, an agreed leader, one leader per term —
+//! panicking with every node's log when a wait fails.
 //!
 //! Included by the host package's process tests with
 //! `#[path = "kit/mod.rs"] mod kit;`; not every test uses every helper.
@@ -11,23 +11,26 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use tenure_host::admin_client::{ACTION_TIMEOUT, fetch_status, request};
 use tenure_host::node::NodeReport;
 use tenure_host::testing::ports;
+use tenure_host::testing::processes::LocalCluster;
 
-pub const SECRET: &str = "process-test-secret-0123456789";
+/// The cluster id of every kit cluster (tests that need two deployments
+/// with one id rely on it).
+pub const CLUSTER_ID: &str = "proc";
 
-/// A cluster of `tenure run` processes in a temporary directory.
+/// A cluster of `tenure run` processes in a temporary directory, removed
+/// when the cluster is dropped (kept when a test fails, for its logs).
 pub struct Cluster {
+    pub local: LocalCluster,
+    /// The cluster's directory (configs, logs, data directories).
     pub dir: PathBuf,
+    /// The nodes the cluster started with, `n1`…
     pub ids: Vec<String>,
-    pub admins: BTreeMap<String, SocketAddr>,
-    pub children: BTreeMap<String, Child>,
-    /// Each node's peer port.
-    pub listens: BTreeMap<String, u16>,
 }
 
 /// A loopback port for a node that no other test of this run can hold
@@ -36,95 +39,99 @@ pub fn free_port() -> u16 {
     ports::port().expect("a loopback port")
 }
 
-/// Writes node `id`'s config into `dir`: the kit's cluster id and secret,
-/// `peers` (a `[peers]` body), then `extra` (more tables).
-fn write_config(dir: &Path, id: &str, port: u16, admin: SocketAddr, peers: &str, extra: &str) {
-    let text = format!(
-        "node-id = \"{id}\"\ncluster-id = \"proc\"\nlisten = \"127.0.0.1:{port}\"\n\
-         admin = \"{admin}\"\ndata-dir = \"{id}\"\nsecret = \"{SECRET}\"\n\
-         [peers]\n{peers}\n{extra}"
-    );
-    std::fs::write(dir.join(format!("{id}.toml")), text).expect("config");
+/// Runs `future` on a one-thread runtime of its own.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
 }
 
 impl Cluster {
-    /// Starts `size` nodes; `extra(id)` is appended to each node's config
-    /// (a `[timings]` or `[plugin]` table, say).
-    pub fn start(name: &str, size: usize, extra: impl Fn(&str) -> String) -> Cluster {
+    /// Plans `size` nodes of cluster [`CLUSTER_ID`] in a fresh directory
+    /// named after `name` and writes their configs, `extra(id)` appended to
+    /// each (a `[timings]` or `[plugin]` table, say); starts nothing.
+    pub fn configure(name: &str, size: usize, extra: impl Fn(&str) -> String) -> Cluster {
         let dir = std::env::temp_dir().join(format!("tenure-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let ids: Vec<String> = (1..=size).map(|i| format!("n{i}")).collect();
-        let ports: Vec<u16> = ids.iter().map(|_| free_port()).collect();
-        let peers: String = ids
-            .iter()
-            .zip(&ports)
-            .map(|(id, port)| format!("{id} = \"127.0.0.1:{port}\"\n"))
-            .collect();
-        let mut admins = BTreeMap::new();
-        for (id, port) in ids.iter().zip(&ports) {
-            let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-            write_config(&dir, id, *port, admin, &peers, &extra(id));
-            admins.insert(id.clone(), admin);
-        }
-        let mut cluster = Cluster {
-            dir,
-            ids: ids.clone(),
-            admins,
-            children: BTreeMap::new(),
-            listens: ids.iter().cloned().zip(ports).collect(),
-        };
+        let binary = Path::new(env!("CARGO_BIN_EXE_tenure"));
+        let local = LocalCluster::plan(&dir, binary, CLUSTER_ID, size).expect("a planned cluster");
+        let ids = local.ids();
         for id in &ids {
-            cluster.spawn(id);
+            local.write_config(id, &extra(id)).expect("a config");
+        }
+        Cluster { local, dir, ids }
+    }
+
+    /// Starts `size` nodes; `extra(id)` is appended to each node's config.
+    pub fn start(name: &str, size: usize, extra: impl Fn(&str) -> String) -> Cluster {
+        let mut cluster = Cluster::configure(name, size, extra);
+        for id in cluster.ids.clone() {
+            cluster.spawn(&id);
         }
         cluster
     }
 
+    /// Starts node `id` (again).
     pub fn spawn(&mut self, id: &str) {
-        let log = std::fs::File::create(self.dir.join(format!("{id}.log"))).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_tenure"))
-            .args(["run", "--config"])
-            .arg(self.dir.join(format!("{id}.toml")))
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("tenure starts");
-        self.children.insert(id.to_string(), child);
+        self.local.spawn(id).expect("tenure starts");
     }
 
-    pub fn signal(&self, id: &str, signal: &str) {
-        let pid = self.children.get(id).expect("running").id();
-        let ok = Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .expect("kill runs")
-            .success();
-        assert!(ok, "kill {signal} {pid}");
+    /// Node `id`'s admin endpoint.
+    pub fn admin(&self, id: &str) -> SocketAddr {
+        self.local.admin(id).expect("a planned node")
+    }
+
+    /// Node `id`'s peer port.
+    pub fn listen(&self, id: &str) -> SocketAddr {
+        self.local.listen(id).expect("a planned node")
+    }
+
+    /// Sends `signal` (`libc::SIGSTOP`, …) to node `id`.
+    pub fn signal(&self, id: &str, signal: libc::c_int) {
+        self.local.signal(id, signal).expect("signalled");
     }
 
     pub fn kill9(&mut self, id: &str) {
-        self.signal(id, "-KILL");
-        if let Some(mut child) = self.children.remove(id) {
-            let _ = child.wait();
+        self.local.kill(id).expect("killed");
+    }
+
+    /// Waits (at most `bound`) for node `id` to exit; its status, or
+    /// `None` if it still runs.
+    pub fn wait_exit(&mut self, id: &str, bound: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + bound;
+        loop {
+            let process = self.local.process(id)?;
+            if let Some(status) = process.try_exit().expect("asks") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    /// The status of every node that answers.
+    /// The status of every started node that answers.
     pub fn statuses(&self) -> BTreeMap<String, NodeReport> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        self.admins
-            .iter()
-            .filter(|(id, _)| self.children.contains_key(*id))
-            .filter_map(|(id, admin)| {
-                let report = runtime.block_on(fetch_status(*admin, PROBE_TIMEOUT)).ok()?;
-                Some((id.clone(), report))
+        self.local
+            .ids()
+            .into_iter()
+            .filter(|id| self.local.is_running(id))
+            .filter_map(|id| {
+                let admin = self.local.admin(&id).ok()?;
+                let report = block_on(fetch_status(admin, PROBE_TIMEOUT)).ok()?;
+                Some((id, report))
             })
             .collect()
+    }
+
+    /// Node `id`'s status, if it runs and answers.
+    pub fn status(&self, id: &str) -> Option<NodeReport> {
+        if !self.local.is_running(id) {
+            return None;
+        }
+        block_on(fetch_status(self.admin(id), PROBE_TIMEOUT)).ok()
     }
 
     /// Waits (at most `bound`) until every node in `among` that answers
@@ -157,23 +164,9 @@ impl Cluster {
 
     /// Every (term, node) that some node's event log says became leader.
     pub fn leaders_by_term(&self) -> BTreeMap<u64, Vec<String>> {
-        let mut by_term: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-        for id in &self.ids {
-            let path = self.dir.join(id).join("events.log");
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            for line in text.lines() {
-                let event: serde_json::Value = serde_json::from_str(line).expect("JSON line");
-                if event["event"] == "became-leader" {
-                    let term = event["term"].as_u64().expect("term");
-                    let node = event["node"].as_str().expect("node").to_string();
-                    let nodes = by_term.entry(term).or_default();
-                    if !nodes.contains(&node) {
-                        nodes.push(node);
-                    }
-                }
-            }
-        }
-        by_term
+        let ids = self.local.ids();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.local.leaders_by_term(&ids).expect("event logs")
     }
 
     pub fn assert_one_leader_per_term(&self) {
@@ -187,38 +180,51 @@ impl Cluster {
         }
     }
 
+    /// The last lines of every node's log, for failure messages.
     pub fn logs(&self) -> String {
-        log_tails(
-            self.ids
-                .iter()
-                .map(|id| (id.as_str(), self.dir.join(format!("{id}.log")))),
-        )
+        self.local.log_tails(15)
     }
-}
 
-/// The last 15 lines of each `(node, log file)`, under a `--- node ---`
-/// header, for failure messages.
-pub fn log_tails<'a>(logs: impl Iterator<Item = (&'a str, PathBuf)>) -> String {
-    logs.map(|(id, path)| {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(15).collect();
-        format!(
-            "--- {id} ---\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        )
-    })
-    .collect::<Vec<_>>()
-    .join("\n")
+    /// Node `id`'s whole log (every start).
+    pub fn log(&self, id: &str) -> String {
+        self.local.log(id)
+    }
+
+    /// Starts node `id` again and waits (at most `bound`) for it to exit
+    /// on its own: its exit status and its log, or `None` if it was still
+    /// running at the bound (it is then left running, as [`Cluster::spawn`]
+    /// would).
+    pub fn spawn_expecting_exit(
+        &mut self,
+        id: &str,
+        bound: Duration,
+    ) -> Option<(ExitStatus, String)> {
+        self.spawn(id);
+        let status = self.wait_exit(id, bound)?;
+        Some((status, self.local.log_since_start(id)))
+    }
+
+    /// Starts a new node `id` that joins the running cluster
+    /// (`[protocol] join = true`), asking the nodes `ask`.
+    pub fn add_joiner(&mut self, id: &str, ask: &[&str]) {
+        self.local.add_node(id).expect("ports");
+        let peers = self.local.peers_of(ask).expect("planned peers");
+        self.local
+            .write_config_with_peers(id, &peers, "[protocol]\njoin = true\n")
+            .expect("a config");
+        self.spawn(id);
+    }
+
+    /// Node `id`'s data directory.
+    pub fn data_dir(&self, id: &str) -> PathBuf {
+        self.local.data_dir(id)
+    }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for child in self.children.values_mut() {
-            let _ = Command::new("kill")
-                .args(["-CONT", &child.id().to_string()])
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
+        for id in self.local.ids() {
+            let _ = self.local.kill(&id);
         }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
@@ -229,13 +235,8 @@ impl Drop for Cluster {
 /// `POST path` with `body` through the library's admin client: the status
 /// code, the reply, and how long it took.
 pub fn post(admin: SocketAddr, path: &str, body: &[u8]) -> (u16, String, Duration) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     let started = Instant::now();
-    let (code, reply) = runtime
-        .block_on(request(admin, "POST", path, body, ACTION_TIMEOUT))
+    let (code, reply) = block_on(request(admin, "POST", path, body, ACTION_TIMEOUT))
         .expect("the admin endpoint answers");
     (code, reply, started.elapsed())
 }
@@ -249,65 +250,5 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `GET path` on a node's admin endpoint: the status code and the body.
 pub fn get(admin: SocketAddr, path: &str) -> (u16, String) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime
-        .block_on(request(admin, "GET", path, &[], ACTION_TIMEOUT))
-        .expect("the admin endpoint answers")
-}
-
-impl Cluster {
-    /// Starts node `id` again and waits (at most `bound`) for it to exit
-    /// on its own: its exit status and its log, or `None` if it was still
-    /// running at the bound (it is then left running, as [`Cluster::spawn`]
-    /// would).
-    pub fn spawn_expecting_exit(
-        &mut self,
-        id: &str,
-        bound: Duration,
-    ) -> Option<(std::process::ExitStatus, String)> {
-        self.spawn(id);
-        let deadline = Instant::now() + bound;
-        while Instant::now() < deadline {
-            let child = self.children.get_mut(id).expect("just spawned");
-            if let Ok(Some(status)) = child.try_wait() {
-                self.children.remove(id);
-                let log =
-                    std::fs::read_to_string(self.dir.join(format!("{id}.log"))).unwrap_or_default();
-                return Some((status, log));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-
-    /// Starts a new node `id` that joins the running cluster
-    /// (`[protocol] join = true`), asking the nodes `ask`.
-    pub fn add_joiner(&mut self, id: &str, ask: &[&str]) {
-        let port = free_port();
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let peers: String = ask
-            .iter()
-            .map(|peer| format!("{peer} = \"127.0.0.1:{}\"\n", self.listens[*peer]))
-            .collect();
-        write_config(
-            &self.dir,
-            id,
-            port,
-            admin,
-            &peers,
-            "[protocol]\njoin = true\n",
-        );
-        self.admins.insert(id.to_string(), admin);
-        self.listens.insert(id.to_string(), port);
-        self.ids.push(id.to_string());
-        self.spawn(id);
-    }
-
-    /// Node `id`'s data directory.
-    pub fn data_dir(&self, id: &str) -> PathBuf {
-        self.dir.join(id)
-    }
+    block_on(request(admin, "GET", path, &[], ACTION_TIMEOUT)).expect("the admin endpoint answers")
 }

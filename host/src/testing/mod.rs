@@ -38,10 +38,13 @@
 //! - `plugin.rs`: [`Plugin`], a compiled plugin with its config;
 //! - `trace.rs`: [`PluginLog`] and [`Leadership`], read from the trace;
 //! - `ports.rs`: [`ports`], loopback ports for tests of real processes
-//!   that no other test of the run can hold.
+//!   that no other test of the run can hold;
+//! - `processes.rs`: [`processes`], loopback clusters of real `tenure
+//!   run` processes, for the multi-process tests and `tenure-bench`.
 
 mod plugin;
 pub mod ports;
+pub mod processes;
 mod trace;
 
 use std::time::Duration;
