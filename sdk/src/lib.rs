@@ -63,6 +63,9 @@
 //! - `fake` (native builds only): the pretend node the [`node`] functions
 //!   use under `cargo test`, for unit tests of a behaviour's logic.
 
+// Nothing here needs unsafe; only the bindings wit-bindgen generates do.
+#![deny(unsafe_code)]
+
 mod behaviour;
 mod config;
 mod error;
@@ -90,6 +93,7 @@ pub mod __private {
 /// The generated WIT bindings (wasm builds only); not part of the API.
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
+#[allow(unsafe_code)] // the generated canonical-ABI glue
 pub mod __bindings {
     wit_bindgen::generate!({
         world: "plugin",

@@ -11,20 +11,33 @@
 //!
 //! which writes `target/wasm32-wasip2/release/tenure_election.wasm`.
 
+// The glue below needs no unsafe; only the bindings wit-bindgen
+// generates (and the exports it emits) do, in `bindings`.
+#![deny(unsafe_code)]
+
+/// The generated bindings of the `protocol` world, and the component's
+/// exports (which wit-bindgen emits as `unsafe extern "C"` functions).
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+mod bindings {
+    wit_bindgen::generate!({
+        world: "protocol",
+        path: "../../wit",
+    });
+
+    use super::component::Component;
+    export!(Component with_types_in self);
+}
+
 #[cfg(target_arch = "wasm32")]
 mod component {
     use std::cell::RefCell;
 
     use tenure_election_core as core;
 
-    wit_bindgen::generate!({
-        world: "protocol",
-        path: "../../wit",
-    });
-
-    use exports::tenure::election::election::Guest;
-    use tenure::election::host;
-    use tenure::election::types as wit;
+    use crate::bindings::exports::tenure::election::election::Guest;
+    use crate::bindings::tenure::election::host;
+    use crate::bindings::tenure::election::types as wit;
 
     thread_local! {
         /// The one election of this instance; `None` until `start`.
@@ -108,7 +121,8 @@ mod component {
         }
     }
 
-    struct Component;
+    /// The component: each export of the `election` interface.
+    pub(crate) struct Component;
 
     impl Guest for Component {
         fn start(
@@ -336,6 +350,4 @@ mod component {
             confirmed: s.confirmed,
         }
     }
-
-    export!(Component);
 }

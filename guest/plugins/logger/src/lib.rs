@@ -18,6 +18,8 @@
 //! callback; the counters, their snapshot format and how arguments are
 //! printed live in plain modules with native unit tests.
 
+#![forbid(unsafe_code)]
+
 mod counts;
 mod describe;
 

@@ -1,4 +1,7 @@
-//! The scheduler's configuration: `period-ms` and `job`.
+//! The scheduler's configuration: `period-ms` and `job`, read with the
+//! SDK's [`tenure_sdk::Config`] (which names the key in every refusal).
+
+use tenure_sdk::ConfigError;
 
 /// The shortest period accepted, in milliseconds.
 pub const MIN_PERIOD_MS: u64 = 10;
@@ -26,43 +29,31 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Validates the key/value pairs handed to `init`. Unknown keys, keys
-    /// given twice and bad values are refused with the key named, so a
-    /// typo does not silently fall back to a default.
-    pub fn parse(pairs: &[(String, String)]) -> Result<Config, String> {
-        let mut config = Config::default();
-        let mut seen: Vec<&str> = Vec::new();
-        for (key, value) in pairs {
-            if seen.contains(&key.as_str()) {
-                return Err(format!("`{key}`: given twice"));
-            }
-            seen.push(key);
-            match key.as_str() {
-                "period-ms" => config.period_ms = parse_period(value)?,
-                "job" => {
-                    if value.trim().is_empty() {
-                        return Err("`job`: must not be empty".to_string());
-                    }
-                    config.job.clone_from(value);
-                }
-                _ => {
-                    return Err(format!(
-                        "`{key}`: unknown key (the scheduler takes `period-ms` and `job`)"
-                    ));
-                }
-            }
+    /// Validates the pairs handed to `init`. Unknown keys, keys given
+    /// twice and bad values are refused with the key named, so a typo does
+    /// not silently fall back to a default.
+    pub fn parse(config: &tenure_sdk::Config) -> Result<Config, ConfigError> {
+        config.allow_only(&["period-ms", "job"])?;
+        let period_ms = config.parse_or("period-ms", DEFAULT_PERIOD_MS)?;
+        if period_ms < MIN_PERIOD_MS {
+            return Err(ConfigError::Invalid {
+                key: "period-ms".into(),
+                value: period_ms.to_string(),
+                reason: format!("must be at least {MIN_PERIOD_MS}"),
+            });
         }
-        Ok(config)
-    }
-}
-
-/// Parses `period-ms`: an integer of at least [`MIN_PERIOD_MS`].
-fn parse_period(value: &str) -> Result<u64, String> {
-    match value.trim().parse::<u64>() {
-        Ok(ms) if ms >= MIN_PERIOD_MS => Ok(ms),
-        _ => Err(format!(
-            "`period-ms`: must be an integer of at least {MIN_PERIOD_MS}, got {value:?}"
-        )),
+        let job = config.get("job").unwrap_or(DEFAULT_JOB);
+        if job.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "job".into(),
+                value: job.to_string(),
+                reason: "must not be empty".into(),
+            });
+        }
+        Ok(Config {
+            period_ms,
+            job: job.to_string(),
+        })
     }
 }
 
@@ -70,17 +61,14 @@ fn parse_period(value: &str) -> Result<u64, String> {
 mod tests {
     use super::*;
 
-    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-        items
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn parse(items: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::parse(&tenure_sdk::Config::from_pairs(items.iter().copied()))
     }
 
     #[test]
     fn defaults() {
         assert_eq!(
-            Config::parse(&[]),
+            parse(&[]),
             Ok(Config {
                 period_ms: 1000,
                 job: "job".to_string()
@@ -90,9 +78,8 @@ mod tests {
 
     #[test]
     fn values_are_read() {
-        let config = Config::parse(&pairs(&[("period-ms", "10"), ("job", "backup")]));
         assert_eq!(
-            config,
+            parse(&[("period-ms", "10"), ("job", "backup")]),
             Ok(Config {
                 period_ms: 10,
                 job: "backup".to_string()
@@ -105,16 +92,19 @@ mod tests {
         for (items, expected) in [
             (
                 vec![("period-ms", "9")],
-                "`period-ms`: must be an integer of at least 10, got \"9\"",
+                "`period-ms`: cannot read \"9\": must be at least 10",
             ),
             (vec![("period-ms", "1s")], "`period-ms`"),
             (vec![("period-ms", "-5")], "`period-ms`"),
             (vec![("period-ms", "")], "`period-ms`"),
-            (vec![("job", " ")], "`job`: must not be empty"),
+            (
+                vec![("job", " ")],
+                "`job`: cannot read \" \": must not be empty",
+            ),
             (vec![("period_ms", "100")], "`period_ms`: unknown key"),
             (vec![("job", "a"), ("job", "b")], "`job`: given twice"),
         ] {
-            let error = Config::parse(&pairs(&items)).expect_err("refused");
+            let error = parse(&items).expect_err("refused").to_string();
             assert!(error.contains(expected), "{error:?} lacks {expected:?}");
         }
     }

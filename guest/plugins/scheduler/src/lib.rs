@@ -15,20 +15,20 @@
 //!
 //! which writes `target/wasm32-wasip2/release/tenure_plugin_scheduler.wasm`.
 //!
-//! The scheduler itself (`scheduler::Scheduler`) is written against the
-//! small `host::Host` trait, so it runs in native unit tests against a
-//! fake node; `Plugin` hands it the SDK's callbacks and leader API
-//! (`host::SdkNode`), and `tenure_sdk::export!` makes the component.
+//! The scheduler itself (`scheduler::Scheduler`) calls the SDK's leader
+//! API (`tenure_sdk::node`), which in a native build is the SDK's fake
+//! node, so its unit tests run in plain `cargo test`; `Plugin` hands it
+//! the SDK's callbacks, and `tenure_sdk::export!` makes the component.
+
+#![forbid(unsafe_code)]
 
 mod config;
-mod host;
 mod scheduler;
 mod snapshot;
 
 use tenure_sdk::{Behaviour, Error, Term, WakeupId};
 
 use crate::config::Config;
-use crate::host::SdkNode;
 use crate::scheduler::Scheduler;
 
 /// The scheduler as a behaviour: leader changes, ticks, calls and the
@@ -47,18 +47,18 @@ impl Default for Plugin {
 
 impl Behaviour for Plugin {
     fn init(&mut self, config: &tenure_sdk::Config) -> Result<(), Error> {
-        self.scheduler = Scheduler::new(Config::parse(config.pairs())?);
-        self.scheduler.start(&mut SdkNode);
+        self.scheduler = Scheduler::new(Config::parse(config)?);
+        self.scheduler.start();
         Ok(())
     }
 
     fn on_become_leader(&mut self, term: Term) -> Result<(), Error> {
-        self.scheduler.become_leader(&mut SdkNode, term);
+        self.scheduler.become_leader(term);
         Ok(())
     }
 
     fn on_become_follower(&mut self, _leader: Option<&str>, _term: Term) {
-        self.scheduler.become_follower(&mut SdkNode);
+        self.scheduler.become_follower();
     }
 
     fn on_call(&mut self, request: &[u8]) -> Result<Vec<u8>, Error> {
@@ -66,7 +66,7 @@ impl Behaviour for Plugin {
     }
 
     fn on_scheduled(&mut self, id: WakeupId, tag: &str) {
-        self.scheduler.scheduled(&mut SdkNode, id.as_raw(), tag);
+        self.scheduler.scheduled(id, tag);
     }
 
     fn inspect(&mut self) -> Vec<(String, String)> {
@@ -78,7 +78,7 @@ impl Behaviour for Plugin {
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), Error> {
-        Ok(self.scheduler.restore(&mut SdkNode, snapshot)?)
+        Ok(self.scheduler.restore(snapshot)?)
     }
 }
 

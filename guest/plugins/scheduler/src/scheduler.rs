@@ -12,8 +12,11 @@
 /// in.
 const BUILD_LABEL: Option<&str> = option_env!("TENURE_PLUGIN_LABEL");
 
+use std::time::Duration;
+
+use tenure_sdk::{Level, WakeupId, node};
+
 use crate::config::Config;
-use crate::host::{Host, Level};
 use crate::snapshot::State;
 
 /// The tag of the scheduler's wake-ups.
@@ -28,8 +31,8 @@ pub struct Scheduler {
     runs: u64,
     /// The term of the last run, if any.
     last_run_term: Option<u64>,
-    /// The id of the pending tick, if one is scheduled.
-    pending: Option<u64>,
+    /// The pending tick, if one is scheduled.
+    pending: Option<WakeupId>,
 }
 
 impl Scheduler {
@@ -46,16 +49,16 @@ impl Scheduler {
     /// Called after `init`. A fresh instance on a node that already leads
     /// (the host replaced a trapped one) takes up leader duties at once,
     /// since no `on-become-leader` may come for the current term.
-    pub fn start(&mut self, host: &mut impl Host) {
-        if host.is_leader() {
-            self.arm(host);
+    pub fn start(&mut self) {
+        if node::is_leader() {
+            self.arm();
         }
     }
 
     /// The node won the election for `term`: arm the first tick.
-    pub fn become_leader(&mut self, host: &mut impl Host, term: u64) {
-        self.arm(host);
-        host.log(
+    pub fn become_leader(&mut self, term: u64) {
+        self.arm();
+        node::log(
             Level::Debug,
             &format!(
                 "leader in term {term}: {} runs every {} ms",
@@ -65,38 +68,41 @@ impl Scheduler {
     }
 
     /// The node follows (or waits for) another leader: stop running.
-    pub fn become_follower(&mut self, host: &mut impl Host) {
+    pub fn become_follower(&mut self) {
         if let Some(id) = self.pending.take() {
-            host.cancel_schedule(id);
+            node::cancel(id);
         }
     }
 
     /// A wake-up is due: run the job if it is our tick and we still lead.
-    pub fn scheduled(&mut self, host: &mut impl Host, id: u64, tag: &str) {
+    pub fn scheduled(&mut self, id: WakeupId, tag: &str) {
         if tag != TICK || self.pending != Some(id) {
-            host.log(
+            node::log(
                 Level::Debug,
-                &format!("ignoring wake-up {id} {tag:?}: not the pending tick"),
+                &format!(
+                    "ignoring wake-up {} {tag:?}: not the pending tick",
+                    id.as_raw()
+                ),
             );
             return;
         }
         self.pending = None;
-        if !host.is_leader() {
-            host.log(Level::Debug, "tick while not leading: not running");
+        if !node::is_leader() {
+            node::log(Level::Debug, "tick while not leading: not running");
             return;
         }
         self.runs = self.runs.saturating_add(1);
-        let term = host.current_term();
+        let term = node::term();
         self.last_run_term = Some(term);
         let line = format!(
             "run {} of {} by {} in term {term}{}",
             self.runs,
             self.config.job,
-            host.this_node(),
+            node::this_node(),
             BUILD_LABEL.map(|l| format!(" ({l})")).unwrap_or_default()
         );
-        host.log(Level::Info, &line);
-        self.pending = Some(host.schedule(self.config.period_ms, TICK));
+        node::log(Level::Info, &line);
+        self.pending = Some(self.schedule_tick());
     }
 
     /// Answers `runs` with the run count in decimal; refuses the rest.
@@ -133,7 +139,7 @@ impl Scheduler {
         State {
             runs: self.runs,
             last_run_term: self.last_run_term,
-            pending: self.pending,
+            pending: self.pending.map(WakeupId::as_raw),
         }
         .encode()
     }
@@ -143,21 +149,21 @@ impl Scheduler {
     /// the node leads and no tick is pending, the tick is re-armed: this is
     /// how a hot-swapped scheduler resumes leader duties. A follower drops
     /// any handed-over tick.
-    pub fn restore(&mut self, host: &mut impl Host, snapshot: &[u8]) -> Result<(), String> {
+    pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
         let state = State::decode(snapshot)?;
         self.runs = state.runs;
         self.last_run_term = state.last_run_term;
-        if let Some(theirs) = state.pending
+        if let Some(theirs) = state.pending.map(WakeupId::from_raw)
             && let Some(mine) = self.pending.replace(theirs)
             && mine != theirs
         {
-            host.cancel_schedule(mine);
+            node::cancel(mine);
         }
-        if !host.is_leader() {
-            self.become_follower(host);
+        if !node::is_leader() {
+            self.become_follower();
         } else if self.pending.is_none() {
-            self.arm(host);
-            host.log(
+            self.arm();
+            node::log(
                 Level::Info,
                 &format!(
                     "restored after {} runs: resuming {}",
@@ -169,72 +175,43 @@ impl Scheduler {
     }
 
     /// Schedules the next tick, replacing a pending one.
-    fn arm(&mut self, host: &mut impl Host) {
+    fn arm(&mut self) {
         if let Some(id) = self.pending.take() {
-            host.cancel_schedule(id);
+            node::cancel(id);
         }
-        self.pending = Some(host.schedule(self.config.period_ms, TICK));
+        self.pending = Some(self.schedule_tick());
+    }
+
+    fn schedule_tick(&self) -> WakeupId {
+        node::schedule(Duration::from_millis(self.config.period_ms), TICK)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use tenure_sdk::fake;
+
     use super::*;
 
-    /// A node whose leadership the test sets, recording what the plugin
-    /// asked of it.
-    #[derive(Default)]
-    struct FakeHost {
-        leader: bool,
-        term: u64,
-        next_id: u64,
-        /// Scheduled and not cancelled: (id, after_ms, tag).
-        scheduled: Vec<(u64, u64, String)>,
-        logs: Vec<(Level, String)>,
+    /// Fires the only pending wake-up into `scheduler`, as the node would.
+    fn fire(scheduler: &mut Scheduler) {
+        let pending = fake::with(|n| n.scheduled.clone());
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        let wakeup = fake::with(|n| n.pop_wakeup()).expect("one pending");
+        scheduler.scheduled(wakeup.id, &wakeup.tag);
     }
 
-    impl Host for FakeHost {
-        fn is_leader(&self) -> bool {
-            self.leader
-        }
-        fn current_term(&self) -> u64 {
-            self.term
-        }
-        fn this_node(&self) -> String {
-            "n1".to_string()
-        }
-        fn schedule(&mut self, after_ms: u64, tag: &str) -> u64 {
-            self.next_id += 1;
-            self.scheduled
-                .push((self.next_id, after_ms, tag.to_string()));
-            self.next_id
-        }
-        fn cancel_schedule(&mut self, id: u64) {
-            self.scheduled.retain(|(i, _, _)| *i != id);
-        }
-        fn log(&mut self, level: Level, message: &str) {
-            self.logs.push((level, message.to_string()));
-        }
+    fn info_lines() -> Vec<String> {
+        fake::with(|n| n.lines(Level::Info))
     }
 
-    impl FakeHost {
-        /// Fires the only pending wake-up into `scheduler`.
-        fn fire(&mut self, scheduler: &mut Scheduler) {
-            assert_eq!(self.scheduled.len(), 1, "{:?}", self.scheduled);
-            let (id, _, tag) = self.scheduled.remove(0);
-            scheduler.scheduled(self, id, &tag);
-        }
-
-        fn info_lines(&self) -> Vec<&str> {
-            self.logs
-                .iter()
-                .filter(|(level, _)| *level == Level::Info)
-                .map(|(_, line)| line.as_str())
-                .collect()
-        }
+    fn scheduled() -> usize {
+        fake::with(|n| n.scheduled.len())
     }
 
+    /// A fresh fake node (follower n1, term 0) and a scheduler.
     fn scheduler() -> Scheduler {
+        fake::reset();
         Scheduler::new(Config {
             period_ms: 250,
             job: "backup".to_string(),
@@ -243,28 +220,30 @@ mod tests {
 
     #[test]
     fn runs_while_leading_and_stops_when_following() {
-        let mut host = FakeHost::default();
         let mut s = scheduler();
-        s.start(&mut host);
-        assert!(host.scheduled.is_empty(), "a follower schedules nothing");
+        s.start();
+        assert_eq!(scheduled(), 0, "a follower schedules nothing");
 
-        host.leader = true;
-        host.term = 3;
-        s.become_leader(&mut host, 3);
-        assert_eq!(host.scheduled, [(1, 250, "tick".to_string())]);
-        host.fire(&mut s);
-        host.fire(&mut s);
+        fake::with(|n| n.lead(3));
+        s.become_leader(3);
+        let first = fake::with(|n| n.scheduled[0].clone());
         assert_eq!(
-            host.info_lines(),
+            (first.after, first.tag.as_str()),
+            (Duration::from_millis(250), "tick")
+        );
+        fire(&mut s);
+        fire(&mut s);
+        assert_eq!(
+            info_lines(),
             [
                 "run 1 of backup by n1 in term 3",
                 "run 2 of backup by n1 in term 3"
             ]
         );
 
-        host.leader = false;
-        s.become_follower(&mut host);
-        assert!(host.scheduled.is_empty(), "stepping down cancels the tick");
+        fake::with(|n| n.follow(Some("n2"), 3));
+        s.become_follower();
+        assert_eq!(scheduled(), 0, "stepping down cancels the tick");
         assert_eq!(s.call(b"runs"), Ok(b"2".to_vec()));
         assert_eq!(s.inspect()[3], ("last-run-term".into(), "3".into()));
         assert_eq!(s.inspect()[4], ("tick-pending".into(), "false".into()));
@@ -272,118 +251,97 @@ mod tests {
 
     #[test]
     fn a_tick_after_losing_leadership_does_not_run() {
-        let mut host = FakeHost {
-            leader: true,
-            term: 1,
-            ..FakeHost::default()
-        };
         let mut s = scheduler();
-        s.become_leader(&mut host, 1);
-        host.leader = false;
-        host.fire(&mut s);
-        assert!(host.info_lines().is_empty());
-        assert!(host.scheduled.is_empty(), "no next tick");
+        fake::with(|n| n.lead(1));
+        s.become_leader(1);
+        fake::with(|n| n.follow(None, 2));
+        fire(&mut s);
+        assert!(info_lines().is_empty());
+        assert_eq!(scheduled(), 0, "no next tick");
     }
 
     #[test]
     fn stale_and_foreign_wake_ups_are_ignored() {
-        let mut host = FakeHost {
-            leader: true,
-            term: 1,
-            ..FakeHost::default()
-        };
         let mut s = scheduler();
-        s.become_leader(&mut host, 1);
-        s.become_leader(&mut host, 1); // re-delivered: still one chain
-        assert_eq!(host.scheduled.len(), 1);
-        s.scheduled(&mut host, 1, TICK); // the first, cancelled tick
-        s.scheduled(&mut host, 2, "other");
-        assert!(host.info_lines().is_empty());
-        host.fire(&mut s);
-        assert_eq!(host.info_lines(), ["run 1 of backup by n1 in term 1"]);
+        fake::with(|n| n.lead(1));
+        s.become_leader(1);
+        let cancelled = fake::with(|n| n.scheduled[0].id);
+        s.become_leader(1); // re-delivered: still one chain
+        assert_eq!(scheduled(), 1);
+        s.scheduled(cancelled, TICK); // the first, cancelled tick
+        let current = fake::with(|n| n.scheduled[0].id);
+        s.scheduled(current, "other");
+        assert!(info_lines().is_empty());
+        fire(&mut s);
+        assert_eq!(info_lines(), ["run 1 of backup by n1 in term 1"]);
     }
 
     #[test]
     fn a_fresh_instance_on_a_leader_starts_running() {
-        let mut host = FakeHost {
-            leader: true,
-            term: 4,
-            ..FakeHost::default()
-        };
         let mut s = scheduler();
-        s.start(&mut host);
-        host.fire(&mut s);
-        assert_eq!(host.info_lines(), ["run 1 of backup by n1 in term 4"]);
+        fake::with(|n| n.lead(4));
+        s.start();
+        fire(&mut s);
+        assert_eq!(info_lines(), ["run 1 of backup by n1 in term 4"]);
     }
 
     #[test]
     fn hot_swap_keeps_numbering_and_one_chain_of_ticks() {
-        let mut host = FakeHost {
-            leader: true,
-            term: 2,
-            ..FakeHost::default()
-        };
         let mut old = scheduler();
-        old.become_leader(&mut host, 2);
-        host.fire(&mut old);
+        fake::with(|n| n.lead(2));
+        old.become_leader(2);
+        fire(&mut old);
         let snapshot = old.snapshot();
 
         // The new version is initialised on a leader (arming its own tick),
         // then restored with the old version's pending tick handed over.
-        let mut new = scheduler();
-        new.start(&mut host);
-        assert_eq!(host.scheduled.len(), 2);
-        new.restore(&mut host, &snapshot).expect("restores");
-        assert_eq!(host.scheduled.len(), 1, "own tick cancelled");
-        host.fire(&mut new);
+        let mut new = Scheduler::new(old.config.clone());
+        new.start();
+        assert_eq!(scheduled(), 2);
+        new.restore(&snapshot).expect("restores");
+        assert_eq!(scheduled(), 1, "own tick cancelled");
+        fire(&mut new);
         assert_eq!(
-            host.info_lines().last(),
-            Some(&"run 2 of backup by n1 in term 2")
+            info_lines().last().map(String::as_str),
+            Some("run 2 of backup by n1 in term 2")
         );
     }
 
     #[test]
     fn restore_on_a_leader_without_a_pending_tick_rearms() {
-        let mut host = FakeHost::default();
         let mut old = scheduler();
         old.runs = 7;
         let snapshot = old.snapshot(); // taken while following
 
-        host.leader = true;
-        host.term = 5;
-        let mut new = scheduler();
-        new.restore(&mut host, &snapshot).expect("restores");
-        assert_eq!(host.scheduled.len(), 1);
-        host.fire(&mut new);
+        fake::with(|n| n.lead(5));
+        let mut new = Scheduler::new(old.config.clone());
+        new.restore(&snapshot).expect("restores");
+        assert_eq!(scheduled(), 1);
+        fire(&mut new);
         assert_eq!(
-            host.info_lines().last(),
-            Some(&"run 8 of backup by n1 in term 5")
+            info_lines().last().map(String::as_str),
+            Some("run 8 of backup by n1 in term 5")
         );
     }
 
     #[test]
     fn restore_on_a_follower_drops_the_handed_over_tick() {
-        let mut host = FakeHost {
-            leader: true,
-            term: 2,
-            ..FakeHost::default()
-        };
         let mut old = scheduler();
-        old.become_leader(&mut host, 2);
+        fake::with(|n| n.lead(2));
+        old.become_leader(2);
         let snapshot = old.snapshot();
-        host.leader = false;
-        let mut new = scheduler();
-        new.restore(&mut host, &snapshot).expect("restores");
-        assert!(host.scheduled.is_empty());
+        fake::with(|n| n.follow(Some("n2"), 3));
+        let mut new = Scheduler::new(old.config.clone());
+        new.restore(&snapshot).expect("restores");
+        assert_eq!(scheduled(), 0);
         assert_eq!(new.inspect()[4], ("tick-pending".into(), "false".into()));
     }
 
     #[test]
     fn restore_of_garbage_changes_nothing() {
-        let mut host = FakeHost::default();
         let mut s = scheduler();
         s.runs = 3;
-        assert!(s.restore(&mut host, b"nonsense").is_err());
+        assert!(s.restore(b"nonsense").is_err());
         assert_eq!(s.call(b"runs"), Ok(b"3".to_vec()));
     }
 
