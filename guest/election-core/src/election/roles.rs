@@ -69,6 +69,14 @@ impl Election {
     /// `transfer`: the leader handed over to this node (TimeoutNow), so
     /// its vote requests say so and loyal nodes grant them.
     pub(crate) fn become_candidate(&mut self, env: &mut impl Environment, transfer: bool) {
+        // Illegal transitions caught in every native test run (as etcd's
+        // raft.go panics in becomeCandidate): a leader never stands again.
+        debug_assert_ne!(
+            self.role,
+            Role::Leader,
+            "{}: a leader became candidate",
+            self.id
+        );
         self.pre_campaign = false;
         if !self.votes() {
             // An observer, a removed node, or one that learned it lost its
@@ -112,6 +120,17 @@ impl Election {
     }
 
     pub(crate) fn become_leader(&mut self) {
+        debug_assert_eq!(
+            self.role,
+            Role::Candidate,
+            "{}: only a candidate becomes leader",
+            self.id
+        );
+        debug_assert!(
+            self.voted_for.as_deref() == Some(self.id.as_str()),
+            "{}: a leader voted for itself in its term",
+            self.id
+        );
         self.role = Role::Leader;
         self.leader = Some(self.id.clone());
         self.leader_since_ns = self.now_ns;
@@ -181,6 +200,11 @@ impl Election {
     /// it; the new term and vote are persisted before the event leaves.
     pub(crate) fn set_term(&mut self, term: Term, vote: Option<NodeId>) {
         let old = self.term;
+        debug_assert!(
+            term > old,
+            "{}: term {old} -> {term}: terms only rise",
+            self.id
+        );
         self.term = term;
         self.voted_for = vote;
         self.unsaved = true;
