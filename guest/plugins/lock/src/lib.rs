@@ -18,13 +18,14 @@
 //!
 //! which writes `target/wasm32-wasip2/release/tenure_plugin_lock.wasm`.
 //!
-//! The service itself (`service::LockService`) is written against the
-//! small `host::Host` trait, so it runs in native unit tests against a
-//! fake node; `Plugin` hands it the SDK's callbacks and leader API
-//! (`host::SdkNode`), and `tenure_sdk::export!` makes the component.
+//! The service itself (`service::LockService`) calls the SDK's leader API
+//! (`tenure_sdk::node`), which in a native build is the SDK's fake node, so
+//! its unit tests run in plain `cargo test`; `Plugin` hands it the SDK's
+//! callbacks, and `tenure_sdk::export!` makes the component.
+
+#![forbid(unsafe_code)]
 
 mod config;
-mod host;
 mod request;
 mod service;
 mod snapshot;
@@ -33,7 +34,6 @@ mod table;
 use tenure_sdk::{Behaviour, Error, Term, WakeupId};
 
 use crate::config::Config;
-use crate::host::SdkNode;
 use crate::service::LockService;
 
 /// The lock service as a behaviour: leader changes, wake-ups, requests
@@ -52,26 +52,26 @@ impl Default for Plugin {
 
 impl Behaviour for Plugin {
     fn init(&mut self, config: &tenure_sdk::Config) -> Result<(), Error> {
-        self.service = LockService::new(Config::parse(config.pairs())?);
-        self.service.start(&mut SdkNode);
+        self.service = LockService::new(Config::parse(config)?);
+        self.service.start();
         Ok(())
     }
 
     fn on_become_leader(&mut self, term: Term) -> Result<(), Error> {
-        self.service.become_leader(&mut SdkNode, term);
+        self.service.become_leader(term);
         Ok(())
     }
 
     fn on_become_follower(&mut self, _leader: Option<&str>, _term: Term) {
-        self.service.become_follower(&mut SdkNode);
+        self.service.become_follower();
     }
 
     fn on_call(&mut self, request: &[u8]) -> Result<Vec<u8>, Error> {
-        Ok(self.service.call(&mut SdkNode, request)?)
+        Ok(self.service.call(request)?)
     }
 
     fn on_scheduled(&mut self, id: WakeupId, tag: &str) {
-        self.service.scheduled(&mut SdkNode, id.as_raw(), tag);
+        self.service.scheduled(id, tag);
     }
 
     fn inspect(&mut self) -> Vec<(String, String)> {
@@ -83,7 +83,7 @@ impl Behaviour for Plugin {
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), Error> {
-        Ok(self.service.restore(&mut SdkNode, snapshot)?)
+        Ok(self.service.restore(snapshot)?)
     }
 }
 

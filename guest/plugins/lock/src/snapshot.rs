@@ -15,6 +15,8 @@
 
 use std::collections::BTreeMap;
 
+use tenure_sdk::WakeupId;
+
 use crate::table::{Grant, Phase, Table};
 
 /// The first line of every snapshot: format name and version.
@@ -28,12 +30,15 @@ pub fn encode(table: &Table) -> Vec<u8> {
     }
     text.push_str(&format!("seq {}\n", table.seq));
     if let Phase::WarmingUp { grace, .. } = table.phase {
-        text.push_str(&format!("grace {grace}\n"));
+        text.push_str(&format!("grace {}\n", grace.as_raw()));
     }
     for (name, grant) in &table.locks {
         text.push_str(&format!(
             "lock {name} {} {} {} {}\n",
-            grant.holder, grant.seq, grant.ttl_ms, grant.wakeup
+            grant.holder,
+            grant.seq,
+            grant.ttl_ms,
+            grant.wakeup.as_raw()
         ));
     }
     text.into_bytes()
@@ -71,7 +76,7 @@ pub fn decode(snapshot: &[u8]) -> Result<Table, String> {
                     holder: holder.to_string(),
                     seq: number_at(3)?,
                     ttl_ms: number_at(4)?,
-                    wakeup: number_at(5)?,
+                    wakeup: WakeupId::from_raw(number_at(5)?),
                 };
                 if locks.insert(name.to_string(), grant).is_some() {
                     return Err(format!("snapshot line {number}: lock `{name}` given twice"));
@@ -90,7 +95,10 @@ pub fn decode(snapshot: &[u8]) -> Result<Table, String> {
     let phase = match (term, grace) {
         (None, None) => Phase::Following,
         (Some(term), None) => Phase::Serving { term },
-        (Some(term), Some(grace)) => Phase::WarmingUp { term, grace },
+        (Some(term), Some(grace)) => Phase::WarmingUp {
+            term,
+            grace: WakeupId::from_raw(grace),
+        },
         (None, Some(_)) => return Err("snapshot has `grace` without `term`".to_string()),
     };
     let seq = seq.ok_or("snapshot lacks `seq`")?;
@@ -114,7 +122,7 @@ mod tests {
                 holder: holder.to_string(),
                 seq,
                 ttl_ms: 5000,
-                wakeup: 30 + seq,
+                wakeup: WakeupId::from_raw(30 + seq),
             };
             locks.insert(name.to_string(), grant);
         }
@@ -128,7 +136,10 @@ mod tests {
     #[test]
     fn round_trips() {
         let warming = Table {
-            phase: Phase::WarmingUp { term: 6, grace: 3 },
+            phase: Phase::WarmingUp {
+                term: 6,
+                grace: WakeupId::from_raw(3),
+            },
             seq: 0,
             locks: BTreeMap::new(),
         };

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use tenure_sdk::WakeupId;
+
 /// Where this instance stands with respect to leadership.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -13,8 +15,8 @@ pub enum Phase {
     WarmingUp {
         /// The term this node leads.
         term: u64,
-        /// The id of the `grace` wake-up.
-        grace: u64,
+        /// The `grace` wake-up.
+        grace: WakeupId,
     },
     /// Leading `term` and answering requests.
     Serving {
@@ -51,8 +53,8 @@ pub struct Grant {
     pub seq: u64,
     /// How long the grant lasts, in milliseconds.
     pub ttl_ms: u64,
-    /// The id of the wake-up that expires it.
-    pub wakeup: u64,
+    /// The wake-up that expires it.
+    pub wakeup: WakeupId,
 }
 
 /// Everything the lock service knows, and hands over on a hot swap.
@@ -77,8 +79,8 @@ impl Default for Table {
 }
 
 impl Table {
-    /// The ids of every wake-up the table is waiting for.
-    pub fn wakeups(&self) -> Vec<u64> {
+    /// Every wake-up the table is waiting for.
+    pub fn wakeups(&self) -> Vec<WakeupId> {
         let grace = match self.phase {
             Phase::WarmingUp { grace, .. } => Some(grace),
             _ => None,
