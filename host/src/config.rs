@@ -101,7 +101,15 @@ pub struct NodeConfig {
     pub join: bool,
     /// The behaviour plugin, if any.
     pub plugin: Option<PluginConfig>,
+    /// How long before the protocol's lease would lapse the node revokes
+    /// the fencing token it hands applications (`protocol.lease-guard-ms`,
+    /// default [`DEFAULT_LEASE_GUARD_MS`]): the time leader-only work has
+    /// to stop while no other leader can exist yet.
+    pub lease_guard: std::time::Duration,
 }
+
+/// `protocol.lease-guard-ms` when not configured.
+pub const DEFAULT_LEASE_GUARD_MS: u32 = 20;
 
 /// The `[plugin]` table.
 #[derive(Clone, Debug)]
@@ -158,6 +166,7 @@ struct RawProtocol {
     observer: Option<bool>,
     fast_failover: Option<bool>,
     join: Option<bool>,
+    lease_guard_ms: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -248,6 +257,19 @@ impl NodeConfig {
             lease_drift_margin_ms: t.lease_drift_margin_ms.unwrap_or(d.lease_drift_margin_ms),
             stability_window_ms: t.stability_window_ms.unwrap_or(d.stability_window_ms),
         };
+        let lease_guard_ms = raw
+            .protocol
+            .lease_guard_ms
+            .unwrap_or(DEFAULT_LEASE_GUARD_MS);
+        let lease_ms = timings
+            .election_timeout_min_ms
+            .saturating_sub(timings.lease_drift_margin_ms);
+        if lease_guard_ms >= lease_ms {
+            bail!(
+                "`protocol.lease-guard-ms`: must be below the lease (election-timeout-min-ms \
+                 less lease-drift-margin-ms, {lease_ms} ms), got {lease_guard_ms}"
+            );
+        }
         let plugin = match raw.plugin {
             None => None,
             Some(p) => {
@@ -304,6 +326,7 @@ impl NodeConfig {
             fast_failover: raw.protocol.fast_failover.unwrap_or(true),
             join: raw.protocol.join.unwrap_or(false),
             plugin,
+            lease_guard: std::time::Duration::from_millis(u64::from(lease_guard_ms)),
         })
     }
 }

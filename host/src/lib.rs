@@ -29,6 +29,7 @@ pub mod bindings;
 pub mod builtin;
 pub mod component_path;
 pub mod config;
+pub mod embed;
 pub mod node;
 pub mod node_core;
 pub mod plugin;

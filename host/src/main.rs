@@ -26,6 +26,16 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Follow a node's leadership: one line per change (`GET /watch`),
+    /// the current state first.
+    Watch {
+        /// The node's admin address.
+        #[arg(long)]
+        admin: SocketAddr,
+        /// Print each event's JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a running node's status.
     Status {
         /// The node's admin address (its `admin` key; also in
@@ -199,7 +209,7 @@ fn main() -> ExitCode {
     let default_filter = match args.command {
         Command::Sim(_) => "off",
         Command::Run { .. } => "info",
-        Command::Status { .. } => "warn",
+        Command::Status { .. } | Command::Watch { .. } => "warn",
         Command::Demo { .. } | Command::NewPlugin { .. } => "warn",
         Command::Plugin(_)
         | Command::Protocol(_)
@@ -219,6 +229,7 @@ fn main() -> ExitCode {
         Command::Run { config } => block_on(cli::run::run(&config)),
         Command::NewPlugin { name, dir } => cli::new_plugin::new_plugin(&name, dir),
         Command::Status { admin, json } => block_on(cli::status::status(admin, json)),
+        Command::Watch { admin, json } => block_on(cli::watch::watch(admin, json)),
         Command::Plugin(PluginCommand::Swap { admin, path }) => {
             block_on(cli::actions::swap(admin, &path))
         }

@@ -6,3 +6,4 @@ pub mod new_plugin;
 pub mod run;
 pub mod sim;
 pub mod status;
+pub mod watch;

@@ -15,6 +15,8 @@
 //!
 //! - [`state_file`]: the durable term, vote and membership.
 //! - [`event_log`]: one JSON line per protocol event, for operators and tests.
+//! - [`leadership`]: what applications see (`watch`, `/watch`, `/leader`),
+//!   with the fencing token revoked a guard before the lease lapses.
 //! - [`report`]: the status the admin endpoint serves.
 //! - [`timers`]: the protocol's timers on tokio.
 //! - [`forward`]: calls a follower forwards to its leader (and the node's
@@ -26,6 +28,7 @@ mod addresses;
 mod commands;
 pub mod event_log;
 pub mod forward;
+pub mod leadership;
 pub mod report;
 pub mod state_file;
 pub mod swap;
@@ -47,6 +50,7 @@ use crate::plugin::{PluginComponent, PluginLimits, ViewClock};
 use crate::protocol::{ElectionComponent, Environment};
 use event_log::EventLog;
 use forward::Forwarded;
+use leadership::{Leadership, Publisher, Subscriptions};
 pub use report::NodeReport;
 use state_file::StateFile;
 use timers::Timers;
@@ -153,7 +157,14 @@ pub struct Node {
     /// Answers of this node's plugin to calls forwarded to it: (caller, id,
     /// answer), sent back by the loop.
     host_replies: mpsc::UnboundedSender<(String, u64, Result<Vec<u8>, String>)>,
+    /// Publishes the leadership applications see.
+    publisher: Publisher,
+    subscriptions: Subscriptions,
 }
+
+/// The timer id of the lease guard (see [`leadership`]): the protocol
+/// numbers its timers up from 1 and never reaches it.
+const LEASE_GUARD_TIMER: u64 = u64::MAX;
 
 /// What [`Node::start`] hands back besides the node: the channels its
 /// [`Node::run`] loop reads.
@@ -255,6 +266,8 @@ impl Node {
             admin,
             listen: transport.local_addr(),
         };
+        let first = Leadership::of(core.status(), origin, config.lease_guard, Instant::now());
+        let (publisher, subscriptions) = Publisher::new(first);
         let mut node = Node {
             config,
             core,
@@ -271,6 +284,8 @@ impl Node {
             forwarded: Forwarded::default(),
             addresses_passed_on: std::collections::BTreeSet::new(),
             host_replies: host_replies_tx,
+            publisher,
+            subscriptions,
         };
         node.perform(outputs)?;
         let inputs = NodeInputs {
@@ -327,7 +342,14 @@ impl Node {
                     let _ = self.transport.send(&caller, Channel::Host, reply);
                     continue;
                 }
-                id = self.timers.next_expired() => self.core.on_timer(id),
+                id = self.timers.next_expired() => {
+                    if id == LEASE_GUARD_TIMER {
+                        // The lease was not renewed in time: revoke the token.
+                        self.publish_leadership();
+                        continue;
+                    }
+                    self.core.on_timer(id)
+                }
                 Some(output) = plugin_outputs.recv() => self.core.on_plugin_output(output),
                 Some(event) = peer_events.recv() => match self.on_peer_event(event) {
                     Ok(Some(outputs)) => outputs,
@@ -441,6 +463,49 @@ impl Node {
     /// fatal: sending what depends on it would break the one-vote-per-term
     /// rule.
     fn perform(&mut self, outputs: Vec<Output>) -> anyhow::Result<()> {
+        let changed = outputs.iter().any(|o| matches!(o, Output::StatusChanged));
+        self.perform_in_order(outputs)?;
+        if changed {
+            self.publish_leadership();
+        }
+        Ok(())
+    }
+
+    /// Publishes the leadership applications see, and arms the lease guard
+    /// for the moment the fencing token stops being good.
+    fn publish_leadership(&mut self) {
+        let now = Instant::now();
+        let next = Leadership::of(
+            self.core.status(),
+            self.origin,
+            self.config.lease_guard,
+            now,
+        );
+        match next.valid_until {
+            Some(until) => {
+                let after = until.saturating_duration_since(now);
+                let after_ns = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX);
+                self.timers.set(LEASE_GUARD_TIMER, after_ns);
+            }
+            None => self.timers.cancel(LEASE_GUARD_TIMER),
+        }
+        let revoked =
+            next.fencing_token.is_none() && self.publisher.current().fencing_token.is_some();
+        if revoked {
+            tracing::info!(
+                node = %self.config.node_id, term = next.term, role = next.role,
+                "fencing token revoked"
+            );
+        }
+        self.publisher.publish(next);
+    }
+
+    /// What applications subscribe to: the leadership, and its changes.
+    pub fn subscriptions(&self) -> Subscriptions {
+        self.subscriptions.clone()
+    }
+
+    fn perform_in_order(&mut self, outputs: Vec<Output>) -> anyhow::Result<()> {
         let node = self.config.node_id.as_str();
         for output in outputs {
             match output {

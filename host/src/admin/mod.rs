@@ -30,8 +30,14 @@
 //!   version runs; 422 with the reason when it was refused and the old
 //!   version keeps running.
 //!
+//! - `GET /leader`, `GET /livez`, `GET /readyz`, `GET /watch`: for
+//!   applications, load balancers and orchestrators; see [`roles`].
+//!
 //! Handlers only pass a [`Command`] to the node task and wait for its
-//! answer; they never touch the wasm stores.
+//! answer, or read what the node publishes; they never touch the wasm
+//! stores.
+
+pub mod roles;
 
 use std::time::Duration;
 
@@ -49,6 +55,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::artifact_cache::ArtifactCache;
+use crate::node::leadership::Subscriptions;
 use crate::node::swap::compile_and_swap;
 use crate::node::{Command, NodeReport};
 use crate::plugin::PluginEngine;
@@ -71,12 +78,15 @@ struct AdminState {
     cache: ArtifactCache,
     /// Compiles new protocol builds.
     protocol_engine: wasmtime::Engine,
+    /// The leadership the node publishes.
+    leadership: Subscriptions,
 }
 
 /// Serves the admin API on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
     commands: mpsc::Sender<Command>,
+    leadership: Subscriptions,
     plugin_engine: PluginEngine,
     cache: ArtifactCache,
     shutdown: CancellationToken,
@@ -86,9 +96,14 @@ pub async fn serve(
         plugin_engine,
         cache,
         protocol_engine: wasmtime::Engine::default(),
+        leadership,
     };
     let app = Router::new()
         .route("/status", get(status))
+        .route("/leader", get(roles::leader))
+        .route("/livez", get(roles::livez))
+        .route("/readyz", get(roles::readyz))
+        .route("/watch", get(roles::watch))
         .route("/inspect", get(inspect))
         .route("/step-down", post(step_down))
         .route("/campaign", post(campaign))
