@@ -106,6 +106,34 @@ pub struct NodeConfig {
     /// default [`DEFAULT_LEASE_GUARD_MS`]): the time leader-only work has
     /// to stop while no other leader can exist yet.
     pub lease_guard: std::time::Duration,
+    /// How `tenure run … -- CMD` supervises its command (`[command]`).
+    pub command: CommandConfig,
+}
+
+/// The `[command]` table: how `tenure run --config FILE -- CMD…` runs CMD
+/// while the node leads (see `tenure_host::supervise`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandConfig {
+    /// After SIGTERM (the fencing token was revoked), how long the command
+    /// has before SIGKILL (`grace-ms`); below `protocol.lease-guard-ms`, so
+    /// the SIGKILL lands before the lease could lapse. Default: half the
+    /// guard.
+    pub grace: std::time::Duration,
+    /// What a command that exits on its own while the node leads causes
+    /// (`on-exit`).
+    pub on_exit: OnExit,
+    /// The first wait before a restart (`restart-backoff-ms`, default
+    /// 1000); it doubles with each exit in a row, up to 30 s.
+    pub restart_backoff: std::time::Duration,
+}
+
+/// `command.on-exit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnExit {
+    /// Start it again after the back-off, while the node still leads.
+    Restart,
+    /// Step down: another node's command takes over.
+    StepDown,
 }
 
 /// `protocol.lease-guard-ms` when not configured.
@@ -144,6 +172,16 @@ struct RawConfig {
     #[serde(default)]
     protocol: RawProtocol,
     plugin: Option<RawPlugin>,
+    #[serde(default)]
+    command: RawCommand,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawCommand {
+    grace_ms: Option<u32>,
+    on_exit: Option<String>,
+    restart_backoff_ms: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -270,6 +308,7 @@ impl NodeConfig {
                  less lease-drift-margin-ms, {lease_ms} ms), got {lease_guard_ms}"
             );
         }
+        let command = command_config(&raw.command, lease_guard_ms)?;
         let plugin = match raw.plugin {
             None => None,
             Some(p) => {
@@ -327,8 +366,36 @@ impl NodeConfig {
             join: raw.protocol.join.unwrap_or(false),
             plugin,
             lease_guard: std::time::Duration::from_millis(u64::from(lease_guard_ms)),
+            command,
         })
     }
+}
+
+/// Validates `[command]` against the lease guard it must fit in.
+fn command_config(raw: &RawCommand, lease_guard_ms: u32) -> anyhow::Result<CommandConfig> {
+    let grace_ms = raw.grace_ms.unwrap_or(lease_guard_ms / 2);
+    if grace_ms >= lease_guard_ms {
+        bail!(
+            "`command.grace-ms`: must be below `protocol.lease-guard-ms` ({lease_guard_ms}), so \
+             the SIGKILL lands before the lease could lapse; got {grace_ms}"
+        );
+    }
+    let on_exit = match raw.on_exit.as_deref() {
+        None | Some("restart") => OnExit::Restart,
+        Some("step-down") => OnExit::StepDown,
+        Some(other) => {
+            bail!("`command.on-exit`: must be \"restart\" or \"step-down\", got {other:?}")
+        }
+    };
+    let backoff_ms = raw.restart_backoff_ms.unwrap_or(1_000);
+    if !(10..=60_000).contains(&backoff_ms) {
+        bail!("`command.restart-backoff-ms`: must be between 10 and 60000, got {backoff_ms}");
+    }
+    Ok(CommandConfig {
+        grace: std::time::Duration::from_millis(u64::from(grace_ms)),
+        on_exit,
+        restart_backoff: std::time::Duration::from_millis(u64::from(backoff_ms)),
+    })
 }
 
 fn check_id(key: &str, id: &str) -> anyhow::Result<()> {

@@ -226,6 +226,13 @@ impl EmbeddedNode {
         self.join().await
     }
 
+    /// Completes once the node is stopping or has stopped, for whatever
+    /// reason (its result comes from [`EmbeddedNode::shutdown`] or
+    /// [`EmbeddedNode::stopped`]).
+    pub fn stopping(&self) -> WaitForCancellationFuture<'_> {
+        self.shutdown.cancelled()
+    }
+
     async fn join(&mut self) -> anyhow::Result<()> {
         match self.task.take() {
             Some(task) => task.await.context("the node task panicked")?,

@@ -35,6 +35,7 @@ pub mod node_core;
 pub mod plugin;
 pub mod protocol;
 pub mod sim;
+pub mod supervise;
 pub mod testing;
 
 pub use bindings::types;

@@ -20,11 +20,15 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run one node until Ctrl-C or SIGTERM.
+    /// Run one node until Ctrl-C or SIGTERM; with `-- CMD ARGS…`, also run
+    /// CMD whenever this node leads, stopped before its lease can lapse.
     Run {
         /// The node's TOML configuration (see the README for every key).
         #[arg(long)]
         config: PathBuf,
+        /// A command to run while this node leads (after `--`).
+        #[arg(last = true)]
+        command: Vec<String>,
     },
     /// Follow a node's leadership: one line per change (`GET /watch`),
     /// the current state first.
@@ -226,7 +230,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match args.command {
-        Command::Run { config } => block_on(cli::run::run(&config)),
+        Command::Run { config, command } => block_on(cli::run::run(&config, command)),
         Command::NewPlugin { name, dir } => cli::new_plugin::new_plugin(&name, dir),
         Command::Status { admin, json } => block_on(cli::status::status(admin, json)),
         Command::Watch { admin, json } => block_on(cli::watch::watch(admin, json)),

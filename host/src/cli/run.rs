@@ -1,19 +1,49 @@
-//! `tenure run --config FILE`: one node, until Ctrl-C or SIGTERM — the
-//! library's [`EmbeddedNode`], as an application would embed it.
+//! `tenure run --config FILE [-- CMD ARGS…]`: one node, until Ctrl-C or
+//! SIGTERM — the library's [`EmbeddedNode`], as an application would embed
+//! it — and, with a command, [`supervise`] running it while the node leads.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use tenure_host::config::NodeConfig;
 use tenure_host::embed::EmbeddedNode;
+use tenure_host::supervise::{Supervised, supervise};
+use tokio_util::sync::CancellationToken;
 
-/// Loads the config, starts the node and its admin endpoint, and runs
-/// until a shutdown signal (then a leader hands leadership over first, so
-/// a rolling restart costs no election timeout) or until the node stops on
-/// its own.
-pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
+/// Loads the config, starts the node and its admin endpoint (and the
+/// supervised `command`, if any), and runs until a shutdown signal — then
+/// the command is stopped and waited for, and a leader hands leadership
+/// over, so a rolling restart costs no election timeout — or until the
+/// node stops on its own.
+pub async fn run(config_path: &Path, command: Vec<String>) -> anyhow::Result<ExitCode> {
     let config = NodeConfig::load(config_path)?;
-    let mut node = EmbeddedNode::start(config).await?;
+    let supervised = Supervised {
+        argv: command,
+        config: config.command.clone(),
+        lease_guard: config.lease_guard,
+    };
+    let node = EmbeddedNode::start(config).await?;
+    let supervised_failed = until_shutdown(&node, &supervised).await;
+    tracing::info!("shutting down");
+    let stopped = node.shutdown().await;
+    match supervised_failed {
+        Some(e) => Err(e.context("supervising the command")),
+        None => stopped.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+/// Runs the command (if any) until Ctrl-C, SIGTERM or the node stopping;
+/// then stops the command and waits for it. Returns why supervising
+/// failed, if it did.
+async fn until_shutdown(node: &EmbeddedNode, supervised: &Supervised) -> Option<anyhow::Error> {
+    let stop = CancellationToken::new();
+    let supervising = async {
+        if supervised.argv.is_empty() {
+            return std::future::pending().await;
+        }
+        supervise(node, supervised, &stop).await
+    };
+    let mut supervising = std::pin::pin!(supervising);
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -28,8 +58,14 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
-        result = node.stopped() => return result.map(|()| ExitCode::SUCCESS),
+        // The node stopped on its own: shutdown() says why.
+        _ = node.stopping() => {}
+        result = &mut supervising => return result.err(),
     }
-    tracing::info!("shutdown requested");
-    node.shutdown().await.map(|()| ExitCode::SUCCESS)
+    // Stop the command, and wait for it, before leadership is handed over.
+    stop.cancel();
+    if let Err(e) = supervising.await {
+        tracing::warn!(error = %format!("{e:#}"), "stopping the command");
+    }
+    None
 }

@@ -146,6 +146,8 @@ struct Planned {
     admin: SocketAddr,
     starts: u32,
     process: Option<Process>,
+    /// What `tenure run … --` supervises, if anything.
+    command: Vec<String>,
 }
 
 /// A loopback cluster of `tenure run` processes in one directory. See the
@@ -188,6 +190,7 @@ impl LocalCluster {
             admin: loopback(ports::port()?),
             starts: 0,
             process: None,
+            command: Vec::new(),
         };
         self.nodes.insert(id.to_string(), planned);
         Ok(())
@@ -270,6 +273,17 @@ impl LocalCluster {
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
     }
 
+    /// Makes node `id` run `command` while it leads (`tenure run … --
+    /// COMMAND`), from its next start on.
+    pub fn supervise(&mut self, id: &str, command: &[&str]) -> anyhow::Result<()> {
+        let planned = self
+            .nodes
+            .get_mut(id)
+            .with_context(|| format!("no node {id} in this cluster"))?;
+        planned.command = command.iter().map(|a| a.to_string()).collect();
+        Ok(())
+    }
+
     /// Starts node `id` from its config (again, if it ran before: the old
     /// process is killed first), `RUST_LOG=info`, output to its log after a
     /// start mark.
@@ -298,6 +312,9 @@ impl LocalCluster {
             .arg(&config)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1");
+        if !planned.command.is_empty() {
+            command.arg("--").args(&planned.command);
+        }
         planned.process = Some(Process::spawn(command, &log)?);
         Ok(())
     }
