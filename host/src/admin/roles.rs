@@ -147,7 +147,7 @@ pub(super) async fn watch(
             subscriptions: state.leadership,
         },
         |mut w| async move {
-            let event = w.next().await;
+            let event = w.next().await.into_event();
             Some((Ok(event), w))
         },
     );
@@ -164,9 +164,32 @@ struct Watching {
     subscriptions: crate::node::leadership::Subscriptions,
 }
 
+/// What a `/watch` subscriber is sent next.
+#[derive(Debug)]
+enum Outgoing {
+    /// A numbered change: its JSON (with `seq`).
+    Change { seq: u64, body: serde_json::Value },
+    /// The subscriber fell behind by this many changes.
+    Lagged(u64),
+}
+
+impl Outgoing {
+    fn into_event(self) -> Event {
+        match self {
+            Outgoing::Change { seq, body } => Event::default()
+                .event("leadership")
+                .id(seq.to_string())
+                .data(body.to_string()),
+            Outgoing::Lagged(missed) => Event::default()
+                .event("lagged")
+                .data(format!("{{\"missed\":{missed}}}")),
+        }
+    }
+}
+
 impl Watching {
     /// The next event for this subscriber.
-    async fn next(&mut self) -> Event {
+    async fn next(&mut self) -> Outgoing {
         loop {
             let change = match self.pending.take() {
                 Some(change) => change,
@@ -175,9 +198,7 @@ impl Watching {
                     Err(RecvError::Lagged(missed)) => {
                         // Told, never silent: then the current state.
                         self.pending = Some(self.subscriptions.changes().0);
-                        return Event::default()
-                            .event("lagged")
-                            .data(format!("{{\"missed\":{missed}}}"));
+                        return Outgoing::Lagged(missed);
                     }
                     // The node stopped; the endpoint closes with it.
                     Err(RecvError::Closed) => return std::future::pending().await,
@@ -191,10 +212,77 @@ impl Watching {
             if let Some(object) = body.as_object_mut() {
                 object.insert("seq".into(), change.seq.into());
             }
-            return Event::default()
-                .event("leadership")
-                .id(change.seq.to_string())
-                .data(body.to_string());
+            return Outgoing::Change {
+                seq: change.seq,
+                body,
+            };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::types::{NodeStatus, Role};
+    use crate::node::leadership::{CHANGES_KEPT, Publisher};
+
+    fn follower_of(term: u64) -> Leadership {
+        let status = NodeStatus {
+            node_id: "n2".into(),
+            cluster_id: "c".into(),
+            role: Role::Follower,
+            term,
+            leader: Some("n1".into()),
+            voted_for: None,
+            members: vec!["n1".into(), "n2".into()],
+            epoch: 0,
+            alive_peers: Vec::new(),
+            quorum: 2,
+            ignored_messages: 0,
+            lease_expires_ns: None,
+            data_id: 0,
+            abstaining: false,
+            confirmed: true,
+        };
+        Leadership::of(
+            &status,
+            Instant::now(),
+            Duration::from_millis(20),
+            Instant::now(),
+        )
+    }
+
+    /// (seq, term) of a change; panics on anything else.
+    fn change(out: Outgoing) -> (u64, u64) {
+        match out {
+            Outgoing::Change { seq, body } => (seq, body["term"].as_u64().expect("a term")),
+            other => panic!("expected a change, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_gets_the_current_state_then_changes_and_is_told_what_it_missed() {
+        let (mut publisher, subscriptions) = Publisher::new(follower_of(1));
+        let (first, receiver) = subscriptions.changes();
+        let mut watching = Watching {
+            pending: Some(first),
+            last_seq: 0,
+            receiver,
+            subscriptions: subscriptions.clone(),
+        };
+        assert_eq!(change(watching.next().await), (1, 1));
+        publisher.publish(follower_of(2));
+        assert_eq!(change(watching.next().await), (2, 2));
+        // Far behind: told how many it missed, then the current state.
+        let published = CHANGES_KEPT as u64 + 10;
+        for term in 3..3 + published {
+            publisher.publish(follower_of(term));
+        }
+        match watching.next().await {
+            Outgoing::Lagged(missed) => assert_eq!(missed, published - CHANGES_KEPT as u64),
+            other => panic!("expected a lag notice, got {other:?}"),
+        }
+        let latest = 2 + published;
+        assert_eq!(change(watching.next().await), (latest, latest));
     }
 }
