@@ -277,3 +277,83 @@ fn leader_answers_200_on_one_node_at_a_time_across_transfer_step_down_and_isolat
     );
     cluster.assert_one_leader_per_term();
 }
+
+#[test]
+fn hooks_run_on_events_and_a_failing_became_leader_hook_refuses_leadership() {
+    let dir = std::env::temp_dir().join(format!("tenure-hooks-out-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out = dir.join("hooks.log");
+    let record = |event: &str| {
+        format!(
+            "echo \"{event} $TENURE_NODE_ID term=$TENURE_TERM token=$TENURE_FENCING_TOKEN \
+             leader=$TENURE_LEADER\" >> {}",
+            out.display()
+        )
+    };
+    let (leader_hook, follower_hook) = (record("leader"), record("follower"));
+    // n1 times out first (60-80 ms), so it wins first; its became-leader
+    // hook fails, which refuses leadership as a plugin error does.
+    let cluster = Cluster::start("hooks", 3, |id| {
+        let became_leader = if id == "n1" {
+            "exit 3".to_string()
+        } else {
+            leader_hook.clone()
+        };
+        let timings = if id == "n1" {
+            "[timings]\nelection-timeout-min-ms = 60\nelection-timeout-max-ms = 80\n\
+             heartbeat-interval-ms = 20\n"
+        } else {
+            ""
+        };
+        format!(
+            "{timings}[hooks]\nbecame-leader = {became_leader:?}\nbecame-follower = {follower_hook:?}\n"
+        )
+    });
+    let all = ["n1", "n2", "n3"];
+    let deadline = Instant::now() + BOUND;
+    let (leader, term) = loop {
+        let (leader, term) = cluster.wait_for_leader(&all, BOUND);
+        if leader != "n1" {
+            break (leader, term);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "n1 kept leading\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The hook of the leader ran with its term and token; followers' too.
+    let deadline = Instant::now() + BOUND;
+    let want = format!("leader {leader} term={term} token={term} leader={leader}");
+    loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        if text.contains(&want)
+            && text.contains(&format!("leader={leader}"))
+            && text.contains("follower ")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {want:?} in the hook log:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // n1, if it won first, refused through its failed hook.
+    let n1 = cluster.log("n1");
+    let n1_won = cluster
+        .leaders_by_term()
+        .values()
+        .any(|nodes| nodes.iter().any(|n| n == "n1"));
+    println!("n1 won an election first and refused it through its hook: {n1_won}");
+    if n1_won {
+        assert!(
+            n1.contains("hook failed") && n1.contains("refused leadership"),
+            "{n1}"
+        );
+    }
+    cluster.assert_one_leader_per_term();
+    let _ = std::fs::remove_dir_all(&dir);
+}

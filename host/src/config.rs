@@ -108,6 +108,27 @@ pub struct NodeConfig {
     pub lease_guard: std::time::Duration,
     /// How `tenure run … -- CMD` supervises its command (`[command]`).
     pub command: CommandConfig,
+    /// Commands run on protocol events (`[hooks]`).
+    pub hooks: HooksConfig,
+}
+
+/// The `[hooks]` table: shell commands (`sh -c`) run on protocol events,
+/// one at a time in event order, with `TENURE_EVENT`, `TENURE_NODE_ID`,
+/// `TENURE_TERM` and, when known, `TENURE_LEADER` in the environment
+/// (`TENURE_FENCING_TOKEN` for `became-leader`, `TENURE_OLD_TERM` for
+/// `term-changed`). A `became-leader` hook that fails (exits non-zero or
+/// overruns `timeout-ms`) refuses leadership, as a plugin error does.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HooksConfig {
+    /// Run when this node wins an election (`became-leader`).
+    pub became_leader: Option<String>,
+    /// Run when it follows a leader, or none (`became-follower`).
+    pub became_follower: Option<String>,
+    /// Run when its term changes (`term-changed`).
+    pub term_changed: Option<String>,
+    /// How long a hook may run before it is killed (`timeout-ms`, default
+    /// 5000).
+    pub timeout: std::time::Duration,
 }
 
 /// The `[command]` table: how `tenure run --config FILE -- CMD…` runs CMD
@@ -174,6 +195,17 @@ struct RawConfig {
     plugin: Option<RawPlugin>,
     #[serde(default)]
     command: RawCommand,
+    #[serde(default)]
+    hooks: RawHooks,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawHooks {
+    became_leader: Option<String>,
+    became_follower: Option<String>,
+    term_changed: Option<String>,
+    timeout_ms: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -309,6 +341,25 @@ impl NodeConfig {
             );
         }
         let command = command_config(&raw.command, lease_guard_ms)?;
+        let hook_timeout_ms = raw.hooks.timeout_ms.unwrap_or(5_000);
+        if !(1..=600_000).contains(&hook_timeout_ms) {
+            bail!("`hooks.timeout-ms`: must be between 1 and 600000, got {hook_timeout_ms}");
+        }
+        for (key, hook) in [
+            ("became-leader", &raw.hooks.became_leader),
+            ("became-follower", &raw.hooks.became_follower),
+            ("term-changed", &raw.hooks.term_changed),
+        ] {
+            if hook.as_ref().is_some_and(|h| h.trim().is_empty()) {
+                bail!("`hooks.{key}`: must not be empty (leave it out instead)");
+            }
+        }
+        let hooks = HooksConfig {
+            became_leader: raw.hooks.became_leader.clone(),
+            became_follower: raw.hooks.became_follower.clone(),
+            term_changed: raw.hooks.term_changed.clone(),
+            timeout: std::time::Duration::from_millis(u64::from(hook_timeout_ms)),
+        };
         let plugin = match raw.plugin {
             None => None,
             Some(p) => {
@@ -367,6 +418,7 @@ impl NodeConfig {
             plugin,
             lease_guard: std::time::Duration::from_millis(u64::from(lease_guard_ms)),
             command,
+            hooks,
         })
     }
 }

@@ -15,6 +15,7 @@
 //!
 //! - [`state_file`]: the durable term, vote and membership.
 //! - [`event_log`]: one JSON line per protocol event, for operators and tests.
+//! - `hooks.rs`: `[hooks]`, shell commands run on protocol events.
 //! - [`leadership`]: what applications see (`watch`, `/watch`, `/leader`),
 //!   with the fencing token revoked a guard before the lease lapses.
 //! - [`report`]: the status the admin endpoint serves.
@@ -28,6 +29,7 @@ mod addresses;
 mod commands;
 pub mod event_log;
 pub mod forward;
+mod hooks;
 pub mod leadership;
 pub mod report;
 pub mod state_file;
@@ -157,6 +159,8 @@ pub struct Node {
     /// Answers of this node's plugin to calls forwarded to it: (caller, id,
     /// answer), sent back by the loop.
     host_replies: mpsc::UnboundedSender<(String, u64, Result<Vec<u8>, String>)>,
+    /// `[hooks]`, if any are configured.
+    hooks: Option<hooks::Hooks>,
     /// Publishes the leadership applications see.
     publisher: Publisher,
     subscriptions: Subscriptions,
@@ -220,6 +224,9 @@ impl Node {
         let (mut core, outputs) = NodeCore::start(protocol, options, persisted.as_ref(), settings)
             .context("starting the election protocol")?;
         let (plugin_tx, plugin_outputs) = mpsc::unbounded_channel();
+        // A failing became-leader hook refuses leadership as the plugin
+        // would: through the same channel, to the same policy.
+        let hooks = hooks::Hooks::start(&config.hooks, &config.node_id, plugin_tx.clone());
         let (host_replies_tx, host_replies) = mpsc::unbounded_channel();
         let plugin = match (plugin, core.view().cloned()) {
             (None, _) | (_, None) => None,
@@ -284,6 +291,7 @@ impl Node {
             forwarded: Forwarded::default(),
             addresses_passed_on: std::collections::BTreeSet::new(),
             host_replies: host_replies_tx,
+            hooks,
             publisher,
             subscriptions,
         };
@@ -527,6 +535,9 @@ impl Node {
                 Output::CancelTimer { id } => self.timers.cancel(id),
                 Output::Event(event) => {
                     log_event(node, &event);
+                    if let Some(hooks) = &self.hooks {
+                        hooks.on_event(&event, self.core.status());
+                    }
                     if let Err(e) = self.events.append(&event) {
                         tracing::warn!(node, error = %format!("{e:#}"), "event log write failed");
                     }
