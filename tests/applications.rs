@@ -357,3 +357,36 @@ fn hooks_run_on_events_and_a_failing_became_leader_hook_refuses_leadership() {
     cluster.assert_one_leader_per_term();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_hot_swap_is_a_change_on_the_watch_stream() {
+    let wasm = |name: &str| {
+        tenure_host::component_path::election_wasm()
+            .with_file_name(format!("tenure_plugin_{name}.wasm"))
+    };
+    let plugin = format!(
+        "[plugin]\npath = {:?}\n",
+        wasm("scheduler").display().to_string()
+    );
+    let cluster = Cluster::start("watch-swap", 3, |_| plugin.clone());
+    let all = ["n1", "n2", "n3"];
+    let (leader, _) = cluster.wait_for_leader(&all, BOUND);
+    let watcher = Watcher::start(cluster.admin(&leader));
+    let first = watcher.until(BOUND, |_| true).remove(0);
+    let before = first["plugin"].as_str().expect("a plugin runs").to_string();
+    let v2 = std::fs::read(wasm("scheduler_v2")).expect("the v2 build");
+    let (code, body, _) = kit::post(cluster.admin(&leader), "/plugin?name=v2.wasm", &v2);
+    assert_eq!(code, 200, "{body}");
+    let swapped = watcher.until(BOUND, |e| e["plugin"].as_str().is_some_and(|p| p != before));
+    let last = swapped.last().expect("an event");
+    assert_eq!(
+        last["leader"],
+        leader.as_str(),
+        "a swap is no election: {last}"
+    );
+    assert_eq!(
+        last["seq"].as_u64(),
+        first["seq"].as_u64().map(|s| s + swapped.len() as u64),
+        "numbered on from the first"
+    );
+}

@@ -77,6 +77,8 @@ pub enum Output {
     /// [`NodeCore::status`] changed (role, term, leader, lease, members or
     /// peers). Comes after everything else of the same call.
     StatusChanged,
+    /// The plugin was hot-swapped: this version runs now.
+    PluginSwapped { name: String, sha256: String },
 }
 
 /// How a node treats what its host observes; fixed at start.
@@ -212,6 +214,7 @@ impl NodeCore {
                 self.refusals.accepted();
                 Vec::new()
             }
+            PluginOutput::Swapped { name, sha256 } => vec![Output::PluginSwapped { name, sha256 }],
             PluginOutput::TransferLeadership { to } => match self.protocol.transfer_leadership(&to)
             {
                 Ok(effects) => self.outputs(effects),

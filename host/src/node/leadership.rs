@@ -51,6 +51,9 @@ pub struct Leadership {
     /// lease deadline, on this process's monotonic clock.
     #[serde(skip)]
     pub valid_until: Option<Instant>,
+    /// sha256 of the behaviour plugin running, if any (a hot swap is a
+    /// change).
+    pub plugin: Option<String>,
 }
 
 impl Leadership {
@@ -76,7 +79,14 @@ impl Leadership {
             leader: status.leader.clone(),
             fencing_token: valid_until.map(|_| status.term),
             valid_until,
+            plugin: None,
         }
+    }
+
+    /// The same leadership, with `plugin` (its sha256) running.
+    pub fn with_plugin(mut self, plugin: Option<String>) -> Leadership {
+        self.plugin = plugin;
+        self
     }
 
     /// Whether `other` says the same but for how long the token is good
@@ -89,12 +99,14 @@ impl Leadership {
             self.term,
             &self.leader,
             self.fencing_token,
+            &self.plugin,
         ) == (
             &other.node,
             other.role,
             other.term,
             &other.leader,
             other.fencing_token,
+            &other.plugin,
         )
     }
 

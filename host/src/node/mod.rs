@@ -31,6 +31,7 @@ pub mod event_log;
 pub mod forward;
 mod hooks;
 pub mod leadership;
+mod publish;
 pub mod report;
 pub mod state_file;
 pub mod swap;
@@ -273,7 +274,8 @@ impl Node {
             admin,
             listen: transport.local_addr(),
         };
-        let first = Leadership::of(core.status(), origin, config.lease_guard, Instant::now());
+        let first = Leadership::of(core.status(), origin, config.lease_guard, Instant::now())
+            .with_plugin(plugin.as_ref().map(|p| p.sha256()));
         let (publisher, subscriptions) = Publisher::new(first);
         let mut node = Node {
             config,
@@ -479,40 +481,6 @@ impl Node {
         Ok(())
     }
 
-    /// Publishes the leadership applications see, and arms the lease guard
-    /// for the moment the fencing token stops being good.
-    fn publish_leadership(&mut self) {
-        let now = Instant::now();
-        let next = Leadership::of(
-            self.core.status(),
-            self.origin,
-            self.config.lease_guard,
-            now,
-        );
-        match next.valid_until {
-            Some(until) => {
-                let after = until.saturating_duration_since(now);
-                let after_ns = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX);
-                self.timers.set(LEASE_GUARD_TIMER, after_ns);
-            }
-            None => self.timers.cancel(LEASE_GUARD_TIMER),
-        }
-        let revoked =
-            next.fencing_token.is_none() && self.publisher.current().fencing_token.is_some();
-        if revoked {
-            tracing::info!(
-                node = %self.config.node_id, term = next.term, role = next.role,
-                "fencing token revoked"
-            );
-        }
-        self.publisher.publish(next);
-    }
-
-    /// What applications subscribe to: the leadership, and its changes.
-    pub fn subscriptions(&self) -> Subscriptions {
-        self.subscriptions.clone()
-    }
-
     fn perform_in_order(&mut self, outputs: Vec<Output>) -> anyhow::Result<()> {
         let node = self.config.node_id.as_str();
         for output in outputs {
@@ -555,6 +523,11 @@ impl Node {
                     _ => tracing::info!(node, "{message}"),
                 },
                 Output::StatusChanged => {}
+                Output::PluginSwapped { name, sha256 } => {
+                    tracing::info!(node, plugin = %name, %sha256, "plugin swapped in");
+                    let now = self.publisher.current().with_plugin(Some(sha256));
+                    self.publisher.publish(now);
+                }
             }
         }
         Ok(())

@@ -71,6 +71,8 @@ pub enum PluginOutput {
     Log { level: LogLevel, message: String },
     /// The plugin asked this node (its leader) to hand leadership to `to`.
     TransferLeadership { to: String },
+    /// A hot swap succeeded: this version runs now.
+    Swapped { name: String, sha256: String },
 }
 
 /// One plugin's callbacks, fault policy and wake-ups, driven by its owner:
@@ -185,6 +187,10 @@ impl PluginDriver {
             node = %self.node().0, term, plugin = %component.name(), sha256 = %component.sha256(),
             "plugin swapped"
         );
+        self.outputs.push(PluginOutput::Swapped {
+            name: component.name().to_string(),
+            sha256: component.sha256().to_string(),
+        });
         self.component = component;
         self.instance = Some(new);
         self.failed_spawn_at = None;

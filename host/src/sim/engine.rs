@@ -196,7 +196,8 @@ impl Simulation {
                     }
                 }
                 Output::Notice { message, .. } => self.note(node, &message),
-                Output::StatusChanged => {}
+                // Noted by `swap_plugin`, which made it.
+                Output::StatusChanged | Output::PluginSwapped { .. } => {}
             }
         }
         // A call may have extended the node's lease (an acknowledged round).
