@@ -7,6 +7,9 @@
 //! the leader loses its majority), no write is ever refused — no deposed
 //! leader's command was still writing once a newer one had begun — and
 //! each isolated leader's command was stopped before its lease lapsed.
+//! Then the leader itself is frozen a few times: its command writes on
+//! (a frozen node cannot stop it), and the store's refusals are what keep
+//! those writes out — as the docs say.
 //!
 //! `TENURE_SUPERVISE_CYCLES` (default 30) sets how many of each.
 //!
@@ -167,14 +170,53 @@ fn a_supervised_command_never_writes_beside_a_newer_leaders() {
         leader = cluster.wait_for_leader(&all, BOUND).0;
     }
     std::thread::sleep(Duration::from_millis(150));
-
-    let writes = writes.lock().expect("store log").clone();
-    let accepted: Vec<&Write> = writes.iter().filter(|w| w.accepted).collect();
-    let refused: Vec<&Write> = writes.iter().filter(|w| !w.accepted).collect();
-    let tokens: std::collections::BTreeSet<u64> = accepted.iter().map(|w| w.token).collect();
+    let before_freezes = Instant::now();
     let sigterm = margins(&cluster, "fencing token revoked: SIGTERM to the command");
     let stopped = margins(&cluster, "command stopped");
     let sigkill = margins(&cluster, "outlived its grace: SIGKILL sent");
+
+    // What the token cannot do: freeze the *leader* itself. Its command is
+    // another process and writes on; the survivors elect a new leader whose
+    // command writes a higher token; the store refuses the frozen one's.
+    let frozen_cycles = 3;
+    for _ in 0..frozen_cycles {
+        std::thread::sleep(Duration::from_millis(150));
+        let frozen = leader.clone();
+        cluster.signal(&frozen, libc::SIGSTOP);
+        let survivors: Vec<&str> = all.iter().copied().filter(|id| *id != frozen).collect();
+        cluster.wait_for_leader(&survivors, BOUND);
+        std::thread::sleep(Duration::from_millis(200));
+        cluster.signal(&frozen, libc::SIGCONT);
+        leader = cluster.wait_for_leader(&all, BOUND).0;
+    }
+    std::thread::sleep(Duration::from_millis(150));
+
+    let writes = writes.lock().expect("store log").clone();
+    let (writes, frozen_phase): (Vec<Write>, Vec<Write>) =
+        writes.into_iter().partition(|w| w.at < before_freezes);
+    let refused_while_frozen = frozen_phase.iter().filter(|w| !w.accepted).count();
+    let mut highest = 0;
+    for w in frozen_phase.iter().filter(|w| w.accepted) {
+        assert!(
+            w.token >= highest,
+            "an accepted token went backwards: {w:?}"
+        );
+        highest = w.token;
+    }
+    let thawed =
+        margins(&cluster, "fencing token revoked: SIGTERM to the command").len() - sigterm.len();
+    println!(
+        "frozen leaders: {refused_while_frozen} of their commands' writes refused by the store \
+         over {frozen_cycles} freezes; every accepted token rose; {thawed} commands stopped \
+         once their node thawed (after the lease: no frozen node can do better)"
+    );
+    assert!(
+        refused_while_frozen > 0,
+        "a frozen leader's command kept writing, yet the store refused nothing: was it tested?"
+    );
+    let accepted: Vec<&Write> = writes.iter().filter(|w| w.accepted).collect();
+    let refused: Vec<&Write> = writes.iter().filter(|w| !w.accepted).collect();
+    let tokens: std::collections::BTreeSet<u64> = accepted.iter().map(|w| w.token).collect();
     let killed = sigkill.len();
     let mut by_node: std::collections::BTreeMap<&str, usize> = Default::default();
     for w in &accepted {
