@@ -136,3 +136,80 @@ fn the_lease_invariant_catches_clocks_drifting_beyond_the_margin() {
     let (seed, what) = caught.expect("no seed broke the lease with 30 % relative drift");
     assert!(what.contains("n1 holds a lease"), "seed {seed}: {what}");
 }
+
+/// The fencing token applications get (`node::leadership::fencing_token_at`,
+/// the rule behind `/leader`, `/watch` and the embedding API's guard) is
+/// held by at most one node at any instant of virtual time — through
+/// crashes, partitions, transfers and step-downs, on drifting clocks —
+/// and is gone from a leader before a later term has one.
+#[test]
+fn fencing_tokens_are_held_by_one_node_at_a_time_in_virtual_time() {
+    use tenure_host::node::leadership::fencing_token_at;
+    const GUARD_NS: u64 = 20 * MS;
+    for seed in 0..4 {
+        let mut sim = drifting_cluster(seed, 5, 15, |i| [0, 5_000, -5_000, 2_000, -2_000][i]);
+        sim.set_crash_detection(Some(25 * MS));
+        let mut holders: Vec<(u64, NodeIndex)> = Vec::new(); // (token, node) over time
+        let mut held = 0;
+        for step in 0..6_000u64 {
+            sim.run_for(MS);
+            let now: Vec<(NodeIndex, u64)> = (0..5)
+                .filter_map(|n| {
+                    let status = sim.status(n)?;
+                    let (token, _) = fencing_token_at(&status, GUARD_NS, sim.node_now_ns(n))?;
+                    Some((n, token))
+                })
+                .collect();
+            assert!(
+                now.len() <= 1,
+                "seed {seed}, {step} ms: two nodes hold fencing tokens at once: {now:?}"
+            );
+            if let Some(&(node, token)) = now.first() {
+                held += 1;
+                if holders.last() != Some(&(token, node)) {
+                    if let Some(&(previous, _)) = holders.last() {
+                        assert!(
+                            token > previous,
+                            "seed {seed}: token {token} after {previous}"
+                        );
+                    }
+                    holders.push((token, node));
+                }
+            }
+            // Faults: a crash, a partition of the leader, a transfer and a
+            // step-down, in turn, every 750 ms.
+            if step % 750 == 749
+                && let Some(&leader) = sim.leaders("c").first()
+            {
+                match (step / 750) % 4 {
+                    0 => sim.crash(leader),
+                    1 => sim.partition(&[&[leader]]),
+                    2 => {
+                        let to = sim.id((leader + 1) % 5).to_string();
+                        let _ = sim.transfer_leadership(leader, &to);
+                    }
+                    _ => {
+                        let _ = sim.step_down(leader);
+                    }
+                }
+            }
+            if step % 750 == 374 {
+                sim.heal();
+                for n in 0..5 {
+                    if !sim.is_up(n) {
+                        sim.restart(n).expect("restarts");
+                    }
+                }
+            }
+        }
+        assert!(
+            holders.len() >= 4,
+            "seed {seed}: too few holders to say much: {holders:?}"
+        );
+        assert!(
+            held > 3_000,
+            "seed {seed}: a token was held only {held} of 6000 ms"
+        );
+        assert_safe(&sim);
+    }
+}

@@ -21,6 +21,30 @@ use crate::bindings::types::{NodeStatus, Role};
 /// told it missed some.
 pub const CHANGES_KEPT: usize = 256;
 
+/// The fencing token a node whose protocol reports `status` may hand out
+/// at `now_ns` (the protocol's clock), revoking it `guard_ns` before the
+/// lease lapses — with until when it is good — or `None`. The one rule
+/// behind [`Leadership::fencing_token`], in the protocol's nanoseconds so
+/// the simulator can check it in virtual time.
+///
+/// ```
+/// # use tenure_host::node::leadership::fencing_token_at;
+/// # fn demo(s: tenure_host::types::NodeStatus) {
+/// // A leader whose lease lapses at 135 ms, with a 20 ms guard:
+/// // good until 115 ms, then revoked.
+/// if let Some((token, until_ns)) = fencing_token_at(&s, 20_000_000, 100_000_000) {
+///     assert!(until_ns <= 115_000_000 && token == s.term);
+/// }
+/// # }
+/// ```
+pub fn fencing_token_at(status: &NodeStatus, guard_ns: u64, now_ns: u64) -> Option<(u64, u64)> {
+    if status.role != Role::Leader {
+        return None;
+    }
+    let until = status.lease_expires_ns?.checked_sub(guard_ns)?;
+    (until > now_ns).then_some((status.term, until))
+}
+
 /// This node's leadership as an application sees it.
 ///
 /// ```
@@ -66,19 +90,15 @@ impl Leadership {
             Role::Candidate => "candidate",
             Role::Follower => "follower",
         };
-        let valid_until = status
-            .lease_expires_ns
-            .filter(|_| status.role == Role::Leader)
-            .map(|ns| origin + Duration::from_nanos(ns))
-            .and_then(|lapses| lapses.checked_sub(guard))
-            .filter(|until| *until > now);
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let token = fencing_token_at(status, ns(guard), ns(now.saturating_duration_since(origin)));
         Leadership {
             node: status.node_id.clone(),
             role,
             term: status.term,
             leader: status.leader.clone(),
-            fencing_token: valid_until.map(|_| status.term),
-            valid_until,
+            fencing_token: token.map(|(term, _)| term),
+            valid_until: token.map(|(_, until_ns)| origin + Duration::from_nanos(until_ns)),
             plugin: None,
         }
     }
