@@ -39,7 +39,9 @@ async fn until_shutdown(node: &EmbeddedNode, supervised: &Supervised) -> Option<
     let stop = CancellationToken::new();
     let supervising = async {
         if supervised.argv.is_empty() {
-            return std::future::pending().await;
+            // Nothing to supervise: done once told to stop.
+            stop.cancelled().await;
+            return Ok(());
         }
         supervise(node, supervised, &stop).await
     };
