@@ -264,5 +264,25 @@ fn a_supervised_command_never_writes_beside_a_newer_leaders() {
         sigterm.iter().chain(&sigkill).all(|m| *m > 0.0),
         "a command was signalled after its lease lapsed: SIGTERM {sigterm:?}, SIGKILL {sigkill:?}"
     );
+    // SIGTERM to the leader's node: its command is stopped and waited for
+    // first, then leadership is handed over, then the node exits cleanly.
+    let (leader, _) = cluster.wait_for_leader(&all, BOUND);
+    std::thread::sleep(Duration::from_millis(200));
+    let before = cluster.log(&leader).len();
+    cluster.signal(&leader, libc::SIGTERM);
+    let exited = cluster.wait_exit(&leader, BOUND);
+    assert!(
+        exited.is_some_and(|s| s.success()),
+        "clean exit: {exited:?}"
+    );
+    let tail = cluster.log(&leader)[before..].to_string();
+    let stopped_at = tail
+        .find("the command exited after SIGTERM")
+        .or_else(|| tail.find("SIGKILL sent"));
+    let handed_at = tail.find("handing leadership over before shutting down");
+    assert!(
+        matches!((stopped_at, handed_at), (Some(s), Some(h)) if s < h),
+        "the command must stop before leadership is handed over:\n{tail}"
+    );
     cluster.assert_one_leader_per_term();
 }
