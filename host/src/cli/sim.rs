@@ -8,7 +8,6 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use tenure_host::component_path::load_election;
 use tenure_host::sim::{Simulation, chaos};
-use tenure_host::types::Role;
 
 const MS: u64 = 1_000_000;
 const CLUSTER: &str = "demo";
@@ -121,11 +120,7 @@ pub fn demo(
     );
     for n in 0..sim.node_count() {
         if let Some(s) = sim.status(n) {
-            let role = match s.role {
-                Role::Leader => "leader",
-                Role::Candidate => "candidate",
-                Role::Follower => "follower",
-            };
+            let role = tenure_host::protocol::role_name(s.role);
             println!(
                 "  {:<6} {:<10} {:>5}  {:<7} {}",
                 s.node_id,

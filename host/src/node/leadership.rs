@@ -85,11 +85,7 @@ impl Leadership {
     /// `origin` is the protocol clock's zero, `guard` how long before the
     /// lease lapses the token is revoked.
     pub fn of(status: &NodeStatus, origin: Instant, guard: Duration, now: Instant) -> Leadership {
-        let role = match status.role {
-            Role::Leader => "leader",
-            Role::Candidate => "candidate",
-            Role::Follower => "follower",
-        };
+        let role = crate::protocol::role_name(status.role);
         let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let token = fencing_token_at(status, ns(guard), ns(now.saturating_duration_since(origin)));
         Leadership {

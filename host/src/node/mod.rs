@@ -534,23 +534,20 @@ impl Node {
     }
 
     fn report(&mut self) -> NodeReport {
-        let status = Some(self.core.status().clone());
         let plugin = self.plugin.as_ref().map(|p| report::PluginReport {
             name: p.name(),
             sha256: p.sha256(),
         });
         let now_ns = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let lease_status = status.clone();
         NodeReport::new(
             plugin,
             self.max_leader_gap,
-            &self.config,
             &self.identity,
-            status,
+            self.core.status().clone(),
+            now_ns,
             self.transport.stats(),
             self.started.elapsed(),
         )
-        .with_lease(lease_status.as_ref(), now_ns)
     }
 }
 

@@ -11,13 +11,14 @@ impl Node {
     /// for the moment the fencing token stops being good.
     pub(super) fn publish_leadership(&mut self) {
         let now = Instant::now();
+        let current = self.publisher.current();
         let next = Leadership::of(
             self.core.status(),
             self.origin,
             self.config.lease_guard,
             now,
         )
-        .with_plugin(self.publisher.current().plugin);
+        .with_plugin(current.plugin);
         match next.valid_until {
             Some(until) => {
                 let after = until.saturating_duration_since(now);
@@ -26,8 +27,7 @@ impl Node {
             }
             None => self.timers.cancel(LEASE_GUARD_TIMER),
         }
-        let revoked =
-            next.fencing_token.is_none() && self.publisher.current().fencing_token.is_some();
+        let revoked = next.fencing_token.is_none() && current.fencing_token.is_some();
         if revoked {
             tracing::info!(
                 node = %self.config.node_id, term = next.term, role = next.role,

@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 use tenure_transport::TransportStats;
 
 use crate::bindings::types::{NodeStatus, Role};
-use crate::config::NodeConfig;
 
 use super::NodeIdentity;
 
@@ -16,8 +15,7 @@ use super::NodeIdentity;
 pub struct NodeReport {
     pub node_id: String,
     pub cluster_id: String,
-    /// `"leader"`, `"follower"` or `"candidate"` (`"unknown"` if the
-    /// protocol could not answer).
+    /// `"leader"`, `"follower"` or `"candidate"`.
     pub role: String,
     pub term: u64,
     /// The leader this node follows (itself when leader), if known.
@@ -89,50 +87,23 @@ pub struct TransportReport {
 }
 
 impl NodeReport {
-    /// The report with the lease `status` grants, measured at `now_ns` on
-    /// the protocol's clock.
-    pub(crate) fn with_lease(mut self, status: Option<&NodeStatus>, now_ns: u64) -> NodeReport {
-        self.lease_remaining_ms = status
-            .filter(|s| s.role == Role::Leader)
-            .and_then(|s| s.lease_expires_ns)
-            .and_then(|until| until.checked_sub(now_ns))
-            .map(|ns| ns as f64 / 1e6);
-        self
-    }
-
+    /// The report of a node whose protocol reports `status`, its lease
+    /// measured at `now_ns` on the protocol's clock.
     pub(crate) fn new(
         plugin: Option<PluginReport>,
         max_leader_gap: Duration,
-        config: &NodeConfig,
         identity: &NodeIdentity,
-        status: Option<NodeStatus>,
+        status: NodeStatus,
+        now_ns: u64,
         stats: TransportStats,
         uptime: Duration,
     ) -> NodeReport {
-        let role = match status.as_ref().map(|s| s.role) {
-            Some(Role::Leader) => "leader",
-            Some(Role::Follower) => "follower",
-            Some(Role::Candidate) => "candidate",
-            None => "unknown",
-        };
-        let status = status.unwrap_or_else(|| NodeStatus {
-            node_id: config.node_id.clone(),
-            cluster_id: config.cluster_id.clone(),
-            role: Role::Follower,
-            term: 0,
-            leader: None,
-            voted_for: None,
-            members: Vec::new(),
-            alive_peers: Vec::new(),
-            quorum: 0,
-            ignored_messages: 0,
-            lease_expires_ns: None,
-            epoch: 0,
-            data_id: 0,
-            abstaining: false,
-            confirmed: false,
-        });
-
+        let lease_remaining_ms = status
+            .lease_expires_ns
+            .filter(|_| status.role == Role::Leader)
+            .and_then(|until| until.checked_sub(now_ns))
+            .map(|ns| ns as f64 / 1e6);
+        let role = crate::protocol::role_name(status.role);
         NodeReport {
             node_id: status.node_id,
             cluster_id: status.cluster_id,
@@ -150,7 +121,7 @@ impl NodeReport {
             admin: identity.admin.to_string(),
             uptime_ms: uptime.as_millis() as u64,
             max_leader_gap_ms: max_leader_gap.as_millis() as u64,
-            lease_remaining_ms: None,
+            lease_remaining_ms,
             epoch: status.epoch,
             data_id: format!("{:016x}", status.data_id),
             confirmed: status.confirmed,

@@ -209,6 +209,17 @@ impl ElectionComponent {
     }
 }
 
+/// A role as the admin JSON, the watch stream and the CLI name it:
+/// `"leader"`, `"candidate"` or `"follower"`.
+pub fn role_name(role: crate::bindings::types::Role) -> &'static str {
+    use crate::bindings::types::Role;
+    match role {
+        Role::Leader => "leader",
+        Role::Candidate => "candidate",
+        Role::Follower => "follower",
+    }
+}
+
 /// What a node's status is before its protocol started.
 fn unstarted_status(node: &str) -> NodeStatus {
     NodeStatus {
