@@ -148,15 +148,8 @@ fn get_leader(admin: SocketAddr) -> Option<(u16, Value)> {
 /// The leader the nodes agree on in a term after `term` (the agreed
 /// leader right after a request may still be the old one).
 fn next_leader(cluster: &Cluster, all: &[&str], term: u64) -> (String, u64) {
-    let deadline = Instant::now() + BOUND;
-    loop {
-        let (leader, now) = cluster.wait_for_leader(all, BOUND);
-        if now > term {
-            return (leader, now);
-        }
-        assert!(Instant::now() < deadline, "no leader after term {term}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let what = format!("a leader after term {term}");
+    cluster.wait_for_leader_where(all, BOUND, &what, |_, now| now > term)
 }
 
 /// Asks every node for `/leader` about once a millisecond until stopped.
@@ -311,19 +304,8 @@ fn hooks_run_on_events_and_a_failing_became_leader_hook_refuses_leadership() {
         )
     });
     let all = ["n1", "n2", "n3"];
-    let deadline = Instant::now() + BOUND;
-    let (leader, term) = loop {
-        let (leader, term) = cluster.wait_for_leader(&all, BOUND);
-        if leader != "n1" {
-            break (leader, term);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "n1 kept leading\n{}",
-            cluster.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (leader, term) =
+        cluster.wait_for_leader_where(&all, BOUND, "a leader other than n1", |l, _| l != "n1");
     // The hook of the leader ran with its term and token; followers' too.
     let deadline = Instant::now() + BOUND;
     let want = format!("leader {leader} term={term} token={term} leader={leader}");

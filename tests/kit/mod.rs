@@ -162,6 +162,32 @@ impl Cluster {
         }
     }
 
+    /// Waits (at most `bound`) until the leader the nodes in `among` agree
+    /// on satisfies `wanted(leader, term)` (`what` says what is awaited,
+    /// for the failure message); returns it. The agreed leader right after
+    /// a request may still be the old one: this waits that out.
+    pub fn wait_for_leader_where(
+        &self,
+        among: &[&str],
+        bound: Duration,
+        what: &str,
+        wanted: impl Fn(&str, u64) -> bool,
+    ) -> (String, u64) {
+        let deadline = Instant::now() + bound;
+        loop {
+            let (leader, term) = self.wait_for_leader(among, bound);
+            if wanted(&leader, term) {
+                return (leader, term);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} within {bound:?}: {leader} leads term {term}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Every (term, node) that some node's event log says became leader.
     pub fn leaders_by_term(&self) -> BTreeMap<u64, Vec<String>> {
         let ids = self.local.ids();
