@@ -15,6 +15,7 @@
 
 use std::fs::{self, File};
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -195,7 +196,14 @@ impl StateFile {
         };
         let bytes = serde_json::to_vec_pretty(&on_disk).context("encoding state")?;
         let tmp = self.path.with_extension("json.tmp");
-        let mut file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        // Owner-only: the vote and the membership are this node's alone.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
         file.write_all(&bytes)
             .and_then(|()| file.sync_all())
             .with_context(|| format!("writing {}", tmp.display()))?;

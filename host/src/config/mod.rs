@@ -47,6 +47,9 @@
 //! period-ms = "1000"
 //! ```
 //!
+//! `[admin-auth]` and `[admin-limits]` are in [`admin`]. The secret must
+//! also be strong enough: see [`secret`].
+//!
 //! Relative paths are resolved against the config file's directory. A bad
 //! config fails at start with the key and the problem named.
 
@@ -58,6 +61,11 @@ use anyhow::{Context as _, bail};
 use serde::Deserialize;
 
 use crate::bindings::types::Timings;
+
+pub mod admin;
+pub mod secret;
+
+pub use admin::{AdminAuthConfig, AdminLimits, AdminToken};
 
 /// The shortest cluster secret accepted, in bytes.
 pub const MIN_SECRET_BYTES: usize = 16;
@@ -110,6 +118,10 @@ pub struct NodeConfig {
     pub command: CommandConfig,
     /// Commands run on protocol events (`[hooks]`).
     pub hooks: HooksConfig,
+    /// Who may use the admin endpoint (`[admin-auth]`).
+    pub admin_auth: AdminAuthConfig,
+    /// What one admin client may ask (`[admin-limits]`).
+    pub admin_limits: AdminLimits,
 }
 
 /// The `[hooks]` table: shell commands (`sh -c`) run on protocol events,
@@ -197,6 +209,10 @@ struct RawConfig {
     command: RawCommand,
     #[serde(default)]
     hooks: RawHooks,
+    #[serde(default)]
+    admin_auth: admin::RawAdminAuth,
+    #[serde(default)]
+    admin_limits: admin::RawAdminLimits,
 }
 
 #[derive(Deserialize, Default)]
@@ -257,12 +273,18 @@ pub const DEFAULT_DEADLINE_MS: u64 = 100;
 pub const DEFAULT_MEMORY_MIB: u64 = 64;
 
 impl NodeConfig {
-    /// Reads and validates the config file at `path`.
+    /// Reads and validates the config file at `path`, and adds the admin
+    /// token in the environment ([`admin::ADMIN_TOKEN_ENV`]), if any.
     pub fn load(path: &Path) -> anyhow::Result<NodeConfig> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base).with_context(|| format!("in config {}", path.display()))
+        let mut config =
+            Self::parse(&text, base).with_context(|| format!("in config {}", path.display()))?;
+        config
+            .admin_auth
+            .add_env_token(std::env::var(admin::ADMIN_TOKEN_ENV).ok())?;
+        Ok(config)
     }
 
     /// Parses and validates config text; relative paths resolve against
@@ -310,6 +332,17 @@ impl NodeConfig {
                 continue;
             }
             peers.insert(id.clone(), addr(&format!("peers.{id}"), address)?);
+        }
+        let addresses = [listen, admin].into_iter().chain(peers.values().copied());
+        secret::check_cluster_secret(&secret, addresses)
+            .map_err(|why| anyhow::anyhow!("`secret`: refused: {why}"))?;
+        if admin.port() != 0
+            && admin.port() == listen.port()
+            && (admin.ip() == listen.ip()
+                || admin.ip().is_unspecified()
+                || listen.ip().is_unspecified())
+        {
+            bail!("`admin` and `listen`: both are {admin}; give the admin endpoint its own port");
         }
         let d = Timings::default();
         let t = &raw.timings;
@@ -419,6 +452,8 @@ impl NodeConfig {
             lease_guard: std::time::Duration::from_millis(u64::from(lease_guard_ms)),
             command,
             hooks,
+            admin_auth: admin::auth(&raw.admin_auth, resolve)?,
+            admin_limits: admin::limits(&raw.admin_limits)?,
         })
     }
 }
@@ -463,107 +498,4 @@ fn addr(key: &str, text: &str) -> anyhow::Result<SocketAddr> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GOOD: &str = r#"
-        node-id = "n1"
-        cluster-id = "demo"
-        listen = "127.0.0.1:7101"
-        secret = "0123456789abcdef"
-        [peers]
-        n1 = "127.0.0.1:7101"
-        n2 = "127.0.0.1:7102"
-        [timings]
-        heartbeat-interval-ms = 40
-        [plugin]
-        path = "p.wasm"
-        [plugin.config]
-        period-ms = 500
-        job = "backup"
-    "#;
-
-    fn error(text: &str) -> String {
-        format!(
-            "{:#}",
-            NodeConfig::parse(text, Path::new("/etc/tenure")).unwrap_err()
-        )
-    }
-
-    #[test]
-    fn a_good_config_gets_defaults_and_resolved_paths() {
-        let c = NodeConfig::parse(GOOD, Path::new("/etc/tenure")).expect("valid");
-        assert_eq!(c.peers.len(), 1, "self is not a peer");
-        assert_eq!(c.timings.heartbeat_interval_ms, 40);
-        assert_eq!(c.timings.election_timeout_min_ms, 150);
-        assert_eq!(c.admin.ip().to_string(), "127.0.0.1");
-        assert_eq!(c.data_dir, Path::new("/etc/tenure/tenure-data/n1"));
-        assert_eq!(c.cache_dir, Path::new("/etc/tenure/tenure-data/n1/cache"));
-        let p = c.plugin.expect("plugin");
-        assert_eq!(p.path, Path::new("/etc/tenure/p.wasm"));
-        assert_eq!(p.config["period-ms"], "500");
-        assert_eq!((p.deadline_ms, p.memory_mib), (100, 64));
-        assert!(c.pre_vote && c.voter && c.fast_failover);
-        assert_eq!((c.priority, c.timings.stability_window_ms), (0, 2_000));
-        assert_eq!(c.timings.lease_drift_margin_ms, 15);
-    }
-
-    #[test]
-    fn protocol_keys_are_read() {
-        let text = format!(
-            "{GOOD}\n[protocol]\npriority = 7\nobserver = true\nfast-failover = false\n"
-        )
-        .replace(
-            "heartbeat-interval-ms = 40",
-            "heartbeat-interval-ms = 40\nstability-window-ms = 500\nlease-drift-margin-ms = 5",
-        );
-        let c = NodeConfig::parse(&text, Path::new("/etc/tenure")).expect("valid");
-        assert_eq!((c.priority, c.voter, c.fast_failover), (7, false, false));
-        assert_eq!(c.timings.stability_window_ms, 500);
-        assert_eq!(c.timings.lease_drift_margin_ms, 5);
-        let bad = error(&format!("{GOOD}\n[protocol]\npriority = 300\n"));
-        assert!(bad.contains("priority"), "{bad}");
-    }
-
-    #[test]
-    fn bad_configs_name_the_key() {
-        let replace = |from: &str, to: &str| GOOD.replace(from, to);
-        assert!(
-            error(&replace(
-                "listen = \"127.0.0.1:7101\"",
-                "listen = \"nowhere\""
-            ))
-            .contains("`listen`")
-        );
-        assert!(error(&replace("n2 = \"127.0.0.1:7102\"", "n2 = \"x\"")).contains("`peers.n2`"));
-        assert!(
-            error(&replace(
-                "secret = \"0123456789abcdef\"",
-                "secret = \"short\""
-            ))
-            .contains("`secret`")
-        );
-        assert!(error(&replace("secret = \"0123456789abcdef\"", "")).contains("`secret`"));
-        assert!(error(&replace("node-id = \"n1\"", "node-id = \"n 1\"")).contains("`node-id`"));
-        assert!(error(&replace("job = \"backup\"", "job = [1]")).contains("`plugin.config.job`"));
-        assert!(
-            error(&replace(
-                "heartbeat-interval-ms = 40",
-                "heartbeat-interval = 40"
-            ))
-            .contains("heartbeat-interval")
-        );
-        assert!(
-            error(&replace("[plugin]", "[plugin]\ndeadline-ms = 0"))
-                .contains("`plugin.deadline-ms`")
-        );
-        // toml's own errors name the key and line.
-        assert!(
-            error(&replace(
-                "heartbeat-interval-ms = 40",
-                "heartbeat-interval-ms = \"fast\""
-            ))
-            .contains("heartbeat-interval-ms")
-        );
-    }
-}
+mod tests;
