@@ -1,7 +1,14 @@
 //! A minimal client for a node's admin endpoint (loopback HTTP/1.1), used
 //! by the `tenure` CLI and by the multi-process tests.
+//!
+//! A node with `[admin-auth]` tokens wants `Authorization: Bearer TOKEN`
+//! on every changing request: pass [`Credentials`] to the `_as` functions
+//! ([`exchange_as`], [`request_as`], [`fetch_status_as`]). The CLI takes
+//! them from `--token-file` or the environment ([`Credentials::from_env`]),
+//! never from a flag's value, which any user could read in `ps`.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -18,10 +25,105 @@ pub const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 /// take: an uncached plugin compiles before the node answers.
 pub const ACTION_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The variable naming a file that holds the admin token (read first).
+pub const TOKEN_FILE_ENV: &str = "TENURE_ADMIN_TOKEN_FILE";
+
+/// The variable holding the admin token itself (the same one a node reads
+/// for its own token: see [`crate::config::admin::ADMIN_TOKEN_ENV`]).
+pub const TOKEN_ENV: &str = crate::config::admin::ADMIN_TOKEN_ENV;
+
+/// How a client proves itself: a bearer token, or nothing.
+///
+/// ```
+/// use tenure_host::admin_client::Credentials;
+/// assert!(Credentials::none().is_none());
+/// assert!(!Credentials::bearer("3f2a9c0d11e4b7a5c0ffee").is_none());
+/// ```
+#[derive(Clone, Default)]
+pub struct Credentials {
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    /// Never the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.token {
+            Some(_) => f.write_str("Credentials(bearer)"),
+            None => f.write_str("Credentials(none)"),
+        }
+    }
+}
+
+impl Credentials {
+    /// No token: enough for a node without `[admin-auth]` tokens and for
+    /// the read-only endpoints of one without `protect-reads`.
+    pub fn none() -> Credentials {
+        Credentials { token: None }
+    }
+
+    /// `Authorization: Bearer token`.
+    pub fn bearer(token: impl Into<String>) -> Credentials {
+        Credentials {
+            token: Some(token.into()),
+        }
+    }
+
+    /// Whether this carries no token.
+    pub fn is_none(&self) -> bool {
+        self.token.is_none()
+    }
+
+    /// The token in `path`: its first line that is not blank or a `#`
+    /// comment — either the token alone, or `NAME TOKEN` as in a node's
+    /// `tokens-file`.
+    pub fn from_file(path: &Path) -> anyhow::Result<Credentials> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the admin token file {}", path.display()))?;
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .with_context(|| format!("{} holds no token", path.display()))?;
+        let token = line.split_whitespace().last().unwrap_or(line);
+        Ok(Credentials::bearer(token))
+    }
+
+    /// From the environment: the file named by [`TOKEN_FILE_ENV`], else
+    /// the token in [`TOKEN_ENV`], else none.
+    pub fn from_env() -> anyhow::Result<Credentials> {
+        if let Some(file) = std::env::var_os(TOKEN_FILE_ENV) {
+            return Credentials::from_file(Path::new(&file))
+                .with_context(|| format!("`{TOKEN_FILE_ENV}`"));
+        }
+        Ok(std::env::var(TOKEN_ENV)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .map_or_else(Credentials::none, Credentials::bearer))
+    }
+
+    /// The `Authorization` header line to send (CRLF-terminated), or
+    /// nothing without a token: for clients that write their own request.
+    pub fn http_header(&self) -> String {
+        self.token
+            .as_ref()
+            .map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"))
+    }
+}
+
 /// Fetches `GET /status` from the admin endpoint at `admin`, giving up
 /// after `within` (see [`STATUS_TIMEOUT`]).
 pub async fn fetch_status(admin: SocketAddr, within: Duration) -> anyhow::Result<NodeReport> {
-    let (code, body) = request(admin, "GET", "/status", &[], within).await?;
+    fetch_status_as(admin, &Credentials::none(), within).await
+}
+
+/// [`fetch_status`] with `credentials` (a node with `protect-reads`).
+pub async fn fetch_status_as(
+    admin: SocketAddr,
+    credentials: &Credentials,
+    within: Duration,
+) -> anyhow::Result<NodeReport> {
+    let (code, body) = request_as(admin, credentials, "GET", "/status", &[], within).await?;
     if code != 200 {
         bail!("{admin} answered {code}: {}", body.trim());
     }
@@ -39,7 +141,19 @@ pub async fn request(
     body: &[u8],
     within: Duration,
 ) -> anyhow::Result<(u16, String)> {
-    let reply = exchange(admin, method, path, body, within).await?;
+    request_as(admin, &Credentials::none(), method, path, body, within).await
+}
+
+/// [`request`] with `credentials`.
+pub async fn request_as(
+    admin: SocketAddr,
+    credentials: &Credentials,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    within: Duration,
+) -> anyhow::Result<(u16, String)> {
+    let reply = exchange_as(admin, credentials, method, path, body, within).await?;
     Ok((reply.code, reply.body))
 }
 
@@ -73,11 +187,24 @@ pub async fn exchange(
     body: &[u8],
     within: Duration,
 ) -> anyhow::Result<AdminReply> {
+    exchange_as(admin, &Credentials::none(), method, path, body, within).await
+}
+
+/// [`exchange`] with `credentials`.
+pub async fn exchange_as(
+    admin: SocketAddr,
+    credentials: &Credentials,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    within: Duration,
+) -> anyhow::Result<AdminReply> {
     let exchange = async {
         let mut stream = TcpStream::connect(admin).await?;
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\
+            "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n{}\
              Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+            credentials.http_header(),
             body.len()
         );
         stream.write_all(head.as_bytes()).await?;

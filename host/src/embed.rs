@@ -49,6 +49,7 @@ use crate::artifact_cache::ArtifactCache;
 use crate::bindings::types::{CampaignRefusal, ChangeRefusal};
 use crate::builtin;
 use crate::config::NodeConfig;
+use crate::node::data_lock::DataDirLock;
 use crate::node::leadership::{Leadership, Subscriptions};
 use crate::node::swap::{file_name, watch_plugin};
 use crate::node::{Command, Node, NodeReport, PluginSetup};
@@ -72,6 +73,8 @@ impl EmbeddedNode {
     /// saying why, on a bad component, an unusable state file or a port in
     /// use.
     pub async fn start(config: NodeConfig) -> anyhow::Result<EmbeddedNode> {
+        let data_lock = DataDirLock::acquire(&config.data_dir)?;
+        config.admin_auth.check_exposure(config.admin)?;
         let cache = ArtifactCache::open(&config.cache_dir)?;
         let (component, sha256) = load_protocol(&config, &cache).await?;
         let engine = plugin_engine()?;
@@ -81,6 +84,11 @@ impl EmbeddedNode {
             .with_context(|| format!("`admin`: cannot listen on {}", config.admin))?;
         let admin = admin_listener.local_addr().context("admin address")?;
         let data_dir = config.data_dir.clone();
+        let (node_id, admin_auth, admin_limits) = (
+            config.node_id.clone(),
+            config.admin_auth.clone(),
+            config.admin_limits.clone(),
+        );
         let plugin_to_watch = config
             .plugin
             .as_ref()
@@ -102,16 +110,21 @@ impl EmbeddedNode {
                 shutdown.clone(),
             ));
         }
-        let admin_task = tokio::spawn(crate::admin::serve(
-            admin_listener,
-            commands.clone(),
-            subscriptions.clone(),
-            engine,
+        let setup = crate::admin::AdminSetup {
+            commands: commands.clone(),
+            leadership: subscriptions.clone(),
+            plugin_engine: engine,
             cache,
-            shutdown.clone(),
-        ));
+            auth: admin_auth,
+            limits: admin_limits,
+            data_dir,
+            node_id,
+        };
+        let admin_task = tokio::spawn(crate::admin::serve(admin_listener, setup, shutdown.clone()));
         let stop = shutdown.clone();
         let task = tokio::spawn(async move {
+            // Held until the node has stopped: see `DataDirLock`.
+            let _data_lock = data_lock;
             let result = node.run(inputs, command_rx, stop.clone()).await;
             stop.cancel();
             match admin_task.await {

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tenure_host::admin_client::Credentials;
 
 /// Tenure: leader election for clusters, with the protocol and the leader
 /// logic as WebAssembly components.
@@ -16,6 +17,11 @@ use clap::{Parser, Subcommand};
 struct Args {
     #[command(subcommand)]
     command: Command,
+    /// For commands that talk to a node: a file holding its admin token
+    /// (the token alone, or `NAME TOKEN`). Default: the file named by
+    /// TENURE_ADMIN_TOKEN_FILE, else the token in TENURE_ADMIN_TOKEN.
+    #[arg(long, global = true, value_name = "PATH")]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -229,38 +235,55 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let credentials = || match &args.token_file {
+        Some(path) => Credentials::from_file(path),
+        None => Credentials::from_env(),
+    };
     let result = match args.command {
         Command::Run { config, command } => block_on(cli::run::run(&config, command)),
         Command::NewPlugin { name, dir } => cli::new_plugin::new_plugin(&name, dir),
-        Command::Status { admin, json } => block_on(cli::status::status(admin, json)),
-        Command::Watch { admin, json } => block_on(cli::watch::watch(admin, json)),
-        Command::Plugin(PluginCommand::Swap { admin, path }) => {
-            block_on(cli::actions::swap(admin, &path))
+        Command::Status { admin, json } => {
+            credentials().and_then(|c| block_on(cli::status::status(admin, &c, json)))
         }
-        Command::StepDown { admin } => block_on(cli::actions::admin_action(admin, "/step-down")),
-        Command::Campaign { admin } => block_on(cli::actions::admin_action(admin, "/campaign")),
+        Command::Watch { admin, json } => {
+            credentials().and_then(|c| block_on(cli::watch::watch(admin, &c, json)))
+        }
+        Command::Plugin(PluginCommand::Swap { admin, path }) => {
+            credentials().and_then(|c| block_on(cli::actions::swap(admin, &c, &path)))
+        }
+        Command::StepDown { admin } => credentials()
+            .and_then(|c| block_on(cli::actions::admin_action(admin, &c, "/step-down"))),
+        Command::Campaign { admin } => {
+            credentials().and_then(|c| block_on(cli::actions::admin_action(admin, &c, "/campaign")))
+        }
         Command::Leave { admin, node } => {
             let node: String = node
                 .chars()
                 .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
                 .collect();
-            block_on(cli::actions::admin_action(
-                admin,
-                &format!("/leave?node={node}"),
-            ))
+            credentials().and_then(|c| {
+                block_on(cli::actions::admin_action(
+                    admin,
+                    &c,
+                    &format!("/leave?node={node}"),
+                ))
+            })
         }
         Command::Transfer { admin, to } => {
             let to: String = to
                 .chars()
                 .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
                 .collect();
-            block_on(cli::actions::admin_action(
-                admin,
-                &format!("/transfer?to={to}"),
-            ))
+            credentials().and_then(|c| {
+                block_on(cli::actions::admin_action(
+                    admin,
+                    &c,
+                    &format!("/transfer?to={to}"),
+                ))
+            })
         }
         Command::Protocol(ProtocolCommand::Swap { admin, path }) => {
-            block_on(cli::actions::swap_protocol(admin, &path))
+            credentials().and_then(|c| block_on(cli::actions::swap_protocol(admin, &c, &path)))
         }
         Command::Demo {
             base_port,

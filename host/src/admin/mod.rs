@@ -37,16 +37,19 @@
 //! answer, or read what the node publishes; they never touch the wasm
 //! stores.
 
+mod auth;
 pub mod roles;
+mod server;
 
-use std::time::Duration;
-
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use sha2::{Digest as _, Sha256};
@@ -54,19 +57,21 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+pub use auth::Caller;
+pub use server::{AdminReport, Remote, SHUTDOWN_GRACE};
+
 use crate::artifact_cache::ArtifactCache;
+use crate::config::{AdminAuthConfig, AdminLimits};
 use crate::node::leadership::Subscriptions;
 use crate::node::swap::compile_and_swap;
 use crate::node::{Command, NodeReport};
 use crate::plugin::PluginEngine;
 use crate::protocol::ElectionComponent;
+use auth::{AuditLog, Gate};
+use server::{AdminCounters, BodyGate};
 
 /// How long a handler waits for the node task.
 const NODE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The largest plugin component accepted by `POST /plugin` (Python and
-/// JavaScript components are 10–20 MB).
-pub const MAX_PLUGIN_BYTES: usize = 64 << 20;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -80,43 +85,93 @@ struct AdminState {
     protocol_engine: wasmtime::Engine,
     /// The leadership the node publishes.
     leadership: Subscriptions,
+    /// The endpoint's own counters, for `GET /status`.
+    counters: Arc<AdminCounters>,
+}
+
+/// Everything [`serve`] needs besides its listener.
+pub struct AdminSetup {
+    /// The node task's command queue.
+    pub commands: mpsc::Sender<Command>,
+    /// The leadership the node publishes.
+    pub leadership: Subscriptions,
+    /// Compiles uploaded plugins.
+    pub plugin_engine: PluginEngine,
+    /// Where compiled components are kept.
+    pub cache: ArtifactCache,
+    /// Who may call what (`[admin-auth]`).
+    pub auth: AdminAuthConfig,
+    /// What one client may ask (`[admin-limits]`).
+    pub limits: AdminLimits,
+    /// Where `events.log` is, for the audit trail.
+    pub data_dir: PathBuf,
+    /// This node's id, in the audit trail.
+    pub node_id: String,
 }
 
 /// Serves the admin API on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
-    commands: mpsc::Sender<Command>,
-    leadership: Subscriptions,
-    plugin_engine: PluginEngine,
-    cache: ArtifactCache,
+    setup: AdminSetup,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let counters = Arc::new(AdminCounters::default());
     let state = AdminState {
-        commands,
-        plugin_engine,
-        cache,
+        commands: setup.commands,
+        plugin_engine: setup.plugin_engine,
+        cache: setup.cache,
         protocol_engine: wasmtime::Engine::default(),
-        leadership,
+        leadership: setup.leadership,
+        counters: counters.clone(),
     };
-    let app = Router::new()
+    let audit = AuditLog::open(&setup.data_dir, &setup.node_id)?;
+    let gate = Gate::new(setup.auth.tokens.clone(), audit, counters.clone());
+    let limits = setup.limits;
+    let body = |max_bytes| BodyGate {
+        max_bytes,
+        timeout: limits.body_timeout,
+        counters: counters.clone(),
+    };
+    // Probes never need a token: an orchestrator must always reach them.
+    let probes = Router::new()
+        .route("/livez", get(roles::livez))
+        .route("/readyz", get(roles::readyz));
+    let mut reads = Router::new()
         .route("/status", get(status))
         .route("/leader", get(roles::leader))
-        .route("/livez", get(roles::livez))
-        .route("/readyz", get(roles::readyz))
         .route("/watch", get(roles::watch))
-        .route("/inspect", get(inspect))
+        .route("/inspect", get(inspect));
+    if setup.auth.protect_reads {
+        reads = reads.route_layer(from_fn_with_state(gate.clone(), auth::require_token));
+    }
+    let uploads = Router::new()
+        .route("/plugin", post(swap_plugin))
+        .route("/protocol", post(swap_protocol))
+        .route_layer(from_fn_with_state(
+            body(limits.max_upload_bytes),
+            server::buffer_body,
+        ));
+    let changes = Router::new()
         .route("/step-down", post(step_down))
         .route("/campaign", post(campaign))
         .route("/transfer", post(transfer))
         .route("/leave", post(leave))
         .route("/call", post(call))
-        .route("/plugin", post(swap_plugin))
-        .route("/protocol", post(swap_protocol))
-        .layer(DefaultBodyLimit::max(MAX_PLUGIN_BYTES))
+        .route_layer(from_fn_with_state(
+            body(limits.max_body_bytes),
+            server::buffer_body,
+        ))
+        .merge(uploads)
+        // Outermost first: the token, then the audit line, then the body.
+        .route_layer(from_fn_with_state(gate.clone(), auth::audit))
+        .route_layer(from_fn_with_state(gate, auth::require_token));
+    let app = probes
+        .merge(reads)
+        .merge(changes)
+        // Bodies are already read within their limits.
+        .layer(DefaultBodyLimit::disable())
         .with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    server::serve(listener, app, limits, counters, shutdown).await;
     Ok(())
 }
 
@@ -140,7 +195,9 @@ async fn ask<T>(
 }
 
 async fn status(State(state): State<AdminState>) -> Result<Json<NodeReport>, Response> {
-    ask(&state.commands, Command::Status).await.map(Json)
+    let mut report = ask(&state.commands, Command::Status).await?;
+    report.admin_endpoint = state.counters.report();
+    Ok(Json(report))
 }
 
 /// The plugin's `inspect()` pairs, as a JSON object (404 without a plugin).

@@ -9,12 +9,16 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use tenure_host::admin_client::{ACTION_TIMEOUT, request};
+use tenure_host::admin_client::{ACTION_TIMEOUT, Credentials, request_as};
 
 /// Sends the component at `path` to the node's `POST /plugin` and reports
 /// whether the new version runs (exit 0) or was refused (exit 1, the old
 /// version keeps running).
-pub async fn swap(admin: SocketAddr, path: &Path) -> anyhow::Result<ExitCode> {
+pub async fn swap(
+    admin: SocketAddr,
+    credentials: &Credentials,
+    path: &Path,
+) -> anyhow::Result<ExitCode> {
     let bytes =
         std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
     let started = Instant::now();
@@ -25,8 +29,9 @@ pub async fn swap(admin: SocketAddr, path: &Path) -> anyhow::Result<ExitCode> {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
         .collect();
-    let (code, body) = request(
+    let (code, body) = request_as(
         admin,
+        credentials,
         "POST",
         &format!("/plugin?name={name}"),
         &bytes,
@@ -46,21 +51,34 @@ pub async fn swap(admin: SocketAddr, path: &Path) -> anyhow::Result<ExitCode> {
 
 /// Sends another build of the election component to the node's `POST
 /// /protocol`: exit 0 when it runs (with the node's state), 1 when refused.
-pub async fn swap_protocol(admin: SocketAddr, path: &Path) -> anyhow::Result<ExitCode> {
+pub async fn swap_protocol(
+    admin: SocketAddr,
+    credentials: &Credentials,
+    path: &Path,
+) -> anyhow::Result<ExitCode> {
     let bytes =
         std::fs::read(path).with_context(|| format!("reading protocol {}", path.display()))?;
-    post(admin, "/protocol", &bytes).await
+    post(admin, credentials, "/protocol", &bytes).await
 }
 
 /// `tenure step-down` / `tenure campaign` / `tenure transfer`: `POST path`
 /// on the admin endpoint, printing the node's answer.
-pub async fn admin_action(admin: SocketAddr, path: &str) -> anyhow::Result<ExitCode> {
-    post(admin, path, &[]).await
+pub async fn admin_action(
+    admin: SocketAddr,
+    credentials: &Credentials,
+    path: &str,
+) -> anyhow::Result<ExitCode> {
+    post(admin, credentials, path, &[]).await
 }
 
 /// `POST path` with `body`: prints the answer, exit 0 on 200, else 1.
-async fn post(admin: SocketAddr, path: &str, body: &[u8]) -> anyhow::Result<ExitCode> {
-    let (code, reply) = request(admin, "POST", path, body, ACTION_TIMEOUT).await?;
+async fn post(
+    admin: SocketAddr,
+    credentials: &Credentials,
+    path: &str,
+    body: &[u8],
+) -> anyhow::Result<ExitCode> {
+    let (code, reply) = request_as(admin, credentials, "POST", path, body, ACTION_TIMEOUT).await?;
     if code == 200 {
         print!("{reply}");
         Ok(ExitCode::SUCCESS)

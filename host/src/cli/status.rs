@@ -3,11 +3,15 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use tenure_host::admin_client::{STATUS_TIMEOUT, fetch_status, request};
+use tenure_host::admin_client::{Credentials, STATUS_TIMEOUT, fetch_status_as, request_as};
 
 /// Prints the status, as JSON or readably.
-pub async fn status(admin: SocketAddr, json: bool) -> anyhow::Result<ExitCode> {
-    let report = fetch_status(admin, STATUS_TIMEOUT).await?;
+pub async fn status(
+    admin: SocketAddr,
+    credentials: &Credentials,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let report = fetch_status_as(admin, credentials, STATUS_TIMEOUT).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
@@ -47,7 +51,8 @@ pub async fn status(admin: SocketAddr, json: bool) -> anyhow::Result<ExitCode> {
         Some(p) => {
             println!("plugin    {} (sha256 {})", p.name, &p.sha256);
             // What the plugin says of itself (`inspect()`), best effort.
-            if let Ok((200, body)) = request(admin, "GET", "/inspect", &[], STATUS_TIMEOUT).await
+            if let Ok((200, body)) =
+                request_as(admin, credentials, "GET", "/inspect", &[], STATUS_TIMEOUT).await
                 && let Ok(pairs) =
                     serde_json::from_str::<std::collections::BTreeMap<String, String>>(&body)
             {

@@ -9,15 +9,27 @@ use anyhow::Context as _;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpStream;
 
+use tenure_host::admin_client::Credentials;
+
 /// Streams the node's changes to stdout: `--json` prints each event's
 /// JSON as it came; otherwise one sentence per change.
-pub async fn watch(admin: SocketAddr, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn watch(
+    admin: SocketAddr,
+    credentials: &Credentials,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let mut stream = TcpStream::connect(admin)
         .await
         .with_context(|| format!("cannot reach the admin endpoint at {admin}"))?;
     // HTTP/1.0: the body is the stream itself, up to the close (no chunks).
     stream
-        .write_all(format!("GET /watch HTTP/1.0\r\nHost: {admin}\r\n\r\n").as_bytes())
+        .write_all(
+            format!(
+                "GET /watch HTTP/1.0\r\nHost: {admin}\r\n{}\r\n",
+                credentials.http_header()
+            )
+            .as_bytes(),
+        )
         .await?;
     let mut lines = BufReader::new(stream).lines();
     let status = lines.next_line().await?.unwrap_or_default();

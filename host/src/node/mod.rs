@@ -27,6 +27,7 @@
 
 mod addresses;
 mod commands;
+pub mod data_lock;
 pub mod event_log;
 pub mod forward;
 mod hooks;

@@ -61,6 +61,10 @@ pub struct NodeReport {
     #[serde(default)]
     pub abstaining: bool,
     pub transport: TransportReport,
+    /// The admin endpoint's refusals and limits hit (filled in by the
+    /// endpoint that serves the report; zero elsewhere).
+    #[serde(default)]
+    pub admin_endpoint: crate::admin::AdminReport,
 }
 
 /// Which plugin runs.
@@ -133,6 +137,7 @@ impl NodeReport {
                 rejected: stats.rejected(),
                 duplicate_ids: stats.rejected_duplicate_id,
             },
+            admin_endpoint: crate::admin::AdminReport::default(),
         }
     }
 }

@@ -1,0 +1,309 @@
+//! Who is asking: bearer tokens on the admin endpoint, and the audit trail
+//! of every change made through it.
+//!
+//! A request proves itself with `Authorization: Bearer TOKEN`, where TOKEN
+//! is one of `[admin-auth]`'s tokens (see [`crate::config::admin`]):
+//!
+//! - no `Authorization` header: **401** with `WWW-Authenticate: Bearer`;
+//! - a token that is no configured one: **403**;
+//! - a right one: the request goes on, and its [`Caller`] is the token's
+//!   name.
+//!
+//! Endpoints that change something always need a token when the node has
+//! tokens; read-only ones only with `protect-reads`. With no tokens at all
+//! (allowed on a loopback admin address) every caller is `anonymous`.
+//! Tokens are compared by SHA-256 digest in constant time, so neither the
+//! value nor its prefix leaks through timing.
+//!
+//! Every request that reaches a changing endpoint is recorded by
+//! [`audit`] in `DATA-DIR/events.log` (event `admin-action`: who, from
+//! where, what, the status code) and in the node's log; every refused one
+//! too (event `admin-refused`).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+use super::server::{AdminCounters, Remote};
+use crate::config::AdminToken;
+
+/// Who made a request: the name of the token it bore, or `anonymous` on a
+/// node without tokens. Handlers and the audit trail read it from the
+/// request's extensions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller(pub String);
+
+/// The accepted tokens, and the audit log, shared by the middleware.
+#[derive(Clone)]
+pub(super) struct Gate {
+    tokens: Arc<Vec<AdminToken>>,
+    audit: Arc<AuditLog>,
+    counters: Arc<AdminCounters>,
+}
+
+impl Gate {
+    pub(super) fn new(
+        tokens: Vec<AdminToken>,
+        audit: AuditLog,
+        counters: Arc<AdminCounters>,
+    ) -> Gate {
+        Gate {
+            tokens: Arc::new(tokens),
+            audit: Arc::new(audit),
+            counters,
+        }
+    }
+
+    /// The token's name if `headers` bear a configured one; the refusal
+    /// otherwise.
+    fn check(&self, headers: &HeaderMap) -> Result<Caller, Refusal> {
+        if self.tokens.is_empty() {
+            return Ok(Caller("anonymous".into()));
+        }
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Err(Refusal::Missing);
+        };
+        let presented = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or(Refusal::Malformed)?;
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        // Compare with every token, not stopping at a match.
+        let mut found = None;
+        for token in self.tokens.iter() {
+            if bool::from(token.digest.ct_eq(&digest)) {
+                found = Some(token.name.clone());
+            }
+        }
+        found.map(Caller).ok_or(Refusal::Wrong)
+    }
+}
+
+/// Why a request was not let through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// No `Authorization` header.
+    Missing,
+    /// An `Authorization` header that is not `Bearer TOKEN`.
+    Malformed,
+    /// A token that is none of the configured ones.
+    Wrong,
+}
+
+impl Refusal {
+    fn response(self) -> Response {
+        match self {
+            Refusal::Missing => {
+                let mut r = (
+                    StatusCode::UNAUTHORIZED,
+                    "this endpoint needs `Authorization: Bearer TOKEN` (the CLI reads it from \
+                     --token-file or TENURE_ADMIN_TOKEN)\n",
+                )
+                    .into_response();
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer realm=\"tenure\""),
+                );
+                r
+            }
+            Refusal::Malformed => (
+                StatusCode::UNAUTHORIZED,
+                "the Authorization header must be `Bearer TOKEN`\n",
+            )
+                .into_response(),
+            Refusal::Wrong => {
+                (StatusCode::FORBIDDEN, "this token is not accepted\n").into_response()
+            }
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Refusal::Missing => "no token",
+            Refusal::Malformed => "malformed Authorization header",
+            Refusal::Wrong => "wrong token",
+        }
+    }
+}
+
+/// Middleware for endpoints that need a token: lets a request with a
+/// configured one through (with its [`Caller`]), refuses and records the
+/// rest.
+pub(super) async fn require_token(
+    State(gate): State<Gate>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match gate.check(request.headers()) {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(refusal) => {
+            let remote = remote(&request);
+            let action = action(&request);
+            let code = refusal.response().status().as_u16();
+            gate.counters.count_refusal(code);
+            tracing::warn!(%remote, %action, reason = refusal.name(), "admin request refused");
+            gate.audit.record(&serde_json::json!({
+                "event": "admin-refused", "from": remote.to_string(), "action": action,
+                "reason": refusal.name(), "status": code,
+            }));
+            refusal.response()
+        }
+    }
+}
+
+/// Middleware for endpoints that change something: records who asked for
+/// what, and the outcome, once the handler answered.
+pub(super) async fn audit(State(gate): State<Gate>, request: Request, next: Next) -> Response {
+    let remote = remote(&request);
+    let action = action(&request);
+    let who = request
+        .extensions()
+        .get::<Caller>()
+        .map_or_else(|| "anonymous".to_string(), |c| c.0.clone());
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    tracing::info!(%who, %remote, %action, status, "admin action");
+    gate.audit.record(&serde_json::json!({
+        "event": "admin-action", "who": who, "from": remote.to_string(),
+        "action": action, "status": status,
+    }));
+    response
+}
+
+fn remote(request: &Request) -> SocketAddr {
+    request
+        .extensions()
+        .get::<Remote>()
+        .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |r| r.0)
+}
+
+/// `METHOD /path?query`, as the audit trail records it (the query names
+/// the target of a transfer or a removal).
+fn action(request: &Request) -> String {
+    let uri = request.uri();
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let clipped: String = path.chars().take(200).collect();
+    format!("{} {clipped}", request.method())
+}
+
+/// `DATA-DIR/events.log`, opened a second time for the admin endpoint's
+/// lines: each line is one `write` to a file opened for appending, so its
+/// lines and the node's never interleave.
+pub(super) struct AuditLog {
+    file: Mutex<Option<File>>,
+    node: String,
+}
+
+impl AuditLog {
+    /// Opens (creating or appending to) `data_dir/events.log`.
+    pub(super) fn open(data_dir: &Path, node: &str) -> anyhow::Result<AuditLog> {
+        let path = data_dir.join("events.log");
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok(AuditLog {
+            file: Mutex::new(Some(file)),
+            node: node.to_string(),
+        })
+    }
+
+    /// An audit log that writes nowhere (the node's log still has it).
+    #[cfg(test)]
+    pub(super) fn discard() -> AuditLog {
+        AuditLog {
+            file: Mutex::new(None),
+            node: String::new(),
+        }
+    }
+
+    /// Appends `fields` with the time and the node; a failed write is
+    /// logged, never fatal (a full disk must not stop the endpoint).
+    fn record(&self, fields: &serde_json::Value) {
+        let mut line = serde_json::json!({
+            "at-ms": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            "node": self.node,
+        });
+        if let (Some(line), Some(fields)) = (line.as_object_mut(), fields.as_object()) {
+            line.extend(fields.clone());
+        }
+        let mut text = line.to_string();
+        text.push('\n');
+        let mut file = self
+            .file
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(file) = file.as_mut()
+            && let Err(e) = file.write_all(text.as_bytes())
+        {
+            tracing::warn!(error = %e, "cannot append to the event log");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(tokens: &[(&str, &str)]) -> Gate {
+        let tokens = tokens
+            .iter()
+            .map(|(n, v)| AdminToken::new(n, v).expect("token"))
+            .collect();
+        Gate::new(tokens, AuditLog::discard(), Arc::default())
+    }
+
+    fn bearing(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, value.parse().expect("header"));
+        headers
+    }
+
+    #[test]
+    fn the_right_token_names_its_caller_and_others_are_refused() {
+        let g = gate(&[
+            ("ops", "4c6f6e672d72616e646f6d2d746f6b656e"),
+            ("ci", "d1c2b3a4958677685a4b3c2d1e0f"),
+        ]);
+        assert_eq!(
+            g.check(&bearing("Bearer d1c2b3a4958677685a4b3c2d1e0f")),
+            Ok(Caller("ci".into()))
+        );
+        assert_eq!(g.check(&HeaderMap::new()), Err(Refusal::Missing));
+        assert_eq!(g.check(&bearing("Basic b3BzOnB3")), Err(Refusal::Malformed));
+        assert_eq!(
+            g.check(&bearing("Bearer 4c6f6e672d72616e646f6d2d746f6b65")),
+            Err(Refusal::Wrong)
+        );
+        assert_eq!(
+            Refusal::Missing.response().status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(Refusal::Wrong.response().status(), StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn without_tokens_everyone_is_anonymous() {
+        assert_eq!(
+            gate(&[]).check(&HeaderMap::new()),
+            Ok(Caller("anonymous".into()))
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! The admin endpoint's HTTP server: bounded, whatever its clients do.
+//!
+//! One connection per request (no keep-alive: the CLI, probes and scripts
+//! make one request each). Limits from `[admin-limits]`
+//! ([`AdminLimits`]):
+//!
+//! - at most `max-connections` open at once — one more is closed as soon
+//!   as it is accepted (counted: `refused_connections`);
+//! - the headers must arrive within `header-timeout-ms` (else the
+//!   connection closes: `timeouts`), the body within `body-timeout-ms`
+//!   (408: `timeouts`);
+//! - a body above `max-body-bytes`, or `max-upload-bytes` for a plugin or
+//!   protocol upload, is refused with 413 (`too_large`) before the rest of
+//!   it is read.
+//!
+//! On shutdown the listener closes at once and open requests get
+//! [`SHUTDOWN_GRACE`] to finish; then their connections are dropped, so a
+//! slow upload cannot hold SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tower_service::Service as _;
+
+use crate::config::AdminLimits;
+
+/// How long open requests may go on once the node stops.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// The client's address, in every request's extensions.
+#[derive(Clone, Copy, Debug)]
+pub struct Remote(pub SocketAddr);
+
+/// The admin endpoint's counters, as `GET /status` shows them (`admin`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AdminReport {
+    /// Requests without a token (401) to an endpoint that needs one.
+    pub unauthorized: u64,
+    /// Requests with a token that is not accepted (403).
+    pub forbidden: u64,
+    /// Connections closed on accept: `max-connections` were open.
+    pub refused_connections: u64,
+    /// Requests whose headers or body did not arrive in time.
+    pub timeouts: u64,
+    /// Bodies above their limit (413).
+    pub too_large: u64,
+}
+
+/// The live counters behind [`AdminReport`].
+#[derive(Debug, Default)]
+pub(super) struct AdminCounters {
+    unauthorized: AtomicU64,
+    forbidden: AtomicU64,
+    refused_connections: AtomicU64,
+    timeouts: AtomicU64,
+    too_large: AtomicU64,
+}
+
+impl AdminCounters {
+    /// Counts a refused request by its status code (401 or 403).
+    pub(super) fn count_refusal(&self, status: u16) {
+        let counter = if status == 403 {
+            &self.forbidden
+        } else {
+            &self.unauthorized
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn report(&self) -> AdminReport {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        AdminReport {
+            unauthorized: read(&self.unauthorized),
+            forbidden: read(&self.forbidden),
+            refused_connections: read(&self.refused_connections),
+            timeouts: read(&self.timeouts),
+            too_large: read(&self.too_large),
+        }
+    }
+}
+
+/// Serves `app` on `listener` within `limits` until `shutdown`.
+pub(super) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: AdminLimits,
+    counters: Arc<AdminCounters>,
+    shutdown: CancellationToken,
+) {
+    let open = Arc::new(Semaphore::new(limits.max_connections));
+    let stopping = CancellationToken::new();
+    let mut connections = JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, remote) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors, say: pause rather than spin.
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            counters.refused_connections.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%remote, max = limits.max_connections, "admin connection refused: too many open");
+            continue;
+        };
+        let router = app.clone();
+        let service =
+            hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(Remote(remote));
+                let mut router = router.clone();
+                async move { router.call(request.map(Body::new)).await }
+            });
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .keep_alive(false);
+        let (stopping, counters) = (stopping.clone(), counters.clone());
+        connections.spawn(async move {
+            let _permit = permit;
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = stopping.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    match tokio::time::timeout(SHUTDOWN_GRACE, connection.as_mut()).await {
+                        Ok(result) => result,
+                        Err(_) => return,
+                    }
+                }
+            };
+            if let Err(e) = result {
+                if e.is_timeout() {
+                    counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                }
+                tracing::debug!(%remote, error = %e, "admin connection ended");
+            }
+        });
+    }
+    drop(listener);
+    stopping.cancel();
+    while connections.join_next().await.is_some() {}
+}
+
+/// What [`buffer_body`] needs.
+#[derive(Clone)]
+pub(super) struct BodyGate {
+    pub(super) max_bytes: usize,
+    pub(super) timeout: Duration,
+    pub(super) counters: Arc<AdminCounters>,
+}
+
+/// Middleware: reads the whole body within the route's size and time
+/// limits before the handler runs (413 above the size, 408 when too
+/// slow), so no handler ever waits on a client.
+pub(super) async fn buffer_body(
+    State(gate): State<BodyGate>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > gate.max_bytes as u64) {
+        return too_large(&gate);
+    }
+    let bytes = match tokio::time::timeout(gate.timeout, axum::body::to_bytes(body, gate.max_bytes))
+        .await
+    {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) if is_length_limit(&e) => return too_large(&gate),
+        Ok(Err(_)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read\n",
+            )
+                .into_response();
+        }
+        Err(_) => {
+            gate.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time\n",
+            )
+                .into_response();
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// Whether reading a body failed on its size limit.
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+fn too_large(gate: &BodyGate) -> Response {
+    gate.counters.too_large.fetch_add(1, Ordering::Relaxed);
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the request body is larger than {} bytes\n", gate.max_bytes),
+    )
+        .into_response()
+}
