@@ -27,6 +27,13 @@ TENURE_PLUGIN_LABEL=v2 cargo build --locked --release \
     --target wasm32-wasip2 -p tenure-plugin-scheduler
 cp "$out/tenure_plugin_scheduler.wasm" "$out/tenure_plugin_scheduler_v2.wasm"
 
+# Hostile protocol builds, one per misbehaviour, for the upload tests.
+for mode in loop allocate panic; do
+    TENURE_HOSTILE=$mode cargo build --locked --release \
+        --target wasm32-wasip2 -p tenure-hostile-protocol
+    cp "$out/tenure_hostile_protocol.wasm" "$out/tenure_hostile_$mode.wasm"
+done
+
 cargo build --locked --release --target wasm32-wasip2 \
     -p tenure-election \
     -p tenure-plugin-logger \
@@ -35,6 +42,7 @@ cargo build --locked --release --target wasm32-wasip2 \
     -p tenure-plugin-misbehave
 for name in tenure_election tenure_election_next tenure_plugin_logger tenure_plugin_scheduler \
     tenure_plugin_scheduler_v2 \
-    tenure_plugin_lock tenure_plugin_misbehave; do
+    tenure_plugin_lock tenure_plugin_misbehave \
+    tenure_hostile_loop tenure_hostile_allocate tenure_hostile_panic; do
     echo "Built $out/$name.wasm ($(wc -c < "$out/$name.wasm") bytes)"
 done

@@ -223,3 +223,33 @@ fn chaos_fingerprints_match_the_golden_values() {
         changed.join("\n")
     );
 }
+
+/// The built-in protocol, compiled on a node's metering engine, stays far
+/// below the per-call instruction budget a node enforces
+/// ([`tenure_host::protocol::CALL_FUEL`]): through chaos seeds on a
+/// twentieth of it, no call runs out (a trap would be a violation).
+#[test]
+fn the_protocol_stays_far_below_its_per_call_budget_through_chaos() {
+    let bytes = std::fs::read(tenure_host::component_path::election_wasm()).expect("component");
+    let engine = tenure_host::protocol::protocol_engine().expect("engine");
+    let budget = tenure_host::protocol::CALL_FUEL / 20;
+    let metered = std::sync::Arc::new(
+        tenure_host::ElectionComponent::from_bytes(&engine, &bytes)
+            .expect("compiles")
+            .with_call_fuel(budget),
+    );
+    let seeds = env_u64("TENURE_FUEL_SEEDS", 20);
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let summary = chaos::run_many(&metered, 0..seeds, jobs).expect("runs");
+    let failures: Vec<String> = summary
+        .failures
+        .iter()
+        .map(|r| r.failure_summary())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "on a budget of {budget}:\n{}",
+        failures.join("\n")
+    );
+    println!("chaos on a per-call budget of {budget} fuel: {seeds} seeds, no call ran out");
+}

@@ -7,6 +7,7 @@
 //! asked for, in order; the caller (the simulator, or a real node) carries
 //! them out.
 
+mod guard;
 mod imports;
 mod refusal;
 
@@ -115,6 +116,8 @@ pub struct ProtocolState {
     status: NodeStatus,
     /// The node's id, for log fields.
     node: String,
+    /// The store's memory cap ([`MEMORY_CAP`]).
+    limits: wasmtime::StoreLimits,
 }
 
 impl WasiView for ProtocolState {
@@ -138,6 +141,7 @@ pub struct ElectionComponent {
     engine: Engine,
     component: Component,
     pre: ProtocolPre<ProtocolState>,
+    call_fuel: u64,
 }
 
 impl ElectionComponent {
@@ -172,7 +176,17 @@ impl ElectionComponent {
             engine: engine.clone(),
             component,
             pre,
+            call_fuel: CALL_FUEL,
         })
+    }
+
+    /// The same component with another budget per call (default
+    /// [`CALL_FUEL`]); it only matters on a metering engine
+    /// ([`protocol_engine`]). Tests use a small one to show how far the
+    /// built-in protocol stays below the default.
+    pub fn with_call_fuel(mut self, fuel: u64) -> Self {
+        self.call_fuel = fuel;
+        self
     }
 
     /// The names of the interfaces the component imports, e.g.
@@ -201,12 +215,44 @@ impl ElectionComponent {
             effects: Vec::new(),
             status: unstarted_status(node),
             node: node.to_string(),
+            limits: wasmtime::StoreLimitsBuilder::new()
+                .memory_size(MEMORY_CAP)
+                .trap_on_grow_failure(true)
+                .build(),
         };
         let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        // Instantiating runs the component's start functions: they get
+        // the budget of a call (see `guarded`).
+        let _ = store.set_fuel(self.call_fuel);
         let bindings = wasm(self.pre.instantiate(&mut store))
             .with_context(|| format!("instantiating the protocol for node {node}"))?;
-        Ok(ProtocolInstance { store, bindings })
+        Ok(ProtocolInstance {
+            store,
+            bindings,
+            call_fuel: self.call_fuel,
+        })
     }
+}
+
+/// The most memory one protocol instance may have: the built-in one uses
+/// well under 1 MiB for a 5-node cluster; a build that grows past this
+/// traps instead of taking the node's memory.
+pub const MEMORY_CAP: usize = 64 << 20;
+
+/// The fuel (about one unit per wasm instruction) each call into the
+/// protocol may burn on a metering engine: the built-in protocol's
+/// calls stay under a twentieth of it through the chaos mix (a test runs
+/// it on a budget of 500,000); a build that loops traps within about 20 ms
+/// instead of holding the node's task.
+pub const CALL_FUEL: u64 = 10_000_000;
+
+/// The engine a node compiles protocol builds with: it meters fuel, so a
+/// build that loops is stopped ([`CALL_FUEL`]).
+pub fn protocol_engine() -> anyhow::Result<Engine> {
+    let mut config = wasmtime::Config::new();
+    config.consume_fuel(true);
+    Engine::new(&config).map_err(anyhow::Error::from)
 }
 
 /// A role as the admin JSON, the watch stream and the CLI name it:
@@ -253,6 +299,8 @@ pub(crate) fn wasm<T>(result: wasmtime::Result<T>) -> anyhow::Result<T> {
 pub struct ProtocolInstance {
     store: Store<ProtocolState>,
     bindings: Protocol,
+    /// Each call's budget on a metering engine.
+    call_fuel: u64,
 }
 
 impl ProtocolInstance {
@@ -263,49 +311,51 @@ impl ProtocolInstance {
         options: &Options,
         state: Option<&PersistedState>,
     ) -> anyhow::Result<Vec<Effect>> {
-        let election = self.bindings.tenure_election_election();
-        election
-            .call_start(&mut self.store, options, state)?
+        self.guarded("start", |e, store| e.call_start(store, options, state))?
             .map_err(InvalidOptions)?;
         Ok(self.take_effects())
     }
 
     /// Delivers a message from `sender`.
     pub fn on_message(&mut self, sender: &str, payload: &[u8]) -> anyhow::Result<Vec<Effect>> {
-        let election = self.bindings.tenure_election_election();
-        election.call_on_message(&mut self.store, &sender.to_string(), payload)?;
+        let sender = sender.to_string();
+        self.guarded("on-message", |e, store| {
+            e.call_on_message(store, &sender, payload)
+        })?;
         Ok(self.take_effects())
     }
 
     /// Fires timer `id`.
     pub fn on_timer(&mut self, id: u64) -> anyhow::Result<Vec<Effect>> {
-        let election = self.bindings.tenure_election_election();
-        election.call_on_timer(&mut self.store, id)?;
+        self.guarded("on-timer", |e, store| e.call_on_timer(store, id))?;
         Ok(self.take_effects())
     }
 
     /// Adds `peer` to the membership and introduces this node to it.
     pub fn join(&mut self, peer: &str) -> anyhow::Result<Vec<Effect>> {
-        let election = self.bindings.tenure_election_election();
-        election.call_join(&mut self.store, &peer.to_string())?;
+        let peer = peer.to_string();
+        self.guarded("join", |e, store| e.call_join(store, &peer))?;
         Ok(self.take_effects())
     }
 
     /// Reports that `peer`'s process looks dead (see `peer-unreachable` in
     /// `wit/protocol.wit`).
     pub fn peer_unreachable(&mut self, peer: &str) -> anyhow::Result<Vec<Effect>> {
-        let election = self.bindings.tenure_election_election();
-        election.call_peer_unreachable(&mut self.store, &peer.to_string())?;
+        let peer = peer.to_string();
+        self.guarded("peer-unreachable", |e, store| {
+            e.call_peer_unreachable(store, &peer)
+        })?;
         Ok(self.take_effects())
     }
 
     /// Hands leadership to `to`; a refusal comes back as a [`Refused`]
     /// error with the protocol's reason.
     pub fn transfer_leadership(&mut self, to: &str) -> anyhow::Result<Vec<Effect>> {
-        let election = self.bindings.tenure_election_election();
-        election
-            .call_transfer_leadership(&mut self.store, &to.to_string())?
-            .map_err(Refused)?;
+        let to = to.to_string();
+        self.guarded("transfer-leadership", |e, store| {
+            e.call_transfer_leadership(store, &to)
+        })?
+        .map_err(Refused)?;
         Ok(self.take_effects())
     }
 
@@ -313,9 +363,8 @@ impl ProtocolInstance {
     /// `wit/protocol.wit`); a refusal comes back as a [`Refused`] error
     /// with the protocol's reason.
     pub fn leave(&mut self, node: &str) -> anyhow::Result<Vec<Effect>> {
-        let election = self.bindings.tenure_election_election();
-        election
-            .call_leave(&mut self.store, &node.to_string())?
+        let node = node.to_string();
+        self.guarded("leave", |e, store| e.call_leave(store, &node))?
             .map_err(Refused)?;
         Ok(self.take_effects())
     }
@@ -324,39 +373,35 @@ impl ProtocolInstance {
     /// says why the node will not stand. Either way the effects (a log
     /// line for a refusal) are the host's to carry out; the error is a trap.
     pub fn campaign(&mut self) -> anyhow::Result<(Vec<Effect>, Result<(), CampaignRefusal>)> {
-        let election = self.bindings.tenure_election_election();
-        let answer = election.call_campaign(&mut self.store)?;
+        let answer = self.guarded("campaign", |e, store| e.call_campaign(store))?;
         Ok((self.take_effects(), answer))
     }
 
     /// Gives up leadership or a candidacy.
     pub fn step_down(&mut self) -> anyhow::Result<Vec<Effect>> {
-        let election = self.bindings.tenure_election_election();
-        election.call_step_down(&mut self.store)?;
+        self.guarded("step-down", |e, store| e.call_step_down(store))?;
         Ok(self.take_effects())
     }
 
     /// This build's version string.
     pub fn version(&mut self) -> anyhow::Result<String> {
-        let election = self.bindings.tenure_election_election();
-        Ok(election.call_version(&mut self.store)?)
+        self.guarded("version", |e, store| e.call_version(store))
     }
 
     /// The whole running state, for [`ProtocolInstance::import_state`] on
     /// an instance of another build.
     pub fn export_state(&mut self) -> anyhow::Result<Vec<u8>> {
-        let election = self.bindings.tenure_election_election();
-        Ok(election.call_export_state(&mut self.store)?)
+        self.guarded("export-state", |e, store| e.call_export_state(store))
     }
 
     /// Starts this (fresh) instance from another build's exported state,
     /// instead of [`ProtocolInstance::start`]. A refusal comes back as an
     /// error with the protocol's reason.
     pub fn import_state(&mut self, options: &Options, state: &[u8]) -> anyhow::Result<Vec<Effect>> {
-        let election = self.bindings.tenure_election_election();
-        election
-            .call_import_state(&mut self.store, options, state)?
-            .map_err(|reason| anyhow::anyhow!("the new protocol refused the state: {reason}"))?;
+        self.guarded("import-state", |e, store| {
+            e.call_import_state(store, options, state)
+        })?
+        .map_err(|reason| anyhow::anyhow!("the new protocol refused the state: {reason}"))?;
         Ok(self.take_effects())
     }
 
@@ -370,15 +415,13 @@ impl ProtocolInstance {
     /// Asks the component for its status (the `status` export). Always
     /// equal to [`ProtocolInstance::status`]; for tests that check so.
     pub fn query_status(&mut self) -> anyhow::Result<NodeStatus> {
-        let election = self.bindings.tenure_election_election();
-        Ok(election.call_status(&mut self.store)?)
+        self.guarded("status", |e, store| e.call_status(store))
     }
 
     /// Steps down and does not stand for `hold_ms` (see `stand-aside` in
     /// `wit/protocol.wit`).
     pub fn stand_aside(&mut self, hold_ms: u64) -> anyhow::Result<Vec<Effect>> {
-        let election = self.bindings.tenure_election_election();
-        election.call_stand_aside(&mut self.store, hold_ms)?;
+        self.guarded("stand-aside", |e, store| e.call_stand_aside(store, hold_ms))?;
         Ok(self.take_effects())
     }
 
