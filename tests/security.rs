@@ -317,3 +317,81 @@ fn a_second_process_on_one_data_directory_refuses_naming_the_first() {
         (first.role.as_str(), first.term)
     );
 }
+
+/// The hostile protocol builds `scripts/build-guests.sh` makes.
+fn hostile_build(mode: &str) -> Vec<u8> {
+    let path = tenure_host::component_path::election_wasm()
+        .with_file_name(format!("tenure_hostile_{mode}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (scripts/build-guests.sh builds it)",
+            path.display()
+        )
+    })
+}
+
+/// Files in a directory, and their total size.
+fn directory_size(dir: &std::path::Path) -> (usize, u64) {
+    let entries: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).collect())
+        .unwrap_or_default();
+    let bytes = entries
+        .iter()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    (entries.len(), bytes)
+}
+
+#[test]
+fn a_looping_allocating_or_panicking_protocol_build_is_refused_and_the_leader_keeps_leading() {
+    let mut cluster = guarded_cluster("sec-hostile", 3);
+    let all = ["n1", "n2", "n3"];
+    let (leader, term) = cluster.wait_for_leader(&all, BOUND);
+    let admin = cluster.admin(&leader);
+    let ops = Credentials::bearer(OPS_TOKEN);
+    let cache = cluster.data_dir(&leader).join("cache");
+    let before = directory_size(&cache);
+    for (mode, reason) in [
+        ("loop", "ran past its budget"),
+        ("allocate", "trapped"),
+        ("panic", "made the host panic"),
+    ] {
+        let started = Instant::now();
+        let reply = post_as(admin, &ops, "/protocol", &hostile_build(mode));
+        let took = started.elapsed();
+        assert_eq!(reply.code, 422, "{mode}: {reply:?}");
+        assert!(
+            reply.body.contains("the old version keeps running") && reply.body.contains(reason),
+            "{mode}: {reply:?}"
+        );
+        eprintln!("hostile protocol build `{mode}`: refused in {took:?}");
+        let report = cluster.status(&leader).expect("the leader answers");
+        assert_eq!(
+            (report.role.as_str(), report.term),
+            ("leader", term),
+            "{mode}: the leader lost its place\n{}",
+            cluster.logs()
+        );
+        assert!(report.protocol_version.starts_with("0.1.0"), "{report:?}");
+    }
+    // The refused builds left nothing in the cache.
+    let after = directory_size(&cache);
+    assert_eq!(after, before, "cache before and after the uploads");
+    let gaps: Vec<u64> = cluster
+        .statuses()
+        .values()
+        .filter(|r| r.role == "follower")
+        .map(|r| r.max_leader_gap_ms)
+        .collect();
+    eprintln!("largest follower heartbeat gaps across the uploads: {gaps:?} ms");
+    cluster.assert_one_leader_per_term();
+    // And SIGTERM still stops the leader promptly.
+    cluster.signal(&leader, libc::SIGTERM);
+    let status = cluster.wait_exit(&leader, Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        cluster.logs()
+    );
+}

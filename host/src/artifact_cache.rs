@@ -10,6 +10,12 @@
 //! not match, or that wasmtime refuses to load, is recompiled and
 //! replaced — never trusted. Entries are written atomically (temporary
 //! file, then rename), so a crash never leaves a half-written one.
+//!
+//! The cache is bounded: after each store, the least recently used
+//! entries (by modification time, refreshed on every hit) are removed
+//! until the artifacts take at most [`DEFAULT_MAX_BYTES`]. A build that was
+//! refused (a swap that failed) is removed at once with
+//! [`ArtifactCache::forget`], so uploads that never ran leave nothing.
 
 use std::collections::hash_map::DefaultHasher;
 use std::fs;
@@ -35,10 +41,15 @@ pub enum CacheOutcome {
     Replaced,
 }
 
+/// The most the cache's artifacts may take on disk: 1 GiB, a few dozen
+/// compiled Python or JavaScript plugins.
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+
 /// A directory of compiled components.
 #[derive(Clone, Debug)]
 pub struct ArtifactCache {
     dir: PathBuf,
+    max_bytes: u64,
 }
 
 impl ArtifactCache {
@@ -48,7 +59,66 @@ impl ArtifactCache {
             .with_context(|| format!("creating the artifact cache {}", dir.display()))?;
         Ok(ArtifactCache {
             dir: dir.to_path_buf(),
+            max_bytes: DEFAULT_MAX_BYTES,
         })
+    }
+
+    /// The same cache with another size bound (see [`DEFAULT_MAX_BYTES`]).
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> ArtifactCache {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Removes every entry compiled from `bytes` (by any engine): for a
+    /// build that was refused and must not take space.
+    pub fn forget(&self, bytes: &[u8]) {
+        let prefix = format!("{}-", hex::encode(Sha256::digest(bytes)));
+        for path in self.entries() {
+            let is_it = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix));
+            if is_it {
+                remove_entry(&path);
+            }
+        }
+    }
+
+    /// The `.cwasm` files in the cache.
+    fn entries(&self) -> Vec<PathBuf> {
+        let Ok(listing) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        listing
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+            .collect()
+    }
+
+    /// Removes the least recently used entries, never `keep`, until the
+    /// artifacts fit [`ArtifactCache::with_max_bytes`].
+    fn prune(&self, keep: &Path) {
+        let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = self
+            .entries()
+            .into_iter()
+            .filter_map(|p| {
+                let meta = fs::metadata(&p).ok()?;
+                Some((meta.modified().ok()?, meta.len(), p))
+            })
+            .collect();
+        let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
+        entries.sort();
+        for (_, len, path) in entries {
+            if total <= self.max_bytes {
+                break;
+            }
+            if path != keep {
+                tracing::info!(entry = %path.display(), "artifact cache full: removing the least recently used entry");
+                remove_entry(&path);
+                total = total.saturating_sub(len);
+            }
+        }
     }
 
     /// The component for `bytes`, from the cache if a valid entry exists,
@@ -70,7 +140,14 @@ impl ArtifactCache {
                 // a directory this node owns, and its checksum matches what
                 // was written; wasmtime still checks version and settings.
                 match wasm(unsafe { Component::deserialize(engine, &cwasm) }) {
-                    Ok(component) => return Ok((component, CacheOutcome::Hit)),
+                    Ok(component) => {
+                        // Recently used: the last to be pruned.
+                        let _ = fs::File::options()
+                            .append(true)
+                            .open(&artifact)
+                            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                        return Ok((component, CacheOutcome::Hit));
+                    }
                     Err(e) => {
                         tracing::warn!(entry = %artifact.display(), error = %format!("{e:#}"), "cache entry refused; recompiling")
                     }
@@ -84,8 +161,11 @@ impl ArtifactCache {
         // SAFETY: the bytes were produced just now by this engine.
         let component = wasm(unsafe { Component::deserialize(engine, &cwasm) })
             .context("loading the freshly compiled component")?;
-        if let Err(e) = self.store(&artifact, &checksum, &cwasm) {
-            tracing::warn!(entry = %artifact.display(), error = %format!("{e:#}"), "cannot store cache entry");
+        match self.store(&artifact, &checksum, &cwasm) {
+            Ok(()) => self.prune(&artifact),
+            Err(e) => {
+                tracing::warn!(entry = %artifact.display(), error = %format!("{e:#}"), "cannot store cache entry")
+            }
         }
         Ok((component, outcome))
     }
@@ -123,6 +203,13 @@ impl ArtifactCache {
     }
 }
 
+/// Removes an entry's artifact and checksum (best effort: a cache shared
+/// between nodes may lose it to another pruner first).
+fn remove_entry(artifact: &Path) {
+    let _ = fs::remove_file(artifact);
+    let _ = fs::remove_file(artifact.with_extension("sha256"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +244,30 @@ mod tests {
         let other = Engine::new(&config).expect("engine");
         let (_, o) = cache.component(&other, EMPTY_COMPONENT).expect("loads");
         assert_eq!(o, CacheOutcome::Miss);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_bound_and_forgets_refused_builds() {
+        let dir = std::env::temp_dir().join(format!("tenure-cache-bound-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let cache = ArtifactCache::open(&dir).expect("opens").with_max_bytes(1);
+        let count = || cache.entries().len();
+        let engine = Engine::default();
+        cache.component(&engine, EMPTY_COMPONENT).expect("loads");
+        assert_eq!(count(), 1, "the newest entry is kept, even above the bound");
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        let other = Engine::new(&config).expect("engine");
+        cache.component(&other, EMPTY_COMPONENT).expect("loads");
+        assert_eq!(count(), 1, "the older entry made room");
+        cache.forget(EMPTY_COMPONENT);
+        assert_eq!(count(), 0);
+        let left: Vec<_> = fs::read_dir(&dir).expect("lists").collect();
+        assert!(
+            left.is_empty(),
+            "checksums go with their artifacts: {left:?}"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -43,7 +43,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
-use wasmtime::Engine;
 
 use crate::artifact_cache::ArtifactCache;
 use crate::bindings::types::{CampaignRefusal, ChangeRefusal};
@@ -387,7 +386,7 @@ async fn load_protocol(
     // a cached artifact skips it.
     let cache = cache.clone();
     let (component, outcome) = tokio::task::spawn_blocking(move || {
-        let engine = Engine::default();
+        let engine = crate::protocol::protocol_engine()?;
         let (component, outcome) = cache.component(&engine, &bytes)?;
         Ok::<_, anyhow::Error>((
             ElectionComponent::from_component(&engine, component)?,

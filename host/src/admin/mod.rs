@@ -120,7 +120,7 @@ pub async fn serve(
         commands: setup.commands,
         plugin_engine: setup.plugin_engine,
         cache: setup.cache,
-        protocol_engine: wasmtime::Engine::default(),
+        protocol_engine: crate::protocol::protocol_engine()?,
         leadership: setup.leadership,
         counters: counters.clone(),
     };
@@ -366,9 +366,12 @@ async fn swap_protocol(
 ) -> Result<String, Response> {
     let started = std::time::Instant::now();
     let (engine, cache) = (state.protocol_engine.clone(), state.cache.clone());
+    let store = cache.clone();
     let sha256 = hex::encode(Sha256::digest(&body));
+    let body = Arc::new(body.to_vec());
+    let source = body.clone();
     let compiled = crate::background::at_low_priority("compile", move || {
-        let (component, outcome) = cache.component(&engine, &body)?;
+        let (component, outcome) = cache.component(&engine, &source)?;
         Ok::<_, anyhow::Error>((
             ElectionComponent::from_component(&engine, component)?,
             outcome,
@@ -377,7 +380,10 @@ async fn swap_protocol(
     .await;
     let (component, outcome) = match compiled {
         Ok(Ok(done)) => done,
-        Ok(Err(e)) => return Err(refused(format!("{e:#}"))),
+        Ok(Err(e)) => {
+            store.forget(&body);
+            return Err(refused(format!("{e:#}")));
+        }
         Err(e) => return Err(refused(format!("compilation failed: {e}"))),
     };
     let component = Arc::new(component);
@@ -392,7 +398,11 @@ async fn swap_protocol(
             "protocol swapped to version {version} in {:.1} ms (cache {outcome:?})\n",
             started.elapsed().as_secs_f64() * 1e3
         )),
-        Err(reason) => Err(refused(reason)),
+        Err(reason) => {
+            // A build that never ran takes no space.
+            store.forget(&body);
+            Err(refused(reason))
+        }
     }
 }
 

@@ -37,10 +37,12 @@ pub async fn compile_and_swap(
     bytes: Vec<u8>,
 ) -> Result<SwapReport, String> {
     let started = Instant::now();
-    let (engine, cache) = (engine.clone(), cache.clone());
+    let (engine, store) = (engine.clone(), cache.clone());
+    let bytes = Arc::new(bytes);
+    let source = bytes.clone();
     // Off the node's threads, and below them: see crate::background.
     let compiled = crate::background::at_low_priority("compile", move || {
-        PluginComponent::from_cache(&engine, &cache, &name, &bytes)
+        PluginComponent::from_cache(&engine, &store, &name, &source)
     })
     .await;
     let (component, outcome) = match compiled {
@@ -65,7 +67,11 @@ pub async fn compile_and_swap(
             compile,
             total: started.elapsed(),
         }),
-        Ok(Ok(Err(reason))) => Err(reason),
+        Ok(Ok(Err(reason))) => {
+            // A version that never ran takes no space.
+            cache.forget(&bytes);
+            Err(reason)
+        }
         Ok(Err(_)) => Err("the node is shutting down".into()),
         Err(_) => Err("the plugin did not answer within 30 s".into()),
     }
