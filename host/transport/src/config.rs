@@ -87,10 +87,12 @@ impl TransportConfig {
             check_node_id(id)
                 .map_err(|reason| invalid("peers", format!("peer id {id:?} {reason}")))?;
         }
-        // A hello from this node must fit: its ids plus its address as text
-        // (at most 47 bytes for an IPv6 socket address with scope).
+        // A hello from this node must fit: its ids, the two nonces, then
+        // its address as text (at most 47 bytes for an IPv6 socket address
+        // with scope) and its incarnation.
         let min = frame::encoded_len(&self.cluster_id, &self.node_id, "", 0)
             + frame::MAX_NODE_ID_LEN
+            + 2 * crate::handshake::NONCE_LEN
             + 64;
         if self.max_frame_bytes < min {
             return Err(invalid(

@@ -26,46 +26,65 @@
 //!
 //! ```text
 //! offset  field
-//! 0       version     u8   = 1
+//! 0       version     u8   = 2
 //! 1       kind        u8   0 = hello, 1 = protocol, 2 = plugin, 3 = host,
-//!                          4 = refusal
+//!                          4 = refusal, 5 = challenge
 //! 2       cluster_id  u16 BE length, then that many bytes of UTF-8
 //! .       from        u8 length, then the sender's node id (UTF-8)
 //! .       to          u8 length, then the addressee's node id (UTF-8)
+//! .       seq         u64 BE, the frame's number on its connection
 //! .       payload     every byte up to the MAC
-//! end-32  mac         HMAC-SHA256, keyed with the cluster secret, over
-//!                     every preceding byte of the body
+//! end-32  mac         HMAC-SHA256 over every preceding byte of the body,
+//!                     keyed with the connection's key (see below)
 //! ```
 //!
-//! The first frame on a dialled connection is a *hello*: `to` is the peer
-//! dialled, the payload the dialler's listen address as text, a space, and
-//! its process's random incarnation in hex (e.g. `127.0.0.1:7001
-//! 3f2a9c0d11e4b7a5`; later words are ignored, so the hello can grow). The
-//! receiver records that address for `from`, so it can answer a peer it did
-//! not know (an unspecified IP such as `0.0.0.0` is replaced by the
-//! connection's source IP). Every later frame on the connection carries a
-//! payload for [`Channel::Protocol`] or [`Channel::Plugin`] and must have
-//! the hello's `from`.
+//! A connection opens with a handshake ([`handshake`] has the details and
+//! the reasons):
+//!
+//! 1. the listener writes a *challenge*: `to` empty, `seq` 0, a fresh
+//!    random 32-byte nonce as payload, MAC'd with the cluster secret;
+//! 2. the dialler checks it (its `from` must be the node it dialled) and
+//!    writes a *hello*: `to` the peer dialled, `seq` 0, the payload the
+//!    listener's nonce (echoed), the dialler's own fresh nonce, then as
+//!    text its listen address, a space, and its process's random
+//!    incarnation in hex (e.g. `127.0.0.1:7001 3f2a9c0d11e4b7a5`; later
+//!    words are ignored, so the hello can grow);
+//! 3. the hello and every later frame the dialler writes are MAC'd with a
+//!    key derived from the secret and both nonces, and numbered 1, 2, ...
+//!    after the hello's 0. The dialler writes its first frames right after
+//!    the hello, without waiting, so the handshake costs one round trip
+//!    (the challenge) over plain TCP's.
+//!
+//! The receiver records the hello's address for `from`, so it can answer a
+//! peer it did not know (an unspecified IP such as `0.0.0.0` is replaced
+//! by the connection's source IP). Every later frame carries a payload for
+//! a [`Channel`] and must have the hello's `from`.
 //!
 //! While a connection from one incarnation of a peer is open, a hello from
 //! another incarnation claiming the same id is refused (`claims`): the
-//! listener writes one *refusal* frame (the only frame that travels from
-//! listener to dialler) and closes; the refused side reports
-//! [`PeerEvent::RefusedAsDuplicate`] and the node stops. A peer counts as
-//! dead for fast failover only on the evidence described in [`death`].
+//! listener writes one *refusal* frame (MAC'd with the connection's
+//! listener key, `seq` 0) and closes; the refused side reports
+//! [`PeerEvent::RefusedAsDuplicate`] and the node stops. The challenge and
+//! the refusal are the only frames that travel from listener to dialler. A
+//! peer counts as dead for fast failover only on the evidence described in
+//! [`death`].
 //!
-//! The [`frame`] module encodes and decodes bodies, for tools and tests.
+//! The [`frame`] module encodes and decodes bodies, and [`handshake`]
+//! builds challenges and hellos, for tools and tests.
 //!
 //! # What the receiver checks
 //!
 //! In this order, for every frame: the length prefix is within
 //! `max_frame_bytes` (else `rejected_oversize`); the body decodes with
-//! version 1 and a known kind (else `rejected_malformed`); the cluster id is
+//! version 2 and a known kind (else `rejected_malformed`); the cluster id is
 //! its own (else `rejected_foreign_cluster`); `to` is its node id (else
-//! `rejected_misaddressed`); the HMAC verifies, in constant time (else
-//! `rejected_unauthenticated`); the first frame is a hello with a parsable
-//! address and no later one is (else `rejected_malformed`); `from` is the
-//! hello's (else `rejected_misaddressed`). A rejected frame is counted in
+//! `rejected_misaddressed`); the first frame is a hello (else
+//! `rejected_malformed`); the HMAC verifies under the connection's key, in
+//! constant time (else `rejected_unauthenticated`); the hello echoes this
+//! connection's challenge, and the frame's sequence number is the next one
+//! (else `rejected_replayed`); the hello's address parses and no later
+//! frame is a hello (else `rejected_malformed`); `from` is the hello's
+//! (else `rejected_misaddressed`). A rejected frame is counted in
 //! [`TransportStats`], logged with `tracing::warn!` (fields `peer`, the
 //! remote address, and `reason`), and closes its connection; other
 //! connections are unaffected. A connection that sends no hello within 5 s
@@ -73,11 +92,6 @@
 //!
 //! # Not in scope
 //!
-//! - **Replay.** The MAC proves a frame was made by a holder of the cluster
-//!   secret, not that it is fresh: someone who recorded a connection (its
-//!   hello, then its frames) can replay it to the same addressee later. The
-//!   election protocol has to tolerate duplicate and stale messages anyway
-//!   (terms); preventing replay here would need a nonce or a counter.
 //! - **Confidentiality.** Payloads travel in clear; use a private network
 //!   or a tunnel if they are secret.
 //! - **Per-node keys.** Every node holds the same secret, so any member can
@@ -86,17 +100,25 @@
 //! - **Connection limits.** The listener accepts any number of connections;
 //!   idle ones are closed only by the hello timeout (and, once
 //!   authenticated, by TCP keepalive if their host vanishes).
+//!
+//! Replay *is* in scope since wire version 2: a recorded hello or frame
+//! played back, on a new connection or on its own, is refused and counted
+//! in `rejected_replayed` (or, for a recorded frame spliced after a fresh
+//! hello, in `rejected_unauthenticated`); see [`handshake`].
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod accept;
 mod backoff;
+mod check;
 mod claims;
 mod config;
 pub mod death;
 mod error;
 mod event;
 pub mod frame;
+pub mod handshake;
 mod inbound;
 mod outbound;
 mod shared;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::codec::LengthDelimitedCodec;
 use tokio_util::sync::CancellationToken;
@@ -14,6 +15,24 @@ use crate::death::DeathEvidence;
 use crate::event::PeerEvent;
 use crate::frame::FrameKey;
 use crate::stats::Counters;
+
+/// A connection's byte stream: plain TCP, or TLS over it.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// A connection's byte stream, whichever it is.
+pub(crate) type BoxIo = Box<dyn Io>;
+
+/// Writes one frame body with its 4-byte length prefix, and flushes.
+pub(crate) async fn write_body(io: &mut BoxIo, body: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(body.len())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame too long"))?;
+    let mut bytes = Vec::with_capacity(4 + body.len());
+    bytes.extend_from_slice(&len.to_be_bytes());
+    bytes.extend_from_slice(body);
+    io.write_all(&bytes).await?;
+    io.flush().await
+}
 
 pub(crate) struct Shared {
     pub node_id: String,

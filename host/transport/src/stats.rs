@@ -26,8 +26,17 @@ pub struct TransportStats {
     pub rejected_malformed: u64,
     /// Length prefixes above `max_frame_bytes`.
     pub rejected_oversize: u64,
-    /// Frames whose HMAC did not verify under the cluster secret.
+    /// Frames whose HMAC did not verify: under the cluster secret for no
+    /// frame but the challenge, and under the connection's key for the
+    /// hello and what follows it. A frame recorded on another connection
+    /// and spliced into this one after a fresh hello is counted here: it
+    /// cannot be told from a forgery.
     pub rejected_unauthenticated: u64,
+    /// Frames a member made, but not for this moment: a hello that answers
+    /// another connection's challenge (a recorded connection played back),
+    /// or a frame whose MAC verifies but whose sequence number is not the
+    /// next one on its connection (repeated, reordered, or one removed).
+    pub rejected_replayed: u64,
     /// Frames carrying another cluster id.
     pub rejected_foreign_cluster: u64,
     /// Frames addressed to another node, or whose sender differs from the
@@ -45,6 +54,7 @@ impl TransportStats {
         self.rejected_malformed
             + self.rejected_oversize
             + self.rejected_unauthenticated
+            + self.rejected_replayed
             + self.rejected_foreign_cluster
             + self.rejected_misaddressed
             + self.rejected_duplicate_id
@@ -61,6 +71,7 @@ pub(crate) struct Counters {
     pub rejected_malformed: AtomicU64,
     pub rejected_oversize: AtomicU64,
     pub rejected_unauthenticated: AtomicU64,
+    pub rejected_replayed: AtomicU64,
     pub rejected_foreign_cluster: AtomicU64,
     pub rejected_misaddressed: AtomicU64,
     pub rejected_duplicate_id: AtomicU64,
@@ -81,6 +92,7 @@ impl Counters {
             rejected_malformed: get(&self.rejected_malformed),
             rejected_oversize: get(&self.rejected_oversize),
             rejected_unauthenticated: get(&self.rejected_unauthenticated),
+            rejected_replayed: get(&self.rejected_replayed),
             rejected_foreign_cluster: get(&self.rejected_foreign_cluster),
             rejected_misaddressed: get(&self.rejected_misaddressed),
             rejected_duplicate_id: get(&self.rejected_duplicate_id),

@@ -17,7 +17,7 @@ use crate::event::{Channel, Inbound, PeerEvent};
 use crate::frame;
 use crate::shared::{Shared, lock, log_join};
 use crate::stats::{Counters, TransportStats};
-use crate::{inbound, outbound};
+use crate::{accept, outbound};
 
 /// Capacity of the channel of [`Inbound`] messages.
 pub const INBOUND_CAPACITY: usize = 1024;
@@ -59,7 +59,7 @@ pub const EVENT_CAPACITY: usize = 1024;
 pub struct Transport {
     shared: Arc<Shared>,
     /// The queue of each peer's connection task, made on first send.
-    outbound: Mutex<HashMap<String, mpsc::Sender<Bytes>>>,
+    outbound: Mutex<HashMap<String, mpsc::Sender<outbound::Outgoing>>>,
     tasks: Mutex<JoinSet<()>>,
     runtime: Handle,
 }
@@ -112,7 +112,7 @@ impl Transport {
         let runtime = Handle::current();
         let mut tasks = JoinSet::new();
         tasks.spawn_on(
-            inbound::accept_loop(listener, shared.clone(), inbound_tx),
+            accept::accept_loop(listener, shared.clone(), inbound_tx),
             &runtime,
         );
         tracing::info!(node = %shared.node_id, addr = %local_addr, "transport listening");
@@ -151,20 +151,11 @@ impl Transport {
                 max: shared.max_frame_bytes,
             });
         }
-        let body = frame::encode(
-            &shared.key,
-            channel.kind(),
-            &shared.cluster_id,
-            &shared.node_id,
-            to,
-            &payload,
-        )
-        // Unreachable: known peers have valid ids and the node's own ids
-        // were validated at start; refuse rather than panic all the same.
-        .map_err(|_| SendError::UnknownPeer {
-            peer: to.to_owned(),
-        })?;
-        match self.queue_for(to).try_send(body) {
+        let out = outbound::Outgoing {
+            kind: channel.kind(),
+            payload: Bytes::from(payload),
+        };
+        match self.queue_for(to).try_send(out) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 Counters::add(&shared.stats.dropped_queue_full, 1);
@@ -179,7 +170,7 @@ impl Transport {
     }
 
     /// The queue of `peer`'s connection task, starting the task on first use.
-    fn queue_for(&self, peer: &str) -> mpsc::Sender<Bytes> {
+    fn queue_for(&self, peer: &str) -> mpsc::Sender<outbound::Outgoing> {
         let mut outbound = lock(&self.outbound);
         if let Some(tx) = outbound.get(peer) {
             return tx.clone();

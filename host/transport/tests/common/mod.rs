@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use tenure_transport::frame::{self, FrameKey, Kind};
+use tenure_transport::handshake::{self, ConnectionKeys, Nonce};
 use tenure_transport::{Inbound, PeerEvent, Transport, TransportConfig, TransportStats};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -137,4 +139,119 @@ pub fn reserve(addr: SocketAddr) -> (tokio::net::TcpSocket, SocketAddr) {
     socket.bind(addr).expect("bind");
     let addr = socket.local_addr().expect("local address");
     (socket, addr)
+}
+
+/// Reads one length-delimited frame body.
+pub async fn read_body(stream: &mut TcpStream) -> Vec<u8> {
+    let mut len = [0u8; 4];
+    tokio::time::timeout(WAIT, stream.read_exact(&mut len))
+        .await
+        .expect("a frame within the wait")
+        .expect("read a length prefix");
+    let mut body = vec![0; u32::from_be_bytes(len) as usize];
+    tokio::time::timeout(WAIT, stream.read_exact(&mut body))
+        .await
+        .expect("a frame within the wait")
+        .expect("read a body");
+    body
+}
+
+/// Connects to a transport and reads its challenge; returns the stream,
+/// ready for whatever the test writes next, and the challenge's nonce.
+pub async fn connect_raw(addr: SocketAddr) -> (TcpStream, Nonce) {
+    let mut stream = TcpStream::connect(addr).await.expect("connects");
+    let body = read_body(&mut stream).await;
+    let challenge = frame::decode(&body).expect("a challenge frame");
+    assert_eq!(challenge.kind, Kind::Challenge);
+    let nonce = challenge.payload.try_into().expect("a 32-byte nonce");
+    (stream, nonce)
+}
+
+/// A hand-driven dialler: it answers the challenge as a real node would,
+/// and lets the test write whatever it likes after that.
+pub struct RawPeer {
+    pub stream: TcpStream,
+    pub challenge: Nonce,
+    pub nonce: Nonce,
+    pub keys: ConnectionKeys,
+    /// The sequence number [`RawPeer::body`] uses next.
+    pub seq: u64,
+    pub from: String,
+    pub to: String,
+}
+
+impl RawPeer {
+    /// Connects to `addr` as node `from` dialling node `to`, reads the
+    /// challenge and derives the connection's keys from `secret`. Sends
+    /// nothing yet.
+    pub async fn connect_with(addr: SocketAddr, secret: &[u8], from: &str, to: &str) -> RawPeer {
+        let (stream, challenge) = connect_raw(addr).await;
+        let nonce = handshake::fresh_nonce();
+        let key = FrameKey::new(secret).expect("key");
+        let keys = ConnectionKeys::derive(&key, &challenge, &nonce).expect("keys");
+        RawPeer {
+            stream,
+            challenge,
+            nonce,
+            keys,
+            seq: 1,
+            from: from.into(),
+            to: to.into(),
+        }
+    }
+
+    /// [`RawPeer::connect_with`] the cluster secret.
+    pub async fn connect(addr: SocketAddr, from: &str, to: &str) -> RawPeer {
+        RawPeer::connect_with(addr, SECRET, from, to).await
+    }
+
+    /// A valid hello (sequence 0) announcing `listen` and `incarnation`.
+    pub fn hello_body(&self, listen: &str, incarnation: u64) -> Vec<u8> {
+        let payload = handshake::hello_payload(
+            &self.challenge,
+            &self.nonce,
+            listen.parse().expect("an address"),
+            incarnation,
+        );
+        frame::encode(
+            &self.keys.dialler,
+            Kind::Hello,
+            CLUSTER,
+            &self.from,
+            &self.to,
+            0,
+            &payload,
+        )
+        .expect("hello")
+        .to_vec()
+    }
+
+    /// Writes a valid hello announcing 127.0.0.1:9.
+    pub async fn hello(&mut self, incarnation: u64) {
+        let body = self.hello_body("127.0.0.1:9", incarnation);
+        write_frame(&mut self.stream, &body).await;
+    }
+
+    /// The next frame of this connection: signed with its key, numbered.
+    pub fn body(&mut self, kind: Kind, payload: &[u8]) -> Vec<u8> {
+        let body = frame::encode(
+            &self.keys.dialler,
+            kind,
+            CLUSTER,
+            &self.from,
+            &self.to,
+            self.seq,
+            payload,
+        )
+        .expect("frame")
+        .to_vec();
+        self.seq += 1;
+        body
+    }
+
+    /// Writes the next protocol frame carrying `payload`.
+    pub async fn say(&mut self, payload: &[u8]) {
+        let body = self.body(Kind::Protocol, payload);
+        write_frame(&mut self.stream, &body).await;
+    }
 }
