@@ -1,5 +1,6 @@
-//! The accept loop: takes connections off the listening socket and starts
-//! a task for each (see [`crate::inbound`]).
+//! The accept loop: takes connections off the listening socket, admits
+//! them within the listener's bounds ([`crate::limits`]) and starts a task
+//! for each (see [`crate::inbound`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +12,9 @@ use tokio::task::JoinSet;
 
 use crate::event::Inbound;
 use crate::inbound::serve;
+use crate::limits::{Full, Ticket};
 use crate::shared::{Shared, log_join};
+use crate::stats::Counters;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors), so the
 /// loop does not spin.
@@ -34,9 +37,23 @@ pub(crate) async fn accept_loop(
         };
         match accepted {
             Ok((stream, remote)) => {
+                let ticket = match Ticket::admit(&shared.admission, remote.ip()) {
+                    Ok(ticket) => ticket,
+                    Err(full) => {
+                        // Dropping the stream closes it at once.
+                        refuse(&shared, remote, full);
+                        continue;
+                    }
+                };
                 tracing::debug!(peer = %remote, "accepted connection");
                 keep_alive(&stream, remote);
-                connections.spawn(serve(stream, remote, shared.clone(), inbound.clone()));
+                connections.spawn(serve(
+                    stream,
+                    remote,
+                    shared.clone(),
+                    inbound.clone(),
+                    ticket,
+                ));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -51,6 +68,18 @@ pub(crate) async fn accept_loop(
     while let Some(done) = connections.join_next().await {
         log_join(done, "inbound connection");
     }
+}
+
+/// Counts and (at a limited pace) logs a connection closed on accept.
+fn refuse(shared: &Shared, remote: SocketAddr, full: Full) {
+    let stats = &shared.stats;
+    let counter = match full {
+        Full::Connections => &stats.refused_max_connections,
+        Full::Pending => &stats.refused_max_pending,
+        Full::PendingPerIp => &stats.refused_max_pending_per_ip,
+    };
+    Counters::add(counter, 1);
+    shared.warn_bounds(remote, full.describe());
 }
 
 /// Turns TCP keepalive on for an accepted connection, so one whose host

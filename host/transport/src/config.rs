@@ -15,6 +15,20 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
 pub const DEFAULT_RECONNECT_MIN: Duration = Duration::from_millis(20);
 /// Default [`TransportConfig::reconnect_max`]: 1 s.
 pub const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(1);
+/// Default [`TransportConfig::handshake_timeout`]: 2 s.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default [`TransportConfig::max_connections`]: 256.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Default [`TransportConfig::max_pending`]: 128.
+pub const DEFAULT_MAX_PENDING: usize = 128;
+/// Default [`TransportConfig::max_pending_per_ip`]: 8.
+pub const DEFAULT_MAX_PENDING_PER_IP: usize = 8;
+/// Default [`TransportConfig::max_connections_per_node`]: 1.
+pub const DEFAULT_MAX_CONNECTIONS_PER_NODE: usize = 1;
+/// Default [`TransportConfig::max_frames_per_sec`]: 5,000.
+pub const DEFAULT_MAX_FRAMES_PER_SEC: u32 = 5_000;
+/// Default [`TransportConfig::frame_burst`]: 2,000.
+pub const DEFAULT_FRAME_BURST: u32 = 2_000;
 
 /// Everything [`Transport::start`](crate::Transport::start) needs.
 ///
@@ -50,6 +64,37 @@ pub struct TransportConfig {
     pub reconnect_min: Duration,
     /// Longest reconnect delay. Default 1 s.
     pub reconnect_max: Duration,
+    /// How long an accepted connection may take, from accept to a checked
+    /// hello (TLS handshake included), before it is closed and counted in
+    /// `closed_handshake_timeout`: a peer that dribbles its hello, or says
+    /// nothing, cannot keep an unauthenticated connection. Default 2 s.
+    pub handshake_timeout: Duration,
+    /// Most accepted connections open at once, authenticated or not; a
+    /// connection beyond it is closed at once and counted in
+    /// `refused_max_connections`. Keep it well under the process's file
+    /// descriptor limit. Default 256.
+    pub max_connections: usize,
+    /// Most accepted connections still in their handshake at once; beyond
+    /// it, closed at once and counted in `refused_max_pending`. Default 128.
+    pub max_pending: usize,
+    /// Most connections in their handshake from one source address (an
+    /// IPv6 source counts by its /64); beyond it, closed at once and
+    /// counted in `refused_max_pending_per_ip`. Default 8.
+    pub max_pending_per_ip: usize,
+    /// Most authenticated connections per claimed node id. A newer one
+    /// closes the oldest (counted in `closed_superseded`), so a peer that
+    /// reconnects after a network blip, while its old connection still
+    /// looks open here, is never locked out. Default 1 (a real peer dials
+    /// once).
+    pub max_connections_per_node: usize,
+    /// Frames a second one connection may send on average (a token bucket
+    /// refilled continuously); a connection over it is closed and counted
+    /// in `closed_frame_rate`. Default 5,000.
+    pub max_frames_per_sec: u32,
+    /// Frames one connection may send at once above the rate (the bucket's
+    /// size; a reconnecting peer flushes up to `queue_capacity` held
+    /// frames at once). Default 2,000.
+    pub frame_burst: u32,
 }
 
 impl TransportConfig {
@@ -70,6 +115,13 @@ impl TransportConfig {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             reconnect_min: DEFAULT_RECONNECT_MIN,
             reconnect_max: DEFAULT_RECONNECT_MAX,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_pending: DEFAULT_MAX_PENDING,
+            max_pending_per_ip: DEFAULT_MAX_PENDING_PER_IP,
+            max_connections_per_node: DEFAULT_MAX_CONNECTIONS_PER_NODE,
+            max_frames_per_sec: DEFAULT_MAX_FRAMES_PER_SEC,
+            frame_burst: DEFAULT_FRAME_BURST,
         }
     }
 
@@ -118,6 +170,22 @@ impl TransportConfig {
                 "must be at least reconnect_min".into(),
             ));
         }
+        if self.handshake_timeout.is_zero() {
+            return Err(invalid("handshake_timeout", "must be above zero".into()));
+        }
+        let at_least_one: [(&'static str, usize); 6] = [
+            ("max_connections", self.max_connections),
+            ("max_pending", self.max_pending),
+            ("max_pending_per_ip", self.max_pending_per_ip),
+            ("max_connections_per_node", self.max_connections_per_node),
+            ("max_frames_per_sec", self.max_frames_per_sec as usize),
+            ("frame_burst", self.frame_burst as usize),
+        ];
+        for (field, value) in at_least_one {
+            if value == 0 {
+                return Err(invalid(field, "must be at least 1".into()));
+            }
+        }
         Ok(key)
     }
 }
@@ -135,6 +203,13 @@ impl std::fmt::Debug for TransportConfig {
             .field("queue_capacity", &self.queue_capacity)
             .field("reconnect_min", &self.reconnect_min)
             .field("reconnect_max", &self.reconnect_max)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("max_pending", &self.max_pending)
+            .field("max_pending_per_ip", &self.max_pending_per_ip)
+            .field("max_connections_per_node", &self.max_connections_per_node)
+            .field("max_frames_per_sec", &self.max_frames_per_sec)
+            .field("frame_burst", &self.frame_burst)
             .finish()
     }
 }

@@ -6,7 +6,7 @@
 //! the listener's challenge:
 //!
 //! 1. Right after accepting a connection, the listener writes a
-//!    [`Kind::Challenge`](crate::frame::Kind::Challenge) frame: `from` its
+//!    [`Kind::Challenge`] frame: `from` its
 //!    node id, `to` empty, sequence 0, payload a fresh random
 //!    [`NONCE_LEN`]-byte nonce, MAC'd with the cluster secret.
 //! 2. The dialler checks it (cluster, MAC, and that `from` is the node it

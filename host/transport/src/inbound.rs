@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
@@ -24,12 +24,9 @@ use crate::claims::Duplicate;
 use crate::event::{Inbound, PeerEvent};
 use crate::frame::{self, Kind};
 use crate::handshake;
+use crate::limits::{FrameRate, Ticket};
 use crate::shared::{BoxIo, Shared, lock, write_body};
 use crate::stats::Counters;
-
-/// How long a new connection may take to say hello before it is closed, so
-/// idle sockets cannot pile up.
-pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long the listener spends telling a refused duplicate why.
 const NOTICE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -110,16 +107,18 @@ fn me(shared: &Shared) -> Me<'_> {
 }
 
 /// Serves one accepted connection until it ends, is refused, or the
-/// transport shuts down. Dropping the stream closes the connection.
+/// transport shuts down. Dropping the stream closes the connection, and
+/// dropping the ticket gives its place back to the admission.
 pub(crate) async fn serve(
     stream: TcpStream,
     remote: SocketAddr,
     shared: Arc<Shared>,
     inbound: mpsc::Sender<Inbound>,
+    mut ticket: Ticket,
 ) {
     let opened = tokio::select! {
         _ = shared.cancel.cancelled() => return,
-        opened = tokio::time::timeout(HELLO_TIMEOUT, handshake(stream, remote, &shared)) => opened,
+        opened = tokio::time::timeout(shared.handshake_timeout, handshake(stream, remote, &shared)) => opened,
     };
     let (mut frames, hello) = match opened {
         Ok(Ok(opened)) => opened,
@@ -129,7 +128,8 @@ pub(crate) async fn serve(
             return;
         }
         Err(_) => {
-            tracing::debug!(peer = %remote, "no hello in time; closing");
+            Counters::add(&shared.stats.closed_handshake_timeout, 1);
+            shared.warn_bounds(remote, "no hello within handshake_timeout");
             return;
         }
     };
@@ -148,16 +148,34 @@ pub(crate) async fn serve(
             return;
         }
     };
+    ticket.authenticated();
+    let node = NodeConnection::open(&shared, &hello.from);
     if shared.set_peer_addr(&hello.from, hello.listen) != Some(hello.listen) {
         tracing::info!(peer = %hello.from, addr = %hello.listen, "learned peer address from hello");
     }
     let mut session = Session::new(&hello);
+    let mut rate = FrameRate::new(
+        shared.max_frames_per_sec,
+        shared.frame_burst,
+        Instant::now(),
+    );
     loop {
         let read = tokio::select! {
             _ = shared.cancel.cancelled() => return,
+            _ = node.superseded.cancelled() => {
+                Counters::add(&shared.stats.closed_superseded, 1);
+                tracing::info!(peer = %remote, node = %session.from, "closing a connection superseded by a newer one from the same node");
+                return;
+            }
             read = read_frame(&mut frames) => read,
         };
         let body = match read {
+            Read::Frame(body) if !rate.allow(Instant::now()) => {
+                drop(body);
+                Counters::add(&shared.stats.closed_frame_rate, 1);
+                shared.warn_bounds(remote, "over max_frames_per_sec");
+                return;
+            }
             Read::Frame(body) => body,
             Read::Eof => {
                 tracing::debug!(peer = %remote, node = %session.from, "connection closed by peer");
@@ -191,6 +209,34 @@ pub(crate) async fn serve(
         }
         // If the application dropped its receiver, keep draining the
         // connection so the sender is not disconnected in a loop.
+    }
+}
+
+/// An authenticated connection's place among its node's connections
+/// ([`crate::limits::NodeConnections`]), until dropped.
+struct NodeConnection {
+    shared: Arc<Shared>,
+    node: String,
+    id: u64,
+    /// Cancelled when a newer connection from the node takes this one's place.
+    superseded: tokio_util::sync::CancellationToken,
+}
+
+impl NodeConnection {
+    fn open(shared: &Arc<Shared>, node: &str) -> NodeConnection {
+        let (id, superseded) = lock(&shared.nodes).open(node, shared.max_connections_per_node);
+        NodeConnection {
+            shared: Arc::clone(shared),
+            node: node.to_owned(),
+            id,
+            superseded,
+        }
+    }
+}
+
+impl Drop for NodeConnection {
+    fn drop(&mut self) {
+        lock(&self.shared.nodes).close(&self.node, self.id);
     }
 }
 

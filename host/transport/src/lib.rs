@@ -87,8 +87,31 @@
 //! (else `rejected_misaddressed`). A rejected frame is counted in
 //! [`TransportStats`], logged with `tracing::warn!` (fields `peer`, the
 //! remote address, and `reason`), and closes its connection; other
-//! connections are unaffected. A connection that sends no hello within 5 s
-//! is closed too.
+//! connections are unaffected.
+//!
+//! # Bounds
+//!
+//! The listener keeps what an attacker can hold bounded ([`TransportConfig`]
+//! has the knobs and their defaults; [`TransportStats`] counts each):
+//!
+//! - at most `max_connections` accepted connections (256) and, of those,
+//!   `max_pending` (128) still in their handshake, `max_pending_per_ip`
+//!   (8) from one source; a connection beyond a cap is closed at once
+//!   (`refused_max_connections`, `refused_max_pending`,
+//!   `refused_max_pending_per_ip`);
+//! - the whole handshake, from accept to a checked hello, within
+//!   `handshake_timeout` (2 s), however slowly the bytes come
+//!   (`closed_handshake_timeout`);
+//! - `max_connections_per_node` (1) authenticated connections per node id:
+//!   a newer one closes the oldest (`closed_superseded`), so a peer that
+//!   reconnects is never locked out by its own stale connection;
+//! - `max_frames_per_sec` (5,000) per connection, with bursts of
+//!   `frame_burst` (2,000) (`closed_frame_rate`).
+//!
+//! These closures are logged with `tracing::warn!` at most once a second
+//! (fields `peer`, `reason`, `suppressed`), so a flood does not become a
+//! flood of log lines. The gauges `open_connections` and
+//! `pending_handshakes` show the listener's load.
 //!
 //! # Not in scope
 //!
@@ -97,9 +120,15 @@
 //! - **Per-node keys.** Every node holds the same secret, so any member can
 //!   claim any `from`; the hello binds a connection to one sender only
 //!   against outsiders.
-//! - **Connection limits.** The listener accepts any number of connections;
-//!   idle ones are closed only by the hello timeout (and, once
-//!   authenticated, by TCP keepalive if their host vanishes).
+//! - **Slow members.** Once authenticated, a connection is trusted to
+//!   finish the frames it starts: a member that dribbles a frame holds its
+//!   one connection (and up to `max_frame_bytes` of buffer) until TCP
+//!   keepalive or its next frame. The bounds above are against
+//!   connections that never authenticate, or authenticate and flood.
+//! - **New connections under a flood.** While an attacker keeps
+//!   `max_pending` handshakes open from many addresses, a peer's *new*
+//!   connection can be refused on accept until one times out; established
+//!   connections are never affected.
 //!
 //! Replay *is* in scope since wire version 2: a recorded hello or frame
 //! played back, on a new connection or on its own, is refused and counted
@@ -120,14 +149,17 @@ mod event;
 pub mod frame;
 pub mod handshake;
 mod inbound;
+mod limits;
 mod outbound;
 mod shared;
 mod stats;
 mod transport;
 
 pub use config::{
-    DEFAULT_MAX_FRAME_BYTES, DEFAULT_QUEUE_CAPACITY, DEFAULT_RECONNECT_MAX, DEFAULT_RECONNECT_MIN,
-    TransportConfig,
+    DEFAULT_FRAME_BURST, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_NODE, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_FRAMES_PER_SEC,
+    DEFAULT_MAX_PENDING, DEFAULT_MAX_PENDING_PER_IP, DEFAULT_QUEUE_CAPACITY, DEFAULT_RECONNECT_MAX,
+    DEFAULT_RECONNECT_MIN, TransportConfig,
 };
 pub use error::{SendError, TransportError};
 pub use event::{Channel, Inbound, PeerEvent};

@@ -14,6 +14,7 @@ use crate::claims::Claims;
 use crate::death::DeathEvidence;
 use crate::event::PeerEvent;
 use crate::frame::FrameKey;
+use crate::limits::{Admission, LogLimit, NodeConnections};
 use crate::stats::Counters;
 
 /// A connection's byte stream: plain TCP, or TLS over it.
@@ -44,6 +45,16 @@ pub(crate) struct Shared {
     pub queue_capacity: usize,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// The listener's bounds ([`crate::limits`]; see
+    /// [`TransportConfig`](crate::TransportConfig) for each).
+    pub handshake_timeout: Duration,
+    pub max_connections_per_node: usize,
+    pub max_frames_per_sec: u32,
+    pub frame_burst: u32,
+    pub admission: std::sync::Arc<Mutex<Admission>>,
+    pub nodes: Mutex<NodeConnections>,
+    /// Paces the warnings about connections the bounds closed.
+    pub bounds_log: Mutex<LogLimit>,
     pub peers: Mutex<BTreeMap<String, SocketAddr>>,
     /// Per peer, what its connections say about whether its process lives.
     pub evidence: Mutex<BTreeMap<String, DeathEvidence>>,
@@ -86,6 +97,16 @@ impl Shared {
             self.emit(PeerEvent::Unreachable {
                 peer: peer.to_owned(),
             });
+        }
+    }
+
+    /// Warns that the listener's bounds closed a connection, at most once
+    /// per [`LogLimit`] period (counting is the caller's).
+    pub fn warn_bounds(&self, peer: SocketAddr, reason: &str) {
+        if let Some(suppressed) = lock(&self.bounds_log).allow(std::time::Instant::now()) {
+            tracing::warn!(%peer, %reason, suppressed, "closing connection: listener bound reached");
+        } else {
+            tracing::debug!(%peer, %reason, "closing connection: listener bound reached");
         }
     }
 

@@ -15,6 +15,7 @@ use crate::config::{TransportConfig, check_node_id};
 use crate::error::{SendError, TransportError};
 use crate::event::{Channel, Inbound, PeerEvent};
 use crate::frame;
+use crate::limits::{Admission, AdmissionLimits, LogLimit, NodeConnections};
 use crate::shared::{Shared, lock, log_join};
 use crate::stats::{Counters, TransportStats};
 use crate::{accept, outbound};
@@ -24,6 +25,10 @@ pub const INBOUND_CAPACITY: usize = 1024;
 
 /// Capacity of the channel of [`PeerEvent`]s (events beyond it are dropped).
 pub const EVENT_CAPACITY: usize = 1024;
+
+/// At most one warning a second about connections the listener's bounds
+/// closed (each is counted regardless).
+const BOUNDS_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A node's endpoint: listens for its peers' frames and sends its own.
 ///
@@ -101,6 +106,17 @@ impl Transport {
             queue_capacity: config.queue_capacity,
             reconnect_min: config.reconnect_min,
             reconnect_max: config.reconnect_max,
+            handshake_timeout: config.handshake_timeout,
+            max_connections_per_node: config.max_connections_per_node,
+            max_frames_per_sec: config.max_frames_per_sec,
+            frame_burst: config.frame_burst,
+            admission: Arc::new(Mutex::new(Admission::new(AdmissionLimits {
+                max_connections: config.max_connections,
+                max_pending: config.max_pending,
+                max_pending_per_ip: config.max_pending_per_ip,
+            }))),
+            nodes: Mutex::new(NodeConnections::default()),
+            bounds_log: Mutex::new(LogLimit::new(BOUNDS_LOG_EVERY)),
             peers: Mutex::new(config.peers),
             evidence: Mutex::new(BTreeMap::new()),
             incarnation: rand::random(),
@@ -201,9 +217,13 @@ impl Transport {
         lock(&self.shared.peers).clone()
     }
 
-    /// A snapshot of the counters.
+    /// A snapshot of the counters and gauges.
     pub fn stats(&self) -> TransportStats {
-        self.shared.stats.snapshot()
+        let mut stats = self.shared.stats.snapshot();
+        let (open, pending) = lock(&self.shared.admission).counts();
+        stats.open_connections = open as u64;
+        stats.pending_handshakes = pending as u64;
+        stats
     }
 
     /// Stops the accept loop and every connection task; returns when they are gone.

@@ -5,11 +5,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
 use tenure_transport::frame::{self, FrameKey, Kind};
 use tenure_transport::handshake::{self, ConnectionKeys, Nonce};
 use tenure_transport::{Inbound, PeerEvent, Transport, TransportConfig, TransportStats};
+
+use tenure_transport::Channel;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 
 pub const SECRET: &[u8] = b"tenure-test-cluster-secret";
@@ -254,4 +258,101 @@ impl RawPeer {
         let body = self.body(Kind::Protocol, payload);
         write_frame(&mut self.stream, &body).await;
     }
+}
+
+/// File descriptors this process has open.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count())
+}
+
+/// Waits (within the wait) for this process's open fds to come back to
+/// at most `before` plus a little slack (a runtime's own descriptors come
+/// and go); returns the count, or panics with it.
+pub async fn fds_settle(before: usize) -> usize {
+    const SLACK: usize = 8;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = open_fds();
+        if now <= before + SLACK {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fds leaked: {before} before, {now} after"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// This process's soft limit on open files.
+pub fn fd_limit() -> usize {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3))
+        .and_then(|soft| soft.parse().ok())
+        .unwrap_or(1024)
+}
+
+/// Loopback source address number `i` (127.0.1.1, 127.0.1.2, ...).
+pub fn source(block: u8, i: usize) -> IpAddr {
+    let [hi, lo] = u16::try_from(i + 1).expect("few sources").to_be_bytes();
+    IpAddr::V4(Ipv4Addr::new(127, block.wrapping_add(hi), lo, 1))
+}
+
+pub async fn connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(from, 0))
+        .expect("bind a source");
+    socket.connect(to).await.expect("connects")
+}
+
+/// Reads whatever comes until the other side closes; panics if it stays
+/// open for the whole wait.
+pub async fn drain_until_closed(stream: &mut TcpStream) {
+    let mut buf = [0u8; 256];
+    let read_all = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, read_all)
+        .await
+        .expect("closed within the wait");
+}
+
+/// b and a peer a that is already talking to it.
+pub async fn victim_and_friend(cfg: TransportConfig) -> (Node, Node) {
+    let mut b = start(cfg).await;
+    let a = start(config("a")).await;
+    a.transport.add_peer("b", b.addr());
+    a.transport
+        .send("b", Channel::Protocol, b"hello".to_vec())
+        .unwrap();
+    assert_eq!(b.recv().await.payload, b"hello");
+    (b, a)
+}
+
+/// a sends `n` frames to b one by one; each must arrive within `bound`.
+/// Returns the slowest.
+pub async fn still_prompt(a: &Node, b: &mut Node, n: usize, bound: Duration) -> Duration {
+    let mut slowest = Duration::ZERO;
+    for i in 0..n {
+        let sent = Instant::now();
+        let payload = format!("prompt {i}").into_bytes();
+        a.transport
+            .send("b", Channel::Protocol, payload.clone())
+            .unwrap();
+        let got = tokio::time::timeout(bound, b.recv())
+            .await
+            .expect("a frame arrives promptly");
+        assert_eq!(got.payload, payload);
+        slowest = slowest.max(sent.elapsed());
+    }
+    slowest
 }
