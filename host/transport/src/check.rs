@@ -26,6 +26,9 @@ pub(crate) enum Rejection {
     Replayed(String),
     /// Another live process already speaks for that node id here.
     DuplicateId(String),
+    /// Mutual TLS: the peer's certificate was refused, or does not name the
+    /// sender a frame claims to be.
+    Certificate(String),
 }
 
 impl Rejection {
@@ -39,6 +42,7 @@ impl Rejection {
             Rejection::Unauthenticated => &stats.rejected_unauthenticated,
             Rejection::Replayed(_) => &stats.rejected_replayed,
             Rejection::DuplicateId(_) => &stats.rejected_duplicate_id,
+            Rejection::Certificate(_) => &stats.rejected_certificate,
         }
     }
 }
@@ -53,6 +57,7 @@ impl fmt::Display for Rejection {
             Rejection::Unauthenticated => f.write_str("bad HMAC"),
             Rejection::Replayed(why) => write!(f, "replayed: {why}"),
             Rejection::DuplicateId(why) => write!(f, "duplicate node id: {why}"),
+            Rejection::Certificate(why) => write!(f, "certificate: {why}"),
         }
     }
 }
@@ -82,15 +87,19 @@ pub(crate) struct Session {
     pub from: String,
     pub keys: ConnectionKeys,
     pub next_seq: u64,
+    /// `from` is the node the peer's TLS certificate names, so another
+    /// `from` is a certificate refusal, not just a misaddressed frame.
+    pub certified: bool,
 }
 
 impl Session {
     /// The connection `hello` opened; the hello itself was number 0.
-    pub fn new(hello: &Hello) -> Session {
+    pub fn new(hello: &Hello, certified: bool) -> Session {
         Session {
             from: hello.from.clone(),
             keys: hello.keys.clone(),
             next_seq: 1,
+            certified,
         }
     }
 }
@@ -183,11 +192,16 @@ pub(crate) fn check_message(
         }));
     };
     if frame.from != session.from {
-        return Err(Rejection::Misaddressed(format!(
+        let why = format!(
             "from {:?} on a connection introduced by {:?}",
             clip(frame.from),
             clip(&session.from)
-        )));
+        );
+        return Err(if session.certified {
+            Rejection::Certificate(why)
+        } else {
+            Rejection::Misaddressed(why)
+        });
     }
     session.next_seq += 1;
     Ok(Inbound {
@@ -301,7 +315,7 @@ mod tests {
         let hello = check_hello(ME, remote(), &secret(), &CHALLENGE, &body).unwrap();
         assert_eq!(hello.incarnation, 3);
 
-        let mut session = Session::new(&hello);
+        let mut session = Session::new(&hello, false);
         for seq in 1..=3 {
             let body = message(&keys().dialler, Kind::Plugin, "c", "p", "me", seq);
             let got = check_message(ME, &mut session, &body).unwrap();
@@ -353,7 +367,7 @@ mod tests {
 
         // On the connection: a repeated number, a skipped one.
         let hello = hello_from(b"127.0.0.1:9").unwrap();
-        let mut session = Session::new(&hello);
+        let mut session = Session::new(&hello, false);
         let first = message(&keys().dialler, Kind::Protocol, "c", "p", "me", 1);
         assert!(check_message(ME, &mut session, &first).is_ok());
         assert!(matches!(
@@ -371,6 +385,17 @@ mod tests {
             check_message(ME, &mut session, &old_style),
             Err(Rejection::Unauthenticated)
         );
+    }
+
+    #[test]
+    fn a_certified_sender_cannot_change_its_name() {
+        let hello = hello_from(b"127.0.0.1:1").unwrap();
+        let mut session = Session::new(&hello, true);
+        let other = message(&keys().dialler, Kind::Protocol, "c", "q", "me", 1);
+        assert!(matches!(
+            check_message(ME, &mut session, &other),
+            Err(Rejection::Certificate(_))
+        ));
     }
 
     #[test]
@@ -395,7 +420,7 @@ mod tests {
         ));
 
         let hello = hello_from(b"127.0.0.1:1").unwrap();
-        let mut session = Session::new(&hello);
+        let mut session = Session::new(&hello, false);
         let mut check = |body: bytes::Bytes| check_message(ME, &mut session, &body);
         assert!(matches!(
             check(hello_text_body(&CHALLENGE, b"127.0.0.1:1", 1)),

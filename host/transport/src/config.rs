@@ -4,8 +4,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::{Arc, Mutex};
+
 use crate::error::TransportError;
 use crate::frame::{self, FrameKey};
+use crate::tls::{TlsConfigs, TlsIdentity};
 
 /// Default [`TransportConfig::max_frame_bytes`]: 64 KiB.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -30,6 +33,37 @@ pub const DEFAULT_MAX_FRAMES_PER_SEC: u32 = 5_000;
 /// Default [`TransportConfig::frame_burst`]: 2,000.
 pub const DEFAULT_FRAME_BURST: u32 = 2_000;
 
+/// How a transport authenticates its connections.
+///
+/// ```
+/// use tenure_transport::{certs, Security, TlsIdentity, TransportConfig};
+/// let mut config = TransportConfig::new("n1", "prod", Vec::new(), "127.0.0.1:0".parse().unwrap());
+/// let ca = certs::new_cluster_ca("prod")?;
+/// let n1 = certs::issue_node(&ca, "prod", "n1", &[], 365)?;
+/// config.security = Security::MutualTls(TlsIdentity::from_pem(&ca.cert_pem, &n1.cert_pem, &n1.key_pem)?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub enum Security {
+    /// Frames are MAC'd with keys derived from the cluster secret
+    /// ([`TransportConfig::secret`]) and per-connection nonces; payloads
+    /// travel in clear, and any member can claim any node id. The default.
+    #[default]
+    SharedSecret,
+    /// Every connection is TLS 1.3 with certificates of the cluster CA that
+    /// name each node ([`crate::tls`]): confidential, and a node can only
+    /// speak as the node its certificate names. The secret is not used.
+    MutualTls(TlsIdentity),
+}
+
+/// The validated security of a running transport.
+pub(crate) enum Mode {
+    /// The cluster secret, keyed.
+    Secret(FrameKey),
+    /// The current TLS configurations; swapped by a reload.
+    Tls(Mutex<Arc<TlsConfigs>>),
+}
+
 /// Everything [`Transport::start`](crate::Transport::start) needs.
 ///
 /// Build it with [`TransportConfig::new`], which fills in the defaults,
@@ -47,8 +81,12 @@ pub struct TransportConfig {
     pub node_id: String,
     /// The cluster's id; frames carrying another are refused (at most 65535 bytes).
     pub cluster_id: String,
-    /// The HMAC-SHA256 key shared by the cluster; at least 16 bytes.
+    /// The HMAC-SHA256 key shared by the cluster; at least 16 bytes in
+    /// [`Security::SharedSecret`] mode, unused in [`Security::MutualTls`].
     pub secret: Vec<u8>,
+    /// How connections are authenticated. Default
+    /// [`Security::SharedSecret`].
+    pub security: Security,
     /// Where to listen. Port 0 picks a free port; see
     /// [`Transport::local_addr`](crate::Transport::local_addr).
     pub listen: SocketAddr,
@@ -109,6 +147,7 @@ impl TransportConfig {
             node_id: node_id.into(),
             cluster_id: cluster_id.into(),
             secret: secret.into(),
+            security: Security::SharedSecret,
             listen,
             peers: BTreeMap::new(),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
@@ -125,9 +164,9 @@ impl TransportConfig {
         }
     }
 
-    /// Checks every field and keys the MAC.
-    pub(crate) fn validate(&self) -> Result<FrameKey, TransportError> {
-        let key = FrameKey::new(&self.secret)?;
+    /// Checks every field, and keys the MAC or builds the TLS
+    /// configurations.
+    pub(crate) fn validate(&self) -> Result<Mode, TransportError> {
         check_node_id(&self.node_id).map_err(|reason| invalid("node_id", reason))?;
         if self.cluster_id.len() > frame::MAX_CLUSTER_ID_LEN {
             return Err(invalid(
@@ -186,7 +225,14 @@ impl TransportConfig {
                 return Err(invalid(field, "must be at least 1".into()));
             }
         }
-        Ok(key)
+        Ok(match &self.security {
+            Security::SharedSecret => Mode::Secret(FrameKey::new(&self.secret)?),
+            Security::MutualTls(identity) => Mode::Tls(Mutex::new(Arc::new(TlsConfigs::new(
+                identity,
+                &self.cluster_id,
+                &self.node_id,
+            )?))),
+        })
     }
 }
 
@@ -197,6 +243,7 @@ impl std::fmt::Debug for TransportConfig {
             .field("node_id", &self.node_id)
             .field("cluster_id", &self.cluster_id)
             .field("secret", &format_args!("<{} bytes>", self.secret.len()))
+            .field("security", &self.security)
             .field("listen", &self.listen)
             .field("peers", &self.peers)
             .field("max_frame_bytes", &self.max_frame_bytes)

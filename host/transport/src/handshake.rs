@@ -37,6 +37,13 @@
 //! - a frame repeated (or dropped, or reordered) on its own connection: its
 //!   MAC verifies, its number is not the next: `rejected_replayed`.
 //!
+//! In mutual-TLS mode there is no challenge frame: TLS already makes every
+//! connection's keys fresh, and both ends export the same 64 bytes from the
+//! TLS session (RFC 5705, label [`TLS_EXPORTER_LABEL`]): the first 32 are
+//! the base key (in place of the secret), the last 32 the listener nonce
+//! (in place of the challenge's). The hello and the frames after it are
+//! then made and checked exactly as above, with no extra round trip.
+//!
 
 use std::net::SocketAddr;
 
@@ -54,6 +61,10 @@ pub type Nonce = [u8; NONCE_LEN];
 const DIALLER_LABEL: &[u8] = b"tenure-transport v2 dialler key\0";
 /// Label of the key that signs what the listener writes.
 const LISTENER_LABEL: &[u8] = b"tenure-transport v2 listener key\0";
+
+/// The RFC 5705 exporter label both ends of a TLS connection use to derive
+/// the connection's base key and listener nonce.
+pub const TLS_EXPORTER_LABEL: &[u8] = b"EXPORTER-tenure-transport-v2";
 
 /// A fresh random nonce.
 pub fn fresh_nonce() -> Nonce {
@@ -97,6 +108,16 @@ impl ConnectionKeys {
             listener: key(LISTENER_LABEL)?,
         })
     }
+}
+
+/// What a TLS session yields in place of the secret and the challenge:
+/// the base key (the first 32 exported bytes) and the listener nonce (the
+/// last 32), so both ends know them without sending anything.
+pub fn tls_keys(material: &[u8; 2 * NONCE_LEN]) -> Result<(FrameKey, Nonce), frame::KeyError> {
+    let (base, nonce) = material.split_at(NONCE_LEN);
+    let mut listener_nonce = [0; NONCE_LEN];
+    listener_nonce.copy_from_slice(nonce);
+    Ok((FrameKey::new(base)?, listener_nonce))
 }
 
 /// The listener's challenge frame: `from` the listener, `to` empty,

@@ -1,7 +1,7 @@
 //! One accepted connection: the handshake, then every frame read on it.
 //!
 //! The listener writes on an accepted connection only twice at most: its
-//! challenge, first, and a refusal just before it closes the connection on
+//! challenge, first (in shared-secret mode), and a refusal just before it closes the connection on
 //! a duplicate node id. Each connection is served by its own task, so a
 //! bad or slow connection never holds up another. Anything wrong with a
 //! frame is counted, logged with `tracing::warn!` (fields `peer` = remote
@@ -21,12 +21,14 @@ use tokio_util::codec::{FramedRead, LengthDelimitedCodec, LengthDelimitedCodecEr
 
 use crate::check::{self, Hello, Me, Rejection, Session};
 use crate::claims::Duplicate;
+use crate::config::Mode;
 use crate::event::{Inbound, PeerEvent};
 use crate::frame::{self, Kind};
-use crate::handshake;
+use crate::handshake::{self, clip};
 use crate::limits::{FrameRate, Ticket};
 use crate::shared::{BoxIo, Shared, lock, write_body};
 use crate::stats::Counters;
+use crate::tls::{self, TlsRefusal};
 
 /// How long the listener spends telling a refused duplicate why.
 const NOTICE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -74,20 +76,52 @@ impl From<Rejection> for NoHello {
     }
 }
 
+/// An introduced connection: its frames, its hello, and whether its
+/// sender is bound by a TLS certificate.
+struct Opened {
+    frames: Frames,
+    hello: Hello,
+    certified: bool,
+}
+
 /// The listener's side of the handshake ([`crate::handshake`]): writes the
-/// challenge, then reads and checks the hello.
+/// challenge (or runs the TLS handshake), then reads and checks the hello.
 async fn handshake(
     stream: TcpStream,
     remote: SocketAddr,
     shared: &Shared,
-) -> Result<(Frames, Hello), NoHello> {
-    let mut io: BoxIo = Box::new(stream);
-    let nonce = handshake::fresh_nonce();
-    let challenge = handshake::challenge(&shared.key, &shared.cluster_id, &shared.node_id, &nonce)
-        .map_err(|e| NoHello::Ended(format!("cannot encode the challenge: {e}")))?;
-    write_body(&mut io, &challenge)
-        .await
-        .map_err(|e| NoHello::Ended(format!("writing the challenge: {e}")))?;
+) -> Result<Opened, NoHello> {
+    let (io, base, challenge, certified) = match &shared.mode {
+        Mode::Secret(key) => {
+            let mut io: BoxIo = Box::new(stream);
+            let nonce = handshake::fresh_nonce();
+            let challenge = handshake::challenge(key, &shared.cluster_id, &shared.node_id, &nonce)
+                .map_err(|e| NoHello::Ended(format!("cannot encode the challenge: {e}")))?;
+            write_body(&mut io, &challenge)
+                .await
+                .map_err(|e| NoHello::Ended(format!("writing the challenge: {e}")))?;
+            (io, key.clone(), nonce, None)
+        }
+        Mode::Tls(configs) => {
+            let configs = lock(configs).clone();
+            let secured = tls::accept(&configs, stream)
+                .await
+                .map_err(|refusal| match refusal {
+                    TlsRefusal::Certificate(why) => NoHello::Rejected(Rejection::Certificate(why)),
+                    TlsRefusal::Malformed(why) => NoHello::Rejected(Rejection::Malformed(why)),
+                    TlsRefusal::Ended(why) => NoHello::Ended(why),
+                })?;
+            let (cluster, node) = secured.peer;
+            if cluster != shared.cluster_id {
+                return Err(Rejection::Certificate(format!(
+                    "the certificate names cluster {:?}",
+                    clip(&cluster)
+                ))
+                .into());
+            }
+            (secured.io, secured.base, secured.listener_nonce, Some(node))
+        }
+    };
     let mut frames = FramedRead::new(io, shared.codec());
     let body = match read_frame(&mut frames).await {
         Read::Frame(body) => body,
@@ -95,8 +129,22 @@ async fn handshake(
         Read::Rejected(rejection) => return Err(rejection.into()),
         Read::Failed(reason) => return Err(NoHello::Ended(reason)),
     };
-    let hello = check::check_hello(me(shared), remote, &shared.key, &nonce, &body)?;
-    Ok((frames, hello))
+    let hello = check::check_hello(me(shared), remote, &base, &challenge, &body)?;
+    if let Some(node) = &certified
+        && hello.from != *node
+    {
+        return Err(Rejection::Certificate(format!(
+            "hello from {:?}, but the certificate names {:?}",
+            clip(&hello.from),
+            clip(node)
+        ))
+        .into());
+    }
+    Ok(Opened {
+        frames,
+        hello,
+        certified: certified.is_some(),
+    })
 }
 
 fn me(shared: &Shared) -> Me<'_> {
@@ -120,7 +168,11 @@ pub(crate) async fn serve(
         _ = shared.cancel.cancelled() => return,
         opened = tokio::time::timeout(shared.handshake_timeout, handshake(stream, remote, &shared)) => opened,
     };
-    let (mut frames, hello) = match opened {
+    let Opened {
+        mut frames,
+        hello,
+        certified,
+    } = match opened {
         Ok(Ok(opened)) => opened,
         Ok(Err(NoHello::Rejected(rejection))) => return reject(&shared, remote, &rejection),
         Ok(Err(NoHello::Ended(reason))) => {
@@ -153,7 +205,7 @@ pub(crate) async fn serve(
     if shared.set_peer_addr(&hello.from, hello.listen) != Some(hello.listen) {
         tracing::info!(peer = %hello.from, addr = %hello.listen, "learned peer address from hello");
     }
-    let mut session = Session::new(&hello);
+    let mut session = Session::new(&hello, certified);
     let mut rate = FrameRate::new(
         shared.max_frames_per_sec,
         shared.frame_burst,

@@ -1,11 +1,29 @@
 //! Tenure's network transport: frames, authenticates and routes opaque
-//! payloads between the nodes of a cluster over TCP.
+//! payloads between the nodes of a cluster over TCP, with a shared secret
+//! (HMAC, the default) or mutual TLS.
 //!
 //! The election protocol above encodes its own messages; this crate only
 //! moves them. A node starts a [`Transport`], [`Transport::send`]s payloads
 //! to peers by node id on a [`Channel`], and reads what its peers sent as
 //! [`Inbound`] messages, plus [`PeerEvent`]s about its outbound connections.
 //! See [`Transport`] for an example.
+//!
+//! # Layout
+//!
+//! - [`transport`](Transport) — the handle: start, send, stats, reload;
+//!   `config` ([`TransportConfig`], [`Security`]), `error`, `event`,
+//!   `stats` ([`TransportStats`]).
+//! - `outbound` — one task per peer: dial, handshake, sign and write,
+//!   redial with `backoff`.
+//! - `accept` — the accept loop and its admission; `inbound` — one
+//!   accepted connection; `check` — the pure checks of each frame;
+//!   `limits` — the listener's bounds.
+//! - [`frame`] — the body format; [`handshake`] — nonces, per-connection
+//!   keys, challenges and hellos.
+//! - [`tls`] — mutual-TLS mode; [`san`] — how a certificate names a node;
+//!   [`certs`] — making a cluster CA and node certificates.
+//! - `claims` and [`death`] — one live process per node id, and when a
+//!   peer counts as dead.
 //!
 //! # Connections
 //!
@@ -113,13 +131,34 @@
 //! flood of log lines. The gauges `open_connections` and
 //! `pending_handshakes` show the listener's load.
 //!
+//! # Mutual TLS
+//!
+//! With `security` set to [`Security::MutualTls`], every connection is TLS
+//! 1.3 (rustls with the `ring` provider). Each node's certificate is signed
+//! by the cluster CA and names the node with one URI SAN,
+//! `tenure://<cluster>/<node-id>` (percent-encoded; see [`san`]); [`certs`]
+//! makes them. The listener checks that the dialler's certificate chains to
+//! the CA, is within its validity dates, names this cluster, and that the
+//! hello's `from` (and so every frame's) is the certificate's node id; the
+//! dialler checks that the listener's certificate names the node it meant
+//! to dial, so a forged or stale address cannot redirect its traffic.
+//! Refusals are counted in `rejected_certificate` and logged. There is no
+//! challenge frame: the hello's nonce and the connection's keys come from
+//! the TLS session ([`handshake`]), so a fresh connection costs the TLS
+//! handshake and nothing more. [`Transport::reload_tls`] swaps the
+//! identity for new connections without a restart.
+//!
 //! # Not in scope
 //!
-//! - **Confidentiality.** Payloads travel in clear; use a private network
-//!   or a tunnel if they are secret.
-//! - **Per-node keys.** Every node holds the same secret, so any member can
-//!   claim any `from`; the hello binds a connection to one sender only
-//!   against outsiders.
+//! - **Confidentiality, in shared-secret mode.** Payloads travel in clear;
+//!   use mutual TLS, a private network or a tunnel if they are secret.
+//! - **Per-node keys, in shared-secret mode.** Every node holds the same
+//!   secret, so any member can claim any `from`; the hello binds a
+//!   connection to one sender only against outsiders. Mutual TLS binds it
+//!   to the sender's certificate.
+//! - **Revocation.** Certificates are not checked against a CRL or OCSP;
+//!   keep their validity short and rotate them with
+//!   [`Transport::reload_tls`], or replace the CA.
 //! - **Slow members.** Once authenticated, a connection is trusted to
 //!   finish the frames it starts: a member that dribbles a frame holds its
 //!   one connection (and up to `max_frame_bytes` of buffer) until TCP
@@ -140,6 +179,7 @@
 
 mod accept;
 mod backoff;
+pub mod certs;
 mod check;
 mod claims;
 mod config;
@@ -151,17 +191,20 @@ pub mod handshake;
 mod inbound;
 mod limits;
 mod outbound;
+pub mod san;
 mod shared;
 mod stats;
+pub mod tls;
 mod transport;
 
 pub use config::{
     DEFAULT_FRAME_BURST, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONNECTIONS_PER_NODE, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_FRAMES_PER_SEC,
     DEFAULT_MAX_PENDING, DEFAULT_MAX_PENDING_PER_IP, DEFAULT_QUEUE_CAPACITY, DEFAULT_RECONNECT_MAX,
-    DEFAULT_RECONNECT_MIN, TransportConfig,
+    DEFAULT_RECONNECT_MIN, Security, TransportConfig,
 };
 pub use error::{SendError, TransportError};
 pub use event::{Channel, Inbound, PeerEvent};
 pub use stats::TransportStats;
+pub use tls::{TlsError, TlsIdentity};
 pub use transport::{EVENT_CAPACITY, INBOUND_CAPACITY, Transport};

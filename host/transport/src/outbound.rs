@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,18 +20,22 @@ use tokio::time::Instant;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use crate::backoff::Backoff;
+use crate::config::Mode;
 use crate::event::PeerEvent;
+use crate::frame::FrameKey;
 use crate::frame::{self, Kind};
-use crate::handshake::{self, ConnectionKeys};
-use crate::shared::{BoxIo, Shared};
+use crate::handshake::{self, ConnectionKeys, Nonce, clip};
+use crate::shared::{BoxIo, Shared, lock};
 use crate::stats::Counters;
+use crate::tls::{self, TlsRefusal};
 
 /// How long a TCP connect may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// How long the dialler waits for the listener's challenge once connected
-/// (a listener writes it as soon as it accepts).
-pub(crate) const CHALLENGE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the dialler waits, once connected, for the listener's
+/// challenge (a listener writes it as soon as it accepts), or for the TLS
+/// handshake to finish.
+pub(crate) const DIAL_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long one batch of writes may take before the connection is taken
 /// for broken (a peer that stopped reading, or a silent network partition).
@@ -283,33 +288,42 @@ async fn connect(shared: &Shared, peer: &str) -> Result<Link, DialFailure> {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::warn!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
-    let io: BoxIo = Box::new(stream);
-    let mut framed = Framed::new(io, shared.codec());
-    let body = match tokio::time::timeout(CHALLENGE_TIMEOUT, framed.next()).await {
-        Err(_) => {
-            return Err(DialFailure::handshake(format!(
-                "no challenge from {addr} in time"
-            )));
+    let (mut framed, base, challenge) = match &shared.mode {
+        Mode::Secret(key) => {
+            let io: BoxIo = Box::new(stream);
+            let mut framed = Framed::new(io, shared.codec());
+            let challenge = read_challenge(shared, key, peer, addr, &mut framed).await?;
+            (framed, key.clone(), challenge)
         }
-        Ok(None) => {
-            return Err(DialFailure::handshake(format!(
-                "{addr} closed before its challenge"
-            )));
+        Mode::Tls(configs) => {
+            let configs = lock(configs).clone();
+            let secured =
+                tokio::time::timeout(DIAL_HANDSHAKE_TIMEOUT, tls::connect(&configs, stream, addr))
+                    .await
+                    .map_err(|_| {
+                        DialFailure::handshake(format!("TLS handshake with {addr} timed out"))
+                    })?
+                    .map_err(|refusal| match refusal {
+                        TlsRefusal::Certificate(why) => refuse_certificate(shared, peer, addr, why),
+                        TlsRefusal::Malformed(why) | TlsRefusal::Ended(why) => {
+                            DialFailure::handshake(format!("TLS handshake with {addr}: {why}"))
+                        }
+                    })?;
+            let (cluster, node) = &secured.peer;
+            if *cluster != shared.cluster_id || node != peer {
+                let why = format!(
+                    "the certificate names node {:?} of cluster {:?}",
+                    clip(node),
+                    clip(cluster)
+                );
+                return Err(refuse_certificate(shared, peer, addr, why));
+            }
+            let framed = Framed::new(secured.io, shared.codec());
+            (framed, secured.base, secured.listener_nonce)
         }
-        Ok(Some(Err(e))) => {
-            return Err(DialFailure::handshake(format!(
-                "reading the challenge of {addr}: {e}"
-            )));
-        }
-        Ok(Some(Ok(body))) => body,
     };
-    let challenge = handshake::check_challenge(&shared.key, &shared.cluster_id, peer, &body)
-        .map_err(|e| {
-            tracing::warn!(%peer, %addr, reason = %e, "refusing the listener's challenge");
-            DialFailure::handshake(format!("challenge of {addr}: {e}"))
-        })?;
     let nonce = handshake::fresh_nonce();
-    let keys = ConnectionKeys::derive(&shared.key, &challenge, &nonce)
+    let keys = ConnectionKeys::derive(&base, &challenge, &nonce)
         .map_err(|e| format!("cannot derive connection keys: {e}"))?;
     let hello = frame::encode(
         &keys.dialler,
@@ -330,6 +344,34 @@ async fn connect(shared: &Shared, peer: &str) -> Result<Link, DialFailure> {
         keys,
         next_seq: 1,
     })
+}
+
+/// Reads and checks the listener's challenge (shared-secret mode).
+async fn read_challenge(
+    shared: &Shared,
+    key: &FrameKey,
+    peer: &str,
+    addr: SocketAddr,
+    framed: &mut Framed<BoxIo, LengthDelimitedCodec>,
+) -> Result<Nonce, DialFailure> {
+    let failed = |why: String| DialFailure::handshake(format!("challenge of {addr}: {why}"));
+    let body = match tokio::time::timeout(DIAL_HANDSHAKE_TIMEOUT, framed.next()).await {
+        Err(_) => return Err(failed("none in time".into())),
+        Ok(None) => return Err(failed("closed before it".into())),
+        Ok(Some(Err(e))) => return Err(failed(e.to_string())),
+        Ok(Some(Ok(body))) => body,
+    };
+    handshake::check_challenge(key, &shared.cluster_id, peer, &body).map_err(|e| {
+        tracing::warn!(%peer, %addr, reason = %e, "refusing the listener's challenge");
+        failed(e.to_string())
+    })
+}
+
+/// Counts and logs a listener's certificate this dialler refused.
+fn refuse_certificate(shared: &Shared, peer: &str, addr: SocketAddr, why: String) -> DialFailure {
+    Counters::add(&shared.stats.rejected_certificate, 1);
+    tracing::warn!(%peer, %addr, reason = %why, "refusing the listener's certificate");
+    DialFailure::handshake(format!("certificate of {addr}: {why}"))
 }
 
 /// The reason in `body` if it is an authenticated refusal addressed to

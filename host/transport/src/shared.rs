@@ -11,9 +11,9 @@ use tokio_util::codec::LengthDelimitedCodec;
 use tokio_util::sync::CancellationToken;
 
 use crate::claims::Claims;
+use crate::config::Mode;
 use crate::death::DeathEvidence;
 use crate::event::PeerEvent;
-use crate::frame::FrameKey;
 use crate::limits::{Admission, LogLimit, NodeConnections};
 use crate::stats::Counters;
 
@@ -38,7 +38,8 @@ pub(crate) async fn write_body(io: &mut BoxIo, body: &[u8]) -> std::io::Result<(
 pub(crate) struct Shared {
     pub node_id: String,
     pub cluster_id: String,
-    pub key: FrameKey,
+    /// The cluster secret's key, or the TLS configurations.
+    pub mode: Mode,
     /// The bound listen address, sent in hellos.
     pub local_addr: SocketAddr,
     pub max_frame_bytes: usize,

@@ -46,6 +46,12 @@ pub struct TransportStats {
     /// that node id here (see `claims`): a copied config, a node started
     /// twice.
     pub rejected_duplicate_id: u64,
+    /// Mutual-TLS connections whose peer certificate was refused, on
+    /// either end: not signed by the cluster CA, expired or not yet valid,
+    /// naming another cluster, naming another node than the hello's (or a
+    /// frame's) `from`, or, for a dialler, another node than the one it
+    /// dialled.
+    pub rejected_certificate: u64,
     /// Connections closed at once on accept: `max_connections` were open.
     pub refused_max_connections: u64,
     /// Connections closed at once on accept: `max_pending` handshakes were
@@ -82,6 +88,7 @@ impl TransportStats {
             + self.rejected_foreign_cluster
             + self.rejected_misaddressed
             + self.rejected_duplicate_id
+            + self.rejected_certificate
     }
 
     /// All connections the listener's bounds closed: refused on accept,
@@ -110,6 +117,7 @@ pub(crate) struct Counters {
     pub rejected_foreign_cluster: AtomicU64,
     pub rejected_misaddressed: AtomicU64,
     pub rejected_duplicate_id: AtomicU64,
+    pub rejected_certificate: AtomicU64,
     pub refused_max_connections: AtomicU64,
     pub refused_max_pending: AtomicU64,
     pub refused_max_pending_per_ip: AtomicU64,
@@ -137,6 +145,7 @@ impl Counters {
             rejected_foreign_cluster: get(&self.rejected_foreign_cluster),
             rejected_misaddressed: get(&self.rejected_misaddressed),
             rejected_duplicate_id: get(&self.rejected_duplicate_id),
+            rejected_certificate: get(&self.rejected_certificate),
             refused_max_connections: get(&self.refused_max_connections),
             refused_max_pending: get(&self.refused_max_pending),
             refused_max_pending_per_ip: get(&self.refused_max_pending_per_ip),

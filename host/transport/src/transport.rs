@@ -11,13 +11,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{TransportConfig, check_node_id};
+use crate::config::{Mode, TransportConfig, check_node_id};
 use crate::error::{SendError, TransportError};
 use crate::event::{Channel, Inbound, PeerEvent};
 use crate::frame;
 use crate::limits::{Admission, AdmissionLimits, LogLimit, NodeConnections};
 use crate::shared::{Shared, lock, log_join};
 use crate::stats::{Counters, TransportStats};
+use crate::tls::{TlsConfigs, TlsError, TlsIdentity};
 use crate::{accept, outbound};
 
 /// Capacity of the channel of [`Inbound`] messages.
@@ -85,7 +86,7 @@ impl Transport {
         ),
         TransportError,
     > {
-        let key = config.validate()?;
+        let mode = config.validate()?;
         let bind_error = |source| TransportError::Bind {
             addr: config.listen,
             source,
@@ -100,7 +101,7 @@ impl Transport {
         let shared = Arc::new(Shared {
             node_id: config.node_id,
             cluster_id: config.cluster_id,
-            key,
+            mode,
             local_addr,
             max_frame_bytes: config.max_frame_bytes,
             queue_capacity: config.queue_capacity,
@@ -215,6 +216,23 @@ impl Transport {
     /// Every known peer address: configured, added, and learned from hellos.
     pub fn peers(&self) -> BTreeMap<String, SocketAddr> {
         lock(&self.shared.peers).clone()
+    }
+
+    /// Makes connections from now on use `identity` (e.g. on SIGHUP, after
+    /// new certificate files were written); open connections keep theirs.
+    ///
+    /// Fails, keeping the current identity, if the transport is not in
+    /// mutual-TLS mode, or the identity's certificate does not name this
+    /// node of this cluster, or rustls refuses it.
+    pub fn reload_tls(&self, identity: TlsIdentity) -> Result<(), TlsError> {
+        let Mode::Tls(configs) = &self.shared.mode else {
+            return Err(TlsError::NotTls);
+        };
+        let shared = &self.shared;
+        let fresh = TlsConfigs::new(&identity, &shared.cluster_id, &shared.node_id)?;
+        *lock(configs) = Arc::new(fresh);
+        tracing::info!(node = %shared.node_id, "TLS identity reloaded; new connections use it");
+        Ok(())
     }
 
     /// A snapshot of the counters and gauges.
