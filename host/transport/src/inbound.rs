@@ -174,7 +174,7 @@ pub(crate) async fn serve(
         certified,
     } = match opened {
         Ok(Ok(opened)) => opened,
-        Ok(Err(NoHello::Rejected(rejection))) => return reject(&shared, remote, &rejection),
+        Ok(Err(NoHello::Rejected(rejection))) => return reject(&shared, remote, None, &rejection),
         Ok(Err(NoHello::Ended(reason))) => {
             tracing::debug!(peer = %remote, %reason, "connection ended before hello");
             return;
@@ -233,7 +233,9 @@ pub(crate) async fn serve(
                 tracing::debug!(peer = %remote, node = %session.from, "connection closed by peer");
                 return;
             }
-            Read::Rejected(rejection) => return reject(&shared, remote, &rejection),
+            Read::Rejected(rejection) => {
+                return reject(&shared, remote, Some(&session.from), &rejection);
+            }
             Read::Failed(reason) => {
                 tracing::debug!(peer = %remote, node = %session.from, %reason, "connection ended");
                 return;
@@ -241,7 +243,7 @@ pub(crate) async fn serve(
         };
         let message = match check::check_message(me(&shared), &mut session, &body) {
             Ok(message) => message,
-            Err(rejection) => return reject(&shared, remote, &rejection),
+            Err(rejection) => return reject(&shared, remote, Some(&session.from), &rejection),
         };
         // Await room in the inbound channel rather than drop: the
         // application is the only consumer, and while it lags the socket
@@ -371,7 +373,19 @@ fn refuse_duplicate(shared: &Shared, hello: &Hello, duplicate: &Duplicate) -> Op
     .ok()
 }
 
-fn reject(shared: &Shared, remote: SocketAddr, rejection: &Rejection) {
+/// Counts and logs a rejected frame; `node` is the sender the connection's
+/// hello named, once there was one.
+fn reject(shared: &Shared, remote: SocketAddr, node: Option<&str>, rejection: &Rejection) {
     Counters::add(rejection.counter(&shared.stats), 1);
-    tracing::warn!(peer = %remote, reason = %rejection, "rejected frame; closing connection");
+    match node {
+        Some(node) => tracing::warn!(
+            peer = %remote,
+            node = %clip(node),
+            reason = %rejection,
+            "rejected frame; closing connection"
+        ),
+        None => {
+            tracing::warn!(peer = %remote, reason = %rejection, "rejected frame; closing connection")
+        }
+    }
 }

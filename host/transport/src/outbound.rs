@@ -175,10 +175,6 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<Ou
                 }
             }
             Ok(link) => {
-                shared.witness(&peer, |evidence| {
-                    evidence.dial_connected();
-                    false
-                });
                 tracing::debug!(%peer, "connected");
                 shared.emit(PeerEvent::Connected { peer: peer.clone() });
                 let mut since = Some(Instant::now());
@@ -285,6 +281,12 @@ async fn connect(shared: &Shared, peer: &str) -> Result<Link, DialFailure> {
             reached: false,
             reason: format!("connecting to {addr}: {e}"),
         })?;
+    // A process listens there: any earlier refusal is void, whether or not
+    // the handshake that follows works (see crate::death).
+    shared.witness(peer, |evidence| {
+        evidence.dial_connected();
+        false
+    });
     if let Err(e) = stream.set_nodelay(true) {
         tracing::warn!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
