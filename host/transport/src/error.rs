@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use crate::frame::KeyError;
+use crate::tls::TlsError;
 
 /// Why a transport could not start.
 #[derive(Debug, thiserror::Error)]
@@ -11,6 +12,10 @@ pub enum TransportError {
     /// The cluster secret cannot key the MAC (shorter than 16 bytes).
     #[error("transport.secret: {0}")]
     Secret(#[from] KeyError),
+    /// The TLS identity cannot be used (it names another node or cluster,
+    /// or rustls refuses it).
+    #[error("transport.security: {0}")]
+    Tls(#[from] TlsError),
     /// A configuration field is out of range; `field` names it.
     #[error("transport.{field}: {reason}")]
     InvalidConfig {

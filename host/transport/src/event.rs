@@ -36,7 +36,7 @@ impl Channel {
 
     pub(crate) fn from_kind(kind: Kind) -> Option<Channel> {
         match kind {
-            Kind::Hello | Kind::Refusal => None,
+            Kind::Hello | Kind::Refusal | Kind::Challenge => None,
             Kind::Protocol => Some(Channel::Protocol),
             Kind::Plugin => Some(Channel::Plugin),
             Kind::Host => Some(Channel::Host),

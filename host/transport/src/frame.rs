@@ -10,15 +10,20 @@
 //!
 //! ```text
 //! version u8 | kind u8 | cluster_id (u16 BE len + bytes) | from (u8 len + bytes)
-//!            | to (u8 len + bytes) | payload (the rest) | HMAC-SHA256 (32 bytes)
+//!            | to (u8 len + bytes) | seq u64 BE | payload (the rest)
+//!            | HMAC-SHA256 (32 bytes)
 //! ```
+//!
+//! Which key signs a frame, and which sequence number it must carry, is the
+//! connection's business: see [`crate::handshake`].
 
 use bytes::{BufMut, Bytes, BytesMut};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// The only wire-format version this crate speaks.
-pub const VERSION: u8 = 1;
+/// The only wire-format version this crate speaks. Version 2 added the
+/// sequence number, the challenge frame and per-connection keys.
+pub const VERSION: u8 = 2;
 
 /// Length in bytes of the HMAC-SHA256 tag that ends every frame body.
 pub const MAC_LEN: usize = 32;
@@ -29,9 +34,12 @@ pub const MAX_CLUSTER_ID_LEN: usize = u16::MAX as usize;
 /// Longest node id the wire format can carry (its length is a `u8`).
 pub const MAX_NODE_ID_LEN: usize = u8::MAX as usize;
 
+/// Length in bytes of the sequence number every frame carries.
+pub const SEQ_LEN: usize = 8;
+
 /// Size of a frame body with empty ids and an empty payload:
-/// version, kind, the three length fields and the MAC.
-pub const MIN_FRAME_LEN: usize = 1 + 1 + 2 + 1 + 1 + MAC_LEN;
+/// version, kind, the three length fields, the sequence number and the MAC.
+pub const MIN_FRAME_LEN: usize = 1 + 1 + 2 + 1 + 1 + SEQ_LEN + MAC_LEN;
 
 /// What a frame carries; the `kind` byte on the wire.
 ///
@@ -42,8 +50,8 @@ pub const MIN_FRAME_LEN: usize = 1 + 1 + 2 + 1 + 1 + MAC_LEN;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
-    /// The first frame on a dialled connection; its payload is the
-    /// dialler's listen address as text.
+    /// The dialler's first frame on a connection: it answers the challenge
+    /// and introduces the sender (see [`crate::handshake`]).
     Hello,
     /// A payload of the election protocol.
     Protocol,
@@ -56,6 +64,9 @@ pub enum Kind {
     /// that travels from listener to dialler). Sent to a second process
     /// claiming a node id that a live process holds.
     Refusal,
+    /// The listener's first frame on an accepted connection (shared-secret
+    /// mode only): a fresh random nonce the dialler's hello must echo.
+    Challenge,
 }
 
 impl Kind {
@@ -67,6 +78,7 @@ impl Kind {
             Kind::Plugin => 2,
             Kind::Host => 3,
             Kind::Refusal => 4,
+            Kind::Challenge => 5,
         }
     }
 
@@ -78,6 +90,7 @@ impl Kind {
             2 => Some(Kind::Plugin),
             3 => Some(Kind::Host),
             4 => Some(Kind::Refusal),
+            5 => Some(Kind::Challenge),
             _ => None,
         }
     }
@@ -158,9 +171,12 @@ impl FrameKey {
         Ok(FrameKey { mac })
     }
 
-    fn tag(&self, signed: &[u8]) -> [u8; MAC_LEN] {
+    /// HMAC-SHA256 of `parts`, concatenated, under this key.
+    pub(crate) fn tag(&self, parts: &[&[u8]]) -> [u8; MAC_LEN] {
         let mut mac = self.mac.clone();
-        mac.update(signed);
+        for part in parts {
+            mac.update(part);
+        }
         mac.finalize().into_bytes().into()
     }
 
@@ -183,14 +199,15 @@ pub fn encoded_len(cluster_id: &str, from: &str, to: &str, payload_len: usize) -
     MIN_FRAME_LEN + cluster_id.len() + from.len() + to.len() + payload_len
 }
 
-/// Builds a complete frame body, MAC included.
+/// Builds a complete frame body, MAC included. `seq` is the frame's
+/// sequence number on its connection (see [`crate::handshake`]).
 ///
 /// ```
 /// use tenure_transport::frame::{self, FrameKey, Kind};
 /// let key = FrameKey::new(b"0123456789abcdef").unwrap();
-/// let body = frame::encode(&key, Kind::Protocol, "prod", "a", "b", b"vote").unwrap();
+/// let body = frame::encode(&key, Kind::Protocol, "prod", "a", "b", 7, b"vote").unwrap();
 /// let frame = frame::decode(&body).unwrap();
-/// assert_eq!((frame.kind, frame.from, frame.to, frame.payload), (Kind::Protocol, "a", "b", &b"vote"[..]));
+/// assert_eq!((frame.kind, frame.from, frame.to, frame.seq, frame.payload), (Kind::Protocol, "a", "b", 7, &b"vote"[..]));
 /// assert!(frame.verify(&key));
 /// ```
 pub fn encode(
@@ -199,6 +216,7 @@ pub fn encode(
     cluster_id: &str,
     from: &str,
     to: &str,
+    seq: u64,
     payload: &[u8],
 ) -> Result<Bytes, FrameError> {
     let cluster_len = field_len::<u16>("cluster id", cluster_id.len(), MAX_CLUSTER_ID_LEN)?;
@@ -214,8 +232,9 @@ pub fn encode(
     body.put_slice(from.as_bytes());
     body.put_u8(to_len);
     body.put_slice(to.as_bytes());
+    body.put_u64(seq);
     body.put_slice(payload);
-    let tag = key.tag(&body);
+    let tag = key.tag(&[&body]);
     body.put_slice(&tag);
     Ok(body.freeze())
 }
@@ -240,7 +259,10 @@ pub struct Frame<'a> {
     pub from: &'a str,
     /// The addressee's node id.
     pub to: &'a str,
-    /// The opaque payload (for a hello, the sender's listen address).
+    /// The frame's sequence number on its connection.
+    pub seq: u64,
+    /// The opaque payload (for a hello or a challenge, see
+    /// [`crate::handshake`]).
     pub payload: &'a [u8],
     signed: &'a [u8],
     mac: &'a [u8],
@@ -274,11 +296,13 @@ pub fn decode(body: &[u8]) -> Result<Frame<'_>, FrameError> {
     let from = r.str(from_len, "from")?;
     let to_len = usize::from(r.u8("to length")?);
     let to = r.str(to_len, "to")?;
+    let seq = r.u64("sequence number")?;
     Ok(Frame {
         kind,
         cluster_id,
         from,
         to,
+        seq,
         payload: r.rest,
         signed,
         mac,
@@ -313,6 +337,12 @@ impl<'a> Reader<'a> {
         }
     }
 
+    fn u64(&mut self, field: &'static str) -> Result<u64, FrameError> {
+        let bytes = self.take(SEQ_LEN, field)?;
+        let bytes: [u8; SEQ_LEN] = bytes.try_into().map_err(|_| FrameError::Truncated(field))?;
+        Ok(u64::from_be_bytes(bytes))
+    }
+
     fn str(&mut self, n: usize, field: &'static str) -> Result<&'a str, FrameError> {
         std::str::from_utf8(self.take(n, field)?).map_err(|_| FrameError::NotUtf8(field))
     }
@@ -328,14 +358,15 @@ mod tests {
 
     #[test]
     fn round_trip_every_kind() {
-        for kind in [Kind::Hello, Kind::Protocol, Kind::Plugin] {
-            let body = encode(&key(), kind, "c", "from-node", "to-node", b"payload").unwrap();
+        for kind in [Kind::Hello, Kind::Protocol, Kind::Plugin, Kind::Challenge] {
+            let body = encode(&key(), kind, "c", "from-node", "to-node", 9, b"payload").unwrap();
             assert_eq!(body.len(), encoded_len("c", "from-node", "to-node", 7));
             let f = decode(&body).unwrap();
             assert_eq!(f.kind, kind);
             assert_eq!(f.cluster_id, "c");
             assert_eq!(f.from, "from-node");
             assert_eq!(f.to, "to-node");
+            assert_eq!(f.seq, 9);
             assert_eq!(f.payload, b"payload");
             assert!(f.verify(&key()));
             assert!(!f.verify(&FrameKey::new(b"another secret, 16+").unwrap()));
@@ -344,7 +375,7 @@ mod tests {
 
     #[test]
     fn empty_fields_are_the_minimum() {
-        let body = encode(&key(), Kind::Protocol, "", "", "", b"").unwrap();
+        let body = encode(&key(), Kind::Protocol, "", "", "", 0, b"").unwrap();
         assert_eq!(body.len(), MIN_FRAME_LEN);
         assert!(decode(&body).unwrap().verify(&key()));
     }
@@ -353,7 +384,7 @@ mod tests {
     fn overlong_ids_are_refused() {
         let long = "x".repeat(256);
         assert!(matches!(
-            encode(&key(), Kind::Protocol, "c", &long, "b", b""),
+            encode(&key(), Kind::Protocol, "c", &long, "b", 0, b""),
             Err(FrameError::FieldTooLong {
                 field: "from",
                 len: 256,
@@ -361,12 +392,12 @@ mod tests {
             })
         ));
         assert!(matches!(
-            encode(&key(), Kind::Protocol, "c", "a", &long, b""),
+            encode(&key(), Kind::Protocol, "c", "a", &long, 0, b""),
             Err(FrameError::FieldTooLong { field: "to", .. })
         ));
         let huge = "x".repeat(MAX_CLUSTER_ID_LEN + 1);
         assert!(matches!(
-            encode(&key(), Kind::Protocol, &huge, "a", "b", b""),
+            encode(&key(), Kind::Protocol, &huge, "a", "b", 0, b""),
             Err(FrameError::FieldTooLong {
                 field: "cluster id",
                 ..

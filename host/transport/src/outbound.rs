@@ -1,31 +1,41 @@
-//! One task per peer: dials it, says hello, writes its queued frames, and
-//! redials with back-off when the connection fails.
+//! One task per peer: dials it, answers its challenge with a hello, signs
+//! and writes its queued frames, and redials with back-off when the
+//! connection fails.
 //!
-//! Dialled connections are write-only; the task still reads them, only to
-//! notice at once when the peer closes (EOF) instead of at the next write.
+//! After the challenge, dialled connections are write-only; the task still
+//! reads them, to notice at once when the peer closes (EOF) instead of at
+//! the next write, and to hear a refusal.
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::SinkExt;
-use tokio::io::AsyncReadExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::codec::{FramedWrite, LengthDelimitedCodec};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use crate::backoff::Backoff;
+use crate::config::Mode;
 use crate::event::PeerEvent;
+use crate::frame::FrameKey;
 use crate::frame::{self, Kind};
-use crate::shared::Shared;
+use crate::handshake::{self, ConnectionKeys, Nonce, clip};
+use crate::shared::{BoxIo, Shared, lock};
 use crate::stats::Counters;
+use crate::tls::{self, TlsRefusal};
 
 /// How long a TCP connect may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long the dialler waits, once connected, for the listener's
+/// challenge (a listener writes it as soon as it accepts), or for the TLS
+/// handshake to finish.
+pub(crate) const DIAL_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long one batch of writes may take before the connection is taken
 /// for broken (a peer that stopped reading, or a silent network partition).
@@ -34,22 +44,39 @@ pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most frames written between two flushes.
 const BATCH: usize = 64;
 
-type Writer = FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>;
+/// A payload waiting to be sent. It is signed only when it is written,
+/// because the key and the sequence number belong to the connection it
+/// goes out on.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    /// The frame kind of its channel.
+    pub kind: Kind,
+    /// What the application passed to `send`.
+    pub payload: Bytes,
+}
+
+/// A dialled, introduced connection.
+struct Link {
+    framed: Framed<BoxIo, LengthDelimitedCodec>,
+    keys: ConnectionKeys,
+    /// The sequence number of the next frame to write (the hello was 0).
+    next_seq: u64,
+}
 
 /// The frames waiting for one peer: the channel `send` feeds, plus the
 /// frames taken off it while disconnected.
 struct Queue {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Outgoing>,
     rx_closed: bool,
     /// While the peer is unreachable the channel is drained into here,
     /// keeping the newest `capacity` frames and dropping (and counting) older
     /// ones: stale heartbeats are worthless, and `send` must never block.
-    held: VecDeque<Bytes>,
+    held: VecDeque<Outgoing>,
     capacity: usize,
 }
 
 impl Queue {
-    fn hold(&mut self, frame: Bytes, shared: &Shared) {
+    fn hold(&mut self, frame: Outgoing, shared: &Shared) {
         if self.held.len() >= self.capacity {
             self.held.pop_front();
             Counters::add(&shared.stats.dropped_queue_full, 1);
@@ -75,7 +102,7 @@ impl Queue {
     }
 
     /// The oldest waiting frame; `None` once nothing can ever arrive.
-    async fn next(&mut self) -> Option<Bytes> {
+    async fn next(&mut self) -> Option<Outgoing> {
         if let Some(frame) = self.held.pop_front() {
             return Some(frame);
         }
@@ -85,7 +112,7 @@ impl Queue {
         self.rx.recv().await
     }
 
-    fn try_next(&mut self) -> Option<Bytes> {
+    fn try_next(&mut self) -> Option<Outgoing> {
         self.held.pop_front().or_else(|| self.rx.try_recv().ok())
     }
 }
@@ -115,7 +142,7 @@ const QUICK_REDIALS: u32 = 5;
 const QUICK_REDIAL_DELAY: Duration = Duration::from_millis(1);
 
 /// The connection task for `peer`, until the transport shuts down.
-pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<Bytes>) {
+pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<Outgoing>) {
     let mut queue = Queue {
         rx,
         rx_closed: false,
@@ -133,7 +160,13 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<By
         match dialled {
             Err(failure) => {
                 tracing::debug!(%peer, reason = %failure.reason, refused = failure.refused, "connect failed");
-                quick_redials = 0;
+                // A peer that accepted and then failed the handshake (a
+                // process being killed resets what it accepted) keeps the
+                // quick redials that lead to the refusal; any other failure
+                // ends them.
+                if !failure.reached {
+                    quick_redials = 0;
+                }
                 // Only a refusal is evidence of death, and only while
                 // nothing comes from the peer either (see crate::death);
                 // a timeout or a failed hello never is.
@@ -141,15 +174,11 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<By
                     shared.witness(&peer, |evidence| evidence.dial_refused());
                 }
             }
-            Ok((reader, writer)) => {
-                shared.witness(&peer, |evidence| {
-                    evidence.dial_connected();
-                    false
-                });
+            Ok(link) => {
                 tracing::debug!(%peer, "connected");
                 shared.emit(PeerEvent::Connected { peer: peer.clone() });
                 let mut since = Some(Instant::now());
-                match pump(&shared, &mut queue, reader, writer).await {
+                match pump(&shared, &peer, &mut queue, link).await {
                     Ended::Stop => return,
                     Ended::Broken(reason) => {
                         tracing::info!(%peer, %reason, "connection lost");
@@ -210,21 +239,37 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<By
 /// listens on the port) — the only failure that can be evidence of death.
 struct DialFailure {
     refused: bool,
+    /// The TCP connection was made; the handshake on it failed.
+    reached: bool,
     reason: String,
 }
 
 impl From<String> for DialFailure {
-    /// A failure that proves nothing about the peer's process.
+    /// A failure before the connection was made that proves nothing about
+    /// the peer's process.
     fn from(reason: String) -> Self {
         DialFailure {
             refused: false,
+            reached: false,
             reason,
         }
     }
 }
 
-/// Dials `peer` at its current address and sends the hello.
-async fn connect(shared: &Shared, peer: &str) -> Result<(OwnedReadHalf, Writer), DialFailure> {
+impl DialFailure {
+    /// A failure of the handshake on a connection the peer accepted.
+    fn handshake(reason: String) -> Self {
+        DialFailure {
+            refused: false,
+            reached: true,
+            reason,
+        }
+    }
+}
+
+/// Dials `peer` at its current address, reads its challenge and sends the
+/// hello ([`crate::handshake`]).
+async fn connect(shared: &Shared, peer: &str) -> Result<Link, DialFailure> {
     let addr = shared
         .peer_addr(peer)
         .ok_or_else(|| "no address known".to_owned())?;
@@ -233,62 +278,151 @@ async fn connect(shared: &Shared, peer: &str) -> Result<(OwnedReadHalf, Writer),
         .map_err(|_| format!("connecting to {addr} timed out"))?
         .map_err(|e| DialFailure {
             refused: e.kind() == std::io::ErrorKind::ConnectionRefused,
+            reached: false,
             reason: format!("connecting to {addr}: {e}"),
         })?;
+    // A process listens there: any earlier refusal is void, whether or not
+    // the handshake that follows works (see crate::death).
+    shared.witness(peer, |evidence| {
+        evidence.dial_connected();
+        false
+    });
     if let Err(e) = stream.set_nodelay(true) {
         tracing::warn!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
-    let (reader, writer) = stream.into_split();
-    let mut writer = FramedWrite::new(writer, shared.codec());
+    let (mut framed, base, challenge) = match &shared.mode {
+        Mode::Secret(key) => {
+            let io: BoxIo = Box::new(stream);
+            let mut framed = Framed::new(io, shared.codec());
+            let challenge = read_challenge(shared, key, peer, addr, &mut framed).await?;
+            (framed, key.clone(), challenge)
+        }
+        Mode::Tls(configs) => {
+            let configs = lock(configs).clone();
+            let secured =
+                tokio::time::timeout(DIAL_HANDSHAKE_TIMEOUT, tls::connect(&configs, stream, addr))
+                    .await
+                    .map_err(|_| {
+                        DialFailure::handshake(format!("TLS handshake with {addr} timed out"))
+                    })?
+                    .map_err(|refusal| match refusal {
+                        TlsRefusal::Certificate(why) => refuse_certificate(shared, peer, addr, why),
+                        TlsRefusal::Malformed(why) | TlsRefusal::Ended(why) => {
+                            DialFailure::handshake(format!("TLS handshake with {addr}: {why}"))
+                        }
+                    })?;
+            let (cluster, node) = &secured.peer;
+            if *cluster != shared.cluster_id || node != peer {
+                let why = format!(
+                    "the certificate names node {:?} of cluster {:?}",
+                    clip(node),
+                    clip(cluster)
+                );
+                return Err(refuse_certificate(shared, peer, addr, why));
+            }
+            let framed = Framed::new(secured.io, shared.codec());
+            (framed, secured.base, secured.listener_nonce)
+        }
+    };
+    let nonce = handshake::fresh_nonce();
+    let keys = ConnectionKeys::derive(&base, &challenge, &nonce)
+        .map_err(|e| format!("cannot derive connection keys: {e}"))?;
     let hello = frame::encode(
-        &shared.key,
+        &keys.dialler,
         Kind::Hello,
         &shared.cluster_id,
         &shared.node_id,
         peer,
-        format!("{} {:016x}", shared.local_addr, shared.incarnation).as_bytes(),
+        0,
+        &handshake::hello_payload(&challenge, &nonce, shared.local_addr, shared.incarnation),
     )
     .map_err(|e| format!("cannot encode hello: {e}"))?;
-    tokio::time::timeout(WRITE_TIMEOUT, SinkExt::<Bytes>::send(&mut writer, hello))
+    tokio::time::timeout(WRITE_TIMEOUT, framed.send(hello))
         .await
-        .map_err(|_| format!("hello to {addr} timed out"))?
-        .map_err(|e| format!("hello to {addr}: {e}"))?;
-    Ok((reader, writer))
+        .map_err(|_| DialFailure::handshake(format!("hello to {addr} timed out")))?
+        .map_err(|e| DialFailure::handshake(format!("hello to {addr}: {e}")))?;
+    Ok(Link {
+        framed,
+        keys,
+        next_seq: 1,
+    })
 }
 
-/// The reason in `bytes` if they are one whole, authenticated refusal
-/// frame addressed to this node (the listener's last word before it closes
-/// a connection; see `inbound::refuse_duplicate`).
-fn refusal(shared: &Shared, bytes: &[u8]) -> Option<String> {
-    let (len, body) = bytes.split_first_chunk::<4>()?;
-    let body = body.get(..usize::try_from(u32::from_be_bytes(*len)).ok()?)?;
+/// Reads and checks the listener's challenge (shared-secret mode).
+async fn read_challenge(
+    shared: &Shared,
+    key: &FrameKey,
+    peer: &str,
+    addr: SocketAddr,
+    framed: &mut Framed<BoxIo, LengthDelimitedCodec>,
+) -> Result<Nonce, DialFailure> {
+    let failed = |why: String| DialFailure::handshake(format!("challenge of {addr}: {why}"));
+    let body = match tokio::time::timeout(DIAL_HANDSHAKE_TIMEOUT, framed.next()).await {
+        Err(_) => return Err(failed("none in time".into())),
+        Ok(None) => return Err(failed("closed before it".into())),
+        Ok(Some(Err(e))) => return Err(failed(e.to_string())),
+        Ok(Some(Ok(body))) => body,
+    };
+    handshake::check_challenge(key, &shared.cluster_id, peer, &body).map_err(|e| {
+        tracing::warn!(%peer, %addr, reason = %e, "refusing the listener's challenge");
+        failed(e.to_string())
+    })
+}
+
+/// Counts and logs a listener's certificate this dialler refused.
+fn refuse_certificate(shared: &Shared, peer: &str, addr: SocketAddr, why: String) -> DialFailure {
+    Counters::add(&shared.stats.rejected_certificate, 1);
+    tracing::warn!(%peer, %addr, reason = %why, "refusing the listener's certificate");
+    DialFailure::handshake(format!("certificate of {addr}: {why}"))
+}
+
+/// The reason in `body` if it is an authenticated refusal addressed to
+/// this node (the listener's last word before it closes a connection; see
+/// `inbound::refuse_duplicate`).
+fn refusal(shared: &Shared, keys: &ConnectionKeys, body: &[u8]) -> Option<String> {
     let frame = frame::decode(body).ok()?;
     let ours = frame.kind == Kind::Refusal
         && frame.cluster_id == shared.cluster_id
         && frame.to == shared.node_id
-        && frame.verify(&shared.key);
+        && frame.seq == 0
+        && frame.verify(&keys.listener);
     ours.then(|| String::from_utf8_lossy(frame.payload).into_owned())
 }
 
-/// Writes queued frames until the connection breaks or the transport stops.
-async fn pump(
-    shared: &Shared,
-    queue: &mut Queue,
-    mut reader: OwnedReadHalf,
-    mut writer: Writer,
-) -> Ended {
-    let mut probe = [0u8; 1024];
+/// Signs and writes queued frames until the connection breaks or the
+/// transport stops.
+async fn pump(shared: &Shared, peer: &str, queue: &mut Queue, link: Link) -> Ended {
+    let Link {
+        mut framed,
+        keys,
+        mut next_seq,
+    } = link;
+    let mut seal = |out: Outgoing| {
+        let body = frame::encode(
+            &keys.dialler,
+            out.kind,
+            &shared.cluster_id,
+            &shared.node_id,
+            peer,
+            next_seq,
+            &out.payload,
+        );
+        if body.is_ok() {
+            next_seq += 1;
+        }
+        body
+    };
     loop {
         let first = tokio::select! {
             _ = shared.cancel.cancelled() => return Ended::Stop,
-            read = reader.read(&mut probe) => {
+            read = framed.next() => {
                 return match read {
-                    Ok(0) => Ended::Broken("closed by peer".to_owned()),
-                    Ok(n) => match refusal(shared, probe.get(..n).unwrap_or_default()) {
+                    None => Ended::Broken("closed by peer".to_owned()),
+                    Some(Ok(body)) => match refusal(shared, &keys, &body) {
                         Some(reason) => Ended::Refused(reason),
                         None => Ended::Broken("peer wrote on a send-only connection".to_owned()),
                     },
-                    Err(e) => Ended::Broken(e.to_string()),
+                    Some(Err(e)) => Ended::Broken(e.to_string()),
                 };
             }
             frame = queue.next() => match frame {
@@ -297,16 +431,26 @@ async fn pump(
             },
         };
         let write = async {
-            let writer: &mut Writer = &mut writer;
-            SinkExt::<Bytes>::feed(writer, first).await?;
-            let mut written = 1;
-            while written < BATCH {
-                let Some(frame) = queue.try_next() else { break };
-                SinkExt::<Bytes>::feed(writer, frame).await?;
-                written += 1;
+            let mut written = 0u64;
+            let mut next = Some(first);
+            while let Some(out) = next {
+                match seal(out) {
+                    Ok(body) => {
+                        SinkExt::<Bytes>::feed(&mut framed, body).await?;
+                        written += 1;
+                    }
+                    // Unreachable: ids were validated and sizes checked by
+                    // `send`; drop the frame rather than the connection.
+                    Err(e) => tracing::warn!(%peer, error = %e, "cannot encode frame; dropped"),
+                }
+                next = if written < BATCH as u64 {
+                    queue.try_next()
+                } else {
+                    None
+                };
             }
-            SinkExt::<Bytes>::flush(writer).await?;
-            Ok::<u64, std::io::Error>(written as u64)
+            SinkExt::<Bytes>::flush(&mut framed).await?;
+            Ok::<u64, std::io::Error>(written)
         };
         let outcome = tokio::select! {
             _ = shared.cancel.cancelled() => return Ended::Stop,

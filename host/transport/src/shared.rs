@@ -5,26 +5,57 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::codec::LengthDelimitedCodec;
 use tokio_util::sync::CancellationToken;
 
 use crate::claims::Claims;
+use crate::config::Mode;
 use crate::death::DeathEvidence;
 use crate::event::PeerEvent;
-use crate::frame::FrameKey;
+use crate::limits::{Admission, LogLimit, NodeConnections};
 use crate::stats::Counters;
+
+/// A connection's byte stream: plain TCP, or TLS over it.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// A connection's byte stream, whichever it is.
+pub(crate) type BoxIo = Box<dyn Io>;
+
+/// Writes one frame body with its 4-byte length prefix, and flushes.
+pub(crate) async fn write_body(io: &mut BoxIo, body: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(body.len())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame too long"))?;
+    let mut bytes = Vec::with_capacity(4 + body.len());
+    bytes.extend_from_slice(&len.to_be_bytes());
+    bytes.extend_from_slice(body);
+    io.write_all(&bytes).await?;
+    io.flush().await
+}
 
 pub(crate) struct Shared {
     pub node_id: String,
     pub cluster_id: String,
-    pub key: FrameKey,
+    /// The cluster secret's key, or the TLS configurations.
+    pub mode: Mode,
     /// The bound listen address, sent in hellos.
     pub local_addr: SocketAddr,
     pub max_frame_bytes: usize,
     pub queue_capacity: usize,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// The listener's bounds ([`crate::limits`]; see
+    /// [`TransportConfig`](crate::TransportConfig) for each).
+    pub handshake_timeout: Duration,
+    pub max_connections_per_node: usize,
+    pub max_frames_per_sec: u32,
+    pub frame_burst: u32,
+    pub admission: std::sync::Arc<Mutex<Admission>>,
+    pub nodes: Mutex<NodeConnections>,
+    /// Paces the warnings about connections the bounds closed.
+    pub bounds_log: Mutex<LogLimit>,
     pub peers: Mutex<BTreeMap<String, SocketAddr>>,
     /// Per peer, what its connections say about whether its process lives.
     pub evidence: Mutex<BTreeMap<String, DeathEvidence>>,
@@ -67,6 +98,16 @@ impl Shared {
             self.emit(PeerEvent::Unreachable {
                 peer: peer.to_owned(),
             });
+        }
+    }
+
+    /// Warns that the listener's bounds closed a connection, at most once
+    /// per [`LogLimit`] period (counting is the caller's).
+    pub fn warn_bounds(&self, peer: SocketAddr, reason: &str) {
+        if let Some(suppressed) = lock(&self.bounds_log).allow(std::time::Instant::now()) {
+            tracing::warn!(%peer, %reason, suppressed, "closing connection: listener bound reached");
+        } else {
+            tracing::debug!(%peer, %reason, "closing connection: listener bound reached");
         }
     }
 

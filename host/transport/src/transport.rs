@@ -11,19 +11,25 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{TransportConfig, check_node_id};
+use crate::config::{Mode, TransportConfig, check_node_id};
 use crate::error::{SendError, TransportError};
 use crate::event::{Channel, Inbound, PeerEvent};
 use crate::frame;
+use crate::limits::{Admission, AdmissionLimits, LogLimit, NodeConnections};
 use crate::shared::{Shared, lock, log_join};
 use crate::stats::{Counters, TransportStats};
-use crate::{inbound, outbound};
+use crate::tls::{TlsConfigs, TlsError, TlsIdentity};
+use crate::{accept, outbound};
 
 /// Capacity of the channel of [`Inbound`] messages.
 pub const INBOUND_CAPACITY: usize = 1024;
 
 /// Capacity of the channel of [`PeerEvent`]s (events beyond it are dropped).
 pub const EVENT_CAPACITY: usize = 1024;
+
+/// At most one warning a second about connections the listener's bounds
+/// closed (each is counted regardless).
+const BOUNDS_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A node's endpoint: listens for its peers' frames and sends its own.
 ///
@@ -59,7 +65,7 @@ pub const EVENT_CAPACITY: usize = 1024;
 pub struct Transport {
     shared: Arc<Shared>,
     /// The queue of each peer's connection task, made on first send.
-    outbound: Mutex<HashMap<String, mpsc::Sender<Bytes>>>,
+    outbound: Mutex<HashMap<String, mpsc::Sender<outbound::Outgoing>>>,
     tasks: Mutex<JoinSet<()>>,
     runtime: Handle,
 }
@@ -80,7 +86,7 @@ impl Transport {
         ),
         TransportError,
     > {
-        let key = config.validate()?;
+        let mode = config.validate()?;
         let bind_error = |source| TransportError::Bind {
             addr: config.listen,
             source,
@@ -95,12 +101,23 @@ impl Transport {
         let shared = Arc::new(Shared {
             node_id: config.node_id,
             cluster_id: config.cluster_id,
-            key,
+            mode,
             local_addr,
             max_frame_bytes: config.max_frame_bytes,
             queue_capacity: config.queue_capacity,
             reconnect_min: config.reconnect_min,
             reconnect_max: config.reconnect_max,
+            handshake_timeout: config.handshake_timeout,
+            max_connections_per_node: config.max_connections_per_node,
+            max_frames_per_sec: config.max_frames_per_sec,
+            frame_burst: config.frame_burst,
+            admission: Arc::new(Mutex::new(Admission::new(AdmissionLimits {
+                max_connections: config.max_connections,
+                max_pending: config.max_pending,
+                max_pending_per_ip: config.max_pending_per_ip,
+            }))),
+            nodes: Mutex::new(NodeConnections::default()),
+            bounds_log: Mutex::new(LogLimit::new(BOUNDS_LOG_EVERY)),
             peers: Mutex::new(config.peers),
             evidence: Mutex::new(BTreeMap::new()),
             incarnation: rand::random(),
@@ -112,7 +129,7 @@ impl Transport {
         let runtime = Handle::current();
         let mut tasks = JoinSet::new();
         tasks.spawn_on(
-            inbound::accept_loop(listener, shared.clone(), inbound_tx),
+            accept::accept_loop(listener, shared.clone(), inbound_tx),
             &runtime,
         );
         tracing::info!(node = %shared.node_id, addr = %local_addr, "transport listening");
@@ -151,20 +168,11 @@ impl Transport {
                 max: shared.max_frame_bytes,
             });
         }
-        let body = frame::encode(
-            &shared.key,
-            channel.kind(),
-            &shared.cluster_id,
-            &shared.node_id,
-            to,
-            &payload,
-        )
-        // Unreachable: known peers have valid ids and the node's own ids
-        // were validated at start; refuse rather than panic all the same.
-        .map_err(|_| SendError::UnknownPeer {
-            peer: to.to_owned(),
-        })?;
-        match self.queue_for(to).try_send(body) {
+        let out = outbound::Outgoing {
+            kind: channel.kind(),
+            payload: Bytes::from(payload),
+        };
+        match self.queue_for(to).try_send(out) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 Counters::add(&shared.stats.dropped_queue_full, 1);
@@ -179,7 +187,7 @@ impl Transport {
     }
 
     /// The queue of `peer`'s connection task, starting the task on first use.
-    fn queue_for(&self, peer: &str) -> mpsc::Sender<Bytes> {
+    fn queue_for(&self, peer: &str) -> mpsc::Sender<outbound::Outgoing> {
         let mut outbound = lock(&self.outbound);
         if let Some(tx) = outbound.get(peer) {
             return tx.clone();
@@ -210,9 +218,30 @@ impl Transport {
         lock(&self.shared.peers).clone()
     }
 
-    /// A snapshot of the counters.
+    /// Makes connections from now on use `identity` (e.g. on SIGHUP, after
+    /// new certificate files were written); open connections keep theirs.
+    ///
+    /// Fails, keeping the current identity, if the transport is not in
+    /// mutual-TLS mode, or the identity's certificate does not name this
+    /// node of this cluster, or rustls refuses it.
+    pub fn reload_tls(&self, identity: TlsIdentity) -> Result<(), TlsError> {
+        let Mode::Tls(configs) = &self.shared.mode else {
+            return Err(TlsError::NotTls);
+        };
+        let shared = &self.shared;
+        let fresh = TlsConfigs::new(&identity, &shared.cluster_id, &shared.node_id)?;
+        *lock(configs) = Arc::new(fresh);
+        tracing::info!(node = %shared.node_id, "TLS identity reloaded; new connections use it");
+        Ok(())
+    }
+
+    /// A snapshot of the counters and gauges.
     pub fn stats(&self) -> TransportStats {
-        self.shared.stats.snapshot()
+        let mut stats = self.shared.stats.snapshot();
+        let (open, pending) = lock(&self.shared.admission).counts();
+        stats.open_connections = open as u64;
+        stats.pending_handshakes = pending as u64;
+        stats
     }
 
     /// Stops the accept loop and every connection task; returns when they are gone.

@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{CLUSTER, Node, SECRET, any_port, config, start, stats_until};
 use tenure_transport::{
     Channel, Inbound, PeerEvent, SendError, Transport, TransportConfig, TransportError,
@@ -170,7 +172,7 @@ async fn start_refuses_bad_configurations() {
     ));
 
     type Spoil = fn(&mut TransportConfig);
-    let bad: [(&str, Spoil); 6] = [
+    let bad: [(&str, Spoil); 9] = [
         ("node_id", |c| c.node_id.clear()),
         ("node_id", |c| c.node_id = "n".repeat(256)),
         ("peers", |c| {
@@ -181,6 +183,11 @@ async fn start_refuses_bad_configurations() {
         ("reconnect_max", |c| {
             c.reconnect_max = c.reconnect_min / 2;
         }),
+        ("handshake_timeout", |c| {
+            c.handshake_timeout = Duration::ZERO
+        }),
+        ("max_pending", |c| c.max_pending = 0),
+        ("max_frames_per_sec", |c| c.max_frames_per_sec = 0),
     ];
     for (field, spoil) in bad {
         let mut cfg = TransportConfig::new("a", CLUSTER, SECRET.to_vec(), any_port());

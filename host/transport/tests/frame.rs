@@ -2,7 +2,7 @@
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use tenure_transport::frame::{self, FrameError, FrameKey, Kind, MAC_LEN, MIN_FRAME_LEN};
+use tenure_transport::frame::{self, FrameError, FrameKey, Kind, MAC_LEN, MIN_FRAME_LEN, SEQ_LEN};
 
 const SECRET: &[u8] = b"frame-test-secret-16+";
 
@@ -12,13 +12,14 @@ fn key() -> FrameKey {
 
 #[test]
 fn layout_is_as_documented() {
-    let body = frame::encode(&key(), Kind::Plugin, "clu", "ab", "xyz", b"PAY").unwrap();
+    let body = frame::encode(&key(), Kind::Plugin, "clu", "ab", "xyz", 0x0102, b"PAY").unwrap();
     let header: &[u8] = &[
-        1, // version
+        2, // version
         2, // kind: plugin
         0, 3, b'c', b'l', b'u', // cluster id, u16 BE length
         2, b'a', b'b', // from
         3, b'x', b'y', b'z', // to
+        0, 0, 0, 0, 0, 0, 1, 2, // sequence number, u64 BE
         b'P', b'A', b'Y', // payload
     ];
     assert_eq!(&body[..header.len()], header);
@@ -38,18 +39,19 @@ fn kinds_round_trip() {
         (Kind::Plugin, 2),
         (Kind::Host, 3),
         (Kind::Refusal, 4),
+        (Kind::Challenge, 5),
     ] {
         assert_eq!(kind.to_byte(), byte);
         assert_eq!(Kind::from_byte(byte), Some(kind));
-        let body = frame::encode(&key(), kind, "c", "a", "b", b"p").unwrap();
+        let body = frame::encode(&key(), kind, "c", "a", "b", u64::MAX, b"p").unwrap();
         let f = frame::decode(&body).unwrap();
         assert_eq!(
-            (f.kind, f.cluster_id, f.from, f.to, f.payload),
-            (kind, "c", "a", "b", &b"p"[..])
+            (f.kind, f.cluster_id, f.from, f.to, f.seq, f.payload),
+            (kind, "c", "a", "b", u64::MAX, &b"p"[..])
         );
         assert!(f.verify(&key()));
     }
-    assert_eq!(Kind::from_byte(5), None);
+    assert_eq!(Kind::from_byte(6), None);
 }
 
 #[test]
@@ -58,7 +60,7 @@ fn long_fields_round_trip() {
     let from = "f".repeat(255);
     let to = "t".repeat(255);
     let payload = vec![7u8; 70_000];
-    let body = frame::encode(&key(), Kind::Protocol, &cluster, &from, &to, &payload).unwrap();
+    let body = frame::encode(&key(), Kind::Protocol, &cluster, &from, &to, 1, &payload).unwrap();
     assert_eq!(
         body.len(),
         frame::encoded_len(&cluster, &from, &to, payload.len())
@@ -80,10 +82,12 @@ fn every_truncation_fails_cleanly() {
         "cluster",
         "from",
         "to",
+        42,
         b"some payload",
     )
     .unwrap();
     let header_len = MIN_FRAME_LEN - MAC_LEN + "cluster".len() + "from".len() + "to".len();
+    assert_eq!(header_len, 1 + 1 + 2 + 7 + 1 + 4 + 1 + 2 + SEQ_LEN);
     for len in 0..body.len() {
         let cut = &body[..len];
         match frame::decode(cut) {
@@ -105,7 +109,7 @@ fn every_truncation_fails_cleanly() {
 
 #[test]
 fn every_bit_flip_is_detected() {
-    let body = frame::encode(&key(), Kind::Hello, "c", "a", "b", b"127.0.0.1:1").unwrap();
+    let body = frame::encode(&key(), Kind::Hello, "c", "a", "b", 3, b"127.0.0.1:1").unwrap();
     for i in 0..body.len() * 8 {
         let mut bad = body.to_vec();
         bad[i / 8] ^= 1 << (i % 8);
@@ -117,10 +121,10 @@ fn every_bit_flip_is_detected() {
 
 #[test]
 fn structural_errors_are_named() {
-    let body = frame::encode(&key(), Kind::Protocol, "c", "a", "b", b"").unwrap();
-    let mut v2 = body.to_vec();
-    v2[0] = 2;
-    assert_eq!(frame::decode(&v2), Err(FrameError::UnsupportedVersion(2)));
+    let body = frame::encode(&key(), Kind::Protocol, "c", "a", "b", 0, b"").unwrap();
+    let mut v1 = body.to_vec();
+    v1[0] = 1;
+    assert_eq!(frame::decode(&v1), Err(FrameError::UnsupportedVersion(1)));
     let mut kind9 = body.to_vec();
     kind9[1] = 9;
     assert_eq!(frame::decode(&kind9), Err(FrameError::UnknownKind(9)));
@@ -150,8 +154,8 @@ fn random_bodies_never_panic() {
         let mut body: Vec<u8> = (0..len).map(|_| next() as u8).collect();
         // Often a plausible header, so decoding gets past the first bytes.
         if len > 2 && next() % 2 == 0 {
-            body[0] = 1;
-            body[1] = (next() % 3) as u8;
+            body[0] = 2;
+            body[1] = (next() % 6) as u8;
         }
         if let Ok(f) = frame::decode(&body) {
             assert!(!f.verify(&key()));

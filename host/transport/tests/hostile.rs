@@ -3,29 +3,16 @@
 
 mod common;
 
-use common::{CLUSTER, Node, SECRET, WAIT, assert_closed, config, start, stats_until, write_frame};
+use common::{
+    CLUSTER, Node, RawPeer, SECRET, WAIT, assert_closed, config, connect_raw, start, stats_until,
+    write_frame,
+};
 use tenure_transport::frame::{self, FrameKey, Kind};
+use tenure_transport::handshake::ConnectionKeys;
 use tenure_transport::{Channel, TransportStats};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 const MAX_FRAME: usize = 4096;
-
-fn key() -> FrameKey {
-    FrameKey::new(SECRET).unwrap()
-}
-
-/// A body signed with the cluster key.
-fn body(kind: Kind, cluster: &str, from: &str, to: &str, payload: &[u8]) -> Vec<u8> {
-    frame::encode(&key(), kind, cluster, from, to, payload)
-        .unwrap()
-        .to_vec()
-}
-
-/// A valid hello from `from` to the victim "b".
-fn hello(from: &str) -> Vec<u8> {
-    body(Kind::Hello, CLUSTER, from, "b", b"127.0.0.1:9")
-}
 
 /// Deterministic junk (xorshift), so a failure reproduces.
 fn junk(len: usize, mut seed: u64) -> Vec<u8> {
@@ -49,26 +36,30 @@ async fn victim_and_friend() -> (Node, Node) {
     (b, a)
 }
 
-/// Sends `bytes` raw on a new connection to `b`, checks that exactly one
-/// counter went up by one (the one `counter` reads), that the connection
-/// was closed, and that `a` is still served.
+/// What a test writes on a connection once it has the challenge: whole
+/// frame bodies, then raw bytes.
+type Script = (Vec<Vec<u8>>, Vec<u8>);
+
+/// Runs `script` on a new connection to `b` as node "m", checks that
+/// exactly one counter went up by one (the one `counter` reads), that the
+/// connection was closed, and that `a` is still served.
 async fn assert_rejected(
     b: &mut Node,
     a: &Node,
-    frames: &[Vec<u8>],
-    raw_tail: &[u8],
+    script: impl FnOnce(&mut RawPeer) -> Script,
     counter: fn(&TransportStats) -> u64,
     what: &str,
 ) {
     let before = b.transport.stats();
-    let mut stream = TcpStream::connect(b.addr()).await.unwrap();
-    for f in frames {
-        write_frame(&mut stream, f).await;
+    let mut peer = RawPeer::connect(b.addr(), "m", "b").await;
+    let (frames, raw_tail) = script(&mut peer);
+    for f in &frames {
+        write_frame(&mut peer.stream, f).await;
     }
     if !raw_tail.is_empty() {
-        stream.write_all(raw_tail).await.unwrap();
+        peer.stream.write_all(&raw_tail).await.unwrap();
     }
-    assert_closed(&mut stream).await;
+    assert_closed(&mut peer.stream).await;
     let after = stats_until(&b.transport, |s| s.rejected() > before.rejected()).await;
     assert_eq!(counter(&after), counter(&before) + 1, "{what}: {after:?}");
     assert_eq!(after.rejected(), before.rejected() + 1, "{what}: {after:?}");
@@ -83,179 +74,162 @@ async fn assert_rejected(
     assert_eq!((got.from.as_str(), got.payload), ("a", payload), "{what}");
 }
 
+/// A hello, then `then`.
+fn after_hello(p: &mut RawPeer, then: Vec<u8>) -> Script {
+    (vec![p.hello_body("127.0.0.1:9", 1), then], Vec::new())
+}
+
+/// A frame of this connection but for `cluster`, `from` and `to`.
+fn signed(p: &mut RawPeer, kind: Kind, cluster: &str, from: &str, to: &str) -> Vec<u8> {
+    let body = frame::encode(&p.keys.dialler, kind, cluster, from, to, p.seq, b"x");
+    p.seq += 1;
+    body.unwrap().to_vec()
+}
+
 #[tokio::test]
 async fn each_bad_frame_is_counted_closed_and_survived() {
     let (mut b, a) = victim_and_friend().await;
-    let good_msg = |from: &str| body(Kind::Protocol, CLUSTER, from, "b", b"payload");
+    let unauthenticated = |s: &TransportStats| s.rejected_unauthenticated;
+    let malformed = |s: &TransportStats| s.rejected_malformed;
+    let misaddressed = |s: &TransportStats| s.rejected_misaddressed;
+    let foreign = |s: &TransportStats| s.rejected_foreign_cluster;
+    let replayed = |s: &TransportStats| s.rejected_replayed;
 
-    // A wrong MAC: signed with another secret.
-    let other_key = FrameKey::new(b"not the cluster secret").unwrap();
-    let forged = frame::encode(&other_key, Kind::Protocol, CLUSTER, "m", "b", b"x")
-        .unwrap()
-        .to_vec();
+    // A wrong MAC: signed with the cluster secret itself (as version 1
+    // did), or with the keys another secret derives.
+    let old_style = |p: &mut RawPeer| {
+        let key = FrameKey::new(SECRET).unwrap();
+        let body = frame::encode(&key, Kind::Protocol, CLUSTER, "m", "b", 1, b"x");
+        after_hello(p, body.unwrap().to_vec())
+    };
     assert_rejected(
         &mut b,
         &a,
-        &[hello("m"), forged.clone()],
-        b"",
-        |s| s.rejected_unauthenticated,
-        "wrong MAC",
+        old_style,
+        unauthenticated,
+        "secret-signed frame",
     )
     .await;
-    // ... also as the very first frame, and as a forged hello.
-    assert_rejected(
-        &mut b,
-        &a,
-        &[forged],
-        b"",
-        |s| s.rejected_unauthenticated,
-        "wrong MAC first",
-    )
-    .await;
-    let mut tampered = hello("m");
-    tampered[1] = 1; // turn the hello into a protocol frame after signing
-    assert_rejected(
-        &mut b,
-        &a,
-        &[tampered],
-        b"",
-        |s| s.rejected_unauthenticated,
-        "tampered kind",
-    )
-    .await;
+    let forged_hello = |p: &mut RawPeer| {
+        let other = FrameKey::new(b"not the cluster secret").unwrap();
+        p.keys = ConnectionKeys::derive(&other, &p.challenge, &p.nonce).unwrap();
+        (vec![p.hello_body("127.0.0.1:9", 1)], Vec::new())
+    };
+    assert_rejected(&mut b, &a, forged_hello, unauthenticated, "forged hello").await;
+    let tampered = |p: &mut RawPeer| {
+        let mut body = p.body(Kind::Protocol, b"x");
+        body[1] = Kind::Plugin.to_byte(); // after signing
+        after_hello(p, body)
+    };
+    assert_rejected(&mut b, &a, tampered, unauthenticated, "tampered kind").await;
 
-    // Another cluster's id (even when signed with the same secret).
-    let foreign = body(Kind::Protocol, "other-cluster", "m", "b", b"x");
-    assert_rejected(
-        &mut b,
-        &a,
-        &[hello("m"), foreign],
-        b"",
-        |s| s.rejected_foreign_cluster,
-        "foreign cluster",
-    )
-    .await;
-    let foreign_hello = body(Kind::Hello, "other-cluster", "m", "b", b"127.0.0.1:9");
-    assert_rejected(
-        &mut b,
-        &a,
-        &[foreign_hello],
-        b"",
-        |s| s.rejected_foreign_cluster,
-        "foreign hello",
-    )
-    .await;
+    // Replays: a hello made for another connection's challenge; a frame
+    // repeated on its own connection.
+    let recorded = RawPeer::connect(b.addr(), "m", "b").await;
+    let old_hello = recorded.hello_body("127.0.0.1:9", 1);
+    drop(recorded);
+    let replay = move |_: &mut RawPeer| (vec![old_hello], Vec::new());
+    assert_rejected(&mut b, &a, replay, replayed, "replayed hello").await;
+    let repeat = |p: &mut RawPeer| {
+        let msg = p.body(Kind::Protocol, b"x");
+        (
+            vec![p.hello_body("127.0.0.1:9", 1), msg.clone(), msg],
+            Vec::new(),
+        )
+    };
+    // (The first copy is delivered; only the repeat is refused.)
+    let before = b.transport.stats().received;
+    assert_rejected_after_one(&mut b, &a, repeat, replayed, before).await;
 
-    // Addressed to another node.
-    let elsewhere = body(Kind::Protocol, CLUSTER, "m", "c", b"x");
+    // Another cluster's id (even when signed with the right key).
+    let foreign_msg = |p: &mut RawPeer| {
+        let body = signed(p, Kind::Protocol, "other-cluster", "m", "b");
+        after_hello(p, body)
+    };
+    assert_rejected(&mut b, &a, foreign_msg, foreign, "foreign cluster").await;
+    let foreign_hello = |p: &mut RawPeer| {
+        let mut body = p.hello_body("127.0.0.1:9", 1);
+        body[4] ^= 0x20; // the cluster id's first letter, in another case
+        (vec![body], Vec::new())
+    };
+    assert_rejected(&mut b, &a, foreign_hello, foreign, "foreign hello").await;
+
+    // Addressed to another node; from someone other than the hello's.
+    let elsewhere = |p: &mut RawPeer| {
+        let body = signed(p, Kind::Protocol, CLUSTER, "m", "c");
+        after_hello(p, body)
+    };
+    assert_rejected(&mut b, &a, elsewhere, misaddressed, "to another node").await;
+    let hello_elsewhere = |p: &mut RawPeer| {
+        p.to = "c".into();
+        (vec![p.hello_body("127.0.0.1:9", 1)], Vec::new())
+    };
     assert_rejected(
         &mut b,
         &a,
-        &[hello("m"), elsewhere],
-        b"",
-        |s| s.rejected_misaddressed,
-        "to another node",
-    )
-    .await;
-    let hello_elsewhere = body(Kind::Hello, CLUSTER, "m", "c", b"127.0.0.1:9");
-    assert_rejected(
-        &mut b,
-        &a,
-        &[hello_elsewhere],
-        b"",
-        |s| s.rejected_misaddressed,
+        hello_elsewhere,
+        misaddressed,
         "hello to another node",
     )
     .await;
-    // From someone other than the connection's hello.
-    assert_rejected(
-        &mut b,
-        &a,
-        &[hello("m"), good_msg("a")],
-        b"",
-        |s| s.rejected_misaddressed,
-        "from mismatch",
-    )
-    .await;
+    let other_sender = |p: &mut RawPeer| {
+        let body = signed(p, Kind::Protocol, CLUSTER, "a", "b");
+        after_hello(p, body)
+    };
+    assert_rejected(&mut b, &a, other_sender, misaddressed, "from mismatch").await;
 
-    // Garbage: a sound length prefix around junk, then junk as the prefix.
-    let mut garbage = junk(200, 0x9E37_79B9_7F4A_7C15);
-    garbage[0] = 0xFF; // not version 1
-    assert_rejected(
-        &mut b,
-        &a,
-        &[garbage],
-        b"",
-        |s| s.rejected_malformed,
-        "garbage body",
-    )
-    .await;
-    assert_rejected(
-        &mut b,
-        &a,
-        &[hello("m"), vec![1]],
-        b"",
-        |s| s.rejected_malformed,
-        "one-byte body",
-    )
-    .await;
-    // Protocol violations of a well-signed peer.
-    assert_rejected(
-        &mut b,
-        &a,
-        &[good_msg("m")],
-        b"",
-        |s| s.rejected_malformed,
-        "no hello first",
-    )
-    .await;
-    assert_rejected(
-        &mut b,
-        &a,
-        &[hello("m"), hello("m")],
-        b"",
-        |s| s.rejected_malformed,
-        "second hello",
-    )
-    .await;
-    let bad_addr = body(Kind::Hello, CLUSTER, "m", "b", b"not an address");
-    assert_rejected(
-        &mut b,
-        &a,
-        &[bad_addr],
-        b"",
-        |s| s.rejected_malformed,
-        "bad hello address",
-    )
-    .await;
+    // Garbage: a sound length prefix around junk.
+    let garbage = |_: &mut RawPeer| {
+        let mut body = junk(200, 0x9E37_79B9_7F4A_7C15);
+        body[0] = 0xFF; // not version 2
+        (vec![body], Vec::new())
+    };
+    assert_rejected(&mut b, &a, garbage, malformed, "garbage body").await;
+    let one_byte = |p: &mut RawPeer| after_hello(p, vec![2]);
+    assert_rejected(&mut b, &a, one_byte, malformed, "one-byte body").await;
+    // Protocol violations of a well-keyed peer.
+    let no_hello = |p: &mut RawPeer| (vec![p.body(Kind::Protocol, b"x")], Vec::new());
+    assert_rejected(&mut b, &a, no_hello, malformed, "no hello first").await;
+    let second_hello = |p: &mut RawPeer| {
+        let again = signed(p, Kind::Hello, CLUSTER, "m", "b");
+        after_hello(p, again)
+    };
+    assert_rejected(&mut b, &a, second_hello, malformed, "second hello").await;
+    let bad_addr = |p: &mut RawPeer| {
+        let mut payload = p.challenge.to_vec();
+        payload.extend_from_slice(&p.nonce);
+        payload.extend_from_slice(b"not an address");
+        let body = frame::encode(&p.keys.dialler, Kind::Hello, CLUSTER, "m", "b", 0, &payload);
+        (vec![body.unwrap().to_vec()], Vec::new())
+    };
+    assert_rejected(&mut b, &a, bad_addr, malformed, "bad hello address").await;
 
     // A length prefix above max_frame_bytes (with and without a hello first).
-    let oversize = u32::try_from(MAX_FRAME + 1).unwrap().to_be_bytes();
+    let oversize = u32::try_from(MAX_FRAME + 1).unwrap().to_be_bytes().to_vec();
+    let prefix = move |_: &mut RawPeer| (Vec::new(), oversize);
     assert_rejected(
         &mut b,
         &a,
-        &[],
-        &oversize,
+        prefix,
         |s| s.rejected_oversize,
         "oversize prefix",
     )
     .await;
-    assert_rejected(
-        &mut b,
-        &a,
-        &[hello("m")],
-        &u32::MAX.to_be_bytes(),
-        |s| s.rejected_oversize,
-        "huge prefix",
-    )
-    .await;
+    let huge = |p: &mut RawPeer| {
+        (
+            vec![p.hello_body("127.0.0.1:9", 1)],
+            u32::MAX.to_be_bytes().to_vec(),
+        )
+    };
+    assert_rejected(&mut b, &a, huge, |s| s.rejected_oversize, "huge prefix").await;
 
-    // Fifteen bad connections, fifteen rejections; only a's fifteen
-    // messages were delivered. "m" never got a payload through (its valid
-    // hellos did teach b an address, as any member's would).
+    // Seventeen bad connections, seventeen rejections; a's seventeen
+    // messages and the repeated frame's first copy were delivered. "m"
+    // never got anything else through (its valid hellos did teach b an
+    // address, as any member's would).
     let stats = b.transport.stats();
-    assert_eq!(stats.received, 15, "{stats:?}");
-    assert_eq!(stats.rejected(), 15, "{stats:?}");
+    assert_eq!(stats.received, 18, "{stats:?}");
+    assert_eq!(stats.rejected(), 17, "{stats:?}");
     assert_eq!(
         b.transport.peers().get("m"),
         Some(&"127.0.0.1:9".parse().unwrap())
@@ -264,12 +238,38 @@ async fn each_bad_frame_is_counted_closed_and_survived() {
     b.shutdown().await;
 }
 
+/// [`assert_rejected`] for a script whose first message is delivered
+/// before the connection is refused.
+async fn assert_rejected_after_one(
+    b: &mut Node,
+    a: &Node,
+    script: impl FnOnce(&mut RawPeer) -> Script,
+    counter: fn(&TransportStats) -> u64,
+    received_before: u64,
+) {
+    let before = counter(&b.transport.stats());
+    let mut peer = RawPeer::connect(b.addr(), "m", "b").await;
+    let (frames, _) = script(&mut peer);
+    for f in &frames {
+        write_frame(&mut peer.stream, f).await;
+    }
+    assert_closed(&mut peer.stream).await;
+    assert_eq!(b.recv().await.payload, b"x", "the first copy");
+    let after = stats_until(&b.transport, |s| counter(s) > before).await;
+    assert_eq!(counter(&after), before + 1, "{after:?}");
+    assert_eq!(after.received, received_before + 1, "{after:?}");
+    a.transport
+        .send("b", Channel::Protocol, b"still served".to_vec())
+        .unwrap();
+    assert_eq!(b.recv().await.payload, b"still served");
+}
+
 #[tokio::test]
 async fn random_bytes_never_stop_the_node() {
     let (mut b, a) = victim_and_friend().await;
     for seed in 1..=40u64 {
         let before = b.transport.stats().rejected();
-        let mut stream = TcpStream::connect(b.addr()).await.unwrap();
+        let (mut stream, _) = connect_raw(b.addr()).await;
         // Raw junk: its first four bytes are a (likely huge) length prefix.
         let mut bytes = junk(64 + seed as usize * 7, seed);
         bytes[0] = 0xF0; // make the prefix oversize, so the node must react at once
@@ -283,7 +283,7 @@ async fn random_bytes_never_stop_the_node() {
     // misaddressed or unauthenticated, never delivered.
     for seed in 41..=80u64 {
         let before = b.transport.stats().rejected();
-        let mut stream = TcpStream::connect(b.addr()).await.unwrap();
+        let (mut stream, _) = connect_raw(b.addr()).await;
         write_frame(&mut stream, &junk(seed as usize, seed)).await;
         assert_closed(&mut stream).await;
         stats_until(&b.transport, |s| s.rejected() == before + 1).await;
@@ -303,10 +303,10 @@ async fn a_silent_connection_does_not_hold_up_others() {
     let (mut b, a) = victim_and_friend().await;
     // Connections that never finish a frame: a prefix with half a body,
     // and one that sends nothing.
-    let mut half = TcpStream::connect(b.addr()).await.unwrap();
+    let (mut half, _) = connect_raw(b.addr()).await;
     half.write_all(&100u32.to_be_bytes()).await.unwrap();
     half.write_all(&[1; 50]).await.unwrap();
-    let _idle = TcpStream::connect(b.addr()).await.unwrap();
+    let _idle = tokio::net::TcpStream::connect(b.addr()).await.unwrap();
 
     a.transport
         .send("b", Channel::Protocol, b"through".to_vec())

@@ -5,50 +5,47 @@ mod common;
 
 use std::time::Duration;
 
-use common::{CLUSTER, SECRET, config, start, write_frame};
-use tenure_transport::frame::{self, FrameKey, Kind};
+use common::{RawPeer, config, start};
+use tenure_transport::frame::{self, Kind};
 use tenure_transport::{Channel, PeerEvent};
-use tokio::net::TcpStream;
 
 /// Dials `to` as node `from`, process `incarnation`, and says hello.
-async fn hello_as(to: std::net::SocketAddr, from: &str, incarnation: u64) -> TcpStream {
-    let mut stream = TcpStream::connect(to).await.expect("connects");
-    let key = FrameKey::new(SECRET).expect("key");
-    let payload = format!("127.0.0.1:9 {incarnation:016x}");
-    let hello =
-        frame::encode(&key, Kind::Hello, CLUSTER, from, "a", payload.as_bytes()).expect("hello");
-    write_frame(&mut stream, &hello).await;
-    stream
+async fn hello_as(to: std::net::SocketAddr, from: &str, incarnation: u64) -> RawPeer {
+    let mut peer = RawPeer::connect(to, from, "a").await;
+    peer.hello(incarnation).await;
+    peer
 }
 
-async fn say(stream: &mut TcpStream, from: &str, what: &[u8]) {
-    let key = FrameKey::new(SECRET).expect("key");
-    let body = frame::encode(&key, Kind::Protocol, CLUSTER, from, "a", what).expect("frame");
-    write_frame(stream, &body).await;
+async fn say(peer: &mut RawPeer, what: &[u8]) {
+    peer.say(what).await;
 }
 
 #[tokio::test]
 async fn a_second_live_process_with_a_peers_id_is_refused_and_reported() {
     let mut a = start(config("a")).await;
     let mut first = hello_as(a.addr(), "b", 1).await;
-    say(&mut first, "b", b"from the first").await;
+    say(&mut first, b"from the first").await;
     assert_eq!(a.recv().await.payload, b"from the first");
 
     // A second process claims "b" while the first is connected.
     let mut second = hello_as(a.addr(), "b", 2).await;
-    say(&mut second, "b", b"from the second").await;
+    say(&mut second, b"from the second").await;
     // It is told why (a refusal frame), then the connection closes.
     let mut told = Vec::new();
     let read = tokio::time::timeout(
         common::WAIT,
-        tokio::io::AsyncReadExt::read_to_end(&mut second, &mut told),
+        tokio::io::AsyncReadExt::read_to_end(&mut second.stream, &mut told),
     )
     .await
     .expect("closed within the wait");
     assert!(read.is_ok() || !told.is_empty(), "{read:?}");
     let body = told.get(4..).expect("a length-prefixed frame");
     let refusal = frame::decode(body).expect("a frame");
-    assert_eq!(refusal.kind, Kind::Refusal);
+    assert_eq!((refusal.kind, refusal.seq), (Kind::Refusal, 0));
+    assert!(
+        refusal.verify(&second.keys.listener),
+        "signed for this connection"
+    );
     assert!(String::from_utf8_lossy(refusal.payload).contains("must stop"));
     assert_eq!(
         a.event(|e| matches!(e, PeerEvent::DuplicateId { .. }))
@@ -57,7 +54,7 @@ async fn a_second_live_process_with_a_peers_id_is_refused_and_reported() {
     );
     assert_eq!(a.transport.stats().rejected_duplicate_id, 1);
     // The first is still heard; the second never was.
-    say(&mut first, "b", b"still here").await;
+    say(&mut first, b"still here").await;
     assert_eq!(a.recv().await.payload, b"still here");
     assert!(a.inbox.try_recv().is_err());
     // Its hello did not move b's address to the duplicate's.
@@ -70,7 +67,7 @@ async fn a_second_live_process_with_a_peers_id_is_refused_and_reported() {
     drop(first);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut restarted = hello_as(a.addr(), "b", 3).await;
-    say(&mut restarted, "b", b"restarted").await;
+    say(&mut restarted, b"restarted").await;
     let got = a.recv().await;
     assert_eq!(
         (got.from.as_str(), got.channel, got.payload),
@@ -85,7 +82,7 @@ async fn a_second_live_process_with_a_peers_id_is_refused_and_reported() {
 async fn the_refused_process_hears_why() {
     let mut a = start(config("a")).await;
     let mut first = hello_as(a.addr(), "b", 1).await;
-    say(&mut first, "b", b"here first").await;
+    say(&mut first, b"here first").await;
     assert_eq!(a.recv().await.payload, b"here first");
 
     let mut second = start(config("b")).await;

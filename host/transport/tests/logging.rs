@@ -3,9 +3,7 @@
 
 mod common;
 
-use common::{CLUSTER, assert_closed, config, start, stats_until, write_frame};
-use tenure_transport::frame::{self, FrameKey, Kind};
-use tokio::net::TcpStream;
+use common::{RawPeer, assert_closed, config, start, stats_until, write_frame};
 
 /// A log sink for the current thread's subscriber.
 #[derive(Clone, Default)]
@@ -44,19 +42,11 @@ async fn rejections_are_logged_as_warnings_with_peer_and_reason() {
     cfg.max_frame_bytes = 4096;
     let b = start(cfg).await;
     let a = start(config("a")).await;
-    let mut stream = TcpStream::connect(b.addr()).await.unwrap();
-    let local = stream.local_addr().unwrap();
-    let forged = frame::encode(
-        &FrameKey::new(b"not the cluster secret").unwrap(),
-        Kind::Hello,
-        CLUSTER,
-        "m",
-        "b",
-        b"127.0.0.1:9",
-    )
-    .unwrap();
-    write_frame(&mut stream, &forged).await;
-    assert_closed(&mut stream).await;
+    let mut forger = RawPeer::connect_with(b.addr(), b"not the cluster secret", "m", "b").await;
+    let local = forger.stream.local_addr().unwrap();
+    let forged = forger.hello_body("127.0.0.1:9", 1);
+    write_frame(&mut forger.stream, &forged).await;
+    assert_closed(&mut forger.stream).await;
     stats_until(&b.transport, |s| s.rejected_unauthenticated == 1).await;
 
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
