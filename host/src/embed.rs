@@ -204,6 +204,16 @@ impl EmbeddedNode {
         self.ask(Command::Status).await
     }
 
+    /// Reads the `[tls]` certificate files again, for new connections
+    /// (what `tenure run` does on SIGHUP): rotate a certificate by writing
+    /// the new files, then calling this. An error, keeping the current
+    /// certificate, if the node does not use TLS or the files are wrong.
+    pub async fn reload_tls(&self) -> anyhow::Result<()> {
+        self.ask(Command::ReloadTls)
+            .await?
+            .map_err(|reason| anyhow::anyhow!("{reason}"))
+    }
+
     /// Gives up leadership (or a candidacy); a peer takes over within an
     /// election timeout.
     pub async fn step_down(&self) -> anyhow::Result<()> {

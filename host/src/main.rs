@@ -117,6 +117,26 @@ enum Command {
     /// Manage a running node's protocol component.
     #[command(subcommand)]
     Protocol(ProtocolCommand),
+    /// Make a cluster CA and a certificate for each node, for `[tls]`
+    /// (mutual TLS between nodes); again with the same --out, new node
+    /// certificates from the same CA (then SIGHUP the nodes).
+    Certs {
+        /// The cluster id the certificates name (the nodes' `cluster-id`).
+        #[arg(long)]
+        cluster: String,
+        /// Where to write ca.pem, ca.key and NODE.pem / NODE.key.
+        #[arg(long)]
+        out: PathBuf,
+        /// Extra DNS or IP names for a node's certificate:
+        /// NODE=NAME[,NAME…]; repeatable.
+        #[arg(long = "san", value_name = "NODE=NAMES")]
+        sans: Vec<String>,
+        /// How long node certificates are valid.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// The node ids to issue certificates for.
+        nodes: Vec<String>,
+    },
     /// Write a ready-to-build behaviour plugin project (Rust, on Tenure's
     /// SDK), with a README and a simulator test.
     NewPlugin {
@@ -220,7 +240,7 @@ fn main() -> ExitCode {
         Command::Sim(_) => "off",
         Command::Run { .. } => "info",
         Command::Status { .. } | Command::Watch { .. } => "warn",
-        Command::Demo { .. } | Command::NewPlugin { .. } => "warn",
+        Command::Demo { .. } | Command::NewPlugin { .. } | Command::Certs { .. } => "warn",
         Command::Plugin(_)
         | Command::Protocol(_)
         | Command::StepDown { .. }
@@ -242,6 +262,19 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Run { config, command } => block_on(cli::run::run(&config, command)),
         Command::NewPlugin { name, dir } => cli::new_plugin::new_plugin(&name, dir),
+        Command::Certs {
+            cluster,
+            out,
+            sans,
+            days,
+            nodes,
+        } => cli::certs::certs(cli::certs::CertsRequest {
+            cluster,
+            out,
+            nodes,
+            sans,
+            days,
+        }),
         Command::Status { admin, json } => {
             credentials().and_then(|c| block_on(cli::status::status(admin, &c, json)))
         }

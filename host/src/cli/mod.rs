@@ -1,6 +1,7 @@
 //! The `tenure` subcommands, one module per command group.
 
 pub mod actions;
+pub mod certs;
 pub mod demo;
 pub mod new_plugin;
 pub mod run;

@@ -8,7 +8,21 @@ use std::process::ExitCode;
 use tenure_host::config::NodeConfig;
 use tenure_host::embed::EmbeddedNode;
 use tenure_host::supervise::{Supervised, supervise};
+use tokio::signal::unix::SignalKind;
 use tokio_util::sync::CancellationToken;
+
+/// Waits for `kind`; forever if it cannot be watched (said in the log).
+async fn signal(kind: SignalKind, name: &str) {
+    match tokio::signal::unix::signal(kind) {
+        Ok(mut signal) => {
+            signal.recv().await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch {name}");
+            std::future::pending::<()>().await;
+        }
+    }
+}
 
 /// Loads the config, starts the node and its admin endpoint (and the
 /// supervised `command`, if any), and runs until a shutdown signal — then
@@ -46,23 +60,25 @@ async fn until_shutdown(node: &EmbeddedNode, supervised: &Supervised) -> Option<
         supervise(node, supervised, &stop).await
     };
     let mut supervising = std::pin::pin!(supervising);
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGTERM");
-                std::future::pending::<()>().await;
+    let mut terminate = std::pin::pin!(signal(SignalKind::terminate(), "SIGTERM"));
+    // SIGHUP re-reads the TLS certificate files: rotation without restart.
+    let mut hangups = tokio::signal::unix::signal(SignalKind::hangup())
+        .inspect_err(|e| tracing::warn!(error = %e, "cannot watch SIGHUP"))
+        .ok();
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut terminate => break,
+            // The node stopped on its own: shutdown() says why.
+            _ = node.stopping() => break,
+            result = &mut supervising => return result.err(),
+            Some(()) = async { hangups.as_mut()?.recv().await } => {
+                match node.reload_tls().await {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "SIGHUP: certificate not reloaded"),
+                }
             }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-        // The node stopped on its own: shutdown() says why.
-        _ = node.stopping() => {}
-        result = &mut supervising => return result.err(),
     }
     // Stop the command, and wait for it, before leadership is handed over.
     stop.cancel();

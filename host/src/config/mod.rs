@@ -47,8 +47,9 @@
 //! period-ms = "1000"
 //! ```
 //!
-//! `[admin-auth]` and `[admin-limits]` are in [`admin`]. The secret must
-//! also be strong enough: see [`secret`].
+//! `[admin-auth]` and `[admin-limits]` are in [`admin`]; `[tls]` (mutual
+//! TLS between nodes, instead of the secret) and `[peer-limits]` in
+//! [`transport`]. The secret must also be strong enough: see [`secret`].
 //!
 //! Relative paths are resolved against the config file's directory. A bad
 //! config fails at start with the key and the problem named.
@@ -64,8 +65,10 @@ use crate::bindings::types::Timings;
 
 pub mod admin;
 pub mod secret;
+pub mod transport;
 
 pub use admin::{AdminAuthConfig, AdminLimits, AdminToken};
+pub use transport::{PeerLimits, TlsConfig};
 
 /// The shortest cluster secret accepted, in bytes.
 pub const MIN_SECRET_BYTES: usize = 16;
@@ -86,8 +89,14 @@ pub struct NodeConfig {
     /// Where compiled components are cached (`cache-dir`, default
     /// `DATA-DIR/cache`).
     pub cache_dir: PathBuf,
-    /// The cluster secret (HMAC key for every frame).
+    /// The cluster secret (HMAC key for every frame); empty with `[tls]`,
+    /// which does not use it.
     pub secret: Vec<u8>,
+    /// Mutual TLS between nodes (`[tls]`), instead of the secret.
+    pub tls: Option<TlsConfig>,
+    /// What unknown or flooding peer connections may hold
+    /// (`[peer-limits]`).
+    pub peer_limits: PeerLimits,
     /// Bootstrap peers and their addresses (self excluded).
     pub peers: BTreeMap<String, SocketAddr>,
     /// Election timings.
@@ -213,6 +222,9 @@ struct RawConfig {
     admin_auth: admin::RawAdminAuth,
     #[serde(default)]
     admin_limits: admin::RawAdminLimits,
+    tls: Option<transport::RawTls>,
+    #[serde(default)]
+    peer_limits: transport::RawPeerLimits,
 }
 
 #[derive(Deserialize, Default)]
@@ -317,9 +329,16 @@ impl NodeConfig {
                 trimmed.to_vec()
             }
             (Some(_), Some(_)) => bail!("`secret` and `secret-file`: give only one of them"),
-            (None, None) => bail!("`secret`: required (or `secret-file`)"),
+            (None, None) if raw.tls.is_some() => Vec::new(),
+            (None, None) => bail!("`secret`: required (or `secret-file`, or `[tls]`)"),
         };
-        if secret.len() < MIN_SECRET_BYTES {
+        if raw.tls.is_some() && !secret.is_empty() {
+            bail!(
+                "`secret` and `[tls]`: with mutual TLS the secret is not used; leave it out so \
+                 nobody relies on it"
+            );
+        }
+        if raw.tls.is_none() && secret.len() < MIN_SECRET_BYTES {
             bail!(
                 "`secret`: must be at least {MIN_SECRET_BYTES} bytes, got {}",
                 secret.len()
@@ -334,8 +353,10 @@ impl NodeConfig {
             peers.insert(id.clone(), addr(&format!("peers.{id}"), address)?);
         }
         let addresses = [listen, admin].into_iter().chain(peers.values().copied());
-        secret::check_cluster_secret(&secret, addresses)
-            .map_err(|why| anyhow::anyhow!("`secret`: refused: {why}"))?;
+        if raw.tls.is_none() {
+            secret::check_cluster_secret(&secret, addresses)
+                .map_err(|why| anyhow::anyhow!("`secret`: refused: {why}"))?;
+        }
         if admin.port() != 0
             && admin.port() == listen.port()
             && (admin.ip() == listen.ip()
@@ -454,6 +475,8 @@ impl NodeConfig {
             hooks,
             admin_auth: admin::auth(&raw.admin_auth, resolve)?,
             admin_limits: admin::limits(&raw.admin_limits)?,
+            tls: raw.tls.as_ref().map(|t| transport::tls(t, resolve)),
+            peer_limits: transport::peer_limits(&raw.peer_limits)?,
         })
     }
 }

@@ -12,6 +12,10 @@ impl Node {
                 let _ = reply.send(self.report());
                 return None;
             }
+            Command::ReloadTls(reply) => {
+                let _ = reply.send(self.reload_tls().map_err(|e| format!("{e:#}")));
+                return None;
+            }
             Command::StepDown(reply) => {
                 let outputs = self.core.step_down();
                 let _ = reply.send(());
@@ -115,5 +119,22 @@ impl Node {
         if let Some(plugin) = &self.plugin {
             plugin.deliver(input);
         }
+    }
+}
+
+impl Node {
+    /// Reads the `[tls]` files again and hands them to the transport: new
+    /// connections use them, open ones keep theirs. The current identity
+    /// stays if anything is wrong with the new files.
+    fn reload_tls(&mut self) -> anyhow::Result<()> {
+        let Some(tls) = &self.config.tls else {
+            anyhow::bail!("this node does not use `[tls]`");
+        };
+        let identity = tls.load(&self.config.cluster_id, &self.config.node_id)?;
+        self.transport
+            .reload_tls(identity)
+            .context("the transport refused the new certificate")?;
+        tracing::info!(node = %self.config.node_id, cert = %tls.cert.display(), "TLS certificate reloaded");
+        Ok(())
     }
 }

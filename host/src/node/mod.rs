@@ -102,6 +102,9 @@ pub enum Command {
         component: Arc<PluginComponent>,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// Read the `[tls]` files again and use them for new connections (on
+    /// SIGHUP, after a certificate rotation); the reply says why not.
+    ReloadTls(oneshot::Sender<Result<(), String>>),
 }
 
 /// Where a plugin's `inspect()` pairs will arrive.
@@ -256,6 +259,11 @@ impl Node {
             config.listen,
         );
         transport_config.peers = config.peers.clone();
+        config.peer_limits.apply(&mut transport_config);
+        if let Some(tls) = &config.tls {
+            let identity = tls.load(&config.cluster_id, &config.node_id)?;
+            transport_config.security = tenure_transport::Security::MutualTls(identity);
+        }
         // Redial a lost peer at least once per heartbeat interval: a
         // restarted node must hear the leader before its election timer
         // (at least two heartbeat intervals) runs out.

@@ -88,6 +88,24 @@ pub struct TransportReport {
     /// operator must stop one of them.
     #[serde(default)]
     pub duplicate_ids: u64,
+    /// Frames refused as replays (a valid MAC out of sequence): someone
+    /// recorded and re-sent this cluster's traffic.
+    #[serde(default)]
+    pub replayed: u64,
+    /// Connections refused for their certificate (another CA, another
+    /// cluster, expired, or naming another node than it speaks for).
+    #[serde(default)]
+    pub certificate_refused: u64,
+    /// Connections refused or closed by `[peer-limits]`: too many, too
+    /// slow to finish the handshake, or flooding.
+    #[serde(default)]
+    pub limited: u64,
+    /// Accepted connections open now.
+    #[serde(default)]
+    pub open_connections: u64,
+    /// Of those, still in their handshake.
+    #[serde(default)]
+    pub pending_handshakes: u64,
 }
 
 impl NodeReport {
@@ -136,6 +154,11 @@ impl NodeReport {
                 dropped: stats.dropped_queue_full + stats.dropped_unknown_peer,
                 rejected: stats.rejected(),
                 duplicate_ids: stats.rejected_duplicate_id,
+                replayed: stats.rejected_replayed,
+                certificate_refused: stats.rejected_certificate,
+                limited: stats.refused(),
+                open_connections: stats.open_connections,
+                pending_handshakes: stats.pending_handshakes,
             },
             admin_endpoint: crate::admin::AdminReport::default(),
         }
