@@ -60,3 +60,18 @@ impl EventLog {
         writeln!(self.file, "{line}").context("appending to the event log")
     }
 }
+
+/// Writes a protocol event to the node's log.
+pub(super) fn log_event(node: &str, event: &Event) {
+    match event {
+        Event::BecameLeader(term) => tracing::info!(node, term, "became leader"),
+        Event::BecameFollower(f) => {
+            tracing::info!(node, term = f.term, leader = ?f.leader, "became follower");
+        }
+        Event::TermChanged(t) => {
+            tracing::debug!(node, old = t.old, new = t.new, "term changed")
+        }
+        Event::PeerJoined(peer) => tracing::info!(node, %peer, "peer joined"),
+        Event::PeerLeft(peer) => tracing::info!(node, %peer, "peer left"),
+    }
+}

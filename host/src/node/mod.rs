@@ -28,6 +28,7 @@
 mod addresses;
 mod commands;
 pub mod data_lock;
+pub mod durability;
 pub mod event_log;
 pub mod forward;
 mod hooks;
@@ -46,13 +47,14 @@ use tenure_transport::{Channel, PeerEvent, Transport, TransportConfig};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::bindings::types::{CampaignRefusal, ChangeRefusal, Event, LogLevel, Options};
+use crate::bindings::types::{CampaignRefusal, ChangeRefusal, LogLevel, Options};
 use crate::config::NodeConfig;
 use crate::node_core::{CoreSettings, Lane, NodeCore, Output};
 use crate::plugin::runner::{PluginHandle, PluginInput, PluginOutput};
 use crate::plugin::{PluginComponent, PluginLimits, ViewClock};
 use crate::protocol::{ElectionComponent, Environment};
-use event_log::EventLog;
+use durability::Durability;
+use event_log::{EventLog, log_event};
 use forward::Forwarded;
 use leadership::{Leadership, Publisher, Subscriptions};
 pub use report::NodeReport;
@@ -159,6 +161,8 @@ pub struct Node {
     max_leader_gap: Duration,
     /// Calls forwarded to the leader, waiting for its answer.
     forwarded: Forwarded,
+    /// The state not yet on disk, if a save failed: see [`durability`].
+    durability: Durability,
     /// Peers whose address this node has passed on (see `addresses`).
     addresses_passed_on: std::collections::BTreeSet<String>,
     /// Answers of this node's plugin to calls forwarded to it: (caller, id,
@@ -300,6 +304,7 @@ impl Node {
             last_from_leader: None,
             max_leader_gap: Duration::ZERO,
             forwarded: Forwarded::default(),
+            durability: Durability::default(),
             addresses_passed_on: std::collections::BTreeSet::new(),
             host_replies: host_replies_tx,
             hooks,
@@ -317,7 +322,8 @@ impl Node {
     }
 
     /// Runs until `shutdown` is cancelled or a fatal error (a trapped
-    /// protocol, a failed persist) stops the node.
+    /// protocol) stops the node. A failed persist is not fatal: the node
+    /// goes quiet until a save succeeds (see [`durability`]).
     pub async fn run(
         mut self,
         inputs: NodeInputs,
@@ -339,8 +345,15 @@ impl Node {
             "node started"
         );
         let result = loop {
+            let retry_at = self.durability.next_retry();
             let outputs = tokio::select! {
                 _ = shutdown.cancelled() => break Ok(()),
+                _ = sleep_until_some(retry_at) => {
+                    let file = &self.state_file;
+                    self.durability
+                        .retry(|s| file.save(s).context("persisting term and vote"));
+                    continue;
+                }
                 Some(message) = inbound.recv() => {
                     self.pass_on_address(&message.from);
                     let lane = match message.channel {
@@ -495,10 +508,14 @@ impl Node {
         for output in outputs {
             match output {
                 Output::Persist(state) => {
-                    self.state_file
-                        .save(&state)
-                        .context("persisting term and vote")?;
+                    let file = &self.state_file;
+                    self.durability
+                        .persist(state, |s| file.save(s).context("persisting term and vote"));
                 }
+                Output::Send {
+                    lane: Lane::Protocol,
+                    ..
+                } if self.durability.quiet() => self.durability.withhold(),
                 Output::Send { to, lane, payload } => {
                     let channel = match lane {
                         Lane::Protocol => Channel::Protocol,
@@ -541,36 +558,12 @@ impl Node {
         }
         Ok(())
     }
-
-    fn report(&mut self) -> NodeReport {
-        let plugin = self.plugin.as_ref().map(|p| report::PluginReport {
-            name: p.name(),
-            sha256: p.sha256(),
-        });
-        let now_ns = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        NodeReport::new(
-            plugin,
-            self.max_leader_gap,
-            &self.identity,
-            self.core.status().clone(),
-            now_ns,
-            self.transport.stats(),
-            self.started.elapsed(),
-        )
-    }
 }
 
-/// Writes a protocol event to the node's log.
-fn log_event(node: &str, event: &Event) {
-    match event {
-        Event::BecameLeader(term) => tracing::info!(node, term, "became leader"),
-        Event::BecameFollower(f) => {
-            tracing::info!(node, term = f.term, leader = ?f.leader, "became follower");
-        }
-        Event::TermChanged(t) => {
-            tracing::debug!(node, old = t.old, new = t.new, "term changed")
-        }
-        Event::PeerJoined(peer) => tracing::info!(node, %peer, "peer joined"),
-        Event::PeerLeft(peer) => tracing::info!(node, %peer, "peer left"),
+/// Sleeps until `at`; forever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }

@@ -65,6 +65,12 @@ pub struct NodeReport {
     /// endpoint that serves the report; zero elsewhere).
     #[serde(default)]
     pub admin_endpoint: crate::admin::AdminReport,
+    /// Why the node's last save failed, while it cannot persist its state
+    /// (a full disk, say): it then withholds every protocol message —
+    /// votes, candidacies, heartbeats — until a save succeeds (see
+    /// `node::durability`).
+    #[serde(default)]
+    pub cannot_persist: Option<String>,
 }
 
 /// Which plugin runs.
@@ -161,6 +167,34 @@ impl NodeReport {
                 pending_handshakes: stats.pending_handshakes,
             },
             admin_endpoint: crate::admin::AdminReport::default(),
+            cannot_persist: None,
         }
+    }
+
+    /// The report, saying why the node cannot persist, if it cannot.
+    fn cannot_persist(mut self, reason: Option<&str>) -> NodeReport {
+        self.cannot_persist = reason.map(str::to_string);
+        self
+    }
+}
+
+impl super::Node {
+    /// The node's status now, as `GET /status` serves it.
+    pub(super) fn report(&mut self) -> NodeReport {
+        let plugin = self.plugin.as_ref().map(|p| PluginReport {
+            name: p.name(),
+            sha256: p.sha256(),
+        });
+        let now_ns = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        NodeReport::new(
+            plugin,
+            self.max_leader_gap,
+            &self.identity,
+            self.core.status().clone(),
+            now_ns,
+            self.transport.stats(),
+            self.started.elapsed(),
+        )
+        .cannot_persist(self.durability.reason())
     }
 }

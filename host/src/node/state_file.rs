@@ -204,9 +204,13 @@ impl StateFile {
             .mode(0o600)
             .open(&tmp)
             .with_context(|| format!("creating {}", tmp.display()))?;
-        file.write_all(&bytes)
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("writing {}", tmp.display()))?;
+        if let Err(e) = file.write_all(&bytes).and_then(|()| file.sync_all()) {
+            // A full disk: leave no half-written file taking the space a
+            // retry needs.
+            drop(file);
+            let _ = fs::remove_file(&tmp);
+            return Err(e).with_context(|| format!("writing {}", tmp.display()));
+        }
         drop(file);
         fs::rename(&tmp, &self.path)
             .with_context(|| format!("renaming {} into place", tmp.display()))?;

@@ -1,0 +1,145 @@
+//! What a node does when it cannot persist: it goes quiet, and comes back
+//! by itself.
+//!
+//! A vote or a term must be on disk before any message that depends on it
+//! leaves (see the README's "Honest fsync"). When a save fails — a full
+//! disk, a read-only remount — the protocol has already moved on in
+//! memory, so from then on every protocol message this node would send is
+//! withheld: the peers see a silent node (no vote, no candidacy, no
+//! heartbeat, no acknowledgement), which the protocol tolerates like any
+//! lost message. The node keeps running, keeps the latest state it could
+//! not save, retries every [`RETRY_INTERVAL`], reports the failure in
+//! `/status` (`cannot_persist`), and once a save succeeds it speaks again,
+//! its disk now ahead of every message it sends. Nothing withheld is sent
+//! late. A node that crashes while quiet restarts from its last saved
+//! state, and nothing it sent depended on more.
+
+use std::time::{Duration, Instant};
+
+use crate::bindings::types::PersistedState;
+
+/// How often a node that could not persist tries again.
+pub const RETRY_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The state a node could not save yet, and why.
+#[derive(Default)]
+pub struct Durability {
+    /// The newest state not yet on disk.
+    pending: Option<PersistedState>,
+    /// The last save's error, for `/status`.
+    reason: Option<String>,
+    /// When to try again.
+    next_retry: Option<Instant>,
+    /// Protocol messages withheld while quiet.
+    withheld: u64,
+}
+
+impl Durability {
+    /// Whether protocol messages must be withheld: some state is not on
+    /// disk.
+    pub fn quiet(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Saves `state` with `save` (or, while quiet, keeps it as the newest
+    /// to save on the next retry). Returns whether it is on disk.
+    pub fn persist(
+        &mut self,
+        state: PersistedState,
+        save: impl FnOnce(&PersistedState) -> anyhow::Result<()>,
+    ) -> bool {
+        match save(&state) {
+            Ok(()) => {
+                self.recovered();
+                true
+            }
+            Err(e) => {
+                let reason = format!("{e:#}");
+                if self.pending.is_none() {
+                    tracing::error!(
+                        error = %reason,
+                        "cannot persist the node's state: withholding every protocol message until a save succeeds"
+                    );
+                }
+                self.pending = Some(state);
+                self.reason = Some(reason);
+                self.next_retry = Some(Instant::now() + RETRY_INTERVAL);
+                false
+            }
+        }
+    }
+
+    /// Counts a protocol message not sent because the node is quiet.
+    pub fn withhold(&mut self) {
+        self.withheld += 1;
+    }
+
+    /// When the next retry is due, if the node is quiet.
+    pub fn next_retry(&self) -> Option<Instant> {
+        self.next_retry.filter(|_| self.quiet())
+    }
+
+    /// Tries to save the pending state again with `save`.
+    pub fn retry(&mut self, save: impl FnOnce(&PersistedState) -> anyhow::Result<()>) {
+        if let Some(state) = self.pending.take() {
+            self.persist(state, save);
+        }
+    }
+
+    /// Why the node is quiet, if it is: the last save's error.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref().filter(|_| self.quiet())
+    }
+
+    fn recovered(&mut self) {
+        if self.reason.take().is_some() {
+            tracing::warn!(
+                withheld = self.withheld,
+                "the node's state is on disk again: speaking again"
+            );
+        }
+        self.pending = None;
+        self.next_retry = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(term: u64) -> PersistedState {
+        PersistedState {
+            term,
+            voted_for: None,
+            members: Vec::new(),
+            removed: Vec::new(),
+            epoch: 0,
+            epoch_term: 0,
+            data_id: 1,
+            known_ids: Vec::new(),
+            confirmed_by: Vec::new(),
+            abstain: false,
+        }
+    }
+
+    #[test]
+    fn a_failed_save_keeps_the_newest_state_until_a_retry_succeeds() {
+        let mut d = Durability::default();
+        assert!(d.persist(state(1), |_| Ok(())));
+        assert!(!d.quiet());
+        assert!(!d.persist(state(2), |_| Err(anyhow::anyhow!(
+            "No space left on device"
+        ))));
+        assert!(d.quiet());
+        assert!(d.reason().is_some_and(|r| r.contains("No space")));
+        // Newer states replace the pending one; the failure goes on.
+        assert!(!d.persist(state(3), |_| Err(anyhow::anyhow!("still full"))));
+        let mut saved = None;
+        d.retry(|s| {
+            saved = Some(s.term);
+            Ok(())
+        });
+        assert_eq!(saved, Some(3));
+        assert!(!d.quiet() && d.reason().is_none() && d.next_retry().is_none());
+    }
+}
