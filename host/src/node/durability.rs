@@ -13,8 +13,12 @@
 //! its disk now ahead of every message it sends. Nothing withheld is sent
 //! late. A node that crashes while quiet restarts from its last saved
 //! state, and nothing it sent depended on more.
+//!
+//! The policy keeps no clock of its own: callers pass the time (the node
+//! its monotonic nanoseconds, the simulator its virtual ones), so the
+//! simulator runs this very policy under a full disk (`fill_disk`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::bindings::types::PersistedState;
 
@@ -28,8 +32,8 @@ pub struct Durability {
     pending: Option<PersistedState>,
     /// The last save's error, for `/status`.
     reason: Option<String>,
-    /// When to try again.
-    next_retry: Option<Instant>,
+    /// When to try again, in the caller's nanoseconds.
+    next_retry_ns: Option<u64>,
     /// Protocol messages withheld while quiet.
     withheld: u64,
 }
@@ -46,6 +50,7 @@ impl Durability {
     pub fn persist(
         &mut self,
         state: PersistedState,
+        now_ns: u64,
         save: impl FnOnce(&PersistedState) -> anyhow::Result<()>,
     ) -> bool {
         match save(&state) {
@@ -63,7 +68,8 @@ impl Durability {
                 }
                 self.pending = Some(state);
                 self.reason = Some(reason);
-                self.next_retry = Some(Instant::now() + RETRY_INTERVAL);
+                let interval = RETRY_INTERVAL.as_nanos() as u64;
+                self.next_retry_ns = Some(now_ns.saturating_add(interval));
                 false
             }
         }
@@ -74,16 +80,28 @@ impl Durability {
         self.withheld += 1;
     }
 
-    /// When the next retry is due, if the node is quiet.
-    pub fn next_retry(&self) -> Option<Instant> {
-        self.next_retry.filter(|_| self.quiet())
+    /// When the next retry is due (in the caller's nanoseconds), if the
+    /// node is quiet.
+    pub fn next_retry_ns(&self) -> Option<u64> {
+        self.next_retry_ns.filter(|_| self.quiet())
     }
 
-    /// Tries to save the pending state again with `save`.
-    pub fn retry(&mut self, save: impl FnOnce(&PersistedState) -> anyhow::Result<()>) {
-        if let Some(state) = self.pending.take() {
-            self.persist(state, save);
+    /// Tries to save the pending state again with `save`; whether the
+    /// node may speak again.
+    pub fn retry(
+        &mut self,
+        now_ns: u64,
+        save: impl FnOnce(&PersistedState) -> anyhow::Result<()>,
+    ) -> bool {
+        match self.pending.take() {
+            Some(state) => self.persist(state, now_ns, save),
+            None => true,
         }
+    }
+
+    /// Protocol messages withheld so far.
+    pub fn withheld(&self) -> u64 {
+        self.withheld
     }
 
     /// Why the node is quiet, if it is: the last save's error.
@@ -99,7 +117,7 @@ impl Durability {
             );
         }
         self.pending = None;
-        self.next_retry = None;
+        self.next_retry_ns = None;
     }
 }
 
@@ -124,22 +142,22 @@ mod tests {
 
     #[test]
     fn a_failed_save_keeps_the_newest_state_until_a_retry_succeeds() {
+        let full = |_: &PersistedState| Err(anyhow::anyhow!("No space left on device"));
         let mut d = Durability::default();
-        assert!(d.persist(state(1), |_| Ok(())));
+        assert!(d.persist(state(1), 0, |_| Ok(())));
         assert!(!d.quiet());
-        assert!(!d.persist(state(2), |_| Err(anyhow::anyhow!(
-            "No space left on device"
-        ))));
+        assert!(!d.persist(state(2), 10, full));
         assert!(d.quiet());
         assert!(d.reason().is_some_and(|r| r.contains("No space")));
+        assert_eq!(d.next_retry_ns(), Some(10 + 500_000_000));
         // Newer states replace the pending one; the failure goes on.
-        assert!(!d.persist(state(3), |_| Err(anyhow::anyhow!("still full"))));
+        assert!(!d.persist(state(3), 20, full));
         let mut saved = None;
-        d.retry(|s| {
+        assert!(d.retry(30, |s| {
             saved = Some(s.term);
             Ok(())
-        });
+        }));
         assert_eq!(saved, Some(3));
-        assert!(!d.quiet() && d.reason().is_none() && d.next_retry().is_none());
+        assert!(!d.quiet() && d.reason().is_none() && d.next_retry_ns().is_none());
     }
 }

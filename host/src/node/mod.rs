@@ -345,13 +345,16 @@ impl Node {
             "node started"
         );
         let result = loop {
-            let retry_at = self.durability.next_retry();
+            let retry_at = self
+                .durability
+                .next_retry_ns()
+                .map(|ns| self.origin + Duration::from_nanos(ns));
             let outputs = tokio::select! {
                 _ = shutdown.cancelled() => break Ok(()),
                 _ = sleep_until_some(retry_at) => {
-                    let file = &self.state_file;
+                    let (file, now) = (&self.state_file, self.now_ns());
                     self.durability
-                        .retry(|s| file.save(s).context("persisting term and vote"));
+                        .retry(now, |s| file.save(s).context("persisting term and vote"));
                     continue;
                 }
                 Some(message) = inbound.recv() => {
@@ -508,9 +511,10 @@ impl Node {
         for output in outputs {
             match output {
                 Output::Persist(state) => {
-                    let file = &self.state_file;
-                    self.durability
-                        .persist(state, |s| file.save(s).context("persisting term and vote"));
+                    let (file, now) = (&self.state_file, self.now_ns());
+                    self.durability.persist(state, now, |s| {
+                        file.save(s).context("persisting term and vote")
+                    });
                 }
                 Output::Send {
                     lane: Lane::Protocol,
@@ -565,5 +569,12 @@ async fn sleep_until_some(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+impl Node {
+    /// Now on the protocol's clock (nanoseconds since `origin`).
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 }

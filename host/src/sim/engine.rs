@@ -104,6 +104,13 @@ impl Simulation {
                     Lane::Plugin => self.drive(to, |c| c.on_message(&sender, lane, payload)),
                 };
             }
+            Pending::PersistRetry { node, incarnation } => {
+                if self.nodes[node].incarnation == incarnation
+                    && self.nodes[node].durability.quiet()
+                {
+                    self.retry_persist(node);
+                }
+            }
             Pending::PluginWake { node, incarnation } => {
                 if self.nodes[node].incarnation == incarnation {
                     self.plugin_wake(node);
@@ -148,6 +155,14 @@ impl Simulation {
                 return;
             }
             match output {
+                // Quiet since a save failed: nothing that may depend on
+                // the unsaved state leaves (see `node::durability`).
+                Output::Send {
+                    lane: Lane::Protocol,
+                    ..
+                } if self.nodes[node].durability.quiet() => {
+                    self.nodes[node].durability.withhold();
+                }
                 Output::Send { to, lane, payload } => self.send(node, &to, lane, payload),
                 Output::SetTimer { id, after_ns } => {
                     let after_ns = read_clock(&self.nodes[node].clock).span(after_ns);
@@ -168,6 +183,9 @@ impl Simulation {
                 }
                 Output::Event(event) => self.on_event(node, event),
                 Output::ToPlugin(input) => self.plugin_input(node, input),
+                Output::Persist(state) if self.nodes[node].disk_full => {
+                    self.save_failed(node, state);
+                }
                 Output::Persist(state) => {
                     // A crash exactly around the write: before it (nothing
                     // saved, nothing sent) or after it (saved, but none of
@@ -182,6 +200,13 @@ impl Simulation {
                         self.note(node, &format!("crash {when} persisting"));
                         self.crash(node);
                         return;
+                    }
+                    if self.nodes[node].durability.quiet() {
+                        // Room again before the retry: this newest state
+                        // is saved, and the node may speak.
+                        let now = self.now_ns();
+                        let n = &mut self.nodes[node];
+                        n.durability.persist(state.clone(), now, |_| Ok(()));
                     }
                     self.save(node, state);
                 }
@@ -218,6 +243,78 @@ impl Simulation {
         self.checker.lease(at, local, core.status());
     }
 
+    /// A save on a full disk: the node goes quiet (its policy keeps the
+    /// state), and retries in virtual time.
+    fn save_failed(&mut self, node: NodeIndex, state: PersistedState) {
+        let now = self.now_ns();
+        let n = &mut self.nodes[node];
+        let was_quiet = n.durability.quiet();
+        n.durability.persist(state, now, |_| {
+            Err(anyhow::anyhow!("No space left on device"))
+        });
+        if !was_quiet {
+            self.note(node, "cannot persist (disk full): quiet");
+            self.schedule_persist_retry(node);
+        }
+    }
+
+    fn schedule_persist_retry(&mut self, node: NodeIndex) {
+        let Some(at_ns) = self.nodes[node].durability.next_retry_ns() else {
+            return;
+        };
+        let incarnation = self.nodes[node].incarnation;
+        self.schedule(at_ns, Pending::PersistRetry { node, incarnation });
+    }
+
+    /// A quiet node's retry: still full, it tries again later; with room,
+    /// its newest state is saved and it speaks again.
+    fn retry_persist(&mut self, node: NodeIndex) {
+        let now = self.now_ns();
+        if self.nodes[node].disk_full {
+            let n = &mut self.nodes[node];
+            n.durability
+                .retry(now, |_| Err(anyhow::anyhow!("No space left on device")));
+            self.schedule_persist_retry(node);
+            return;
+        }
+        let mut durability = std::mem::take(&mut self.nodes[node].durability);
+        let mut saved = None;
+        durability.retry(now, |state| {
+            saved = Some(state.clone());
+            Ok(())
+        });
+        let withheld = durability.withheld();
+        self.nodes[node].durability = durability;
+        if let Some(state) = saved {
+            self.save(node, state);
+            self.note(
+                node,
+                &format!("saved again after withholding {withheld} messages"),
+            );
+        }
+    }
+
+    /// Records a granted vote `from` sends `to` with the checker. The
+    /// checker reads the built-in protocol's wire format
+    /// (`tenure_election_core::wire`); another build's messages that do not
+    /// decode are not checked this way (their persisted votes still are).
+    fn check_vote(&mut self, from: NodeIndex, to: &str, payload: &[u8]) {
+        use tenure_election_core::wire::{Body, Message};
+        let Ok(message) = Message::decode(payload) else {
+            return;
+        };
+        if let Body::Vote {
+            term,
+            granted: true,
+        } = message.body
+        {
+            let at = self.now_ns();
+            let id = self.nodes[from].spec.id.clone();
+            self.checker
+                .vote_sent(at, &message.cluster_id, &id, term, to);
+        }
+    }
+
     pub(super) fn save(&mut self, node: NodeIndex, state: PersistedState) {
         self.hash(&state.term.to_le_bytes());
         let at = self.now_ns();
@@ -230,6 +327,9 @@ impl Simulation {
     }
 
     pub(super) fn send(&mut self, from: NodeIndex, to: &str, lane: Lane, payload: Vec<u8>) {
+        if lane == Lane::Protocol {
+            self.check_vote(from, to, &payload);
+        }
         let targets = self.routes.get(to).cloned().unwrap_or_default();
         if targets.is_empty() {
             self.stats.sent += 1;

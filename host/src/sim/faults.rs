@@ -174,3 +174,47 @@ impl Simulation {
         self.note(node, &format!("clock now drifts {drift_ppm} ppm"));
     }
 }
+
+impl Simulation {
+    /// Fills `node`'s disk: from now on every save fails, and the node
+    /// goes quiet as a real one does (`node::durability`) — no vote,
+    /// candidacy or heartbeat leaves it — until [`Simulation::free_disk`]
+    /// (or a [`Simulation::heal`]) makes room and its retry succeeds.
+    pub fn fill_disk(&mut self, node: NodeIndex) {
+        if let Some(n) = self.nodes.get_mut(node)
+            && !n.disk_full
+        {
+            n.disk_full = true;
+            self.note(node, "disk full");
+        }
+    }
+
+    /// Makes room on `node`'s disk again; its next retry saves.
+    pub fn free_disk(&mut self, node: NodeIndex) {
+        if let Some(n) = self.nodes.get_mut(node)
+            && n.disk_full
+        {
+            n.disk_full = false;
+            self.note(node, "disk has room again");
+        }
+    }
+
+    /// Frees every full disk (as [`Simulation::heal`] does, with the
+    /// network).
+    pub fn heal_disks(&mut self) {
+        for node in 0..self.nodes.len() {
+            self.free_disk(node);
+        }
+    }
+
+    /// Whether some node's disk is full.
+    pub fn any_disk_full(&self) -> bool {
+        self.nodes.iter().any(|n| n.disk_full)
+    }
+
+    /// Whether `node` is quiet because a save failed (its `/status` would
+    /// show `cannot_persist`).
+    pub fn cannot_persist(&self, node: NodeIndex) -> bool {
+        self.nodes.get(node).is_some_and(|n| n.durability.quiet())
+    }
+}

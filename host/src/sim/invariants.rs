@@ -49,6 +49,9 @@ pub struct Checker {
     /// a lost disk, so a node that forgot it voted and votes again for
     /// someone else in that term is caught however it came to forget.
     ballots: BTreeMap<(String, String, u64), String>,
+    /// Every vote each node id ever *sent*, by (cluster, id, term): what a
+    /// candidate counts, whether or not the voter saved it first.
+    grants: BTreeMap<(String, String, u64), String>,
     violations: Vec<Violation>,
 }
 
@@ -70,6 +73,14 @@ impl Checker {
         self.terms.insert(node, status.term);
     }
 
+    /// `node` crashed while quiet (a save had failed; see
+    /// `node::durability`): the terms it reached after its last save were
+    /// never spoken in — it withheld every protocol message — so it owes
+    /// nobody those terms and may restart from the one it saved.
+    pub fn unsaved_terms_lost(&mut self, node: usize, saved_term: u64) {
+        self.terms.insert(node, saved_term);
+    }
+
     /// `node`'s disk was lost (a wiped data directory): it may start again
     /// from term 0 without that being a violation in itself. What it must
     /// not do is vote again in a term it voted in before (see
@@ -77,6 +88,25 @@ impl Checker {
     pub fn disk_lost(&mut self, node: usize) {
         self.terms.remove(&node);
         self.votes.remove(&node);
+    }
+
+    /// Checks a vote `id` of `cluster` sent to `candidate` for `term`: one
+    /// candidate per term, however the voter came to forget an earlier
+    /// one (a lost disk, or a vote sent before it was saved — which the
+    /// node's durability policy must never do).
+    pub fn vote_sent(&mut self, at_ns: u64, cluster: &str, id: &str, term: u64, candidate: &str) {
+        let key = (cluster.to_string(), id.to_string(), term);
+        match self.grants.get(&key) {
+            Some(earlier) if earlier != candidate => {
+                let what =
+                    format!("{id} sent votes to {earlier} and to {candidate} in term {term}");
+                self.violate(at_ns, what);
+            }
+            Some(_) => {}
+            None => {
+                self.grants.insert(key, candidate.to_string());
+            }
+        }
     }
 
     /// Checks a vote persisted by `id` of `cluster`: one candidate per

@@ -58,6 +58,7 @@ use crate::bindings::types::{
     CampaignRefusal, ChangeRefusal, Event, LogLevel, NodeStatus, Options, PersistedState, Role,
     Timings,
 };
+use crate::node::durability::Durability;
 use crate::node_core::{CoreSettings, Lane, NodeCore, Output};
 use crate::protocol::{ElectionComponent, Environment};
 use clock::NodeClock;
@@ -196,6 +197,11 @@ struct SimNode {
     paused_until_ns: u64,
     /// The state it persisted before the latest write, for a lost fsync.
     previous_disk: Option<PersistedState>,
+    /// Whether its disk is full (see `fill_disk`): every save fails.
+    disk_full: bool,
+    /// What the node does while it cannot save: the real node's policy
+    /// (`node::durability`), in virtual time.
+    durability: Durability,
     /// Its clock, shared with its protocol's environment (see `clock.rs`).
     clock: Arc<Mutex<NodeClock>>,
 }
@@ -210,6 +216,8 @@ enum Pending {
     },
     /// The plugin of `node` has a wake-up due.
     PluginWake { node: NodeIndex, incarnation: u64 },
+    /// `node`, quiet since a save failed, tries to save again.
+    PersistRetry { node: NodeIndex, incarnation: u64 },
     /// `node`'s host saw `peer`'s process die (connection closed, reconnect
     /// refused); see [`Simulation::set_crash_detection`].
     Unreachable {
@@ -231,6 +239,7 @@ impl Pending {
         match self {
             Pending::Deliver { to, .. } => *to,
             Pending::PluginWake { node, .. }
+            | Pending::PersistRetry { node, .. }
             | Pending::Unreachable { node, .. }
             | Pending::Timer { node, .. } => *node,
         }
@@ -370,6 +379,8 @@ impl Simulation {
             plugin: None,
             paused_until_ns: 0,
             previous_disk: None,
+            disk_full: false,
+            durability: Durability::default(),
             clock: Arc::new(Mutex::new(NodeClock::drifting(spec_drift))),
         });
         self.boot(index)?;
@@ -407,6 +418,14 @@ impl Simulation {
             n.timers.clear();
             n.leading = None;
             n.plugin = None;
+            // What it could not save is lost with the process; it had
+            // spoken in none of it.
+            if n.durability.quiet() {
+                let saved_term = n.disk.as_ref().map_or(0, |d| d.term);
+                self.checker.unsaved_terms_lost(node, saved_term);
+            }
+            let n = &mut self.nodes[node];
+            n.durability = Durability::default();
             let peer_incarnation = n.incarnation;
             self.note(node, "crashed");
             if let Some(delay) = self.crash_detection_ns {
@@ -506,6 +525,7 @@ impl Simulation {
             self.trace_line("heal".into());
         }
         self.partition.heal();
+        self.heal_disks();
     }
 
     /// Makes every node draw `value` instead of random numbers (`None`

@@ -162,6 +162,15 @@ pub(super) fn inject(
             }
             sim.wipe_disk(rng.index(n));
         }
+        Fault::DiskFull => {
+            // One full disk at a time: the next draw makes room again
+            // (and so does every heal).
+            if sim.any_disk_full() {
+                sim.heal_disks();
+            } else {
+                sim.fill_disk(rng.index(n));
+            }
+        }
         Fault::ClockRate => {
             let node = rng.index(n);
             let drift = rng.range(0, 20_000) as i32 - 10_000;

@@ -7,10 +7,12 @@
 //!    moments — crashes, restarts, partitions (including isolating the
 //!    current leader), one-way and bridge partitions, slow links, process
 //!    pauses, refused dials to live peers, heals, bursts of loss,
-//!    duplication and reordering, and operators who campaign, transfer
-//!    leadership, step the leader down or remove crashed members — while
-//!    every event is checked against the invariants.
-//! 2. **Liveness phase**: the network heals and calms down and every
+//!    duplication and reordering, full disks (the node goes quiet until it
+//!    can save again), and operators who campaign, transfer leadership,
+//!    step the leader down or remove crashed members — while every event
+//!    is checked against the invariants.
+//! 2. **Liveness phase**: the network heals (full disks get room) and
+//!    calms down and every
 //!    crashed node restarts. Within [`LIVENESS_BOUND_TIMEOUTS`] maximum
 //!    election timeouts every node must agree on one leader. Once the last
 //!    fault's consequences have played out (one maximum election timeout

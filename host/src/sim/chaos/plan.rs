@@ -68,6 +68,9 @@ pub enum Fault {
     LeaveLive,
     /// One directed link drops 10–90 % of its messages.
     LossyLink,
+    /// Fill a node's disk, or make room on a full one: every save fails
+    /// meanwhile and the node goes quiet (`node::durability`).
+    DiskFull,
 }
 
 const ALL_FAULTS: [Fault; 8] = [
@@ -102,6 +105,9 @@ const MEMBERSHIP_FAULTS: [Fault; 3] = [Fault::Join, Fault::JoinTwo, Fault::Leave
 
 /// Faults of single links beyond cuts and delays, from a fourth stream.
 const LINK_FAULTS: [Fault; 1] = [Fault::LossyLink];
+
+/// Drawn from a stream of their own too.
+const DISK_FAULTS: [Fault; 1] = [Fault::DiskFull];
 
 /// Everything a seed decides about a run.
 #[derive(Clone, Debug)]
@@ -234,6 +240,8 @@ impl ChaosPlan {
         );
         let mut links = SimRng::derive(seed, 0x1055e);
         faults.extend(LINK_FAULTS.into_iter().filter(|_| links.chance(0.5)));
+        let mut disks = SimRng::derive(seed, 0xd15cf);
+        faults.extend(DISK_FAULTS.into_iter().filter(|_| disks.chance(0.5)));
         ChaosPlan {
             nodes,
             timings,
