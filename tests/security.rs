@@ -159,6 +159,52 @@ fn changing_endpoints_need_a_right_token_and_every_request_is_audited() {
             && leader_events.contains("\"action\":\"POST /leave?node=n9\""),
         "{leader_events}"
     );
+
+    // Rotation without a restart: a new tokens file, then SIGHUP.
+    const NEW_TOKEN: &str = "a7e3f9b1c5d2084e6f1a3c5e7b9d0f24";
+    std::fs::write(
+        cluster.dir.join("admin-tokens"),
+        format!("new {NEW_TOKEN}\n"),
+    )
+    .expect("the new tokens file");
+    cluster.signal(&leader, libc::SIGHUP);
+    let deadline = Instant::now() + BOUND;
+    while !cluster.log(&leader).contains("admin tokens reloaded") {
+        assert!(
+            Instant::now() < deadline,
+            "no reload\n{}",
+            cluster.log(&leader)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let reply = post_as(admin, &ops, "/leave?node=n9", &[]);
+    assert_eq!(reply.code, 403, "the retired token still works: {reply:?}");
+    let reply = post_as(
+        admin,
+        &Credentials::bearer(NEW_TOKEN),
+        "/leave?node=n9",
+        &[],
+    );
+    assert_eq!(reply.code, 404, "the new token does not work: {reply:?}");
+    // A broken file is refused on reload and the tokens in force stay.
+    std::fs::write(cluster.dir.join("admin-tokens"), "new short\n").expect("a bad file");
+    cluster.signal(&leader, libc::SIGHUP);
+    let deadline = Instant::now() + BOUND;
+    while !cluster.log(&leader).contains("admin tokens not reloaded") {
+        assert!(
+            Instant::now() < deadline,
+            "no refusal\n{}",
+            cluster.log(&leader)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let reply = post_as(
+        admin,
+        &Credentials::bearer(NEW_TOKEN),
+        "/leave?node=n9",
+        &[],
+    );
+    assert_eq!(reply.code, 404, "{reply:?}");
     cluster.assert_one_leader_per_term();
 }
 

@@ -62,6 +62,10 @@ pub struct EmbeddedNode {
     subscriptions: Subscriptions,
     shutdown: CancellationToken,
     admin: SocketAddr,
+    /// `[admin-auth]`, to read its tokens file again.
+    admin_auth: crate::config::AdminAuthConfig,
+    /// The tokens the admin endpoint accepts now.
+    tokens: crate::admin::TokenStore,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
@@ -109,12 +113,14 @@ impl EmbeddedNode {
                 shutdown.clone(),
             ));
         }
+        let tokens = crate::admin::TokenStore::new(admin_auth.tokens.clone());
         let setup = crate::admin::AdminSetup {
             commands: commands.clone(),
             leadership: subscriptions.clone(),
             plugin_engine: engine,
             cache,
-            auth: admin_auth,
+            tokens: tokens.clone(),
+            auth: admin_auth.clone(),
             limits: admin_limits,
             data_dir,
             node_id,
@@ -138,6 +144,8 @@ impl EmbeddedNode {
             subscriptions,
             shutdown,
             admin,
+            admin_auth,
+            tokens,
             task: Some(task),
         })
     }
@@ -202,6 +210,18 @@ impl EmbeddedNode {
     /// The node's full status (what `GET /status` serves).
     pub async fn status(&self) -> anyhow::Result<NodeReport> {
         self.ask(Command::Status).await
+    }
+
+    /// Reads `[admin-auth] tokens-file` again and accepts the tokens in it
+    /// (and the environment's) from now on, instead of the old ones (what
+    /// `tenure run` does on SIGHUP): rotate a token by adding its line,
+    /// moving clients to it, then removing the old line. An error, keeping
+    /// the current tokens, if the node has no tokens file or it is wrong;
+    /// the names now accepted otherwise.
+    pub fn reload_admin_tokens(&self) -> anyhow::Result<Vec<String>> {
+        let tokens = self.admin_auth.reread()?;
+        self.tokens.replace(tokens);
+        Ok(self.tokens.names())
     }
 
     /// Reads the `[tls]` certificate files again, for new connections

@@ -24,7 +24,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -44,22 +44,46 @@ use crate::config::AdminToken;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller(pub String);
 
+/// The tokens the admin endpoint accepts now; replace them (on SIGHUP,
+/// say) with [`TokenStore::replace`], and every later request is checked
+/// against the new ones.
+#[derive(Clone, Debug, Default)]
+pub struct TokenStore(Arc<RwLock<Arc<Vec<AdminToken>>>>);
+
+impl TokenStore {
+    /// A store holding `tokens`.
+    pub fn new(tokens: Vec<AdminToken>) -> TokenStore {
+        TokenStore(Arc::new(RwLock::new(Arc::new(tokens))))
+    }
+
+    /// Accepts `tokens` from now on, instead of the ones before.
+    pub fn replace(&self, tokens: Vec<AdminToken>) {
+        let mut now = self.0.write().unwrap_or_else(|p| p.into_inner());
+        *now = Arc::new(tokens);
+    }
+
+    /// The names of the tokens accepted now.
+    pub fn names(&self) -> Vec<String> {
+        self.current().iter().map(|t| t.name.clone()).collect()
+    }
+
+    fn current(&self) -> Arc<Vec<AdminToken>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// The accepted tokens, and the audit log, shared by the middleware.
 #[derive(Clone)]
 pub(super) struct Gate {
-    tokens: Arc<Vec<AdminToken>>,
+    tokens: TokenStore,
     audit: Arc<AuditLog>,
     counters: Arc<AdminCounters>,
 }
 
 impl Gate {
-    pub(super) fn new(
-        tokens: Vec<AdminToken>,
-        audit: AuditLog,
-        counters: Arc<AdminCounters>,
-    ) -> Gate {
+    pub(super) fn new(tokens: TokenStore, audit: AuditLog, counters: Arc<AdminCounters>) -> Gate {
         Gate {
-            tokens: Arc::new(tokens),
+            tokens,
             audit: Arc::new(audit),
             counters,
         }
@@ -68,7 +92,8 @@ impl Gate {
     /// The token's name if `headers` bear a configured one; the refusal
     /// otherwise.
     fn check(&self, headers: &HeaderMap) -> Result<Caller, Refusal> {
-        if self.tokens.is_empty() {
+        let tokens = self.tokens.current();
+        if tokens.is_empty() {
             return Ok(Caller("anonymous".into()));
         }
         let Some(value) = headers.get(header::AUTHORIZATION) else {
@@ -83,7 +108,7 @@ impl Gate {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         // Compare with every token, not stopping at a match.
         let mut found = None;
-        for token in self.tokens.iter() {
+        for token in tokens.iter() {
             if bool::from(token.digest.ct_eq(&digest)) {
                 found = Some(token.name.clone());
             }
@@ -267,7 +292,7 @@ mod tests {
             .iter()
             .map(|(n, v)| AdminToken::new(n, v).expect("token"))
             .collect();
-        Gate::new(tokens, AuditLog::discard(), Arc::default())
+        Gate::new(TokenStore::new(tokens), AuditLog::discard(), Arc::default())
     }
 
     fn bearing(value: &str) -> HeaderMap {

@@ -57,7 +57,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-pub use auth::Caller;
+pub use auth::{Caller, TokenStore};
 pub use server::{AdminReport, Remote, SHUTDOWN_GRACE};
 
 use crate::artifact_cache::ArtifactCache;
@@ -101,6 +101,9 @@ pub struct AdminSetup {
     pub cache: ArtifactCache,
     /// Who may call what (`[admin-auth]`).
     pub auth: AdminAuthConfig,
+    /// The tokens accepted, which the owner may replace while the endpoint
+    /// runs (start it with `auth.tokens`).
+    pub tokens: TokenStore,
     /// What one client may ask (`[admin-limits]`).
     pub limits: AdminLimits,
     /// Where `events.log` is, for the audit trail.
@@ -125,7 +128,7 @@ pub async fn serve(
         counters: counters.clone(),
     };
     let audit = AuditLog::open(&setup.data_dir, &setup.node_id)?;
-    let gate = Gate::new(setup.auth.tokens.clone(), audit, counters.clone());
+    let gate = Gate::new(setup.tokens, audit, counters.clone());
     let limits = setup.limits;
     let body = |max_bytes| BodyGate {
         max_bytes,

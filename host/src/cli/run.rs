@@ -11,6 +11,21 @@ use tenure_host::supervise::{Supervised, supervise};
 use tokio::signal::unix::SignalKind;
 use tokio_util::sync::CancellationToken;
 
+/// SIGHUP: the TLS certificate and the admin tokens, each if configured,
+/// read again; what was wrong is logged and the old one kept.
+async fn reload(node: &EmbeddedNode) {
+    match node.reload_tls().await {
+        Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+        Err(e) => {
+            tracing::info!(reason = %format!("{e:#}"), "SIGHUP: TLS certificate not reloaded")
+        }
+    }
+    match node.reload_admin_tokens() {
+        Ok(names) => tracing::info!(tokens = ?names, "SIGHUP: admin tokens reloaded"),
+        Err(e) => tracing::info!(reason = %format!("{e:#}"), "SIGHUP: admin tokens not reloaded"),
+    }
+}
+
 /// Waits for `kind`; forever if it cannot be watched (said in the log).
 async fn signal(kind: SignalKind, name: &str) {
     match tokio::signal::unix::signal(kind) {
@@ -72,12 +87,7 @@ async fn until_shutdown(node: &EmbeddedNode, supervised: &Supervised) -> Option<
             // The node stopped on its own: shutdown() says why.
             _ = node.stopping() => break,
             result = &mut supervising => return result.err(),
-            Some(()) = async { hangups.as_mut()?.recv().await } => {
-                match node.reload_tls().await {
-                    Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
-                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "SIGHUP: certificate not reloaded"),
-                }
-            }
+            Some(()) = async { hangups.as_mut()?.recv().await } => reload(node).await,
         }
     }
     // Stop the command, and wait for it, before leadership is handed over.

@@ -48,6 +48,10 @@ pub struct AdminAuthConfig {
     /// The operator's explicit choice to serve a non-loopback admin
     /// address without tokens.
     pub insecure_allow_remote_without_auth: bool,
+    /// Where the file tokens came from, for [`AdminAuthConfig::reread`].
+    tokens_file: Option<std::path::PathBuf>,
+    /// The token from the environment, kept across rereads.
+    env_token: Option<AdminToken>,
 }
 
 /// One accepted admin token: its name (what the audit log records) and
@@ -95,9 +99,23 @@ impl AdminAuthConfig {
         if let Some(value) = value {
             let token = AdminToken::new("env", value.trim())
                 .with_context(|| format!("`{ADMIN_TOKEN_ENV}`"))?;
-            self.tokens.push(token);
+            self.tokens.push(token.clone());
+            self.env_token = Some(token);
         }
         Ok(())
+    }
+
+    /// The tokens as they are now: `tokens-file` read again, plus the
+    /// environment's token — for a reload on SIGHUP (rotation). An error,
+    /// meaning the current tokens stay, if the file is unreadable, wrong
+    /// or empty, or if it would leave a node that had tokens with none.
+    pub fn reread(&self) -> anyhow::Result<Vec<AdminToken>> {
+        let Some(file) = &self.tokens_file else {
+            bail!("`[admin-auth]` names no tokens-file to read again");
+        };
+        let mut tokens = read_tokens_file(file)?;
+        tokens.extend(self.env_token.clone());
+        Ok(tokens)
     }
 
     /// Refuses to serve `admin` to the network without authentication,
@@ -175,29 +193,33 @@ pub(super) fn auth(
     raw: &RawAdminAuth,
     resolve: impl Fn(&Path) -> std::path::PathBuf,
 ) -> anyhow::Result<AdminAuthConfig> {
-    let tokens = match &raw.tokens_file {
+    let tokens_file = raw.tokens_file.as_deref().map(resolve);
+    let tokens = match &tokens_file {
         None => Vec::new(),
-        Some(file) => {
-            let file = resolve(file);
-            let text = std::fs::read_to_string(&file).with_context(|| {
-                format!("`admin-auth.tokens-file`: cannot read {}", file.display())
-            })?;
-            let tokens = parse_tokens(&text)
-                .with_context(|| format!("`admin-auth.tokens-file` {}", file.display()))?;
-            if tokens.is_empty() {
-                bail!(
-                    "`admin-auth.tokens-file` {}: holds no tokens (one `NAME TOKEN` per line)",
-                    file.display()
-                );
-            }
-            tokens
-        }
+        Some(file) => read_tokens_file(file)?,
     };
     Ok(AdminAuthConfig {
         tokens,
         protect_reads: raw.protect_reads,
         insecure_allow_remote_without_auth: raw.insecure_allow_remote_without_auth,
+        tokens_file,
+        env_token: None,
     })
+}
+
+/// The tokens in `file`: at least one.
+fn read_tokens_file(file: &Path) -> anyhow::Result<Vec<AdminToken>> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("`admin-auth.tokens-file`: cannot read {}", file.display()))?;
+    let tokens = parse_tokens(&text)
+        .with_context(|| format!("`admin-auth.tokens-file` {}", file.display()))?;
+    if tokens.is_empty() {
+        bail!(
+            "`admin-auth.tokens-file` {}: holds no tokens (one `NAME TOKEN` per line)",
+            file.display()
+        );
+    }
+    Ok(tokens)
 }
 
 /// One `NAME TOKEN` per line; blank lines and `#` comments skipped; names
