@@ -15,6 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use kit::{BOUND, CLUSTER_ID, Cluster};
+use tenure_host::admin_client::{Credentials, exchange, exchange_as, fetch_status_as};
 
 /// Runs `tenure certs` for `nodes` into `out`.
 fn make_certs(out: &Path, nodes: &[&str]) {
@@ -185,4 +186,115 @@ fn a_cluster_on_mutual_tls_elects_fails_over_refuses_strangers_and_rotates() {
     }
     cluster.wait_for_leader(&["n1", "n2"], BOUND);
     cluster.assert_one_leader_per_term();
+}
+
+#[test]
+fn the_admin_endpoint_speaks_https_and_takes_admin_certificates_instead_of_tokens() {
+    let mut cluster = Cluster::configure("tls-admin", 1, |_| {
+        "[admin-auth]\ntokens-file = \"admin-tokens\"\n\
+         [admin-tls]\ncert = \"certs/n1.pem\"\nkey = \"certs/n1.key\"\nclient-ca = \"certs/ca.pem\"\n"
+            .to_string()
+    });
+    let certs = cluster.dir.join("certs");
+    let output = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["certs", "--cluster", CLUSTER_ID, "--out"])
+        .arg(&certs)
+        .args(["--san", "n1=127.0.0.1", "--admin", "ops", "n1"])
+        .output()
+        .expect("tenure certs runs");
+    assert!(output.status.success(), "{output:?}");
+    const TOKEN: &str = "4f1d8c2a9e7b3605d1c4e8f2a6b9037e";
+    std::fs::write(cluster.dir.join("admin-tokens"), format!("ci {TOKEN}\n")).expect("tokens");
+    cluster.spawn("n1");
+    let admin = cluster.admin("n1");
+    let ca = certs.join("ca.pem");
+    let https = Credentials::none()
+        .with_tls(&ca, None)
+        .expect("a TLS client");
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let report = kit::block_on(fetch_status_as(admin, &https, Duration::from_secs(1)));
+        if report.is_ok_and(|r| r.role == "leader") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leader over HTTPS\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Plain HTTP gets no answer.
+    let plain = kit::block_on(exchange(
+        admin,
+        "GET",
+        "/status",
+        &[],
+        Duration::from_secs(2),
+    ));
+    assert!(plain.is_err() || plain.is_ok_and(|r| r.code != 200));
+
+    let tenure = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tenure"))
+            .env_remove("TENURE_ADMIN_TOKEN")
+            .env_remove("TENURE_ADMIN_TOKEN_FILE")
+            .args(args)
+            .args(["--admin", &admin.to_string()])
+            .output()
+            .expect("tenure runs")
+    };
+    let ca_arg = ca.to_string_lossy().to_string();
+    let path = |name: &str| certs.join(name).to_string_lossy().to_string();
+    let status = tenure(&["status", "--ca", &ca_arg]);
+    assert!(status.status.success(), "{status:?}");
+    // No token and no certificate: 401.
+    let refused = tenure(&["step-down", "--ca", &ca_arg]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("401"),
+        "{refused:?}"
+    );
+    // A member's node certificate is no admin credential.
+    let (n1_pem, n1_key) = (path("n1.pem"), path("n1.key"));
+    let member = tenure(&[
+        "step-down",
+        "--ca",
+        &ca_arg,
+        "--client-cert",
+        &n1_pem,
+        "--client-key",
+        &n1_key,
+    ]);
+    assert!(
+        String::from_utf8_lossy(&member.stderr).contains("401"),
+        "{member:?}"
+    );
+    // The admin certificate is.
+    let (ops_pem, ops_key) = (path("ops-admin.pem"), path("ops-admin.key"));
+    let by_cert = tenure(&[
+        "step-down",
+        "--ca",
+        &ca_arg,
+        "--client-cert",
+        &ops_pem,
+        "--client-key",
+        &ops_key,
+    ]);
+    assert!(by_cert.status.success(), "{by_cert:?}");
+    // And a token over HTTPS.
+    let by_token = kit::block_on(exchange_as(
+        admin,
+        &Credentials::bearer(TOKEN)
+            .with_tls(&ca, None)
+            .expect("client"),
+        "POST",
+        "/step-down",
+        &[],
+        Duration::from_secs(5),
+    ))
+    .expect("answers");
+    assert_eq!(by_token.code, 200, "{by_token:?}");
+    let events =
+        std::fs::read_to_string(cluster.data_dir("n1").join("events.log")).expect("events");
+    assert!(events.contains("\"who\":\"cert:ops\""), "{events}");
+    assert!(events.contains("\"who\":\"ci\""), "{events}");
 }

@@ -12,7 +12,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::node::NodeReport;
@@ -42,15 +44,20 @@ pub const TOKEN_ENV: &str = crate::config::admin::ADMIN_TOKEN_ENV;
 #[derive(Clone, Default)]
 pub struct Credentials {
     token: Option<String>,
+    /// HTTPS: whom to trust, and the client certificate to show, if any.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for Credentials {
     /// Never the token.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.token {
-            Some(_) => f.write_str("Credentials(bearer)"),
-            None => f.write_str("Credentials(none)"),
-        }
+        let token = if self.token.is_some() {
+            "bearer"
+        } else {
+            "none"
+        };
+        let tls = if self.tls.is_some() { ", https" } else { "" };
+        write!(f, "Credentials({token}{tls})")
     }
 }
 
@@ -58,14 +65,55 @@ impl Credentials {
     /// No token: enough for a node without `[admin-auth]` tokens and for
     /// the read-only endpoints of one without `protect-reads`.
     pub fn none() -> Credentials {
-        Credentials { token: None }
+        Credentials::default()
     }
 
     /// `Authorization: Bearer token`.
     pub fn bearer(token: impl Into<String>) -> Credentials {
         Credentials {
             token: Some(token.into()),
+            tls: None,
         }
+    }
+
+    /// The same credentials over HTTPS (a node with `[admin-tls]`):
+    /// trusting the CA certificate(s) in `ca`, whose certificate for the
+    /// node must name its admin address's IP (`tenure certs --san
+    /// n1=IP`); with `client`, also showing that admin client certificate
+    /// and key (`tenure certs --admin NAME`), which a node with
+    /// `client-ca` takes instead of a token.
+    pub fn with_tls(
+        mut self,
+        ca: &Path,
+        client: Option<(&Path, &Path)>,
+    ) -> anyhow::Result<Credentials> {
+        use rustls_pki_types::PrivateKeyDer;
+        use rustls_pki_types::pem::PemObject as _;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in crate::admin::certificates(ca)? {
+            roots
+                .add(cert)
+                .with_context(|| format!("{}: not a CA certificate", ca.display()))?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?
+            .with_root_certificates(roots);
+        let mut config = match client {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain = crate::admin::certificates(cert)?;
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .with_context(|| format!("reading {}", key.display()))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .context("the client certificate and key do not go together")?
+            }
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        self.tls = Some(Arc::new(config));
+        Ok(self)
     }
 
     /// Whether this carries no token.
@@ -109,6 +157,29 @@ impl Credentials {
             .as_ref()
             .map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"))
     }
+}
+
+/// A connection to an admin endpoint: plain TCP, or TLS over it.
+pub trait AdminStream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> AdminStream for S {}
+
+/// Connects to the admin endpoint at `admin`: over TLS when
+/// `credentials` carry a CA ([`Credentials::with_tls`]), the certificate
+/// checked against `admin`'s IP.
+pub async fn connect(
+    admin: SocketAddr,
+    credentials: &Credentials,
+) -> std::io::Result<Box<dyn AdminStream>> {
+    let tcp = TcpStream::connect(admin).await?;
+    let Some(tls) = &credentials.tls else {
+        return Ok(Box::new(tcp));
+    };
+    let name = rustls_pki_types::ServerName::IpAddress(admin.ip().into());
+    let stream = tokio_rustls::TlsConnector::from(tls.clone())
+        .connect(name, tcp)
+        .await?;
+    Ok(Box::new(stream))
 }
 
 /// Fetches `GET /status` from the admin endpoint at `admin`, giving up
@@ -200,7 +271,7 @@ pub async fn exchange_as(
     within: Duration,
 ) -> anyhow::Result<AdminReply> {
     let exchange = async {
-        let mut stream = TcpStream::connect(admin).await?;
+        let mut stream = connect(admin, credentials).await?;
         let head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n{}\
              Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",

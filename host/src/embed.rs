@@ -77,7 +77,9 @@ impl EmbeddedNode {
     /// use.
     pub async fn start(config: NodeConfig) -> anyhow::Result<EmbeddedNode> {
         let data_lock = DataDirLock::acquire(&config.data_dir)?;
-        config.admin_auth.check_exposure(config.admin)?;
+        config
+            .admin_auth
+            .check_exposure(config.admin, config.admin_tls.as_ref())?;
         let cache = ArtifactCache::open(&config.cache_dir)?;
         let (component, sha256) = load_protocol(&config, &cache).await?;
         let engine = plugin_engine()?;
@@ -87,11 +89,18 @@ impl EmbeddedNode {
             .with_context(|| format!("`admin`: cannot listen on {}", config.admin))?;
         let admin = admin_listener.local_addr().context("admin address")?;
         let data_dir = config.data_dir.clone();
-        let (node_id, admin_auth, admin_limits) = (
+        let (node_id, cluster_id, admin_auth, admin_limits, admin_tls) = (
             config.node_id.clone(),
+            config.cluster_id.clone(),
             config.admin_auth.clone(),
             config.admin_limits.clone(),
+            config.admin_tls.clone(),
         );
+        // Bad certificate files stop the start here, before the node runs.
+        let https = match &admin_tls {
+            Some(tls) => Some((crate::admin::https(tls)?, cluster_id)),
+            None => None,
+        };
         let plugin_to_watch = config
             .plugin
             .as_ref()
@@ -124,6 +133,7 @@ impl EmbeddedNode {
             limits: admin_limits,
             data_dir,
             node_id,
+            https,
         };
         let admin_task = tokio::spawn(crate::admin::serve(admin_listener, setup, shutdown.clone()));
         let stop = shutdown.clone();

@@ -22,6 +22,18 @@ struct Args {
     /// TENURE_ADMIN_TOKEN_FILE, else the token in TENURE_ADMIN_TOKEN.
     #[arg(long, global = true, value_name = "PATH")]
     token_file: Option<PathBuf>,
+    /// For a node with `[admin-tls]`: speak HTTPS, trusting this CA
+    /// certificate (the node's must name its admin IP).
+    #[arg(long, global = true, value_name = "PATH")]
+    ca: Option<PathBuf>,
+    /// With --ca: show this admin client certificate (`tenure certs
+    /// --admin NAME`), which a node with `client-ca` takes instead of a
+    /// token.
+    #[arg(long, global = true, value_name = "PATH", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key.
+    #[arg(long, global = true, value_name = "PATH", requires = "client_cert")]
+    client_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -134,6 +146,10 @@ enum Command {
         /// How long node certificates are valid.
         #[arg(long, default_value_t = 365)]
         days: u32,
+        /// Also an admin client certificate for NAME (for `[admin-tls]
+        /// client-ca`), as NAME-admin.pem / .key; repeatable.
+        #[arg(long = "admin", value_name = "NAME")]
+        admins: Vec<String>,
         /// The node ids to issue certificates for.
         nodes: Vec<String>,
     },
@@ -255,9 +271,17 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let credentials = || match &args.token_file {
-        Some(path) => Credentials::from_file(path),
-        None => Credentials::from_env(),
+    let credentials = || {
+        let credentials = match &args.token_file {
+            Some(path) => Credentials::from_file(path)?,
+            None => Credentials::from_env()?,
+        };
+        let client = args.client_cert.as_deref().zip(args.client_key.as_deref());
+        match &args.ca {
+            Some(ca) => credentials.with_tls(ca, client),
+            None if client.is_some() => anyhow::bail!("--client-cert needs --ca"),
+            None => Ok(credentials),
+        }
     };
     let result = match args.command {
         Command::Run { config, command } => block_on(cli::run::run(&config, command)),
@@ -267,6 +291,7 @@ fn main() -> ExitCode {
             out,
             sans,
             days,
+            admins,
             nodes,
         } => cli::certs::certs(cli::certs::CertsRequest {
             cluster,
@@ -274,6 +299,7 @@ fn main() -> ExitCode {
             nodes,
             sans,
             days,
+            admins,
         }),
         Command::Status { admin, json } => {
             credentials().and_then(|c| block_on(cli::status::status(admin, &c, json)))

@@ -172,6 +172,12 @@ pub(super) async fn require_token(
     mut request: Request,
     next: Next,
 ) -> Response {
+    // A verified admin client certificate is a credential of its own.
+    if let Some(cert) = request.extensions().get::<super::tls::ClientCertificate>() {
+        let caller = Caller(format!("cert:{}", cert.0));
+        request.extensions_mut().insert(caller);
+        return next.run(request).await;
+    }
     match gate.check(request.headers()) {
         Ok(caller) => {
             request.extensions_mut().insert(caller);

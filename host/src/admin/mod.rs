@@ -40,6 +40,7 @@
 mod auth;
 pub mod roles;
 mod server;
+mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,6 +60,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use auth::{Caller, TokenStore};
 pub use server::{AdminReport, Remote, SHUTDOWN_GRACE};
+pub use tls::ClientCertificate;
+pub(crate) use tls::certificates;
 
 use crate::artifact_cache::ArtifactCache;
 use crate::config::{AdminAuthConfig, AdminLimits};
@@ -110,6 +113,15 @@ pub struct AdminSetup {
     pub data_dir: PathBuf,
     /// This node's id, in the audit trail.
     pub node_id: String,
+    /// HTTPS, if configured ([`https`] makes it from `[admin-tls]`), and
+    /// the cluster whose admin certificates count.
+    pub https: Option<(Arc<rustls::ServerConfig>, String)>,
+}
+
+/// The TLS configuration `[admin-tls]` asks for: read when the node
+/// starts, so bad files stop it there.
+pub fn https(tls: &crate::config::AdminTlsConfig) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    tls::server_config(tls)
 }
 
 /// Serves the admin API on `listener` until `shutdown` is cancelled.
@@ -174,7 +186,11 @@ pub async fn serve(
         // Bodies are already read within their limits.
         .layer(DefaultBodyLimit::disable())
         .with_state(state);
-    server::serve(listener, app, limits, counters, shutdown).await;
+    let https = setup.https.map(|(config, cluster)| server::Https {
+        acceptor: tokio_rustls::TlsAcceptor::from(config),
+        cluster,
+    });
+    server::serve(listener, app, limits, counters, https, shutdown).await;
     Ok(())
 }
 

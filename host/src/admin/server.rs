@@ -93,16 +93,40 @@ impl AdminCounters {
     }
 }
 
-/// Serves `app` on `listener` within `limits` until `shutdown`.
+/// HTTPS for the endpoint: the acceptor, and the cluster whose admin
+/// client certificates count (see [`super::tls`]).
+#[derive(Clone)]
+pub(super) struct Https {
+    pub(super) acceptor: tokio_rustls::TlsAcceptor,
+    pub(super) cluster: String,
+}
+
+/// What every connection of the endpoint shares.
+#[derive(Clone)]
+struct Shared {
+    app: Router,
+    limits: AdminLimits,
+    counters: Arc<AdminCounters>,
+    stopping: CancellationToken,
+}
+
+/// Serves `app` on `listener` within `limits` until `shutdown`, over TLS
+/// with `https`.
 pub(super) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: AdminLimits,
     counters: Arc<AdminCounters>,
+    https: Option<Https>,
     shutdown: CancellationToken,
 ) {
     let open = Arc::new(Semaphore::new(limits.max_connections));
-    let stopping = CancellationToken::new();
+    let shared = Shared {
+        app,
+        limits: limits.clone(),
+        counters: counters.clone(),
+        stopping: CancellationToken::new(),
+    };
     let mut connections = JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
@@ -124,43 +148,70 @@ pub(super) async fn serve(
             tracing::warn!(%remote, max = limits.max_connections, "admin connection refused: too many open");
             continue;
         };
-        let router = app.clone();
-        let service =
-            hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(Remote(remote));
-                let mut router = router.clone();
-                async move { router.call(request.map(Body::new)).await }
-            });
-        let mut http = hyper::server::conn::http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
-            .keep_alive(false);
-        let (stopping, counters) = (stopping.clone(), counters.clone());
+        let (shared, https) = (shared.clone(), https.clone());
         connections.spawn(async move {
             let _permit = permit;
-            let connection = http.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                _ = stopping.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    match tokio::time::timeout(SHUTDOWN_GRACE, connection.as_mut()).await {
-                        Ok(result) => result,
-                        Err(_) => return,
-                    }
-                }
+            let Some(https) = https else {
+                return connection(stream, remote, None, shared).await;
             };
-            if let Err(e) = result {
-                if e.is_timeout() {
-                    counters.timeouts.fetch_add(1, Ordering::Relaxed);
+            // The handshake gets the time the headers get.
+            let handshake = https.acceptor.accept(stream);
+            match tokio::time::timeout(shared.limits.header_timeout, handshake).await {
+                Ok(Ok(tls)) => {
+                    let client = super::tls::client_name(tls.get_ref().1, &https.cluster);
+                    connection(tls, remote, client, shared).await;
                 }
-                tracing::debug!(%remote, error = %e, "admin connection ended");
+                Ok(Err(e)) => tracing::debug!(%remote, error = %e, "admin TLS handshake failed"),
+                Err(_) => {
+                    shared.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                }
             }
         });
     }
     drop(listener);
-    stopping.cancel();
+    shared.stopping.cancel();
     while connections.join_next().await.is_some() {}
+}
+
+/// Serves one connection: its request gets the client's address and, over
+/// TLS, the admin its certificate names.
+async fn connection<S>(stream: S, remote: SocketAddr, client: Option<String>, shared: Shared)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let router = shared.app.clone();
+    let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(Remote(remote));
+        if let Some(name) = &client {
+            request
+                .extensions_mut()
+                .insert(super::tls::ClientCertificate(name.clone()));
+        }
+        let mut router = router.clone();
+        async move { router.call(request.map(Body::new)).await }
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(shared.limits.header_timeout)
+        .keep_alive(false);
+    let connection = http.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = shared.stopping.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            match tokio::time::timeout(SHUTDOWN_GRACE, connection.as_mut()).await {
+                Ok(result) => result,
+                Err(_) => return,
+            }
+        }
+    };
+    if let Err(e) = result {
+        if e.is_timeout() {
+            shared.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+        }
+        tracing::debug!(%remote, error = %e, "admin connection ended");
+    }
 }
 
 /// What [`buffer_body`] needs.

@@ -33,11 +33,13 @@ pub struct CertsRequest {
     pub sans: Vec<String>,
     /// Node certificate validity, in days.
     pub days: u32,
+    /// Names to issue admin client certificates for.
+    pub admins: Vec<String>,
 }
 
 /// Makes (or reuses) the CA and issues the node certificates.
 pub fn certs(request: CertsRequest) -> anyhow::Result<ExitCode> {
-    if request.nodes.is_empty() {
+    if request.nodes.is_empty() && request.admins.is_empty() {
         bail!("name at least one node: `tenure certs --cluster ID --out DIR n1 n2 n3`");
     }
     if !(1..=3650).contains(&request.days) {
@@ -71,6 +73,26 @@ pub fn certs(request: CertsRequest) -> anyhow::Result<ExitCode> {
                 format!(", {}", names.join(", "))
             },
             request.days
+        );
+    }
+    for admin in &request.admins {
+        let pem = certs::issue_admin_client(&ca, &request.cluster, admin, request.days)
+            .with_context(|| format!("issuing the admin certificate of {admin}"))?;
+        write(
+            &request.out.join(format!("{admin}-admin.pem")),
+            &pem.cert_pem,
+            0o644,
+        )?;
+        write(
+            &request.out.join(format!("{admin}-admin.key")),
+            &pem.key_pem,
+            0o600,
+        )?;
+        println!(
+            "admin {admin}: {}/{admin}-admin.pem and .key (tenure-admin://{}/{admin}), for \
+             `tenure --ca ca.pem --client-cert {admin}-admin.pem --client-key {admin}-admin.key …`",
+            request.out.display(),
+            request.cluster
         );
     }
     println!(

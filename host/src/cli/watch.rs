@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
-use tokio::net::TcpStream;
 
 use tenure_host::admin_client::Credentials;
 
@@ -18,7 +17,7 @@ pub async fn watch(
     credentials: &Credentials,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let mut stream = TcpStream::connect(admin)
+    let mut stream = tenure_host::admin_client::connect(admin, credentials)
         .await
         .with_context(|| format!("cannot reach the admin endpoint at {admin}"))?;
     // HTTP/1.0: the body is the stream itself, up to the close (no chunks).

@@ -14,6 +14,13 @@
 //!                                #   with no tokens (anyone who can reach
 //!                                #   it can replace the node's code)
 //!
+//! [admin-tls]                    # HTTPS for the admin endpoint
+//! cert = "n1.pem"                #   its certificate chain (`tenure certs
+//! key = "n1.key"                 #   --san n1=IP` names the address)
+//! client-ca = "ca.pem"           # optional: also accept client certificates
+//!                                #   of this CA naming an admin (`tenure certs
+//!                                #   --admin NAME`), instead of a token
+//!
 //! [admin-limits]
 //! max-connections = 64           # open admin connections; more are closed at once
 //! header-timeout-ms = 5000       # to send a request's headers
@@ -120,8 +127,13 @@ impl AdminAuthConfig {
 
     /// Refuses to serve `admin` to the network without authentication,
     /// unless the operator said so by name.
-    pub fn check_exposure(&self, admin: std::net::SocketAddr) -> anyhow::Result<()> {
-        if admin.ip().is_loopback() || !self.tokens.is_empty() {
+    pub fn check_exposure(
+        &self,
+        admin: std::net::SocketAddr,
+        tls: Option<&AdminTlsConfig>,
+    ) -> anyhow::Result<()> {
+        let client_certificates = tls.is_some_and(|t| t.client_ca.is_some());
+        if admin.ip().is_loopback() || !self.tokens.is_empty() || client_certificates {
             return Ok(());
         }
         if self.insecure_allow_remote_without_auth {
@@ -137,6 +149,38 @@ impl AdminAuthConfig {
              who can reach it could replace this node's code; add `[admin-auth] tokens-file` (or \
              set {ADMIN_TOKEN_ENV}), or bind `admin` to 127.0.0.1"
         )
+    }
+}
+
+/// HTTPS for the admin endpoint (`[admin-tls]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminTlsConfig {
+    /// The endpoint's certificate chain (PEM).
+    pub cert: std::path::PathBuf,
+    /// Its private key (PEM).
+    pub key: std::path::PathBuf,
+    /// A CA whose admin client certificates authenticate a request, as a
+    /// token does (the certificate's name is who the audit log records).
+    pub client_ca: Option<std::path::PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawAdminTls {
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    client_ca: Option<std::path::PathBuf>,
+}
+
+/// `[admin-tls]` with its paths resolved; the files are read at start.
+pub(super) fn admin_tls(
+    raw: &RawAdminTls,
+    resolve: impl Fn(&Path) -> std::path::PathBuf,
+) -> AdminTlsConfig {
+    AdminTlsConfig {
+        cert: resolve(&raw.cert),
+        key: resolve(&raw.key),
+        client_ca: raw.client_ca.as_deref().map(resolve),
     }
 }
 

@@ -67,7 +67,7 @@ pub mod admin;
 pub mod secret;
 pub mod transport;
 
-pub use admin::{AdminAuthConfig, AdminLimits, AdminToken};
+pub use admin::{AdminAuthConfig, AdminLimits, AdminTlsConfig, AdminToken};
 pub use transport::{PeerLimits, TlsConfig};
 
 /// The shortest cluster secret accepted, in bytes.
@@ -131,6 +131,8 @@ pub struct NodeConfig {
     pub admin_auth: AdminAuthConfig,
     /// What one admin client may ask (`[admin-limits]`).
     pub admin_limits: AdminLimits,
+    /// HTTPS for the admin endpoint (`[admin-tls]`).
+    pub admin_tls: Option<AdminTlsConfig>,
 }
 
 /// The `[hooks]` table: shell commands (`sh -c`) run on protocol events,
@@ -222,6 +224,7 @@ struct RawConfig {
     admin_auth: admin::RawAdminAuth,
     #[serde(default)]
     admin_limits: admin::RawAdminLimits,
+    admin_tls: Option<admin::RawAdminTls>,
     tls: Option<transport::RawTls>,
     #[serde(default)]
     peer_limits: transport::RawPeerLimits,
@@ -475,6 +478,7 @@ impl NodeConfig {
             hooks,
             admin_auth: admin::auth(&raw.admin_auth, resolve)?,
             admin_limits: admin::limits(&raw.admin_limits)?,
+            admin_tls: raw.admin_tls.as_ref().map(|t| admin::admin_tls(t, resolve)),
             tls: raw.tls.as_ref().map(|t| transport::tls(t, resolve)),
             peer_limits: transport::peer_limits(&raw.peer_limits)?,
         })

@@ -180,18 +180,20 @@ fn the_admin_address_is_served_beyond_loopback_only_with_tokens_or_by_name() {
     let c = NodeConfig::parse(GOOD, Path::new("/etc/tenure")).expect("valid");
     let remote: SocketAddr = "10.1.2.3:7201".parse().expect("address");
     let loopback: SocketAddr = "127.0.0.1:7201".parse().expect("address");
-    assert!(c.admin_auth.check_exposure(loopback).is_ok());
+    assert!(c.admin_auth.check_exposure(loopback, None).is_ok());
     let refused = format!(
         "{:#}",
-        c.admin_auth.check_exposure(remote).expect_err("refused")
+        c.admin_auth
+            .check_exposure(remote, None)
+            .expect_err("refused")
     );
     assert!(refused.contains("not a loopback address"), "{refused}");
     let mut with_token = c.admin_auth.clone();
     with_token
         .add_env_token(Some("9d41c7e2b05af3680e1d2c4b".into()))
         .expect("a strong token");
-    assert!(with_token.check_exposure(remote).is_ok());
+    assert!(with_token.check_exposure(remote, None).is_ok());
     let mut opted_out = c.admin_auth.clone();
     opted_out.insecure_allow_remote_without_auth = true;
-    assert!(opted_out.check_exposure(remote).is_ok());
+    assert!(opted_out.check_exposure(remote, None).is_ok());
 }

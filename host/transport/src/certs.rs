@@ -162,6 +162,58 @@ pub fn issue_node_between(
     })
 }
 
+/// The scheme of the URI SAN that names an admin client: an admin
+/// endpoint with `client-ca` accepts a client certificate only with one
+/// `tenure-admin://CLUSTER/NAME` URI — so a member's node certificate,
+/// from the same CA, is no admin credential.
+pub const ADMIN_PREFIX: &str = "tenure-admin://";
+
+/// A client certificate for the admin endpoint of `cluster`'s nodes,
+/// naming the operator or tool `name` (what the audit log records), signed
+/// by `ca`, valid from now for `days` days.
+pub fn issue_admin_client(
+    ca: &CaFiles,
+    cluster: &str,
+    name: &str,
+    days: u32,
+) -> Result<NodePem, CertError> {
+    crate::config::check_node_id(name).map_err(|why| CertError::NodeId(name.to_owned(), why))?;
+    let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, KeyPair::from_pem(&ca.key_pem)?)?;
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = self::name(format!("tenure admin {name} of {cluster}"));
+    let uri = san::node_uri(cluster, name).replacen(san::PREFIX, ADMIN_PREFIX, 1);
+    params.subject_alt_names.push(SanType::URI(uri.try_into()?));
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    let now = SystemTime::now();
+    let days = Duration::from_secs(u64::from(days) * 24 * 3600);
+    set_validity(&mut params, now, now + days)?;
+    params.serial_number = Some(serial());
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok(NodePem {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// The (cluster, name) an admin client certificate (DER) names, if it
+/// holds exactly one `tenure-admin://` URI SAN in its canonical spelling.
+pub fn admin_client_names(der: &[u8]) -> Option<(String, String)> {
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let sans = cert.subject_alternative_name().ok()??;
+    let mut found = sans.value.general_names.iter().filter_map(|n| match n {
+        GeneralName::URI(uri) if uri.starts_with(ADMIN_PREFIX) => Some(*uri),
+        _ => None,
+    });
+    let (Some(uri), None) = (found.next(), found.next()) else {
+        return None;
+    };
+    san::parse_node_uri(&uri.replacen(ADMIN_PREFIX, san::PREFIX, 1))
+}
+
 fn name(common_name: String) -> DistinguishedName {
     let mut name = DistinguishedName::new();
     name.push(DnType::CommonName, common_name);
