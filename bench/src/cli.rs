@@ -40,6 +40,9 @@ enum Systems {
     Etcd,
     /// Both clusters at once, trials alternating between them.
     Both,
+    /// Two Tenure clusters at once, one on the shared secret and one on
+    /// mutual TLS, trials alternating between them.
+    TenureTls,
 }
 
 /// Where the binaries are and where clusters keep their files.
@@ -169,10 +172,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let dir = setup.dir(&format!("failover-{nodes}"));
             let mut tenure = match system {
                 Systems::Etcd => None,
-                _ => Some(start_tenure(&setup, &dir, nodes, timings, pre_vote.on()).await?),
+                _ => Some(start_tenure(&setup, &dir, nodes, timings, pre_vote.on(), false).await?),
+            };
+            let mut tenure_tls = match system {
+                Systems::TenureTls => Some(
+                    start_tenure(&setup, &dir.join("tls"), nodes, timings, pre_vote.on(), true)
+                        .await?,
+                ),
+                _ => None,
             };
             let mut etcd = match system {
-                Systems::Tenure => None,
+                Systems::Tenure | Systems::TenureTls => None,
                 _ => Some(EtcdCluster::start(
                     &setup.etcd,
                     &dir.join("etcd"),
@@ -189,8 +199,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     "off (port held)"
                 },
             );
-            let mut results: [Vec<Trial>; 2] = [Vec::new(), Vec::new()];
-            let mut failures = [0usize; 2];
+            let mut results: [Vec<Trial>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+            let mut failures = [0usize; 3];
             let mut jitter = Jitter::new();
             for i in 0..trials {
                 if let Some(t) = tenure.as_mut() {
@@ -202,6 +212,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                         verbose,
                         &mut results[0],
                         &mut failures[0],
+                    )
+                    .await?;
+                }
+                if let Some(t) = tenure_tls.as_mut() {
+                    one_trial(
+                        t,
+                        &scenario,
+                        &mut jitter,
+                        i,
+                        verbose,
+                        &mut results[2],
+                        &mut failures[2],
                     )
                     .await?;
                 }
@@ -227,6 +249,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     nodes - 1,
                 );
                 medians.push(report(t, &results[0], failures[0], theory));
+                if let Some(tls) = &tenure_tls {
+                    let tls_median = report(tls, &results[2], failures[2], theory);
+                    if let (Some(secret), Some(tls)) = (medians[0], tls_median) {
+                        println!("median with mutual TLS minus with the secret: {:+.1} ms", tls - secret);
+                    }
+                }
             }
             if let Some(e) = &etcd {
                 let theory = etcd_theoretical_failover_ms(
@@ -252,7 +280,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let window = Duration::from_secs(seconds);
             let settle = Duration::from_secs(2);
             if system != Systems::Etcd {
-                let mut t = start_tenure(&setup, &dir, nodes, timings, true).await?;
+                let mut t = start_tenure(&setup, &dir, nodes, timings, true, false).await?;
                 print_costs(
                     &t.label(),
                     &crate::idle::measure(&mut t, settle, window).await?,
@@ -277,6 +305,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 1,
                 "150,300,50".parse().map_err(anyhow::Error::msg)?,
                 true,
+                false,
             )
             .await?;
             for cold in [true, false] {
@@ -334,6 +363,7 @@ async fn start_tenure(
     nodes: usize,
     timings: Timings,
     pre_vote: bool,
+    tls: bool,
 ) -> anyhow::Result<TenureCluster> {
     let binary = setup.tenure_binary()?;
     let options = TenureOptions {
@@ -341,6 +371,7 @@ async fn start_tenure(
         timings,
         pre_vote,
         plugin: setup.plugin.clone(),
+        tls,
     };
     let cluster = TenureCluster::start(&dir.join("tenure"), nodes, options)?;
     let report = crate::failover::wait_for_admin(cluster.admin(0)).await?;

@@ -57,6 +57,9 @@ pub struct TenureOptions {
     pub pre_vote: bool,
     /// A behaviour plugin for every node, if any.
     pub plugin: Option<PathBuf>,
+    /// Mutual TLS between the nodes (`[tls]`, certificates made with
+    /// `tenure certs`) instead of the shared secret.
+    pub tls: bool,
 }
 
 /// A running Tenure cluster (the test kit's [`LocalCluster`]); every
@@ -83,8 +86,20 @@ impl TenureCluster {
             t.min_ms, t.max_ms, t.heartbeat_ms, options.pre_vote
         );
         let ids = local.ids();
+        let certs = dir.join("certs");
+        if options.tls {
+            let made = std::process::Command::new(&options.binary)
+                .args(["certs", "--cluster", "bench", "--out"])
+                .arg(&certs)
+                .args(&ids)
+                .output()?;
+            anyhow::ensure!(made.status.success(), "tenure certs failed: {made:?}");
+        }
         for id in &ids {
             local.write_config(id, &extra)?;
+            if options.tls {
+                use_tls(&local.config_path(id), &certs, id)?;
+            }
             local.spawn(id)?;
         }
         Ok(TenureCluster {
@@ -107,13 +122,36 @@ impl TenureCluster {
     }
 }
 
+/// Replaces the shared secret in the config at `path` with `[tls]` and
+/// node `id`'s certificate files in `certs`.
+fn use_tls(path: &Path, certs: &Path, id: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)?;
+    let mut text: String = text
+        .lines()
+        .filter(|l| !l.starts_with("secret = "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    text.push_str(&format!(
+        "[tls]\nca = {:?}\ncert = {:?}\nkey = {:?}\n",
+        certs.join("ca.pem").display().to_string(),
+        certs.join(format!("{id}.pem")).display().to_string(),
+        certs.join(format!("{id}.key")).display().to_string(),
+    ));
+    Ok(std::fs::write(path, text)?)
+}
+
 impl System for TenureCluster {
     fn label(&self) -> String {
         format!(
-            "tenure {} nodes, {}, pre-vote {}",
+            "tenure {} nodes, {}, pre-vote {}, {}",
             self.ids.len(),
             self.options.timings,
-            if self.options.pre_vote { "on" } else { "off" }
+            if self.options.pre_vote { "on" } else { "off" },
+            if self.options.tls {
+                "mutual TLS"
+            } else {
+                "shared secret"
+            }
         )
     }
 
