@@ -176,8 +176,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             };
             let mut tenure_tls = match system {
                 Systems::TenureTls => Some(
-                    start_tenure(&setup, &dir.join("tls"), nodes, timings, pre_vote.on(), true)
-                        .await?,
+                    start_tenure(
+                        &setup,
+                        &dir.join("tls"),
+                        nodes,
+                        timings,
+                        pre_vote.on(),
+                        true,
+                    )
+                    .await?,
                 ),
                 _ => None,
             };
@@ -252,7 +259,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 if let Some(tls) = &tenure_tls {
                     let tls_median = report(tls, &results[2], failures[2], theory);
                     if let (Some(secret), Some(tls)) = (medians[0], tls_median) {
-                        println!("median with mutual TLS minus with the secret: {:+.1} ms", tls - secret);
+                        println!(
+                            "median with mutual TLS minus with the secret: {:+.1} ms",
+                            tls - secret
+                        );
                     }
                 }
             }
