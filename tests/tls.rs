@@ -297,4 +297,21 @@ fn the_admin_endpoint_speaks_https_and_takes_admin_certificates_instead_of_token
         std::fs::read_to_string(cluster.data_dir("n1").join("events.log")).expect("events");
     assert!(events.contains("\"who\":\"cert:ops\""), "{events}");
     assert!(events.contains("\"who\":\"ci\""), "{events}");
+
+    // Rotation: a new certificate for the endpoint, then SIGHUP.
+    let output = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["certs", "--cluster", CLUSTER_ID, "--out"])
+        .arg(&certs)
+        .args(["--san", "n1=127.0.0.1", "n1"])
+        .output()
+        .expect("tenure certs runs");
+    assert!(output.status.success(), "{output:?}");
+    cluster.signal("n1", libc::SIGHUP);
+    let deadline = Instant::now() + BOUND;
+    while !cluster.log("n1").contains("admin TLS certificate reloaded") {
+        assert!(Instant::now() < deadline, "no reload\n{}", cluster.log("n1"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = tenure(&["status", "--ca", &ca_arg]);
+    assert!(status.status.success(), "after the reload: {status:?}");
 }

@@ -66,6 +66,8 @@ pub struct EmbeddedNode {
     admin_auth: crate::config::AdminAuthConfig,
     /// The tokens the admin endpoint accepts now.
     tokens: crate::admin::TokenStore,
+    /// The admin endpoint's TLS, and `[admin-tls]` to read it again.
+    admin_https: Option<(crate::admin::HttpsConfig, crate::config::AdminTlsConfig)>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
@@ -98,9 +100,13 @@ impl EmbeddedNode {
         );
         // Bad certificate files stop the start here, before the node runs.
         let https = match &admin_tls {
-            Some(tls) => Some((crate::admin::https(tls)?, cluster_id)),
+            Some(tls) => Some((crate::admin::HttpsConfig::load(tls)?, cluster_id)),
             None => None,
         };
+        let admin_https = https
+            .as_ref()
+            .zip(admin_tls.clone())
+            .map(|((config, _), tls)| (config.clone(), tls));
         let plugin_to_watch = config
             .plugin
             .as_ref()
@@ -156,6 +162,7 @@ impl EmbeddedNode {
             admin,
             admin_auth,
             tokens,
+            admin_https,
             task: Some(task),
         })
     }
@@ -232,6 +239,17 @@ impl EmbeddedNode {
         let tokens = self.admin_auth.reread()?;
         self.tokens.replace(tokens);
         Ok(self.tokens.names())
+    }
+
+    /// Reads `[admin-tls]`'s certificate files again, for new admin
+    /// connections (what `tenure run` does on SIGHUP). An error, keeping
+    /// the current certificate, if the node has no `[admin-tls]` or the
+    /// files are wrong.
+    pub fn reload_admin_tls(&self) -> anyhow::Result<()> {
+        let Some((config, tls)) = &self.admin_https else {
+            anyhow::bail!("this node has no `[admin-tls]`");
+        };
+        config.reload(tls)
     }
 
     /// Reads the `[tls]` certificate files again, for new connections

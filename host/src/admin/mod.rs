@@ -113,15 +113,38 @@ pub struct AdminSetup {
     pub data_dir: PathBuf,
     /// This node's id, in the audit trail.
     pub node_id: String,
-    /// HTTPS, if configured ([`https`] makes it from `[admin-tls]`), and
-    /// the cluster whose admin certificates count.
-    pub https: Option<(Arc<rustls::ServerConfig>, String)>,
+    /// HTTPS, if configured, and the cluster whose admin certificates
+    /// count.
+    pub https: Option<(HttpsConfig, String)>,
 }
 
-/// The TLS configuration `[admin-tls]` asks for: read when the node
-/// starts, so bad files stop it there.
-pub fn https(tls: &crate::config::AdminTlsConfig) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    tls::server_config(tls)
+/// The endpoint's TLS configuration: made from `[admin-tls]` when the node
+/// starts (so bad files stop it there), and replaceable while it runs
+/// ([`HttpsConfig::reload`], on SIGHUP): new connections use the new
+/// certificate.
+#[derive(Clone)]
+pub struct HttpsConfig(Arc<std::sync::RwLock<Arc<rustls::ServerConfig>>>);
+
+impl HttpsConfig {
+    /// Reads `[admin-tls]`'s files.
+    pub fn load(tls: &crate::config::AdminTlsConfig) -> anyhow::Result<HttpsConfig> {
+        Ok(HttpsConfig(Arc::new(std::sync::RwLock::new(
+            tls::server_config(tls)?,
+        ))))
+    }
+
+    /// Reads the files again; on any error the current configuration
+    /// stays.
+    pub fn reload(&self, tls: &crate::config::AdminTlsConfig) -> anyhow::Result<()> {
+        let config = tls::server_config(tls)?;
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = config;
+        Ok(())
+    }
+
+    /// The configuration now.
+    fn current(&self) -> Arc<rustls::ServerConfig> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// Serves the admin API on `listener` until `shutdown` is cancelled.
@@ -187,7 +210,7 @@ pub async fn serve(
         .layer(DefaultBodyLimit::disable())
         .with_state(state);
     let https = setup.https.map(|(config, cluster)| server::Https {
-        acceptor: tokio_rustls::TlsAcceptor::from(config),
+        config: std::sync::Arc::new(move || config.current()),
         cluster,
     });
     server::serve(listener, app, limits, counters, https, shutdown).await;

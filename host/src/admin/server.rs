@@ -97,7 +97,8 @@ impl AdminCounters {
 /// client certificates count (see [`super::tls`]).
 #[derive(Clone)]
 pub(super) struct Https {
-    pub(super) acceptor: tokio_rustls::TlsAcceptor,
+    /// The configuration for a new connection (it may be reloaded).
+    pub(super) config: Arc<dyn Fn() -> Arc<rustls::ServerConfig> + Send + Sync>,
     pub(super) cluster: String,
 }
 
@@ -155,7 +156,8 @@ pub(super) async fn serve(
                 return connection(stream, remote, None, shared).await;
             };
             // The handshake gets the time the headers get.
-            let handshake = https.acceptor.accept(stream);
+            let acceptor = tokio_rustls::TlsAcceptor::from((https.config)());
+            let handshake = acceptor.accept(stream);
             match tokio::time::timeout(shared.limits.header_timeout, handshake).await {
                 Ok(Ok(tls)) => {
                     let client = super::tls::client_name(tls.get_ref().1, &https.cluster);

@@ -11,13 +11,20 @@ use tenure_host::supervise::{Supervised, supervise};
 use tokio::signal::unix::SignalKind;
 use tokio_util::sync::CancellationToken;
 
-/// SIGHUP: the TLS certificate and the admin tokens, each if configured,
+/// SIGHUP: the TLS certificates (peers', admin's) and the admin tokens,
+/// each if configured,
 /// read again; what was wrong is logged and the old one kept.
 async fn reload(node: &EmbeddedNode) {
     match node.reload_tls().await {
         Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
         Err(e) => {
             tracing::info!(reason = %format!("{e:#}"), "SIGHUP: TLS certificate not reloaded")
+        }
+    }
+    match node.reload_admin_tls() {
+        Ok(()) => tracing::info!("SIGHUP: admin TLS certificate reloaded"),
+        Err(e) => {
+            tracing::info!(reason = %format!("{e:#}"), "SIGHUP: admin TLS certificate not reloaded")
         }
     }
     match node.reload_admin_tokens() {
