@@ -309,7 +309,11 @@ fn the_admin_endpoint_speaks_https_and_takes_admin_certificates_instead_of_token
     cluster.signal("n1", libc::SIGHUP);
     let deadline = Instant::now() + BOUND;
     while !cluster.log("n1").contains("admin TLS certificate reloaded") {
-        assert!(Instant::now() < deadline, "no reload\n{}", cluster.log("n1"));
+        assert!(
+            Instant::now() < deadline,
+            "no reload\n{}",
+            cluster.log("n1")
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let status = tenure(&["status", "--ca", &ca_arg]);
