@@ -12,10 +12,14 @@ use serde_json::json;
 
 use crate::bindings::types::Event;
 
-/// An append-only event log.
+/// An append-only event log. Lines it cannot write (a full disk) are
+/// lost, not fatal: the first failure of a streak is reported, the rest
+/// only counted, and the count is logged once writing works again.
 pub struct EventLog {
     file: File,
     node: String,
+    /// Lines lost in the current streak of failed writes.
+    lost: u64,
 }
 
 impl EventLog {
@@ -30,6 +34,7 @@ impl EventLog {
         Ok(EventLog {
             file,
             node: node.to_string(),
+            lost: 0,
         })
     }
 
@@ -57,7 +62,26 @@ impl EventLog {
                 json!({"at-ms": at_ms, "node": self.node, "event": "peer-left", "peer": p})
             }
         };
-        writeln!(self.file, "{line}").context("appending to the event log")
+        let mut text = line.to_string();
+        text.push('\n');
+        match self.file.write_all(text.as_bytes()) {
+            Ok(()) => {
+                if self.lost > 0 {
+                    tracing::warn!(node = %self.node, lost = self.lost, "the event log is writable again");
+                    self.lost = 0;
+                }
+                Ok(())
+            }
+            // Reported once per streak.
+            Err(_) if self.lost > 0 => {
+                self.lost += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.lost = 1;
+                Err(e).context("appending to the event log (further failures are only counted)")
+            }
+        }
     }
 }
 
@@ -73,5 +97,29 @@ pub(super) fn log_event(node: &str, event: &Event) {
         }
         Event::PeerJoined(peer) => tracing::info!(node, %peer, "peer joined"),
         Event::PeerLeft(peer) => tracing::info!(node, %peer, "peer left"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_reported_once_per_streak_and_never_fatal() {
+        // Every write to /dev/full fails with ENOSPC.
+        let Ok(file) = OpenOptions::new().append(true).open("/dev/full") else {
+            eprintln!("skipped: no /dev/full on this machine");
+            return;
+        };
+        let mut log = EventLog {
+            file,
+            node: "n1".into(),
+            lost: 0,
+        };
+        let event = Event::BecameLeader(3);
+        assert!(log.append(&event).is_err(), "the first failure is reported");
+        assert!(log.append(&event).is_ok(), "later ones are only counted");
+        assert!(log.append(&event).is_ok());
+        assert_eq!(log.lost, 3);
     }
 }
