@@ -401,7 +401,7 @@ fn a_looping_allocating_or_panicking_protocol_build_is_refused_and_the_leader_ke
     for (mode, reason) in [
         ("loop", "ran past its budget"),
         ("allocate", "trapped"),
-        ("panic", "made the host panic"),
+        ("panic", "trapped"),
     ] {
         let started = Instant::now();
         let reply = post_as(admin, &ops, "/protocol", &hostile_build(mode));

@@ -147,6 +147,15 @@ impl NodeCore {
         &self.options
     }
 
+    /// The running protocol's whole state, as [`NodeCore::swap_protocol`]
+    /// would hand it over: for a trial of another build first
+    /// ([`crate::ElectionComponent::trial`]).
+    pub fn export_state(&mut self) -> anyhow::Result<Vec<u8>> {
+        self.protocol
+            .export_state()
+            .context("the running protocol trapped exporting its state")
+    }
+
     /// The protocol instance, for what the core does not wrap (its
     /// version, a status query in tests).
     pub fn protocol(&mut self) -> &mut ProtocolInstance {

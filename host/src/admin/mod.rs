@@ -429,6 +429,26 @@ async fn swap_protocol(
         Err(e) => return Err(refused(format!("compilation failed: {e}"))),
     };
     let component = Arc::new(component);
+    // A first run on the node's own state, off the node's task: a build
+    // that refuses it, traps, loops or allocates is refused here, and the
+    // node never runs it.
+    let (options, exported) = match ask(&state.commands, Command::ProtocolState).await? {
+        Ok(input) => input,
+        Err(reason) => return Err(refused(reason)),
+    };
+    let candidate = component.clone();
+    let trial = crate::background::at_low_priority("trial", move || {
+        candidate.trial(&options.node_id, &options, &exported)
+    })
+    .await;
+    match trial {
+        Ok(Ok(_version)) => {}
+        Ok(Err(e)) => {
+            store.forget(&body);
+            return Err(refused(format!("{e:#}")));
+        }
+        Err(e) => return Err(refused(format!("the trial run failed: {e:#}"))),
+    }
     let answer = ask(&state.commands, |reply| Command::SwapProtocol {
         component,
         sha256,

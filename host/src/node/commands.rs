@@ -12,6 +12,12 @@ impl Node {
                 let _ = reply.send(self.report());
                 return None;
             }
+            Command::ProtocolState(reply) => {
+                let options = self.core.options().clone();
+                let exported = self.core.export_state().map_err(|e| format!("{e:#}"));
+                let _ = reply.send(exported.map(|state| (options, state)));
+                return None;
+            }
             Command::ReloadTls(reply) => {
                 let _ = reply.send(self.reload_tls().map_err(|e| format!("{e:#}")));
                 return None;

@@ -104,6 +104,9 @@ pub enum Command {
         component: Arc<PluginComponent>,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// Reply with the protocol's options and exported state, for a trial
+    /// run of an uploaded build off this task.
+    ProtocolState(oneshot::Sender<Result<(Options, Vec<u8>), String>>),
     /// Read the `[tls]` files again and use them for new connections (on
     /// SIGHUP, after a certificate rotation); the reply says why not.
     ReloadTls(oneshot::Sender<Result<(), String>>),

@@ -255,6 +255,42 @@ pub fn protocol_engine() -> anyhow::Result<Engine> {
     Engine::new(&config).map_err(anyhow::Error::from)
 }
 
+/// Real time and OS entropy for a trial instance (see
+/// [`ElectionComponent::trial`]).
+struct TrialEnvironment {
+    origin: std::time::Instant,
+}
+
+impl Environment for TrialEnvironment {
+    fn now_ns(&mut self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        rand::random()
+    }
+}
+
+impl ElectionComponent {
+    /// Runs this build on a running node's exported `state`, in an instance
+    /// of its own whose effects go nowhere, and returns its version: what
+    /// a node does with an uploaded build before it lets it near its own
+    /// task. Call it off any async runtime (a WASI call from the build
+    /// then runs on wasmtime's own). An error says why the build is
+    /// refused: it refused the state, trapped, ran past its budget or its
+    /// memory cap.
+    pub fn trial(&self, node: &str, options: &Options, state: &[u8]) -> anyhow::Result<String> {
+        let env = TrialEnvironment {
+            origin: std::time::Instant::now(),
+        };
+        let mut instance = self.instantiate(node, Box::new(env))?;
+        instance.import_state(options, state)?;
+        instance
+            .version()
+            .context("asking the new build its version")
+    }
+}
+
 /// A role as the admin JSON, the watch stream and the CLI name it:
 /// `"leader"`, `"candidate"` or `"follower"`.
 pub fn role_name(role: crate::bindings::types::Role) -> &'static str {
