@@ -7,7 +7,7 @@
 //! the host channel are `kind u8 | id u64 (big-endian) | body`: kind 1 a
 //! request (body: the request bytes), 2 a reply (body: the plugin's
 //! answer), 3 a refusal (body: the reason, UTF-8), 4 peer addresses
-//! passed on (id 0; body: see [`super::addresses`]).
+//! passed on (id 0; body: see `node/addresses.rs`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -31,7 +31,7 @@ pub enum HostMessage {
         id: u64,
         answer: Result<Vec<u8>, String>,
     },
-    /// Peer addresses the sender passed on (see [`super::addresses`]).
+    /// Peer addresses the sender passed on (see `node/addresses.rs`).
     Addresses { book: Vec<u8> },
 }
 

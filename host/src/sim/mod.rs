@@ -1,7 +1,7 @@
 //! A deterministic simulator for clusters of the real election component.
 //!
 //! Each simulated node runs the compiled `.wasm` in a store of its own,
-//! through the same [`ProtocolInstance`] a real node uses. Time is virtual:
+//! through the same [`ProtocolInstance`](crate::ProtocolInstance) a real node uses. Time is virtual:
 //! the simulation jumps from one scheduled event (a message delivery, a
 //! timer) to the next. One seed drives everything random — network delays,
 //! loss, each node's election timeouts — so a seed replays a run exactly.
