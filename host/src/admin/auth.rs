@@ -20,14 +20,10 @@
 //! where, what, the status code) and in the node's log; every refused one
 //! too (event `admin-refused`).
 
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::Context as _;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
@@ -37,6 +33,7 @@ use subtle::ConstantTimeEq as _;
 
 use super::server::{AdminCounters, Remote};
 use crate::config::AdminToken;
+use crate::node::event_log::EventLog;
 
 /// Who made a request: the name of the token it bore, or `anonymous` on a
 /// node without tokens. Handlers and the audit trail read it from the
@@ -189,7 +186,7 @@ pub(super) async fn require_token(
             let code = refusal.response().status().as_u16();
             gate.counters.count_refusal(code);
             tracing::warn!(%remote, %action, reason = refusal.name(), "admin request refused");
-            gate.audit.record(&serde_json::json!({
+            gate.audit.record(serde_json::json!({
                 "event": "admin-refused", "from": remote.to_string(), "action": action,
                 "reason": refusal.name(), "status": code,
             }));
@@ -210,7 +207,7 @@ pub(super) async fn audit(State(gate): State<Gate>, request: Request, next: Next
     let response = next.run(request).await;
     let status = response.status().as_u16();
     tracing::info!(%who, %remote, %action, status, "admin action");
-    gate.audit.record(&serde_json::json!({
+    gate.audit.record(serde_json::json!({
         "event": "admin-action", "who": who, "from": remote.to_string(),
         "action": action, "status": status,
     }));
@@ -234,25 +231,16 @@ fn action(request: &Request) -> String {
 }
 
 /// `DATA-DIR/events.log`, opened a second time for the admin endpoint's
-/// lines: each line is one `write` to a file opened for appending, so its
-/// lines and the node's never interleave.
+/// lines (see [`EventLog::append_fields`]).
 pub(super) struct AuditLog {
-    file: Mutex<Option<File>>,
-    node: String,
+    log: Mutex<Option<EventLog>>,
 }
 
 impl AuditLog {
     /// Opens (creating or appending to) `data_dir/events.log`.
     pub(super) fn open(data_dir: &Path, node: &str) -> anyhow::Result<AuditLog> {
-        let path = data_dir.join("events.log");
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
         Ok(AuditLog {
-            file: Mutex::new(Some(file)),
-            node: node.to_string(),
+            log: Mutex::new(Some(EventLog::open(data_dir, node)?)),
         })
     }
 
@@ -260,31 +248,21 @@ impl AuditLog {
     #[cfg(test)]
     pub(super) fn discard() -> AuditLog {
         AuditLog {
-            file: Mutex::new(None),
-            node: String::new(),
+            log: Mutex::new(None),
         }
     }
 
-    /// Appends `fields` with the time and the node; a failed write is
-    /// logged, never fatal (a full disk must not stop the endpoint).
-    fn record(&self, fields: &serde_json::Value) {
-        let mut line = serde_json::json!({
-            "at-ms": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
-            "node": self.node,
-        });
-        if let (Some(line), Some(fields)) = (line.as_object_mut(), fields.as_object()) {
-            line.extend(fields.clone());
-        }
-        let mut text = line.to_string();
-        text.push('\n');
-        let mut file = self
-            .file
+    /// Appends `fields`; a failed write is logged, never fatal (a full
+    /// disk must not stop the endpoint).
+    fn record(&self, fields: serde_json::Value) {
+        let mut log = self
+            .log
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(file) = file.as_mut()
-            && let Err(e) = file.write_all(text.as_bytes())
+        if let Some(log) = log.as_mut()
+            && let Err(e) = log.append_fields(fields)
         {
-            tracing::warn!(error = %e, "cannot append to the event log");
+            tracing::warn!(error = %format!("{e:#}"), "cannot append to the event log");
         }
     }
 }

@@ -40,28 +40,30 @@ impl EventLog {
 
     /// Appends one event as a JSON line.
     pub fn append(&mut self, event: &Event) -> anyhow::Result<()> {
+        let fields = match event {
+            Event::BecameLeader(term) => json!({"event": "became-leader", "term": term}),
+            Event::BecameFollower(f) => json!({
+                "event": "became-follower", "term": f.term, "leader": f.leader,
+            }),
+            Event::TermChanged(t) => json!({"event": "term-changed", "old": t.old, "new": t.new}),
+            Event::PeerJoined(p) => json!({"event": "peer-joined", "peer": p}),
+            Event::PeerLeft(p) => json!({"event": "peer-left", "peer": p}),
+        };
+        self.append_fields(fields)
+    }
+
+    /// Appends `fields` (a JSON object) as one line, with the wall-clock
+    /// time (`at-ms`) and the node: the admin endpoint's audit lines go
+    /// through here too. The line is one `write` to a file opened for
+    /// appending, so lines from two handles on one log never interleave.
+    pub fn append_fields(&mut self, fields: serde_json::Value) -> anyhow::Result<()> {
         let at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let line = match event {
-            Event::BecameLeader(term) => {
-                json!({"at-ms": at_ms, "node": self.node, "event": "became-leader", "term": term})
-            }
-            Event::BecameFollower(f) => json!({
-                "at-ms": at_ms, "node": self.node, "event": "became-follower",
-                "term": f.term, "leader": f.leader,
-            }),
-            Event::TermChanged(t) => json!({
-                "at-ms": at_ms, "node": self.node, "event": "term-changed",
-                "old": t.old, "new": t.new,
-            }),
-            Event::PeerJoined(p) => {
-                json!({"at-ms": at_ms, "node": self.node, "event": "peer-joined", "peer": p})
-            }
-            Event::PeerLeft(p) => {
-                json!({"at-ms": at_ms, "node": self.node, "event": "peer-left", "peer": p})
-            }
-        };
+        let mut line = json!({"at-ms": at_ms, "node": self.node});
+        if let (Some(line), serde_json::Value::Object(fields)) = (line.as_object_mut(), fields) {
+            line.extend(fields);
+        }
         let mut text = line.to_string();
         text.push('\n');
         match self.file.write_all(text.as_bytes()) {
