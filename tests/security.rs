@@ -168,15 +168,7 @@ fn changing_endpoints_need_a_right_token_and_every_request_is_audited() {
     )
     .expect("the new tokens file");
     cluster.signal(&leader, libc::SIGHUP);
-    let deadline = Instant::now() + BOUND;
-    while !cluster.log(&leader).contains("admin tokens reloaded") {
-        assert!(
-            Instant::now() < deadline,
-            "no reload\n{}",
-            cluster.log(&leader)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    cluster.wait_for_log(&leader, "admin tokens reloaded", BOUND);
     let reply = post_as(admin, &ops, "/leave?node=n9", &[]);
     assert_eq!(reply.code, 403, "the retired token still works: {reply:?}");
     let reply = post_as(
@@ -189,15 +181,7 @@ fn changing_endpoints_need_a_right_token_and_every_request_is_audited() {
     // A broken file is refused on reload and the tokens in force stay.
     std::fs::write(cluster.dir.join("admin-tokens"), "new short\n").expect("a bad file");
     cluster.signal(&leader, libc::SIGHUP);
-    let deadline = Instant::now() + BOUND;
-    while !cluster.log(&leader).contains("admin tokens not reloaded") {
-        assert!(
-            Instant::now() < deadline,
-            "no refusal\n{}",
-            cluster.log(&leader)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    cluster.wait_for_log(&leader, "admin tokens not reloaded", BOUND);
     let reply = post_as(
         admin,
         &Credentials::bearer(NEW_TOKEN),

@@ -31,22 +31,7 @@ fn make_certs(out: &Path, nodes: &[&str]) {
 /// Node `id`'s config with `[tls]` (files `cert`/`key` in `dir`) in place
 /// of the kit's shared secret.
 fn use_tls(cluster: &Cluster, id: &str, dir: &Path, cert: &str) {
-    let path = cluster.local.config_path(id);
-    let text = std::fs::read_to_string(&path).expect("config");
-    // Any earlier `[tls]` (always last) goes.
-    let text = text.split("[tls]\n").next().unwrap_or_default();
-    let mut text: String = text
-        .lines()
-        .filter(|l| !l.starts_with("secret = "))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    text.push_str(&format!(
-        "[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
-        dir.join("ca.pem").display(),
-        dir.join(format!("{cert}.pem")).display(),
-        dir.join(format!("{cert}.key")).display(),
-    ));
-    std::fs::write(&path, text).expect("config");
+    cluster.local.use_tls(id, dir, cert).expect("a TLS config");
 }
 
 fn mode(path: PathBuf) -> u32 {
@@ -126,15 +111,7 @@ fn a_cluster_on_mutual_tls_elects_fails_over_refuses_strangers_and_rotates() {
     // Rotation: new certificates from the same CA, then SIGHUP.
     make_certs(&certs, &["n1"]);
     cluster.signal("n1", libc::SIGHUP);
-    let deadline = Instant::now() + BOUND;
-    while !cluster.log("n1").contains("TLS certificate reloaded") {
-        assert!(
-            Instant::now() < deadline,
-            "n1 did not reload\n{}",
-            cluster.log("n1")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    cluster.wait_for_log("n1", "TLS certificate reloaded", BOUND);
     // Its peers reconnect to it afresh (n2 restarts) and n1 dials them
     // with the new certificate: the cluster still agrees.
     cluster.kill9("n2");
@@ -307,15 +284,7 @@ fn the_admin_endpoint_speaks_https_and_takes_admin_certificates_instead_of_token
         .expect("tenure certs runs");
     assert!(output.status.success(), "{output:?}");
     cluster.signal("n1", libc::SIGHUP);
-    let deadline = Instant::now() + BOUND;
-    while !cluster.log("n1").contains("admin TLS certificate reloaded") {
-        assert!(
-            Instant::now() < deadline,
-            "no reload\n{}",
-            cluster.log("n1")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    cluster.wait_for_log("n1", "admin TLS certificate reloaded", BOUND);
     let status = tenure(&["status", "--ca", &ca_arg]);
     assert!(status.status.success(), "after the reload: {status:?}");
 }

@@ -98,7 +98,7 @@ impl TenureCluster {
         for id in &ids {
             local.write_config(id, &extra)?;
             if options.tls {
-                use_tls(&local.config_path(id), &certs, id)?;
+                local.use_tls(id, &certs, id)?;
             }
             local.spawn(id)?;
         }
@@ -120,24 +120,6 @@ impl TenureCluster {
     pub fn data_dir(&self, member: usize) -> PathBuf {
         self.local.data_dir(&self.ids[member])
     }
-}
-
-/// Replaces the shared secret in the config at `path` with `[tls]` and
-/// node `id`'s certificate files in `certs`.
-fn use_tls(path: &Path, certs: &Path, id: &str) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path)?;
-    let mut text: String = text
-        .lines()
-        .filter(|l| !l.starts_with("secret = "))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    text.push_str(&format!(
-        "[tls]\nca = {:?}\ncert = {:?}\nkey = {:?}\n",
-        certs.join("ca.pem").display().to_string(),
-        certs.join(format!("{id}.pem")).display().to_string(),
-        certs.join(format!("{id}.key")).display().to_string(),
-    ));
-    Ok(std::fs::write(path, text)?)
 }
 
 impl System for TenureCluster {

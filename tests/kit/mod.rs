@@ -216,6 +216,20 @@ impl Cluster {
         self.local.log(id)
     }
 
+    /// Waits (at most `bound`) until node `id`'s log contains `text`
+    /// (after a SIGHUP, say); fails the test with the log otherwise.
+    pub fn wait_for_log(&self, id: &str, text: &str, bound: Duration) {
+        let deadline = Instant::now() + bound;
+        while !self.log(id).contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "{id}'s log never said {text:?} within {bound:?}\n{}",
+                self.log(id)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Starts node `id` again and waits (at most `bound`) for it to exit
     /// on its own: its exit status and its log, or `None` if it was still
     /// running at the bound (it is then left running, as [`Cluster::spawn`]

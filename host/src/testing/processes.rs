@@ -273,6 +273,31 @@ impl LocalCluster {
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
     }
 
+    /// Switches node `id`'s written config (see
+    /// [`LocalCluster::write_config`]) from the shared secret to mutual
+    /// TLS: its `secret` line goes, and a `[tls]` table names `ca.pem`,
+    /// `CERT.pem` and `CERT.key` in `certs` (as `tenure certs --out certs`
+    /// writes them); a `[tls]` set before is replaced.
+    pub fn use_tls(&self, id: &str, certs: &Path, cert: &str) -> anyhow::Result<()> {
+        let path = self.config_path(id);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        // `[tls]` is always the last table this writes.
+        let text = text.split("[tls]\n").next().unwrap_or_default();
+        let mut text: String = text
+            .lines()
+            .filter(|l| !l.starts_with("secret = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        text.push_str(&format!(
+            "[tls]\nca = {:?}\ncert = {:?}\nkey = {:?}\n",
+            certs.join("ca.pem").display().to_string(),
+            certs.join(format!("{cert}.pem")).display().to_string(),
+            certs.join(format!("{cert}.key")).display().to_string(),
+        ));
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    }
+
     /// Makes node `id` run `command` while it leads (`tenure run … --
     /// COMMAND`), from its next start on.
     pub fn supervise(&mut self, id: &str, command: &[&str]) -> anyhow::Result<()> {
