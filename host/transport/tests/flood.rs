@@ -12,8 +12,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    RawPeer, config, connect_from, connect_raw, drain_until_closed, fd_limit, fds_settle, open_fds,
-    source, start, stats_until, still_prompt, victim_and_friend,
+    RawPeer, config, connect_from, connect_raw, drain_until_closed, fd_limit, fds_settle, junk,
+    open_fds, source, start, stats_until, still_prompt, victim_and_friend,
 };
 use tenure_transport::{Channel, TransportStats};
 use tokio::io::AsyncWriteExt;
@@ -138,18 +138,6 @@ async fn slow_and_dribbling_handshakes_time_out() {
     );
     a.shutdown().await;
     b.shutdown().await;
-}
-
-/// Deterministic junk (xorshift), so a failure reproduces.
-fn junk(len: usize, mut seed: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

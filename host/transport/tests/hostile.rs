@@ -4,8 +4,8 @@
 mod common;
 
 use common::{
-    CLUSTER, Node, RawPeer, SECRET, WAIT, assert_closed, config, connect_raw, start, stats_until,
-    write_frame,
+    CLUSTER, Node, RawPeer, SECRET, WAIT, assert_closed, config, connect_raw, junk, start,
+    stats_until, write_frame,
 };
 use tenure_transport::frame::{self, FrameKey, Kind};
 use tenure_transport::handshake::ConnectionKeys;
@@ -13,18 +13,6 @@ use tenure_transport::{Channel, TransportStats};
 use tokio::io::AsyncWriteExt;
 
 const MAX_FRAME: usize = 4096;
-
-/// Deterministic junk (xorshift), so a failure reproduces.
-fn junk(len: usize, mut seed: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        })
-        .collect()
-}
 
 /// The victim "b" and a good peer "a" that knows it.
 async fn victim_and_friend() -> (Node, Node) {

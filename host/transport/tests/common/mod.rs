@@ -356,3 +356,15 @@ pub async fn still_prompt(a: &Node, b: &mut Node, n: usize, bound: Duration) -> 
     }
     slowest
 }
+
+/// Deterministic junk (xorshift), so a failure reproduces.
+pub fn junk(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect()
+}
