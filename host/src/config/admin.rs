@@ -36,7 +36,7 @@ use anyhow::{Context as _, bail};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
-use super::secret;
+use super::{in_range, secret};
 
 /// The environment variable that carries one more admin token (named
 /// `env`), for deployments that hand secrets over as variables.
@@ -294,8 +294,10 @@ pub(super) fn limits(raw: &RawAdminLimits) -> anyhow::Result<AdminLimits> {
     let ms = |key: &str, value: Option<u64>, default: Duration| -> anyhow::Result<Duration> {
         match value {
             None => Ok(default),
-            Some(ms @ 100..=600_000) => Ok(Duration::from_millis(ms)),
-            Some(ms) => bail!("`admin-limits.{key}`: must be between 100 and 600000, got {ms}"),
+            Some(ms) => {
+                in_range(&format!("admin-limits.{key}"), ms, 100..=600_000)?;
+                Ok(Duration::from_millis(ms))
+            }
         }
     };
     let limits = AdminLimits {
@@ -305,23 +307,21 @@ pub(super) fn limits(raw: &RawAdminLimits) -> anyhow::Result<AdminLimits> {
         max_body_bytes: raw.max_body_bytes.unwrap_or(d.max_body_bytes),
         max_upload_bytes: raw.max_upload_bytes.unwrap_or(d.max_upload_bytes),
     };
-    if !(1..=10_000).contains(&limits.max_connections) {
-        bail!(
-            "`admin-limits.max-connections`: must be between 1 and 10000, got {}",
-            limits.max_connections
-        );
-    }
-    if !(1024..=(1 << 30)).contains(&limits.max_body_bytes) {
-        bail!(
-            "`admin-limits.max-body-bytes`: must be between 1024 and 1 GiB, got {}",
-            limits.max_body_bytes
-        );
-    }
-    if !(1024..=(1 << 30)).contains(&limits.max_upload_bytes) {
-        bail!(
-            "`admin-limits.max-upload-bytes`: must be between 1024 and 1 GiB, got {}",
-            limits.max_upload_bytes
-        );
-    }
+    let size = |n: usize| n as u64;
+    in_range(
+        "admin-limits.max-connections",
+        size(limits.max_connections),
+        1..=10_000,
+    )?;
+    in_range(
+        "admin-limits.max-body-bytes",
+        size(limits.max_body_bytes),
+        1024..=1 << 30,
+    )?;
+    in_range(
+        "admin-limits.max-upload-bytes",
+        size(limits.max_upload_bytes),
+        1024..=1 << 30,
+    )?;
     Ok(limits)
 }

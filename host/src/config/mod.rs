@@ -399,9 +399,7 @@ impl NodeConfig {
         }
         let command = command_config(&raw.command, lease_guard_ms)?;
         let hook_timeout_ms = raw.hooks.timeout_ms.unwrap_or(5_000);
-        if !(1..=600_000).contains(&hook_timeout_ms) {
-            bail!("`hooks.timeout-ms`: must be between 1 and 600000, got {hook_timeout_ms}");
-        }
+        in_range("hooks.timeout-ms", hook_timeout_ms, 1..=600_000)?;
         for (key, hook) in [
             ("became-leader", &raw.hooks.became_leader),
             ("became-follower", &raw.hooks.became_follower),
@@ -421,13 +419,9 @@ impl NodeConfig {
             None => None,
             Some(p) => {
                 let deadline_ms = p.deadline_ms.unwrap_or(DEFAULT_DEADLINE_MS);
-                if !(1..=60_000).contains(&deadline_ms) {
-                    bail!("`plugin.deadline-ms`: must be between 1 and 60000, got {deadline_ms}");
-                }
+                in_range("plugin.deadline-ms", deadline_ms, 1..=60_000)?;
                 let memory_mib = p.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB);
-                if !(1..=4096).contains(&memory_mib) {
-                    bail!("`plugin.memory-mib`: must be between 1 and 4096, got {memory_mib}");
-                }
+                in_range("plugin.memory-mib", memory_mib, 1..=4096)?;
                 let mut config = BTreeMap::new();
                 for (key, value) in p.config {
                     let text = match value {
@@ -502,14 +496,29 @@ fn command_config(raw: &RawCommand, lease_guard_ms: u32) -> anyhow::Result<Comma
         }
     };
     let backoff_ms = raw.restart_backoff_ms.unwrap_or(1_000);
-    if !(10..=60_000).contains(&backoff_ms) {
-        bail!("`command.restart-backoff-ms`: must be between 10 and 60000, got {backoff_ms}");
-    }
+    in_range("command.restart-backoff-ms", backoff_ms, 10..=60_000)?;
     Ok(CommandConfig {
         grace: std::time::Duration::from_millis(u64::from(grace_ms)),
         on_exit,
         restart_backoff: std::time::Duration::from_millis(u64::from(backoff_ms)),
     })
+}
+
+/// Refuses `value` of `key` outside `range`, naming both.
+pub(crate) fn in_range(
+    key: &str,
+    value: impl Into<u64>,
+    range: std::ops::RangeInclusive<u64>,
+) -> anyhow::Result<()> {
+    let value = value.into();
+    if !range.contains(&value) {
+        bail!(
+            "`{key}`: must be between {} and {}, got {value}",
+            range.start(),
+            range.end()
+        );
+    }
+    Ok(())
 }
 
 fn check_id(key: &str, id: &str) -> anyhow::Result<()> {

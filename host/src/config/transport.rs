@@ -128,17 +128,8 @@ pub(super) fn tls(raw: &RawTls, resolve: impl Fn(&Path) -> PathBuf) -> TlsConfig
 /// `[peer-limits]`, checked.
 pub(super) fn peer_limits(raw: &RawPeerLimits) -> anyhow::Result<PeerLimits> {
     let d = PeerLimits::default();
-    let in_range = |key: &str, value: u64, range: std::ops::RangeInclusive<u64>| {
-        if range.contains(&value) {
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!(
-                "`peer-limits.{key}`: must be between {} and {}, got {value}",
-                range.start(),
-                range.end()
-            ))
-        }
-    };
+    let in_range =
+        |key: &str, value: u64, range| super::in_range(&format!("peer-limits.{key}"), value, range);
     let limits = PeerLimits {
         handshake_timeout: raw
             .handshake_timeout_ms
