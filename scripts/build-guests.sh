@@ -39,10 +39,11 @@ cargo build --locked --release --target wasm32-wasip2 \
     -p tenure-plugin-logger \
     -p tenure-plugin-scheduler \
     -p tenure-plugin-lock \
-    -p tenure-plugin-misbehave
+    -p tenure-plugin-misbehave \
+    -p tenure-plugin-webhook
 for name in tenure_election tenure_election_next tenure_plugin_logger tenure_plugin_scheduler \
     tenure_plugin_scheduler_v2 \
-    tenure_plugin_lock tenure_plugin_misbehave \
+    tenure_plugin_lock tenure_plugin_misbehave tenure_plugin_webhook \
     tenure_hostile_loop tenure_hostile_allocate tenure_hostile_panic; do
     echo "Built $out/$name.wasm ($(wc -c < "$out/$name.wasm") bytes)"
 done

@@ -129,6 +129,7 @@ pub fn sim_plugin(name: &str, config: &[(&str, &str)]) -> SimPlugin {
         limits: PluginLimits {
             deadline: Duration::from_millis(50),
             memory_bytes: 32 << 20,
+            ..PluginLimits::default()
         },
     }
 }

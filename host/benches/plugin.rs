@@ -35,9 +35,10 @@ fn callbacks(c: &mut Criterion) {
     let limits = PluginLimits {
         deadline: Duration::from_millis(100),
         memory_bytes: 64 << 20,
+        ..PluginLimits::default()
     };
     let mut instance = plugin
-        .instantiate(view, limits, Arc::new(AtomicU64::new(1)))
+        .instantiate(view, &limits, Arc::new(AtomicU64::new(1)))
         .expect("instantiates");
     let (initialised, _) = instance.init(&[]).expect("init runs");
     initialised.expect("init succeeds");

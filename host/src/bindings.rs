@@ -13,14 +13,22 @@ pub mod protocol {
 }
 
 /// The `plugin` world: behaviour plugins' callbacks and the leader API they
-/// import. It shares the `types` interface with [`protocol`], so an event
+/// import (and `wasi:http`, which wasmtime-wasi-http provides). It shares the `types` interface with [`protocol`], so an event
 /// from the protocol is passed to a plugin without conversion.
 pub mod plugin {
     wasmtime::component::bindgen!({
         world: "plugin",
         path: "../wit",
+        // Callbacks are called asynchronously, so that a deadline also
+        // covers time a plugin spends blocked in a host call (waiting on
+        // an HTTP response, say); the leader API answers at once and stays
+        // synchronous.
+        exports: { default: async },
         with: {
             "tenure:election/types": super::protocol::tenure::election::types,
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
         },
     });
 }

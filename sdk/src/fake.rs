@@ -93,6 +93,12 @@ pub struct FakeNode {
     pub transfers: Vec<String>,
     /// The next wake-up id handed out.
     pub next_wakeup: u64,
+    /// Every HTTP request started, in order (see [`crate::http`]).
+    pub http_requests: Vec<crate::http::Request>,
+    /// The answers the next requests get, in order; a request with none
+    /// left is denied, as a node with no allowlist denies it.
+    pub http_responses:
+        std::collections::VecDeque<Result<crate::http::Response, crate::http::HttpError>>,
 }
 
 impl Default for FakeNode {
@@ -111,6 +117,8 @@ impl Default for FakeNode {
             logs: Vec::new(),
             transfers: Vec::new(),
             next_wakeup: 1,
+            http_requests: Vec::new(),
+            http_responses: std::collections::VecDeque::new(),
         }
     }
 }
@@ -287,4 +295,32 @@ pub(crate) fn cancel_schedule(id: u64) {
 
 pub(crate) fn log(level: Level, message: &str) {
     with(|n| n.logs.push((level, message.to_string())));
+}
+
+/// A fake request's outcome, until taken.
+pub(crate) type PendingResponse = Option<Result<crate::http::Response, crate::http::HttpError>>;
+
+pub(crate) fn http_start(
+    request: crate::http::Request,
+) -> Result<PendingResponse, crate::http::HttpError> {
+    crate::http::split_url(&request.url)?;
+    with(|n| {
+        n.http_requests.push(request);
+        Ok(Some(
+            n.http_responses
+                .pop_front()
+                .unwrap_or(Err(crate::http::HttpError::Denied)),
+        ))
+    })
+}
+
+pub(crate) fn http_wait(
+    pending: &mut PendingResponse,
+    _most: Duration,
+) -> Option<Result<crate::http::Response, crate::http::HttpError>> {
+    Some(pending.take().unwrap_or_else(|| {
+        Err(crate::http::HttpError::Failed(
+            "the response was taken already".into(),
+        ))
+    }))
 }

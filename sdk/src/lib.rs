@@ -57,6 +57,7 @@
 //!   when one fails.
 //! - [`node`]: the leader API (is-leader, term, lease and fencing token,
 //!   peers, send, broadcast, schedule, log, transfer-leadership).
+//! - [`http`]: outgoing HTTP through the node, allowlisted and fenced;
 //! - [`Config`]: the plugin's config with typed getters;
 //!   [`Error`]: what a callback refuses with.
 //! - [`export!`]: makes the component; the [`info!`] family: logging.
@@ -71,6 +72,7 @@ mod config;
 mod error;
 #[doc(hidden)]
 pub mod export;
+pub mod http;
 mod log;
 pub mod node;
 
@@ -78,6 +80,8 @@ pub mod node;
 pub mod fake;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
+#[cfg(target_arch = "wasm32")]
+mod wasm_http;
 
 pub use behaviour::Behaviour;
 pub use config::{Config, ConfigError};
@@ -100,6 +104,8 @@ pub mod __bindings {
         // Relative to this crate's own manifest, wherever the plugin that
         // depends on it lives.
         path: "../wit",
+        // wasi:http and what it uses, for `crate::http`.
+        generate_all,
         pub_export_macro: true,
         export_macro_name: "__export_plugin",
         default_bindings_module: "tenure_sdk::__bindings",

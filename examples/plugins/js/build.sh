@@ -74,7 +74,7 @@ fi
 rm -f /tmp/tenure-greeter-js-tests.$$
 
 # Everything the component is made from, hashed, to skip an unneeded build.
-inputs="$( (cd "$repo" && cat wit/*.wit examples/plugins/js/greeter.js examples/plugins/js/package-lock.json) | sha256sum | cut -d' ' -f1)"
+inputs="$( (cd "$repo" && find wit -name '*.wit' | LC_ALL=C sort | xargs cat; cat examples/plugins/js/greeter.js examples/plugins/js/greeter_core.js examples/plugins/js/package-lock.json) | sha256sum | cut -d' ' -f1)"
 stamp="$out.inputs"
 if [ -f "$out" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$inputs" ]; then
     echo "Up to date: $out ($(wc -c < "$out") bytes)"
@@ -83,11 +83,14 @@ fi
 
 mkdir -p "$(dirname "$out")"
 started=$(date +%s%N)
-# The host gives plugins no wasi:http, so the engine is built without
-# fetch(). Written beside the output, then renamed: a node watching the
-# file never loads a half-written component.
+# With the engine's `http` feature, fetch() goes out through the
+# wasi:http/outgoing-handler the plugin world imports; `fetch-event` (an
+# exported incoming-handler) the world has not. greeter.js imports
+# ./greeter_core.js, which componentize-js bundles. Written beside the
+# output, then renamed: a node watching the file never loads a
+# half-written component.
 "$tool" "$here/greeter.js" --wit "$repo/wit" --world-name plugin \
-    --disable http fetch-event --out "$out.tmp"
+    --disable fetch-event --out "$out.tmp"
 if [ ! -s "$out.tmp" ]; then
     echo "error: componentize-js wrote no component" >&2
     exit 1

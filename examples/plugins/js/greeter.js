@@ -12,6 +12,18 @@
 // "hello") and `period-ms` (10 to 60000). Unknown keys or a bad period
 // refuse the plugin at `init`, with the reason.
 //
+// HTTP egress, off unless configured: `webhook` (an http(s) URL) gets a
+// POST on every leadership change, `job-url` one on every beat while
+// leading (the leader-only job: the node's `[plugin] allow-http` puts it in
+// `leader` mode, so the host stamps it with the fencing token and refuses
+// it when this node does not lead with a lease). Requests are plain
+// `fetch()`. A callback that makes requests is an `async` function that
+// waits for the answers 50 ms at most (a race with a timer): componentize-js
+// runs the engine's event loop only while an export's promise is pending,
+// so a request is written, sent and answered only during such waits — in
+// the callback that made it, or in a later one (see README.md). `seen`
+// reports every outcome under `http`.
+//
 // The Python greeter in ../python answers the same requests with the same
 // JSON; only the `plugin` field differs.
 //
@@ -30,6 +42,19 @@ import {
   schedule,
   thisNode,
 } from 'tenure:election/leader-api@0.1.0';
+
+import {
+  DEFAULT_CONFIG,
+  HTTP_WAIT_MS,
+  HttpRecord,
+  MAX_IN_FLIGHT,
+  describeError,
+  jobBody,
+  leadershipBody,
+  parseConfig,
+  parseHttpConfig,
+  sortedJson,
+} from './greeter_core.js';
 
 /** The first line of every snapshot: format name and version. */
 const SNAPSHOT_HEADER = 'tenure-greeter 1';
@@ -53,11 +78,6 @@ const CALLBACKS = [
 /** How many recent events and beats are kept (counts are not dropped). */
 const MAX_EVENTS = 200;
 
-/** The config keys the greeter understands, with their defaults. */
-const DEFAULT_CONFIG = { greeting: 'hello', 'period-ms': '200' };
-const PERIOD_MIN_MS = 10;
-const PERIOD_MAX_MS = 60000;
-
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -77,6 +97,10 @@ const state = {
   wakeUp: null,
   /** The last greeting heard from each peer. */
   greetings: {},
+  /** The HTTP URLs (see parseHttpConfig); both off by default. */
+  urls: { webhook: null, 'job-url': null },
+  /** The outcome of each recent request. */
+  http: new HttpRecord(),
 };
 
 function info(message) {
@@ -88,27 +112,6 @@ function note(callback, detail = '') {
   state.counts[callback] += 1;
   state.events.push(detail ? `${callback} ${detail}` : callback);
   state.events.splice(0, Math.max(0, state.events.length - MAX_EVENTS));
-}
-
-/** The greeting and period from `init`'s key/value pairs; throws the reason. */
-function parseConfig(pairs) {
-  const config = { ...DEFAULT_CONFIG };
-  for (const [key, value] of pairs) {
-    if (!Object.hasOwn(DEFAULT_CONFIG, key)) {
-      const known = Object.keys(DEFAULT_CONFIG).sort().join(', ');
-      throw `unknown config key \`${key}\` (known: ${known})`;
-    }
-    config[key] = value;
-  }
-  const period = config['period-ms'];
-  const ms = Number(period);
-  if (!/^[0-9]+$/.test(period) || ms < PERIOD_MIN_MS || ms > PERIOD_MAX_MS) {
-    throw (
-      `\`period-ms\`: \`${period}\` is not a whole number of milliseconds ` +
-      `between ${PERIOD_MIN_MS} and ${PERIOD_MAX_MS}`
-    );
-  }
-  return [config.greeting, ms];
 }
 
 /** Asks for the next beat, unless one is pending. */
@@ -134,16 +137,8 @@ function record() {
     beats: state.beats,
     'beat-count': state.beatCount,
     greetings: state.greetings,
+    http: state.http.entries,
   };
-}
-
-/** JSON with keys sorted at every level, as Python's sort_keys does. */
-function sortedJson(value) {
-  return JSON.stringify(value, (_, v) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)))
-      : v,
-  );
 }
 
 /** The `seen` answer: everything recorded. */
@@ -177,6 +172,7 @@ function restoreFrom(bytes) {
         Object.entries(saved.greetings).map(([k, v]) => [k, String(v)]),
       ),
       wakeUp: saved['wake-up'] === null ? null : BigInt(int(saved['wake-up'])),
+      http: state.http.takeOver(saved.http),
     };
   } catch (e) {
     throw `snapshot state is malformed: ${e}`;
@@ -190,6 +186,7 @@ function restoreFrom(bytes) {
   state.beatCount = taken.beatCount;
   state.greetings = taken.greetings;
   state.wakeUp = taken.wakeUp;
+  taken.http();
 }
 
 export const behaviour = {
@@ -197,19 +194,29 @@ export const behaviour = {
     state.node = thisNode();
     note('init', config.map(([k, v]) => `${k}=${v}`).join(' '));
     [state.greeting, state.periodMs] = parseConfig(config);
+    state.urls = parseHttpConfig(config);
     info(`greeter (js) ready on ${state.node}: every ${state.periodMs} ms while leading`);
   },
 
-  onBecomeLeader(term) {
+  async onBecomeLeader(term) {
     note('on-become-leader', `${term}`);
     if (!state.ledTerms.includes(Number(term))) state.ledTerms.push(Number(term));
     info(`${state.greeting}: ${state.node} leads term ${term}`);
     startBeating();
+    if (state.urls.webhook) {
+      post(state.urls.webhook, leadershipBody(state.node, Number(term)), 'leader', Number(term));
+    }
+    await settle();
   },
 
-  onBecomeFollower(leader, term) {
+  async onBecomeFollower(leader, term) {
     note('on-become-follower', `${leader ?? 'none'} ${term}`);
     stopBeating();
+    if (state.urls.webhook) {
+      const body = leadershipBody(state.node, Number(term), leader ?? null, false);
+      post(state.urls.webhook, body, 'follower', Number(term));
+    }
+    await settle();
   },
 
   onPeerJoined(peer) {
@@ -233,16 +240,22 @@ export const behaviour = {
     const text = decoder.decode(request);
     note('on-call', text.slice(0, 64));
     const command = text.trim();
-    if (command === 'seen') return encoder.encode(seen());
+    if (command === 'seen') {
+      if (inFlight.length === 0) return encoder.encode(seen());
+      // Requests in flight: a promise (which componentize-js awaits, as for
+      // an async callback) that first records the answers that came
+      // meanwhile, without waiting for the others.
+      return settle(0).then(() => encoder.encode(seen()));
+    }
     if (command === 'ping') return encoder.encode(`pong from ${state.node}`);
     throw `unknown request ${JSON.stringify(text.slice(0, 64))}: try \`seen\` or \`ping\``;
   },
 
-  onScheduled(id, tag) {
+  async onScheduled(id, tag) {
     note('on-scheduled', `${id} ${tag}`);
     if (id !== state.wakeUp) return; // a wake-up from a term this node no longer leads
     state.wakeUp = null;
-    if (!isLeader()) return;
+    if (!isLeader()) return settle();
     const term = Number(currentTerm());
     state.beatCount += 1;
     state.beats.push([term, state.beatCount]);
@@ -251,6 +264,11 @@ export const behaviour = {
     info(greeting);
     broadcast(encoder.encode(greeting));
     startBeating();
+    if (state.urls['job-url']) {
+      const body = jobBody(state.node, term, state.beatCount);
+      post(state.urls['job-url'], body, 'beat', term, state.beatCount);
+    }
+    await settle();
   },
 
   inspect() {
@@ -278,3 +296,86 @@ export const behaviour = {
     if (isLeader() && state.wakeUp === null) startBeating();
   },
 };
+
+// --- HTTP egress, with fetch() ---------------------------------------------
+
+/** Requests waiting for an answer, oldest first; across callbacks. */
+const inFlight = [];
+
+/**
+ * Callbacks that settled so far: a request sent while `calls` was n and
+ * answered once it is past n was answered late, in a later callback.
+ */
+let calls = 0;
+
+/**
+ * POSTs `body` (JSON) to `url` and records the request as pending; its
+ * outcome is recorded when fetch() settles, which happens while a callback
+ * waits in `settle`. A request the host refuses (HTTP-request-denied: not
+ * allowed, or a `leader` entry while this node does not lead with a lease)
+ * rejects like any network error: fetch() does not say which.
+ */
+function post(url, body, event, term, beat = null) {
+  const id = state.http.sent(url, event, term, beat);
+  try {
+    send(id, url, body);
+  } catch (error) {
+    // Never thrown on: from onBecomeLeader, it would refuse leadership.
+    state.http.answered(id, { error: describeError(error) });
+  }
+}
+
+function send(id, url, body) {
+  while (inFlight.length >= MAX_IN_FLIGHT) {
+    const oldest = inFlight.shift();
+    oldest.abandoned = true;
+    oldest.controller.abort(); // the engine drops the response future: the host stops it
+    state.http.answered(oldest.id, { error: 'abandoned: still pending when more were sent' });
+  }
+  const sentIn = calls;
+  const request = { id, controller: new AbortController(), abandoned: false };
+  request.settled = fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+    signal: request.controller.signal,
+  })
+    .then(
+      (response) => {
+        state.http.answered(id, { status: response.status, late: calls !== sentIn });
+        // Read the (small, host-buffered) body so its handles are released.
+        response.arrayBuffer().catch(() => {});
+      },
+      (error) => {
+        if (!request.abandoned) {
+          state.http.answered(id, { error: describeError(error), late: calls !== sentIn });
+        }
+      },
+    )
+    .finally(() => {
+      const at = inFlight.indexOf(request);
+      if (at >= 0) inFlight.splice(at, 1);
+    });
+  inFlight.push(request);
+}
+
+/**
+ * Waits up to `waitMs` for every request in flight to settle. The wait is
+ * a promise the export returns, so componentize-js keeps running the event
+ * loop — sending bodies, polling response futures and the timer — until it
+ * settles; what is still pending then is settled in a later callback's wait.
+ * Awaited once at the end of every callback that makes requests.
+ */
+async function settle(waitMs = HTTP_WAIT_MS) {
+  try {
+    if (inFlight.length === 0) return;
+    let timer;
+    const timeout = new Promise((resolve) => {
+      timer = setTimeout(resolve, waitMs);
+    });
+    await Promise.race([Promise.allSettled(inFlight.map((r) => r.settled)), timeout]);
+    clearTimeout(timer);
+  } finally {
+    calls += 1;
+  }
+}

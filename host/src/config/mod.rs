@@ -47,7 +47,8 @@
 //! period-ms = "1000"
 //! ```
 //!
-//! `[admin-auth]` and `[admin-limits]` are in [`admin`]; `[tls]` (mutual
+//! The rest of `[plugin]` (outgoing HTTP) and `[plugin-limits]` are in
+//! [`plugin`]; `[admin-auth]` and `[admin-limits]` are in [`admin`]; `[tls]` (mutual
 //! TLS between nodes, instead of the secret) and `[peer-limits]` in
 //! [`transport`]. The secret must also be strong enough: see [`secret`].
 //!
@@ -64,10 +65,12 @@ use serde::Deserialize;
 use crate::bindings::types::Timings;
 
 pub mod admin;
+pub mod plugin;
 pub mod secret;
 pub mod transport;
 
 pub use admin::{AdminAuthConfig, AdminLimits, AdminTlsConfig, AdminToken};
+pub use plugin::{DEFAULT_DEADLINE_MS, DEFAULT_MEMORY_MIB, PluginConfig};
 pub use transport::{PeerLimits, TlsConfig};
 
 /// The shortest cluster secret accepted, in bytes.
@@ -183,21 +186,6 @@ pub enum OnExit {
 /// `protocol.lease-guard-ms` when not configured.
 pub const DEFAULT_LEASE_GUARD_MS: u32 = 20;
 
-/// The `[plugin]` table.
-#[derive(Clone, Debug)]
-pub struct PluginConfig {
-    /// The plugin component's path.
-    pub path: PathBuf,
-    /// Each callback's deadline, in milliseconds.
-    pub deadline_ms: u64,
-    /// The plugin's memory cap, in MiB.
-    pub memory_mib: u64,
-    /// Watch the file and hot-swap each new version.
-    pub watch: bool,
-    /// Key/value configuration handed to `init`.
-    pub config: BTreeMap<String, String>,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawConfig {
@@ -215,7 +203,9 @@ struct RawConfig {
     timings: RawTimings,
     #[serde(default)]
     protocol: RawProtocol,
-    plugin: Option<RawPlugin>,
+    plugin: Option<plugin::RawPlugin>,
+    #[serde(default)]
+    plugin_limits: plugin::RawPluginLimits,
     #[serde(default)]
     command: RawCommand,
     #[serde(default)]
@@ -269,23 +259,6 @@ struct RawProtocol {
     join: Option<bool>,
     lease_guard_ms: Option<u32>,
 }
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawPlugin {
-    path: PathBuf,
-    deadline_ms: Option<u64>,
-    memory_mib: Option<u64>,
-    #[serde(default)]
-    watch: bool,
-    #[serde(default)]
-    config: BTreeMap<String, toml::Value>,
-}
-
-/// Default callback deadline for plugins.
-pub const DEFAULT_DEADLINE_MS: u64 = 100;
-/// Default plugin memory cap.
-pub const DEFAULT_MEMORY_MIB: u64 = 64;
 
 impl NodeConfig {
     /// Reads and validates the config file at `path`, and adds the admin
@@ -417,30 +390,7 @@ impl NodeConfig {
         };
         let plugin = match raw.plugin {
             None => None,
-            Some(p) => {
-                let deadline_ms = p.deadline_ms.unwrap_or(DEFAULT_DEADLINE_MS);
-                in_range("plugin.deadline-ms", deadline_ms, 1..=60_000)?;
-                let memory_mib = p.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB);
-                in_range("plugin.memory-mib", memory_mib, 1..=4096)?;
-                let mut config = BTreeMap::new();
-                for (key, value) in p.config {
-                    let text = match value {
-                        toml::Value::String(s) => s,
-                        toml::Value::Integer(i) => i.to_string(),
-                        toml::Value::Float(f) => f.to_string(),
-                        toml::Value::Boolean(b) => b.to_string(),
-                        _ => bail!("`plugin.config.{key}`: must be a string, number or boolean"),
-                    };
-                    config.insert(key, text);
-                }
-                Some(PluginConfig {
-                    path: resolve(&p.path),
-                    deadline_ms,
-                    memory_mib,
-                    watch: p.watch,
-                    config,
-                })
-            }
+            Some(p) => Some(plugin::plugin(p, &raw.plugin_limits, &resolve)?),
         };
         let data_dir = resolve(
             &raw.data_dir

@@ -51,7 +51,7 @@ use crate::bindings::types::{CampaignRefusal, ChangeRefusal, LogLevel, Options};
 use crate::config::NodeConfig;
 use crate::node_core::{CoreSettings, Lane, NodeCore, Output};
 use crate::plugin::runner::{PluginHandle, PluginInput, PluginOutput};
-use crate::plugin::{PluginComponent, PluginLimits, ViewClock};
+use crate::plugin::{PluginComponent, ViewClock};
 use crate::protocol::{ElectionComponent, Environment};
 use durability::Durability;
 use event_log::{EventLog, log_event};
@@ -243,11 +243,7 @@ impl Node {
         let plugin = match (plugin, core.view().cloned()) {
             (None, _) | (_, None) => None,
             (Some(setup), Some(view)) => {
-                let limits = PluginLimits {
-                    deadline: Duration::from_millis(setup.config.deadline_ms),
-                    memory_bytes: usize::try_from(setup.config.memory_mib << 20)
-                        .unwrap_or(usize::MAX),
-                };
+                let limits = setup.config.limits();
                 let handle = PluginHandle::start(
                     setup.component,
                     setup.config.config.clone(),

@@ -80,6 +80,10 @@ pub struct PluginReport {
     pub name: String,
     /// sha256 of the plugin component, hex.
     pub sha256: String,
+    /// What the plugin had refused or dropped under its limits, and how
+    /// its callbacks fared.
+    #[serde(default)]
+    pub usage: crate::plugin::quota::UsageReport,
 }
 
 /// Frame counters.
@@ -184,6 +188,7 @@ impl super::Node {
         let plugin = self.plugin.as_ref().map(|p| PluginReport {
             name: p.name(),
             sha256: p.sha256(),
+            usage: p.usage().report(),
         });
         let now_ns = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
         NodeReport::new(

@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 
 use crate::bindings::types::{Event, LogLevel, Role};
 
+use super::quota::PluginUsage;
 use super::{
     CallResult, PluginComponent, PluginEffect, PluginInstance, PluginLimits, SharedView,
     config_pairs,
@@ -116,9 +117,15 @@ impl PluginDriver {
             failed_spawn_at: None,
             now_ns,
         };
+        driver.limits.usage.set_now(now_ns);
         driver.spawn_instance()?;
         let outputs = std::mem::take(&mut driver.outputs);
         Ok((driver, outputs))
+    }
+
+    /// The plugin's quota and what was refused under it.
+    pub fn usage(&self) -> &Arc<PluginUsage> {
+        &self.limits.usage
     }
 
     /// The plugin's file name.
@@ -149,7 +156,7 @@ impl PluginDriver {
         component: Arc<PluginComponent>,
         now_ns: u64,
     ) -> (Result<(), String>, Vec<PluginOutput>) {
-        self.now_ns = now_ns;
+        self.set_now(now_ns);
         let result = self.try_swap(component);
         (result, std::mem::take(&mut self.outputs))
     }
@@ -157,7 +164,17 @@ impl PluginDriver {
     fn try_swap(&mut self, component: Arc<PluginComponent>) -> Result<(), String> {
         let snapshot = match self.instance.as_mut() {
             Some(old) => match old.snapshot() {
-                Ok((bytes, _)) => bytes,
+                Ok((bytes, _)) => {
+                    let max = self.limits.usage.quota().max_snapshot_bytes;
+                    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > max {
+                        PluginUsage::bump(&self.limits.usage.snapshot_oversized);
+                        return Err(format!(
+                            "the running version's snapshot is {} bytes, over plugin-limits.max-snapshot-bytes ({max})",
+                            bytes.len()
+                        ));
+                    }
+                    bytes
+                }
                 Err(e) => {
                     // The old version is poisoned now; it is replaced with
                     // a fresh one of itself on the next input.
@@ -169,7 +186,7 @@ impl PluginDriver {
             None => Vec::new(),
         };
         let mut new = component
-            .instantiate(self.view.clone(), self.limits, self.ids.clone())
+            .instantiate(self.view.clone(), &self.limits, self.ids.clone())
             .map_err(|e| format!("instantiating the new version: {e:#}"))?;
         let mut effects = Vec::new();
         let (init, more) = new
@@ -206,14 +223,14 @@ impl PluginDriver {
     /// Handles one input at `now_ns`; returns what the plugin asked of the
     /// node, in order.
     pub fn handle(&mut self, input: PluginInput, now_ns: u64) -> Vec<PluginOutput> {
-        self.now_ns = now_ns;
+        self.set_now(now_ns);
         self.dispatch(input);
         std::mem::take(&mut self.outputs)
     }
 
     /// Runs every wake-up due at `now_ns`.
     pub fn fire_due(&mut self, now_ns: u64) -> Vec<PluginOutput> {
-        self.now_ns = now_ns;
+        self.set_now(now_ns);
         while let Some(entry) = self.wakeups.first_entry() {
             if entry.key().0 > now_ns {
                 break;
@@ -222,6 +239,11 @@ impl PluginDriver {
             self.call("on-scheduled", |i| i.on_scheduled(id, &tag));
         }
         std::mem::take(&mut self.outputs)
+    }
+
+    fn set_now(&mut self, now_ns: u64) {
+        self.now_ns = now_ns;
+        self.limits.usage.set_now(now_ns);
     }
 
     fn node(&self) -> (String, Role, u64) {
@@ -237,7 +259,7 @@ impl PluginDriver {
         self.wakeups.clear();
         let mut instance =
             self.component
-                .instantiate(self.view.clone(), self.limits, self.ids.clone())?;
+                .instantiate(self.view.clone(), &self.limits, self.ids.clone())?;
         let (result, effects) = instance
             .init(&config_pairs(&self.config))
             .context("the plugin trapped in init")?;
@@ -280,7 +302,9 @@ impl PluginDriver {
         f: impl FnOnce(&mut PluginInstance) -> CallResult<T>,
     ) -> Option<T> {
         let replay = what != "on-become-leader";
+        let pending = self.wakeups.len();
         let instance = self.instance(replay)?;
+        instance.set_wakeups_pending(pending);
         match f(instance) {
             Ok((out, effects)) => {
                 self.apply(effects);
@@ -345,13 +369,30 @@ impl PluginDriver {
             }
             PluginInput::Inspect(reply) => {
                 let pairs = self.call("inspect", |i| i.inspect()).unwrap_or_default();
-                let _ = reply.send(pairs);
+                let _ = reply.send(self.bounded_inspect(pairs));
             }
             PluginInput::Swap { component, reply } => {
                 let result = self.try_swap(component);
                 let _ = reply.send(result);
             }
         }
+    }
+
+    /// `inspect()`'s answer, or a note in its place if it is over
+    /// `plugin-limits.max-inspect-bytes`.
+    fn bounded_inspect(&self, pairs: Vec<(String, String)>) -> Vec<(String, String)> {
+        let size: usize = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let max = self.limits.usage.quota().max_inspect_bytes;
+        if u64::try_from(size).unwrap_or(u64::MAX) <= max {
+            return pairs;
+        }
+        PluginUsage::bump(&self.limits.usage.inspect_oversized);
+        vec![(
+            "inspect-refused".to_string(),
+            format!(
+                "the plugin answered {size} bytes, over plugin-limits.max-inspect-bytes ({max})"
+            ),
+        )]
     }
 
     fn apply(&mut self, effects: Vec<PluginEffect>) {

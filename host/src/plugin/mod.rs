@@ -3,11 +3,17 @@
 //!
 //! A plugin never costs its node its place in the cluster:
 //!
-//! - every callback runs under a deadline (wasmtime epoch interruption: a
-//!   ticker advances the plugin engine's epoch every [`EPOCH_TICK`] while a
-//!   callback runs), and
-//!   every store under a memory cap, so a loop or an allocation bomb traps
-//!   instead of hanging or exhausting the host;
+//! - every callback runs under a deadline, and every store under a memory
+//!   cap, so a loop, a wait or an allocation bomb ends the callback instead
+//!   of hanging or exhausting the host. The deadline is enforced twice:
+//!   wasmtime epoch interruption (a ticker advances the plugin engine's
+//!   epoch every [`EPOCH_TICK`] while a callback runs) traps a plugin that
+//!   computes past it, and a timer around the asynchronous call ([`io`])
+//!   cuts one that waits past it in a host call;
+//! - what a plugin may ask of its node is limited and counted
+//!   ([`quota`]); its stdout and stderr go to the node's log ([`output`]);
+//!   it reaches the network only through allowed, fenced HTTP
+//!   ([`egress`]) and gets no sockets, files or environment;
 //! - the plugin runs on a thread of its own ([`runner`]), so the protocol's
 //!   heartbeats never wait for a callback;
 //! - a trap poisons the store, so the driver replaces a trapped instance
@@ -17,21 +23,29 @@
 //!
 //! - this file: compiling a plugin ([`PluginComponent`]) and calling one
 //!   instance ([`PluginInstance`]) with deadline and memory cap;
-//! - `imports.rs`: the `leader-api` the plugin imports, answered from a
-//!   shared [`LeaderView`];
+//! - [`view`]: the node's state as the plugin sees it ([`LeaderView`]);
+//! - `imports.rs`: the `leader-api` the plugin imports, answered from the
+//!   shared view and held to the quota;
 //! - [`driver`]: callbacks in order, wake-ups and the fault policy, on any
 //!   clock (the simulator's too);
 //! - [`runner`]: the plugin's thread on a real node.
 
 pub mod backoff;
 pub mod driver;
+pub mod egress;
 mod imports;
+pub mod io;
+pub mod output;
+pub mod quota;
 pub mod runner;
+pub mod view;
+
+pub use view::{LeaderView, SharedView, ViewClock};
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -39,101 +53,21 @@ use sha2::{Digest as _, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::artifact_cache::{ArtifactCache, CacheOutcome};
+use crate::bindings::plugin::tenure::election::leader_api;
 use crate::bindings::plugin::{Plugin, PluginPre};
-use crate::bindings::types::{LogLevel, NodeStatus, Role};
+use crate::bindings::types;
+use crate::bindings::types::LogLevel;
 use crate::protocol::wasm;
+use egress::{EgressHooks, EgressPolicy};
+use output::CapturedOutput;
+use quota::{PluginQuota, PluginUsage};
 
 /// How often the plugin engine's epoch advances; deadlines are counted in
 /// these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
-
-/// The protocol's clock, as the plugin side reads it to tell how much of a
-/// lease is left: the same origin as the protocol's `now`.
-#[derive(Clone, Debug)]
-pub enum ViewClock {
-    /// Real time since the node's protocol clock origin.
-    Since(std::time::Instant),
-    /// A clock someone else sets: the simulator's virtual time for a node.
-    Manual(Arc<AtomicU64>),
-}
-
-impl ViewClock {
-    /// A manual clock at 0 and the handle that moves it.
-    pub fn manual() -> (ViewClock, Arc<AtomicU64>) {
-        let now = Arc::new(AtomicU64::new(0));
-        (ViewClock::Manual(now.clone()), now)
-    }
-
-    /// Now, in the protocol's nanoseconds.
-    pub fn now_ns(&self) -> u64 {
-        match self {
-            ViewClock::Since(origin) => {
-                u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
-            }
-            ViewClock::Manual(now) => now.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// The node's state as a plugin sees it through `leader-api`. The node task
-/// updates it; the plugin thread reads it.
-#[derive(Clone, Debug)]
-pub struct LeaderView {
-    pub node_id: String,
-    pub cluster_id: String,
-    pub role: Role,
-    pub term: u64,
-    pub leader: Option<String>,
-    /// Members heard from lately, self excluded.
-    pub peers: Vec<String>,
-    /// Voting members, self included.
-    pub members: Vec<String>,
-    /// Until when (protocol clock) this node's lease as leader holds.
-    pub lease_expires_ns: Option<u64>,
-    /// The protocol's clock, to measure the lease against.
-    pub clock: ViewClock,
-}
-
-impl LeaderView {
-    /// The view of a node whose protocol reports `status`, on `clock`.
-    pub fn from_status(status: &NodeStatus, clock: ViewClock) -> LeaderView {
-        LeaderView {
-            node_id: status.node_id.clone(),
-            cluster_id: status.cluster_id.clone(),
-            role: status.role,
-            term: status.term,
-            leader: status.leader.clone(),
-            peers: status.alive_peers.clone(),
-            members: status.members.clone(),
-            lease_expires_ns: status.lease_expires_ns,
-            clock,
-        }
-    }
-
-    /// Brings the view up to date with the protocol's `status`.
-    pub fn update(&mut self, status: &NodeStatus) {
-        self.role = status.role;
-        self.term = status.term;
-        self.leader = status.leader.clone();
-        self.peers = status.alive_peers.clone();
-        self.members = status.members.clone();
-        self.lease_expires_ns = status.lease_expires_ns;
-    }
-
-    /// Nanoseconds of lease left now, if this node leads and holds one.
-    pub fn lease_remaining_ns(&self) -> Option<u64> {
-        if self.role != Role::Leader {
-            return None;
-        }
-        let remaining = self.lease_expires_ns?.checked_sub(self.clock.now_ns())?;
-        (remaining > 0).then_some(remaining)
-    }
-}
-
-/// A shared, updatable [`LeaderView`].
-pub type SharedView = Arc<Mutex<LeaderView>>;
 
 /// What a plugin asked for during a callback.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -156,9 +90,16 @@ pub enum PluginEffect {
 pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: WasiHttpCtx,
+    egress: EgressHooks,
     limits: StoreLimits,
     view: SharedView,
     effects: Vec<PluginEffect>,
+    /// The quota and counters of this plugin on this node.
+    usage: Arc<PluginUsage>,
+    /// Wake-ups pending before this callback (the driver's count), for the
+    /// quota on them.
+    wakeups_pending: usize,
     /// Wake-up ids are handed out by the host, unique per node.
     next_schedule_id: Arc<std::sync::atomic::AtomicU64>,
     /// The plugin's name, for log fields.
@@ -174,13 +115,50 @@ impl WasiView for PluginState {
     }
 }
 
-/// Limits every callback and store is held to.
-#[derive(Clone, Copy, Debug)]
+impl WasiHttpView for PluginState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.egress,
+        }
+    }
+}
+
+/// What a plugin is held to: every callback, every store, and what it may
+/// ask of its node. Clones share the [`PluginUsage`] counters, so make one
+/// per plugin per node (`..PluginLimits::default()` fills what a caller
+/// does not set).
+#[derive(Clone, Debug)]
 pub struct PluginLimits {
-    /// Each callback's time limit.
+    /// Each callback's time limit, computing or waiting.
     pub deadline: Duration,
     /// The store's linear memory cap, in bytes.
     pub memory_bytes: usize,
+    /// Where the plugin may send HTTP requests, and how.
+    pub egress: Arc<EgressPolicy>,
+    /// The quota ([`PluginUsage::quota`]) and what was refused under it.
+    pub usage: Arc<PluginUsage>,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits {
+            deadline: Duration::from_millis(crate::config::DEFAULT_DEADLINE_MS),
+            memory_bytes: usize::try_from(crate::config::DEFAULT_MEMORY_MIB << 20)
+                .unwrap_or(usize::MAX),
+            egress: Arc::new(EgressPolicy::default()),
+            usage: Arc::new(PluginUsage::default()),
+        }
+    }
+}
+
+impl PluginLimits {
+    /// These limits with a fresh usage under `quota`.
+    pub fn with_quota(mut self, quota: PluginQuota) -> PluginLimits {
+        self.usage = Arc::new(PluginUsage::new(quota));
+        self
+    }
 }
 
 impl std::fmt::Debug for PluginComponent {
@@ -316,12 +294,21 @@ impl PluginComponent {
         component: Component,
     ) -> anyhow::Result<PluginComponent> {
         let mut linker = Linker::new(&engine.engine);
-        wasm(wasmtime_wasi::p2::add_to_linker_sync(&mut linker)).context("linking WASI")?;
-        wasm(Plugin::add_to_linker::<PluginState, HasSelf<PluginState>>(
+        // All of WASI links, so any language's runtime instantiates; the
+        // context each store gets grants nothing (see `instantiate`).
+        wasm(wasmtime_wasi::p2::add_to_linker_async(&mut linker)).context("linking WASI")?;
+        wasm(wasmtime_wasi_http::p2::add_only_http_to_linker_async(
+            &mut linker,
+        ))
+        .context("linking wasi:http")?;
+        // The world's own interfaces; wasi:* came from the crates above.
+        wasm(types::add_to_linker::<PluginState, HasSelf<PluginState>>(
             &mut linker,
             |s| s,
         ))
-        .context("linking the leader API")?;
+        .context("linking the shared types")?;
+        wasm(leader_api::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s))
+            .context("linking the leader API")?;
         let pre = wasm(linker.instantiate_pre(&component))
             .context("the component does not fit the `plugin` world")?;
         let pre = wasm(PluginPre::new(pre)).context("the component does not export `behaviour`")?;
@@ -347,18 +334,45 @@ impl PluginComponent {
     pub fn instantiate(
         &self,
         view: SharedView,
-        limits: PluginLimits,
+        limits: &PluginLimits,
         next_schedule_id: Arc<std::sync::atomic::AtomicU64>,
     ) -> anyhow::Result<PluginInstance> {
+        let node = view
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .node_id
+            .clone();
+        let usage = limits.usage.clone();
+        let output = |stream| CapturedOutput::new(stream, &node, &self.name, usage.clone());
+        // No arguments, environment, preopened directories, sockets or
+        // name lookups: the defaults, spelled out.
+        let wasi = WasiCtx::builder()
+            .stdout(output("stdout"))
+            .stderr(output("stderr"))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let egress = EgressHooks::new(
+            limits.egress.clone(),
+            view.clone(),
+            usage.clone(),
+            &node,
+            &self.name,
+        );
         let state = PluginState {
-            wasi: WasiCtx::builder().inherit_stderr().build(),
+            wasi,
             table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            egress,
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)
                 .trap_on_grow_failure(true)
                 .build(),
             view,
             effects: Vec::new(),
+            usage,
+            wakeups_pending: 0,
             next_schedule_id,
             name: self.name.clone(),
         };
@@ -368,11 +382,23 @@ impl PluginComponent {
         store.set_epoch_deadline(ticks);
         let bindings = {
             let _ticking = self.engine.ticker.enter();
-            wasm(self.pre.instantiate(&mut store)).context("instantiating the plugin")?
+            let pre = &self.pre;
+            let store = &mut store;
+            let started = io::block_on(async move {
+                tokio::time::timeout(limits.deadline, pre.instantiate_async(store)).await
+            });
+            match started {
+                Ok(instantiated) => wasm(instantiated).context("instantiating the plugin")?,
+                Err(_) => anyhow::bail!(
+                    "instantiating the plugin took longer than its deadline ({:?})",
+                    limits.deadline
+                ),
+            }
         };
         Ok(PluginInstance {
             store,
             bindings,
+            deadline: limits.deadline,
             deadline_ticks: ticks,
             ticker: self.engine.ticker.clone(),
         })
@@ -389,6 +415,7 @@ pub type CallResult<T> = anyhow::Result<(T, Vec<PluginEffect>)>;
 pub struct PluginInstance {
     store: Store<PluginState>,
     bindings: Plugin,
+    deadline: Duration,
     deadline_ticks: u64,
     ticker: Arc<EpochTicker>,
 }
@@ -397,13 +424,54 @@ macro_rules! callback {
     ($(#[$doc:meta])* $name:ident => $call:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty) => {
         $(#[$doc])*
         pub fn $name(&mut self, $($arg: $ty),*) -> CallResult<$ret> {
-            let _ticking = self.ticker.enter();
+            let ticker = self.ticker.clone();
+            let _ticking = ticker.enter();
             self.store.set_epoch_deadline(self.deadline_ticks);
             let behaviour = self.bindings.tenure_election_behaviour();
-            let out = wasm(behaviour.$call(&mut self.store, $($arg),*))?;
-            Ok((out, std::mem::take(&mut self.store.data_mut().effects)))
+            let store = &mut self.store;
+            let deadline = self.deadline;
+            let out = io::block_on(async move {
+                tokio::time::timeout(deadline, behaviour.$call(store, $($arg),*)).await
+            });
+            self.finish(out)
         }
     };
+}
+
+impl PluginInstance {
+    /// Tells the instance how many wake-ups are pending, for the quota on
+    /// `schedule` in the next callback.
+    pub fn set_wakeups_pending(&mut self, pending: usize) {
+        self.store.data_mut().wakeups_pending = pending;
+    }
+
+    /// A callback's outcome, classified and counted: cut at the deadline
+    /// while waiting, trapped at it while computing, or another trap.
+    fn finish<T>(
+        &mut self,
+        out: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+    ) -> CallResult<T> {
+        let usage = self.store.data().usage.clone();
+        let out = match out {
+            Ok(Ok(out)) => out,
+            Ok(Err(trap)) => {
+                let counter = match trap.downcast_ref::<wasmtime::Trap>() {
+                    Some(wasmtime::Trap::Interrupt) => &usage.deadlines,
+                    _ => &usage.traps,
+                };
+                PluginUsage::bump(counter);
+                return Err(anyhow::Error::from(trap));
+            }
+            Err(_) => {
+                PluginUsage::bump(&usage.deadlines);
+                anyhow::bail!(
+                    "the callback was still waiting in a host call at its deadline ({:?})",
+                    self.deadline
+                );
+            }
+        };
+        Ok((out, std::mem::take(&mut self.store.data_mut().effects)))
+    }
 }
 
 // The generated bindings take `&String`, so the wrappers do too.

@@ -3,7 +3,8 @@
 //! fires its wake-ups, and forwards what it asks for to the node task.
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -15,13 +16,19 @@ use super::driver::PluginDriver;
 pub use super::driver::{PluginInput, PluginOutput};
 use super::{PluginComponent, PluginLimits, SharedView};
 
-/// Inputs queued for the plugin beyond this are dropped (and logged): a
-/// plugin that falls behind must not hold up its node.
+/// Inputs other than protocol events queued for the plugin beyond this are
+/// dropped (counted, and logged now and then): a plugin that falls behind
+/// must not hold up its node. Protocol events — leadership, terms, peers —
+/// are never dropped: the protocol makes few, and a plugin that missed
+/// `on-become-follower` would go on acting as leader.
 pub const INPUT_QUEUE: usize = 1024;
 
 /// A running plugin thread.
 pub struct PluginHandle {
-    inputs: SyncSender<PluginInput>,
+    inputs: Sender<PluginInput>,
+    /// Inputs queued that could be dropped (all but protocol events).
+    droppable_queued: Arc<AtomicUsize>,
+    usage: Arc<super::quota::PluginUsage>,
     thread: Option<JoinHandle<()>>,
     /// The running version's name and sha256; the thread updates them when
     /// a swap succeeds.
@@ -39,35 +46,55 @@ impl PluginHandle {
         outputs: tokio_mpsc::UnboundedSender<PluginOutput>,
     ) -> anyhow::Result<PluginHandle> {
         let origin = Instant::now();
+        let usage = limits.usage.clone();
         let (driver, first) = PluginDriver::start(component.clone(), config, limits, view, 0)?;
         forward(&outputs, first);
         let version = Arc::new(Mutex::new((
             component.name().to_string(),
             component.sha256().to_string(),
         )));
-        let (inputs, rx) = mpsc::sync_channel(INPUT_QUEUE);
+        let (inputs, rx) = mpsc::channel();
         let thread_version = version.clone();
+        let droppable_queued = Arc::new(AtomicUsize::new(0));
+        let queued = droppable_queued.clone();
         let thread = std::thread::Builder::new()
             .name(format!("plugin-{}", component.name()))
-            .spawn(move || run(driver, rx, outputs, origin, thread_version))
+            .spawn(move || run(driver, rx, outputs, origin, thread_version, queued))
             .context("starting the plugin thread")?;
         Ok(PluginHandle {
             inputs,
+            droppable_queued,
+            usage,
             thread: Some(thread),
             version,
         })
     }
 
-    /// Queues an input; never blocks. Returns false if it was dropped.
+    /// Queues an input; never blocks. Returns false if it was dropped: only
+    /// an input other than a protocol event, and only with [`INPUT_QUEUE`]
+    /// of those waiting already (a dropped call's caller is told the plugin
+    /// is busy).
     pub fn deliver(&self, input: PluginInput) -> bool {
-        match self.inputs.try_send(input) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                tracing::warn!(plugin = %self.name(), "plugin input queue full; input dropped");
-                false
+        let droppable = !matches!(input, PluginInput::Event(_));
+        if droppable {
+            if self.droppable_queued.load(Ordering::Relaxed) >= INPUT_QUEUE {
+                let dropped = super::quota::PluginUsage::bump(&self.usage.inputs_dropped);
+                if dropped.is_power_of_two() {
+                    tracing::warn!(plugin = %self.name(), dropped, "plugin input queue full; input dropped");
+                }
+                if let PluginInput::Call { reply, .. } = input {
+                    let _ = reply.send(Err("the plugin is busy: its input queue is full".into()));
+                }
+                return false;
             }
-            Err(TrySendError::Disconnected(_)) => false,
+            self.droppable_queued.fetch_add(1, Ordering::Relaxed);
         }
+        self.inputs.send(input).is_ok()
+    }
+
+    /// The plugin's quota and what was refused under it.
+    pub fn usage(&self) -> &Arc<super::quota::PluginUsage> {
+        &self.usage
     }
 
     /// The running version's file name.
@@ -93,7 +120,7 @@ impl Drop for PluginHandle {
     fn drop(&mut self) {
         // Closing the channel ends the thread after its current callback
         // (bounded by the deadline).
-        let (closed, _) = mpsc::sync_channel(0);
+        let (closed, _) = mpsc::channel();
         self.inputs = closed;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -119,6 +146,7 @@ fn run(
     outputs: tokio_mpsc::UnboundedSender<PluginOutput>,
     origin: Instant,
     version: Arc<Mutex<(String, String)>>,
+    droppable_queued: Arc<AtomicUsize>,
 ) {
     let now = || u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
     loop {
@@ -127,7 +155,12 @@ fn run(
             None => Duration::from_secs(3600),
         };
         let batch = match inputs.recv_timeout(wait) {
-            Ok(input) => driver.handle(input, now()),
+            Ok(input) => {
+                if !matches!(input, PluginInput::Event(_)) {
+                    droppable_queued.fetch_sub(1, Ordering::Relaxed);
+                }
+                driver.handle(input, now())
+            }
             Err(RecvTimeoutError::Timeout) => driver.fire_due(now()),
             Err(RecvTimeoutError::Disconnected) => return,
         };

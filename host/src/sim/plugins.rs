@@ -66,7 +66,11 @@ impl Simulation {
         let (driver, outputs) = PluginDriver::start(
             plugin.component,
             plugin.config,
-            plugin.limits,
+            // Counters and rates of its own, as a process of its own has.
+            plugin
+                .limits
+                .clone()
+                .with_quota(*plugin.limits.usage.quota()),
             view,
             self.now_ns(),
         )

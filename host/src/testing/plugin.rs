@@ -45,10 +45,7 @@ impl Plugin {
             sim: SimPlugin {
                 component,
                 config: BTreeMap::new(),
-                limits: PluginLimits {
-                    deadline: Duration::from_millis(crate::config::DEFAULT_DEADLINE_MS),
-                    memory_bytes: (crate::config::DEFAULT_MEMORY_MIB as usize) << 20,
-                },
+                limits: PluginLimits::default(),
             },
         })
     }

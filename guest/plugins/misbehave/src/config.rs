@@ -12,13 +12,40 @@ pub enum Mode {
     Trap,
     /// Return an error from a callback that returns a result.
     Refuse,
+    /// Call `send` to every peer in a loop, until the deadline.
+    FloodSend,
+    /// Call `broadcast` in a loop, until the deadline.
+    FloodBroadcast,
+    /// Log 1 MiB lines in a loop, until the deadline.
+    FloodLog,
+    /// Call `schedule` in a loop, until the deadline.
+    FloodSchedule,
+    /// Write 1 MiB lines to stderr (and stdout) in a loop.
+    Stderr,
+    /// Sleep for an hour: blocked in a host call (a WASI clock wait).
+    Sleep,
+    /// Answer `inspect` with 8 MiB of pairs, however it was asked.
+    HugeInspect,
     /// Nothing: a quiet no-op plugin.
     None,
 }
 
 impl Mode {
     /// Every mode, for messages.
-    const ALL: [Mode; 5] = [Mode::Loop, Mode::Bomb, Mode::Trap, Mode::Refuse, Mode::None];
+    const ALL: [Mode; 12] = [
+        Mode::Loop,
+        Mode::Bomb,
+        Mode::Trap,
+        Mode::Refuse,
+        Mode::FloodSend,
+        Mode::FloodBroadcast,
+        Mode::FloodLog,
+        Mode::FloodSchedule,
+        Mode::Stderr,
+        Mode::Sleep,
+        Mode::HugeInspect,
+        Mode::None,
+    ];
 
     /// The mode's config name.
     pub fn name(self) -> &'static str {
@@ -27,6 +54,13 @@ impl Mode {
             Mode::Bomb => "bomb",
             Mode::Trap => "trap",
             Mode::Refuse => "refuse",
+            Mode::FloodSend => "flood-send",
+            Mode::FloodBroadcast => "flood-broadcast",
+            Mode::FloodLog => "flood-log",
+            Mode::FloodSchedule => "flood-schedule",
+            Mode::Stderr => "stderr",
+            Mode::Sleep => "sleep",
+            Mode::HugeInspect => "huge-inspect",
             Mode::None => "none",
         }
     }

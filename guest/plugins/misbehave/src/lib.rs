@@ -27,6 +27,7 @@ mod component {
     wit_bindgen::generate!({
         world: "plugin",
         path: "../../../wit",
+        generate_all,
     });
 
     use exports::tenure::election::behaviour::Guest;
@@ -65,6 +66,38 @@ mod component {
             Mode::Loop => spin(),
             Mode::Bomb => bomb(),
             Mode::Trap => panic!("misbehave plugin: trapping in {}", callback.name()),
+            Mode::FloodSend => loop {
+                let peers = leader_api::peers();
+                for peer in peers.iter().chain(std::iter::once(&"nobody".to_string())) {
+                    leader_api::send(peer, &[0x5A; 4096]);
+                }
+            },
+            Mode::FloodBroadcast => loop {
+                leader_api::broadcast(&[0x5A; 4096]);
+            },
+            Mode::FloodLog => {
+                let line = "x".repeat(CHUNK_BYTES);
+                loop {
+                    leader_api::log(LogLevel::Info, &line);
+                }
+            }
+            Mode::FloodSchedule => loop {
+                leader_api::schedule(0, "flood");
+            },
+            Mode::Stderr => {
+                use std::io::Write as _;
+                let line = format!("{}\n", "e".repeat(CHUNK_BYTES));
+                loop {
+                    let _ = std::io::stderr().write_all(line.as_bytes());
+                    let _ = std::io::stdout().write_all(line.as_bytes());
+                }
+            }
+            Mode::Sleep => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok(())
+            }
+            // Misbehaves in `inspect` itself, whatever `on` says.
+            Mode::HugeInspect => Ok(()),
         }
     }
 
@@ -137,6 +170,11 @@ mod component {
         fn inspect() -> Vec<(String, String)> {
             let _ = enter(Callback::Inspect);
             let config = CONFIG.get();
+            if config.mode == Mode::HugeInspect {
+                return (0..8)
+                    .map(|i| (format!("ballast-{i}"), "i".repeat(CHUNK_BYTES)))
+                    .collect();
+            }
             let counts = COUNTS.with_borrow(|counts| *counts);
             [
                 ("mode".to_string(), config.mode.name().to_string()),
