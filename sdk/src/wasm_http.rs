@@ -44,11 +44,22 @@ pub(crate) fn http_start(request: Request) -> Result<PendingResponse, HttpError>
     } else {
         path.to_string()
     };
-    let entries: Vec<(String, Vec<u8>)> = request
+    let mut entries: Vec<(String, Vec<u8>)> = request
         .headers
         .iter()
         .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
         .collect();
+    // A known length rather than a chunked body: every server takes it.
+    if !request.body.is_empty()
+        && !entries
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+    {
+        entries.push((
+            "content-length".into(),
+            request.body.len().to_string().into_bytes(),
+        ));
+    }
     let headers = Fields::from_list(&entries)
         .map_err(|e| HttpError::BadRequest(format!("headers: {e:?}")))?;
     let outgoing = OutgoingRequest::new(headers);
@@ -75,9 +86,13 @@ pub(crate) fn http_start(request: Request) -> Result<PendingResponse, HttpError>
     if !request.body.is_empty() {
         let stream = body.write().map_err(bad("body stream"))?;
         for chunk in request.body.chunks(WRITE_CHUNK) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| HttpError::Failed(format!("writing the body: {e:?}")))?;
+            match stream.blocking_write_and_flush(chunk) {
+                Ok(()) => {}
+                // The exchange ended early (the server answered, or the
+                // request failed): the response says how.
+                Err(StreamError::Closed) => break,
+                Err(e) => return Err(HttpError::Failed(format!("writing the body: {e:?}"))),
+            }
         }
     }
     OutgoingBody::finish(body, None).map_err(error)?;

@@ -191,6 +191,13 @@ impl Hook {
         }
     }
 
+    /// A GET of `url` now, waiting `wait`; its outcome as `seen` shows it.
+    pub fn probe(&mut self, url: &str) -> String {
+        let outcome = Request::get(url).send(self.settings.wait);
+        self.record(url, outcome);
+        self.seen.back().cloned().unwrap_or_default()
+    }
+
     /// The outcomes, one per line, oldest first.
     pub fn seen(&self) -> String {
         self.seen.iter().cloned().collect::<Vec<_>>().join("\n")

@@ -15,7 +15,9 @@
 //! webhook waits at most `wait-ms` (default 30) inside the callback.
 //!
 //! `on-call` with `seen` answers one line per outcome (`URL STATUS` or
-//! `URL error: WHY`), oldest first, at most the last 100.
+//! `URL error: WHY`), oldest first, at most the last 100; `get URL` makes
+//! a GET there now (waiting `wait-ms`) and answers its outcome the same
+//! way — a probe of what this node's allowlist lets through.
 //!
 //! Build: `cargo build -p tenure-plugin-webhook --target wasm32-wasip2
 //! --release` writes `target/wasm32-wasip2/release/tenure_plugin_webhook.wasm`.
@@ -61,11 +63,12 @@ impl Behaviour for Plugin {
     }
 
     fn on_call(&mut self, request: &[u8]) -> Result<Vec<u8>, Error> {
-        match request {
-            b"seen" => Ok(self.hook().seen().into_bytes()),
-            other => Err(Error::new(format!(
-                "unknown request {:?}; try `seen`",
-                String::from_utf8_lossy(other)
+        let request = String::from_utf8_lossy(request);
+        match request.split_once(' ') {
+            None if request == "seen" => Ok(self.hook().seen().into_bytes()),
+            Some(("get", url)) => Ok(self.hook().probe(url).into_bytes()),
+            _ => Err(Error::new(format!(
+                "unknown request {request:?}; try `seen` or `get URL`"
             ))),
         }
     }

@@ -1,0 +1,242 @@
+//! Plugins that act on the world, on real `tenure run` processes: outgoing
+//! HTTP by allowlist, fenced by the host, against a real local HTTP
+//! server written here (a fencing store that refuses tokens lower than
+//! the highest it accepted, a webhook receiver, an endpoint that never
+//! answers).
+//!
+//! Built as an integration test of the host package (see host/Cargo.toml)
+//! so `CARGO_BIN_EXE_tenure` names the binary under test.
+
+#[path = "kit/mod.rs"]
+mod kit;
+#[path = "egress/server.rs"]
+mod server;
+
+use std::time::{Duration, Instant};
+
+use kit::{BOUND, Cluster};
+use server::Server;
+
+/// The webhook example plugin (guest/plugins/webhook).
+fn webhook_wasm() -> std::path::PathBuf {
+    let wasm =
+        tenure_host::component_path::election_wasm().with_file_name("tenure_plugin_webhook.wasm");
+    assert!(
+        wasm.is_file(),
+        "build the plugins first: scripts/build-guests.sh"
+    );
+    wasm
+}
+
+/// A `[plugin]` table running the webhook plugin: leadership changes to
+/// `hooks` (mode any), the job to `job` (leader mode: a bare URL).
+fn webhook_plugin(hooks: &Server, job_origin: &str, job_path: &str, extra: &str) -> String {
+    format!(
+        "[plugin]\npath = \"{wasm}\"\n\
+         allow-http = [{{ url = \"{hooks}\", mode = \"any\" }}, \"{job_origin}\"]\n{extra}\
+         [plugin.config]\nwebhook = \"{hooks}/hook\"\njob-url = \"{job_origin}{job_path}\"\n\
+         period-ms = \"100\"\nwait-ms = \"40\"\n",
+        wasm = webhook_wasm().display(),
+        hooks = hooks.origin(),
+    )
+}
+
+/// Waits until `check` holds, polling; panics with `what` and the logs.
+fn wait_until(cluster: &Cluster, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + BOUND;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {BOUND:?}\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Tokens the store accepted, in the order it accepted them, from `node`
+/// (all nodes when `None`).
+fn accepted(store: &Server, node: Option<&str>) -> Vec<u64> {
+    store
+        .seen_at("/store")
+        .into_iter()
+        .filter(|s| s.status == 200)
+        .filter(|s| node.is_none_or(|n| s.body.contains(&format!("\"node\":\"{n}\""))))
+        .filter_map(|s| s.token)
+        .collect()
+}
+
+/// `on-call(request)` on `node`'s own plugin (not forwarded to the
+/// leader's).
+fn call(cluster: &Cluster, node: &str, request: &str) -> String {
+    let (code, reply, _) = kit::post(cluster.admin(node), "/call?local=true", request.as_bytes());
+    assert_eq!(code, 200, "{request} on {node}: {reply}");
+    reply
+}
+
+#[test]
+fn the_leaders_job_carries_its_token_and_a_deposed_leader_is_never_accepted_again() {
+    let hooks = Server::start();
+    let store = Server::start();
+    let mut cluster = Cluster::start("egress-fence", 3, |_| {
+        webhook_plugin(&hooks, &store.origin(), "/store", "")
+    });
+    let all = ["n1", "n2", "n3"];
+    let (leader, term) = cluster.wait_for_leader(&all, BOUND);
+
+    // The leader's job reaches the store with its term as the token.
+    wait_until(&cluster, "three runs of the first leader's job", || {
+        accepted(&store, Some(&leader)).len() >= 3
+    });
+    assert!(
+        accepted(&store, Some(&leader)).iter().all(|t| *t == term),
+        "the first leader's token is its term {term}: {:?}",
+        store.seen_at("/store")
+    );
+    // Every node posted its leadership change to the webhook (mode any).
+    wait_until(&cluster, "every node's webhook", || {
+        let hooks = hooks.seen_at("/hook");
+        all.iter().all(|n| {
+            hooks
+                .iter()
+                .any(|h| h.body.contains(&format!("\"node\":\"{n}\"")))
+        })
+    });
+    assert!(
+        hooks.seen_at("/hook").iter().all(|h| h.token.is_none()),
+        "mode any carries no fencing token"
+    );
+
+    // A follower's plugin calling the leader-mode store is refused by its
+    // own host, and so is a server nobody listed.
+    let follower = all.iter().find(|n| **n != leader).expect("a follower");
+    let refused = call(&cluster, follower, &format!("get {}/store", store.origin()));
+    assert!(refused.contains("refused by the node"), "{refused}");
+    let unlisted = call(&cluster, &leader, "get http://127.0.0.1:9/");
+    assert!(unlisted.contains("refused by the node"), "{unlisted}");
+    assert!(
+        store.seen_at("/store").iter().all(|s| !s.body.is_empty()),
+        "the follower's GET never reached the store"
+    );
+
+    // Kill -9 the leader: the new one's job carries a higher token, and
+    // the store never accepts a lower token after a higher one.
+    cluster.kill9(&leader);
+    let rest: Vec<&str> = all.iter().copied().filter(|n| *n != leader).collect();
+    let (next, next_term) = cluster.wait_for_leader(&rest, BOUND);
+    assert!(next_term > term);
+    wait_until(&cluster, "three runs of the new leader's job", || {
+        accepted(&store, Some(&next)).len() >= 3
+    });
+    let tokens = accepted(&store, None);
+    assert!(
+        tokens.windows(2).all(|w| w[0] <= w[1]),
+        "accepted tokens never go down: {tokens:?}"
+    );
+    assert!(
+        accepted(&store, Some(&next))
+            .iter()
+            .all(|t| *t == next_term)
+    );
+    let status = cluster.status(&next).expect("the new leader answers");
+    let usage = status.plugin.expect("a plugin").usage;
+    assert!(usage.http_sent >= 3, "{usage:?}");
+    assert!(
+        cluster
+            .log(follower)
+            .contains("plugin HTTP request refused"),
+        "the refusal is in the follower's log"
+    );
+
+    // Freeze the new leader past its lease (SIGSTOP: the pause users
+    // fear) while the restarted first leader and the third node elect a
+    // successor; then thaw it. Its host no longer lets its job through: at
+    // most one request that was already in flight when it froze reaches
+    // the store, and the store refuses that one for its lower token.
+    cluster.spawn(&leader);
+    cluster.signal(&next, libc::SIGSTOP);
+    let others: Vec<&str> = all.iter().copied().filter(|n| *n != next).collect();
+    let (third, third_term) = cluster.wait_for_leader(&others, BOUND);
+    wait_until(&cluster, "three runs of the third leader's job", || {
+        accepted(&store, Some(&third)).len() >= 3
+    });
+    let before = store.seen_at("/store").len();
+    cluster.signal(&next, libc::SIGCONT);
+    cluster.wait_for_leader(&all, BOUND);
+    std::thread::sleep(Duration::from_secs(1));
+    let thawed: Vec<_> = store.seen_at("/store")[before..]
+        .iter()
+        .filter(|s| s.body.contains(&format!("\"node\":\"{next}\"")))
+        .cloned()
+        .collect();
+    assert!(
+        thawed.iter().all(|s| s.status != 200),
+        "the store accepted the deposed leader: {thawed:?}"
+    );
+    assert!(
+        thawed.len() <= 1,
+        "the thawed leader's host let its job through: {thawed:?}"
+    );
+    let tokens = accepted(&store, None);
+    assert!(tokens.windows(2).all(|w| w[0] <= w[1]), "{tokens:?}");
+    let refused_after_thaw = cluster
+        .status(&next)
+        .and_then(|s| s.plugin)
+        .map_or(0, |p| p.usage.http_refused);
+    println!(
+        "egress: {} job runs accepted, tokens {term}, {next_term}, {third_term}; the follower's and the unlisted request refused; \
+         after a freeze, {} request(s) from the deposed leader reached the store (refused there), its host refused {refused_after_thaw}",
+        tokens.len(),
+        thawed.len()
+    );
+    cluster.assert_one_leader_per_term();
+}
+
+#[test]
+fn a_remote_that_never_answers_times_out_while_callbacks_and_heartbeats_go_on() {
+    let hooks = Server::start();
+    let hang = Server::start();
+    let cluster = Cluster::start("egress-hang", 3, |_| {
+        webhook_plugin(&hooks, &hang.origin(), "/hang", "http-timeout-ms = 500\n")
+    });
+    let all = ["n1", "n2", "n3"];
+    let (leader, term) = cluster.wait_for_leader(&all, BOUND);
+    // Every job request hangs; each times out after 500 ms in the host and
+    // the next tick records it.
+    wait_until(&cluster, "a timed-out job", || {
+        call(&cluster, &leader, "seen").contains("/hang error: timed out")
+    });
+    // Meanwhile other callbacks answer at once...
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let (code, _, took) = kit::post(cluster.admin(&leader), "/call", b"seen");
+        assert_eq!(code, 200);
+        slowest = slowest.max(took);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // ... and nobody missed a heartbeat.
+    let (again, again_term) = cluster.wait_for_leader(&all, BOUND);
+    assert_eq!((again.as_str(), again_term), (leader.as_str(), term));
+    let gap = cluster
+        .statuses()
+        .values()
+        .filter(|s| s.role == "follower")
+        .map(|s| s.max_leader_gap_ms)
+        .max()
+        .unwrap_or(0);
+    let usage = cluster
+        .status(&leader)
+        .and_then(|s| s.plugin)
+        .expect("a plugin")
+        .usage;
+    assert!(usage.http_failed >= 1, "{usage:?}");
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a call waited {slowest:?} behind a hung request"
+    );
+    assert!(gap < 300, "a follower saw a {gap} ms heartbeat gap");
+    println!(
+        "hung remote: {} requests timed out, slowest /call {slowest:?}, largest follower heartbeat gap {gap} ms, term unchanged",
+        usage.http_failed
+    );
+}

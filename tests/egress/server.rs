@@ -1,0 +1,157 @@
+//! A small HTTP/1.1 server for the egress tests, on a port no other test
+//! of the run holds: a fencing store that refuses tokens lower than the
+//! highest it accepted, a webhook receiver, and an endpoint that never
+//! answers. Every request is recorded.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One request as the server saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    /// The fencing header's value, if the request had one.
+    pub token: Option<u64>,
+    pub body: String,
+    /// The status the server answered (0: never answered).
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct State {
+    seen: Vec<Seen>,
+    highest: Option<u64>,
+}
+
+/// The running server; it stops with the test process.
+#[derive(Clone)]
+pub struct Server {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+}
+
+impl Server {
+    /// Starts the server on a fresh loopback port.
+    pub fn start() -> Server {
+        let port = tenure_host::testing::ports::port().expect("a loopback port");
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("the test server binds");
+        let server = Server {
+            addr: listener.local_addr().expect("an address"),
+            state: Arc::default(),
+        };
+        let state = server.state.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let state = state.clone();
+                std::thread::spawn(move || serve(stream, &state));
+            }
+        });
+        server
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.lock().expect("state").seen.clone()
+    }
+
+    /// Requests to `path` so far.
+    pub fn seen_at(&self, path: &str) -> Vec<Seen> {
+        self.seen().into_iter().filter(|s| s.path == path).collect()
+    }
+}
+
+fn serve(stream: TcpStream, state: &Mutex<State>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_string();
+    let path = parts.next().unwrap_or_default().to_string();
+    let (mut length, mut token, mut chunked) = (0usize, None, false);
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).is_err() || header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            let value = value.trim();
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-length" => length = value.parse().unwrap_or(0),
+                "tenure-fencing-token" => token = value.parse().ok(),
+                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+                _ => {}
+            }
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        // Size line, data, CRLF; a zero size ends the body.
+        loop {
+            let mut size = String::new();
+            if reader.read_line(&mut size).is_err() {
+                return;
+            }
+            let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+                return;
+            };
+            let mut chunk = vec![0; size + 2];
+            if reader.read_exact(&mut chunk).is_err() {
+                return;
+            }
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else {
+        body = vec![0; length.min(1 << 20)];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+    }
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let status = {
+        let mut state = state.lock().expect("state");
+        let status = match path.as_str() {
+            // Never answers: the connection is held until the client gives up.
+            "/hang" => 0,
+            "/store" => match token {
+                None => 400,
+                Some(t) if state.highest.is_some_and(|h| t < h) => 409,
+                Some(t) => {
+                    state.highest = Some(t);
+                    200
+                }
+            },
+            _ => 200,
+        };
+        state.seen.push(Seen {
+            method,
+            path,
+            token,
+            body,
+            status,
+        });
+        status
+    };
+    let mut stream = reader.into_inner();
+    if status == 0 {
+        std::thread::sleep(Duration::from_secs(30));
+        return;
+    }
+    let reason = if status == 200 { "OK" } else { "No" };
+    let reply =
+        format!("HTTP/1.1 {status} {reason}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+    let _ = stream.write_all(reply.as_bytes());
+}
