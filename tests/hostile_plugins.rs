@@ -1,0 +1,220 @@
+//! Hostile behaviour plugins on real `tenure run` processes: a plugin that
+//! floods `send`, `broadcast`, `log` or `schedule`, writes to stderr,
+//! blocks in a host call, answers a huge `inspect()`, or fails in `init`.
+//! Each stays within its node's limits: the cluster keeps its leader and
+//! term, the node stays up and answers SIGTERM, and its memory and log
+//! stay bounded (the test prints both, before and after).
+//!
+//! Built as an integration test of the host package (see host/Cargo.toml)
+//! so `CARGO_BIN_EXE_tenure` names the binary under test.
+
+#[path = "kit/mod.rs"]
+mod kit;
+
+use std::time::{Duration, Instant};
+
+use kit::{BOUND, Cluster};
+
+/// How long each hostile plugin is provoked.
+const PROVOKE: Duration = Duration::from_secs(3);
+
+/// Growth of a node's resident memory this test tolerates: the plugin's
+/// own 32 MiB cap, a fresh instance after each trap, and slack.
+const RSS_SLACK_KIB: u64 = 160 << 10;
+
+/// Growth of a node's log this test tolerates over [`PROVOKE`]: the log
+/// limits allow 256 KiB a second plus the host's own, rate-limited lines.
+const LOG_SLACK_BYTES: u64 = 4 << 20;
+
+/// The misbehave plugin's `[plugin]` table: `mode` in `on`, a 50 ms
+/// deadline and a 32 MiB memory cap.
+fn misbehave(mode: &str, on: &str) -> String {
+    let wasm =
+        tenure_host::component_path::election_wasm().with_file_name("tenure_plugin_misbehave.wasm");
+    assert!(
+        wasm.is_file(),
+        "build the plugins first: scripts/build-guests.sh"
+    );
+    format!(
+        "[plugin]\npath = \"{}\"\ndeadline-ms = 50\nmemory-mib = 32\n\
+         [plugin.config]\nmode = \"{mode}\"\non = \"{on}\"\n",
+        wasm.display()
+    )
+}
+
+/// Resident memory of node `id`'s process, in KiB.
+fn rss_kib(cluster: &mut Cluster, id: &str) -> u64 {
+    let pid = cluster
+        .local
+        .process(id)
+        .and_then(|p| p.pid())
+        .expect("a running node");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn log_bytes(cluster: &Cluster, id: &str) -> u64 {
+    std::fs::metadata(cluster.local.log_path(id)).map_or(0, |m| m.len())
+}
+
+/// What one provocation cost a node.
+struct Cost {
+    rss_before: u64,
+    rss_after: u64,
+    log_growth: u64,
+}
+
+#[test]
+fn hostile_plugins_stay_within_their_limits() {
+    let all = ["n1", "n2", "n3"];
+    for mode in [
+        "flood-send",
+        "flood-broadcast",
+        "flood-log",
+        "flood-schedule",
+        "stderr",
+        "sleep",
+        "huge-inspect",
+    ] {
+        let mut cluster = Cluster::start(&format!("hostile-{mode}"), 3, |_| {
+            misbehave(mode, "on-call")
+        });
+        let (leader, term) = cluster.wait_for_leader(&all, BOUND);
+        let before: Vec<(u64, u64)> = all
+            .iter()
+            .map(|id| (rss_kib(&mut cluster, id), log_bytes(&cluster, id)))
+            .collect();
+
+        // Provoke every node's plugin, one call after another.
+        let started = Instant::now();
+        let mut calls = 0u32;
+        let mut slowest = Duration::ZERO;
+        while started.elapsed() < PROVOKE {
+            let id = all[calls as usize % all.len()];
+            let asked = Instant::now();
+            let admin = cluster.admin(id);
+            if mode == "huge-inspect" {
+                let (code, body) = kit::get(admin, "/inspect");
+                assert_eq!(code, 200, "{body}");
+                assert!(body.len() < 1 << 20, "inspect answered {} bytes", body.len());
+            } else {
+                kit::post(admin, "/call?local=true", b"go");
+            }
+            slowest = slowest.max(asked.elapsed());
+            calls += 1;
+        }
+
+        // The leader and its term held; nobody missed a heartbeat.
+        let (again, again_term) = cluster.wait_for_leader(&all, BOUND);
+        assert_eq!(
+            (again.as_str(), again_term),
+            (leader.as_str(), term),
+            "{mode}: leadership moved\n{}",
+            cluster.logs()
+        );
+        let gap = cluster
+            .statuses()
+            .values()
+            .filter(|s| s.role == "follower")
+            .map(|s| s.max_leader_gap_ms)
+            .max()
+            .unwrap_or(0);
+        assert!(gap < 300, "{mode}: a follower saw a {gap} ms heartbeat gap");
+        let costs: Vec<Cost> = all
+            .iter()
+            .zip(&before)
+            .map(|(id, (rss_before, log_before))| Cost {
+                rss_before: *rss_before,
+                rss_after: rss_kib(&mut cluster, id),
+                log_growth: log_bytes(&cluster, id).saturating_sub(*log_before),
+            })
+            .collect();
+        let usage = cluster
+            .status(&leader)
+            .and_then(|s| s.plugin)
+            .expect("a plugin")
+            .usage;
+        for (id, cost) in all.iter().zip(&costs) {
+            assert!(
+                cost.rss_after < cost.rss_before + RSS_SLACK_KIB,
+                "{mode}: {id} grew from {} to {} KiB",
+                cost.rss_before,
+                cost.rss_after
+            );
+            assert!(
+                cost.log_growth < LOG_SLACK_BYTES,
+                "{mode}: {id}'s log grew {} bytes",
+                cost.log_growth
+            );
+        }
+        // Each mode hit the limit it is about.
+        let hit = match mode {
+            "flood-send" | "flood-broadcast" => usage.messages_dropped,
+            "flood-log" => usage.log_lines_dropped + usage.log_lines_truncated,
+            "flood-schedule" => usage.wakeups_refused,
+            "stderr" => usage.output_lines,
+            "sleep" => usage.deadlines,
+            "huge-inspect" => usage.inspect_oversized,
+            _ => unreachable!(),
+        };
+        assert!(hit > 0, "{mode}: the limit was never hit: {usage:?}");
+
+        // A node whose plugin is stuck still stops on SIGTERM.
+        let follower = *all.iter().find(|n| **n != leader).expect("a follower");
+        let admin = cluster.admin(follower);
+        let poke = std::thread::spawn(move || {
+            let _ = std::panic::catch_unwind(|| kit::post(admin, "/call?local=true", b"go"));
+        });
+        std::thread::sleep(Duration::from_millis(10));
+        cluster.signal(follower, libc::SIGTERM);
+        let exited = cluster.wait_exit(follower, Duration::from_secs(10));
+        let _ = poke.join();
+        assert!(
+            exited.is_some(),
+            "{mode}: {follower} ignored SIGTERM\n{}",
+            cluster.log(follower)
+        );
+        let worst = |f: fn(&Cost) -> u64| costs.iter().map(f).max().unwrap_or(0);
+        println!(
+            "{mode}: {calls} provocations in {PROVOKE:?} (slowest {slowest:?}); leader {leader} term {term} held, \
+             largest heartbeat gap {gap} ms; RSS {} -> {} KiB (largest node), log +{} KiB (largest); \
+             limit hits {hit}; SIGTERM obeyed",
+            worst(|c| c.rss_before),
+            worst(|c| c.rss_after),
+            worst(|c| c.log_growth) >> 10,
+        );
+        cluster.assert_one_leader_per_term();
+    }
+}
+
+#[test]
+fn a_plugin_that_fails_in_init_is_refused_and_never_crashes_the_host() {
+    for (mode, on) in [("trap", "init"), ("stderr", "init"), ("sleep", "init")] {
+        let mut cluster = Cluster::configure(&format!("hostile-init-{mode}"), 1, |_| {
+            misbehave(mode, on)
+        });
+        let (status, log) = cluster
+            .spawn_expecting_exit("n1", Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("{mode} in {on}: the node kept running"));
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "{mode} in {on}: the node must refuse the plugin with an error, not crash:\n{log}"
+        );
+        // The plugin's own panic message arrives through its captured
+        // stderr, tagged; the host itself never panics.
+        assert!(
+            log.lines()
+                .filter(|l| l.contains("panicked at"))
+                .all(|l| l.contains("stream=\"stderr\"")),
+            "{mode} in {on}: the host panicked:\n{log}"
+        );
+        assert!(log.contains("plugin"), "{mode} in {on}: the reason names the plugin:\n{log}");
+        println!("{mode} in {on}: refused at start (exit 1)");
+    }
+}
