@@ -101,7 +101,11 @@ fn hostile_plugins_stay_within_their_limits() {
             if mode == "huge-inspect" {
                 let (code, body) = kit::get(admin, "/inspect");
                 assert_eq!(code, 200, "{body}");
-                assert!(body.len() < 1 << 20, "inspect answered {} bytes", body.len());
+                assert!(
+                    body.len() < 1 << 20,
+                    "inspect answered {} bytes",
+                    body.len()
+                );
             } else {
                 kit::post(admin, "/call?local=true", b"go");
             }
@@ -195,9 +199,8 @@ fn hostile_plugins_stay_within_their_limits() {
 #[test]
 fn a_plugin_that_fails_in_init_is_refused_and_never_crashes_the_host() {
     for (mode, on) in [("trap", "init"), ("stderr", "init"), ("sleep", "init")] {
-        let mut cluster = Cluster::configure(&format!("hostile-init-{mode}"), 1, |_| {
-            misbehave(mode, on)
-        });
+        let mut cluster =
+            Cluster::configure(&format!("hostile-init-{mode}"), 1, |_| misbehave(mode, on));
         let (status, log) = cluster
             .spawn_expecting_exit("n1", Duration::from_secs(20))
             .unwrap_or_else(|| panic!("{mode} in {on}: the node kept running"));
@@ -214,7 +217,10 @@ fn a_plugin_that_fails_in_init_is_refused_and_never_crashes_the_host() {
                 .all(|l| l.contains("stream=\"stderr\"")),
             "{mode} in {on}: the host panicked:\n{log}"
         );
-        assert!(log.contains("plugin"), "{mode} in {on}: the reason names the plugin:\n{log}");
+        assert!(
+            log.contains("plugin"),
+            "{mode} in {on}: the reason names the plugin:\n{log}"
+        );
         println!("{mode} in {on}: refused at start (exit 1)");
     }
 }

@@ -20,6 +20,8 @@
 
 #[path = "kit/mod.rs"]
 mod kit;
+#[path = "egress/server.rs"]
+mod server;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -68,7 +70,7 @@ fn shared_cache() -> &'static Path {
 }
 
 /// How many tests this file has: the last to pass removes the cache.
-const TESTS: usize = 4;
+const TESTS: usize = 6;
 
 /// Marks a test passed; the last one removes the shared cache.
 fn passed() {
@@ -117,9 +119,15 @@ impl Cluster {
     /// Writes the configs and links every node's cache to one directory;
     /// starts nothing.
     fn new(name: &str, greeter: &Greeter) -> Cluster {
+        Cluster::with(name, greeter, "", "")
+    }
+
+    /// Like [`Cluster::new`], with `plugin` lines added to each node's
+    /// `[plugin]` table and `config` lines to its `[plugin.config]`.
+    fn with(name: &str, greeter: &Greeter, plugin: &str, config: &str) -> Cluster {
         let plugin = format!(
-            "[plugin]\npath = \"{}\"\n[plugin.config]\nperiod-ms = \"{PERIOD_MS}\"\n\
-             greeting = \"hi\"\n",
+            "[plugin]\npath = \"{}\"\n{plugin}[plugin.config]\nperiod-ms = \"{PERIOD_MS}\"\n\
+             greeting = \"hi\"\n{config}",
             greeter.wasm.display()
         );
         let kit = kit::Cluster::configure(&format!("polyglot-{name}"), 3, |_| plugin.clone());
@@ -590,4 +598,102 @@ fn a_bad_greeter_config_stops_the_node_with_the_reason() {
         );
     }
     passed();
+}
+
+/// Waits (at most [`kit::BOUND`]) until `check` holds.
+fn wait_until(cluster: &Cluster, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + kit::BOUND;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen in time\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A greeter's HTTP egress on three processes, against a fencing store
+/// and a webhook receiver written in the test: every node posts its
+/// leadership changes (`mode = "any"`), the leader's beats reach the store
+/// with its term as the token (leader mode), a follower's greeter posts
+/// none, and after a kill -9 the new leader's tokens are higher and never
+/// accepted out of order.
+fn http_egress_is_fenced(greeter: &Greeter) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let hooks = server::Server::start();
+    let store = server::Server::start();
+    let plugin = format!(
+        "allow-http = [{{ url = \"{}\", mode = \"any\" }}, \"{}\"]\n",
+        hooks.origin(),
+        store.origin()
+    );
+    let config = format!(
+        "webhook = \"{}/hook\"\njob-url = \"{}/store\"\n",
+        hooks.origin(),
+        store.origin()
+    );
+    let mut cluster = Cluster::with(
+        &format!("{}-egress", greeter.lang),
+        greeter,
+        &plugin,
+        &config,
+    );
+    cluster.start_all();
+    let (leader, term) = cluster.wait_for_leader(&ALL);
+    wait_until(&cluster, "three of the leader's beats at the store", || {
+        store.accepted(Some(&leader)).len() >= 3
+    });
+    assert!(store.accepted(Some(&leader)).iter().all(|t| *t == term));
+    wait_until(&cluster, "every node's leadership webhook", || {
+        let seen = hooks.seen_at("/hook");
+        ALL.iter().all(|id| seen.iter().any(|h| h.is_from(id)))
+    });
+    assert!(hooks.seen_at("/hook").iter().all(|h| h.token.is_none()));
+    // The greeter recorded its own outcomes: the leader's store posts went
+    // through.
+    let seen = cluster.seen_when(&leader, "a recorded store post", |s| {
+        s.json["http"].as_array().is_some_and(|h| {
+            h.iter().any(|r| {
+                r["url"].as_str().is_some_and(|u| u.ends_with("/store")) && r["status"] == 200
+            })
+        })
+    });
+    assert_eq!(seen.json["node"], leader.as_str());
+    let followers: Vec<&str> = ALL.iter().copied().filter(|id| *id != leader).collect();
+    for id in &followers {
+        assert!(
+            store.seen_at("/store").iter().all(|s| !s.is_from(id)),
+            "follower {id} reached the store"
+        );
+    }
+
+    cluster.kill9(&leader);
+    let (next, next_term) = cluster.wait_for_leader(&followers);
+    assert!(next_term > term);
+    wait_until(
+        &cluster,
+        "three of the new leader's beats at the store",
+        || store.accepted(Some(&next)).len() >= 3,
+    );
+    assert!(store.accepted(Some(&next)).iter().all(|t| *t == next_term));
+    let tokens = store.accepted(None);
+    assert!(tokens.windows(2).all(|w| w[0] <= w[1]), "{tokens:?}");
+    println!(
+        "{}: egress fenced: {} beats accepted with tokens {term} then {next_term}, {} webhook posts",
+        greeter.lang,
+        tokens.len(),
+        hooks.seen_at("/hook").len()
+    );
+    passed();
+}
+
+#[test]
+fn a_python_greeters_http_egress_is_fenced_by_its_host() {
+    http_egress_is_fenced(&Greeter::new("python", "tenure_plugin_greeter_python.wasm"));
+}
+
+#[test]
+fn a_javascript_greeters_http_egress_is_fenced_by_its_host() {
+    http_egress_is_fenced(&Greeter::new("js", "tenure_plugin_greeter_js.wasm"));
 }

@@ -2,6 +2,8 @@
 //! of the run holds: a fencing store that refuses tokens lower than the
 //! highest it accepted, a webhook receiver, and an endpoint that never
 //! answers. Every request is recorded.
+// Each test that includes this module uses a part of it.
+#![allow(dead_code)]
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -33,6 +35,14 @@ pub struct Server {
     state: Arc<Mutex<State>>,
 }
 
+impl Seen {
+    /// Whether the JSON body names `node` (`"node":"n1"`, spaces or not).
+    pub fn is_from(&self, node: &str) -> bool {
+        let compact: String = self.body.chars().filter(|c| !c.is_whitespace()).collect();
+        compact.contains(&format!("\"node\":\"{node}\""))
+    }
+}
+
 impl Server {
     /// Starts the server on a fresh loopback port.
     pub fn start() -> Server {
@@ -60,6 +70,16 @@ impl Server {
     /// Every request so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().expect("state").seen.clone()
+    }
+
+    /// Tokens the store (`/store`) accepted, in order, from `node` (from
+    /// every node when `None`).
+    pub fn accepted(&self, node: Option<&str>) -> Vec<u64> {
+        self.seen_at("/store")
+            .into_iter()
+            .filter(|s| s.status == 200 && node.is_none_or(|n| s.is_from(n)))
+            .filter_map(|s| s.token)
+            .collect()
     }
 
     /// Requests to `path` so far.

@@ -390,7 +390,7 @@ impl NodeConfig {
         };
         let plugin = match raw.plugin {
             None => None,
-            Some(p) => Some(plugin::plugin(p, &raw.plugin_limits, &resolve)?),
+            Some(p) => Some(plugin::plugin(p, &raw.plugin_limits, resolve)?),
         };
         let data_dir = resolve(
             &raw.data_dir
