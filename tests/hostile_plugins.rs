@@ -224,3 +224,36 @@ fn a_plugin_that_fails_in_init_is_refused_and_never_crashes_the_host() {
         println!("{mode} in {on}: refused at start (exit 1)");
     }
 }
+
+#[test]
+fn a_plugin_gets_no_sockets_files_or_environment() {
+    // A listener the plugin is told to reach: nothing may arrive.
+    let port = kit::free_port();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("a listener");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let udp = std::net::UdpSocket::bind(("127.0.0.1", port)).expect("a UDP socket");
+    udp.set_nonblocking(true).expect("nonblocking");
+    let cluster = Cluster::start("hostile-escape", 1, |_| misbehave("escape", "on-call"));
+    cluster.wait_for_leader(&["n1"], BOUND);
+    let (code, report, _) = kit::post(
+        cluster.admin("n1"),
+        "/call?local=true",
+        format!("127.0.0.1:{port}").as_bytes(),
+    );
+    assert_eq!(code, 200, "{report}");
+    println!("a plugin trying its way out:\n{report}");
+    for way in ["tcp", "udp", "dns", "file", "dir"] {
+        let line = report
+            .lines()
+            .find(|l| l.starts_with(&format!("{way}: ")))
+            .unwrap_or_else(|| panic!("no {way} line in {report}"));
+        assert!(line.contains("refused"), "{line}");
+    }
+    assert!(report.contains("env: 0 variables"), "{report}");
+    assert!(
+        listener.accept().is_err(),
+        "a TCP connection reached the listener"
+    );
+    let mut buf = [0u8; 16];
+    assert!(udp.recv_from(&mut buf).is_err(), "a datagram arrived");
+}

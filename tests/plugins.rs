@@ -378,3 +378,72 @@ fn a_refused_swap_keeps_the_old_version_running() {
     assert_eq!(numbers, (1..=runs.len() as u64).collect::<Vec<_>>());
     assert_safe(&sim);
 }
+
+/// A plugin stuck in every `on-call` (it sleeps, and is cut at its
+/// deadline each time) behind a flood of calls: calls beyond the queue
+/// are turned away, each told the plugin is busy, and counted; a
+/// protocol event is always taken, however full the queue.
+#[test]
+fn protocol_events_are_never_dropped_however_full_the_plugin_queue() {
+    use std::sync::{Arc, Mutex};
+    use tenure_host::plugin::runner::{INPUT_QUEUE, PluginHandle, PluginInput};
+    use tenure_host::plugin::{LeaderView, PluginLimits, ViewClock};
+    use tenure_host::types::{Event, FollowerChange};
+
+    let (clock, _) = ViewClock::manual();
+    let view = Arc::new(Mutex::new(LeaderView {
+        node_id: "n1".into(),
+        cluster_id: "c".into(),
+        role: Role::Follower,
+        term: 1,
+        leader: None,
+        peers: vec![],
+        members: vec!["n1".into()],
+        lease_expires_ns: None,
+        clock,
+    }));
+    let config: BTreeMap<String, String> = [("mode", "sleep"), ("on", "on-call")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let limits = PluginLimits {
+        deadline: std::time::Duration::from_millis(20),
+        ..PluginLimits::default()
+    };
+    let (outputs, _keep) = tokio::sync::mpsc::unbounded_channel();
+    let handle = PluginHandle::start(plugin_component("misbehave"), config, limits, view, outputs)
+        .expect("the plugin starts");
+    let mut busy = Vec::new();
+    let mut taken = 0;
+    for _ in 0..INPUT_QUEUE + 100 {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if handle.deliver(PluginInput::Call {
+            request: b"go".to_vec(),
+            reply,
+        }) {
+            taken += 1;
+        } else {
+            busy.push(answer);
+        }
+    }
+    assert!(taken <= INPUT_QUEUE + 1, "{taken} calls queued");
+    assert!(busy.len() >= 99, "only {} calls turned away", busy.len());
+    for mut answer in busy {
+        let told = answer.try_recv().expect("answered at once");
+        assert!(
+            matches!(&told, Err(why) if why.contains("busy")),
+            "{told:?}"
+        );
+    }
+    for term in 2..50 {
+        let event = Event::BecameFollower(FollowerChange {
+            leader: Some("n2".into()),
+            term,
+        });
+        assert!(
+            handle.deliver(PluginInput::Event(event)),
+            "the event of term {term} was dropped"
+        );
+    }
+    assert!(handle.usage().report().inputs_dropped >= 99);
+}

@@ -197,3 +197,81 @@ fn the_admin_address_is_served_beyond_loopback_only_with_tokens_or_by_name() {
     opted_out.insecure_allow_remote_without_auth = true;
     assert!(opted_out.check_exposure(remote, None).is_ok());
 }
+
+#[test]
+fn egress_allowlists_and_plugin_limits_are_read_and_checked() {
+    use crate::plugin::egress::EgressMode;
+    let with = |plugin: &str, limits: &str| {
+        GOOD.replace("path = \"p.wasm\"", &format!("path = \"p.wasm\"\n{plugin}")) + limits
+    };
+    let c = NodeConfig::parse(GOOD, Path::new("/")).expect("valid");
+    let p = c.plugin.expect("plugin");
+    assert!(p.egress.rules.is_empty(), "HTTP is denied by default");
+    assert_eq!(p.quota, crate::plugin::quota::PluginQuota::default());
+
+    let text = with(
+        "allow-http = [\"http://127.0.0.1:9000\", { url = \"https://Hooks.example.com\", mode = \"any\" }]\n\
+         http-timeout-ms = 2500\nfencing-header = \"X-Fence\"\n",
+        "[plugin-limits]\nmax-wakeups = 10\nlog-lines-per-sec = 5\n",
+    );
+    let p = NodeConfig::parse(&text, Path::new("/"))
+        .expect("valid")
+        .plugin
+        .expect("plugin");
+    let rules: Vec<(String, EgressMode)> = p
+        .egress
+        .rules
+        .iter()
+        .map(|r| (r.origin(), r.mode))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("http://127.0.0.1:9000".to_string(), EgressMode::Leader),
+            ("https://hooks.example.com:443".to_string(), EgressMode::Any),
+        ],
+        "a bare URL is fenced"
+    );
+    assert_eq!(
+        p.egress.total_timeout,
+        std::time::Duration::from_millis(2500)
+    );
+    assert_eq!(p.egress.fencing_header.as_str(), "x-fence");
+    assert_eq!((p.quota.max_wakeups, p.quota.log_lines_per_sec), (10, 5));
+    let limits = p.limits();
+    assert_eq!(limits.usage.quota().max_wakeups, 10);
+
+    for (plugin, limits, expected) in [
+        ("allow-http = [\"ftp://x\"]\n", "", "plugin.allow-http[0]"),
+        ("allow-http = [\"http://x/path\"]\n", "", "not a path"),
+        (
+            "allow-http = [{ url = \"http://x\", mode = \"sometimes\" }]\n",
+            "",
+            "plugin.allow-http[0].mode",
+        ),
+        (
+            "allow-http = [\"http://x\", { url = \"http://x:80\", mode = \"any\" }]\n",
+            "",
+            "listed twice",
+        ),
+        (
+            "http-max-concurrent = 0\n",
+            "",
+            "plugin.http-max-concurrent",
+        ),
+        (
+            "fencing-header = \"bad header\"\n",
+            "",
+            "plugin.fencing-header",
+        ),
+        (
+            "",
+            "[plugin-limits]\nmax-message-bytes = 100000\n",
+            "plugin-limits.max-message-bytes",
+        ),
+        ("", "[plugin-limits]\nmax-wakeup = 3\n", "unknown field"),
+    ] {
+        let message = error(&with(plugin, limits));
+        assert!(message.contains(expected), "{plugin}{limits}: {message}");
+    }
+}

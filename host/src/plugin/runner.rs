@@ -3,7 +3,7 @@
 //! fires its wake-ups, and forwards what it asks for to the node task.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
@@ -28,6 +28,9 @@ pub struct PluginHandle {
     inputs: Sender<PluginInput>,
     /// Inputs queued that could be dropped (all but protocol events).
     droppable_queued: Arc<AtomicUsize>,
+    /// Set when the node lets go of the plugin: the thread stops after its
+    /// current callback, whatever is still queued.
+    stopping: Arc<AtomicBool>,
     usage: Arc<super::quota::PluginUsage>,
     thread: Option<JoinHandle<()>>,
     /// The running version's name and sha256; the thread updates them when
@@ -57,13 +60,16 @@ impl PluginHandle {
         let thread_version = version.clone();
         let droppable_queued = Arc::new(AtomicUsize::new(0));
         let queued = droppable_queued.clone();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stop = stopping.clone();
         let thread = std::thread::Builder::new()
             .name(format!("plugin-{}", component.name()))
-            .spawn(move || run(driver, rx, outputs, origin, thread_version, queued))
+            .spawn(move || run(driver, rx, outputs, origin, thread_version, queued, stop))
             .context("starting the plugin thread")?;
         Ok(PluginHandle {
             inputs,
             droppable_queued,
+            stopping,
             usage,
             thread: Some(thread),
             version,
@@ -118,8 +124,10 @@ impl PluginHandle {
 
 impl Drop for PluginHandle {
     fn drop(&mut self) {
-        // Closing the channel ends the thread after its current callback
-        // (bounded by the deadline).
+        // The thread ends after its current callback (bounded by the
+        // deadline), not after everything still queued: a node stopping
+        // must not wait out a queue of slow calls.
+        self.stopping.store(true, Ordering::SeqCst);
         let (closed, _) = mpsc::channel();
         self.inputs = closed;
         if let Some(thread) = self.thread.take() {
@@ -147,6 +155,7 @@ fn run(
     origin: Instant,
     version: Arc<Mutex<(String, String)>>,
     droppable_queued: Arc<AtomicUsize>,
+    stopping: Arc<AtomicBool>,
 ) {
     let now = || u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
     loop {
@@ -155,6 +164,7 @@ fn run(
             None => Duration::from_secs(3600),
         };
         let batch = match inputs.recv_timeout(wait) {
+            Ok(_) if stopping.load(Ordering::SeqCst) => return,
             Ok(input) => {
                 if !matches!(input, PluginInput::Event(_)) {
                     droppable_queued.fetch_sub(1, Ordering::Relaxed);

@@ -26,13 +26,18 @@ pub enum Mode {
     Sleep,
     /// Answer `inspect` with 8 MiB of pairs, however it was asked.
     HugeInspect,
+    /// In `on-call`, try every way out of the sandbox but HTTP — a TCP
+    /// connection and a UDP datagram to the `HOST:PORT` in the request, a
+    /// name lookup, the environment, a file — and answer what came of
+    /// each.
+    Escape,
     /// Nothing: a quiet no-op plugin.
     None,
 }
 
 impl Mode {
     /// Every mode, for messages.
-    const ALL: [Mode; 12] = [
+    const ALL: [Mode; 13] = [
         Mode::Loop,
         Mode::Bomb,
         Mode::Trap,
@@ -44,6 +49,7 @@ impl Mode {
         Mode::Stderr,
         Mode::Sleep,
         Mode::HugeInspect,
+        Mode::Escape,
         Mode::None,
     ];
 
@@ -61,6 +67,7 @@ impl Mode {
             Mode::Stderr => "stderr",
             Mode::Sleep => "sleep",
             Mode::HugeInspect => "huge-inspect",
+            Mode::Escape => "escape",
             Mode::None => "none",
         }
     }

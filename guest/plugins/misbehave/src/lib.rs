@@ -96,8 +96,8 @@ mod component {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
                 Ok(())
             }
-            // Misbehaves in `inspect` itself, whatever `on` says.
-            Mode::HugeInspect => Ok(()),
+            // Misbehave in `inspect` and `on-call` themselves.
+            Mode::HugeInspect | Mode::Escape => Ok(()),
         }
     }
 
@@ -116,6 +116,26 @@ mod component {
             let chunk = core::hint::black_box(vec![0xA5u8; CHUNK_BYTES]);
             BALLAST.with_borrow_mut(|ballast| ballast.push(chunk));
         }
+    }
+
+    /// Tries each way out of the sandbox; one `what: outcome` line each.
+    fn escape(target: &str) -> String {
+        fn outcome<T, E: std::fmt::Display>(r: Result<T, E>) -> String {
+            match r {
+                Ok(_) => "ok".to_string(),
+                Err(e) => format!("refused ({e})"),
+            }
+        }
+        let tcp = outcome(std::net::TcpStream::connect(target));
+        let udp =
+            outcome(std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| s.send_to(b"out", target)));
+        let dns = outcome(std::net::ToSocketAddrs::to_socket_addrs("localhost:80"));
+        let file = outcome(std::fs::read("/etc/hostname"));
+        let dir = outcome(std::fs::read_dir("/"));
+        let env = std::env::vars().count();
+        format!(
+            "tcp: {tcp}\nudp: {udp}\ndns: {dns}\nfile: {file}\ndir: {dir}\nenv: {env} variables\n"
+        )
     }
 
     struct Component;
@@ -159,8 +179,12 @@ mod component {
             let _ = enter(Callback::OnMessage);
         }
 
-        fn on_call(_request: Vec<u8>) -> Result<Vec<u8>, String> {
-            enter(Callback::OnCall).map(|()| Vec::new())
+        fn on_call(request: Vec<u8>) -> Result<Vec<u8>, String> {
+            enter(Callback::OnCall)?;
+            if CONFIG.get().mode == Mode::Escape {
+                return Ok(escape(&String::from_utf8_lossy(&request)).into_bytes());
+            }
+            Ok(Vec::new())
         }
 
         fn on_scheduled(_id: u64, _tag: String) {
