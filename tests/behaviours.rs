@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use tenure_host::testing::{Cluster, Leadership, Plugin, PluginLog};
 
+#[path = "egress/server.rs"]
+mod server;
+
 /// The example plugin `tenure_plugin_{name}.wasm` from this workspace's
 /// build.
 fn example(name: &str) -> Plugin {
@@ -257,4 +260,39 @@ fn lock_tokens_grow_across_a_failover_and_survive_a_hot_swap() {
     );
     assert!(second.term > first.term);
     cluster.check_safety().unwrap();
+}
+
+/// The webhook plugin's leader-only job, from the simulator to a real
+/// HTTP server the test runs, allowed with `Plugin::allow_http` as a
+/// node's `[plugin] allow-http` would: only the leader's requests arrive,
+/// each carrying its term as the fencing token.
+#[test]
+fn the_webhook_job_reaches_a_real_server_from_the_simulator_fenced_by_the_lease() {
+    let store = server::Server::start();
+    let webhook = example("webhook")
+        .config("job-url", &format!("{}/store", store.origin()))
+        .config("period-ms", "100")
+        .allow_http(&store.origin(), true)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut cluster = Cluster::builder(3)
+        .seed(7)
+        .plugin(&webhook)
+        .start()
+        .unwrap();
+    let leader = cluster.elect().unwrap();
+    // Virtual time outruns the server's real time: step it, and give the
+    // requests (real, on the plugin I/O thread) a moment between steps.
+    for _ in 0..20 {
+        cluster.run_for(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cluster.check_safety().unwrap();
+    let accepted = store.accepted(Some(&leader.id));
+    assert!(accepted.len() >= 5, "{:?}", store.seen());
+    assert!(accepted.iter().all(|t| *t == leader.term), "{accepted:?}");
+    assert!(
+        store.seen().iter().all(|s| s.is_from(&leader.id)),
+        "a follower reached the store: {:?}",
+        store.seen()
+    );
 }

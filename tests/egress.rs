@@ -177,11 +177,17 @@ fn the_leaders_job_carries_its_token_and_a_deposed_leader_is_never_accepted_agai
 }
 
 #[test]
-fn a_remote_that_never_answers_times_out_while_callbacks_and_heartbeats_go_on() {
+fn a_remote_that_never_answers_times_out_and_one_that_answers_too_much_is_cut_while_heartbeats_go_on()
+ {
     let hooks = Server::start();
     let hang = Server::start();
     let cluster = Cluster::start("egress-hang", 3, |_| {
-        webhook_plugin(&hooks, &hang.origin(), "/hang", "http-timeout-ms = 500\n")
+        webhook_plugin(
+            &hooks,
+            &hang.origin(),
+            "/hang",
+            "http-timeout-ms = 500\nhttp-max-response-bytes = 65536\n",
+        )
     });
     let all = ["n1", "n2", "n3"];
     let (leader, term) = cluster.wait_for_leader(&all, BOUND);
@@ -190,6 +196,9 @@ fn a_remote_that_never_answers_times_out_while_callbacks_and_heartbeats_go_on() 
     wait_until(&cluster, "a timed-out job", || {
         call(&cluster, &leader, "seen").contains("/hang error: timed out")
     });
+    // A response over the cap fails the request, not the node.
+    let big = call(&cluster, &leader, &format!("get {}/big", hang.origin()));
+    assert!(big.contains("response too large"), "{big}");
     // Meanwhile other callbacks answer at once...
     let mut slowest = Duration::ZERO;
     for _ in 0..20 {

@@ -1,7 +1,8 @@
 //! A small HTTP/1.1 server for the egress tests, on a port no other test
 //! of the run holds: a fencing store that refuses tokens lower than the
-//! highest it accepted, a webhook receiver, and an endpoint that never
-//! answers. Every request is recorded.
+//! highest it accepted, a webhook receiver, an endpoint that never
+//! answers (`/hang`) and one that answers too much (`/big`). Every request
+//! is recorded.
 // Each test that includes this module uses a part of it.
 #![allow(dead_code)]
 
@@ -141,6 +142,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         }
     }
     let body = String::from_utf8_lossy(&body).into_owned();
+    let big = path == "/big";
     let status = {
         let mut state = state.lock().expect("state");
         let status = match path.as_str() {
@@ -171,7 +173,15 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         return;
     }
     let reason = if status == 200 { "OK" } else { "No" };
-    let reply =
-        format!("HTTP/1.1 {status} {reason}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+    // `/big` answers 2 MiB, more than a plugin may read.
+    let body = if big {
+        "b".repeat(2 << 20)
+    } else {
+        "ok".to_string()
+    };
+    let reply = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
     let _ = stream.write_all(reply.as_bytes());
 }

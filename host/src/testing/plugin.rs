@@ -90,6 +90,36 @@ impl Plugin {
         self
     }
 
+    /// The same plugin allowed to reach `url` (`scheme://host[:port]`)
+    /// over HTTP, as the node's `[plugin] allow-http` would allow it: only
+    /// while its node leads with a lease, fenced with the term, when
+    /// `leader_only`; from any node otherwise. Requests are real: point
+    /// them at a server the test runs. An entry that does not parse is the
+    /// harness's error.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), tenure_host::testing::TestingError> {
+    /// let plugin = tenure_host::testing::Plugin::load("webhook.wasm")?
+    ///     .allow_http("http://127.0.0.1:9000", true)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn allow_http(mut self, url: &str, leader_only: bool) -> Result<Plugin, TestingError> {
+        use crate::plugin::egress::{EgressMode, EgressRule};
+        let mode = if leader_only {
+            EgressMode::Leader
+        } else {
+            EgressMode::Any
+        };
+        let rule = EgressRule::parse(url, mode).map_err(|e| TestingError::Load {
+            what: format!("allow-http entry {url:?}"),
+            reason: format!("{e:#}"),
+        })?;
+        let mut egress = (*self.sim.limits.egress).clone();
+        egress.rules.push(rule);
+        self.sim.limits.egress = std::sync::Arc::new(egress);
+        Ok(self)
+    }
+
     /// The simulator's description of this plugin, for code that drives
     /// [`crate::sim::Simulation`] directly.
     ///

@@ -296,7 +296,8 @@ mod tests {
         for (items, expected) in [
             (
                 vec![("mode", "explode")],
-                "`mode`: must be one of loop, bomb, trap, refuse, none",
+                "`mode`: must be one of loop, bomb, trap, refuse, flood-send, flood-broadcast, \
+                 flood-log, flood-schedule, stderr, sleep, huge-inspect, escape, none",
             ),
             (
                 vec![("on", "inspect")],
