@@ -30,6 +30,7 @@ pub mod builtin;
 pub mod component_path;
 pub mod config;
 pub mod embed;
+pub mod metrics;
 pub mod node;
 pub mod node_core;
 pub mod plugin;

@@ -1,6 +1,8 @@
 //! The admin endpoint: HTTP on the admin address (loopback by default).
 //!
 //! - `GET /status`: the node's [`NodeReport`] as JSON.
+//! - `GET /metrics`: the node in the Prometheus format ([`crate::metrics`]);
+//!   a read, so `[admin-auth] protect-reads` covers it.
 //! - `GET /inspect`: the behaviour plugin's `inspect()` pairs as a JSON
 //!   object (404 when the node runs no plugin).
 //! - `POST /step-down`: give up leadership (or a candidacy).
@@ -176,6 +178,7 @@ pub async fn serve(
         .route("/readyz", get(roles::readyz));
     let mut reads = Router::new()
         .route("/status", get(status))
+        .route("/metrics", get(metrics))
         .route("/leader", get(roles::leader))
         .route("/watch", get(roles::watch))
         .route("/inspect", get(inspect));
@@ -240,6 +243,19 @@ async fn status(State(state): State<AdminState>) -> Result<Json<NodeReport>, Res
     let mut report = ask(&state.commands, Command::Status).await?;
     report.admin_endpoint = state.counters.report();
     Ok(Json(report))
+}
+
+/// `GET /metrics`: the Prometheus scrape (see [`crate::metrics`]).
+async fn metrics(State(state): State<AdminState>) -> Result<Response, Response> {
+    let text = ask(&state.commands, Command::Metrics).await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        text,
+    )
+        .into_response())
 }
 
 /// The plugin's `inspect()` pairs, as a JSON object (404 without a plugin).

@@ -12,6 +12,10 @@ impl Node {
                 let _ = reply.send(self.report());
                 return None;
             }
+            Command::Metrics(reply) => {
+                let _ = reply.send(self.metrics_text());
+                return None;
+            }
             Command::ProtocolState(reply) => {
                 let options = self.core.options().clone();
                 let exported = self.core.export_state().map_err(|e| format!("{e:#}"));

@@ -66,6 +66,8 @@ use timers::Timers;
 pub enum Command {
     /// Reply with the node's status.
     Status(oneshot::Sender<NodeReport>),
+    /// Reply with the `/metrics` scrape (see [`crate::metrics`]).
+    Metrics(oneshot::Sender<String>),
     /// Give up leadership or a candidacy.
     StepDown(oneshot::Sender<()>),
     /// Start an election now; the reply says why not, if not.
@@ -176,6 +178,7 @@ pub struct Node {
     /// Publishes the leadership applications see.
     publisher: Publisher,
     subscriptions: Subscriptions,
+    metrics: crate::metrics::NodeMetrics,
 }
 
 /// The timer id of the lease guard (see [`leadership`]): the protocol
@@ -309,6 +312,7 @@ impl Node {
             hooks,
             publisher,
             subscriptions,
+            metrics: Default::default(),
         };
         node.perform(outputs)?;
         let inputs = NodeInputs {
@@ -510,10 +514,11 @@ impl Node {
         for output in outputs {
             match output {
                 Output::Persist(state) => {
-                    let (file, now) = (&self.state_file, self.now_ns());
+                    let (file, now, started) = (&self.state_file, self.now_ns(), Instant::now());
                     self.durability.persist(state, now, |s| {
                         file.save(s).context("persisting term and vote")
                     });
+                    self.metrics.persisted(started.elapsed());
                 }
                 Output::Send {
                     lane: Lane::Protocol,
@@ -532,6 +537,7 @@ impl Node {
                 Output::CancelTimer { id } => self.timers.cancel(id),
                 Output::Event(event) => {
                     log_event(node, &event);
+                    self.metrics.on_event(&event, self.core.status());
                     if let Some(hooks) = &self.hooks {
                         hooks.on_event(&event, self.core.status());
                     }

@@ -71,6 +71,10 @@ pub struct NodeReport {
     /// `node::durability`).
     #[serde(default)]
     pub cannot_persist: Option<String>,
+    /// Milliseconds since this node last heard from the leader it
+    /// follows; none while it leads or follows no one.
+    #[serde(default)]
+    pub leader_last_contact_ms: Option<u64>,
 }
 
 /// Which plugin runs.
@@ -172,12 +176,18 @@ impl NodeReport {
             },
             admin_endpoint: crate::admin::AdminReport::default(),
             cannot_persist: None,
+            leader_last_contact_ms: None,
         }
     }
 
     /// The report, saying why the node cannot persist, if it cannot.
     fn cannot_persist(mut self, reason: Option<&str>) -> NodeReport {
         self.cannot_persist = reason.map(str::to_string);
+        self
+    }
+
+    fn last_contact(mut self, since: Option<Duration>) -> NodeReport {
+        self.leader_last_contact_ms = since.map(|d| d.as_millis() as u64);
         self
     }
 }
@@ -201,5 +211,24 @@ impl super::Node {
             self.started.elapsed(),
         )
         .cannot_persist(self.durability.reason())
+        .last_contact(self.leader_last_contact())
+    }
+
+    /// Time since the leader this node follows was last heard from.
+    fn leader_last_contact(&self) -> Option<Duration> {
+        let status = self.core.status();
+        let leader = status.leader.as_ref().filter(|l| **l != status.node_id)?;
+        match &self.last_from_leader {
+            Some((from, at)) if from == leader => Some(at.elapsed()),
+            _ => None,
+        }
+    }
+
+    /// `GET /metrics`: the scrape, from the report and what the node
+    /// observed (see [`crate::metrics`]).
+    pub(super) fn metrics_text(&mut self) -> String {
+        let report = self.report();
+        let usage = self.plugin.as_ref().map(|p| p.usage().clone());
+        self.metrics.render(&report, usage.as_deref())
     }
 }

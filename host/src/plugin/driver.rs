@@ -157,8 +157,19 @@ impl PluginDriver {
         now_ns: u64,
     ) -> (Result<(), String>, Vec<PluginOutput>) {
         self.set_now(now_ns);
-        let result = self.try_swap(component);
+        let result = self.counted_swap(component);
         (result, std::mem::take(&mut self.outputs))
+    }
+
+    fn counted_swap(&mut self, component: Arc<PluginComponent>) -> Result<(), String> {
+        let result = self.try_swap(component);
+        let usage = &self.limits.usage;
+        PluginUsage::bump(if result.is_ok() {
+            &usage.swaps_ok
+        } else {
+            &usage.swaps_refused
+        });
+        result
     }
 
     fn try_swap(&mut self, component: Arc<PluginComponent>) -> Result<(), String> {
@@ -303,9 +314,13 @@ impl PluginDriver {
     ) -> Option<T> {
         let replay = what != "on-become-leader";
         let pending = self.wakeups.len();
+        let usage = self.limits.usage.clone();
         let instance = self.instance(replay)?;
         instance.set_wakeups_pending(pending);
-        match f(instance) {
+        let started = std::time::Instant::now();
+        let outcome = f(instance);
+        usage.observe_callback(what, started.elapsed());
+        match outcome {
             Ok((out, effects)) => {
                 self.apply(effects);
                 Some(out)
@@ -329,7 +344,10 @@ impl PluginDriver {
                 self.outputs.push(PluginOutput::AcceptedLeadership { term });
                 None
             }
-            Some(Err(reason)) => Some(reason),
+            Some(Err(reason)) => {
+                PluginUsage::bump(&self.limits.usage.errors);
+                Some(reason)
+            }
             None => Some("the plugin trapped in on-become-leader, or cannot start".to_string()),
         };
         if let Some(reason) = refusal {
@@ -362,9 +380,14 @@ impl PluginDriver {
                 self.call("on-message", |i| i.on_message(&from, &payload));
             }
             PluginInput::Call { request, reply } => {
-                let answer = self
-                    .call("on-call", |i| i.on_call(&request))
-                    .unwrap_or_else(|| Err("the plugin failed; see the node's log".into()));
+                let answer = match self.call("on-call", |i| i.on_call(&request)) {
+                    Some(Err(reason)) => {
+                        PluginUsage::bump(&self.limits.usage.errors);
+                        Err(reason)
+                    }
+                    Some(reply) => reply,
+                    None => Err("the plugin failed; see the node's log".into()),
+                };
                 let _ = reply.send(answer);
             }
             PluginInput::Inspect(reply) => {
@@ -372,7 +395,7 @@ impl PluginDriver {
                 let _ = reply.send(self.bounded_inspect(pairs));
             }
             PluginInput::Swap { component, reply } => {
-                let result = self.try_swap(component);
+                let result = self.counted_swap(component);
                 let _ = reply.send(result);
             }
         }

@@ -457,6 +457,7 @@ impl PluginInstance {
             Ok(Err(trap)) => {
                 let counter = match trap.downcast_ref::<wasmtime::Trap>() {
                     Some(wasmtime::Trap::Interrupt) => &usage.deadlines,
+                    _ if format!("{trap:?}").contains("memory growth") => &usage.memory,
                     _ => &usage.traps,
                 };
                 PluginUsage::bump(counter);

@@ -15,6 +15,8 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 /// At most one warning per kind of drop in this long (nanoseconds).
@@ -98,8 +100,17 @@ pub struct UsageReport {
     /// HTTP requests that failed after they were sent (timeout, too large a
     /// response, connection error).
     pub http_failed: u64,
-    /// Callbacks that trapped.
+    /// Callbacks that returned an error (a refused leadership, config or
+    /// snapshot, a failed call).
+    pub errors: u64,
+    /// Callbacks that trapped (other than at the memory cap).
     pub traps: u64,
+    /// Callbacks that hit the memory cap.
+    pub memory: u64,
+    /// Hot swaps that took.
+    pub swaps_ok: u64,
+    /// Hot swaps refused (the old version kept running).
+    pub swaps_refused: u64,
     /// Callbacks cut off at their deadline (computing or blocked).
     pub deadlines: u64,
 }
@@ -177,8 +188,24 @@ pub struct PluginUsage {
     pub(crate) http_refused: AtomicU64,
     pub(crate) http_failed: AtomicU64,
     pub(crate) http_in_flight: AtomicU64,
+    pub(crate) errors: AtomicU64,
     pub(crate) traps: AtomicU64,
+    pub(crate) memory: AtomicU64,
     pub(crate) deadlines: AtomicU64,
+    pub(crate) swaps_ok: AtomicU64,
+    pub(crate) swaps_refused: AtomicU64,
+    /// Each callback's duration, by callback, for `/metrics`.
+    pub(crate) callback_seconds: CallbackHistograms,
+}
+
+/// `tenure_plugin_callback_duration_seconds{callback}`.
+pub(crate) type CallbackHistograms = Family<CallbackLabel, Histogram, fn() -> Histogram>;
+
+/// A callback's WIT name, as a metric label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct CallbackLabel {
+    /// `on-become-leader`, `on-call`, …
+    pub callback: String,
 }
 
 impl PluginUsage {
@@ -206,8 +233,13 @@ impl PluginUsage {
             http_refused: AtomicU64::new(0),
             http_failed: AtomicU64::new(0),
             http_in_flight: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
             traps: AtomicU64::new(0),
+            memory: AtomicU64::new(0),
             deadlines: AtomicU64::new(0),
+            swaps_ok: AtomicU64::new(0),
+            swaps_refused: AtomicU64::new(0),
+            callback_seconds: Family::new_with_constructor(crate::metrics::callback_histogram),
         }
     }
 
@@ -306,6 +338,15 @@ impl PluginUsage {
         warn_due(&mut self.buckets(), Kind::Http, now)
     }
 
+    /// Notes that `callback` took `took`.
+    pub fn observe_callback(&self, callback: &str, took: std::time::Duration) {
+        self.callback_seconds
+            .get_or_create(&CallbackLabel {
+                callback: callback.to_string(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
     /// Counts one more of `counter` (one of this struct's counters).
     pub(crate) fn bump(counter: &AtomicU64) -> u64 {
         counter.fetch_add(1, Ordering::Relaxed) + 1
@@ -327,8 +368,12 @@ impl PluginUsage {
             http_refused: get(&self.http_refused),
             http_failed: get(&self.http_failed),
             http_in_flight: get(&self.http_in_flight),
+            errors: get(&self.errors),
             traps: get(&self.traps),
+            memory: get(&self.memory),
             deadlines: get(&self.deadlines),
+            swaps_ok: get(&self.swaps_ok),
+            swaps_refused: get(&self.swaps_refused),
         }
     }
 }

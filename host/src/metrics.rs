@@ -1,0 +1,345 @@
+//! `GET /metrics`: the node in the Prometheus exposition format
+//! (OpenMetrics text, from the prometheus-client crate), with the standard
+//! leader-election names — `tenure_is_leader`, `tenure_has_leader`,
+//! `tenure_leader_changes_seen_total`, … — and client-go's
+//! `leader_election_master_status{name}` so Kubernetes dashboards and
+//! alerts written for it work unchanged.
+//!
+//! Two kinds of figures:
+//!
+//! - **observed** as they happen, by the node task: leader changes,
+//!   elections by outcome and how long they took, each persist's
+//!   duration ([`NodeMetrics`]), and each plugin callback's duration
+//!   ([`crate::plugin::quota::PluginUsage`]);
+//! - **sampled** from the node's [`NodeReport`] at each scrape: role,
+//!   term, lease, last contact with the leader, peers, the transport's and
+//!   the plugin's counters.
+//!
+//! Labels are bounded: outcomes, states, kinds and callback names, never a
+//! peer or a term.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::bindings::types::{Event, NodeStatus, Role};
+use crate::node::NodeReport;
+use crate::plugin::quota::PluginUsage;
+
+/// The content type of [`NodeMetrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// One label: an outcome, a state or a kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// The outcome.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FrameLabels {
+    kind: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    protocol_version: String,
+    plugin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NameLabel {
+    name: String,
+}
+
+/// Where this node is in an election, to tell outcomes apart.
+#[derive(Debug, Default)]
+struct Tracker {
+    /// When this node's current candidacy (or the first of a run of
+    /// split ones) began.
+    campaign_since: Option<Instant>,
+    /// The leader last seen, to count changes.
+    leader: Option<String>,
+}
+
+/// The figures the node task observes as they happen, and the scrape.
+#[derive(Debug)]
+pub struct NodeMetrics {
+    leader_changes: Counter,
+    elections: Family<OutcomeLabel, Counter>,
+    election_seconds: Histogram,
+    persist_seconds: Histogram,
+    tracker: Mutex<Tracker>,
+}
+
+impl Default for NodeMetrics {
+    fn default() -> Self {
+        NodeMetrics {
+            leader_changes: Counter::default(),
+            elections: Family::default(),
+            // 1 ms to ~16 s.
+            election_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
+            // 50 µs to ~1.6 s: an fsync on a fast disk to a slow one.
+            persist_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            tracker: Mutex::new(Tracker::default()),
+        }
+    }
+}
+
+/// Buckets of a plugin callback's duration: 10 µs to ~5 s.
+pub fn callback_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_01, 2.0, 20))
+}
+
+impl NodeMetrics {
+    /// Notes a protocol event: `status` is the node's status after it.
+    ///
+    /// An election is counted for the node that campaigned: `won` when it
+    /// became leader, `lost` when it followed another leader instead,
+    /// `split` when it had to campaign again in a higher term. Its
+    /// duration runs from the candidacy's start to becoming leader.
+    pub fn on_event(&self, event: &Event, status: &NodeStatus) {
+        let mut t = self.tracker.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let outcome = match event {
+            Event::TermChanged(_) if status.role == Role::Candidate => {
+                if t.campaign_since.is_some() {
+                    Some("split")
+                } else {
+                    t.campaign_since = Some(now);
+                    None
+                }
+            }
+            Event::BecameLeader(_) => {
+                if let Some(since) = t.campaign_since.take() {
+                    self.election_seconds
+                        .observe(now.duration_since(since).as_secs_f64());
+                }
+                Some("won")
+            }
+            Event::BecameFollower(f) if f.leader.is_some() => {
+                t.campaign_since.take().map(|_| "lost")
+            }
+            _ => None,
+        };
+        if let Some(outcome) = outcome {
+            self.elections
+                .get_or_create(&OutcomeLabel {
+                    outcome: outcome.to_string(),
+                })
+                .inc();
+        }
+        let leader = match event {
+            Event::BecameLeader(_) => Some(status.node_id.clone()),
+            Event::BecameFollower(f) => f.leader.clone(),
+            _ => return,
+        };
+        if leader.is_some() && leader != t.leader {
+            self.leader_changes.inc();
+            t.leader = leader;
+        }
+    }
+
+    /// Notes how long one save of the durable state took.
+    pub fn persisted(&self, took: Duration) {
+        self.persist_seconds.observe(took.as_secs_f64());
+    }
+
+    /// The scrape: the observed figures, and those sampled from `report`
+    /// (and the running plugin's `usage`).
+    pub fn render(&self, report: &NodeReport, usage: Option<&PluginUsage>) -> String {
+        let mut r = Registry::default();
+        let gauge = |value: i64| {
+            let g: Gauge = Gauge::default();
+            g.set(value);
+            g
+        };
+        let float = |value: f64| {
+            let g: Gauge<f64, std::sync::atomic::AtomicU64> = Gauge::default();
+            g.set(value);
+            g
+        };
+        let leads = report.role == "leader";
+        r.register(
+            "tenure_is_leader",
+            "1 while this node leads",
+            gauge(i64::from(leads)),
+        );
+        r.register(
+            "tenure_has_leader",
+            "1 while this node knows a leader (itself included)",
+            gauge(i64::from(report.leader.is_some())),
+        );
+        r.register(
+            "tenure_term",
+            "This node's current term",
+            gauge(i64::try_from(report.term).unwrap_or(i64::MAX)),
+        );
+        r.register_with_unit(
+            "tenure_lease_remaining",
+            "How much longer this node may act as sole leader (0 without a lease)",
+            Unit::Seconds,
+            float(report.lease_remaining_ms.unwrap_or(0.0) / 1e3),
+        );
+        if let Some(ms) = report.leader_last_contact_ms {
+            r.register_with_unit(
+                "tenure_leader_last_contact",
+                "Time since this follower last heard from its leader",
+                Unit::Seconds,
+                float(ms as f64 / 1e3),
+            );
+        }
+        let peers: Family<StateLabel, Gauge> = Family::default();
+        let alive = report.peers.len() as i64;
+        let others = report
+            .members
+            .iter()
+            .filter(|m| **m != report.node_id)
+            .count() as i64;
+        for (state, n) in [("alive", alive), ("silent", (others - alive).max(0))] {
+            peers
+                .get_or_create(&StateLabel {
+                    state: state.to_string(),
+                })
+                .set(n);
+        }
+        r.register(
+            "tenure_peers",
+            "Other voting members by whether they were heard from lately",
+            peers,
+        );
+        r.register(
+            "tenure_leader_changes_seen",
+            "Leaders this node has seen take over, itself included",
+            self.leader_changes.clone(),
+        );
+        r.register(
+            "tenure_elections",
+            "Elections this node campaigned in, by outcome (won, lost, split)",
+            self.elections.clone(),
+        );
+        r.register_with_unit(
+            "tenure_election_duration",
+            "From the start of this node's candidacy to its becoming leader",
+            Unit::Seconds,
+            self.election_seconds.clone(),
+        );
+        r.register_with_unit(
+            "tenure_state_persist",
+            "One save of the durable term, vote and membership (the fsync on the failover path)",
+            Unit::Seconds,
+            self.persist_seconds.clone(),
+        );
+        r.register(
+            "tenure_frames",
+            "Peer frames by outcome (rejected: failed authentication or malformed)",
+            frames(report),
+        );
+        if let (Some(plugin), Some(usage)) = (&report.plugin, usage) {
+            r.register_with_unit(
+                "tenure_plugin_callback_duration",
+                "Each behaviour plugin callback's duration, by callback",
+                Unit::Seconds,
+                usage.callback_seconds.clone(),
+            );
+            let errors: Family<KindLabel, Counter> = Family::default();
+            let u = &plugin.usage;
+            for (kind, n) in [
+                ("error", u.errors),
+                ("trap", u.traps),
+                ("deadline", u.deadlines),
+                ("memory", u.memory),
+            ] {
+                errors
+                    .get_or_create(&KindLabel {
+                        kind: kind.to_string(),
+                    })
+                    .inc_by(n);
+            }
+            r.register(
+                "tenure_plugin_errors",
+                "Plugin callbacks that failed, by kind",
+                errors,
+            );
+            let swaps: Family<OutcomeLabel, Counter> = Family::default();
+            for (outcome, n) in [("ok", u.swaps_ok), ("refused", u.swaps_refused)] {
+                swaps
+                    .get_or_create(&OutcomeLabel {
+                        outcome: outcome.to_string(),
+                    })
+                    .inc_by(n);
+            }
+            r.register("tenure_plugin_swaps", "Plugin hot swaps by outcome", swaps);
+        }
+        let build: Family<BuildLabels, Gauge> = Family::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                protocol_version: report.protocol_version.clone(),
+                plugin: report.plugin.as_ref().map_or(String::new(), |p| {
+                    format!("{}@{}", p.name, p.sha256.get(..12).unwrap_or(&p.sha256))
+                }),
+            })
+            .set(1);
+        r.register(
+            "tenure_build_info",
+            "The binary's version, the protocol build's, and the plugin's",
+            build,
+        );
+        let master: Family<NameLabel, Gauge> = Family::default();
+        master
+            .get_or_create(&NameLabel {
+                name: report.cluster_id.clone(),
+            })
+            .set(i64::from(leads));
+        r.register(
+            "leader_election_master_status",
+            "client-go's name for tenure_is_leader: 1 while this node leads the election `name`",
+            master,
+        );
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &r);
+        text
+    }
+}
+
+/// The transport's counters as `tenure_frames_total{kind,outcome}`.
+fn frames(report: &NodeReport) -> Family<FrameLabels, Counter> {
+    let t = &report.transport;
+    let family: Family<FrameLabels, Counter> = Family::default();
+    for (kind, outcome, n) in [
+        ("any", "sent", t.sent),
+        ("any", "received", t.received),
+        ("any", "dropped", t.dropped),
+        ("any", "rejected", t.rejected),
+        ("any", "replayed", t.replayed),
+        ("hello", "duplicate_id", t.duplicate_ids),
+    ] {
+        family
+            .get_or_create(&FrameLabels {
+                kind: kind.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc_by(n);
+    }
+    family
+}
