@@ -34,6 +34,18 @@ struct Args {
     /// The client certificate's private key.
     #[arg(long, global = true, value_name = "PATH", requires = "client_cert")]
     client_key: Option<PathBuf>,
+    /// How log lines are written to stderr: `text` for people, `json` (one
+    /// object per line, the fields — node, term, peer, event — as keys) for
+    /// log pipelines. Filter with RUST_LOG (`RUST_LOG=info,tenure_transport=debug`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "TENURE_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -58,6 +70,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check a node's configuration file without starting the node.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Show a running node's status.
     Status {
         /// The node's admin address (its `admin` key; also in
@@ -246,7 +261,25 @@ enum SimCommand {
     },
 }
 
+/// `tenure config …`.
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate FILE as `tenure run --config FILE` would read it (keys,
+    /// ranges, the files it names, secrets, certificates), start nothing;
+    /// exit 1 naming the key and the problem.
+    Check {
+        /// The node's TOML configuration.
+        file: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
+    // `--version` names the protocol build too, which takes compiling it:
+    // only when asked.
+    if matches!(std::env::args().nth(1).as_deref(), Some("--version" | "-V")) {
+        print!("{}", cli::version::long_version());
+        return ExitCode::SUCCESS;
+    }
     let args = Args::parse();
     // The simulator reports the protocol's warnings and errors in its own
     // trace (`--trace`), and chaos makes errors on purpose (a node that
@@ -255,7 +288,7 @@ fn main() -> ExitCode {
     let default_filter = match args.command {
         Command::Sim(_) => "off",
         Command::Run { .. } => "info",
-        Command::Status { .. } | Command::Watch { .. } => "warn",
+        Command::Status { .. } | Command::Watch { .. } | Command::Config(_) => "warn",
         Command::Demo { .. } | Command::NewPlugin { .. } | Command::Certs { .. } => "warn",
         Command::Plugin(_)
         | Command::Protocol(_)
@@ -264,13 +297,15 @@ fn main() -> ExitCode {
         | Command::Transfer { .. }
         | Command::Leave { .. } => "warn",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let credentials = || {
         let credentials = match &args.token_file {
             Some(path) => Credentials::from_file(path)?,
@@ -286,6 +321,9 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Run { config, command } => block_on(cli::run::run(&config, command)),
         Command::NewPlugin { name, dir } => cli::new_plugin::new_plugin(&name, dir),
+        Command::Config(ConfigCommand::Check { file }) => {
+            cli::config_check::check(&file).map(|()| ExitCode::SUCCESS)
+        }
         Command::Certs {
             cluster,
             out,

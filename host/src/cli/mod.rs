@@ -2,9 +2,11 @@
 
 pub mod actions;
 pub mod certs;
+pub mod config_check;
 pub mod demo;
 pub mod new_plugin;
 pub mod run;
 pub mod sim;
 pub mod status;
+pub mod version;
 pub mod watch;

@@ -90,15 +90,32 @@ impl EventLog {
 /// Writes a protocol event to the node's log.
 pub(super) fn log_event(node: &str, event: &Event) {
     match event {
-        Event::BecameLeader(term) => tracing::info!(node, term, "became leader"),
+        Event::BecameLeader(term) => {
+            tracing::info!(node, term, event = "became-leader", "became leader")
+        }
         Event::BecameFollower(f) => {
-            tracing::info!(node, term = f.term, leader = ?f.leader, "became follower");
+            let leader = f.leader.as_deref().unwrap_or("");
+            tracing::info!(
+                node,
+                term = f.term,
+                leader,
+                event = "became-follower",
+                "became follower"
+            );
         }
         Event::TermChanged(t) => {
-            tracing::debug!(node, old = t.old, new = t.new, "term changed")
+            tracing::debug!(
+                node,
+                old = t.old,
+                term = t.new,
+                event = "term-changed",
+                "term changed"
+            )
         }
-        Event::PeerJoined(peer) => tracing::info!(node, %peer, "peer joined"),
-        Event::PeerLeft(peer) => tracing::info!(node, %peer, "peer left"),
+        Event::PeerJoined(peer) => {
+            tracing::info!(node, %peer, event = "peer-joined", "peer joined")
+        }
+        Event::PeerLeft(peer) => tracing::info!(node, %peer, event = "peer-left", "peer left"),
     }
 }
 

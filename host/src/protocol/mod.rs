@@ -272,6 +272,17 @@ impl Environment for TrialEnvironment {
 }
 
 impl ElectionComponent {
+    /// This build's version, asked of a fresh instance that is never
+    /// started (what `tenure --version` reports for the built-in build).
+    pub fn build_version(&self) -> anyhow::Result<String> {
+        let env = TrialEnvironment {
+            origin: std::time::Instant::now(),
+        };
+        self.instantiate("version", Box::new(env))?
+            .version()
+            .context("asking the build its version")
+    }
+
     /// Runs this build on a running node's exported `state`, in an instance
     /// of its own whose effects go nowhere, and returns its version: what
     /// a node does with an uploaded build before it lets it near its own

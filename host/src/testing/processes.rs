@@ -148,6 +148,8 @@ struct Planned {
     process: Option<Process>,
     /// What `tenure run … --` supervises, if anything.
     command: Vec<String>,
+    /// Environment variables the process gets besides the kit's own.
+    env: Vec<(String, String)>,
 }
 
 /// A loopback cluster of `tenure run` processes in one directory. See the
@@ -191,6 +193,7 @@ impl LocalCluster {
             starts: 0,
             process: None,
             command: Vec::new(),
+            env: Vec::new(),
         };
         self.nodes.insert(id.to_string(), planned);
         Ok(())
@@ -309,6 +312,17 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// Gives node `id`'s process `key=value` in its environment, from its
+    /// next start on (`TENURE_LOG_FORMAT=json`, say).
+    pub fn set_env(&mut self, id: &str, key: &str, value: &str) -> anyhow::Result<()> {
+        let planned = self
+            .nodes
+            .get_mut(id)
+            .with_context(|| format!("no node {id} in this cluster"))?;
+        planned.env.push((key.to_string(), value.to_string()));
+        Ok(())
+    }
+
     /// Starts node `id` from its config (again, if it ran before: the old
     /// process is killed first), `RUST_LOG=info`, output to its log after a
     /// start mark.
@@ -336,7 +350,8 @@ impl LocalCluster {
             .args(["run", "--config"])
             .arg(&config)
             .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            .envs(planned.env.iter().map(|(k, v)| (k, v)));
         if !planned.command.is_empty() {
             command.arg("--").args(&planned.command);
         }

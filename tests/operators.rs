@@ -1,8 +1,9 @@
-//! `GET /metrics` on real `tenure run` processes, read by a real
-//! Prometheus text parser (the prometheus-parse crate): the values agree
-//! with `/status` across a failover, exactly one node reports
-//! `tenure_is_leader 1` once settled, and counters never go down across a
-//! plugin hot swap.
+//! What operators see, on real `tenure run` processes: `GET /metrics` read
+//! by a real Prometheus text parser (the prometheus-parse crate) — values
+//! agree with `/status` across a failover, exactly one node reports
+//! `tenure_is_leader 1` once settled, counters never go down across a
+//! plugin hot swap — JSON logs, `tenure --version` and `tenure config
+//! check`.
 //!
 //! Built as an integration test of the host package (see host/Cargo.toml)
 //! so `CARGO_BIN_EXE_tenure` names the binary under test.
@@ -147,6 +148,25 @@ fn metrics_agree_with_status_across_a_failover_and_counters_never_go_down() {
         ) >= 1.0
     );
 
+    // Every metric the example alert rules use is exported.
+    let rules = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/prometheus-alerts.yml"),
+    )
+    .expect("docs/prometheus-alerts.yml");
+    let exported: Vec<String> = swapped
+        .0
+        .keys()
+        .map(|k| k.split('{').next().unwrap_or_default().to_string())
+        .collect();
+    for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("tenure_") || word.starts_with("leader_election_") {
+            assert!(
+                exported.iter().any(|e| e == word),
+                "the alert rules use {word}, which /metrics does not export"
+            );
+        }
+    }
+
     // kill -9 the leader: the survivors agree on the new one.
     cluster.kill9(&leader);
     let rest: Vec<&str> = all.iter().copied().filter(|n| *n != leader).collect();
@@ -160,4 +180,99 @@ fn metrics_agree_with_status_across_a_failover_and_counters_never_go_down() {
          sum(tenure_is_leader) = 1 before and after",
         next_metrics.0.len()
     );
+}
+
+#[test]
+fn json_logs_parse_line_by_line_and_a_failover_carries_term_and_node() {
+    let mut cluster = Cluster::configure("json-logs", 3, |_| String::new());
+    let all = ["n1", "n2", "n3"];
+    for id in all {
+        cluster
+            .local
+            .set_env(id, "TENURE_LOG_FORMAT", "json")
+            .expect("a planned node");
+        cluster.spawn(id);
+    }
+    let (leader, term) = cluster.wait_for_leader(&all, BOUND);
+    cluster.kill9(&leader);
+    let rest: Vec<&str> = all.iter().copied().filter(|n| *n != leader).collect();
+    let (next, next_term) = cluster.wait_for_leader(&rest, BOUND);
+    let mut lines = 0;
+    let mut became_leader = Vec::new();
+    for id in &rest {
+        for line in cluster.log(id).lines() {
+            // The kit's own start marks are not the node's.
+            if line.starts_with("===") || line.trim().is_empty() {
+                continue;
+            }
+            let value: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{id}: not JSON ({e}): {line}"));
+            lines += 1;
+            if value["event"] == "became-leader" {
+                became_leader.push((value["node"].clone(), value["term"].clone()));
+            }
+            assert!(
+                value["level"].is_string() && value["timestamp"].is_string(),
+                "{line}"
+            );
+        }
+    }
+    assert!(
+        became_leader.contains(&(serde_json::json!(next), serde_json::json!(next_term))),
+        "no became-leader line for {next} in term {next_term}: {became_leader:?}"
+    );
+    println!(
+        "json logs: {lines} lines from the survivors, all JSON; {leader} led term {term}, \
+         {next} logged became-leader with node and term {next_term}"
+    );
+}
+
+fn tenure(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(args)
+        .output()
+        .expect("tenure runs")
+}
+
+#[test]
+fn version_names_the_built_in_protocol_and_config_check_validates_without_starting() {
+    let out = tenure(&["--version"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.starts_with(&format!("tenure {}\n", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    assert!(
+        text.contains("protocol: 0.1.0 (built in, sha256 "),
+        "{text}"
+    );
+
+    let cluster = Cluster::configure("config-check", 1, |_| String::new());
+    let config = cluster.local.config_path("n1");
+    let path = config.to_str().expect("a UTF-8 path");
+    let out = tenure(&["config", "check", path]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(": ok — node n1 of cluster proc"), "{text}");
+    assert!(
+        !cluster.local.data_dir("n1").join("state.json").exists(),
+        "checking started nothing"
+    );
+    let good = std::fs::read_to_string(&config).expect("config");
+    for (change, expected) in [
+        ("[timings]\nheartbeat-interval-ms = 0\n", "heartbeat"),
+        ("[plugin]\npath = \"missing.wasm\"\n", "`[plugin] path`"),
+        ("colour = \"red\"\n", "colour"),
+    ] {
+        std::fs::write(&config, format!("{good}{change}")).expect("config");
+        let out = tenure(&["config", "check", path]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{change}: {err}");
+        assert!(err.contains(expected), "{change}: {err}");
+    }
 }

@@ -1,0 +1,78 @@
+//! `tenure config check FILE`: validates a node's config as `tenure run`
+//! would read it — every key, range and file it names — without starting
+//! anything.
+
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use tenure_host::config::NodeConfig;
+
+/// Checks the config at `path`; prints a summary, or fails with the key
+/// and the problem named.
+pub fn check(path: &Path) -> anyhow::Result<()> {
+    let config = NodeConfig::load(path)?;
+    // What the protocol checks when it starts (the built-in build's rules):
+    // timings that make sense together, ids within bounds.
+    let t = &config.timings;
+    let mut bootstrap: Vec<String> = config.peers.keys().cloned().collect();
+    bootstrap.push(config.node_id.clone());
+    let options = tenure_election_core::Options {
+        node_id: config.node_id.clone(),
+        cluster_id: config.cluster_id.clone(),
+        bootstrap,
+        timings: tenure_election_core::Timings {
+            election_timeout_min_ms: t.election_timeout_min_ms,
+            election_timeout_max_ms: t.election_timeout_max_ms,
+            heartbeat_interval_ms: t.heartbeat_interval_ms,
+            peer_timeout_heartbeats: t.peer_timeout_heartbeats,
+            lease_drift_margin_ms: t.lease_drift_margin_ms,
+            stability_window_ms: t.stability_window_ms,
+        },
+        pre_vote: config.pre_vote,
+        priority: config.priority,
+        voter: config.voter,
+        joining: config.join,
+    };
+    if let Err(e) = options.validate() {
+        bail!("`{}`: {}", e.field, e.reason);
+    }
+    let mut files = Vec::new();
+    if let Some(plugin) = &config.plugin {
+        files.push(("[plugin] path", plugin.path.clone()));
+    }
+    if let Some(component) = &config.protocol_component {
+        files.push(("[protocol] component", component.clone()));
+    }
+    if let Some(tls) = &config.tls {
+        files.push(("[tls] ca", tls.ca.clone()));
+        files.push(("[tls] cert", tls.cert.clone()));
+        files.push(("[tls] key", tls.key.clone()));
+    }
+    for (key, file) in &files {
+        if !file.is_file() {
+            bail!("`{key}`: {} is not a file", file.display());
+        }
+    }
+    if let Some(tls) = &config.tls {
+        tls.load(&config.cluster_id, &config.node_id)
+            .context("`[tls]`: the certificate does not serve this node")?;
+    }
+    let plugin = config.plugin.as_ref().map_or("no plugin".to_string(), |p| {
+        format!(
+            "plugin {} ({} allow-http entries)",
+            p.path.display(),
+            p.egress.rules.len()
+        )
+    });
+    println!(
+        "{}: ok — node {} of cluster {}, {} peers, listen {}, admin {}, data {}, {plugin}",
+        path.display(),
+        config.node_id,
+        config.cluster_id,
+        config.peers.len(),
+        config.listen,
+        config.admin,
+        config.data_dir.display(),
+    );
+    Ok(())
+}
