@@ -4,7 +4,8 @@
 //! `page/page.js`.
 //!
 //! - `GET /`: the page.
-//! - `GET /page/page.js`, `GET /page/page.css`: its script and style.
+//! - `GET /page/page.js`, `GET /page/page.css`, `GET /page/icon.svg`: its
+//!   script, style and icon.
 //! - `GET /page/access`: `{"tokens": bool, "protect_reads": bool}`, so the
 //!   page knows whether to ask for a token, and offers operator actions
 //!   (step-down, transfer, each behind a confirmation) only on an endpoint
@@ -28,6 +29,8 @@ const INDEX_HTML: &str = include_str!("page/index.html");
 const PAGE_JS: &str = include_str!("page/page.js");
 /// Its style.
 const PAGE_CSS: &str = include_str!("page/page.css");
+/// Its icon (browsers ask for one; a 404 would be noise in their logs).
+const ICON_SVG: &str = include_str!("page/icon.svg");
 
 /// Only this origin's scripts, styles, images and connections; no
 /// framing, no forms, no `<base>`.
@@ -57,6 +60,10 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(access: Access) -> Router
         .route(
             "/page/page.css",
             get(|| async { asset("text/css; charset=utf-8", PAGE_CSS) }),
+        )
+        .route(
+            "/page/icon.svg",
+            get(|| async { asset("image/svg+xml", ICON_SVG) }),
         )
         .route("/page/access", get(access_json))
         .with_state(access)
@@ -171,6 +178,9 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(content_type, "text/css; charset=utf-8");
         assert!(body.contains("@media"));
+        let (status, content_type, _, _) = get(open(), "/page/icon.svg").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(content_type, "image/svg+xml");
         let (status, _, _, _) = get(open(), "/page/nothing.js").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }

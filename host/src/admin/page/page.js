@@ -198,7 +198,8 @@ function onLeadership(data) {
   li.append(time);
   const who = leader ? `★ ${leader} leads` : "no leader";
   const was = moved ? ` (was ${state.lastLeader || "none"})` : "";
-  li.append(`term ${change.term} · ${who}${was} · ${change.node} ${roleText(change.role)}`);
+  const token = change.fencing_token == null ? "" : ` · fencing token ${change.fencing_token}`;
+  li.append(`term ${change.term} · ${who}${was} · ${change.node} ${roleText(change.role)}${token}`);
   state.lastLeader = leader;
   addEntry(li);
 }
