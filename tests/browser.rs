@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use kit::{BOUND, Cluster};
 use sha2::{Digest as _, Sha256};
+use tenure_host::admin_client::{ACTION_TIMEOUT, Credentials, fetch_status_as};
+use tenure_host::node::NodeReport;
 
 /// What the driver needs: the browser, and playwright-core's directory.
 struct Tools {
@@ -85,11 +87,11 @@ struct Driver {
 }
 
 impl Driver {
-    fn start(tools: &Tools, url: &str, screenshot: &Path) -> Driver {
+    /// `node drive.mjs MODE URL ARG` (see the script).
+    fn start(tools: &Tools, mode: &str, url: &str, arg: &std::ffi::OsStr) -> Driver {
         let mut child = Command::new("node")
             .arg(repo().join("tests/browser/drive.mjs"))
-            .arg(url)
-            .arg(screenshot)
+            .args([std::ffi::OsStr::new(mode), url.as_ref(), arg])
             .env("TENURE_PLAYWRIGHT", &tools.playwright)
             .env("TENURE_CHROMIUM", &tools.chromium)
             .stdin(Stdio::piped())
@@ -152,10 +154,21 @@ impl Drop for Driver {
     }
 }
 
-#[test]
-fn the_page_on_a_survivor_shows_the_new_leader_within_two_seconds_of_a_kill9() {
-    let tools = match tools() {
-        Ok(tools) => tools,
+/// Slower elections than the defaults, so a node starved of CPU while
+/// Chromium starts does not depose a healthy leader mid-test; a killed
+/// leader's closed connections still start the failover at once
+/// (`fast-failover`).
+const TIMINGS: &str = "[timings]\nelection-timeout-min-ms = 500\nelection-timeout-max-ms = 1000\n";
+
+/// One browser at a time: two Chromiums and six nodes on two cores would
+/// starve the nodes the test times.
+static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The tools, or `None` after saying why the test skips (a panic instead
+/// where scripts/test.sh installed them).
+fn tools_or_skip() -> Option<Tools> {
+    match tools() {
+        Ok(tools) => Some(tools),
         Err(why) if std::env::var("TENURE_REQUIRE_BROWSER").as_deref() == Ok("1") => {
             panic!(
                 "the browser test cannot run although scripts/install-browser.sh succeeded: {why}"
@@ -165,10 +178,18 @@ fn the_page_on_a_survivor_shows_the_new_leader_within_two_seconds_of_a_kill9() {
             eprintln!(
                 "SKIPPED the browser test: {why}; scripts/install-browser.sh installs what it needs"
             );
-            return;
+            None
         }
+    }
+}
+
+#[test]
+fn the_page_on_a_survivor_shows_the_new_leader_within_two_seconds_of_a_kill9() {
+    let Some(tools) = tools_or_skip() else {
+        return;
     };
-    let mut cluster = Cluster::start("browser", 3, |_| String::new());
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cluster = Cluster::start("browser", 3, |_| TIMINGS.to_string());
     let all = ["n1", "n2", "n3"];
     let (leader, term) = cluster.wait_for_leader(&all, BOUND);
     // The page watches a follower, which survives the kill.
@@ -179,7 +200,7 @@ fn the_page_on_a_survivor_shows_the_new_leader_within_two_seconds_of_a_kill9() {
         .expect("a follower");
     let url = format!("http://{}/", cluster.admin(watched));
     let screenshot = cluster.dir.join("cluster-page.png");
-    let mut driver = Driver::start(&tools, &url, &screenshot);
+    let mut driver = Driver::start(&tools, "failover", &url, screenshot.as_os_str());
 
     let shown = driver.expect("LEADER ", Duration::from_secs(60), &cluster);
     assert_eq!(
@@ -207,4 +228,93 @@ fn the_page_on_a_survivor_shows_the_new_leader_within_two_seconds_of_a_kill9() {
         std::fs::copy(&screenshot, &keep).expect("the screenshot is kept");
         eprintln!("screenshot kept in {}", Path::new(&keep).display());
     }
+}
+
+const OPS_TOKEN: &str = "5f0c1e9a7d3b2468ace13579bdf02468";
+
+/// The leader every node agrees on, asked with `credentials`, within
+/// [`BOUND`]: (leader, term).
+fn agreed_leader(cluster: &Cluster, credentials: &Credentials) -> (String, u64) {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let views: Vec<_> = cluster
+            .ids
+            .iter()
+            .filter_map(|id| {
+                let status = fetch_status_as(cluster.admin(id), credentials, kit::PROBE_TIMEOUT);
+                kit::block_on(status).ok()
+            })
+            .collect();
+        if views.len() == cluster.ids.len() {
+            if let Some(leading) = views.iter().find(|v| v.role == "leader") {
+                let led = |v: &&NodeReport| v.leader.as_ref() == Some(&leading.node_id);
+                if views.iter().all(|v| led(&v) && v.term == leading.term) {
+                    return (leading.node_id.clone(), leading.term);
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no agreed leader within {BOUND:?}\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn with_tokens_the_page_asks_for_one_and_steps_down_only_when_confirmed() {
+    let Some(tools) = tools_or_skip() else {
+        return;
+    };
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cluster = Cluster::configure("browser-auth", 3, |_| {
+        format!("[admin-auth]\ntokens-file = \"admin-tokens\"\nprotect-reads = true\n{TIMINGS}")
+    });
+    std::fs::write(
+        cluster.dir.join("admin-tokens"),
+        format!("ops {OPS_TOKEN}\n"),
+    )
+    .expect("a tokens file");
+    for id in cluster.ids.clone() {
+        cluster.spawn(&id);
+    }
+    let ops = Credentials::bearer(OPS_TOKEN);
+    let (leader, term) = agreed_leader(&cluster, &ops);
+    let url = format!("http://{}/", cluster.admin(&leader));
+    let driver = Driver::start(&tools, "actions", &url, OPS_TOKEN.as_ref());
+
+    driver.expect("LOCKED", Duration::from_secs(60), &cluster);
+    let shown = driver.expect("LEADER ", Duration::from_secs(15), &cluster);
+    assert_eq!(shown, leader, "the page on {leader} shows another leader");
+    driver.expect("CANCELLED", Duration::from_secs(15), &cluster);
+    // Cancel sent nothing: the same node leads the same term.
+    let report = kit::block_on(fetch_status_as(
+        cluster.admin(&leader),
+        &ops,
+        ACTION_TIMEOUT,
+    ))
+    .expect("a status");
+    assert_eq!(
+        (report.role.as_str(), report.term),
+        ("leader", term),
+        "a cancelled step-down changed something"
+    );
+    let mut driver = driver;
+    writeln!(driver.stdin, "GO").expect("the driver reads its stdin");
+    let result = driver.expect("STEPPED-DOWN ", Duration::from_secs(15), &cluster);
+    assert!(result.starts_with("200: stepped down"), "{result}");
+    let (_, new_term) = agreed_leader(&cluster, &ops);
+    assert!(new_term > term, "still term {term} after the step-down");
+    let status = driver.child.wait().expect("the driver exits");
+    assert!(status.success(), "the browser driver exited with {status}");
+    // The audit trail names the token that did it.
+    let events = std::fs::read_to_string(cluster.data_dir(&leader).join("events.log"))
+        .expect("an event log");
+    assert!(
+        events.lines().any(|l| l.contains("admin-action")
+            && l.contains("\"ops\"")
+            && l.contains("step-down")),
+        "no audited step-down by ops:\n{events}"
+    );
 }
