@@ -245,12 +245,12 @@ fn agreed_leader(cluster: &Cluster, credentials: &Credentials) -> (String, u64) 
                 kit::block_on(status).ok()
             })
             .collect();
-        if views.len() == cluster.ids.len() {
-            if let Some(leading) = views.iter().find(|v| v.role == "leader") {
-                let led = |v: &&NodeReport| v.leader.as_ref() == Some(&leading.node_id);
-                if views.iter().all(|v| led(&v) && v.term == leading.term) {
-                    return (leading.node_id.clone(), leading.term);
-                }
+        if views.len() == cluster.ids.len()
+            && let Some(leading) = views.iter().find(|v| v.role == "leader")
+        {
+            let led = |v: &&NodeReport| v.leader.as_ref() == Some(&leading.node_id);
+            if views.iter().all(|v| led(&v) && v.term == leading.term) {
+                return (leading.node_id.clone(), leading.term);
             }
         }
         assert!(
