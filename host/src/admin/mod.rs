@@ -34,12 +34,15 @@
 //!
 //! - `GET /leader`, `GET /livez`, `GET /readyz`, `GET /watch`: for
 //!   applications, load balancers and orchestrators; see [`roles`].
+//! - `GET /`: the live cluster page (and its assets under `/page/`), for
+//!   people; see [`page`].
 //!
 //! Handlers only pass a [`Command`] to the node task and wait for its
 //! answer, or read what the node publishes; they never touch the wasm
 //! stores.
 
 mod auth;
+mod page;
 pub mod roles;
 mod server;
 mod tls;
@@ -165,6 +168,10 @@ pub async fn serve(
         counters: counters.clone(),
     };
     let audit = AuditLog::open(&setup.data_dir, &setup.node_id)?;
+    let page = page::routes(page::Access {
+        tokens: setup.tokens.clone(),
+        protect_reads: setup.auth.protect_reads,
+    });
     let gate = Gate::new(setup.tokens, audit, counters.clone());
     let limits = setup.limits;
     let body = |max_bytes| BodyGate {
@@ -207,6 +214,7 @@ pub async fn serve(
         .route_layer(from_fn_with_state(gate.clone(), auth::audit))
         .route_layer(from_fn_with_state(gate, auth::require_token));
     let app = probes
+        .merge(page)
         .merge(reads)
         .merge(changes)
         // Bodies are already read within their limits.
