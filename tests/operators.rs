@@ -276,3 +276,69 @@ fn version_names_the_built_in_protocol_and_config_check_validates_without_starti
         assert!(err.contains(expected), "{change}: {err}");
     }
 }
+
+#[test]
+fn config_keys_come_from_flags_over_the_environment_over_the_file() {
+    let mut cluster = Cluster::configure("config-env", 1, |_| String::new());
+    let config = cluster.local.config_path("n1");
+    let path = config.to_str().expect("a UTF-8 path");
+    let check = |env: &[(&str, &str)], extra: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tenure"));
+        command.args(["config", "check", path]).args(extra);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let out = command.output().expect("tenure runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, text) = check(&[], &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("node n1 of cluster proc"), "the file: {text}");
+    let (code, text) = check(
+        &[("TENURE_NODE_ID", "n9"), ("TENURE_PEERS_N2", "127.0.0.1:9")],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("node n9 of cluster proc, 1 peers"),
+        "the environment: {text}"
+    );
+    let (code, text) = check(&[("TENURE_NODE_ID", "n9")], &["--set", "node-id=n8"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("node n8 of cluster proc"),
+        "the flag wins: {text}"
+    );
+    // A variable that names a table but no key of it is an error naming it.
+    let (code, text) = check(&[("TENURE_TIMINGS_HEARTBEAT_MS", "40")], &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("heartbeat-ms") && text.contains("TENURE_TIMINGS_HEARTBEAT_MS"),
+        "{text}"
+    );
+    // Variables that are not config keys are left alone.
+    let (code, text) = check(
+        &[
+            ("TENURE_TOOLS_DIR", "/tmp"),
+            ("TENURE_ADMIN_TOKEN_FILE", "/x"),
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{text}");
+
+    // `tenure run` reads them too: a zero heartbeat from the environment
+    // stops the node at start, naming the key.
+    cluster
+        .local
+        .set_env("n1", "TENURE_TIMINGS_HEARTBEAT_INTERVAL_MS", "0")
+        .expect("a planned node");
+    let (status, log) = cluster
+        .spawn_expecting_exit("n1", std::time::Duration::from_secs(20))
+        .expect("the node refuses to start");
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("heartbeat-interval-ms"), "{log}");
+}

@@ -56,6 +56,11 @@ enum Command {
         /// The node's TOML configuration (see the README for every key).
         #[arg(long)]
         config: PathBuf,
+        /// Set a config key over the file and the environment, e.g.
+        /// `--set node-id=n2` or `--set timings.heartbeat-interval-ms=40`
+        /// (any key; TABLE.KEY for a key in a table). Repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
         /// A command to run while this node leads (after `--`).
         #[arg(last = true)]
         command: Vec<String>,
@@ -270,6 +275,9 @@ enum ConfigCommand {
     Check {
         /// The node's TOML configuration.
         file: PathBuf,
+        /// Config keys over the file and the environment, as `run --set`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
     },
 }
 
@@ -319,10 +327,14 @@ fn main() -> ExitCode {
         }
     };
     let result = match args.command {
-        Command::Run { config, command } => block_on(cli::run::run(&config, command)),
+        Command::Run {
+            config,
+            sets,
+            command,
+        } => block_on(cli::run::run(&config, &sets, command)),
         Command::NewPlugin { name, dir } => cli::new_plugin::new_plugin(&name, dir),
-        Command::Config(ConfigCommand::Check { file }) => {
-            cli::config_check::check(&file).map(|()| ExitCode::SUCCESS)
+        Command::Config(ConfigCommand::Check { file, sets }) => {
+            cli::config_check::check(&file, &sets).map(|()| ExitCode::SUCCESS)
         }
         Command::Certs {
             cluster,

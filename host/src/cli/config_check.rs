@@ -7,10 +7,11 @@ use std::path::Path;
 use anyhow::{Context as _, bail};
 use tenure_host::config::NodeConfig;
 
-/// Checks the config at `path`; prints a summary, or fails with the key
-/// and the problem named.
-pub fn check(path: &Path) -> anyhow::Result<()> {
-    let config = NodeConfig::load(path)?;
+/// Checks the config at `path`, with `sets` and the environment's
+/// `TENURE_…` keys over it as `run` would; prints a summary, or fails with
+/// the key and the problem named.
+pub fn check(path: &Path, sets: &[String]) -> anyhow::Result<()> {
+    let config = NodeConfig::load_with(path, sets)?;
     // What the protocol checks when it starts (the built-in build's rules):
     // timings that make sense together, ids within bounds.
     let t = &config.timings;

@@ -51,8 +51,14 @@ async fn signal(kind: SignalKind, name: &str) {
 /// the command is stopped and waited for, and a leader hands leadership
 /// over, so a rolling restart costs no election timeout — or until the
 /// node stops on its own.
-pub async fn run(config_path: &Path, command: Vec<String>) -> anyhow::Result<ExitCode> {
-    let config = NodeConfig::load(config_path)?;
+/// `sets` are `--set KEY=VALUE` overrides, over the environment's
+/// `TENURE_…` keys, over the file's.
+pub async fn run(
+    config_path: &Path,
+    sets: &[String],
+    command: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    let config = NodeConfig::load_with(config_path, sets)?;
     let supervised = Supervised {
         argv: command,
         config: config.command.clone(),

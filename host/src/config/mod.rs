@@ -52,6 +52,10 @@
 //! TLS between nodes, instead of the secret) and `[peer-limits]` in
 //! [`transport`]. The secret must also be strong enough: see [`secret`].
 //!
+//! Every key can also be set in the environment (`TENURE_NODE_ID`,
+//! `TENURE_TIMINGS_HEARTBEAT_INTERVAL_MS`) or by `tenure run --set KEY=VALUE`,
+//! with flag > environment > file > default: see [`overrides`].
+//!
 //! Relative paths are resolved against the config file's directory. A bad
 //! config fails at start with the key and the problem named.
 
@@ -65,6 +69,7 @@ use serde::Deserialize;
 use crate::bindings::types::Timings;
 
 pub mod admin;
+pub mod overrides;
 pub mod plugin;
 pub mod secret;
 pub mod transport;
@@ -263,12 +268,24 @@ struct RawProtocol {
 impl NodeConfig {
     /// Reads and validates the config file at `path`, and adds the admin
     /// token in the environment ([`admin::ADMIN_TOKEN_ENV`]), if any.
+    ///
+    /// Config keys set in the environment (`TENURE_…`, see [`overrides`])
+    /// take precedence over the file's.
     pub fn load(path: &Path) -> anyhow::Result<NodeConfig> {
+        Self::load_with(path, &[])
+    }
+
+    /// [`NodeConfig::load`], with `sets` (`KEY=VALUE`, as `--set` takes
+    /// them) over the environment's keys, over the file's.
+    pub fn load_with(path: &Path, sets: &[String]) -> anyhow::Result<NodeConfig> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let mut config =
-            Self::parse(&text, base).with_context(|| format!("in config {}", path.display()))?;
+        let env = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        let overrides = overrides::collect(env, sets)?;
+        let mut config = Self::parse_with(&text, base, &overrides)
+            .with_context(|| format!("in config {}", path.display()))?;
         config
             .admin_auth
             .add_env_token(std::env::var(admin::ADMIN_TOKEN_ENV).ok())?;
@@ -278,7 +295,27 @@ impl NodeConfig {
     /// Parses and validates config text; relative paths resolve against
     /// `base`.
     pub fn parse(text: &str, base: &Path) -> anyhow::Result<NodeConfig> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Self::parse_with(text, base, &[])
+    }
+
+    /// [`NodeConfig::parse`] with `overrides` set over the text's keys.
+    pub fn parse_with(
+        text: &str,
+        base: &Path,
+        overrides: &[overrides::Override],
+    ) -> anyhow::Result<NodeConfig> {
+        let raw: RawConfig = if overrides.is_empty() {
+            // Straight from the text: errors point at its lines.
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?
+        } else {
+            let mut table: toml::Table =
+                toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+            overrides::apply(&mut table, overrides)?;
+            let sources: Vec<&str> = overrides.iter().map(|o| o.source.as_str()).collect();
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e| anyhow::anyhow!("{e} (with {} set)", sources.join(", ")))?
+        };
         let resolve = |p: &Path| -> PathBuf {
             if p.is_absolute() {
                 p.to_path_buf()
