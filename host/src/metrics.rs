@@ -78,7 +78,14 @@ struct Tracker {
     campaign_since: Option<Instant>,
     /// The leader last seen, to count changes.
     leader: Option<String>,
+    /// When this node last sent a pre-vote request, and whether that
+    /// round is still waiting to become a candidacy.
+    pre_vote: Option<(Instant, bool)>,
 }
+
+/// Pre-vote requests sent closer together than this are one round (a
+/// round asks every voter at once).
+const PRE_VOTE_ROUND: Duration = Duration::from_millis(10);
 
 /// The figures the node task observes as they happen, and the scrape.
 #[derive(Debug)]
@@ -119,8 +126,12 @@ impl NodeMetrics {
     pub fn on_event(&self, event: &Event, status: &NodeStatus) {
         let mut t = self.tracker.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let outcome = match event {
+        let mut outcome = match event {
             Event::TermChanged(_) if status.role == Role::Candidate => {
+                // The pre-vote round, if any, was won.
+                if let Some((_, pending)) = &mut t.pre_vote {
+                    *pending = false;
+                }
                 if t.campaign_since.is_some() {
                     Some("split")
                 } else {
@@ -140,6 +151,13 @@ impl NodeMetrics {
             }
             _ => None,
         };
+        // A pre-candidate that follows a leader instead lost its round.
+        if let (Event::BecameFollower(f), Some((_, pending @ true))) = (event, &mut t.pre_vote)
+            && f.leader.is_some()
+        {
+            *pending = false;
+            outcome = outcome.or(Some("pre_vote_refused"));
+        }
         if let Some(outcome) = outcome {
             self.elections
                 .get_or_create(&OutcomeLabel {
@@ -155,6 +173,39 @@ impl NodeMetrics {
         if leader.is_some() && leader != t.leader {
             self.leader_changes.inc();
             t.leader = leader;
+        }
+    }
+
+    /// Notes a protocol message this node sends (the built-in build's wire
+    /// format; another build's messages are not read): a pre-vote round
+    /// that begins while the last one never became a candidacy means the
+    /// last one was refused (`elections_total{outcome="pre_vote_refused"}`).
+    pub fn on_sent(&self, payload: &[u8]) {
+        use tenure_election_core::wire::{Body, Message};
+        let Ok(Message {
+            body: Body::RequestPreVote { .. },
+            ..
+        }) = Message::decode(payload)
+        else {
+            return;
+        };
+        let now = Instant::now();
+        let mut t = self.tracker.lock().unwrap_or_else(|e| e.into_inner());
+        let refused = match t.pre_vote {
+            Some((at, _)) if now.duration_since(at) < PRE_VOTE_ROUND => {
+                t.pre_vote = Some((at, true));
+                return;
+            }
+            Some((_, pending)) => pending,
+            None => false,
+        };
+        t.pre_vote = Some((now, true));
+        if refused {
+            self.elections
+                .get_or_create(&OutcomeLabel {
+                    outcome: "pre_vote_refused".to_string(),
+                })
+                .inc();
         }
     }
 
@@ -233,7 +284,7 @@ impl NodeMetrics {
         );
         r.register(
             "tenure_elections",
-            "Elections this node campaigned in, by outcome (won, lost, split)",
+            "Elections this node campaigned in, by outcome (won, lost, split, pre_vote_refused)",
             self.elections.clone(),
         );
         r.register_with_unit(
@@ -342,4 +393,88 @@ fn frames(report: &NodeReport) -> Family<FrameLabels, Counter> {
             .inc_by(n);
     }
     family
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::types::{FollowerChange, TermChange};
+    use tenure_election_core::wire::{Body, Message};
+
+    fn status(role: Role) -> NodeStatus {
+        NodeStatus {
+            node_id: "n1".into(),
+            cluster_id: "c".into(),
+            role,
+            term: 1,
+            leader: None,
+            voted_for: None,
+            members: vec!["n1".into(), "n2".into(), "n3".into()],
+            epoch: 0,
+            alive_peers: vec![],
+            quorum: 2,
+            ignored_messages: 0,
+            lease_expires_ns: None,
+            data_id: 1,
+            abstaining: false,
+            confirmed: true,
+        }
+    }
+
+    fn pre_vote() -> Vec<u8> {
+        Message {
+            cluster_id: "c".into(),
+            sender: tenure_election_core::wire::Standing::default(),
+            sender_data_id: 1,
+            recipient_data_id: None,
+            body: Body::RequestPreVote {
+                term: 2,
+                epoch: 0,
+                epoch_term: 0,
+            },
+        }
+        .encode()
+    }
+
+    fn outcome(m: &NodeMetrics, outcome: &str) -> u64 {
+        m.elections
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            })
+            .get()
+    }
+
+    #[test]
+    fn outcomes_are_told_apart() {
+        let m = NodeMetrics::default();
+        let candidate = status(Role::Candidate);
+        let term = |old, new| Event::TermChanged(TermChange { old, new });
+        // A refused pre-vote round: the next round begins, no candidacy.
+        m.on_sent(&pre_vote());
+        std::thread::sleep(PRE_VOTE_ROUND * 2);
+        m.on_sent(&pre_vote());
+        assert_eq!(outcome(&m, "pre_vote_refused"), 1);
+        // That round wins; the candidacy splits, then wins.
+        m.on_event(&term(1, 2), &candidate);
+        m.on_event(&term(2, 3), &candidate);
+        m.on_event(&Event::BecameLeader(3), &status(Role::Leader));
+        assert_eq!((outcome(&m, "split"), outcome(&m, "won")), (1, 1));
+        let mut registry = Registry::default();
+        registry.register_with_unit("e", "e", Unit::Seconds, m.election_seconds.clone());
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        assert!(
+            text.contains("e_seconds_count 1"),
+            "one election timed:\n{text}"
+        );
+        // A candidacy that meets another leader is lost.
+        m.on_event(&term(3, 4), &candidate);
+        let follows = Event::BecameFollower(FollowerChange {
+            leader: Some("n2".into()),
+            term: 4,
+        });
+        m.on_event(&follows, &status(Role::Follower));
+        assert_eq!(outcome(&m, "lost"), 1);
+        assert_eq!(m.leader_changes.get(), 2, "n1, then n2");
+    }
 }

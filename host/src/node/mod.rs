@@ -525,6 +525,9 @@ impl Node {
                     ..
                 } if self.durability.quiet() => self.durability.withhold(),
                 Output::Send { to, lane, payload } => {
+                    if lane == Lane::Protocol {
+                        self.metrics.on_sent(&payload);
+                    }
                     let channel = match lane {
                         Lane::Protocol => Channel::Protocol,
                         Lane::Plugin => Channel::Plugin,
