@@ -76,6 +76,10 @@ struct Tracker {
     /// When this node's current candidacy (or the first of a run of
     /// split ones) began.
     campaign_since: Option<Instant>,
+    /// When this attempt to lead began: its first pre-vote round (sent as
+    /// the election timer fires, or on a fast-failover signal), else its
+    /// candidacy.
+    attempt_since: Option<Instant>,
     /// The leader last seen, to count changes.
     leader: Option<String>,
     /// When this node last sent a pre-vote request, and whether that
@@ -122,7 +126,10 @@ impl NodeMetrics {
     /// An election is counted for the node that campaigned: `won` when it
     /// became leader, `lost` when it followed another leader instead,
     /// `split` when it had to campaign again in a higher term. Its
-    /// duration runs from the candidacy's start to becoming leader.
+    /// duration runs from the attempt's first pre-vote request (which the
+    /// node sends as its election timer fires, or on a fast-failover
+    /// signal; the candidacy's start when there was no pre-vote) to
+    /// becoming leader.
     pub fn on_event(&self, event: &Event, status: &NodeStatus) {
         let mut t = self.tracker.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
@@ -132,6 +139,7 @@ impl NodeMetrics {
                 if let Some((_, pending)) = &mut t.pre_vote {
                     *pending = false;
                 }
+                t.attempt_since.get_or_insert(now);
                 if t.campaign_since.is_some() {
                     Some("split")
                 } else {
@@ -140,13 +148,15 @@ impl NodeMetrics {
                 }
             }
             Event::BecameLeader(_) => {
-                if let Some(since) = t.campaign_since.take() {
+                t.campaign_since = None;
+                if let Some(since) = t.attempt_since.take() {
                     self.election_seconds
                         .observe(now.duration_since(since).as_secs_f64());
                 }
                 Some("won")
             }
             Event::BecameFollower(f) if f.leader.is_some() => {
+                t.attempt_since = None;
                 t.campaign_since.take().map(|_| "lost")
             }
             _ => None,
@@ -200,6 +210,7 @@ impl NodeMetrics {
             None => false,
         };
         t.pre_vote = Some((now, true));
+        t.attempt_since.get_or_insert(now);
         if refused {
             self.elections
                 .get_or_create(&OutcomeLabel {
@@ -289,7 +300,7 @@ impl NodeMetrics {
         );
         r.register_with_unit(
             "tenure_election_duration",
-            "From the start of this node's candidacy to its becoming leader",
+            "From this node's first pre-vote request (its timer or a fast-failover signal) to its becoming leader",
             Unit::Seconds,
             self.election_seconds.clone(),
         );
