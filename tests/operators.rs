@@ -139,7 +139,32 @@ fn metrics_agree_with_status_across_a_failover_and_counters_never_go_down() {
             assert!(now >= was, "{id}: {key} went from {was} to {now}");
         }
     }
+    // ... and across a protocol hot swap (the leader's, last).
+    let before: Vec<Metrics> = all.iter().map(|id| Metrics::scrape(&cluster, id)).collect();
+    let next_build =
+        tenure_host::component_path::election_wasm().with_file_name("tenure_election_next.wasm");
+    let next_build = std::fs::read(next_build).expect("the next build: scripts/build-guests.sh");
+    let (code, body, _) = kit::post(cluster.admin(&leader), "/protocol", &next_build);
+    assert_eq!(code, 200, "{body}");
+    for (id, before) in all.iter().zip(&before) {
+        let after = Metrics::scrape(&cluster, id);
+        for (key, was) in before.counters() {
+            let now = after.0.get(key).copied().unwrap_or(0.0);
+            assert!(
+                now >= was,
+                "{id}: {key} went from {was} to {now} across a protocol swap"
+            );
+        }
+    }
     let swapped = Metrics::scrape(&cluster, &leader);
+    assert!(
+        swapped
+            .0
+            .keys()
+            .any(|k| k.starts_with("tenure_build_info{")
+                && k.contains("protocol_version=0.1.0-next")),
+        "build_info names the new protocol build"
+    );
     assert_eq!(swapped.get("tenure_plugin_swaps_total", "outcome=ok"), 1.0);
     assert!(
         swapped.get(
