@@ -210,13 +210,7 @@ fn a_remote_that_never_answers_times_out_and_one_that_answers_too_much_is_cut_wh
     // ... and nobody missed a heartbeat.
     let (again, again_term) = cluster.wait_for_leader(&all, BOUND);
     assert_eq!((again.as_str(), again_term), (leader.as_str(), term));
-    let gap = cluster
-        .statuses()
-        .values()
-        .filter(|s| s.role == "follower")
-        .map(|s| s.max_leader_gap_ms)
-        .max()
-        .unwrap_or(0);
+    let gap = cluster.largest_follower_gap_ms();
     let usage = cluster
         .status(&leader)
         .and_then(|s| s.plugin)

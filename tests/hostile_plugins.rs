@@ -13,7 +13,7 @@ mod kit;
 
 use std::time::{Duration, Instant};
 
-use kit::{BOUND, Cluster};
+use kit::{BOUND, Cluster, misbehave};
 
 /// How long each hostile plugin is provoked.
 const PROVOKE: Duration = Duration::from_secs(3);
@@ -25,22 +25,6 @@ const RSS_SLACK_KIB: u64 = 160 << 10;
 /// Growth of a node's log this test tolerates over [`PROVOKE`]: the log
 /// limits allow 256 KiB a second plus the host's own, rate-limited lines.
 const LOG_SLACK_BYTES: u64 = 4 << 20;
-
-/// The misbehave plugin's `[plugin]` table: `mode` in `on`, a 50 ms
-/// deadline and a 32 MiB memory cap.
-fn misbehave(mode: &str, on: &str) -> String {
-    let wasm =
-        tenure_host::component_path::election_wasm().with_file_name("tenure_plugin_misbehave.wasm");
-    assert!(
-        wasm.is_file(),
-        "build the plugins first: scripts/build-guests.sh"
-    );
-    format!(
-        "[plugin]\npath = \"{}\"\ndeadline-ms = 50\nmemory-mib = 32\n\
-         [plugin.config]\nmode = \"{mode}\"\non = \"{on}\"\n",
-        wasm.display()
-    )
-}
 
 /// Resident memory of node `id`'s process, in KiB.
 fn rss_kib(cluster: &mut Cluster, id: &str) -> u64 {
@@ -121,13 +105,7 @@ fn hostile_plugins_stay_within_their_limits() {
             "{mode}: leadership moved\n{}",
             cluster.logs()
         );
-        let gap = cluster
-            .statuses()
-            .values()
-            .filter(|s| s.role == "follower")
-            .map(|s| s.max_leader_gap_ms)
-            .max()
-            .unwrap_or(0);
+        let gap = cluster.largest_follower_gap_ms();
         assert!(gap < 300, "{mode}: a follower saw a {gap} ms heartbeat gap");
         let costs: Vec<Cost> = all
             .iter()

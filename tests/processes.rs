@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kit::{BOUND, Cluster, get, post};
+use kit::{BOUND, Cluster, get, misbehave, post};
 use tenure_host::testing::ports;
 
 #[test]
@@ -65,21 +65,6 @@ fn processes_elect_fail_over_rejoin_and_survive_a_frozen_leader() {
     cluster.assert_one_leader_per_term();
 }
 
-/// The misbehave plugin's `[plugin]` table: `mode` at callback `on`.
-fn misbehave(mode: &str, on: &str) -> String {
-    let wasm =
-        tenure_host::component_path::election_wasm().with_file_name("tenure_plugin_misbehave.wasm");
-    assert!(
-        wasm.is_file(),
-        "build the plugins first: scripts/build-guests.sh"
-    );
-    format!(
-        "[plugin]\npath = \"{}\"\ndeadline-ms = 50\nmemory-mib = 32\n\
-         [plugin.config]\nmode = \"{mode}\"\non = \"{on}\"\n",
-        wasm.display()
-    )
-}
-
 /// Waits for a leader, then checks it holds for `hold` with every node
 /// answering; returns the leader, its term and the largest heartbeat gap
 /// followers saw. With `settle`, a first leader may move once (a plugin
@@ -104,13 +89,7 @@ fn stable_leader(
             );
             continue;
         }
-        let gap = cluster
-            .statuses()
-            .values()
-            .filter(|s| s.role == "follower")
-            .map(|s| s.max_leader_gap_ms)
-            .max()
-            .unwrap_or(0);
+        let gap = cluster.largest_follower_gap_ms();
         return (leader, term, gap);
     }
 }

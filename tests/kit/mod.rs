@@ -126,6 +126,17 @@ impl Cluster {
             .collect()
     }
 
+    /// The largest heartbeat gap any follower that answers has seen
+    /// (`max_leader_gap_ms`), 0 with none.
+    pub fn largest_follower_gap_ms(&self) -> u64 {
+        self.statuses()
+            .values()
+            .filter(|s| s.role == "follower")
+            .map(|s| s.max_leader_gap_ms)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Node `id`'s status, if it runs and answers.
     pub fn status(&self, id: &str) -> Option<NodeReport> {
         if !self.local.is_running(id) {
@@ -291,4 +302,20 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// `GET path` on a node's admin endpoint: the status code and the body.
 pub fn get(admin: SocketAddr, path: &str) -> (u16, String) {
     block_on(request(admin, "GET", path, &[], ACTION_TIMEOUT)).expect("the admin endpoint answers")
+}
+
+/// The misbehave plugin's `[plugin]` table: `mode` at callback `on`, a
+/// 50 ms deadline and a 32 MiB memory cap.
+pub fn misbehave(mode: &str, on: &str) -> String {
+    let wasm =
+        tenure_host::component_path::election_wasm().with_file_name("tenure_plugin_misbehave.wasm");
+    assert!(
+        wasm.is_file(),
+        "build the plugins first: scripts/build-guests.sh"
+    );
+    format!(
+        "[plugin]\npath = \"{}\"\ndeadline-ms = 50\nmemory-mib = 32\n\
+         [plugin.config]\nmode = \"{mode}\"\non = \"{on}\"\n",
+        wasm.display()
+    )
 }
