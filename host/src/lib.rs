@@ -19,7 +19,8 @@
 //!   and swaps.
 //! - [`plugin`]: behaviour plugins: deadlines, memory caps, their thread.
 //! - [`testing`]: a harness for plugin authors: their `.wasm` on a
-//!   simulated cluster, with crashes, partitions and virtual time.
+//!   simulated cluster, with crashes, partitions and virtual time;
+//!   [`scenario`]: the same as TOML scenario files, for `tenure test`.
 
 pub mod admin;
 pub mod admin_client;
@@ -35,6 +36,7 @@ pub mod node;
 pub mod node_core;
 pub mod plugin;
 pub mod protocol;
+pub mod scenario;
 pub mod sim;
 pub mod supervise;
 pub mod testing;

@@ -173,14 +173,40 @@ enum Command {
         /// The node ids to issue certificates for.
         nodes: Vec<String>,
     },
-    /// Write a ready-to-build behaviour plugin project (Rust, on Tenure's
-    /// SDK), with a README and a simulator test.
+    /// Write a ready-to-build behaviour plugin project in Rust, Python or
+    /// JavaScript: a build script, the behaviour, its native unit test and
+    /// a scenario file for `tenure test`.
     NewPlugin {
-        /// The plugin's package name: lowercase letters, digits, `-`, `_`.
+        /// The plugin's name: lowercase letters, digits, `-`, `_`.
         name: String,
         /// Where to write it (default: ./NAME); must be absent or empty.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// The language to write it in.
+        #[arg(long, value_enum, default_value_t = cli::new_plugin::Lang::Rust)]
+        lang: cli::new_plugin::Lang,
+    },
+    /// Run scenario files: a plugin's .wasm on a simulated cluster, driven
+    /// through the file's steps in virtual time, its expectations and the
+    /// protocol's invariants checked. Exits 1 if any failed.
+    Test {
+        /// The scenario files (TOML; see docs/testing-behaviours.md).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Run each scenario over N seeds (from its `cluster.seed` on)
+        /// instead of what the file says.
+        #[arg(long, conflicts_with = "seed")]
+        seeds: Option<u64>,
+        /// Run exactly this seed: the replay a failure prints.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Also write the results as JUnit XML, for CI systems.
+        #[arg(long, value_name = "PATH")]
+        junit: Option<PathBuf>,
+        /// Where compiled plugins are cached between runs (default
+        /// ~/.cache/tenure/artifacts).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
     },
 }
 
@@ -294,7 +320,7 @@ fn main() -> ExitCode {
     // lost its disk says so); its log output is for debugging
     // (`RUST_LOG=info`).
     let default_filter = match args.command {
-        Command::Sim(_) => "off",
+        Command::Sim(_) | Command::Test { .. } => "off",
         Command::Run { .. } => "info",
         Command::Status { .. } | Command::Watch { .. } | Command::Config(_) => "warn",
         Command::Demo { .. } | Command::NewPlugin { .. } | Command::Certs { .. } => "warn",
@@ -332,7 +358,20 @@ fn main() -> ExitCode {
             sets,
             command,
         } => block_on(cli::run::run(&config, &sets, command)),
-        Command::NewPlugin { name, dir } => cli::new_plugin::new_plugin(&name, dir),
+        Command::NewPlugin { name, dir, lang } => cli::new_plugin::new_plugin(&name, dir, lang),
+        Command::Test {
+            files,
+            seeds,
+            seed,
+            junit,
+            cache_dir,
+        } => cli::test::test(&cli::test::TestRequest {
+            files,
+            seeds,
+            seed,
+            junit,
+            cache_dir,
+        }),
         Command::Config(ConfigCommand::Check { file, sets }) => {
             cli::config_check::check(&file, &sets).map(|()| ExitCode::SUCCESS)
         }

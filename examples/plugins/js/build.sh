@@ -30,10 +30,6 @@ target="${CARGO_TARGET_DIR:-target}"
 case "$target" in /*) ;; *) target="$repo/$target" ;; esac
 out="${1:-$target/wasm32-wasip2/release/tenure_plugin_greeter_js.wasm}"
 tools="${TENURE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tenure}"
-lock_hash="$(sha256sum "$here/package-lock.json" | cut -c1-12)"
-prefix="$tools/componentize-js-$COMPONENTIZE_JS_VERSION-$lock_hash"
-tool="$prefix/node_modules/.bin/componentize-js"
-
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     echo "error: node and npm not found; componentize-js needs Node.js 18 or newer" >&2
     exit 1
@@ -43,6 +39,19 @@ if [ "$node_major" -lt 18 ]; then
     echo "error: Node.js $(node --version) is too old; componentize-js needs 18 or newer" >&2
     exit 1
 fi
+
+# The install is named by what it installs: the lock's packages, not the
+# project's own name, so every project pinning the same versions (the
+# examples, each `tenure new-plugin --lang js` project) shares one.
+lock_hash="$(node -e '
+const lock = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+const packages = { ...lock.packages };
+delete packages[""];
+const hash = require("crypto").createHash("sha256").update(JSON.stringify(packages));
+process.stdout.write(hash.digest("hex").slice(0, 12));
+' "$here/package-lock.json")"
+prefix="$tools/componentize-js-$COMPONENTIZE_JS_VERSION-$lock_hash"
+tool="$prefix/node_modules/.bin/componentize-js"
 
 # An install is only trusted once it finished (the marker is written
 # last), so an interrupted one is redone, not half-used.

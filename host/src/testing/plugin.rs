@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::TestingError;
 use crate::ElectionComponent;
+use crate::artifact_cache::ArtifactCache;
 use crate::plugin::{PluginComponent, PluginEngine, PluginLimits, plugin_engine};
 use crate::sim::SimPlugin;
 
@@ -40,7 +41,22 @@ impl Plugin {
     /// # Ok(()) }
     /// ```
     pub fn load(path: impl AsRef<Path>) -> Result<Plugin, TestingError> {
-        let component = compiled(path.as_ref())?;
+        Plugin::load_cached(path.as_ref(), None)
+    }
+
+    /// Like [`Plugin::load`], compiling through the on-disk artifact
+    /// `cache` when given: a build compiled before, by any process, skips
+    /// Cranelift (seconds for a Python or JavaScript plugin). `tenure
+    /// test` loads plugins this way.
+    ///
+    /// ```no_run
+    /// # fn main() -> anyhow::Result<()> {
+    /// let cache = tenure_host::artifact_cache::ArtifactCache::open("/tmp/artifacts".as_ref())?;
+    /// let plugin = tenure_host::testing::Plugin::load_cached("greeter.wasm".as_ref(), Some(&cache))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn load_cached(path: &Path, cache: Option<&ArtifactCache>) -> Result<Plugin, TestingError> {
+        let component = compiled(path, cache)?;
         Ok(Plugin {
             sim: SimPlugin {
                 component,
@@ -148,7 +164,10 @@ impl Plugin {
 }
 
 /// The plugin at `path`, compiled once per process.
-fn compiled(path: &Path) -> Result<Arc<PluginComponent>, TestingError> {
+fn compiled(
+    path: &Path,
+    disk: Option<&ArtifactCache>,
+) -> Result<Arc<PluginComponent>, TestingError> {
     static CACHE: OnceLock<Mutex<BTreeMap<PathBuf, Arc<PluginComponent>>>> = OnceLock::new();
     let engine = engine()?;
     let mut cache = CACHE
@@ -163,10 +182,24 @@ fn compiled(path: &Path) -> Result<Arc<PluginComponent>, TestingError> {
             path: path.to_path_buf(),
         });
     }
-    let component = PluginComponent::from_file(&engine, path).map_err(|e| TestingError::Load {
+    let load_error = |e: anyhow::Error| TestingError::Load {
         what: path.display().to_string(),
         reason: format!("{e:#}"),
-    })?;
+    };
+    let component = match disk {
+        None => PluginComponent::from_file(&engine, path).map_err(load_error)?,
+        Some(disk) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| load_error(anyhow::Error::new(e).context("reading the plugin")))?;
+            let name = path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            PluginComponent::from_cache(&engine, disk, &name, &bytes)
+                .map_err(load_error)?
+                .0
+        }
+    };
     let component = Arc::new(component);
     cache.insert(path.to_path_buf(), component.clone());
     Ok(component)

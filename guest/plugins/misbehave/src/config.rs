@@ -31,13 +31,18 @@ pub enum Mode {
     /// name lookup, the environment, a file — and answer what came of
     /// each.
     Escape,
+    /// Run a "leader-only" job on every node, leader or not — the bug a
+    /// scenario's `one-node-per-term` must catch: from `init` on, a wake-up
+    /// every 100 ms logs `run N of job by NODE in term T` (`on` is
+    /// ignored).
+    Everywhere,
     /// Nothing: a quiet no-op plugin.
     None,
 }
 
 impl Mode {
     /// Every mode, for messages.
-    const ALL: [Mode; 13] = [
+    const ALL: [Mode; 14] = [
         Mode::Loop,
         Mode::Bomb,
         Mode::Trap,
@@ -50,6 +55,7 @@ impl Mode {
         Mode::Sleep,
         Mode::HugeInspect,
         Mode::Escape,
+        Mode::Everywhere,
         Mode::None,
     ];
 
@@ -68,6 +74,7 @@ impl Mode {
             Mode::Sleep => "sleep",
             Mode::HugeInspect => "huge-inspect",
             Mode::Escape => "escape",
+            Mode::Everywhere => "everywhere",
             Mode::None => "none",
         }
     }
@@ -297,7 +304,7 @@ mod tests {
             (
                 vec![("mode", "explode")],
                 "`mode`: must be one of loop, bomb, trap, refuse, flood-send, flood-broadcast, \
-                 flood-log, flood-schedule, stderr, sleep, huge-inspect, escape, none",
+                 flood-log, flood-schedule, stderr, sleep, huge-inspect, escape, everywhere, none",
             ),
             (
                 vec![("on", "inspect")],

@@ -36,6 +36,8 @@ mod component {
 
     /// What `mode = "bomb"` allocates at a time: 1 MiB.
     const CHUNK_BYTES: usize = 1 << 20;
+    /// How often `mode = "everywhere"` runs its job, in milliseconds.
+    const EVERYWHERE_PERIOD_MS: u64 = 100;
 
     thread_local! {
         /// The configuration; the default (`none`) until `init`.
@@ -44,6 +46,8 @@ mod component {
         /// [`Callback::ALL`].
         static COUNTS: RefCell<[u64; Callback::ALL.len()]> =
             const { RefCell::new([0; Callback::ALL.len()]) };
+        /// How often `mode = "everywhere"` ran its job.
+        static RUNS: Cell<u64> = const { Cell::new(0) };
         /// Where `mode = "bomb"` keeps what it allocated, so it is never freed.
         static BALLAST: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
     }
@@ -96,8 +100,8 @@ mod component {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
                 Ok(())
             }
-            // Misbehave in `inspect` and `on-call` themselves.
-            Mode::HugeInspect | Mode::Escape => Ok(()),
+            // Misbehave in `inspect`, `on-call` and `on-scheduled` themselves.
+            Mode::HugeInspect | Mode::Escape | Mode::Everywhere => Ok(()),
         }
     }
 
@@ -152,6 +156,9 @@ mod component {
                     config.on.name()
                 ),
             );
+            if config.mode == Mode::Everywhere {
+                leader_api::schedule(EVERYWHERE_PERIOD_MS, "job");
+            }
             enter(Callback::Init)
         }
 
@@ -187,8 +194,20 @@ mod component {
             Ok(Vec::new())
         }
 
-        fn on_scheduled(_id: u64, _tag: String) {
+        fn on_scheduled(_id: u64, tag: String) {
             let _ = enter(Callback::OnScheduled);
+            if CONFIG.get().mode == Mode::Everywhere && tag == "job" {
+                // The bug: no `is_leader()` check.
+                RUNS.set(RUNS.get() + 1);
+                let line = format!(
+                    "run {} of job by {} in term {}",
+                    RUNS.get(),
+                    leader_api::this_node(),
+                    leader_api::current_term()
+                );
+                leader_api::log(LogLevel::Info, &line);
+                leader_api::schedule(EVERYWHERE_PERIOD_MS, "job");
+            }
         }
 
         fn inspect() -> Vec<(String, String)> {

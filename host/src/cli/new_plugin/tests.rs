@@ -1,11 +1,8 @@
-//! `tenure new-plugin`: names, refusals, and a generated project that
-//! really builds to a component the simulator runs.
+//! `tenure new-plugin`: names, refusals, and the files each language's
+//! project gets. That each project builds and passes `tenure test` is
+//! tests/scenarios.rs.
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, Instant};
-
-use tenure_host::testing::{Cluster, Plugin};
 
 use super::*;
 
@@ -43,7 +40,7 @@ fn names_must_make_a_package_and_a_file_name() {
 fn a_non_empty_directory_is_refused_and_left_alone() {
     let dir = temp_dir("scaffold-refuse");
     std::fs::write(dir.join("keep.txt"), "mine").expect("write");
-    let error = scaffold("p", &dir, &repository()).expect_err("refused");
+    let error = scaffold("p", Lang::Rust, &dir, &repository()).expect_err("refused");
     assert!(error.to_string().contains("not empty"), "{error}");
     let names: Vec<_> = std::fs::read_dir(&dir)
         .expect("read")
@@ -56,65 +53,84 @@ fn a_non_empty_directory_is_refused_and_left_alone() {
 #[test]
 fn a_missing_sdk_is_named() {
     let dir = temp_dir("scaffold-nosdk");
-    let error = scaffold("p", &dir.join("p"), &dir).expect_err("no sdk");
+    let error = scaffold("p", Lang::Rust, &dir.join("p"), &dir).expect_err("no sdk");
     assert!(error.to_string().contains("SDK is not at"), "{error}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Generates a project outside the workspace, builds it with the one
-/// documented command, and runs the `.wasm` in the simulator.
 #[test]
-fn a_generated_project_builds_to_a_plugin_the_simulator_runs() {
-    let dir = temp_dir("scaffold-build");
-    let project = dir.join("hello-leader");
-    let written = scaffold("hello-leader", &project, &repository()).expect("scaffolded");
-    assert!(written.iter().any(|p| p.ends_with("tests/simulator.rs")));
-
-    // A target directory shared between runs keeps this incremental.
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repository().join("target"))
-        .join("scaffold-test");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let started = Instant::now();
-    let output = Command::new(cargo)
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
-        .current_dir(&project)
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .expect("cargo runs");
-    assert!(
-        output.status.success(),
-        "the generated project did not build:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let wasm = target.join("wasm32-wasip2/release/hello_leader.wasm");
-    let size = std::fs::metadata(&wasm).expect("the .wasm exists").len();
-    eprintln!(
-        "generated plugin built in {:.1} s: {} ({size} bytes)",
-        started.elapsed().as_secs_f64(),
-        wasm.display()
-    );
-
-    let plugin = Plugin::load(&wasm)
-        .expect("a valid plugin")
-        .config("period-ms", "200");
-    let mut cluster = Cluster::new(3, &plugin).expect("starts");
-    let leader = cluster.elect().expect("elects");
-    cluster.run_for(Duration::from_secs(2));
-    cluster.check_safety().expect("safe");
-    let runs: Vec<String> = cluster
-        .logs()
-        .into_iter()
-        .filter(|l| l.message.starts_with("run "))
-        .map(|l| l.message)
-        .collect();
-    assert!(runs.len() >= 9, "{runs:#?}");
-    let by_leader = format!("of job by {} in term {}", leader.id, leader.term);
-    assert!(runs.iter().all(|r| r.ends_with(&by_leader)), "{runs:#?}");
-    assert_eq!(
-        cluster.call(leader.index, b"runs"),
-        Some(Ok(runs.len().to_string().into_bytes()))
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+fn every_language_gets_its_build_script_tests_scenario_and_wit() {
+    for (lang, expected) in [
+        (
+            Lang::Rust,
+            &["Cargo.toml", "src/lib.rs", "scenario.toml", "Cargo.lock"][..],
+        ),
+        (
+            Lang::Python,
+            &[
+                "app.py",
+                "behaviour.py",
+                "test_behaviour.py",
+                "build.sh",
+                "scenario.toml",
+                "wit/behaviour.wit",
+                "wit/deps/http/http.wit",
+            ][..],
+        ),
+        (
+            Lang::Js,
+            &[
+                "app.js",
+                "behaviour.js",
+                "behaviour.test.mjs",
+                "build.sh",
+                "package.json",
+                "package-lock.json",
+                "scenario.toml",
+                "wit/types.wit",
+            ][..],
+        ),
+    ] {
+        let dir = temp_dir("scaffold-files");
+        let written = scaffold("my-job", lang, &dir, &repository()).expect("scaffolded");
+        for file in expected {
+            assert!(
+                written.contains(&dir.join(file)),
+                "{lang:?}: no {file} in {written:#?}"
+            );
+        }
+        let scenario = std::fs::read_to_string(dir.join("scenario.toml")).expect("scenario");
+        assert!(
+            !scenario.contains("{{"),
+            "{lang:?}: a template marker was left:\n{scenario}"
+        );
+        let parsed = tenure_host::scenario::parse(&scenario, &dir.join("scenario.toml"))
+            .expect("the scenario parses");
+        let wasm = parsed.plugins[0].as_ref().expect("a plugin").path.clone();
+        let expected_wasm = match lang {
+            Lang::Rust => "wasm32-wasip2/release/my_job.wasm",
+            Lang::Python | Lang::Js => "my-job.wasm",
+        };
+        assert!(
+            wasm.ends_with(expected_wasm),
+            "{lang:?}: {}",
+            wasm.display()
+        );
+        if lang == Lang::Js {
+            let lock = std::fs::read_to_string(dir.join("package-lock.json")).expect("lock");
+            assert!(
+                lock.contains("\"name\": \"my-job\"") && !lock.contains(JS_LOCK_NAME),
+                "{lock}"
+            );
+        }
+        if lang != Lang::Rust {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(dir.join("build.sh"))
+                .expect("build.sh")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o111, 0o111, "build.sh is executable");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
