@@ -148,6 +148,28 @@ fn a_job_run_on_two_nodes_in_one_term_fails_and_the_leader_only_plugin_passes() 
 }
 
 #[test]
+fn every_fault_a_scenario_can_make_keeps_the_scheduler_on_one_node_per_term() {
+    // A frozen leader, a one-way cut, a slow lossy network, two crashes at
+    // once; 30 seeds.
+    let output = tenure(&repo(), &["tests/scenarios/faults.toml", "--seeds", "30"]);
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("1 scenario(s), 30 seed(s): 1 passed, 0 failed"),
+        "{text}"
+    );
+    for step in [
+        "pause leader for 1s",
+        "cut leader -> followers",
+        "network delay 5-30 ms, loss 0.05",
+        "crash leader, n5",
+        "restart crashed",
+    ] {
+        assert!(text.contains(step), "no {step:?} in:\n{text}");
+    }
+}
+
+#[test]
 fn bad_files_and_missing_plugins_are_named_and_fail_the_run() {
     let output = tenure(
         &repo(),

@@ -1,8 +1,10 @@
 //! A Tenure behaviour plugin that runs a periodic job on the leader only.
 //!
 //! When the node becomes leader the plugin schedules a `tick` wake-up every
-//! `period-ms`; each tick that finds the node still leading counts a run
-//! and logs `run N of JOB by NODE in term TERM`. Stepping down cancels the
+//! `period-ms`; each tick that finds the node still leading, with its lease
+//! (a majority confirmed it lately), counts a run and logs `run N of JOB by
+//! NODE in term TERM`. A leader without a lease — frozen or cut off, a
+//! newer leader possibly elected — skips the run and tries next period. Stepping down cancels the
 //! pending tick. The run count survives a hot swap, and a restored
 //! scheduler on a leading node re-arms its tick, so a swap never stops
 //! leader duties. `on-call` with `runs` answers the run count.

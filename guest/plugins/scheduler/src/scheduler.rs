@@ -91,6 +91,15 @@ impl Scheduler {
             node::log(Level::Debug, "tick while not leading: not running");
             return;
         }
+        if node::lease().is_none() {
+            // Leading, but a majority has not confirmed it lately: this
+            // node may have been frozen or cut off while a newer leader was
+            // elected, and not have heard yet. Skip this run; the next tick
+            // runs if the lease is back (or finds the node deposed).
+            node::log(Level::Debug, "tick without a lease: not running");
+            self.pending = Some(self.schedule_tick());
+            return;
+        }
         self.runs = self.runs.saturating_add(1);
         let term = node::term();
         self.last_run_term = Some(term);
@@ -218,13 +227,38 @@ mod tests {
         })
     }
 
+    /// Makes the fake node lead `term` with a lease, as a leader a
+    /// majority just acknowledged.
+    fn lead_with_lease(term: u64) {
+        fake::with(|n| {
+            n.lead(term);
+            n.lease = Some(Duration::from_millis(200));
+        });
+    }
+
+    #[test]
+    fn a_tick_without_a_lease_skips_the_run_and_tries_again() {
+        let mut s = scheduler();
+        lead_with_lease(2);
+        s.become_leader(2);
+        // Frozen past its lease: still leader in its own view, but not
+        // confirmed by a majority lately.
+        fake::with(|n| n.lease = None);
+        fire(&mut s);
+        assert!(info_lines().is_empty(), "no run without a lease");
+        assert_eq!(scheduled(), 1, "the next tick is armed");
+        fake::with(|n| n.lease = Some(Duration::from_millis(200)));
+        fire(&mut s);
+        assert_eq!(info_lines(), ["run 1 of backup by n1 in term 2"]);
+    }
+
     #[test]
     fn runs_while_leading_and_stops_when_following() {
         let mut s = scheduler();
         s.start();
         assert_eq!(scheduled(), 0, "a follower schedules nothing");
 
-        fake::with(|n| n.lead(3));
+        lead_with_lease(3);
         s.become_leader(3);
         let first = fake::with(|n| n.scheduled[0].clone());
         assert_eq!(
@@ -252,7 +286,7 @@ mod tests {
     #[test]
     fn a_tick_after_losing_leadership_does_not_run() {
         let mut s = scheduler();
-        fake::with(|n| n.lead(1));
+        lead_with_lease(1);
         s.become_leader(1);
         fake::with(|n| n.follow(None, 2));
         fire(&mut s);
@@ -263,7 +297,7 @@ mod tests {
     #[test]
     fn stale_and_foreign_wake_ups_are_ignored() {
         let mut s = scheduler();
-        fake::with(|n| n.lead(1));
+        lead_with_lease(1);
         s.become_leader(1);
         let cancelled = fake::with(|n| n.scheduled[0].id);
         s.become_leader(1); // re-delivered: still one chain
@@ -279,7 +313,7 @@ mod tests {
     #[test]
     fn a_fresh_instance_on_a_leader_starts_running() {
         let mut s = scheduler();
-        fake::with(|n| n.lead(4));
+        lead_with_lease(4);
         s.start();
         fire(&mut s);
         assert_eq!(info_lines(), ["run 1 of backup by n1 in term 4"]);
@@ -288,7 +322,7 @@ mod tests {
     #[test]
     fn hot_swap_keeps_numbering_and_one_chain_of_ticks() {
         let mut old = scheduler();
-        fake::with(|n| n.lead(2));
+        lead_with_lease(2);
         old.become_leader(2);
         fire(&mut old);
         let snapshot = old.snapshot();
@@ -313,7 +347,7 @@ mod tests {
         old.runs = 7;
         let snapshot = old.snapshot(); // taken while following
 
-        fake::with(|n| n.lead(5));
+        lead_with_lease(5);
         let mut new = Scheduler::new(old.config.clone());
         new.restore(&snapshot).expect("restores");
         assert_eq!(scheduled(), 1);
@@ -327,7 +361,7 @@ mod tests {
     #[test]
     fn restore_on_a_follower_drops_the_handed_over_tick() {
         let mut old = scheduler();
-        fake::with(|n| n.lead(2));
+        lead_with_lease(2);
         old.become_leader(2);
         let snapshot = old.snapshot();
         fake::with(|n| n.follow(Some("n2"), 3));
