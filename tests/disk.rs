@@ -1,6 +1,14 @@
-//! A full disk under a real `tenure run` process: the node goes quiet
-//! rather than exit, says why in `/status`, and rejoins by itself once the
-//! disk has room again.
+//! A full disk under a real `tenure run` process costs the node nothing:
+//! its state file was preallocated at its first save, and every later save
+//! overwrites blocks it already has, so it keeps its vote and terms go on.
+//!
+//! What a node does when a save does fail (an I/O error, a disk remounted
+//! read-only by the kernel) — go quiet, say why in `/status`, speak again
+//! once a save succeeds — is the node's durability policy
+//! (`node/durability.rs`), which the simulator runs under `fill_disk`
+//! (tests/full_disk.rs). A process-level test of it would need a device
+//! that fails writes on demand (device-mapper's `error` target), which
+//! this machine does not have.
 //!
 //! Needs root, to mount a small tmpfs as the node's data directory; prints
 //! why it skips otherwise. Built as an integration test of the host package
@@ -13,7 +21,6 @@ mod kit;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use kit::{BOUND, Cluster};
 
@@ -56,7 +63,7 @@ impl Drop for SmallDisk {
 }
 
 #[test]
-fn a_node_on_a_full_disk_goes_quiet_and_rejoins_when_it_has_room() {
+fn a_full_disk_costs_a_node_neither_its_vote_nor_its_saves() {
     if is_root() {
         run();
     } else {
@@ -114,7 +121,7 @@ fn run() {
         });
 
     // Fill n3's disk, then kill the leader: the survivors need n3's vote,
-    // and n3 cannot persist the new term.
+    // so n3 must save the new term on a full disk.
     let filler = disk.fill();
     cluster.kill9(&leader);
     let other = all
@@ -122,46 +129,22 @@ fn run() {
         .copied()
         .find(|id| *id != leader && *id != "n3")
         .expect("a healthy survivor");
-    let deadline = Instant::now() + BOUND;
-    let reason = loop {
-        if let Some(reason) = cluster.status("n3").and_then(|r| r.cannot_persist) {
-            break reason;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "n3 never reported the full disk\n{}",
-            cluster.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    eprintln!("n3 on a full disk reports: {reason}");
-    // While full, n3 votes for no one, so no leader can be elected.
-    std::thread::sleep(Duration::from_secs(2));
-    for id in ["n3", other] {
-        let report = cluster.status(id).expect("still running and answering");
-        assert_ne!(
-            report.role, "leader",
-            "{id} leads without n3's vote: {report:?}"
-        );
-    }
-    assert!(cluster.local.is_running("n3"), "a full disk stopped n3");
-
-    // Room again: n3 saves by itself, votes, and a leader is elected.
-    let freed = Instant::now();
-    std::fs::remove_file(&filler).expect("frees the disk");
     let (next, next_term) = cluster.wait_for_leader(&["n3", other], BOUND);
-    eprintln!(
-        "after freeing the disk: {next} leads term {next_term} within {:?}",
-        freed.elapsed()
-    );
+    eprintln!("on a full disk n3 still saves and votes: {next} leads term {next_term}");
     assert!(next_term > term);
+    let report = cluster.status("n3").expect("n3 answers");
     assert!(
-        cluster
-            .status("n3")
-            .expect("n3 answers")
-            .cannot_persist
-            .is_none()
+        report.cannot_persist.is_none(),
+        "a full disk stopped n3's saves: {report:?}"
     );
+    // Terms go on while the disk stays full.
+    cluster.spawn(&leader);
+    let (current, current_term) = cluster.wait_for_leader(&all, BOUND);
+    cluster.kill9(&current);
+    let rest: Vec<&str> = all.iter().copied().filter(|id| *id != current).collect();
+    let (_, later_term) = cluster.wait_for_leader(&rest, BOUND);
+    assert!(later_term > current_term);
+    std::fs::remove_file(&filler).expect("frees the disk");
     cluster.assert_one_leader_per_term();
     cluster.kill9("n3");
     drop(disk);

@@ -21,8 +21,8 @@ fn a_state_file_of_another_node_is_refused_at_start() {
     // A careless copy: n1's data directory's state (its vote, its term)
     // lands in n3's.
     std::fs::copy(
-        cluster.data_dir("n1").join("state.json"),
-        cluster.data_dir("n3").join("state.json"),
+        cluster.data_dir("n1").join("state.slots"),
+        cluster.data_dir("n3").join("state.slots"),
     )
     .expect("copy n1's state over n3's");
     let Some((status, log)) = cluster.spawn_expecting_exit("n3", REFUSAL_BOUND) else {
@@ -39,19 +39,15 @@ fn a_state_file_of_another_node_is_refused_at_start() {
 
 #[test]
 fn a_state_file_of_another_cluster_is_refused_at_start() {
-    // A one-node cluster of its own writes a state file...
-    let mut elsewhere = Cluster::start("other-cluster", 1, |_| String::new());
-    elsewhere.wait_for_leader(&["n1"], BOUND);
-    elsewhere.kill9("n1");
-    let text = std::fs::read_to_string(elsewhere.data_dir("n1").join("state.json"))
-        .expect("its state file");
-    // ...of cluster "proc", like every kit cluster's; renamed, it is the
-    // file of a second deployment that uses the same node ids.
-    let foreign = text.replace("\"cluster-id\": \"proc\"", "\"cluster-id\": \"elsewhere\"");
+    // The state file of a second deployment that uses the same node ids,
+    // as an earlier Tenure wrote it (`state.json`, which a node migrates
+    // into its slots at start — after the same checks).
+    let foreign = r#"{"version":1,"node-id":"n1","cluster-id":"elsewhere","term":9,"voted-for":"n1","members":["n1"]}"#;
     let mut cluster = Cluster::start("foreign-cluster", 3, |_| String::new());
     cluster.wait_for_leader(&["n1", "n2", "n3"], BOUND);
     cluster.kill9("n1");
-    std::fs::write(cluster.data_dir("n1").join("state.json"), &foreign).expect("write");
+    std::fs::remove_file(cluster.data_dir("n1").join("state.slots")).expect("remove n1's own");
+    std::fs::write(cluster.data_dir("n1").join("state.json"), foreign).expect("write");
     let Some((status, log)) = cluster.spawn_expecting_exit("n1", REFUSAL_BOUND) else {
         panic!(
             "n1 started with another cluster's state file\n{}",
@@ -172,4 +168,56 @@ fn a_second_process_with_a_running_nodes_id_is_refused_and_never_co_leads() {
         dup_log.contains("another live process already runs as node n1"),
         "{dup_log}"
     );
+}
+
+/// The newest slot's JSON in a `state.slots` file (sequence at bytes
+/// 4..12, length at 12..16, payload from 20; 32 KiB slots).
+fn newest_slot_json(path: &std::path::Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).expect("the slots file");
+    let slot = |k: usize| {
+        let s = &bytes[k * 32 * 1024..];
+        let sequence = u64::from_le_bytes(s[4..12].try_into().expect("8 bytes"));
+        let len = u32::from_le_bytes(s[12..16].try_into().expect("4 bytes")) as usize;
+        (sequence, s[20..20 + len].to_vec())
+    };
+    let (a, b) = (slot(0), slot(1));
+    if a.0 > b.0 { a.1 } else { b.1 }
+}
+
+#[test]
+fn a_data_directory_from_before_the_slots_is_migrated_at_start() {
+    let mut cluster = Cluster::start("migrate", 3, |_| String::new());
+    cluster.wait_for_leader(&["n1", "n2", "n3"], BOUND);
+    cluster.kill9("n3");
+    // What an earlier Tenure kept: the same state, as state.json.
+    let slots = cluster.data_dir("n3").join("state.slots");
+    let json = newest_slot_json(&slots);
+    let saved: serde_json::Value = serde_json::from_slice(&json).expect("JSON state");
+    std::fs::remove_file(&slots).expect("remove the slots");
+    std::fs::write(cluster.data_dir("n3").join("state.json"), &json).expect("write state.json");
+
+    cluster.spawn("n3");
+    let (leader, _) = cluster.wait_for_leader(&["n1", "n2", "n3"], BOUND);
+    let report = cluster.status("n3").expect("n3 answers");
+    let saved_term = saved["term"].as_u64().expect("a term");
+    assert!(
+        report.term >= saved_term,
+        "n3 forgot its term {saved_term}: {report:?}"
+    );
+    assert_eq!(
+        report.leader.as_deref(),
+        Some(leader.as_str()),
+        "{report:?}"
+    );
+    assert!(
+        !cluster.data_dir("n3").join("state.json").exists(),
+        "state.json was migrated away"
+    );
+    let migrated: serde_json::Value =
+        serde_json::from_slice(&newest_slot_json(&slots)).expect("JSON state");
+    assert_eq!(
+        migrated["data-id"], saved["data-id"],
+        "the same copy of the state"
+    );
+    cluster.assert_one_leader_per_term();
 }

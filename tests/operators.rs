@@ -285,7 +285,7 @@ fn version_names_the_built_in_protocol_and_config_check_validates_without_starti
     );
     assert!(text.contains(": ok — node n1 of cluster proc"), "{text}");
     assert!(
-        !cluster.local.data_dir("n1").join("state.json").exists(),
+        !cluster.local.data_dir("n1").join("state.slots").exists(),
         "checking started nothing"
     );
     let good = std::fs::read_to_string(&config).expect("config");

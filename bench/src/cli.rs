@@ -119,6 +119,17 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         seconds: u64,
     },
+    /// One durable save of the protocol state: the node's two-slot state
+    /// file against the temp-file + rename way it replaced, interleaved.
+    Persist {
+        /// Saves of each kind.
+        #[arg(long, default_value_t = 1000)]
+        saves: usize,
+        /// Where to write [default: a temporary folder per run]; put it
+        /// on the disk your data directories live on.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// One node's start-up, with a cold and then a warm compile cache.
     Startup {
         #[command(flatten)]
@@ -304,6 +315,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     &e.label(),
                     &crate::idle::measure(&mut e, settle, window).await?,
                 );
+            }
+            Ok(())
+        }
+        Command::Persist { saves, dir } => {
+            let temporary = dir.is_none();
+            let dir = dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("tenure-bench-persist-{}", std::process::id()))
+            });
+            crate::persist::run(&dir, saves.max(1))?;
+            if temporary {
+                let _ = std::fs::remove_dir_all(&dir);
             }
             Ok(())
         }

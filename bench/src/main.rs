@@ -4,6 +4,7 @@
 //!   agree on a new one; Tenure, etcd, or both interleaved.
 //! - `idle`: CPU and memory of each member of an idle cluster.
 //! - `startup`: one node's start-up with a cold and a warm compile cache.
+//! - `persist`: one durable save of the protocol state, two ways.
 //!
 //! Every figure is printed; nothing here passes or fails on a time. See
 //! BENCHMARKS.md for the commands behind the published figures.
@@ -14,7 +15,8 @@
 //!   members who leads; [`tenure`] and [`etcd`] implement it.
 //! - [`failover`]: one failover trial; [`tarpit`]: switching Tenure's fast
 //!   failover off from outside.
-//! - [`idle`] and [`procfs`]: idle cost; [`startup`]: start-up time.
+//! - [`idle`] and [`procfs`]: idle cost; [`startup`]: start-up time;
+//!   [`persist`]: the state file's save.
 //! - [`stats`]: percentiles and the theoretical expectation;
 //!   [`ports`]: loopback ports (child processes and Tenure's configs come
 //!   from `tenure_host::testing::processes`, as the process tests' do).
@@ -24,6 +26,7 @@ mod cluster;
 mod etcd;
 mod failover;
 mod idle;
+mod persist;
 mod ports;
 mod procfs;
 mod startup;

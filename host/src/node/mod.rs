@@ -36,6 +36,7 @@ pub mod leadership;
 mod publish;
 pub mod report;
 pub mod state_file;
+mod state_slots;
 pub mod swap;
 pub mod timers;
 

@@ -1,26 +1,30 @@
-//! The node's durable protocol state on disk: `DATA-DIR/state.json`.
+//! The node's durable protocol state on disk: `DATA-DIR/state.slots`.
 //!
-//! Written atomically — a temporary file, fsync, rename over the old one,
-//! fsync of the directory — so a crash at any point leaves either the old
-//! state or the new one, never a torn file. A file that exists but cannot be
-//! read back is an error at start-up, never silently reset: starting from
-//! scratch could let this node vote twice in one term.
+//! Two checksummed slots in one preallocated file, written in turn (see
+//! `state_slots.rs`): a save is one write and one `fdatasync`, and a crash
+//! in the middle of one leaves the state before it. A file that exists but
+//! cannot be read back is an error at start-up, never silently reset:
+//! starting from scratch could let this node vote twice in one term.
 //!
-//! The file names the node and the cluster it belongs to, and a file of
-//! another node or cluster is refused: a data directory copied from a
-//! neighbour (or a config pointed at the wrong one) would otherwise hand
-//! this node another node's vote and spread that cluster's members to
-//! every peer. Files written before the names were recorded load as they
-//! are and gain the names at the next write.
+//! Each slot holds the state as JSON, naming the node and the cluster it
+//! belongs to, and a file of another node or cluster is refused: a data
+//! directory copied from a neighbour (or a config pointed at the wrong one)
+//! would otherwise hand this node another node's vote and spread that
+//! cluster's members to every peer. Files written before the names were
+//! recorded load as they are and gain the names at the next write.
+//!
+//! Tenure before the slots kept `state.json` (a temporary file, an fsync,
+//! a rename and an fsync of the directory for every save). A data
+//! directory with only that file is migrated when the node starts: the
+//! state goes into the slots, durably, and then `state.json` is removed.
 
 use std::fs::{self, File};
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 
+use super::state_slots::{Slots, SlotsRead};
 use crate::bindings::types::PersistedState;
 
 /// Version of the file's format.
@@ -91,7 +95,9 @@ mod hex_u64 {
 /// The state file of one data directory.
 #[derive(Debug)]
 pub struct StateFile {
-    path: PathBuf,
+    slots: Slots,
+    /// `state.json`, the format before the slots: read once, to migrate.
+    legacy: PathBuf,
     dir: PathBuf,
     node_id: String,
     cluster_id: String,
@@ -104,33 +110,116 @@ impl StateFile {
         fs::create_dir_all(data_dir)
             .with_context(|| format!("creating data directory {}", data_dir.display()))?;
         Ok(StateFile {
-            path: data_dir.join("state.json"),
+            slots: Slots::new(data_dir.join(SLOTS_FILE), data_dir.to_path_buf()),
+            legacy: data_dir.join(LEGACY_FILE),
             dir: data_dir.to_path_buf(),
             node_id: node_id.to_string(),
             cluster_id: cluster_id.to_string(),
         })
     }
 
-    /// The saved state, or `None` if this node never saved any.
+    /// The saved state, or `None` if this node never saved any. Migrates a
+    /// `state.json` of an earlier Tenure into the slots.
     pub fn load(&self) -> anyhow::Result<Option<PersistedState>> {
-        let bytes = match fs::read(&self.path) {
+        let slots = self.slots_path();
+        let read = self
+            .slots
+            .read()
+            .with_context(|| format!("reading {}", slots.display()))?;
+        match read {
+            SlotsRead::Newest {
+                payload,
+                sequence,
+                damaged,
+            } => {
+                if let Some(slot) = damaged {
+                    tracing::warn!(
+                        file = %slots.display(),
+                        slot,
+                        sequence,
+                        "a state slot failed its checksum (a save torn by a crash?); \
+                         loaded the other, the state before that save"
+                    );
+                }
+                let state = self.decode(&payload, &slots)?;
+                if self.legacy.exists() {
+                    // A migration that crashed after the slots were saved.
+                    self.remove_legacy()?;
+                }
+                Ok(Some(state))
+            }
+            SlotsRead::Damaged => bail!(
+                "state file {} is corrupt (neither slot passes its checksum); refusing to start \
+                 rather than forget this node's vote (inspect it, or move it aside to start this \
+                 node afresh)",
+                slots.display()
+            ),
+            SlotsRead::Missing | SlotsRead::Blank => self.migrate(),
+        }
+    }
+
+    /// Replaces the saved state durably: one write, one `fdatasync`.
+    pub fn save(&self, state: &PersistedState) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec(&self.on_disk(state)).context("encoding state")?;
+        self.slots
+            .write(&bytes)
+            .with_context(|| format!("writing {}", self.slots_path().display()))
+    }
+
+    /// Loads `state.json` if there is one, saves it into the slots, then
+    /// removes it.
+    fn migrate(&self) -> anyhow::Result<Option<PersistedState>> {
+        let bytes = match fs::read(&self.legacy) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
-                return Err(e).with_context(|| format!("reading {}", self.path.display()));
+                return Err(e).with_context(|| format!("reading {}", self.legacy.display()));
             }
         };
-        let on_disk: OnDisk = serde_json::from_slice(&bytes).with_context(|| {
+        let state = self.decode(&bytes, &self.legacy)?;
+        self.save(&state).with_context(|| {
+            format!(
+                "migrating {} into {}",
+                self.legacy.display(),
+                self.slots_path().display()
+            )
+        })?;
+        self.remove_legacy()?;
+        tracing::info!(
+            from = %self.legacy.display(),
+            to = %self.slots_path().display(),
+            term = state.term,
+            "migrated the state file"
+        );
+        Ok(Some(state))
+    }
+
+    fn remove_legacy(&self) -> anyhow::Result<()> {
+        fs::remove_file(&self.legacy)
+            .with_context(|| format!("removing {} after migrating it", self.legacy.display()))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("syncing directory {}", self.dir.display()))
+    }
+
+    fn slots_path(&self) -> PathBuf {
+        self.dir.join(SLOTS_FILE)
+    }
+
+    /// The state in `bytes` (JSON), read from `path`, checked to be this
+    /// node's.
+    fn decode(&self, bytes: &[u8], path: &Path) -> anyhow::Result<PersistedState> {
+        let on_disk: OnDisk = serde_json::from_slice(bytes).with_context(|| {
             format!(
                 "state file {} is corrupt; refusing to start rather than forget this node's \
                  vote (inspect it, or move it aside to start this node afresh)",
-                self.path.display()
+                path.display()
             )
         })?;
         if on_disk.version != FORMAT_VERSION {
             bail!(
                 "state file {} has format version {}, this tenure reads version {FORMAT_VERSION}",
-                self.path.display(),
+                path.display(),
                 on_disk.version
             );
         }
@@ -139,7 +228,7 @@ impl StateFile {
                 "state file {} belongs to {what} {found:?}, not to this node's {what} {ours:?}; \
                  refusing to start with another node's vote and membership (point data-dir \
                  at this node's own directory, or move the file aside to start afresh)",
-                self.path.display()
+                path.display()
             )
         };
         if let Some(found) = on_disk.node_id.as_deref().filter(|f| *f != self.node_id) {
@@ -152,7 +241,7 @@ impl StateFile {
         {
             return Err(mismatch("cluster", found, &self.cluster_id));
         }
-        Ok(Some(PersistedState {
+        Ok(PersistedState {
             term: on_disk.term,
             voted_for: on_disk.voted_for,
             members: on_disk.members,
@@ -167,12 +256,11 @@ impl StateFile {
                 .collect(),
             confirmed_by: on_disk.confirmed_by,
             abstain: on_disk.abstain,
-        }))
+        })
     }
 
-    /// Replaces the saved state atomically and durably.
-    pub fn save(&self, state: &PersistedState) -> anyhow::Result<()> {
-        let on_disk = OnDisk {
+    fn on_disk(&self, state: &PersistedState) -> OnDisk {
+        OnDisk {
             version: FORMAT_VERSION,
             node_id: Some(self.node_id.clone()),
             cluster_id: Some(self.cluster_id.clone()),
@@ -193,137 +281,14 @@ impl StateFile {
                 .collect(),
             confirmed_by: state.confirmed_by.clone(),
             abstain: state.abstain,
-        };
-        let bytes = serde_json::to_vec_pretty(&on_disk).context("encoding state")?;
-        let tmp = self.path.with_extension("json.tmp");
-        // Owner-only: the vote and the membership are this node's alone.
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        if let Err(e) = file.write_all(&bytes).and_then(|()| file.sync_all()) {
-            // A full disk: leave no half-written file taking the space a
-            // retry needs.
-            drop(file);
-            let _ = fs::remove_file(&tmp);
-            return Err(e).with_context(|| format!("writing {}", tmp.display()));
         }
-        drop(file);
-        fs::rename(&tmp, &self.path)
-            .with_context(|| format!("renaming {} into place", tmp.display()))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("syncing directory {}", self.dir.display()))?;
-        Ok(())
     }
 }
+
+/// The state's file in a data directory.
+pub const SLOTS_FILE: &str = "state.slots";
+/// The file earlier Tenure versions kept the state in.
+pub const LEGACY_FILE: &str = "state.json";
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("tenure-state-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        dir
-    }
-
-    #[test]
-    fn a_file_written_before_leave_existed_loads_with_no_removals() {
-        let dir = temp_dir("before-leave");
-        let file = StateFile::open(&dir, "n1", "c").expect("opens");
-        fs::write(
-            dir.join("state.json"),
-            b"{\"version\":1,\"term\":3,\"voted-for\":\"n2\",\"members\":[\"n1\",\"n2\"]}",
-        )
-        .expect("writes");
-        let state = file.load().expect("loads").expect("a state");
-        assert_eq!((state.term, state.removed.len()), (3, 0));
-        // No data id yet: the protocol draws one and keeps the vote.
-        assert_eq!((state.data_id, state.abstain), (0, false));
-        let _ = fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn saves_and_loads_and_replaces() {
-        let dir = temp_dir("roundtrip");
-        let file = StateFile::open(&dir, "n1", "c").expect("opens");
-        assert_eq!(file.load().expect("loads"), None);
-        let state = PersistedState {
-            term: 7,
-            voted_for: Some("n2".into()),
-            members: vec!["n1".into(), "n2".into()],
-            removed: vec!["n9".into()],
-            epoch: 3,
-            epoch_term: 6,
-            // Above 2^53, which a JSON number would round.
-            data_id: 0xfedc_ba98_7654_3210,
-            known_ids: vec![("n2".into(), u64::MAX)],
-            confirmed_by: vec!["n2".into()],
-            abstain: true,
-        };
-        file.save(&state).expect("saves");
-        assert_eq!(file.load().expect("loads"), Some(state.clone()));
-        let newer = PersistedState {
-            term: 8,
-            voted_for: None,
-            ..state
-        };
-        file.save(&newer).expect("saves");
-        assert_eq!(file.load().expect("loads"), Some(newer));
-        assert!(!dir.join("state.json.tmp").exists());
-        let _ = fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn a_corrupt_file_is_an_error_not_a_reset() {
-        let dir = temp_dir("corrupt");
-        let file = StateFile::open(&dir, "n1", "c").expect("opens");
-        fs::write(dir.join("state.json"), b"{\"version\":1,\"term\":").expect("writes");
-        let err = format!("{:#}", file.load().expect_err("corrupt"));
-        assert!(err.contains("corrupt"), "{err}");
-        fs::write(
-            dir.join("state.json"),
-            b"{\"version\":9,\"term\":1,\"voted-for\":null,\"members\":[]}",
-        )
-        .expect("writes");
-        let err = format!("{:#}", file.load().expect_err("future version"));
-        assert!(err.contains("format version 9"), "{err}");
-        let _ = fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn another_nodes_or_clusters_file_is_refused() {
-        let dir = temp_dir("foreign");
-        let state = PersistedState {
-            term: 4,
-            voted_for: Some("n2".into()),
-            members: vec!["n1".into(), "n2".into(), "n3".into()],
-            removed: vec![],
-            epoch: 0,
-            epoch_term: 0,
-            data_id: 7,
-            known_ids: vec![],
-            confirmed_by: vec![],
-            abstain: false,
-        };
-        StateFile::open(&dir, "n1", "c")
-            .expect("opens")
-            .save(&state)
-            .expect("saves");
-        let text = fs::read_to_string(dir.join("state.json")).expect("reads");
-        assert!(text.contains("\"node-id\": \"n1\""), "{text}");
-        let other_node = StateFile::open(&dir, "n2", "c").expect("opens");
-        let err = format!("{:#}", other_node.load().expect_err("another node's"));
-        assert!(err.contains("belongs to node \"n1\""), "{err}");
-        let other_cluster = StateFile::open(&dir, "n1", "d").expect("opens");
-        let err = format!("{:#}", other_cluster.load().expect_err("another cluster's"));
-        assert!(err.contains("belongs to cluster \"c\""), "{err}");
-        let ours = StateFile::open(&dir, "n1", "c").expect("opens");
-        assert_eq!(ours.load().expect("loads"), Some(state));
-        let _ = fs::remove_dir_all(&dir);
-    }
-}
+mod tests;
