@@ -262,6 +262,78 @@ fn a_leader_swaps_its_greeter_between_python_and_javascript_keeping_the_record()
     passed();
 }
 
+/// `tenure plugin swap` with every node's admin address: the JavaScript
+/// greeter rolled over a cluster running the Python one. It compiles on
+/// every node before it swaps on any, then swaps the followers and the
+/// leader last, each a cached swap; no election, the beats go on.
+#[test]
+fn a_rolling_swap_compiles_everywhere_first_then_swaps_without_an_election() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let python = Greeter::new("python", "tenure_plugin_greeter_python.wasm");
+    let js = Greeter::new("js", "tenure_plugin_greeter_js.wasm");
+    let mut cluster = Cluster::new("rolling", &python);
+    cluster.refused_start(&python, "period-ms = \"0\"");
+    cluster.start_all();
+    let (leader, term) = cluster.wait_for_leader(&ALL);
+    cluster.seen_when(&leader, "a beat", |s| s.beat_count() >= 1);
+
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tenure"));
+    command.args(["plugin", "swap"]);
+    for id in ALL {
+        command
+            .arg("--admin")
+            .arg(cluster.kit.admin(id).to_string());
+    }
+    let started = Instant::now();
+    let output = command.arg(&js.wasm).output().expect("tenure runs");
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{text}{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        cluster.logs()
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    let compiled: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].contains(": compiled ") && lines[i].contains("(cache "))
+        .collect();
+    let swapped: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].contains(": swapped to "))
+        .collect();
+    assert_eq!((compiled.len(), swapped.len()), (3, 3), "{text}");
+    assert!(
+        compiled.iter().max() < swapped.iter().min(),
+        "a swap before every compile:\n{text}"
+    );
+    let leader_admin = cluster.kit.admin(&leader).to_string();
+    let last = lines[swapped[2]];
+    assert!(
+        last.starts_with(&format!("{leader_admin} (leader)")),
+        "the leader is not last:\n{text}"
+    );
+
+    // Every node runs the JavaScript greeter; the leader kept its term and
+    // its record, so no election happened.
+    for id in ALL {
+        let seen = cluster.seen_when(id, "the new version", |s| s.json["plugin"] == "js");
+        assert_eq!(seen.count("restore"), 1, "{id}: {:#}", seen.json);
+    }
+    let (after, after_term) = cluster.wait_for_leader(&ALL);
+    assert_eq!(
+        (after.as_str(), after_term),
+        (leader.as_str(), term),
+        "the roll cost leadership"
+    );
+    let seen = cluster.seen_when(&leader, "beats after the roll", |s| s.beat_count() >= 3);
+    assert_eq!(seen.led_terms(), vec![term]);
+    println!(
+        "rolling swap python -> js over 3 nodes in {:.1} s:\n{text}",
+        took.as_secs_f64()
+    );
+    passed();
+}
+
 /// A config the greeter refuses stops the node at start, with the
 /// greeter's reason, in either language.
 #[test]

@@ -227,12 +227,23 @@ enum ProtocolCommand {
 #[derive(Subcommand)]
 enum PluginCommand {
     /// Hot-swap the plugin: the new version takes over the old one's state;
-    /// if anything fails, the old version keeps running.
+    /// if anything fails, the old version keeps running. With several
+    /// --admin, a rolling swap: compile on every node first, then swap the
+    /// followers and the leader last.
     Swap {
-        /// The node's admin address.
-        #[arg(long)]
-        admin: SocketAddr,
+        /// The node's admin address; repeat it for a rolling swap.
+        #[arg(long, required = true)]
+        admin: Vec<SocketAddr>,
         /// The new plugin component.
+        path: PathBuf,
+    },
+    /// Compile the plugin into each node's artifact cache without swapping
+    /// it in, so a later swap of it takes milliseconds.
+    Compile {
+        /// A node's admin address; repeatable.
+        #[arg(long, required = true)]
+        admin: Vec<SocketAddr>,
+        /// The plugin component.
         path: PathBuf,
     },
 }
@@ -396,8 +407,12 @@ fn main() -> ExitCode {
         Command::Watch { admin, json } => {
             credentials().and_then(|c| block_on(cli::watch::watch(admin, &c, json)))
         }
-        Command::Plugin(PluginCommand::Swap { admin, path }) => {
-            credentials().and_then(|c| block_on(cli::actions::swap(admin, &c, &path)))
+        Command::Plugin(PluginCommand::Swap { admin, path }) => match admin.as_slice() {
+            [one] => credentials().and_then(|c| block_on(cli::actions::swap(*one, &c, &path))),
+            many => credentials().and_then(|c| block_on(cli::rolling::swap(many, &c, &path))),
+        },
+        Command::Plugin(PluginCommand::Compile { admin, path }) => {
+            credentials().and_then(|c| block_on(cli::rolling::compile(&admin, &c, &path)))
         }
         Command::StepDown { admin } => credentials()
             .and_then(|c| block_on(cli::actions::admin_action(admin, &c, "/step-down"))),

@@ -31,6 +31,10 @@
 //!   [`crate::plugin::driver::PluginDriver::swap`]). 200 when the new
 //!   version runs; 422 with the reason when it was refused and the old
 //!   version keeps running.
+//! - `POST /plugin/compile[?name=FILE]`: the same compile, into the
+//!   node's artifact cache, without the swap: 200 with the time; 422 with
+//!   the reason. A rolling swap calls it on every node first, so each swap
+//!   is then a cached one of a few milliseconds.
 //!
 //! - `GET /leader`, `GET /livez`, `GET /readyz`, `GET /watch`: for
 //!   applications, load balancers and orchestrators; see [`roles`].
@@ -89,6 +93,8 @@ struct AdminState {
     plugin_engine: PluginEngine,
     /// Where compiled versions are kept.
     cache: ArtifactCache,
+    /// The version `POST /plugin/compile` compiled last, kept loaded.
+    prepared: crate::node::swap::Prepared,
     /// Compiles new protocol builds.
     protocol_engine: wasmtime::Engine,
     /// The leadership the node publishes.
@@ -163,6 +169,7 @@ pub async fn serve(
         commands: setup.commands,
         plugin_engine: setup.plugin_engine,
         cache: setup.cache,
+        prepared: Default::default(),
         protocol_engine: crate::protocol::protocol_engine()?,
         leadership: setup.leadership,
         counters: counters.clone(),
@@ -194,6 +201,7 @@ pub async fn serve(
     }
     let uploads = Router::new()
         .route("/plugin", post(swap_plugin))
+        .route("/plugin/compile", post(compile_plugin))
         .route("/protocol", post(swap_protocol))
         .route_layer(from_fn_with_state(
             body(limits.max_upload_bytes),
@@ -410,11 +418,17 @@ async fn swap_plugin(
         &state.plugin_engine,
         &state.cache,
         &state.commands,
+        Some(&state.prepared),
         name,
         body.to_vec(),
     )
     .await
     {
+        Ok(r) if r.prepared => Ok(format!(
+            "swapped to {} in {:.1} ms (compiled ahead)\n",
+            r.sha256,
+            r.total.as_secs_f64() * 1e3,
+        )),
         Ok(r) => Ok(format!(
             "swapped to {} in {:.1} ms (compile {:.1} ms, cache {:?})\n",
             r.sha256,
@@ -423,6 +437,38 @@ async fn swap_plugin(
             r.cache
         )),
         Err(reason) => Err(refused(reason)),
+    }
+}
+
+/// `POST /plugin/compile?name=FILE`: the body compiled into the node's
+/// artifact cache, not swapped in, so that a later `POST /plugin` of the
+/// same bytes takes milliseconds.
+async fn compile_plugin(
+    State(state): State<AdminState>,
+    Query(query): Query<SwapQuery>,
+    body: axum::body::Bytes,
+) -> Result<String, Response> {
+    let name = query.name.unwrap_or_else(|| "compiled.wasm".to_string());
+    match crate::node::swap::compile_only(
+        &state.plugin_engine,
+        &state.cache,
+        &state.prepared,
+        name,
+        body.to_vec(),
+    )
+    .await
+    {
+        Ok(r) => Ok(format!(
+            "compiled {} in {:.1} ms (cache {:?})\n",
+            r.sha256,
+            r.compile.as_secs_f64() * 1e3,
+            r.cache
+        )),
+        Err(reason) => Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("not compiled: {reason}\n"),
+        )
+            .into_response()),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod certs;
 pub mod config_check;
 pub mod demo;
 pub mod new_plugin;
+pub mod rolling;
 pub mod run;
 pub mod sim;
 pub mod status;
