@@ -86,9 +86,9 @@ impl Node {
 
     /// Addresses `from` passed on: each one unknown here is recorded.
     pub(super) fn learn_addresses(&self, from: &str, book: &[u8]) {
-        let known = self.transport.peers();
         for (id, addr) in decode_book(book) {
-            if id == self.config.node_id || known.contains_key(&id) {
+            // A peer known by name stays dialled by its name.
+            if id == self.config.node_id || self.transport.knows_peer(&id) {
                 continue;
             }
             tracing::info!(node = %self.config.node_id, peer = %id, %addr, via = %from, "learned peer address");
