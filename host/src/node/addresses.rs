@@ -12,9 +12,11 @@
 //! - the first time it hears from a peer (whose hello just gave it the
 //!   address), it sends that one address to every other peer it knows.
 //!
-//! A receiver only fills gaps: an address it already has (configured, or
-//! from the peer's own hello) is never replaced, since only the peer itself
-//! says authoritatively where it listens. The host channel is
+//! A receiver only fills gaps: a peer it already knows (configured by
+//! address or by name, or from the peer's own hello) is never replaced,
+//! since only the peer itself says authoritatively where it listens — and
+//! a configured name stays what is dialled, re-resolved on every dial (see
+//! the transport's `PeerAddr`). The host channel is
 //! authenticated with the cluster secret like every frame, so only members
 //! can tell each other addresses.
 //!
