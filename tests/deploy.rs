@@ -116,6 +116,49 @@ fn the_kubernetes_manifests_parse_and_agree_with_the_config_they_ship() {
 }
 
 #[test]
+fn config_check_accepts_the_configmap_with_its_token_and_names_only_warned_about() {
+    let (dir, secret) = scratch("check");
+    let m = manifests();
+    let file = dir.join("tenure.toml");
+    std::fs::write(&file, text(&m["ConfigMap/tenure"], "data:tenure.toml")).expect("config");
+    let check = |token: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tenure"));
+        command
+            .args(["config", "check"])
+            .arg(&file)
+            .env("HOSTNAME", "tenure-1")
+            .env("TENURE_SECRET_FILE", &secret)
+            .env_remove("TENURE_ADMIN_TOKEN");
+        if let Some(token) = token {
+            command.env("TENURE_ADMIN_TOKEN", token);
+        }
+        command.output().expect("tenure config check runs")
+    };
+    // As the pod runs it: the Secret's token in the environment. The
+    // peers' names do not resolve here; that is a warning, not a failure.
+    let ok = check(Some(TOKEN));
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    let stderr = String::from_utf8_lossy(&ok.stderr);
+    assert!(ok.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("node tenure-1 of cluster tenure, 2 peers"),
+        "{stdout}"
+    );
+    for line in stderr.lines() {
+        assert!(line.starts_with("warning: `peers.tenure-"), "{line}");
+    }
+    // Without the token the admin endpoint, open beyond loopback for the
+    // kubelet, is refused by name.
+    let refused = check(None);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("TENURE_ADMIN_TOKEN"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn the_unit_file_parses_and_notifies_watches_restarts_and_confines() {
     let unit = ini(&read("deploy/systemd/tenure.service"));
     assert_eq!(

@@ -59,6 +59,11 @@ pub fn check(path: &Path, sets: &[String]) -> anyhow::Result<()> {
         tls.load(&config.cluster_id, &config.node_id)
             .context("`[tls]`: the certificate does not serve this node")?;
     }
+    // What `run` refuses before it binds: an admin endpoint open to the
+    // network without tokens.
+    config
+        .admin_auth
+        .check_exposure(config.admin, config.admin_tls.as_ref())?;
     warn_unresolved(&config);
     let plugin = config.plugin.as_ref().map_or("no plugin".to_string(), |p| {
         format!(

@@ -114,8 +114,38 @@ async fn a_peer_that_moves_is_found_again_by_its_name() {
     b2.shutdown().await;
 }
 
+/// A log sink for the test binary's subscriber.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> LogBuffer {
+        self.clone()
+    }
+}
+
 #[tokio::test]
-async fn a_name_that_does_not_resolve_is_retried_until_it_does() {
+async fn a_name_that_does_not_resolve_is_logged_and_retried_until_it_does() {
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    // Global (the only test here that sets one): a thread-scoped subscriber
+    // races with other tests' threads over tracing's per-callsite cache.
+    tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
     let table = Arc::new(Table::default());
     let mut a_config = config("a");
     a_config.resolver = Arc::new(Shared(table.clone()));
@@ -138,6 +168,16 @@ async fn a_name_that_does_not_resolve_is_retried_until_it_does() {
             "the name was not retried"
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+
+    let text = String::from_utf8(logs.0.lock().expect("log lock").clone()).expect("UTF-8");
+    let line = text
+        .lines()
+        .find(|l| l.contains("cannot resolve peer's name"))
+        .unwrap_or_else(|| panic!("no resolution failure logged in {text:?}"));
+    assert!(line.contains("WARN"), "{line}");
+    for field in ["peer=b", "name=b.test:7101", "error=b.test: no such name"] {
+        assert!(line.contains(field), "{field} in {line}");
     }
 
     let mut b = start(config("b")).await;
