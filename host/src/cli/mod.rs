@@ -8,6 +8,5 @@ pub mod new_plugin;
 pub mod run;
 pub mod sim;
 pub mod status;
-pub mod systemd;
 pub mod version;
 pub mod watch;

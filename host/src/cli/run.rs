@@ -2,7 +2,7 @@
 //! SIGTERM — the library's [`EmbeddedNode`], as an application would embed
 //! it — and, with a command, [`supervise`] running it while the node leads.
 //! Under systemd (`Type=notify`) it reports readiness, pings the watchdog
-//! and says when it stops ([`super::systemd`]).
+//! and says when it stops ([`systemd`]).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -13,7 +13,9 @@ use tenure_host::supervise::{Supervised, supervise};
 use tokio::signal::unix::SignalKind;
 use tokio_util::sync::CancellationToken;
 
-use super::systemd::Notifier;
+mod systemd;
+
+use systemd::Notifier;
 
 /// SIGHUP: the TLS certificates (peers', admin's) and the admin tokens,
 /// each if configured,
