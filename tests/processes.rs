@@ -472,6 +472,55 @@ fn the_demo_stops_its_nodes_on_a_signal_to_its_own_pid() {
     }
 }
 
+#[test]
+fn one_config_with_peers_by_name_serves_every_node_and_they_elect_and_fail_over() {
+    // The StatefulSet setup on loopback: every node reads the same file,
+    // which lists every node (itself included, skipped by id) by a DNS name
+    // (`localhost:PORT`, through getaddrinfo and /etc/hosts), and takes
+    // its id from the environment (`${TENURE_TEST_POD}`) and its own
+    // addresses from TENURE_… variables.
+    let mut cluster = Cluster::configure("names", 3, |_| String::new());
+    let all = ["n1", "n2", "n3"];
+    let peers: String = all
+        .iter()
+        .map(|id| format!("{id} = \"localhost:{}\"\n", cluster.listen(id).port()))
+        .collect();
+    let shared = format!(
+        "node-id = \"${{TENURE_TEST_POD}}\"\ncluster-id = \"{}\"\nlisten = \"127.0.0.1:1\"\n\
+         secret = \"{}\"\n[peers]\n{peers}",
+        kit::CLUSTER_ID,
+        tenure_host::testing::processes::SECRET,
+    );
+    for id in all {
+        let listen = cluster.listen(id).to_string();
+        let admin = cluster.admin(id).to_string();
+        let data = cluster.data_dir(id).display().to_string();
+        std::fs::write(cluster.local.config_path(id), &shared).expect("config");
+        for (key, value) in [
+            ("TENURE_TEST_POD", id),
+            ("TENURE_LISTEN", listen.as_str()),
+            ("TENURE_ADMIN", admin.as_str()),
+            ("TENURE_DATA_DIR", data.as_str()),
+        ] {
+            cluster.local.set_env(id, key, value).expect("env");
+        }
+        cluster.spawn(id);
+    }
+    let (leader, term) = cluster.wait_for_leader(&all, BOUND);
+    let status = cluster.status(&leader).expect("the leader answers");
+    assert_eq!(status.members.len(), 3, "{:?}", status.members);
+
+    // The leader dies: the survivors, dialling each other by name, elect
+    // another; the old leader, restarted, is found again by its name.
+    cluster.kill9(&leader);
+    let survivors: Vec<&str> = all.iter().copied().filter(|id| *id != leader).collect();
+    let (second, second_term) = cluster.wait_for_leader(&survivors, BOUND);
+    assert!(second_term > term && second != leader);
+    cluster.spawn(&leader);
+    cluster.wait_for_leader(&all, BOUND);
+    cluster.assert_one_leader_per_term();
+}
+
 /// The command lines of running processes that mention `text` (what
 /// `pgrep -f` finds, without needing procps).
 fn processes_mentioning(text: &str) -> Vec<String> {

@@ -143,6 +143,12 @@ fn lease_lapse(now: &crate::node::leadership::Leadership, guard: Duration) -> Op
     now.valid_until.map(|until| until + guard)
 }
 
+/// The service manager's variables (systemd's notify socket and
+/// watchdog), which children of `tenure run` — the supervised command and
+/// the hooks — must not inherit: they would let a child speak for the
+/// node's unit.
+pub const SERVICE_MANAGER_VARIABLES: [&str; 3] = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
+
 /// Starts the command for `term` in a process group of its own.
 fn spawn(what: &Supervised, node: &str, term: u64) -> anyhow::Result<Child> {
     let mut command = Command::new(&what.argv[0]);
@@ -156,6 +162,9 @@ fn spawn(what: &Supervised, node: &str, term: u64) -> anyhow::Result<Child> {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    for name in SERVICE_MANAGER_VARIABLES {
+        command.env_remove(name);
+    }
     die_with_this_process(&mut command);
     let mut child = command
         .spawn()

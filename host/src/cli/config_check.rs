@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use tenure_host::config::NodeConfig;
+use tenure_transport::PeerAddr;
 
 /// Checks the config at `path`, with `sets` and the environment's
 /// `TENURE_…` keys over it as `run` would; prints a summary, or fails with
@@ -58,6 +59,12 @@ pub fn check(path: &Path, sets: &[String]) -> anyhow::Result<()> {
         tls.load(&config.cluster_id, &config.node_id)
             .context("`[tls]`: the certificate does not serve this node")?;
     }
+    // What `run` refuses before it binds: an admin endpoint open to the
+    // network without tokens.
+    config
+        .admin_auth
+        .check_exposure(config.admin, config.admin_tls.as_ref())?;
+    warn_unresolved(&config);
     let plugin = config.plugin.as_ref().map_or("no plugin".to_string(), |p| {
         format!(
             "plugin {} ({} allow-http entries)",
@@ -76,4 +83,26 @@ pub fn check(path: &Path, sets: &[String]) -> anyhow::Result<()> {
         config.data_dir.display(),
     );
     Ok(())
+}
+
+/// Warns (on stderr) about each peer name that does not resolve now: not
+/// an error, since a peer's name may appear only once it runs (a
+/// StatefulSet's pods are added to DNS as they start), and the node
+/// retries every dial.
+fn warn_unresolved(config: &NodeConfig) {
+    use std::net::ToSocketAddrs as _;
+    for (id, peer) in &config.peers {
+        let PeerAddr::Name { host, port } = peer else {
+            continue;
+        };
+        match (host.as_str(), *port).to_socket_addrs() {
+            Ok(addrs) if addrs.len() > 0 => {}
+            Ok(_) => eprintln!(
+                "warning: `peers.{id}`: {peer} resolves to no address now; the node will keep trying"
+            ),
+            Err(e) => eprintln!(
+                "warning: `peers.{id}`: {peer} does not resolve now ({e}); the node will keep trying"
+            ),
+        }
+    }
 }

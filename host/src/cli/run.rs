@@ -1,6 +1,8 @@
 //! `tenure run --config FILE [-- CMD ARGS…]`: one node, until Ctrl-C or
 //! SIGTERM — the library's [`EmbeddedNode`], as an application would embed
 //! it — and, with a command, [`supervise`] running it while the node leads.
+//! Under systemd (`Type=notify`) it reports readiness, pings the watchdog
+//! and says when it stops ([`systemd`]).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -10,6 +12,10 @@ use tenure_host::embed::EmbeddedNode;
 use tenure_host::supervise::{Supervised, supervise};
 use tokio::signal::unix::SignalKind;
 use tokio_util::sync::CancellationToken;
+
+mod systemd;
+
+use systemd::Notifier;
 
 /// SIGHUP: the TLS certificates (peers', admin's) and the admin tokens,
 /// each if configured,
@@ -65,7 +71,10 @@ pub async fn run(
         lease_guard: config.lease_guard,
     };
     let node = EmbeddedNode::start(config).await?;
-    let supervised_failed = until_shutdown(&node, &supervised).await;
+    let notifier = Notifier::from_env();
+    notifier.ready(&node).await;
+    let supervised_failed = until_shutdown(&node, &supervised, &notifier).await;
+    notifier.stopping();
     tracing::info!("shutting down");
     let stopped = node.shutdown().await;
     match supervised_failed {
@@ -77,7 +86,11 @@ pub async fn run(
 /// Runs the command (if any) until Ctrl-C, SIGTERM or the node stopping;
 /// then stops the command and waits for it. Returns why supervising
 /// failed, if it did.
-async fn until_shutdown(node: &EmbeddedNode, supervised: &Supervised) -> Option<anyhow::Error> {
+async fn until_shutdown(
+    node: &EmbeddedNode,
+    supervised: &Supervised,
+    notifier: &Notifier,
+) -> Option<anyhow::Error> {
     let stop = CancellationToken::new();
     let supervising = async {
         if supervised.argv.is_empty() {
@@ -89,6 +102,7 @@ async fn until_shutdown(node: &EmbeddedNode, supervised: &Supervised) -> Option<
     };
     let mut supervising = std::pin::pin!(supervising);
     let mut terminate = std::pin::pin!(signal(SignalKind::terminate(), "SIGTERM"));
+    let mut watchdog = std::pin::pin!(notifier.watchdog(node));
     // SIGHUP re-reads the TLS certificate files: rotation without restart.
     let mut hangups = tokio::signal::unix::signal(SignalKind::hangup())
         .inspect_err(|e| tracing::warn!(error = %e, "cannot watch SIGHUP"))
@@ -101,6 +115,8 @@ async fn until_shutdown(node: &EmbeddedNode, supervised: &Supervised) -> Option<
             _ = node.stopping() => break,
             result = &mut supervising => return result.err(),
             Some(()) = async { hangups.as_mut()?.recv().await } => reload(node).await,
+            // Never completes: pings systemd's watchdog while the node answers.
+            () = &mut watchdog => {}
         }
     }
     // Stop the command, and wait for it, before leadership is handed over.

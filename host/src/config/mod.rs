@@ -3,7 +3,8 @@
 //! Every key, with its default (see also `examples/cluster/*.toml`):
 //!
 //! ```toml
-//! node-id = "n1"                 # required: unique within the cluster
+//! node-id = "n1"                 # required: unique within the cluster; `${VAR}`
+//!                                #   is expanded (`"${HOSTNAME}"` in a StatefulSet)
 //! cluster-id = "demo"            # required: nodes of other clusters are ignored
 //! listen = "127.0.0.1:7101"      # required: address peers connect to
 //! admin = "127.0.0.1:0"          # default: loopback, any free port (logged, and
@@ -16,8 +17,10 @@
 //!                                #   exactly one of the two is required
 //!
 //! [peers]                        # default: none (a cluster of one that grows by join)
-//! n2 = "127.0.0.1:7102"          # bootstrap members and their addresses
-//! n3 = "127.0.0.1:7103"
+//! n2 = "127.0.0.1:7102"          # bootstrap members and their addresses: IP:port,
+//! n3 = "n3.example.net:7103"     #   [IPv6]:port, or host:port (resolved on every
+//!                                #   dial, so a peer that moves is found again);
+//!                                #   an entry with this node's own id is skipped
 //!
 //! [timings]                      # the protocol's timings; defaults shown
 //! election-timeout-min-ms = 150
@@ -66,9 +69,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 
+use tenure_transport::PeerAddr;
+
 use crate::bindings::types::Timings;
 
 pub mod admin;
+pub mod env_vars;
 pub mod overrides;
 pub mod plugin;
 pub mod secret;
@@ -105,8 +111,9 @@ pub struct NodeConfig {
     /// What unknown or flooding peer connections may hold
     /// (`[peer-limits]`).
     pub peer_limits: PeerLimits,
-    /// Bootstrap peers and their addresses (self excluded).
-    pub peers: BTreeMap<String, SocketAddr>,
+    /// Bootstrap peers and their addresses (self excluded): IP literals,
+    /// or DNS names resolved on every dial.
+    pub peers: BTreeMap<String, PeerAddr>,
     /// Election timings.
     pub timings: Timings,
     /// A protocol component to use instead of the built-in one.
@@ -323,6 +330,8 @@ impl NodeConfig {
                 base.join(p)
             }
         };
+        let mut raw = raw;
+        raw.node_id = env_vars::expand("node-id", &raw.node_id, |name| std::env::var(name).ok())?;
         check_id("node-id", &raw.node_id)?;
         if raw.cluster_id.is_empty() {
             bail!("`cluster-id`: must not be empty");
@@ -363,11 +372,15 @@ impl NodeConfig {
             if *id == raw.node_id {
                 continue;
             }
-            peers.insert(id.clone(), addr(&format!("peers.{id}"), address)?);
+            let peer: PeerAddr = address
+                .parse()
+                .map_err(|e| anyhow::anyhow!("`peers.{id}`: {e}"))?;
+            peers.insert(id.clone(), peer);
         }
-        let addresses = [listen, admin].into_iter().chain(peers.values().copied());
+        let off_loopback = [listen, admin].iter().any(|a| !a.ip().is_loopback())
+            || peers.values().any(|p| !p.is_loopback());
         if raw.tls.is_none() {
-            secret::check_cluster_secret(&secret, addresses)
+            secret::check_cluster_secret(&secret, off_loopback)
                 .map_err(|why| anyhow::anyhow!("`secret`: refused: {why}"))?;
         }
         if admin.port() != 0

@@ -20,6 +20,13 @@
 //! alone; one that names a table but a key it does not have is an error,
 //! naming the variable.
 //!
+//! `node-id` is the one value with `${VAR}` expanded
+//! ([`super::env_vars`]), after these overrides: `TENURE_NODE_ID=n2`
+//! replaces the file's `node-id = "${HOSTNAME}"`, and
+//! `TENURE_NODE_ID='${POD_NAME}'` is expanded in turn. So a StatefulSet's
+//! pods can share one file with `node-id = "${HOSTNAME}"`, and a host that
+//! needs another id sets `TENURE_NODE_ID` or `--set node-id=…`.
+//!
 //! A value is read as TOML when it is one (`40`, `true`, `["a", "b"]`,
 //! `{ url = "…", mode = "any" }`) and as a string otherwise; ids,
 //! addresses and secrets are always strings.

@@ -275,3 +275,65 @@ fn egress_allowlists_and_plugin_limits_are_read_and_checked() {
         assert!(message.contains(expected), "{plugin}{limits}: {message}");
     }
 }
+
+#[test]
+fn peers_may_be_dns_names_and_ipv6_literals() {
+    let text = GOOD.replace(
+        "n2 = \"127.0.0.1:7102\"",
+        "n2 = \"[::1]:7102\"\nn3 = \"localhost:7103\"\ntenure-2 = \"tenure-2.tenure.prod.svc:7101\"",
+    );
+    // The published example secret is fine on loopback and `localhost` …
+    let c = NodeConfig::parse(&text, Path::new("/etc/tenure")).expect("valid");
+    assert_eq!(
+        c.peers["n2"],
+        PeerAddr::Socket("[::1]:7102".parse().expect("addr"))
+    );
+    assert_eq!(
+        c.peers["n3"],
+        PeerAddr::Name {
+            host: "localhost".into(),
+            port: 7103
+        }
+    );
+    assert_eq!(
+        c.peers["tenure-2"].to_string(),
+        "tenure-2.tenure.prod.svc:7101"
+    );
+    // … but a name that may be anywhere counts as off loopback.
+    let published = text.replace("0123456789abcdef", "example-cluster-secret-change-me");
+    assert!(error(&published).contains("`secret`"));
+}
+
+#[test]
+fn bad_peer_addresses_name_the_key_and_the_problem() {
+    let replace = |to: &str| GOOD.replace("n2 = \"127.0.0.1:7102\"", &format!("n2 = \"{to}\""));
+    for (bad, says) in [
+        ("tenure-0", "no port"),
+        ("tenure-0:0", "port"),
+        ("::1:7102", "brackets"),
+        ("bad host:7102", "DNS name"),
+    ] {
+        let e = error(&replace(bad));
+        assert!(e.contains("`peers.n2`") && e.contains(says), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn node_ids_expand_environment_variables_and_name_the_missing_one() {
+    let text = GOOD.replace(
+        "node-id = \"n1\"",
+        "node-id = \"${TENURE_TEST_SURELY_UNSET_VARIABLE}\"",
+    );
+    let e = error(&text);
+    assert!(
+        e.contains("`node-id`") && e.contains("TENURE_TEST_SURELY_UNSET_VARIABLE"),
+        "{e}"
+    );
+    // TENURE_NODE_ID (here as its override) replaces the file's id, and is
+    // expanded too; a peer entry with the resulting id is skipped.
+    let set = overrides::collect([("TENURE_NODE_ID".to_string(), "n2".to_string())], &[])
+        .expect("overrides");
+    let c = NodeConfig::parse_with(&text, Path::new("/etc/tenure"), &set).expect("valid");
+    assert_eq!(c.node_id, "n2");
+    assert_eq!(c.peers.keys().collect::<Vec<_>>(), ["n1"]);
+}

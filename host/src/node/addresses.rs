@@ -12,9 +12,11 @@
 //! - the first time it hears from a peer (whose hello just gave it the
 //!   address), it sends that one address to every other peer it knows.
 //!
-//! A receiver only fills gaps: an address it already has (configured, or
-//! from the peer's own hello) is never replaced, since only the peer itself
-//! says authoritatively where it listens. The host channel is
+//! A receiver only fills gaps: a peer it already knows (configured by
+//! address or by name, or from the peer's own hello) is never replaced,
+//! since only the peer itself says authoritatively where it listens — and
+//! a configured name stays what is dialled, re-resolved on every dial (see
+//! the transport's `PeerAddr`). The host channel is
 //! authenticated with the cluster secret like every frame, so only members
 //! can tell each other addresses.
 //!
@@ -86,9 +88,9 @@ impl Node {
 
     /// Addresses `from` passed on: each one unknown here is recorded.
     pub(super) fn learn_addresses(&self, from: &str, book: &[u8]) {
-        let known = self.transport.peers();
         for (id, addr) in decode_book(book) {
-            if id == self.config.node_id || known.contains_key(&id) {
+            // A peer known by name stays dialled by its name.
+            if id == self.config.node_id || self.transport.knows_peer(&id) {
                 continue;
             }
             tracing::info!(node = %self.config.node_id, peer = %id, %addr, via = %from, "learned peer address");

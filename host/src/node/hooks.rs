@@ -132,6 +132,9 @@ async fn run_one(run: &Run, timeout: std::time::Duration, node: &str) -> Result<
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    for name in crate::supervise::SERVICE_MANAGER_VARIABLES {
+        command.env_remove(name);
+    }
     let mut child = command.spawn().map_err(|e| format!("did not start: {e}"))?;
     for (stream, which) in [
         (

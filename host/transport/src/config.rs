@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use std::sync::{Arc, Mutex};
 
+use crate::address::{PeerAddr, Resolve, SystemResolver};
 use crate::error::TransportError;
 use crate::frame::{self, FrameKey};
 use crate::tls::{TlsConfigs, TlsIdentity};
@@ -73,6 +74,7 @@ pub(crate) enum Mode {
 /// use tenure_transport::TransportConfig;
 /// let mut config = TransportConfig::new("n1", "prod", b"a secret of 16+ bytes".to_vec(), "127.0.0.1:0".parse().unwrap());
 /// config.peers.insert("n2".into(), "127.0.0.1:7002".parse().unwrap());
+/// config.peers.insert("n3".into(), "tenure-2.tenure.prod.svc:7001".parse().unwrap());
 /// assert_eq!(config.queue_capacity, 256);
 /// ```
 #[derive(Clone)]
@@ -90,9 +92,14 @@ pub struct TransportConfig {
     /// Where to listen. Port 0 picks a free port; see
     /// [`Transport::local_addr`](crate::Transport::local_addr).
     pub listen: SocketAddr,
-    /// Known peer addresses by node id. More are learned from hellos and
+    /// Known peer addresses by node id: socket addresses, or names
+    /// resolved with [`TransportConfig::resolver`] on every dial. More are
+    /// learned from hellos and
     /// [`Transport::add_peer`](crate::Transport::add_peer).
-    pub peers: BTreeMap<String, SocketAddr>,
+    pub peers: BTreeMap<String, PeerAddr>,
+    /// Resolves the peers given by name, on every (re)connection. Default
+    /// [`SystemResolver`] (getaddrinfo).
+    pub resolver: Arc<dyn Resolve>,
     /// Largest frame body, in bytes, sent or accepted (the 4-byte length
     /// prefix not included). Default 64 KiB.
     pub max_frame_bytes: usize,
@@ -150,6 +157,7 @@ impl TransportConfig {
             security: Security::SharedSecret,
             listen,
             peers: BTreeMap::new(),
+            resolver: Arc::new(SystemResolver),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             reconnect_min: DEFAULT_RECONNECT_MIN,

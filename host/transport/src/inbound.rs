@@ -202,7 +202,7 @@ pub(crate) async fn serve(
     };
     ticket.authenticated();
     let node = NodeConnection::open(&shared, &hello.from);
-    if shared.set_peer_addr(&hello.from, hello.listen) != Some(hello.listen) {
+    if shared.learn_peer_addr(&hello.from, hello.listen) != Some(hello.listen) {
         tracing::info!(peer = %hello.from, addr = %hello.listen, "learned peer address from hello");
     }
     let mut session = Session::new(&hello, certified);

@@ -14,7 +14,9 @@
 //!   `config` ([`TransportConfig`], [`Security`]), `error`, `event`,
 //!   `stats` ([`TransportStats`]).
 //! - `outbound` — one task per peer: dial, handshake, sign and write,
-//!   redial with `backoff`.
+//!   redial with `backoff`; `address` ([`PeerAddr`], [`Resolve`]) and
+//!   `peers` — where each peer is, by IP or by name re-resolved on every
+//!   dial.
 //! - `accept` — the accept loop and its admission; `inbound` — one
 //!   accepted connection; `check` — the pure checks of each frame;
 //!   `limits` — the listener's bounds.
@@ -75,7 +77,9 @@
 //!
 //! The receiver records the hello's address for `from`, so it can answer a
 //! peer it did not know (an unspecified IP such as `0.0.0.0` is replaced
-//! by the connection's source IP). Every later frame carries a payload for
+//! by the connection's source IP). A peer configured by name
+//! ([`PeerAddr::Name`]) is still dialled by its name, resolved afresh on
+//! every connection: a hello's address never pins a peer that moves. Every later frame carries a payload for
 //! a [`Channel`] and must have the hello's `from`.
 //!
 //! While a connection from one incarnation of a peer is open, a hello from
@@ -178,6 +182,7 @@
 #![forbid(unsafe_code)]
 
 mod accept;
+mod address;
 mod backoff;
 pub mod certs;
 mod check;
@@ -191,12 +196,14 @@ pub mod handshake;
 mod inbound;
 mod limits;
 mod outbound;
+mod peers;
 pub mod san;
 mod shared;
 mod stats;
 pub mod tls;
 mod transport;
 
+pub use address::{PeerAddr, PeerAddrError, RESOLVE_TIMEOUT, Resolution, Resolve, SystemResolver};
 pub use config::{
     DEFAULT_FRAME_BURST, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONNECTIONS_PER_NODE, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_FRAMES_PER_SEC,

@@ -19,12 +19,14 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
+use crate::address::RESOLVE_TIMEOUT;
 use crate::backoff::Backoff;
 use crate::config::Mode;
 use crate::event::PeerEvent;
 use crate::frame::FrameKey;
 use crate::frame::{self, Kind};
 use crate::handshake::{self, ConnectionKeys, Nonce, clip};
+use crate::peers::Target;
 use crate::shared::{BoxIo, Shared, lock};
 use crate::stats::Counters;
 use crate::tls::{self, TlsRefusal};
@@ -153,12 +155,25 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<Ou
     // Quick redials left (see QUICK_REDIALS); granted only when a
     // connection that had held broke.
     let mut quick_redials = 0;
+    // Resolution failures in a row, to warn on the first and then rarely.
+    let mut unresolved_streak = 0u32;
     loop {
         let Some(dialled) = queue.drain_while(&shared, connect(&shared, &peer)).await else {
             return;
         };
         match dialled {
             Err(failure) => {
+                match &failure.unresolved {
+                    Some((name, error)) => {
+                        unresolved_streak = unresolved_streak.saturating_add(1);
+                        if unresolved_streak.is_power_of_two() {
+                            tracing::warn!(%peer, %name, %error, failures = unresolved_streak, "cannot resolve peer's name; retrying with back-off");
+                        } else {
+                            tracing::debug!(%peer, %name, %error, failures = unresolved_streak, "cannot resolve peer's name");
+                        }
+                    }
+                    None => unresolved_streak = 0,
+                }
                 tracing::debug!(%peer, reason = %failure.reason, refused = failure.refused, "connect failed");
                 // A peer that accepted and then failed the handshake (a
                 // process being killed resets what it accepted) keeps the
@@ -175,6 +190,10 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<Ou
                 }
             }
             Ok(link) => {
+                if unresolved_streak > 0 {
+                    tracing::info!(%peer, failures = unresolved_streak, "peer's name resolves again");
+                    unresolved_streak = 0;
+                }
                 tracing::debug!(%peer, "connected");
                 shared.emit(PeerEvent::Connected { peer: peer.clone() });
                 let mut since = Some(Instant::now());
@@ -239,6 +258,9 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<Ou
 /// listens on the port) — the only failure that can be evidence of death.
 struct DialFailure {
     refused: bool,
+    /// The peer's name did not resolve: `(name, error)`, logged with its
+    /// own fields and never taken as evidence about the peer's process.
+    unresolved: Option<(String, String)>,
     /// The TCP connection was made; the handshake on it failed.
     reached: bool,
     reason: String,
@@ -250,6 +272,7 @@ impl From<String> for DialFailure {
     fn from(reason: String) -> Self {
         DialFailure {
             refused: false,
+            unresolved: None,
             reached: false,
             reason,
         }
@@ -261,26 +284,81 @@ impl DialFailure {
     fn handshake(reason: String) -> Self {
         DialFailure {
             refused: false,
+            unresolved: None,
             reached: true,
             reason,
         }
     }
 }
 
-/// Dials `peer` at its current address, reads its challenge and sends the
-/// hello ([`crate::handshake`]).
-async fn connect(shared: &Shared, peer: &str) -> Result<Link, DialFailure> {
-    let addr = shared
-        .peer_addr(peer)
-        .ok_or_else(|| "no address known".to_owned())?;
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+/// The addresses `host` resolves to now, or why there are none.
+async fn resolve(shared: &Shared, host: &str, port: u16) -> Result<Vec<SocketAddr>, DialFailure> {
+    let name = format!("{host}:{port}");
+    let failed = |error: String| DialFailure {
+        refused: false,
+        unresolved: Some((name.clone(), error.clone())),
+        reached: false,
+        reason: format!("resolving {name}: {error}"),
+    };
+    match tokio::time::timeout(RESOLVE_TIMEOUT, shared.resolver.resolve(host, port)).await {
+        Err(_) => Err(failed(format!("no answer within {RESOLVE_TIMEOUT:?}"))),
+        Ok(Err(e)) => Err(failed(e.to_string())),
+        Ok(Ok(addrs)) if addrs.is_empty() => Err(failed("no addresses".into())),
+        Ok(Ok(addrs)) => Ok(addrs),
+    }
+}
+
+/// One TCP connect to `addr`, within [`CONNECT_TIMEOUT`].
+async fn dial(addr: SocketAddr) -> Result<TcpStream, DialFailure> {
+    tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| format!("connecting to {addr} timed out"))?
         .map_err(|e| DialFailure {
             refused: e.kind() == std::io::ErrorKind::ConnectionRefused,
+            unresolved: None,
             reached: false,
             reason: format!("connecting to {addr}: {e}"),
-        })?;
+        })
+}
+
+/// Dials each of a name's addresses in turn (`localhost` may be `::1`
+/// and `127.0.0.1`, and the peer listen on one); the first to answer wins.
+/// Refused only if every address refused.
+async fn dial_first(addrs: &[SocketAddr]) -> Result<(TcpStream, SocketAddr), DialFailure> {
+    let mut failures = Vec::new();
+    let mut refused = true;
+    for &addr in addrs {
+        match dial(addr).await {
+            Ok(stream) => return Ok((stream, addr)),
+            Err(failure) => {
+                refused &= failure.refused;
+                failures.push(failure.reason);
+            }
+        }
+    }
+    Err(DialFailure {
+        refused,
+        unresolved: None,
+        reached: false,
+        reason: failures.join("; "),
+    })
+}
+
+/// Dials `peer` at its current address (resolving its name first, if it
+/// has one), reads its challenge and sends the hello ([`crate::handshake`]).
+async fn connect(shared: &Shared, peer: &str) -> Result<Link, DialFailure> {
+    let target = shared
+        .dial_target(peer)
+        .ok_or_else(|| "no address known".to_owned())?;
+    let (stream, addr) = match target {
+        Target::Socket(addr) => (dial(addr).await?, addr),
+        Target::Name { host, port } => {
+            let addrs = resolve(shared, &host, port).await?;
+            let (stream, addr) = dial_first(&addrs).await?;
+            shared.learn_peer_addr(peer, addr);
+            (stream, addr)
+        }
+    };
     // A process listens there: any earlier refusal is void, whether or not
     // the handshake that follows works (see crate::death).
     shared.witness(peer, |evidence| {

@@ -10,11 +10,13 @@ use tokio::sync::mpsc;
 use tokio_util::codec::LengthDelimitedCodec;
 use tokio_util::sync::CancellationToken;
 
+use crate::address::Resolve;
 use crate::claims::Claims;
 use crate::config::Mode;
 use crate::death::DeathEvidence;
 use crate::event::PeerEvent;
 use crate::limits::{Admission, LogLimit, NodeConnections};
+use crate::peers::{PeerBook, Target};
 use crate::stats::Counters;
 
 /// A connection's byte stream: plain TCP, or TLS over it.
@@ -56,7 +58,10 @@ pub(crate) struct Shared {
     pub nodes: Mutex<NodeConnections>,
     /// Paces the warnings about connections the bounds closed.
     pub bounds_log: Mutex<LogLimit>,
-    pub peers: Mutex<BTreeMap<String, SocketAddr>>,
+    /// Every peer's name and last address ([`PeerBook`]).
+    pub peers: Mutex<PeerBook>,
+    /// Resolves peers configured by name, on every dial.
+    pub resolver: std::sync::Arc<dyn Resolve>,
     /// Per peer, what its connections say about whether its process lives.
     pub evidence: Mutex<BTreeMap<String, DeathEvidence>>,
     /// This process's incarnation, sent in every hello (see
@@ -80,13 +85,16 @@ impl Shared {
             .new_codec()
     }
 
-    pub fn peer_addr(&self, id: &str) -> Option<SocketAddr> {
-        lock(&self.peers).get(id).copied()
+    /// Where to dial `id`, if anything is known of it.
+    pub fn dial_target(&self, id: &str) -> Option<Target> {
+        lock(&self.peers).target(id)
     }
 
-    /// Records `addr` for `id`; returns the address it replaced, if any.
-    pub fn set_peer_addr(&self, id: &str, addr: SocketAddr) -> Option<SocketAddr> {
-        lock(&self.peers).insert(id.to_owned(), addr)
+    /// Records where `id` listens (from its hello, or a dial that
+    /// answered), keeping its name as the dial target; returns the address
+    /// it replaced, if any.
+    pub fn learn_peer_addr(&self, id: &str, addr: SocketAddr) -> Option<SocketAddr> {
+        lock(&self.peers).learn(id, addr)
     }
 
     /// Updates what `peer`'s connections say about it, and reports it

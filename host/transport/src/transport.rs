@@ -11,11 +11,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::address::PeerAddr;
 use crate::config::{Mode, TransportConfig, check_node_id};
 use crate::error::{SendError, TransportError};
 use crate::event::{Channel, Inbound, PeerEvent};
 use crate::frame;
 use crate::limits::{Admission, AdmissionLimits, LogLimit, NodeConnections};
+use crate::peers::PeerBook;
 use crate::shared::{Shared, lock, log_join};
 use crate::stats::{Counters, TransportStats};
 use crate::tls::{TlsConfigs, TlsError, TlsIdentity};
@@ -118,7 +120,8 @@ impl Transport {
             }))),
             nodes: Mutex::new(NodeConnections::default()),
             bounds_log: Mutex::new(LogLimit::new(BOUNDS_LOG_EVERY)),
-            peers: Mutex::new(config.peers),
+            peers: Mutex::new(PeerBook::new(config.peers)),
+            resolver: config.resolver,
             evidence: Mutex::new(BTreeMap::new()),
             incarnation: rand::random(),
             claims: Mutex::new(crate::claims::Claims::default()),
@@ -154,7 +157,7 @@ impl Transport {
     /// [`SendError::TooLarge`]. Delivery is at most once: frames queued or
     /// in flight when a connection breaks may be lost.
     pub fn send(&self, to: &str, channel: Channel, payload: Vec<u8>) -> Result<(), SendError> {
-        if self.shared.peer_addr(to).is_none() {
+        if !lock(&self.shared.peers).knows(to) {
             Counters::add(&self.shared.stats.dropped_unknown_peer, 1);
             return Err(SendError::UnknownPeer {
                 peer: to.to_owned(),
@@ -201,21 +204,36 @@ impl Transport {
         tx
     }
 
-    /// Records (or replaces) the address of peer `id`. A connection task
-    /// uses the new address from its next (re)connection on. An id that
-    /// cannot go on the wire (empty, or over 255 bytes) is ignored with a
-    /// warning.
-    pub fn add_peer(&self, id: &str, addr: SocketAddr) {
+    /// Records (or replaces) the address of peer `id`: a socket address,
+    /// or a [`PeerAddr::Name`] resolved afresh on every dial. A connection
+    /// task uses the new address from its next (re)connection on. An id
+    /// that cannot go on the wire (empty, or over 255 bytes) is ignored
+    /// with a warning.
+    ///
+    /// A name stays the address dialled even when the peer's hellos report
+    /// another (its IP changes when it moves; its name does not); a socket
+    /// address is replaced by what the peer's hello reports. Use
+    /// [`Transport::knows_peer`] first to only fill gaps.
+    pub fn add_peer(&self, id: &str, addr: impl Into<PeerAddr>) {
         if let Err(reason) = check_node_id(id) {
             tracing::warn!(peer = id, %reason, "add_peer: invalid peer id ignored");
             return;
         }
-        self.shared.set_peer_addr(id, addr);
+        lock(&self.shared.peers).set(id, addr.into());
     }
 
-    /// Every known peer address: configured, added, and learned from hellos.
+    /// Whether this transport has an address or a name for `id` (so
+    /// [`Transport::send`] to it is not refused as an unknown peer).
+    pub fn knows_peer(&self, id: &str) -> bool {
+        lock(&self.shared.peers).knows(id)
+    }
+
+    /// The last socket address known of each peer: configured, added,
+    /// learned from hellos, or what a peer's name last resolved to on a
+    /// connection that opened. A peer known only by a name that has not
+    /// yet answered is not in it (see [`Transport::knows_peer`]).
     pub fn peers(&self) -> BTreeMap<String, SocketAddr> {
-        lock(&self.shared.peers).clone()
+        lock(&self.shared.peers).addresses()
     }
 
     /// Makes connections from now on use `identity` (e.g. on SIGHUP, after

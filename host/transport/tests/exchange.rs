@@ -123,7 +123,7 @@ async fn a_node_learns_an_unknown_senders_address_from_its_hello() {
 async fn configured_peers_are_dialled_on_first_send() {
     let mut b = start(config("b")).await;
     let mut a_config = config("a");
-    a_config.peers.insert("b".into(), b.addr());
+    a_config.peers.insert("b".into(), b.addr().into());
     let mut a = start(a_config).await;
     assert_eq!(a.transport.peers().get("b"), Some(&b.addr()));
     a.transport
@@ -176,7 +176,7 @@ async fn start_refuses_bad_configurations() {
         ("node_id", |c| c.node_id.clear()),
         ("node_id", |c| c.node_id = "n".repeat(256)),
         ("peers", |c| {
-            c.peers.insert(String::new(), any_port());
+            c.peers.insert(String::new(), any_port().into());
         }),
         ("max_frame_bytes", |c| c.max_frame_bytes = 16),
         ("queue_capacity", |c| c.queue_capacity = 0),
