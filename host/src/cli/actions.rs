@@ -19,16 +19,8 @@ pub async fn swap(
     credentials: &Credentials,
     path: &Path,
 ) -> anyhow::Result<ExitCode> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
+    let (bytes, name) = super::rolling::read_plugin(path)?;
     let started = Instant::now();
-    let name: String = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
-        .collect();
     let (code, body) = request_as(
         admin,
         credentials,

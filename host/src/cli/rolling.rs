@@ -23,8 +23,9 @@ use tenure_host::admin_client::{
     ACTION_TIMEOUT, Credentials, STATUS_TIMEOUT, fetch_status_as, request_as,
 };
 
-/// The plugin at `path`, and the name a node reports it under.
-fn read_plugin(path: &Path) -> anyhow::Result<(Vec<u8>, String)> {
+/// The plugin at `path`, and the name a node reports it under (its file
+/// name, reduced to characters safe in a query string).
+pub fn read_plugin(path: &Path) -> anyhow::Result<(Vec<u8>, String)> {
     let bytes =
         std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
     let name: String = path
