@@ -29,8 +29,8 @@ impl ScenarioOutcome {
 
 /// The readable report of one scenario: every step of the first seed and
 /// of each failing seed, one line per other passing seed, and for a
-/// failure the expectation, the plugin log before it and the command that
-/// replays it.
+/// failure the expectation, the plugin log and the simulator's trace
+/// before it, and the command that replays it.
 pub fn text(outcome: &ScenarioOutcome, replay_program: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}: {}", outcome.file, outcome.name);
@@ -87,6 +87,13 @@ pub fn text(outcome: &ScenarioOutcome, replay_program: &str) -> String {
                         line.node,
                         line.message
                     );
+                }
+            }
+            let events = &seed.trace_tail;
+            if !events.is_empty() {
+                let _ = writeln!(out, "    the cluster's events before the failure:");
+                for line in &events[events.len().saturating_sub(12)..] {
+                    let _ = writeln!(out, "      {}", line.trim_start());
                 }
             }
             let _ = writeln!(
@@ -165,11 +172,15 @@ pub fn junit(outcomes: &[ScenarioOutcome]) -> String {
                 ),
                 (None, None) => "failed".into(),
             };
-            let log: Vec<String> = seed
+            let mut log: Vec<String> = seed
                 .log_tail
                 .iter()
                 .map(|l| format!("{} {} {}", show_time(l.at), l.node, l.message))
                 .collect();
+            if !seed.trace_tail.is_empty() {
+                log.push("-- the cluster's events before the failure:".into());
+                log.extend(seed.trace_tail.iter().map(|l| l.trim_start().to_string()));
+            }
             let _ = writeln!(
                 out,
                 ">\n      <failure message=\"{}\">{}</failure>\n      <system-out>{}</system-out>\n    </testcase>",

@@ -76,7 +76,8 @@ pub struct SeedResult {
     /// The plugins' log lines up to the failure (the last 15), if it
     /// failed.
     pub log_tail: Vec<PluginLog>,
-    /// The simulator's trace up to the failure (the last 25 lines).
+    /// The cluster's events up to the failure — the simulator's trace
+    /// without the plugins' lines — the last 25.
     pub trace_tail: Vec<String>,
     /// Virtual time at the end.
     pub virtual_time: Duration,
@@ -153,8 +154,17 @@ pub fn run_seed(scenario: &Scenario, loaded: &Loaded, seed: u64) -> SeedResult {
         if failed {
             let logs = runner.cluster.logs();
             result.log_tail = logs[logs.len().saturating_sub(15)..].to_vec();
-            let trace = runner.cluster.trace();
-            result.trace_tail = trace[trace.len().saturating_sub(25)..].to_vec();
+            // The cluster's own events: the plugin's lines are above.
+            let events: Vec<&String> = runner
+                .cluster
+                .trace()
+                .iter()
+                .filter(|l| !l.contains(" plugin: "))
+                .collect();
+            result.trace_tail = events[events.len().saturating_sub(25)..]
+                .iter()
+                .map(|l| l.to_string())
+                .collect();
             break;
         }
     }
