@@ -49,6 +49,10 @@ for timings in 150,300,50 50,100,15; do
     done
 done
 
+# 2b. The side-by-side table: Tenure and etcd, kill and stop, 3/5/7 nodes.
+bench/failover-table.sh "$trials" 2>/dev/null | tee -a "$out"
+echo | tee -a "$out"
+
 # 3. and 4. Idle cost (30 s) and start-up.
 run idle --system both --seconds 30
 run idle --seconds 30 --plugin "$plugin"
