@@ -3,28 +3,7 @@
 
 mod common;
 
-use common::{RawPeer, assert_closed, config, start, stats_until, write_frame};
-
-/// A log sink for the current thread's subscriber.
-#[derive(Clone, Default)]
-struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
-    fn make_writer(&'a self) -> LogBuffer {
-        self.clone()
-    }
-}
+use common::{LogBuffer, RawPeer, assert_closed, config, start, stats_until, write_frame};
 
 #[tokio::test]
 async fn rejections_are_logged_as_warnings_with_peer_and_reason() {
@@ -49,7 +28,7 @@ async fn rejections_are_logged_as_warnings_with_peer_and_reason() {
     assert_closed(&mut forger.stream).await;
     stats_until(&b.transport, |s| s.rejected_unauthenticated == 1).await;
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let line = text
         .lines()
         .find(|l| l.contains("rejected frame"))

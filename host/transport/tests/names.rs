@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use common::{config, start};
+use common::{LogBuffer, config, start};
 use tenure_transport::{Channel, PeerAddr, PeerEvent, Resolution, Resolve};
 
 /// A resolver the test rewrites: each host answers with the address set
@@ -114,27 +114,6 @@ async fn a_peer_that_moves_is_found_again_by_its_name() {
     b2.shutdown().await;
 }
 
-/// A log sink for the test binary's subscriber.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log lock").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
-    fn make_writer(&'a self) -> LogBuffer {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn a_name_that_does_not_resolve_is_logged_and_retried_until_it_does() {
     let logs = LogBuffer::default();
@@ -170,7 +149,7 @@ async fn a_name_that_does_not_resolve_is_logged_and_retried_until_it_does() {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 
-    let text = String::from_utf8(logs.0.lock().expect("log lock").clone()).expect("UTF-8");
+    let text = logs.text();
     let line = text
         .lines()
         .find(|l| l.contains("cannot resolve peer's name"))
