@@ -208,21 +208,24 @@ fn chaos_with_joins_holds_every_invariant() {
 /// Recorded on main at 3ca1039; seeds 0, 1, 7, 42 and 54943 again when
 /// lossy links joined the mix (they draw them), and seeds 3, 7, 1946, 4242
 /// and 54943 when full disks did (they draw them; the others do not and
-/// kept their values).
+/// kept their values). All but 2 and 42 again when followers began to
+/// take timeout turns (README, *Timeout turns*): a heartbeat re-arms the
+/// election timer for another time (in 2 and 42 no such timer ever fires,
+/// so nothing they hash changed).
 #[test]
 fn chaos_fingerprints_match_the_golden_values() {
     let component = component();
     let golden: [(u64, u64); 10] = [
-        (0, 0x3e59_e632_ccd6_4705),
-        (1, 0xd663_d694_694b_4dc7),
+        (0, 0xbba6_3a00_a759_1574),
+        (1, 0xe017_3694_f105_a118),
         (2, 0xd9c3_f438_4bdf_c1f0),
-        (3, 0xeda4_e69e_0adc_97e3),
-        (7, 0x6800_7654_b002_1c4e),
+        (3, 0xa19d_7cd1_a765_4a76),
+        (7, 0xbf19_b180_c1b6_8726),
         (42, 0xdf53_8b91_84d4_0ea9),
-        (620, 0x25ae_ca70_9ff3_e91a),
-        (1946, 0x0478_66e5_7714_f311),
-        (4242, 0x5f53_edbe_dcf7_ab38),
-        (54943, 0x407a_9330_67d8_44f0),
+        (620, 0xd566_a6e3_b4e8_27b9),
+        (1946, 0x66a7_61c1_7382_8980),
+        (4242, 0x86a8_0cca_6d05_2bd7),
+        (54943, 0x56fa_3c7e_f9ff_837b),
     ];
     let changed: Vec<String> = golden
         .iter()

@@ -11,6 +11,14 @@
 //! slot. So survivors do not split the vote, and if the first in line is
 //! down too, the next one goes a slot later.
 //!
+//! The same line orders the timeout path, when nobody sees the leader die
+//! (it froze, or the network cut it off): every heartbeat re-arms a
+//! follower's timer for the minimum election timeout plus its turn
+//! ([`Election::arm_timeout_turn`]), so the first in line stands as soon
+//! as the others' loyalty has run out. A voter still loyal for a moment
+//! says when its loyalty ends (`Body::PreVoteLater`), and the
+//! pre-candidate asks again right then.
+//!
 //! Data ids (see [`crate::identity`]) cost nothing here: a survivor's
 //! confirmations were saved long before the leader died.
 
@@ -76,10 +84,29 @@ impl Election {
         (u64::from(self.timings.heartbeat_interval_ms) * NS_PER_MS / 5).max(5 * NS_PER_MS)
     }
 
+    /// Arms the election timer of a follower that just heard from its
+    /// leader `leader`: a minimum election timeout, then its turn in line
+    /// (as after a death, but counted from the end of its loyalty), plus
+    /// a jitter of up to half a slot, and never past the maximum timeout.
+    /// If the leader freezes, the first in line stands as soon as any
+    /// follower may vote, and the next goes a slot later only if it could
+    /// not; timers drawn at random over the whole window instead make the
+    /// first stand a third of the window later on average (with two
+    /// survivors) and split the vote when two land close together.
+    pub(crate) fn arm_timeout_turn(&mut self, leader: &str, env: &mut impl Environment) {
+        let min = u64::from(self.timings.election_timeout_min_ms) * NS_PER_MS;
+        let span = u64::from(self.timings.election_timeout_max_ms) * NS_PER_MS - min;
+        let slot = self.failover_slot_ns();
+        let (rank, _) = self.failover_rank(leader);
+        let jitter = env.random_u64() % (slot / 2 + 1);
+        let after_ns = min + (rank * slot + jitter).min(span);
+        self.rearm_election_timer(after_ns);
+    }
+
     /// This node's place in line to replace the dead leader `dead`, and
     /// the length of the line: itself and the members it hears from,
     /// highest priority first, then by id.
-    fn failover_rank(&self, dead: &str) -> (u64, u64) {
+    pub(crate) fn failover_rank(&self, dead: &str) -> (u64, u64) {
         let alive = self.liveness.alive();
         let mut line: Vec<(core::cmp::Reverse<u8>, &str)> = self
             .members

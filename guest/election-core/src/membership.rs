@@ -514,7 +514,11 @@ impl Election {
             || self.members.contains(from)
             || matches!(
                 body,
-                Body::Join { .. } | Body::Welcome { .. } | Body::Vote { .. } | Body::PreVote { .. }
+                Body::Join { .. }
+                    | Body::Welcome { .. }
+                    | Body::Vote { .. }
+                    | Body::PreVote { .. }
+                    | Body::PreVoteLater { .. }
             )
             || crate::terms::terms_of(body)
                 .into_iter()

@@ -80,7 +80,9 @@ pub fn terms_of(body: &Body) -> [Option<Term>; 2] {
         | Body::Welcome { term, .. }
         | Body::RequestPreVote { term, .. }
         | Body::TimeoutNow { term, .. } => [Some(*term), None],
-        Body::PreVote { term, current, .. } => [Some(*term), Some(*current)],
+        Body::PreVote { term, current, .. } | Body::PreVoteLater { term, current, .. } => {
+            [Some(*term), Some(*current)]
+        }
         Body::Join { .. } | Body::Removed { .. } | Body::Identify { .. } => [None, None],
     }
 }

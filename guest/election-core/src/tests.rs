@@ -278,5 +278,6 @@ mod removals;
 mod roles;
 mod swap;
 mod terms;
+mod timeout_turns;
 mod transfer;
 mod voting;

@@ -167,6 +167,18 @@ pub enum Body {
     /// the members that have not confirmed its id yet. Also the answer to
     /// a node that speaks with a data id other than the recorded one.
     Identify { ask: bool },
+    /// A refusal of `RequestPreVote` for `term` for loyalty alone: the
+    /// receiver (at term `current`) heard from its leader within the
+    /// minimum election timeout, and stops being loyal in `after_ms`. A
+    /// pre-candidate whose leader froze retries just after that, instead
+    /// of a whole election timeout later (see [`crate::failover`]).
+    /// Appended without a version bump: an older node cannot decode it and
+    /// drops it, which costs it only the retry.
+    PreVoteLater {
+        term: Term,
+        current: Term,
+        after_ms: u32,
+    },
 }
 
 /// Why bytes could not be decoded into a [`Message`].
@@ -275,6 +287,11 @@ mod tests {
                 epoch_term: 7,
             }),
             m(Body::Identify { ask: true }),
+            m(Body::PreVoteLater {
+                term: 4,
+                current: 3,
+                after_ms: 2,
+            }),
             Message {
                 recipient_data_id: None,
                 ..m(Body::Identify { ask: false })

@@ -142,6 +142,10 @@ pub struct Election {
     /// in line has had a turn, not a full timeout later.
     pub(crate) failover_until_ns: Option<u64>,
     pub(crate) failover_line: u64,
+    /// When the loyalty windows of the voters that refused this node's
+    /// pre-vote only for loyalty, with little of it left, run out: the
+    /// pre-vote is retried just after, not a whole timeout later.
+    pub(crate) pre_vote_retry_ns: Option<u64>,
     pub(crate) liveness: Liveness,
     election_timer: Option<TimerId>,
     heartbeat_timer: Option<TimerId>,
@@ -245,6 +249,7 @@ impl Election {
             priority_handover_ns: None,
             failover_until_ns: None,
             failover_line: 1,
+            pre_vote_retry_ns: None,
             liveness: Liveness::default(),
             election_timer: None,
             heartbeat_timer: None,
@@ -426,6 +431,11 @@ impl Election {
                 granted,
                 current,
             } => self.on_pre_vote(from, term, granted, current, env),
+            Body::PreVoteLater {
+                term,
+                current,
+                after_ms,
+            } => self.on_pre_vote_later(from, term, current, after_ms, env),
             Body::Identify { ask } => {
                 if ask {
                     let ask = self.votes() && self.identity.lacks(from);

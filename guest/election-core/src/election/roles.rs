@@ -45,8 +45,15 @@ impl Election {
         self.handing = None;
         self.granted.clear();
         self.rejected.clear();
+        self.pre_vote_retry_ns = None;
         self.cancel_heartbeat_timer();
-        self.arm_election_timer(env, hold_off_ns);
+        if hold_off_ns == 0
+            && let Some(leader) = self.leader.clone()
+        {
+            self.arm_timeout_turn(&leader, env);
+        } else {
+            self.arm_election_timer(env, hold_off_ns);
+        }
         if changed {
             let message = match &self.leader {
                 Some(leader) => format!(

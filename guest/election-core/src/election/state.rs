@@ -65,6 +65,7 @@ impl Election {
             priority_handover_ns: None,
             failover_until_ns: None,
             failover_line: 1,
+            pre_vote_retry_ns: None,
             liveness: h.liveness,
             election_timer: h.election_timer,
             heartbeat_timer: h.heartbeat_timer,

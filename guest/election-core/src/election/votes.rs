@@ -240,6 +240,26 @@ impl Election {
             // of turns rather than campaign against it a slot from now.
             self.defer_failover_turn(env);
         }
+        if !granted
+            && term > self.term
+            && self.role != Role::Leader
+            && self.grants_votes()
+            && view_current
+            && self.confirmed()
+            && let Some(left) = self.loyalty_left_ns()
+        {
+            // Refused for loyalty alone: say when it ends, so a
+            // pre-candidate whose leader froze asks again right then.
+            let after_ms = u32::try_from(left.div_ceil(NS_PER_MS)).unwrap_or(u32::MAX);
+            return self.send(
+                from,
+                Body::PreVoteLater {
+                    term,
+                    current: self.term,
+                    after_ms,
+                },
+            );
+        }
         self.send(
             from,
             Body::PreVote {
@@ -278,6 +298,52 @@ impl Election {
                 // than a whole election timeout later.
                 self.defer_failover_turn(env);
             }
+        }
+        self.count_pre_votes(env);
+    }
+
+    /// `from` refused this node's pre-vote for `term` only because it is
+    /// loyal to a leader for `after_ms` more. If that is little (under half
+    /// a heartbeat: it has missed its leader's heartbeats too, so the
+    /// leader is most likely frozen or cut off), ask again just after the
+    /// last such window ends rather than a whole timeout later. A voter
+    /// that still hears its leader has most of a window left, so a node
+    /// cut off alone from a live leader gains nothing by this.
+    pub(crate) fn on_pre_vote_later(
+        &mut self,
+        from: &str,
+        term: Term,
+        current: Term,
+        after_ms: u32,
+        env: &mut impl Environment,
+    ) {
+        if current > self.term {
+            return self.become_follower(current, None, env, 0);
+        }
+        if !self.pre_campaign
+            || Some(term) != terms::next(self.term)
+            || !self.members.contains(from)
+        {
+            return;
+        }
+        self.rejected.insert(from.into());
+        let after_ns = u64::from(after_ms) * NS_PER_MS;
+        let soon = u64::from(self.timings.heartbeat_interval_ms) * NS_PER_MS / 2;
+        if after_ns <= soon {
+            let retry = self.now_ns.saturating_add(after_ns + NS_PER_MS);
+            let retry = self.pre_vote_retry_ns.map_or(retry, |r| r.max(retry));
+            self.pre_vote_retry_ns = Some(retry);
+            self.log(
+                LogLevel::Debug,
+                format!(
+                    "{} asks again for term {term} in {} ms: {from} is loyal {after_ms} ms more",
+                    self.id,
+                    (retry - self.now_ns).div_ceil(NS_PER_MS)
+                ),
+            );
+            self.rearm_election_timer(retry - self.now_ns);
+        } else if self.replacing_a_dead_leader() {
+            self.defer_failover_turn(env);
         }
         self.count_pre_votes(env);
     }

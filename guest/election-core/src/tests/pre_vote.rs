@@ -198,14 +198,15 @@ fn pre_votes_are_refused_while_the_leader_is_heard_from() {
             term: 3,
         },
     );
+    // Refused for loyalty alone: the answer says when the loyalty ends.
     assert_eq!(
         sent(&a),
         vec![(
             "n3".into(),
-            Body::PreVote {
+            Body::PreVoteLater {
                 term: 3,
-                granted: false,
-                current: 2
+                current: 2,
+                after_ms: 50
             }
         )]
     );
