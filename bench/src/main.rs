@@ -5,6 +5,7 @@
 //! - `idle`: CPU and memory of each member of an idle cluster.
 //! - `startup`: one node's start-up with a cold and a warm compile cache.
 //! - `persist`: one durable save of the protocol state, two ways.
+//! - `sim-failover`: the protocol's failover alone, in virtual time.
 //!
 //! Every figure is printed; nothing here passes or fails on a time. See
 //! BENCHMARKS.md for the commands behind the published figures.
@@ -16,7 +17,8 @@
 //! - [`failover`]: one failover trial; [`tarpit`]: switching Tenure's fast
 //!   failover off from outside.
 //! - [`idle`] and [`procfs`]: idle cost; [`startup`]: start-up time;
-//!   [`persist`]: the state file's save.
+//!   [`persist`]: the state file's save; [`sim_failover`]: failover in
+//!   the simulator.
 //! - [`stats`]: percentiles and the theoretical expectation;
 //!   [`ports`]: loopback ports (child processes and Tenure's configs come
 //!   from `tenure_host::testing::processes`, as the process tests' do).
@@ -29,6 +31,7 @@ mod idle;
 mod persist;
 mod ports;
 mod procfs;
+mod sim_failover;
 mod startup;
 mod stats;
 mod tarpit;

@@ -53,13 +53,26 @@ impl fmt::Display for Summary {
     }
 }
 
-/// The expected failover time when the `survivors` followers each wait an
-/// election timeout uniform in `[min, max]` after the last heartbeat, which
-/// came on average half a heartbeat `h` before the crash: the earliest of
-/// `m` uniforms is `min + (max - min) / (m + 1)` after that heartbeat.
-/// Leaves out detection of a crash (fast failover) and the election round
-/// trip itself (well under a millisecond on loopback).
-pub fn theoretical_failover_ms(min: f64, max: f64, heartbeat: f64, survivors: usize) -> f64 {
+/// The expected failover time on the timeout path (a frozen leader, or
+/// fast failover off). Followers re-arm on every heartbeat for the
+/// minimum timeout `min` plus their turn (see the README's *Timeout
+/// turns*): the first in line waits `min` and a jitter uniform in half a
+/// slot (a slot is a fifth of a heartbeat `h`, at least 5 ms), counted
+/// from the last heartbeat, which came on average `h / 2` before the
+/// fault: `min + slot / 4 - h / 2`, whatever the number of survivors.
+/// Leaves out the election's round trips (about a millisecond on
+/// loopback).
+pub fn theoretical_failover_ms(min: f64, heartbeat: f64) -> f64 {
+    let slot = (heartbeat / 5.0).max(5.0);
+    min + slot / 4.0 - heartbeat / 2.0
+}
+
+/// The expectation with Raft's randomized timeouts, which Tenure used
+/// before its timeout turns (and etcd still uses, see
+/// [`etcd_theoretical_failover_ms`]): each of the `survivors` draws a
+/// timeout uniform in `[min, max]` after the last heartbeat; the earliest
+/// of `m` uniforms is `min + (max - min) / (m + 1)`.
+pub fn randomized_failover_ms(min: f64, max: f64, heartbeat: f64, survivors: usize) -> f64 {
     min + (max - min) / (survivors as f64 + 1.0) - heartbeat / 2.0
 }
 
@@ -96,7 +109,10 @@ mod tests {
 
     #[test]
     fn theory_matches_the_issue() {
-        assert_eq!(theoretical_failover_ms(150.0, 300.0, 50.0, 2), 175.0);
+        // The issue's 175 ms was the randomized timers' expectation.
+        assert_eq!(randomized_failover_ms(150.0, 300.0, 50.0, 2), 175.0);
+        // Turns: 150 + 10 / 4 - 25.
+        assert_eq!(theoretical_failover_ms(150.0, 50.0), 127.5);
     }
 
     #[test]
