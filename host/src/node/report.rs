@@ -90,20 +90,51 @@ pub struct PluginReport {
     pub usage: crate::plugin::quota::UsageReport,
 }
 
-/// Frame counters.
+/// Frame and connection counters, since the process started.
+///
+/// Each refused frame or connection is counted once, under one reason:
+/// `rejected` is the sum of `malformed`, `oversize`, `unauthenticated`,
+/// `replayed`, `foreign_cluster`, `misaddressed`, `duplicate_ids` and
+/// `certificate_refused`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
 pub struct TransportReport {
+    /// Frames written to a peer's socket and flushed.
     pub sent: u64,
+    /// Frames accepted from peers and handed to the node.
     pub received: u64,
+    /// Outbound frames dropped: a peer's queue was full, or its address
+    /// unknown.
     pub dropped: u64,
+    /// Inbound frames and connections refused, whatever the reason (the
+    /// sum of the reasons below).
     pub rejected: u64,
+    /// Frames that did not decode, had another version or kind, or broke
+    /// the connection's protocol (no hello first, a second hello, a bad
+    /// hello address).
+    #[serde(default)]
+    pub malformed: u64,
+    /// Length prefixes above the transport's largest frame.
+    #[serde(default)]
+    pub oversize: u64,
+    /// Frames (hellos included) whose MAC did not verify: made without
+    /// the cluster secret, or altered on the way.
+    #[serde(default)]
+    pub unauthenticated: u64,
+    /// Frames carrying another cluster id.
+    #[serde(default)]
+    pub foreign_cluster: u64,
+    /// Frames addressed to another node, or from another sender than the
+    /// connection's hello named.
+    #[serde(default)]
+    pub misaddressed: u64,
     /// Hellos refused because a second live process claimed a peer's node
     /// id (a copied config, a node started twice): nonzero means an
     /// operator must stop one of them.
     #[serde(default)]
     pub duplicate_ids: u64,
-    /// Frames refused as replays (a valid MAC out of sequence): someone
-    /// recorded and re-sent this cluster's traffic.
+    /// Frames refused as replays (a valid MAC out of sequence, or a hello
+    /// answering another connection's challenge): someone recorded and
+    /// re-sent this cluster's traffic.
     #[serde(default)]
     pub replayed: u64,
     /// Connections refused for their certificate (another CA, another
@@ -111,7 +142,7 @@ pub struct TransportReport {
     #[serde(default)]
     pub certificate_refused: u64,
     /// Connections refused or closed by `[peer-limits]`: too many, too
-    /// slow to finish the handshake, or flooding.
+    /// slow to finish the handshake, or flooding (not in `rejected`).
     #[serde(default)]
     pub limited: u64,
     /// Accepted connections open now.
@@ -167,6 +198,11 @@ impl NodeReport {
                 received: stats.received,
                 dropped: stats.dropped_queue_full + stats.dropped_unknown_peer,
                 rejected: stats.rejected(),
+                malformed: stats.rejected_malformed,
+                oversize: stats.rejected_oversize,
+                unauthenticated: stats.rejected_unauthenticated,
+                foreign_cluster: stats.rejected_foreign_cluster,
+                misaddressed: stats.rejected_misaddressed,
                 duplicate_ids: stats.rejected_duplicate_id,
                 replayed: stats.rejected_replayed,
                 certificate_refused: stats.rejected_certificate,
