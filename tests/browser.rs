@@ -3,6 +3,10 @@
 //! real 3-node cluster lose its leader to `kill -9` and must show the new
 //! leader, with a timeline entry, within 2 s and without a reload.
 //!
+//! A second page, opened only after the kill, must show how long ago the
+//! survivor last heard from the dead leader (the node's own figure, not
+//! one the page measured).
+//!
 //! scripts/install-browser.sh installs Chromium (Debian's `chromium`) and
 //! playwright-core; scripts/test.sh runs it first and sets
 //! `TENURE_REQUIRE_BROWSER=1` when it succeeded, so there a missing piece
@@ -220,6 +224,13 @@ fn the_page_on_a_survivor_shows_the_new_leader_within_two_seconds_of_a_kill9() {
         "the page shows {new_leader}, the survivors agree on {agreed}"
     );
     eprintln!("the page on {watched} showed {said} (leader {leader} killed)");
+
+    // A page opened after the kill still says when the dead leader was
+    // last heard from: "LATE-PAGE n1 1.4 s ago".
+    let late = driver.expect("LATE-PAGE ", Duration::from_secs(30), &cluster);
+    let (dead, contact) = late.split_once(' ').unwrap_or((late.as_str(), ""));
+    assert_eq!(dead, leader, "the late page described another node");
+    assert!(contact.ends_with(" s ago"), "last contact {contact:?}");
 
     driver.expect("SCREENSHOT ", Duration::from_secs(15), &cluster);
     let status = driver.child.wait().expect("the driver exits");

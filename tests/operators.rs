@@ -110,6 +110,35 @@ fn metrics_agree_with_status_across_a_failover_and_counters_never_go_down() {
                 m.get("tenure_frames_total", "kind=frame,outcome=accepted") > 0.0,
                 "{id}"
             );
+            // Every other member has a last-heard figure, and the leader's
+            // (or, on the leader, each follower's) is recent.
+            let mut others: Vec<&str> = status
+                .members
+                .iter()
+                .map(String::as_str)
+                .filter(|m| m != id)
+                .collect();
+            others.sort_unstable();
+            assert_eq!(
+                status
+                    .last_heard_ms
+                    .keys()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>(),
+                others,
+                "{id}: {:?}",
+                status.last_heard_ms
+            );
+            let recent = |peer: &str| status.last_heard_ms[peer].is_some_and(|ms| ms < 1000);
+            if *id == leader {
+                assert!(
+                    nodes.iter().copied().filter(|n| n != id).all(recent),
+                    "{id}: {:?}",
+                    status.last_heard_ms
+                );
+            } else {
+                assert!(recent(leader), "{id}: {:?}", status.last_heard_ms);
+            }
             if *id == leader {
                 assert!(m.get("tenure_lease_remaining_seconds", "") > 0.0);
             } else {
@@ -200,6 +229,15 @@ fn metrics_agree_with_status_across_a_failover_and_counters_never_go_down() {
     let rest: Vec<&str> = all.iter().copied().filter(|n| *n != leader).collect();
     let (next, next_term) = cluster.wait_for_leader(&rest, BOUND);
     check(&cluster, &rest, &next, next_term);
+    // The survivors still say when they last heard from the dead leader.
+    for id in &rest {
+        let status = cluster.status(id).expect("answers");
+        let heard = status.last_heard_ms.get(&leader).copied().flatten();
+        assert!(
+            heard.is_some_and(|ms| ms >= 300),
+            "{id} last heard from the killed {leader}: {heard:?}"
+        );
+    }
     let next_metrics = Metrics::scrape(&cluster, &next);
     assert!(next_metrics.get("tenure_leader_changes_seen_total", "") >= 2.0);
     assert!(next_metrics.get("tenure_elections_total", "outcome=won") >= 1.0);

@@ -1,6 +1,7 @@
 //! The node's status as the admin endpoint serves it (`GET /status`).
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tenure_transport::TransportStats;
@@ -75,6 +76,14 @@ pub struct NodeReport {
     /// follows; none while it leads or follows no one.
     #[serde(default)]
     pub leader_last_contact_ms: Option<u64>,
+    /// For each other member: milliseconds since this node last received
+    /// an authenticated frame from it directly (protocol, plugin or host
+    /// channel); `null` if none since this process started. Followers
+    /// speak to the leader, not to each other, so between two followers
+    /// the figure dates from the last election: `peers` (which also
+    /// counts the leader's word that it hears from them) says who is alive.
+    #[serde(default)]
+    pub last_heard_ms: BTreeMap<String, Option<u64>>,
 }
 
 /// Which plugin runs.
@@ -213,6 +222,7 @@ impl NodeReport {
             admin_endpoint: crate::admin::AdminReport::default(),
             cannot_persist: None,
             leader_last_contact_ms: None,
+            last_heard_ms: BTreeMap::new(),
         }
     }
 
@@ -225,6 +235,43 @@ impl NodeReport {
     fn last_contact(mut self, since: Option<Duration>) -> NodeReport {
         self.leader_last_contact_ms = since.map(|d| d.as_millis() as u64);
         self
+    }
+
+    /// The report with `last_heard_ms` filled in for each other member.
+    fn last_heard(mut self, heard: &LastHeard, now: Instant) -> NodeReport {
+        self.last_heard_ms = self
+            .members
+            .iter()
+            .filter(|m| **m != self.node_id)
+            .map(|m| (m.clone(), heard.since(m, now)))
+            .collect();
+        self
+    }
+}
+
+/// When this node last received a frame from each peer, directly: the
+/// source of [`NodeReport::last_heard_ms`]. The node task notes every
+/// inbound frame; only authenticated peers' frames reach it, so the map
+/// holds peers, not strangers.
+#[derive(Debug, Default)]
+pub(super) struct LastHeard(BTreeMap<String, Instant>);
+
+impl LastHeard {
+    /// Notes a frame from `from`, now.
+    pub(super) fn note(&mut self, from: &str) {
+        let now = Instant::now();
+        match self.0.get_mut(from) {
+            Some(at) => *at = now,
+            None => {
+                self.0.insert(from.to_owned(), now);
+            }
+        }
+    }
+
+    /// Milliseconds from the last frame of `peer` to `now`, if any came.
+    fn since(&self, peer: &str, now: Instant) -> Option<u64> {
+        let at = self.0.get(peer)?;
+        Some(u64::try_from(now.saturating_duration_since(*at).as_millis()).unwrap_or(u64::MAX))
     }
 }
 
@@ -248,6 +295,7 @@ impl super::Node {
         )
         .cannot_persist(self.durability.reason())
         .last_contact(self.leader_last_contact())
+        .last_heard(&self.heard, Instant::now())
     }
 
     /// Time since the leader this node follows was last heard from.
