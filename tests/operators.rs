@@ -417,17 +417,24 @@ fn tenure(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn version_names_the_built_in_protocol_and_config_check_validates_without_starting() {
-    let out = tenure(&["--version"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
-    assert!(
-        text.starts_with(&format!("tenure {}\n", env!("CARGO_PKG_VERSION"))),
-        "{text}"
-    );
-    assert!(
-        text.contains("protocol: 0.1.0 (built in, sha256 "),
-        "{text}"
-    );
+    // Wherever clap takes the flag: first, or after global options.
+    for args in [
+        &["--version"][..],
+        &["-V"],
+        &["--log-format", "json", "--version"],
+    ] {
+        let out = tenure(args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {text}");
+        assert!(
+            text.starts_with(&format!("tenure {}\n", env!("CARGO_PKG_VERSION"))),
+            "{args:?}: {text}"
+        );
+        assert!(
+            text.contains("protocol: 0.1.0 (built in, sha256 "),
+            "{args:?}: {text}"
+        );
+    }
 
     let cluster = Cluster::configure("config-check", 1, |_| String::new());
     let config = cluster.local.config_path("n1");
