@@ -378,8 +378,13 @@ fn json_logs_parse_line_by_line_and_a_failover_carries_term_and_node() {
     cluster.kill9(&leader);
     let rest: Vec<&str> = all.iter().copied().filter(|n| *n != leader).collect();
     let (next, next_term) = cluster.wait_for_leader(&rest, BOUND);
+    // Each survivor logs the lost connection to the killed leader, naming it.
+    for id in &rest {
+        cluster.wait_for_log(id, &format!("\"peer\":\"{leader}\""), BOUND);
+    }
     let mut lines = 0;
     let mut became_leader = Vec::new();
+    let mut naming_the_dead = 0;
     for id in &rest {
         for line in cluster.log(id).lines() {
             // The kit's own start marks are not the node's.
@@ -389,6 +394,9 @@ fn json_logs_parse_line_by_line_and_a_failover_carries_term_and_node() {
             let value: serde_json::Value = serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("{id}: not JSON ({e}): {line}"));
             lines += 1;
+            if value["peer"] == leader.as_str() {
+                naming_the_dead += 1;
+            }
             if value["event"] == "became-leader" {
                 became_leader.push((value["node"].clone(), value["term"].clone()));
             }
@@ -402,9 +410,14 @@ fn json_logs_parse_line_by_line_and_a_failover_carries_term_and_node() {
         became_leader.contains(&(serde_json::json!(next), serde_json::json!(next_term))),
         "no became-leader line for {next} in term {next_term}: {became_leader:?}"
     );
+    assert!(
+        naming_the_dead >= rest.len(),
+        "{naming_the_dead} lines with peer {leader} from {rest:?}"
+    );
     println!(
         "json logs: {lines} lines from the survivors, all JSON; {leader} led term {term}, \
-         {next} logged became-leader with node and term {next_term}"
+         {next} logged became-leader with node and term {next_term}; \
+         {naming_the_dead} lines carry peer {leader}"
     );
 }
 
