@@ -12,9 +12,12 @@
 mod kit;
 
 use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
 
 use kit::{BOUND, Cluster};
 use prometheus_parse::{Scrape, Value};
+use tenure_transport::frame::{self, FrameKey, Kind};
+use tenure_transport::handshake;
 
 /// One node's scrape: sample name (with its labels, sorted) to value.
 #[derive(Debug)]
@@ -104,9 +107,38 @@ fn metrics_agree_with_status_across_a_failover_and_counters_never_go_down() {
                 "{id} persisted"
             );
             assert!(
-                m.get("tenure_frames_total", "kind=any,outcome=received") > 0.0,
+                m.get("tenure_frames_total", "kind=frame,outcome=accepted") > 0.0,
                 "{id}"
             );
+            // Every other member has a last-heard figure, and the leader's
+            // (or, on the leader, each follower's) is recent.
+            let mut others: Vec<&str> = status
+                .members
+                .iter()
+                .map(String::as_str)
+                .filter(|m| m != id)
+                .collect();
+            others.sort_unstable();
+            assert_eq!(
+                status
+                    .last_heard_ms
+                    .keys()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>(),
+                others,
+                "{id}: {:?}",
+                status.last_heard_ms
+            );
+            let recent = |peer: &str| status.last_heard_ms[peer].is_some_and(|ms| ms < 1000);
+            if *id == leader {
+                assert!(
+                    nodes.iter().copied().filter(|n| n != id).all(recent),
+                    "{id}: {:?}",
+                    status.last_heard_ms
+                );
+            } else {
+                assert!(recent(leader), "{id}: {:?}", status.last_heard_ms);
+            }
             if *id == leader {
                 assert!(m.get("tenure_lease_remaining_seconds", "") > 0.0);
             } else {
@@ -197,6 +229,15 @@ fn metrics_agree_with_status_across_a_failover_and_counters_never_go_down() {
     let rest: Vec<&str> = all.iter().copied().filter(|n| *n != leader).collect();
     let (next, next_term) = cluster.wait_for_leader(&rest, BOUND);
     check(&cluster, &rest, &next, next_term);
+    // The survivors still say when they last heard from the dead leader.
+    for id in &rest {
+        let status = cluster.status(id).expect("answers");
+        let heard = status.last_heard_ms.get(&leader).copied().flatten();
+        assert!(
+            heard.is_some_and(|ms| ms >= 300),
+            "{id} last heard from the killed {leader}: {heard:?}"
+        );
+    }
     let next_metrics = Metrics::scrape(&cluster, &next);
     assert!(next_metrics.get("tenure_leader_changes_seen_total", "") >= 2.0);
     assert!(next_metrics.get("tenure_elections_total", "outcome=won") >= 1.0);
@@ -205,6 +246,121 @@ fn metrics_agree_with_status_across_a_failover_and_counters_never_go_down() {
          sum(tenure_is_leader) = 1 before and after",
         next_metrics.0.len()
     );
+}
+
+/// Connects to a node's peer port as a dialler and reads its challenge:
+/// the stream, and the challenge's nonce.
+fn challenged(listen: std::net::SocketAddr) -> (std::net::TcpStream, handshake::Nonce) {
+    let mut stream = std::net::TcpStream::connect(listen).expect("connects to the peer port");
+    stream
+        .set_read_timeout(Some(BOUND))
+        .expect("a read timeout");
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).expect("a length prefix");
+    let mut body = vec![0; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).expect("a challenge");
+    let challenge = frame::decode(&body).expect("a challenge frame");
+    assert_eq!(challenge.kind, Kind::Challenge);
+    let nonce = challenge.payload.try_into().expect("a 32-byte nonce");
+    (stream, nonce)
+}
+
+/// A hello from node "m" to "n1" answering `challenge`, its keys derived
+/// from `secret`.
+fn hello(secret: &[u8], challenge: &handshake::Nonce) -> Vec<u8> {
+    let nonce = handshake::fresh_nonce();
+    let base = FrameKey::new(secret).expect("a key");
+    let keys = handshake::ConnectionKeys::derive(&base, challenge, &nonce).expect("keys");
+    let listen = "127.0.0.1:9".parse().expect("an address");
+    let payload = handshake::hello_payload(challenge, &nonce, listen, 1);
+    let body = frame::encode(
+        &keys.dialler,
+        Kind::Hello,
+        kit::CLUSTER_ID,
+        "m",
+        "n1",
+        0,
+        &payload,
+    );
+    let body = body.expect("a hello").to_vec();
+    let mut bytes = u32::try_from(body.len())
+        .expect("small")
+        .to_be_bytes()
+        .to_vec();
+    bytes.extend_from_slice(&body);
+    bytes
+}
+
+/// Writes `bytes` and waits until the node closes the connection.
+fn refused(mut stream: std::net::TcpStream, bytes: &[u8]) {
+    stream.write_all(bytes).expect("writes");
+    let mut rest = Vec::new();
+    // EOF, or a reset if the close raced what we wrote.
+    let _ = stream.read_to_end(&mut rest);
+}
+
+#[test]
+fn a_forged_and_a_replayed_hello_are_counted_each_once_under_its_own_outcome() {
+    let mut cluster = Cluster::configure("frames", 1, |_| String::new());
+    cluster.spawn("n1");
+    cluster.wait_for_leader(&["n1"], BOUND);
+    let listen = cluster.listen("n1");
+    // Forged: keys from another secret than the cluster's.
+    let (stream, challenge) = challenged(listen);
+    refused(stream, &hello(b"not this cluster's secret", &challenge));
+    // Replayed: a good hello recorded on one connection, played on another.
+    let secret = tenure_host::testing::processes::SECRET.as_bytes();
+    let (recorded, old_challenge) = challenged(listen);
+    drop(recorded);
+    let (stream, _) = challenged(listen);
+    refused(stream, &hello(secret, &old_challenge));
+
+    let frames = |m: &Metrics, outcome: &str| {
+        let kind = match outcome {
+            "duplicate_id" => "hello",
+            "certificate_refused" | "limited" => "connection",
+            _ => "frame",
+        };
+        m.get(
+            "tenure_frames_total",
+            &format!("kind={kind},outcome={outcome}"),
+        )
+    };
+    let deadline = std::time::Instant::now() + BOUND;
+    let m = loop {
+        let m = Metrics::scrape(&cluster, "n1");
+        if frames(&m, "unauthenticated") >= 1.0 && frames(&m, "replayed") >= 1.0 {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the forged and replayed hellos were not counted within {BOUND:?}: {m:#?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(frames(&m, "unauthenticated"), 1.0, "{m:#?}");
+    assert_eq!(frames(&m, "replayed"), 1.0, "{m:#?}");
+    // No outcome counts another's frames: the refusals sum to the two.
+    let delivered = ["sent", "dropped", "accepted"];
+    let refusals: f64 =
+        m.0.iter()
+            .filter(|(k, _)| k.starts_with("tenure_frames_total{"))
+            .filter(|(k, _)| {
+                !delivered
+                    .iter()
+                    .any(|d| k.ends_with(&format!("outcome={d}}}")))
+            })
+            .map(|(_, v)| v)
+            .sum();
+    assert_eq!(refusals, 2.0, "{m:#?}");
+    let status = cluster.status("n1").expect("answers");
+    assert_eq!(
+        (status.transport.unauthenticated, status.transport.replayed),
+        (1, 1),
+        "{:?}",
+        status.transport
+    );
+    assert_eq!(status.transport.rejected, 2, "{:?}", status.transport);
 }
 
 #[test]
@@ -222,8 +378,13 @@ fn json_logs_parse_line_by_line_and_a_failover_carries_term_and_node() {
     cluster.kill9(&leader);
     let rest: Vec<&str> = all.iter().copied().filter(|n| *n != leader).collect();
     let (next, next_term) = cluster.wait_for_leader(&rest, BOUND);
+    // Each survivor logs the lost connection to the killed leader, naming it.
+    for id in &rest {
+        cluster.wait_for_log(id, &format!("\"peer\":\"{leader}\""), BOUND);
+    }
     let mut lines = 0;
     let mut became_leader = Vec::new();
+    let mut naming_the_dead = 0;
     for id in &rest {
         for line in cluster.log(id).lines() {
             // The kit's own start marks are not the node's.
@@ -233,6 +394,9 @@ fn json_logs_parse_line_by_line_and_a_failover_carries_term_and_node() {
             let value: serde_json::Value = serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("{id}: not JSON ({e}): {line}"));
             lines += 1;
+            if value["peer"] == leader.as_str() {
+                naming_the_dead += 1;
+            }
             if value["event"] == "became-leader" {
                 became_leader.push((value["node"].clone(), value["term"].clone()));
             }
@@ -246,9 +410,14 @@ fn json_logs_parse_line_by_line_and_a_failover_carries_term_and_node() {
         became_leader.contains(&(serde_json::json!(next), serde_json::json!(next_term))),
         "no became-leader line for {next} in term {next_term}: {became_leader:?}"
     );
+    assert!(
+        naming_the_dead >= rest.len(),
+        "{naming_the_dead} lines with peer {leader} from {rest:?}"
+    );
     println!(
         "json logs: {lines} lines from the survivors, all JSON; {leader} led term {term}, \
-         {next} logged became-leader with node and term {next_term}"
+         {next} logged became-leader with node and term {next_term}; \
+         {naming_the_dead} lines carry peer {leader}"
     );
 }
 
@@ -261,17 +430,24 @@ fn tenure(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn version_names_the_built_in_protocol_and_config_check_validates_without_starting() {
-    let out = tenure(&["--version"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
-    assert!(
-        text.starts_with(&format!("tenure {}\n", env!("CARGO_PKG_VERSION"))),
-        "{text}"
-    );
-    assert!(
-        text.contains("protocol: 0.1.0 (built in, sha256 "),
-        "{text}"
-    );
+    // Wherever clap takes the flag: first, or after global options.
+    for args in [
+        &["--version"][..],
+        &["-V"],
+        &["--log-format", "json", "--version"],
+    ] {
+        let out = tenure(args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {text}");
+        assert!(
+            text.starts_with(&format!("tenure {}\n", env!("CARGO_PKG_VERSION"))),
+            "{args:?}: {text}"
+        );
+        assert!(
+            text.contains("protocol: 0.1.0 (built in, sha256 "),
+            "{args:?}: {text}"
+        );
+    }
 
     let cluster = Cluster::configure("config-check", 1, |_| String::new());
     let config = cluster.local.config_path("n1");

@@ -319,13 +319,17 @@ enum ConfigCommand {
 }
 
 fn main() -> ExitCode {
-    // `--version` names the protocol build too, which takes compiling it:
-    // only when asked.
-    if matches!(std::env::args().nth(1).as_deref(), Some("--version" | "-V")) {
-        print!("{}", cli::version::long_version());
-        return ExitCode::SUCCESS;
-    }
-    let args = Args::parse();
+    // `--version` (or `-V`, wherever clap takes it: first, or after global
+    // options) names the protocol build too, which takes compiling it:
+    // only when asked, so clap's own short answer is replaced here.
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => {
+            print!("{}", cli::version::long_version());
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => e.exit(),
+    };
     // The simulator reports the protocol's warnings and errors in its own
     // trace (`--trace`), and chaos makes errors on purpose (a node that
     // lost its disk says so); its log output is for debugging

@@ -310,11 +310,7 @@ impl NodeMetrics {
             Unit::Seconds,
             self.persist_seconds.clone(),
         );
-        r.register(
-            "tenure_frames",
-            "Peer frames by outcome (rejected: failed authentication or malformed)",
-            frames(report),
-        );
+        r.register("tenure_frames", FRAMES_HELP, frames(report));
         if let (Some(plugin), Some(usage)) = (&report.plugin, usage) {
             r.register_with_unit(
                 "tenure_plugin_callback_duration",
@@ -384,17 +380,33 @@ impl NodeMetrics {
     }
 }
 
-/// The transport's counters as `tenure_frames_total{kind,outcome}`.
+/// `tenure_frames_total`'s help: what each `kind` and `outcome` counts.
+const FRAMES_HELP: &str = "Peer frames and connections by kind and outcome; each is counted once. \
+kind=frame: sent (written to a peer), dropped (outbound, never sent: queue full or no address), \
+accepted (inbound, handed to the node), and inbound frames refused as malformed (undecodable, \
+or out of the connection's protocol), oversize, unauthenticated (MAC did not verify: no cluster \
+secret, or altered), replayed (valid MAC out of sequence, or a hello for another connection), \
+foreign_cluster or misaddressed. kind=hello: duplicate_id (another live process holds that \
+node id). kind=connection: certificate_refused (mutual TLS), limited (closed by [peer-limits])";
+
+/// The transport's counters as `tenure_frames_total{kind,outcome}`:
+/// one sample per reason, none counted under two (see [`FRAMES_HELP`]).
 fn frames(report: &NodeReport) -> Family<FrameLabels, Counter> {
     let t = &report.transport;
     let family: Family<FrameLabels, Counter> = Family::default();
     for (kind, outcome, n) in [
-        ("any", "sent", t.sent),
-        ("any", "received", t.received),
-        ("any", "dropped", t.dropped),
-        ("any", "rejected", t.rejected),
-        ("any", "replayed", t.replayed),
+        ("frame", "sent", t.sent),
+        ("frame", "dropped", t.dropped),
+        ("frame", "accepted", t.received),
+        ("frame", "malformed", t.malformed),
+        ("frame", "oversize", t.oversize),
+        ("frame", "unauthenticated", t.unauthenticated),
+        ("frame", "replayed", t.replayed),
+        ("frame", "foreign_cluster", t.foreign_cluster),
+        ("frame", "misaddressed", t.misaddressed),
         ("hello", "duplicate_id", t.duplicate_ids),
+        ("connection", "certificate_refused", t.certificate_refused),
+        ("connection", "limited", t.limited),
     ] {
         family
             .get_or_create(&FrameLabels {
@@ -453,6 +465,66 @@ mod tests {
                 outcome: outcome.into(),
             })
             .get()
+    }
+
+    #[test]
+    fn frame_outcomes_count_each_frame_once() {
+        use tenure_transport::TransportStats;
+        let stats = TransportStats {
+            sent: 50,
+            received: 40,
+            dropped_queue_full: 3,
+            dropped_unknown_peer: 1,
+            rejected_malformed: 1,
+            rejected_oversize: 2,
+            rejected_unauthenticated: 3,
+            rejected_replayed: 4,
+            rejected_foreign_cluster: 5,
+            rejected_misaddressed: 6,
+            rejected_duplicate_id: 7,
+            rejected_certificate: 8,
+            refused_max_pending: 9,
+            closed_frame_rate: 10,
+            ..TransportStats::default()
+        };
+        let identity = crate::node::NodeIdentity {
+            protocol_sha256: "ab".repeat(32),
+            protocol_version: "0.1.0".into(),
+            admin: ([127, 0, 0, 1], 1).into(),
+            listen: ([127, 0, 0, 1], 2).into(),
+        };
+        let report = NodeReport::new(
+            None,
+            Duration::ZERO,
+            &identity,
+            status(Role::Follower),
+            0,
+            stats,
+            Duration::ZERO,
+        );
+        let text = NodeMetrics::default().render(&report, None);
+        let samples: Vec<(&str, u64)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("tenure_frames_total{"))
+            .filter_map(|l| l.split_once("} "))
+            .map(|(labels, n)| (labels, n.parse().expect("a count")))
+            .collect();
+        let total: u64 = samples.iter().map(|(_, n)| n).sum();
+        assert_eq!(
+            total,
+            stats.sent + stats.received + 4 + stats.rejected() + stats.refused(),
+            "{text}"
+        );
+        for (labels, n) in [
+            (r#"kind="frame",outcome="accepted""#, 40),
+            (r#"kind="frame",outcome="unauthenticated""#, 3),
+            (r#"kind="frame",outcome="replayed""#, 4),
+            (r#"kind="hello",outcome="duplicate_id""#, 7),
+            (r#"kind="connection",outcome="certificate_refused""#, 8),
+            (r#"kind="connection",outcome="limited""#, 19),
+        ] {
+            assert!(samples.contains(&(labels, n)), "{labels} {n}:\n{text}");
+        }
     }
 
     #[test]

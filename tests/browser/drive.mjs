@@ -6,7 +6,9 @@
 //   -> LEADER n1                       the page shows a leader
 //   <- KILLED                          the test killed that leader (kill -9)
 //   -> NEW-LEADER n3 in 640 ms         shown, with a timeline entry, no reload
-//   -> SCREENSHOT path
+//   -> LATE-PAGE n1 1.4 s ago          a page opened after the kill shows
+//                                      when the dead n1 was last heard from
+//   -> SCREENSHOT path                 (of the first page)
 //
 //   node drive.mjs actions ADMIN_URL TOKEN     (a node with tokens and
 //                                              protect-reads, that leads)
@@ -58,7 +60,13 @@ async function describe(page) {
   })).catch((e) => `(not readable: ${e.message})`);
 }
 
-async function failover(page, problems) {
+/** The last-contact cell of `node`'s row in the members table. */
+function contactOf(page, node) {
+  return page.$eval(`#members tr[data-node="${node}"] td.contact`, (td) => td.textContent)
+    .catch(() => "");
+}
+
+async function failover(context, page, problems) {
   const response = await page.goto(url, { waitUntil: "load" });
   if (!response || !response.ok()) fail(`GET ${url} answered ${response && response.status()}`);
 
@@ -113,6 +121,23 @@ async function failover(page, problems) {
   }, leader, { timeout: 3000 }).catch(() => fail(`the members table never showed ${leader} silent`));
   if (problems.length) fail(problems.join("; "));
   console.log(`NEW-LEADER ${newLeader} in ${took} ms`);
+
+  // A page that never saw the dead leader alive: the figure is the node's.
+  const late = await context.newPage();
+  watchForProblems(late, problems);
+  const lateResponse = await late.goto(url, { waitUntil: "load" });
+  if (!lateResponse || !lateResponse.ok()) fail(`GET ${url} answered ${lateResponse && lateResponse.status()}`);
+  await late.waitForFunction((old) => {
+    const cell = document.querySelector(`#members tr[data-node="${CSS.escape(old)}"] td.contact`);
+    return cell !== null && /^\d+\.\d s ago$/.test(cell.textContent);
+  }, leader, { timeout: 5000 })
+    .catch(async () => fail(`a page opened after the kill showed last contact ` +
+      `"${await contactOf(late, leader)}" for the dead ${leader}`));
+  const contact = await contactOf(late, leader);
+  await late.close();
+  if (problems.length) fail(problems.join("; "));
+  console.log(`LATE-PAGE ${leader} ${contact}`);
+
   await page.screenshot({ path: arg, fullPage: true });
   console.log(`SCREENSHOT ${arg}`);
 }
@@ -166,6 +191,13 @@ async function actions(page, problems) {
   console.log(`STEPPED-DOWN ${result}`);
 }
 
+/** A CSP violation, a script error or a failed request is a failure of the page. */
+function watchForProblems(page, problems) {
+  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("response", (r) => { if (r.status() >= 400) problems.push(`${r.status()} for ${r.url()}`); });
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.TENURE_CHROMIUM || "/usr/bin/chromium",
   // As root (CI) Chromium refuses to start sandboxed.
@@ -175,11 +207,8 @@ const problems = [];
 try {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   const page = await context.newPage();
-  // A CSP violation or a script error is a failure of the page.
-  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("response", (r) => { if (r.status() >= 400) problems.push(`${r.status()} for ${r.url()}`); });
-  await (mode === "failover" ? failover(page, problems) : actions(page, problems));
+  watchForProblems(page, problems);
+  await (mode === "failover" ? failover(context, page, problems) : actions(page, problems));
 } catch (e) {
   fail(e.message);
 } finally {

@@ -165,6 +165,8 @@ pub struct Node {
     last_from_leader: Option<(String, Instant)>,
     /// The longest silence between two messages of the followed leader.
     max_leader_gap: Duration,
+    /// When each peer's last frame arrived (`last_heard_ms` in `/status`).
+    heard: report::LastHeard,
     /// Calls forwarded to the leader, waiting for its answer.
     forwarded: Forwarded,
     /// The state not yet on disk, if a save failed: see [`durability`].
@@ -306,6 +308,7 @@ impl Node {
             plugin,
             last_from_leader: None,
             max_leader_gap: Duration::ZERO,
+            heard: report::LastHeard::default(),
             forwarded: Forwarded::default(),
             durability: Durability::default(),
             addresses_passed_on: std::collections::BTreeSet::new(),
@@ -363,6 +366,7 @@ impl Node {
                 }
                 Some(message) = inbound.recv() => {
                     self.pass_on_address(&message.from);
+                    self.heard.note(&message.from);
                     let lane = match message.channel {
                         Channel::Protocol => {
                             self.note_leader_message(&message.from);

@@ -1,6 +1,7 @@
 //! The node's status as the admin endpoint serves it (`GET /status`).
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tenure_transport::TransportStats;
@@ -75,6 +76,14 @@ pub struct NodeReport {
     /// follows; none while it leads or follows no one.
     #[serde(default)]
     pub leader_last_contact_ms: Option<u64>,
+    /// For each other member: milliseconds since this node last received
+    /// an authenticated frame from it directly (protocol, plugin or host
+    /// channel); `null` if none since this process started. Followers
+    /// speak to the leader, not to each other, so between two followers
+    /// the figure dates from the last election: `peers` (which also
+    /// counts the leader's word that it hears from them) says who is alive.
+    #[serde(default)]
+    pub last_heard_ms: BTreeMap<String, Option<u64>>,
 }
 
 /// Which plugin runs.
@@ -90,20 +99,51 @@ pub struct PluginReport {
     pub usage: crate::plugin::quota::UsageReport,
 }
 
-/// Frame counters.
+/// Frame and connection counters, since the process started.
+///
+/// Each refused frame or connection is counted once, under one reason:
+/// `rejected` is the sum of `malformed`, `oversize`, `unauthenticated`,
+/// `replayed`, `foreign_cluster`, `misaddressed`, `duplicate_ids` and
+/// `certificate_refused`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
 pub struct TransportReport {
+    /// Frames written to a peer's socket and flushed.
     pub sent: u64,
+    /// Frames accepted from peers and handed to the node.
     pub received: u64,
+    /// Outbound frames dropped: a peer's queue was full, or its address
+    /// unknown.
     pub dropped: u64,
+    /// Inbound frames and connections refused, whatever the reason (the
+    /// sum of the reasons below).
     pub rejected: u64,
+    /// Frames that did not decode, had another version or kind, or broke
+    /// the connection's protocol (no hello first, a second hello, a bad
+    /// hello address).
+    #[serde(default)]
+    pub malformed: u64,
+    /// Length prefixes above the transport's largest frame.
+    #[serde(default)]
+    pub oversize: u64,
+    /// Frames (hellos included) whose MAC did not verify: made without
+    /// the cluster secret, or altered on the way.
+    #[serde(default)]
+    pub unauthenticated: u64,
+    /// Frames carrying another cluster id.
+    #[serde(default)]
+    pub foreign_cluster: u64,
+    /// Frames addressed to another node, or from another sender than the
+    /// connection's hello named.
+    #[serde(default)]
+    pub misaddressed: u64,
     /// Hellos refused because a second live process claimed a peer's node
     /// id (a copied config, a node started twice): nonzero means an
     /// operator must stop one of them.
     #[serde(default)]
     pub duplicate_ids: u64,
-    /// Frames refused as replays (a valid MAC out of sequence): someone
-    /// recorded and re-sent this cluster's traffic.
+    /// Frames refused as replays (a valid MAC out of sequence, or a hello
+    /// answering another connection's challenge): someone recorded and
+    /// re-sent this cluster's traffic.
     #[serde(default)]
     pub replayed: u64,
     /// Connections refused for their certificate (another CA, another
@@ -111,7 +151,7 @@ pub struct TransportReport {
     #[serde(default)]
     pub certificate_refused: u64,
     /// Connections refused or closed by `[peer-limits]`: too many, too
-    /// slow to finish the handshake, or flooding.
+    /// slow to finish the handshake, or flooding (not in `rejected`).
     #[serde(default)]
     pub limited: u64,
     /// Accepted connections open now.
@@ -167,6 +207,11 @@ impl NodeReport {
                 received: stats.received,
                 dropped: stats.dropped_queue_full + stats.dropped_unknown_peer,
                 rejected: stats.rejected(),
+                malformed: stats.rejected_malformed,
+                oversize: stats.rejected_oversize,
+                unauthenticated: stats.rejected_unauthenticated,
+                foreign_cluster: stats.rejected_foreign_cluster,
+                misaddressed: stats.rejected_misaddressed,
                 duplicate_ids: stats.rejected_duplicate_id,
                 replayed: stats.rejected_replayed,
                 certificate_refused: stats.rejected_certificate,
@@ -177,6 +222,7 @@ impl NodeReport {
             admin_endpoint: crate::admin::AdminReport::default(),
             cannot_persist: None,
             leader_last_contact_ms: None,
+            last_heard_ms: BTreeMap::new(),
         }
     }
 
@@ -189,6 +235,43 @@ impl NodeReport {
     fn last_contact(mut self, since: Option<Duration>) -> NodeReport {
         self.leader_last_contact_ms = since.map(|d| d.as_millis() as u64);
         self
+    }
+
+    /// The report with `last_heard_ms` filled in for each other member.
+    fn last_heard(mut self, heard: &LastHeard, now: Instant) -> NodeReport {
+        self.last_heard_ms = self
+            .members
+            .iter()
+            .filter(|m| **m != self.node_id)
+            .map(|m| (m.clone(), heard.since(m, now)))
+            .collect();
+        self
+    }
+}
+
+/// When this node last received a frame from each peer, directly: the
+/// source of [`NodeReport::last_heard_ms`]. The node task notes every
+/// inbound frame; only authenticated peers' frames reach it, so the map
+/// holds peers, not strangers.
+#[derive(Debug, Default)]
+pub(super) struct LastHeard(BTreeMap<String, Instant>);
+
+impl LastHeard {
+    /// Notes a frame from `from`, now.
+    pub(super) fn note(&mut self, from: &str) {
+        let now = Instant::now();
+        match self.0.get_mut(from) {
+            Some(at) => *at = now,
+            None => {
+                self.0.insert(from.to_owned(), now);
+            }
+        }
+    }
+
+    /// Milliseconds from the last frame of `peer` to `now`, if any came.
+    fn since(&self, peer: &str, now: Instant) -> Option<u64> {
+        let at = self.0.get(peer)?;
+        Some(u64::try_from(now.saturating_duration_since(*at).as_millis()).unwrap_or(u64::MAX))
     }
 }
 
@@ -212,6 +295,7 @@ impl super::Node {
         )
         .cannot_persist(self.durability.reason())
         .last_contact(self.leader_last_contact())
+        .last_heard(&self.heard, Instant::now())
     }
 
     /// Time since the leader this node follows was last heard from.

@@ -168,11 +168,29 @@ function showMembers(r) {
     if (self) cell("✓ this node", "alive");
     else if (alive.has(id)) cell("✓ alive", "alive");
     else cell("✗ silent", "silent");
-    if (self || alive.has(id)) cell(self ? "—" : "now");
-    else if (state.seenAlive.has(id)) cell(`${((now - state.seenAlive.get(id)) / 1000).toFixed(1)} s ago`);
-    else cell("not since this page opened");
+    cell(lastContact(r, id, self, alive.has(id), now), "contact");
   }
   $("members").replaceChild(body, $("members").tBodies[0]);
+}
+
+/**
+ * The "last contact" cell: how long ago the node last heard from `id`
+ * directly (`last_heard_ms` in /status, so it is known however late the
+ * page opened); from an older node without that figure, when this page
+ * last saw `id` alive.
+ */
+function lastContact(r, id, self, alive, now) {
+  if (self) return "—";
+  const heard = r.last_heard_ms ? r.last_heard_ms[id] : undefined;
+  if (typeof heard === "number") {
+    const ago = `${(heard / 1000).toFixed(1)} s ago`;
+    // Followers hear of each other through the leader's heartbeats.
+    return alive && heard > 2000 ? `${ago} (alive by the leader's word)` : ago;
+  }
+  if (heard === null) return alive ? "alive by the leader's word; never directly" : "never, since this node started";
+  if (alive) return "now";
+  if (state.seenAlive.has(id)) return `${((now - state.seenAlive.get(id)) / 1000).toFixed(1)} s ago (seen by this page)`;
+  return "not since this page opened";
 }
 
 // ---- /watch ----------------------------------------------------------
