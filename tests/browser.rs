@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use kit::{BOUND, Cluster};
 use sha2::{Digest as _, Sha256};
-use tenure_host::admin_client::{ACTION_TIMEOUT, Credentials, fetch_status_as};
+use tenure_host::admin_client::{Credentials, fetch_status_as};
 use tenure_host::node::NodeReport;
 
 /// What the driver needs: the browser, and playwright-core's directory.
@@ -337,17 +337,18 @@ fn with_tokens_the_page_asks_for_one_and_steps_down_only_when_confirmed() {
     let shown = driver.expect("LEADER ", Duration::from_secs(15), &cluster);
     assert_eq!(shown, leader, "the page on {leader} shows another leader");
     driver.expect("CANCELLED", Duration::from_secs(15), &cluster);
-    // Cancel sent nothing: the same node leads the same term.
-    let report = kit::block_on(fetch_status_as(
-        cluster.admin(&leader),
-        &ops,
-        ACTION_TIMEOUT,
-    ))
-    .expect("a status");
-    assert_eq!(
-        (report.role.as_str(), report.term),
-        ("leader", term),
-        "a cancelled step-down changed something"
+    // Cancel sent nothing: the node's audit trail has no admin action.
+    // (Not "the same node leads the same term": on a loaded machine a
+    // leader short of CPU may lose its majority and be re-elected, which
+    // says nothing of the page.)
+    let audit = || {
+        std::fs::read_to_string(cluster.data_dir(&leader).join("events.log"))
+            .expect("an event log")
+    };
+    let before = audit();
+    assert!(
+        !before.lines().any(|l| l.contains("admin-action")),
+        "a cancelled step-down reached the node:\n{before}"
     );
     let mut driver = driver;
     writeln!(driver.stdin, "GO").expect("the driver reads its stdin");
@@ -358,8 +359,7 @@ fn with_tokens_the_page_asks_for_one_and_steps_down_only_when_confirmed() {
     let status = driver.child.wait().expect("the driver exits");
     assert!(status.success(), "the browser driver exited with {status}");
     // The audit trail names the token that did it.
-    let events = std::fs::read_to_string(cluster.data_dir(&leader).join("events.log"))
-        .expect("an event log");
+    let events = audit();
     assert!(
         events.lines().any(|l| l.contains("admin-action")
             && l.contains("\"ops\"")
