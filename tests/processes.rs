@@ -368,7 +368,11 @@ fn the_demo_runs_any_plugin_and_shows_leadership_and_the_plugins_lines() {
         .output()
         .expect("the demo runs");
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{text}");
+    assert!(
+        output.status.success(),
+        "{text}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(text.contains("leader in term"), "{text}");
     assert!(text.contains("plugin: on-become-leader"), "{text}");
     assert!(text.contains("All nodes stopped."), "{text}");
