@@ -35,7 +35,6 @@ use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, uri::Scheme};
 use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::Body as _;
 use wasmtime_wasi_http::{
     DEFAULT_FORBIDDEN_HEADERS, Error, ForbiddenHeaderFilter, RequestOptions, WasiBody,
     WasiHttpHooks,
