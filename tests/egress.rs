@@ -12,6 +12,8 @@ mod kit;
 #[path = "egress/server.rs"]
 mod server;
 
+use std::net::{Ipv4Addr, TcpStream};
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 use std::time::{Duration, Instant};
 
 use kit::{BOUND, Cluster};
@@ -196,9 +198,17 @@ fn a_remote_that_never_answers_times_out_and_one_that_answers_too_much_is_cut_wh
     wait_until(&cluster, "a timed-out job", || {
         call(&cluster, &leader, "seen").contains("/hang error: timed out")
     });
-    // A response over the cap fails the request, not the node.
-    let big = call(&cluster, &leader, &format!("get {}/big", hang.origin()));
-    assert!(big.contains("response too large"), "{big}");
+    // A response over the cap fails the request, not the node (the probe
+    // answers at once, or says pending and `seen` shows it later).
+    let big_url = format!("{}/big", hang.origin());
+    let big = call(&cluster, &leader, &format!("get {big_url}"));
+    assert!(
+        big.contains("response too large") || big.ends_with("pending"),
+        "{big}"
+    );
+    wait_until(&cluster, "the oversized answer refused", || {
+        call(&cluster, &leader, "seen").contains(&format!("{big_url} error: response too large"))
+    });
     // Meanwhile other callbacks answer at once...
     let mut slowest = Duration::ZERO;
     for _ in 0..20 {
@@ -225,5 +235,183 @@ fn a_remote_that_never_answers_times_out_and_one_that_answers_too_much_is_cut_wh
     println!(
         "hung remote: {} requests timed out, slowest /call {slowest:?}, largest follower heartbeat gap {gap} ms, term unchanged",
         usage.http_failed
+    );
+}
+
+/// A loopback listener whose accept queue is full (backlog 0, one
+/// connection queued and never accepted): the kernel drops the SYN of any
+/// further connect, so a connect to it never completes — what a server
+/// that cannot be reached looks like, without leaving loopback. Returns
+/// its port and what keeps it so, or why this kernel would not.
+fn unconnectable() -> Result<(u16, OwnedFd, Vec<TcpStream>), String> {
+    let port = tenure_host::testing::ports::port().expect("a loopback port");
+    // SAFETY: `socket` takes no pointers; a valid descriptor is owned by
+    // the `OwnedFd` at once, which closes it.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+    if raw < 0 {
+        return Err(format!("socket: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `raw` is a fresh descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(Ipv4Addr::LOCALHOST).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // As std's listeners do: a port an earlier run left in TIME_WAIT binds.
+    let one: libc::c_int = 1;
+    // SAFETY: `one` is a c_int that outlives the call; `fd` is open.
+    let reuse = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&raw const one).cast::<libc::c_void>(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if reuse != 0 {
+        return Err(format!("SO_REUSEADDR: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `addr` is a valid sockaddr_in of `len` bytes that outlives
+    // the call; `fd` is an open socket.
+    let bound = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&raw const addr).cast::<libc::sockaddr>(),
+            len,
+        )
+    };
+    // SAFETY: `fd` is an open, bound socket.
+    if bound != 0 || unsafe { libc::listen(fd.as_raw_fd(), 0) } != 0 {
+        return Err(format!("bind/listen: {}", std::io::Error::last_os_error()));
+    }
+    let target = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut queued = Vec::new();
+    for _ in 0..8 {
+        match TcpStream::connect_timeout(&target, Duration::from_millis(300)) {
+            Ok(stream) => queued.push(stream),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Ok((port, fd, queued)),
+            Err(e) => return Err(format!("a connect to a full listener failed: {e}")),
+        }
+    }
+    Err("8 connects to a listener with backlog 0 all completed".into())
+}
+
+/// One cluster, three checks on the webhook plugin's egress:
+/// - a custom fencing header (`fencing-header = "X-Fence"`) carries the
+///   leader's token, and the default header is not sent;
+/// - a plugin cannot forge the fencing header: a request that sets it is
+///   refused by its own host (in leader and in any mode), and nothing
+///   reaches the server;
+/// - a webhook slower (300 ms) than the plugin waits inside a callback
+///   (`wait-ms` 40) still hears every node's leadership change: the post
+///   is collected later, not abandoned;
+/// - a server that never completes a connect fails the request at
+///   `http-connect-timeout-ms` (300 ms), long before `http-timeout-ms`.
+#[test]
+fn a_custom_fencing_header_is_the_hosts_alone_a_slow_webhook_is_heard_and_connects_time_out() {
+    let hooks = Server::start();
+    let store = Server::with_fencing_header("x-fence");
+    let full_listener = unconnectable();
+    let unreachable_origin = full_listener
+        .as_ref()
+        .ok()
+        .map(|(port, ..)| format!("http://127.0.0.1:{port}"));
+    let extra_allow = unreachable_origin
+        .as_ref()
+        .map(|o| format!(", {{ url = \"{o}\", mode = \"any\" }}"))
+        .unwrap_or_default();
+    let section = format!(
+        "[plugin]\npath = \"{wasm}\"\n\
+         allow-http = [{{ url = \"{hooks}\", mode = \"any\" }}, \"{store}\"{extra_allow}]\n\
+         fencing-header = \"X-Fence\"\nhttp-connect-timeout-ms = 300\nhttp-timeout-ms = 10000\n\
+         [plugin.config]\nwebhook = \"{hooks}/slow-hook\"\njob-url = \"{store}/store\"\n\
+         period-ms = \"100\"\nwait-ms = \"40\"\n",
+        wasm = webhook_wasm().display(),
+        hooks = hooks.origin(),
+        store = store.origin(),
+    );
+    let cluster = Cluster::start("egress-header", 3, |_| section.clone());
+    let all = ["n1", "n2", "n3"];
+    let (leader, term) = cluster.wait_for_leader(&all, BOUND);
+
+    // The token travels in X-Fence, and only there.
+    wait_until(&cluster, "three runs of the leader's job", || {
+        store.accepted(Some(&leader)).len() >= 3
+    });
+    assert!(store.accepted(Some(&leader)).iter().all(|t| *t == term));
+    assert!(
+        store
+            .seen_at("/store")
+            .iter()
+            .all(|s| s.headers.iter().all(|(n, _)| n != "tenure-fencing-token")),
+        "the default header was sent too: {:?}",
+        store.seen_at("/store")
+    );
+
+    // Every node's slow webhook was heard and its answer collected.
+    for node in all {
+        wait_until(&cluster, &format!("{node}'s slow webhook answered"), || {
+            call(&cluster, node, "seen").contains(&format!("{}/slow-hook 200", hooks.origin()))
+        });
+    }
+    let seen = call(&cluster, &leader, "seen");
+    assert!(
+        !seen.contains("slow-hook error"),
+        "a slow webhook post was given up: {seen}"
+    );
+
+    // Forged tokens never leave the node.
+    let follower = *all.iter().find(|n| **n != leader).expect("a follower");
+    for (node, url) in [
+        (leader.as_str(), format!("{}/store", store.origin())),
+        (follower, format!("{}/forged", hooks.origin())),
+        (leader.as_str(), format!("{}/forged", hooks.origin())),
+    ] {
+        let forged = call(&cluster, node, &format!("get {url} X-Fence:999999"));
+        assert!(forged.contains("bad request"), "{node}: {forged}");
+    }
+    assert!(hooks.seen_at("/forged").is_empty(), "a forged request left");
+    assert!(
+        store
+            .seen()
+            .iter()
+            .all(|s| s.token != Some(999_999) && s.method == "POST"),
+        "a forged request reached the store"
+    );
+
+    // A connect that never completes fails at the connect timeout.
+    match (&unreachable_origin, &full_listener) {
+        (Some(origin), _) => {
+            let asked = Instant::now();
+            let first = call(&cluster, &leader, &format!("get {origin}/"));
+            assert!(first.contains("pending"), "{first}");
+            let failed = format!("{origin}/ error: timed out");
+            wait_until(&cluster, "the connect timeout", || {
+                call(&cluster, &leader, "seen").contains(&failed)
+            });
+            let took = asked.elapsed();
+            assert!(
+                took < Duration::from_secs(5),
+                "the connect took {took:?} to fail: the total timeout (10 s), not the connect timeout (300 ms)"
+            );
+            println!(
+                "a connect that never completes failed after {took:?} (connect timeout 300 ms)"
+            );
+        }
+        (None, Err(why)) => println!("skipped the connect timeout end to end: {why}"),
+        (None, Ok(_)) => unreachable!("an origin for every listener"),
+    }
+    let (again, again_term) = cluster.wait_for_leader(&all, BOUND);
+    assert_eq!((again.as_str(), again_term), (leader.as_str(), term));
+    println!(
+        "custom fencing header: {} job runs accepted with X-Fence {term}; 3 forged requests refused by \
+         their hosts; every node's 300 ms webhook answered",
+        store.accepted(None).len()
     );
 }

@@ -1,6 +1,8 @@
 //! Hostile behaviour plugins on real `tenure run` processes: a plugin that
 //! floods `send`, `broadcast`, `log` or `schedule`, writes to stderr,
-//! blocks in a host call, answers a huge `inspect()`, or fails in `init`.
+//! blocks in a host call, answers a huge `inspect()`, holds every HTTP
+//! answer it gets, or fails in `init` (at start, or hot-swapped into a
+//! running cluster).
 //! Each stays within its node's limits: the cluster keeps its leader and
 //! term, the node stays up and answers SIGTERM, and its memory and log
 //! stay bounded (the test prints both, before and after).
@@ -10,6 +12,8 @@
 
 #[path = "kit/mod.rs"]
 mod kit;
+#[path = "egress/server.rs"]
+mod server;
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +29,30 @@ const RSS_SLACK_KIB: u64 = 160 << 10;
 /// Growth of a node's log this test tolerates over [`PROVOKE`]: the log
 /// limits allow 256 KiB a second plus the host's own, rate-limited lines.
 const LOG_SLACK_BYTES: u64 = 4 << 20;
+
+/// `http-max-concurrent` for the plugin that holds its HTTP answers: each
+/// held answer (2 MiB, from `/big`) keeps its slot, so at most this many
+/// ever reach the server from one instance.
+const HOLD_CONCURRENT: usize = 4;
+
+/// The misbehave plugin's `[plugin]` table for `mode` in `on-call`; the
+/// plugin that holds HTTP answers may reach `server`, with answers of up
+/// to 4 MiB.
+fn hostile_section(mode: &str, server: &server::Server) -> String {
+    let section = misbehave(mode, "on-call");
+    if mode != "hold-http" {
+        return section;
+    }
+    section.replace(
+        "[plugin.config]",
+        &format!(
+            "allow-http = [{{ url = \"{}\", mode = \"any\" }}]\n\
+             http-max-concurrent = {HOLD_CONCURRENT}\nhttp-max-response-bytes = 4194304\n\
+             [plugin.config]",
+            server.origin()
+        ),
+    )
+}
 
 /// Resident memory of node `id`'s process, in KiB.
 fn rss_kib(cluster: &mut Cluster, id: &str) -> u64 {
@@ -56,7 +84,10 @@ struct Cost {
 #[test]
 fn hostile_plugins_stay_within_their_limits() {
     let all = ["n1", "n2", "n3"];
+    let server = server::Server::start();
+    let big = format!("{}/big", server.origin());
     for mode in [
+        "hold-http",
         "flood-send",
         "flood-broadcast",
         "flood-log",
@@ -66,7 +97,7 @@ fn hostile_plugins_stay_within_their_limits() {
         "huge-inspect",
     ] {
         let mut cluster = Cluster::start(&format!("hostile-{mode}"), 3, |_| {
-            misbehave(mode, "on-call")
+            hostile_section(mode, &server)
         });
         let (leader, term) = cluster.wait_for_leader(&all, BOUND);
         let before: Vec<(u64, u64)> = all
@@ -90,6 +121,9 @@ fn hostile_plugins_stay_within_their_limits() {
                     "inspect answered {} bytes",
                     body.len()
                 );
+            } else if mode == "hold-http" {
+                let (code, body, _) = kit::post(admin, "/call?local=true", big.as_bytes());
+                assert_eq!(code, 200, "{body}");
             } else {
                 kit::post(admin, "/call?local=true", b"go");
             }
@@ -142,8 +176,27 @@ fn hostile_plugins_stay_within_their_limits() {
             "stderr" => usage.output_lines,
             "sleep" => usage.deadlines,
             "huge-inspect" => usage.inspect_oversized,
+            "hold-http" => usage.http_refused,
             _ => unreachable!(),
         };
+        if mode == "hold-http" {
+            // Every answer is held, so every slot stays taken: no more
+            // requests than slots ever left a node.
+            let reached = server.seen_at("/big").len();
+            assert!(
+                reached <= all.len() * HOLD_CONCURRENT,
+                "{mode}: {reached} requests reached the server, over {HOLD_CONCURRENT} a node"
+            );
+            assert_eq!(
+                usage.http_in_flight, HOLD_CONCURRENT as u64,
+                "{mode}: the held answers keep their slots: {usage:?}"
+            );
+            // Host resources without end (header sets) hit the cap on
+            // them: a trap, well before the deadline would cut it.
+            let (code, body, _) = kit::post(cluster.admin(&leader), "/call?local=true", b"exhaust");
+            assert_ne!(code, 200, "{body}");
+            cluster.wait_for_log(&leader, "resource table has no free keys", BOUND);
+        }
         assert!(hit > 0, "{mode}: the limit was never hit: {usage:?}");
 
         // A node whose plugin is stuck still stops on SIGTERM.
@@ -201,6 +254,120 @@ fn a_plugin_that_fails_in_init_is_refused_and_never_crashes_the_host() {
         );
         println!("{mode} in {on}: refused at start (exit 1)");
     }
+}
+
+/// A build that fails in `init` — it panics on n1, floods stderr on n2,
+/// sleeps past its deadline on n3 — hot-swapped into a running 3-node
+/// cluster, twice on every node: each swap is refused with the reason and
+/// the running version keeps running; the cluster keeps its leader and
+/// term, no node misses a heartbeat or crashes, memory and log stay
+/// bounded, and a node still stops on SIGTERM. The running version is the
+/// logger, which ignores the `mode`/`on` config that makes the misbehave
+/// build fail in `init` (a swap keeps the node's config). Every swap
+/// compiles the build afresh, so there are few of them.
+#[test]
+fn a_build_that_fails_in_init_is_refused_by_a_running_cluster() {
+    const ROUNDS: usize = 2;
+    let all = ["n1", "n2", "n3"];
+    let mode_of = |id: &str| match id {
+        "n1" => "trap",
+        "n2" => "stderr",
+        _ => "sleep",
+    };
+    let wasm = tenure_host::component_path::election_wasm();
+    let logger = wasm.with_file_name("tenure_plugin_logger.wasm");
+    let failing = std::fs::read(wasm.with_file_name("tenure_plugin_misbehave.wasm"))
+        .expect("the plugins are built");
+    let mut cluster = Cluster::start("hostile-swap-init", 3, |id| {
+        format!(
+            "[plugin]\npath = \"{}\"\ndeadline-ms = 50\nmemory-mib = 32\n\
+             [plugin.config]\nmode = \"{}\"\non = \"init\"\n",
+            logger.display(),
+            mode_of(id)
+        )
+    });
+    let (leader, term) = cluster.wait_for_leader(&all, BOUND);
+    let before: Vec<(u64, u64)> = all
+        .iter()
+        .map(|id| (rss_kib(&mut cluster, id), log_bytes(&cluster, id)))
+        .collect();
+    let mut took = Vec::new();
+    for _ in 0..ROUNDS {
+        for id in all {
+            let mode = mode_of(id);
+            let (code, body, t) = kit::post(
+                cluster.admin(id),
+                "/plugin?name=fails-in-init.wasm",
+                &failing,
+            );
+            assert_eq!(code, 422, "{mode} in init, swapped into {id}: {body}");
+            assert!(body.contains("keeps running"), "{body}");
+            assert!(body.contains("init"), "the reason names init: {body}");
+            took.push(t);
+        }
+    }
+    let (again, again_term) = cluster.wait_for_leader(&all, BOUND);
+    assert_eq!(
+        (again.as_str(), again_term),
+        (leader.as_str(), term),
+        "leadership moved\n{}",
+        cluster.logs()
+    );
+    let gap = cluster.largest_follower_gap_ms();
+    assert!(gap < 300, "a follower saw a {gap} ms heartbeat gap");
+    for (id, (rss_before, log_before)) in all.iter().zip(&before) {
+        let mode = mode_of(id);
+        let status = cluster.status(id).expect("the node answers");
+        let plugin = status.plugin.expect("a plugin");
+        assert_eq!(
+            plugin.name, "tenure_plugin_logger.wasm",
+            "{id} runs the old version"
+        );
+        assert!(
+            plugin.usage.swaps_refused >= ROUNDS as u64,
+            "{:?}",
+            plugin.usage
+        );
+        let rss_after = rss_kib(&mut cluster, id);
+        let log_growth = log_bytes(&cluster, id).saturating_sub(*log_before);
+        assert!(
+            rss_after < rss_before + RSS_SLACK_KIB,
+            "{mode} in init: {id} grew from {rss_before} to {rss_after} KiB"
+        );
+        assert!(
+            log_growth < LOG_SLACK_BYTES,
+            "{mode} in init: {id}'s log grew {log_growth} bytes"
+        );
+        let log = cluster.log(id);
+        assert!(
+            log.lines()
+                .filter(|l| l.contains("panicked at"))
+                .all(|l| l.contains("stream=\"stderr\"")),
+            "{mode} in init: the host panicked:\n{log}"
+        );
+        println!(
+            "{mode} in init, hot-swapped into {id} {ROUNDS} times: refused each time; \
+             RSS {rss_before} -> {rss_after} KiB, log +{} KiB",
+            log_growth >> 10
+        );
+    }
+    let follower = *all.iter().find(|n| **n != leader).expect("a follower");
+    cluster.signal(follower, libc::SIGTERM);
+    assert!(
+        cluster
+            .wait_exit(follower, Duration::from_secs(10))
+            .is_some(),
+        "{follower} ignored SIGTERM\n{}",
+        cluster.log(follower)
+    );
+    took.sort();
+    println!(
+        "{} refused swaps (each compiling the build; slowest {:?}); leader {leader} term {term} held, \
+         largest heartbeat gap {gap} ms; SIGTERM obeyed",
+        took.len(),
+        took.last().copied().unwrap_or_default()
+    );
+    cluster.assert_one_leader_per_term();
 }
 
 #[test]

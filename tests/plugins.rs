@@ -385,23 +385,11 @@ fn a_refused_swap_keeps_the_old_version_running() {
 /// protocol event is always taken, however full the queue.
 #[test]
 fn protocol_events_are_never_dropped_however_full_the_plugin_queue() {
-    use std::sync::{Arc, Mutex};
+    use tenure_host::plugin::PluginLimits;
     use tenure_host::plugin::runner::{INPUT_QUEUE, PluginHandle, PluginInput};
-    use tenure_host::plugin::{LeaderView, PluginLimits, ViewClock};
     use tenure_host::types::{Event, FollowerChange};
 
-    let (clock, _) = ViewClock::manual();
-    let view = Arc::new(Mutex::new(LeaderView {
-        node_id: "n1".into(),
-        cluster_id: "c".into(),
-        role: Role::Follower,
-        term: 1,
-        leader: None,
-        peers: vec![],
-        members: vec!["n1".into()],
-        lease_expires_ns: None,
-        clock,
-    }));
+    let view = lone_view();
     let config: BTreeMap<String, String> = [("mode", "sleep"), ("on", "on-call")]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -411,8 +399,14 @@ fn protocol_events_are_never_dropped_however_full_the_plugin_queue() {
         ..PluginLimits::default()
     };
     let (outputs, _keep) = tokio::sync::mpsc::unbounded_channel();
-    let handle = PluginHandle::start(plugin_component("misbehave"), config, limits, view, outputs)
-        .expect("the plugin starts");
+    let handle = on_a_node_runtime(PluginHandle::start(
+        plugin_component("misbehave"),
+        config,
+        limits,
+        view,
+        outputs,
+    ))
+    .expect("the plugin starts");
     let mut busy = Vec::new();
     let mut taken = 0;
     for _ in 0..INPUT_QUEUE + 100 {
@@ -446,4 +440,161 @@ fn protocol_events_are_never_dropped_however_full_the_plugin_queue() {
         );
     }
     assert!(handle.usage().report().inputs_dropped >= 99);
+}
+
+/// Runs `future` as a node does: on a one-thread Tokio runtime.
+fn on_a_node_runtime<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(future)
+}
+
+/// Node `n1`'s view, alone and following, for plugins outside a simulation.
+fn lone_view() -> tenure_host::plugin::SharedView {
+    use tenure_host::plugin::{LeaderView, ViewClock};
+    let (clock, _) = ViewClock::manual();
+    std::sync::Arc::new(std::sync::Mutex::new(LeaderView {
+        node_id: "n1".into(),
+        cluster_id: "c".into(),
+        role: Role::Follower,
+        term: 1,
+        leader: None,
+        peers: vec![],
+        members: vec!["n1".into()],
+        lease_expires_ns: None,
+        clock,
+    }))
+}
+
+/// A plugin starts (instantiation, an `init` of up to its deadline) on its
+/// own thread: the node's one-thread runtime, awaiting it, runs its other
+/// tasks meanwhile — here a 10 ms ticker, while `init` sleeps past 400 ms.
+#[test]
+fn starting_a_plugin_never_blocks_the_nodes_runtime() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+    use tenure_host::plugin::PluginLimits;
+    use tenure_host::plugin::runner::PluginHandle;
+
+    let config: BTreeMap<String, String> = [("mode", "sleep"), ("on", "init")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let limits = PluginLimits {
+        deadline: Duration::from_millis(400),
+        ..PluginLimits::default()
+    };
+    let component = plugin_component("misbehave");
+    let ticks = Arc::new(AtomicU64::new(0));
+    let counted = ticks.clone();
+    let (outcome, took) = on_a_node_runtime(async move {
+        let ticker = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_millis(10));
+            loop {
+                interval.tick().await;
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let started = Instant::now();
+        let (outputs, _keep) = tokio::sync::mpsc::unbounded_channel();
+        let outcome = PluginHandle::start(component, config, limits, lone_view(), outputs).await;
+        let took = started.elapsed();
+        ticker.abort();
+        (outcome.map(|_| ()), took)
+    });
+    let error = format!("{:#}", outcome.expect_err("init overran its deadline"));
+    assert!(error.contains("deadline"), "{error}");
+    assert!(took >= Duration::from_millis(400), "start took {took:?}");
+    let ticked = ticks.load(Ordering::SeqCst);
+    assert!(
+        ticked >= 15,
+        "the runtime ticked {ticked} times in the {took:?} the plugin took to fail its start"
+    );
+    println!(
+        "plugin start refused after {took:?}; the node's runtime ticked {ticked} times meanwhile"
+    );
+}
+
+/// A plugin that asks `transfer-leadership` 1,000 times in one callback
+/// hands its node one transfer, the last asked; asked again in 49 more
+/// callbacks at once, while that transfer is under way, the protocol
+/// refuses each, and the node logs those refusals at powers of two only.
+/// Leadership moves once, in one new term.
+#[test]
+fn a_transfer_asked_in_a_loop_is_carried_out_once() {
+    let plugin = |_: &str| {
+        Some(sim_plugin(
+            "misbehave",
+            &[("mode", "transfer-loop"), ("on", "on-call")],
+        ))
+    };
+    let mut sim = cluster_with_plugins(6, "c", &THREE, plugin);
+    let (leader, leader_id, term) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+    let before = sim.trace().len();
+    for _ in 0..50 {
+        let answer = sim
+            .call_plugin(leader, b"go")
+            .expect("answers")
+            .expect("the plugin answers");
+        assert_eq!(String::from_utf8_lossy(&answer), "asked 1000");
+    }
+    sim.run_for(2_000 * MS);
+    let (now, now_term) = sim.agreement("c").expect("a leader");
+    assert_ne!(now, leader_id, "leadership moved");
+    assert_eq!(now_term, term + 1, "one transfer, one new term");
+    let refusals: Vec<&String> = sim.trace()[before..]
+        .iter()
+        .filter(|l| l.contains("transfer to") && l.contains("refused"))
+        .collect();
+    assert!(
+        (1..=8).contains(&refusals.len()),
+        "{} refusal lines for 49 refused transfers: {refusals:#?}",
+        refusals.len()
+    );
+    assert_safe(&sim);
+}
+
+/// `plugin-limits.max-snapshot-bytes` holds on a hot swap: a running
+/// version whose snapshot is over it is not swapped (the old version keeps
+/// running, the refusal says why and is counted); under it, the same swap
+/// goes through.
+#[test]
+fn a_snapshot_over_max_snapshot_bytes_refuses_the_swap() {
+    use tenure_host::plugin::quota::PluginQuota;
+    let with_max = |max_snapshot_bytes: u64| {
+        move |_: &str| {
+            let mut plugin = sim_plugin("scheduler", &[("period-ms", "200")]);
+            plugin.limits = plugin.limits.clone().with_quota(PluginQuota {
+                max_snapshot_bytes,
+                ..PluginQuota::default()
+            });
+            Some(plugin)
+        }
+    };
+    let mut sim = cluster_with_plugins(9, "c", &THREE, with_max(4));
+    let (leader, _, _) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+    sim.run_for(1_000 * MS);
+    let before = scheduler_runs(sim.trace()).len();
+    let refused = sim
+        .swap_plugin(leader, plugin_component("scheduler"))
+        .expect_err("a snapshot over 4 bytes");
+    assert!(refused.contains("max-snapshot-bytes (4)"), "{refused}");
+    sim.run_for(1_000 * MS);
+    assert_eq!(
+        scheduler_runs(sim.trace()).len(),
+        before + 5,
+        "the old version kept running"
+    );
+    assert_safe(&sim);
+
+    let mut sim = cluster_with_plugins(9, "c", &THREE, with_max(1 << 20));
+    let (leader, _, _) = elect(&mut sim, "c", 10 * MAX_TIMEOUT);
+    sim.run_for(1_000 * MS);
+    assert_eq!(
+        sim.swap_plugin(leader, plugin_component("scheduler")),
+        Ok(())
+    );
 }

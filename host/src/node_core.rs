@@ -100,6 +100,9 @@ pub struct NodeCore {
     /// The view the plugin reads, when the node runs one.
     view: Option<SharedView>,
     refusals: RefusalBackoff,
+    /// Transfers the plugin asked for that the protocol refused, for the
+    /// rate limit on their warning (logged at the 1st, 2nd, 4th, 8th…).
+    transfers_refused: u64,
 }
 
 impl NodeCore {
@@ -125,6 +128,7 @@ impl NodeCore {
             settings,
             view,
             refusals: RefusalBackoff::default(),
+            transfers_refused: 0,
         };
         let outputs = core.outputs(effects);
         Ok((core, outputs))
@@ -227,10 +231,20 @@ impl NodeCore {
             PluginOutput::TransferLeadership { to } => match self.protocol.transfer_leadership(&to)
             {
                 Ok(effects) => self.outputs(effects),
-                Err(refused) => vec![Output::Notice {
-                    level: LogLevel::Warn,
-                    message: format!("plugin's transfer to {to} refused: {refused:#}"),
-                }],
+                Err(refused) => {
+                    self.transfers_refused = self.transfers_refused.saturating_add(1);
+                    if !self.transfers_refused.is_power_of_two() {
+                        return Ok(Vec::new());
+                    }
+                    vec![Output::Notice {
+                        level: LogLevel::Warn,
+                        message: format!(
+                            "plugin's transfer to {to} refused ({} refused so far; logged at \
+                             powers of two): {refused:#}",
+                            self.transfers_refused
+                        ),
+                    }]
+                }
             },
             PluginOutput::RefuseLeadership { term, reason } => {
                 let status = self.status();

@@ -151,6 +151,8 @@ impl Request {
 /// A request the node is carrying out. Keep it across callbacks and ask
 /// [`try_get`](Pending::try_get) later; dropping it abandons the request.
 /// It lives in the plugin instance: a trap or a hot swap abandons it too.
+/// Until `try_get` takes its answer (or it is dropped), it holds one of
+/// the node's `http-max-concurrent` slots, answered or not: collect it.
 pub struct Pending(pub(crate) imp::PendingResponse);
 
 impl fmt::Debug for Pending {

@@ -1,8 +1,8 @@
 //! A small HTTP/1.1 server for the egress tests, on a port no other test
 //! of the run holds: a fencing store that refuses tokens lower than the
 //! highest it accepted, a webhook receiver, an endpoint that never
-//! answers (`/hang`) and one that answers too much (`/big`). Every request
-//! is recorded.
+//! answers (`/hang`), one that answers late (`/slow…`, after 300 ms) and
+//! one that answers too much (`/big`). Every request is recorded.
 // Each test that includes this module uses a part of it.
 #![allow(dead_code)]
 
@@ -18,6 +18,8 @@ pub struct Seen {
     pub path: String,
     /// The fencing header's value, if the request had one.
     pub token: Option<u64>,
+    /// Every header, names lowercase.
+    pub headers: Vec<(String, String)>,
     pub body: String,
     /// The status the server answered (0: never answered).
     pub status: u16,
@@ -27,6 +29,8 @@ pub struct Seen {
 struct State {
     seen: Vec<Seen>,
     highest: Option<u64>,
+    /// The fencing header's name, lowercase.
+    fencing_header: String,
 }
 
 /// The running server; it stops with the test process.
@@ -45,13 +49,22 @@ impl Seen {
 }
 
 impl Server {
-    /// Starts the server on a fresh loopback port.
+    /// Starts the server on a fresh loopback port; the fencing token comes
+    /// in `Tenure-Fencing-Token`.
     pub fn start() -> Server {
+        Server::with_fencing_header("tenure-fencing-token")
+    }
+
+    /// Starts the server, the fencing token in header `name`.
+    pub fn with_fencing_header(name: &str) -> Server {
         let port = tenure_host::testing::ports::port().expect("a loopback port");
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("the test server binds");
         let server = Server {
             addr: listener.local_addr().expect("an address"),
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(State {
+                fencing_header: name.to_ascii_lowercase(),
+                ..State::default()
+            })),
         };
         let state = server.state.clone();
         std::thread::spawn(move || {
@@ -100,6 +113,8 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
     let method = parts.next().unwrap_or_default().to_string();
     let path = parts.next().unwrap_or_default().to_string();
     let (mut length, mut token, mut chunked) = (0usize, None, false);
+    let mut headers = Vec::new();
+    let fencing = state.lock().expect("state").fencing_header.clone();
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header).is_err() || header.trim().is_empty() {
@@ -107,12 +122,14 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         }
         if let Some((name, value)) = header.split_once(':') {
             let value = value.trim();
-            match name.trim().to_ascii_lowercase().as_str() {
+            let name = name.trim().to_ascii_lowercase();
+            match name.as_str() {
                 "content-length" => length = value.parse().unwrap_or(0),
-                "tenure-fencing-token" => token = value.parse().ok(),
                 "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+                _ if name == fencing => token = value.parse().ok(),
                 _ => {}
             }
+            headers.push((name, value.to_string()));
         }
     }
     let mut body = Vec::new();
@@ -160,8 +177,9 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         };
         state.seen.push(Seen {
             method,
-            path,
+            path: path.clone(),
             token,
+            headers,
             body,
             status,
         });
@@ -171,6 +189,9 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
     if status == 0 {
         std::thread::sleep(Duration::from_secs(30));
         return;
+    }
+    if path.starts_with("/slow") {
+        std::thread::sleep(Duration::from_millis(300));
     }
     let reason = if status == 200 { "OK" } else { "No" };
     // `/big` answers 2 MiB, more than a plugin may read.

@@ -16,12 +16,12 @@ HTTP egress, off unless configured: `webhook` (an http(s) URL) gets a POST
 on every leadership change, `job-url` one on every beat while leading (the
 leader-only job: the node's `[plugin] allow-http` puts it in `leader` mode,
 so the host stamps it with the fencing token and refuses it when this node
-does not lead with a lease). Requests go through the `wasi:http` bindings
-componentize-py generates (Python's urllib needs sockets, which a plugin
-does not get). A callback waits for answers 50 ms at most, polling the
-response futures together with a monotonic-clock timer; a request not
-answered by then stays pending and is looked at again in later callbacks.
-`seen` reports every outcome under `http`.
+does not lead with a lease). Requests go through tenure_http.py, a small
+helper over the `wasi:http` bindings componentize-py generates (Python's
+urllib needs sockets, which a plugin does not get): each starts at once,
+and a callback waits for answers 50 ms at most; a request not answered by
+then stays pending and is collected in a later callback. `seen` reports
+every outcome under `http`.
 
 Built with componentize-py against the repository's wit/ (world `plugin`):
 see build.sh. The class below binds greeter_core's logic to the WIT
@@ -30,26 +30,27 @@ see build.sh. The class below binds greeter_core's logic to the WIT
 
 import json
 
-from componentize_py_types import Err, Ok
+from componentize_py_types import Err
 
 from wit_world import exports
-from wit_world.imports import leader_api, monotonic_clock, outgoing_handler, poll
-from wit_world.imports import wasi_http_types as http
+from wit_world.imports import leader_api
 # `tenure:election/types`: named after its package, as wasi:http has a
 # `types` interface too.
 from wit_world.imports.tenure_election_types import LogLevel
 
+import tenure_http
 from greeter_core import (
     HTTP_WAIT_MS,
     MAX_IN_FLIGHT,
     ConfigError,
     Greeter,
-    error_name,
     job_body,
     leadership_body,
     parse_config,
     parse_http_config,
 )
+
+JSON = {"content-type": "application/json"}
 
 # One greeter per plugin instance: the host instantiates the component
 # afresh after a trap or a swap, which starts this module over.
@@ -168,131 +169,54 @@ def stop_beating():
         STATE.wake_up = None
 
 
-# --- HTTP egress, through the wasi:http bindings ---------------------------
+# --- HTTP egress, through tenure_http (the node's wasi:http) -------------
 #
-# Every resource below is dropped explicitly (`__exit__`), children before
-# their parents (a pollable before its future, the body's stream before the
-# body), as wasi:http requires: left to the garbage collector, the order
-# would be arbitrary and a parent dropped first traps.
+# Start now, collect later: each post starts at once, and every callback
+# that posts ends by collecting what came in, waiting HTTP_WAIT_MS at most;
+# what is still pending then is collected in a later callback.
 
-
-class InFlight:
-    """A request sent, its answer not yet read."""
-
-    def __init__(self, id, future, callback):
-        self.id = id
-        self.future = future
-        # Which callback sent it (`CALLS` then), to tell late answers.
-        self.callback = callback
-
-
-# Requests waiting for an answer, oldest first; across callbacks.
-IN_FLIGHT = []
-# Callbacks that settled so far: a request sent while CALLS was n and
-# answered once it is past n was answered late, in a later callback.
+# Requests waiting for an answer, oldest first, across callbacks: (id in
+# STATE's record, tenure_http.Pending, CALLS when it was sent).
+PENDING = []
+# Callbacks that settled so far: an answer collected once CALLS moved on
+# came in a later callback than the one that sent the request.
 CALLS = 0
 
 
 def post(url, body, event, term, beat=None):
-    """See `send`; an unexpected binding error is recorded, never raised
-    (raised from `on-become-leader`, it would refuse leadership)."""
+    """POSTs `body` (JSON) to `url` (from parse_url), recorded in STATE as
+    pending until `settle` collects its outcome. Never raises (raised from
+    `on-become-leader`, it would refuse leadership)."""
     id = STATE.sent(url["url"], event, term, beat)
+    while len(PENDING) >= MAX_IN_FLIGHT:
+        oldest_id, oldest, _ = PENDING.pop(0)
+        oldest.close()  # the node stops that request
+        STATE.answered(oldest_id, error="abandoned: still pending when more were sent")
     try:
-        send(id, url, body)
-    except Err as e:
-        STATE.answered(id, error=f"the request could not be made: {e.value}")
-
-
-def send(id, url, body):
-    """POSTs `body` (JSON) to `url` (from parse_url) for request `id`,
-    recorded as pending; `settle` reads the answer. A request the host
-    refuses (`HTTP-request-denied`: not allowed, or a `leader` entry while
-    this node does not lead with a lease) gets that error in its future,
-    so it is recorded like any other outcome."""
-    while len(IN_FLIGHT) >= MAX_IN_FLIGHT:
-        oldest = IN_FLIGHT.pop(0)
-        oldest.future.__exit__(None, None, None)  # the host stops that request
-        STATE.answered(oldest.id, error="abandoned: still pending when more were sent")
-    headers = http.Fields.from_list([("content-type", b"application/json")])
-    request = http.OutgoingRequest(headers)
-    try:
-        request.set_method(http.Method_Post())
-        request.set_scheme(http.Scheme_Https() if url["scheme"] == "https" else http.Scheme_Http())
-        request.set_authority(url["authority"])
-        request.set_path_with_query(url["path"])
-    except Err:
-        request.__exit__(None, None, None)
-        STATE.answered(id, error="the URL does not make a valid request")
+        pending = tenure_http.start("POST", url["url"], body, JSON)
+    except tenure_http.HttpError as e:
+        STATE.answered(id, error=e.code or f"the request could not be made: {e}")
         return
-    outgoing = request.body()
-    stream = outgoing.write()
-    try:
-        # One small write (the API allows 4096 bytes): it fills the body's
-        # buffer at once, before the request is even handed over.
-        stream.blocking_write_and_flush(body)
-    except Err as e:
-        STATE.answered(id, error=f"writing the body failed: {e.value}")
-        stream.__exit__(None, None, None)
-        outgoing.__exit__(None, None, None)
-        request.__exit__(None, None, None)
-        return
-    stream.__exit__(None, None, None)
-    try:
-        future = outgoing_handler.handle(request, None)
-    except Err as e:
-        outgoing.__exit__(None, None, None)
-        STATE.answered(id, error=error_name(e.value))
-        return
-    try:
-        http.OutgoingBody.finish(outgoing, None)
-    except Err as e:
-        future.__exit__(None, None, None)
-        STATE.answered(id, error=error_name(e.value))
-        return
-    IN_FLIGHT.append(InFlight(id, future, CALLS))
+    PENDING.append((id, pending, CALLS))
 
 
 def settle(wait_ms=HTTP_WAIT_MS):
-    """Reads every answer that is in, waiting up to `wait_ms` for the rest
-    (one poll on all the futures and a timer, so a slow server cannot make
-    this callback overrun its deadline). What is still pending then stays
-    in IN_FLIGHT for a later callback. Called once at the end of every
-    callback that makes requests."""
+    """Records every answer that is in, waiting up to `wait_ms` for the
+    rest. Called at the end of every callback that posts."""
     global CALLS
     try:
-        if not IN_FLIGHT:
-            return
-        deadline = monotonic_clock.now() + wait_ms * 1_000_000
-        while True:
-            read_answers()
-            if not IN_FLIGHT or monotonic_clock.now() >= deadline:
-                return
-            pollables = [r.future.subscribe() for r in IN_FLIGHT]
-            timer = monotonic_clock.subscribe_instant(deadline)
+        tenure_http.wait([pending for _, pending, _ in PENDING], wait_ms)
+        for entry in list(PENDING):
+            id, pending, sent_in = entry
+            late = sent_in != CALLS
             try:
-                poll.poll(pollables + [timer])
-            finally:
-                timer.__exit__(None, None, None)
-                for p in pollables:
-                    p.__exit__(None, None, None)
+                reply = pending.result()
+            except tenure_http.HttpError as e:
+                PENDING.remove(entry)
+                STATE.answered(id, error=e.code or str(e), late=late)
+                continue
+            if reply is not None:
+                PENDING.remove(entry)
+                STATE.answered(id, status=reply.status, late=late)
     finally:
         CALLS += 1
-
-
-def read_answers():
-    """Records the outcome of every request whose answer is in."""
-    for r in list(IN_FLIGHT):
-        got = r.future.get()
-        if got is None:
-            continue
-        IN_FLIGHT.remove(r)
-        late = r.callback != CALLS
-        if isinstance(got, Err):
-            STATE.answered(r.id, error="the answer was already taken", late=late)
-        elif isinstance(got.value, Ok):
-            response = got.value.value
-            STATE.answered(r.id, status=response.status(), late=late)
-            response.__exit__(None, None, None)
-        else:
-            STATE.answered(r.id, error=error_name(got.value.value), late=late)
-        r.future.__exit__(None, None, None)

@@ -53,7 +53,7 @@ fi
 rm -f /tmp/tenure-greeter-python-tests.$$
 
 # Everything the component is made from, hashed, to skip an unneeded build.
-inputs="$( (cd "$repo" && find wit -name '*.wit' | LC_ALL=C sort | xargs cat; cat examples/plugins/python/app.py examples/plugins/python/greeter_core.py; echo "$COMPONENTIZE_PY_VERSION") | sha256sum | cut -d' ' -f1)"
+inputs="$( (cd "$repo" && find wit -name '*.wit' | LC_ALL=C sort | xargs cat; cat examples/plugins/python/app.py examples/plugins/python/greeter_core.py examples/plugins/python/tenure_http.py; echo "$COMPONENTIZE_PY_VERSION") | sha256sum | cut -d' ' -f1)"
 stamp="$out.inputs"
 if [ -f "$out" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$inputs" ]; then
     echo "Up to date: $out ($(wc -c < "$out") bytes)"

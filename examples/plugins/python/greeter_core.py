@@ -18,6 +18,10 @@ themselves, which app.py makes through `wasi:http`.
 import json
 import re
 
+# The wasi:http error-code names; app.py records them (re-exported here
+# for the unit tests).
+from tenure_http import error_name  # noqa: F401
+
 # The first line of every snapshot: format name and version.
 SNAPSHOT_HEADER = "tenure-greeter 1"
 
@@ -144,26 +148,6 @@ def leadership_body(node, term, leader=None, leading=True):
 def job_body(node, term, beat):
     """The leader-only job's body for one beat."""
     return _json({"node": node, "term": term, "beat": beat})
-
-
-def error_name(code):
-    """A `wasi:http` error-code (a binding's `ErrorCode_...` value) by its
-    WIT name, with its payload if it has one: `HTTP-request-denied`,
-    `connection-refused`, `internal-error: reason`."""
-    name = type(code).__name__
-    if name.startswith("ErrorCode_"):
-        name = name[len("ErrorCode_"):]
-    words = re.findall(r"[A-Z][a-z0-9]*", name) or [name]
-    words = [w.upper() if w in ("Dns", "Tls", "Http", "Ip", "Uri") else w.lower() for w in words]
-    text = "-".join(words)
-    payload = getattr(code, "value", None)
-    if isinstance(payload, (str, int)):
-        text += f": {payload}"
-    elif payload is not None:
-        fields = {k: v for k, v in vars(payload).items() if v is not None}
-        if fields:
-            text += ": " + " ".join(f"{k.replace('_', '-')}={v}" for k, v in fields.items())
-    return text
 
 
 class Greeter:

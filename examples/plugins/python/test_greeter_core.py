@@ -165,6 +165,19 @@ class HttpRecordTest(unittest.TestCase):
         self.assertNotIn(1, [e["id"] for e in greeter.http])
 
 
+class TenureHttpTest(unittest.TestCase):
+    """The pure parts of tenure_http (the rest needs the node)."""
+
+    def test_urls_split_into_what_a_request_takes(self):
+        from tenure_http import HttpError, split_url
+        self.assertEqual(split_url("http://127.0.0.1:8080/a?b=1"), ("http", "127.0.0.1:8080", "/a?b=1"))
+        self.assertEqual(split_url("HTTPS://x.example"), ("https", "x.example", "/"))
+        self.assertEqual(split_url("http://x?q"), ("http", "x", "/?q"))
+        for bad in ("x.example/a", "ftp://x/", "http:///a", "http://a b/"):
+            with self.assertRaises(HttpError):
+                split_url(bad)
+
+
 class RecordTest(unittest.TestCase):
     def test_events_are_bounded_but_counts_are_not(self):
         greeter = Greeter("python")

@@ -47,8 +47,9 @@ const RUST_FILES: [(&str, &str); 6] = [
     (".gitignore", "/target\n"),
 ];
 
-/// The Python project's files.
-const PYTHON_FILES: [(&str, &str); 7] = [
+/// The Python project's files. `tenure_http.py`, the HTTP helper, is the
+/// Python greeter's own, so the example and every new project share one.
+const PYTHON_FILES: [(&str, &str); 8] = [
     (
         "behaviour.py",
         include_str!("new_plugin/python/behaviour.py.tmpl"),
@@ -59,6 +60,10 @@ const PYTHON_FILES: [(&str, &str); 7] = [
         include_str!("new_plugin/python/test_behaviour.py.tmpl"),
     ),
     ("build.sh", include_str!("new_plugin/python/build.sh.tmpl")),
+    (
+        "tenure_http.py",
+        include_str!("../../../examples/plugins/python/tenure_http.py"),
+    ),
     (
         "scenario.toml",
         include_str!("new_plugin/scenario.toml.tmpl"),

@@ -211,8 +211,8 @@ fn egress_allowlists_and_plugin_limits_are_read_and_checked() {
 
     let text = with(
         "allow-http = [\"http://127.0.0.1:9000\", { url = \"https://Hooks.example.com\", mode = \"any\" }]\n\
-         http-timeout-ms = 2500\nfencing-header = \"X-Fence\"\n",
-        "[plugin-limits]\nmax-wakeups = 10\nlog-lines-per-sec = 5\n",
+         http-timeout-ms = 2500\nhttp-connect-timeout-ms = 300\nfencing-header = \"X-Fence\"\n",
+        "[plugin-limits]\nmax-wakeups = 10\nlog-lines-per-sec = 5\nmax-snapshot-bytes = 4096\n",
     );
     let p = NodeConfig::parse(&text, Path::new("/"))
         .expect("valid")
@@ -236,6 +236,16 @@ fn egress_allowlists_and_plugin_limits_are_read_and_checked() {
         p.egress.total_timeout,
         std::time::Duration::from_millis(2500)
     );
+    assert_eq!(
+        p.egress.connect_timeout,
+        std::time::Duration::from_millis(300)
+    );
+    assert_eq!(
+        crate::plugin::egress::EgressPolicy::default().connect_timeout,
+        std::time::Duration::from_secs(2),
+        "the connect timeout's default"
+    );
+    assert_eq!(p.quota.max_snapshot_bytes, 4096);
     assert_eq!(p.egress.fencing_header.as_str(), "x-fence");
     assert_eq!((p.quota.max_wakeups, p.quota.log_lines_per_sec), (10, 5));
     let limits = p.limits();
@@ -260,6 +270,16 @@ fn egress_allowlists_and_plugin_limits_are_read_and_checked() {
             "plugin.http-max-concurrent",
         ),
         (
+            "http-connect-timeout-ms = 5\n",
+            "",
+            "plugin.http-connect-timeout-ms",
+        ),
+        (
+            "http-connect-timeout-ms = 600001\n",
+            "",
+            "plugin.http-connect-timeout-ms",
+        ),
+        (
             "fencing-header = \"bad header\"\n",
             "",
             "plugin.fencing-header",
@@ -270,6 +290,11 @@ fn egress_allowlists_and_plugin_limits_are_read_and_checked() {
             "plugin-limits.max-message-bytes",
         ),
         ("", "[plugin-limits]\nmax-wakeup = 3\n", "unknown field"),
+        (
+            "",
+            "[plugin-limits]\nmax-snapshot-bytes = 0\n",
+            "plugin-limits.max-snapshot-bytes",
+        ),
     ] {
         let message = error(&with(plugin, limits));
         assert!(message.contains(expected), "{plugin}{limits}: {message}");

@@ -257,6 +257,7 @@ impl Node {
                     view,
                     plugin_tx,
                 )
+                .await
                 .with_context(|| format!("starting plugin {}", setup.config.path.display()))?;
                 Some(handle)
             }

@@ -14,17 +14,25 @@
 //! callback that made it: it has its own connect and total timeouts and a
 //! cap on the response body (read whole, before the plugin sees the
 //! response), so a callback may start a request and look at its
-//! `future-incoming-response` in a later callback. What fencing does not
+//! `future-incoming-response` in a later callback. A request holds its
+//! slot of `http-max-concurrent` until the plugin lets go of the answer —
+//! drops the response (or its future) or reads its body to the end — not
+//! merely until the answer arrived: a body the host keeps for the plugin
+//! lives outside the plugin's memory cap, so the slots are what bound it
+//! (at most `http-max-concurrent` × `http-max-response-bytes`). What fencing does not
 //! guarantee: a request already on its way when the lease lapses still
 //! arrives — the receiver must compare the token with the highest it has
 //! seen.
 
+use std::pin::Pin;
 use std::str::FromStr as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use bytes::Bytes;
 use http::{HeaderName, HeaderValue, uri::Scheme};
 use http_body_util::{BodyExt as _, Full, Limited};
 use wasmtime_wasi_http::{
@@ -229,7 +237,9 @@ type Sent = Box<
         > + Send,
 >;
 
-/// Frees a slot of the in-flight count when the request ends.
+/// Frees a slot of the in-flight count when dropped: with the request's
+/// future while it runs, then with the response body the host holds for
+/// the plugin (see [`HeldBody`]).
 struct InFlight(Arc<PluginUsage>);
 
 impl Drop for InFlight {
@@ -282,9 +292,11 @@ impl WasiHttpHooks for EgressHooks {
         let usage = self.usage.clone();
         tracing::debug!(node = %self.node, plugin = %self.plugin, uri = %request.uri(), fencing_token = ?token, "plugin HTTP request");
         Box::new(async move {
-            let _slot = slot;
+            // Until the answer is in, the slot lives in this future (a
+            // future the plugin drops aborts the request and frees it);
+            // then in the answer's body.
             let outcome =
-                tokio::time::timeout(policy.total_timeout, send(request, options, &policy))
+                tokio::time::timeout(policy.total_timeout, send(request, options, &policy, slot))
                     .await
                     .unwrap_or(Err(Error::ConnectionReadTimeout));
             if outcome.is_err() {
@@ -295,11 +307,44 @@ impl WasiHttpHooks for EgressHooks {
     }
 }
 
-/// Sends `request` and reads its whole response body, within the policy.
+/// A response body read whole, and the request's slot of the in-flight
+/// count: the slot is freed when the body is dropped — when the plugin
+/// drops the response or its future, or reads the body to its end (the
+/// bytes are then in the plugin's memory, under its cap).
+struct HeldBody {
+    bytes: Full<Bytes>,
+    _slot: InFlight,
+}
+
+impl hyper::body::Body for HeldBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Error>>> {
+        Pin::new(&mut self.get_mut().bytes)
+            .poll_frame(cx)
+            .map_err(|never| match never {})
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.bytes.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.bytes.size_hint()
+    }
+}
+
+/// Sends `request` and reads its whole response body, within the policy;
+/// the body keeps `slot`.
 async fn send(
     request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
     policy: &EgressPolicy,
+    slot: InFlight,
 ) -> Result<
     (
         http::Response<WasiBody>,
@@ -329,9 +374,11 @@ async fn send(
         }
         Err(_) => return Err(Error::ConnectionTerminated),
     };
-    let body = Full::new(bytes)
-        .map_err(|never| match never {})
-        .boxed_unsync();
+    let body = HeldBody {
+        bytes: Full::new(bytes),
+        _slot: slot,
+    }
+    .boxed_unsync();
     let done: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async { Ok(()) });
     Ok((http::Response::from_parts(parts, body), done))
 }
@@ -426,5 +473,32 @@ mod tests {
             Err(Refusal::NotAllowed("http://127.0.0.1:8080".into())),
             "deny by default"
         );
+    }
+
+    #[test]
+    fn the_fencing_header_is_the_hosts_whatever_its_name() {
+        let hooks = |name: &'static str| {
+            let policy = EgressPolicy {
+                fencing_header: HeaderName::from_static(name),
+                ..EgressPolicy::default()
+            };
+            let usage = Arc::new(PluginUsage::default());
+            EgressHooks::new(Arc::new(policy), view(Role::Leader, None), usage, "n1", "p")
+        };
+        let mut custom = hooks("x-fence");
+        let forbidden = custom.forbidden_header_filter();
+        assert!(forbidden(&HeaderName::from_static("x-fence")));
+        assert!(
+            forbidden(&HeaderName::from_static("host")),
+            "wasi:http's own list still holds"
+        );
+        assert!(
+            !forbidden(&HeaderName::from_static("tenure-fencing-token")),
+            "only the configured name is the host's"
+        );
+        let mut default = hooks("tenure-fencing-token");
+        let forbidden = default.forbidden_header_filter();
+        assert!(forbidden(&HeaderName::from_static("tenure-fencing-token")));
+        assert!(!forbidden(&HeaderName::from_static("content-type")));
     }
 }

@@ -5,7 +5,8 @@
 //! recorded as [`PluginEffect`]s and carried out by the plugin runner after
 //! the callback returns — those the quota ([`super::quota`]) admits: a
 //! request over it is dropped (`schedule` returns 0) and counted, so a
-//! callback's effects stay bounded whatever it calls in a loop.
+//! callback's effects stay bounded whatever it calls in a loop. Of the
+//! transfers of leadership a callback asks for, only the last is kept.
 
 use std::sync::atomic::Ordering;
 
@@ -69,6 +70,10 @@ impl Host for PluginState {
         if !view.peers.contains(&to) {
             return Err(format!("{to} has not been heard from lately"));
         }
+        // One transfer per callback, the last asked: a plugin that asks in
+        // a loop hands the node one request, not thousands.
+        self.effects
+            .retain(|e| !matches!(e, PluginEffect::TransferLeadership { .. }));
         self.effects.push(PluginEffect::TransferLeadership { to });
         Ok(())
     }

@@ -69,6 +69,17 @@ use quota::{PluginQuota, PluginUsage};
 /// these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// The most host resources (streams, pollables, HTTP requests, responses,
+/// header fields…) one plugin instance may hold at once; one more traps
+/// the instance, which is then replaced. What the host keeps for a plugin
+/// lives outside its memory cap, so this bounds it: wasmtime's default
+/// (a million entries) would not. Language runtimes hold a handful.
+pub const MAX_RESOURCES: usize = 1024;
+
+/// The largest set of header fields a plugin may build, in bytes (what
+/// wasmtime counts); with [`MAX_RESOURCES`], at most 16 MiB of headers.
+pub const MAX_FIELDS_BYTES: usize = 16 << 10;
+
 /// What a plugin asked for during a callback.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PluginEffect {
@@ -360,10 +371,14 @@ impl PluginComponent {
             &node,
             &self.name,
         );
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_FIELDS_BYTES);
         let state = PluginState {
             wasi,
-            table: ResourceTable::new(),
-            http: WasiHttpCtx::new(),
+            table,
+            http,
             egress,
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)

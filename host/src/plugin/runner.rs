@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio::sync::mpsc as tokio_mpsc;
+use tokio::sync::oneshot;
 
 use super::driver::PluginDriver;
 pub use super::driver::{PluginInput, PluginOutput};
@@ -39,9 +40,13 @@ pub struct PluginHandle {
 }
 
 impl PluginHandle {
-    /// Instantiates and `init`s the plugin (an error here refuses the
-    /// plugin and is returned), then starts its thread.
-    pub fn start(
+    /// Starts the plugin's thread, which instantiates and `init`s the
+    /// plugin (an error there refuses the plugin and is returned) and then
+    /// serves its inputs. Start-up takes up to the plugin's deadline (and
+    /// a compile's worth of instantiation): it runs on the plugin's thread,
+    /// never on the caller's, so a node awaiting this on its one-thread
+    /// runtime goes on with its other tasks meanwhile.
+    pub async fn start(
         component: Arc<PluginComponent>,
         config: BTreeMap<String, String>,
         limits: PluginLimits,
@@ -50,8 +55,6 @@ impl PluginHandle {
     ) -> anyhow::Result<PluginHandle> {
         let origin = Instant::now();
         let usage = limits.usage.clone();
-        let (driver, first) = PluginDriver::start(component.clone(), config, limits, view, 0)?;
-        forward(&outputs, first);
         let version = Arc::new(Mutex::new((
             component.name().to_string(),
             component.sha256().to_string(),
@@ -62,18 +65,46 @@ impl PluginHandle {
         let queued = droppable_queued.clone();
         let stopping = Arc::new(AtomicBool::new(false));
         let stop = stopping.clone();
+        let (started_tx, started) = oneshot::channel();
+        let name = component.name().to_string();
         let thread = std::thread::Builder::new()
-            .name(format!("plugin-{}", component.name()))
-            .spawn(move || run(driver, rx, outputs, origin, thread_version, queued, stop))
+            .name(format!("plugin-{name}"))
+            .spawn(move || {
+                let (driver, first) = match PluginDriver::start(component, config, limits, view, 0)
+                {
+                    Ok(started) => started,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e));
+                        return;
+                    }
+                };
+                forward(&outputs, first);
+                // A caller that gave up waiting has no handle to serve.
+                if started_tx.send(Ok(())).is_ok() {
+                    run(driver, rx, outputs, origin, thread_version, queued, stop);
+                }
+            })
             .context("starting the plugin thread")?;
-        Ok(PluginHandle {
+        let outcome = started.await;
+        let handle = PluginHandle {
             inputs,
             droppable_queued,
             stopping,
             usage,
             thread: Some(thread),
             version,
-        })
+        };
+        match outcome {
+            Ok(Ok(())) => Ok(handle),
+            // The thread has ended: dropping the handle joins it at once.
+            Ok(Err(refused)) => Err(refused),
+            Err(_) => {
+                tracing::error!(plugin = %name, "the plugin thread ended during start-up");
+                Err(anyhow::anyhow!(
+                    "the plugin thread ended during start-up (it panicked; see the log)"
+                ))
+            }
+        }
     }
 
     /// Queues an input; never blocks. Returns false if it was dropped: only

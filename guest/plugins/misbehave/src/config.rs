@@ -36,13 +36,22 @@ pub enum Mode {
     /// every 100 ms logs `run N of job by NODE in term T` (`on` is
     /// ignored).
     Everywhere,
+    /// In `on-call`, start 16 HTTP GETs of the URL in the request and
+    /// never let go of one: every answer is kept (its body unread) for as
+    /// long as the instance lives. Answers `held N`. Asked `exhaust`,
+    /// it makes header sets without end instead (the host's resource cap
+    /// must trap it).
+    HoldHttp,
+    /// In `on-call`, ask `transfer-leadership` 1,000 times (to each peer
+    /// in turn) and return: the host carries out one.
+    TransferLoop,
     /// Nothing: a quiet no-op plugin.
     None,
 }
 
 impl Mode {
     /// Every mode, for messages.
-    const ALL: [Mode; 14] = [
+    const ALL: [Mode; 16] = [
         Mode::Loop,
         Mode::Bomb,
         Mode::Trap,
@@ -56,6 +65,8 @@ impl Mode {
         Mode::HugeInspect,
         Mode::Escape,
         Mode::Everywhere,
+        Mode::HoldHttp,
+        Mode::TransferLoop,
         Mode::None,
     ];
 
@@ -75,6 +86,8 @@ impl Mode {
             Mode::HugeInspect => "huge-inspect",
             Mode::Escape => "escape",
             Mode::Everywhere => "everywhere",
+            Mode::HoldHttp => "hold-http",
+            Mode::TransferLoop => "transfer-loop",
             Mode::None => "none",
         }
     }
@@ -304,7 +317,8 @@ mod tests {
             (
                 vec![("mode", "explode")],
                 "`mode`: must be one of loop, bomb, trap, refuse, flood-send, flood-broadcast, \
-                 flood-log, flood-schedule, stderr, sleep, huge-inspect, escape, everywhere, none",
+                 flood-log, flood-schedule, stderr, sleep, huge-inspect, escape, everywhere, \
+                 hold-http, transfer-loop, none",
             ),
             (
                 vec![("on", "inspect")],

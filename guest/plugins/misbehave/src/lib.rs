@@ -1,8 +1,8 @@
 //! A deliberately misbehaving Tenure behaviour plugin, for testing that the
 //! host contains a bad plugin.
 //!
-//! `mode` chooses the misbehaviour (`loop`, `bomb`, `trap`, `refuse` or
-//! `none`) and `on` the callback where it happens (default
+//! `mode` chooses the misbehaviour (`loop`, `bomb`, `trap`, `refuse`, …,
+//! `none`: see `config::Mode`) and `on` the callback where it happens (default
 //! `on-become-leader`). Every other callback is a quiet no-op. Calls are
 //! counted per callback and shown by `inspect`, so a test can tell the
 //! plugin was reached.
@@ -38,6 +38,13 @@ mod component {
     const CHUNK_BYTES: usize = 1 << 20;
     /// How often `mode = "everywhere"` runs its job, in milliseconds.
     const EVERYWHERE_PERIOD_MS: u64 = 100;
+    /// Requests `mode = "hold-http"` starts per call...
+    const HOLD_PER_CALL: usize = 16;
+    /// ... and holds at most per instance (under the host's cap of 1,024
+    /// resources, so the instance lives and holds them for good).
+    const HOLD_MOST: usize = 960;
+    /// Transfers `mode = "transfer-loop"` asks for per call.
+    const TRANSFERS_PER_CALL: usize = 1_000;
 
     thread_local! {
         /// The configuration; the default (`none`) until `init`.
@@ -50,6 +57,12 @@ mod component {
         static RUNS: Cell<u64> = const { Cell::new(0) };
         /// Where `mode = "bomb"` keeps what it allocated, so it is never freed.
         static BALLAST: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+        /// What `mode = "hold-http"` started: never dropped, never read.
+        static HELD: RefCell<Vec<wasi::http::types::FutureIncomingResponse>> =
+            const { RefCell::new(Vec::new()) };
+        /// What `mode = "hold-http"` asked `exhaust` keeps: header sets.
+        static FIELDS: RefCell<Vec<wasi::http::types::Fields>> =
+            const { RefCell::new(Vec::new()) };
     }
 
     /// Counts a call of `callback`, then misbehaves if it is the configured
@@ -101,7 +114,11 @@ mod component {
                 Ok(())
             }
             // Misbehave in `inspect`, `on-call` and `on-scheduled` themselves.
-            Mode::HugeInspect | Mode::Escape | Mode::Everywhere => Ok(()),
+            Mode::HugeInspect
+            | Mode::Escape
+            | Mode::Everywhere
+            | Mode::HoldHttp
+            | Mode::TransferLoop => Ok(()),
         }
     }
 
@@ -140,6 +157,53 @@ mod component {
         format!(
             "tcp: {tcp}\nudp: {udp}\ndns: {dns}\nfile: {file}\ndir: {dir}\nenv: {env} variables\n"
         )
+    }
+
+    /// Starts [`HOLD_PER_CALL`] GETs of `url` (`http://HOST:PORT/PATH`)
+    /// and keeps every one, answered or not, with its body unread. Asked
+    /// `exhaust` instead, makes header sets (host resources) and keeps
+    /// them, without end: the host's cap on resources must trap it.
+    fn hold_http(url: &str) -> String {
+        use wasi::http::types::{Fields, OutgoingRequest, Scheme};
+        if url == "exhaust" {
+            loop {
+                FIELDS.with_borrow_mut(|fields| fields.push(Fields::new()));
+            }
+        }
+        let rest = url.strip_prefix("http://").unwrap_or(url);
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let path = if path.is_empty() { "/" } else { path };
+        for _ in 0..HOLD_PER_CALL {
+            if HELD.with_borrow(Vec::len) >= HOLD_MOST {
+                break;
+            }
+            let request = OutgoingRequest::new(Fields::new());
+            let _ = request.set_scheme(Some(&Scheme::Http));
+            let _ = request.set_authority(Some(authority));
+            let _ = request.set_path_with_query(Some(path));
+            // A refusal arrives in the future, which is held all the same.
+            if let Ok(future) = wasi::http::outgoing_handler::handle(request, None) {
+                HELD.with_borrow_mut(|held| held.push(future));
+            }
+        }
+        format!("held {}", HELD.with_borrow(Vec::len))
+    }
+
+    /// Asks to hand leadership to each peer in turn, [`TRANSFERS_PER_CALL`]
+    /// times; answers how many the host accepted (it carries out only the
+    /// last).
+    fn transfer_loop() -> String {
+        let peers = leader_api::peers();
+        let mut accepted = 0u64;
+        for i in 0..TRANSFERS_PER_CALL {
+            let Some(peer) = peers.get(i % peers.len().max(1)) else {
+                break;
+            };
+            if leader_api::transfer_leadership(peer).is_ok() {
+                accepted += 1;
+            }
+        }
+        format!("asked {accepted}")
     }
 
     struct Component;
@@ -188,8 +252,15 @@ mod component {
 
         fn on_call(request: Vec<u8>) -> Result<Vec<u8>, String> {
             enter(Callback::OnCall)?;
-            if CONFIG.get().mode == Mode::Escape {
-                return Ok(escape(&String::from_utf8_lossy(&request)).into_bytes());
+            match CONFIG.get().mode {
+                Mode::Escape => {
+                    return Ok(escape(&String::from_utf8_lossy(&request)).into_bytes());
+                }
+                Mode::HoldHttp => {
+                    return Ok(hold_http(&String::from_utf8_lossy(&request)).into_bytes());
+                }
+                Mode::TransferLoop => return Ok(transfer_loop().into_bytes()),
+                _ => {}
             }
             Ok(Vec::new())
         }

@@ -10,6 +10,14 @@ use tenure_sdk::{Config, ConfigError, Term, WakeupId, info, node, warn};
 /// Outcomes kept for `seen`.
 const KEEP: usize = 100;
 
+/// Webhook posts and probes kept pending at most: the node allows 8
+/// requests in flight by default (`http-max-concurrent`), and the job
+/// needs one.
+const MAX_PENDING: usize = 4;
+
+/// How often pending webhook posts and probes are looked at.
+const COLLECT_EVERY: Duration = Duration::from_millis(50);
+
 /// The plugin's config.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -19,7 +27,9 @@ pub struct Settings {
     pub job_url: Option<String>,
     /// Time between two runs of the job.
     pub period: Duration,
-    /// How long the webhook waits for its response inside a callback.
+    /// How long a webhook post (or probe) waits for its response inside
+    /// the callback that made it; one not answered by then is looked at
+    /// again every 50 ms, in later callbacks, until it is in.
     pub wait: Duration,
 }
 
@@ -81,12 +91,16 @@ fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
     }
 }
 
-/// The state: the job's wake-up and request in flight, and what came of
-/// every request.
+/// The state: the job's wake-up and request in flight, the webhook posts
+/// still pending and their wake-up, and what came of every request.
 pub struct Hook {
     settings: Settings,
     tick: Option<WakeupId>,
     job: Option<(String, Pending)>,
+    /// Webhook posts and probes started but not answered yet, oldest first.
+    pending: VecDeque<(String, Pending)>,
+    /// The wake-up that looks at `pending` again.
+    collect: Option<WakeupId>,
     runs: u64,
     seen: VecDeque<String>,
 }
@@ -98,6 +112,8 @@ impl Hook {
             settings,
             tick: None,
             job: None,
+            pending: VecDeque::new(),
+            collect: None,
             runs: 0,
             seen: VecDeque::new(),
         }
@@ -119,8 +135,14 @@ impl Hook {
         self.notify("follower", term);
     }
 
-    /// A tick of the job: records how the last run went, starts the next.
+    /// A wake-up: the job's tick (records how the last run went, starts
+    /// the next), or the one that looks at pending webhook posts.
     pub fn tick(&mut self, id: WakeupId) {
+        if self.collect == Some(id) {
+            self.collect = None;
+            self.collect_pending();
+            return;
+        }
         if self.tick != Some(id) {
             return;
         }
@@ -170,10 +192,52 @@ impl Hook {
             r#"{{"node":"{}","event":"{event}","term":{term}}}"#,
             node::this_node()
         );
-        let outcome = Request::post(url.clone(), body)
-            .header("content-type", "application/json")
-            .send(self.settings.wait);
-        self.record(&url, outcome);
+        let request = Request::post(url.clone(), body).header("content-type", "application/json");
+        self.start(url, request);
+    }
+
+    /// Starts `request` now and waits for it at most `wait`; one not
+    /// answered by then stays pending, looked at again every
+    /// [`COLLECT_EVERY`] until it is in (start now, collect later: a slow
+    /// webhook is never abandoned, and never holds up a callback). Returns
+    /// whether the outcome is in (and recorded) already.
+    fn start(&mut self, url: String, request: Request) -> bool {
+        let mut pending = match request.start() {
+            Ok(pending) => pending,
+            Err(e) => {
+                self.record(&url, Err(e));
+                return true;
+            }
+        };
+        if let Some(outcome) = pending.wait(self.settings.wait) {
+            self.record(&url, outcome);
+            return true;
+        }
+        self.pending.push_back((url, pending));
+        while self.pending.len() > MAX_PENDING {
+            if let Some((oldest, _)) = self.pending.pop_front() {
+                self.seen_line(format!(
+                    "{oldest} error: abandoned, {MAX_PENDING} newer pending"
+                ));
+            }
+        }
+        if self.collect.is_none() {
+            self.collect = Some(node::schedule(COLLECT_EVERY, "collect"));
+        }
+        false
+    }
+
+    /// Records every pending post that is in; looks again later at the rest.
+    fn collect_pending(&mut self) {
+        for (url, mut pending) in std::mem::take(&mut self.pending) {
+            match pending.try_get() {
+                Some(outcome) => self.record(&url, outcome),
+                None => self.pending.push_back((url, pending)),
+            }
+        }
+        if !self.pending.is_empty() && self.collect.is_none() {
+            self.collect = Some(node::schedule(COLLECT_EVERY, "collect"));
+        }
     }
 
     fn record(&mut self, url: &str, outcome: Result<Response, HttpError>) {
@@ -185,16 +249,27 @@ impl Hook {
             Ok(r) if r.is_success() => info!("{line}"),
             _ => warn!("{line}"),
         }
+        self.seen_line(line);
+    }
+
+    fn seen_line(&mut self, line: String) {
         self.seen.push_back(line);
         while self.seen.len() > KEEP {
             self.seen.pop_front();
         }
     }
 
-    /// A GET of `url` now, waiting `wait`; its outcome as `seen` shows it.
-    pub fn probe(&mut self, url: &str) -> String {
-        let outcome = Request::get(url).send(self.settings.wait);
-        self.record(url, outcome);
+    /// A GET of `url` now, optionally with one `header` (`NAME:VALUE`),
+    /// waiting `wait`: its outcome as `seen` shows it, or `URL pending`
+    /// (`seen` shows the outcome once it is in).
+    pub fn probe(&mut self, url: &str, header: Option<(&str, &str)>) -> String {
+        let mut request = Request::get(url);
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        if !self.start(url.to_string(), request) {
+            return format!("{url} pending");
+        }
         self.seen.back().cloned().unwrap_or_default()
     }
 
@@ -208,6 +283,7 @@ impl Hook {
         vec![
             ("runs".into(), self.runs.to_string()),
             ("job-in-flight".into(), self.job.is_some().to_string()),
+            ("webhooks-pending".into(), self.pending.len().to_string()),
         ]
     }
 }

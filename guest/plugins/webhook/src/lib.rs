@@ -11,13 +11,17 @@
 //!
 //! The job never waits inside a callback: each run starts its request
 //! (`tenure_sdk::http::Request::start`) and the next tick looks at how it
-//! went, so a slow or hung job server never holds up a callback. The
-//! webhook waits at most `wait-ms` (default 30) inside the callback.
+//! went, so a slow or hung job server never holds up a callback. A webhook
+//! post waits at most `wait-ms` (default 30) inside the callback; one not
+//! answered by then is not abandoned but looked at again every 50 ms (a
+//! wake-up) until it is in, so a slow webhook still hears every change.
 //!
 //! `on-call` with `seen` answers one line per outcome (`URL STATUS` or
-//! `URL error: WHY`), oldest first, at most the last 100; `get URL` makes
-//! a GET there now (waiting `wait-ms`) and answers its outcome the same
-//! way — a probe of what this node's allowlist lets through.
+//! `URL error: WHY`), oldest first, at most the last 100; `get URL
+//! [NAME:VALUE]` makes a GET there now (with that header, if given),
+//! waiting `wait-ms`, and answers its outcome the same way, or `URL
+//! pending` (then `seen` shows it once it is in) — a probe of what this
+//! node's allowlist lets through.
 //!
 //! Build: `cargo build -p tenure-plugin-webhook --target wasm32-wasip2
 //! --release` writes `target/wasm32-wasip2/release/tenure_plugin_webhook.wasm`.
@@ -66,9 +70,15 @@ impl Behaviour for Plugin {
         let request = String::from_utf8_lossy(request);
         match request.split_once(' ') {
             None if request == "seen" => Ok(self.hook().seen().into_bytes()),
-            Some(("get", url)) => Ok(self.hook().probe(url).into_bytes()),
+            Some(("get", rest)) => {
+                let (url, header) = match rest.split_once(' ') {
+                    Some((url, header)) => (url, header.split_once(':')),
+                    None => (rest, None),
+                };
+                Ok(self.hook().probe(url, header).into_bytes())
+            }
             _ => Err(Error::new(format!(
-                "unknown request {request:?}; try `seen` or `get URL`"
+                "unknown request {request:?}; try `seen` or `get URL [NAME:VALUE]`"
             ))),
         }
     }

@@ -71,6 +71,7 @@ fn every_language_gets_its_build_script_tests_scenario_and_wit() {
                 "app.py",
                 "behaviour.py",
                 "test_behaviour.py",
+                "tenure_http.py",
                 "build.sh",
                 "scenario.toml",
                 "wit/behaviour.wit",
