@@ -342,8 +342,7 @@ fn with_tokens_the_page_asks_for_one_and_steps_down_only_when_confirmed() {
     // leader short of CPU may lose its majority and be re-elected, which
     // says nothing of the page.)
     let audit = || {
-        std::fs::read_to_string(cluster.data_dir(&leader).join("events.log"))
-            .expect("an event log")
+        std::fs::read_to_string(cluster.data_dir(&leader).join("events.log")).expect("an event log")
     };
     let before = audit();
     assert!(
