@@ -18,8 +18,11 @@ use super::store::Write;
 /// One node's hold of the fencing token, on the monotonic clock.
 #[derive(Clone, Debug)]
 pub struct Lease {
+    /// Who held it.
     pub node: String,
+    /// Its token.
     pub term: u64,
+    /// When it was granted.
     pub start_ns: u64,
     /// The last moment the token was promised good; or when the node was
     /// killed, if that came first; or the end of the run.
@@ -33,6 +36,7 @@ pub struct Lease {
 /// What the nodes recorded.
 #[derive(Debug, Default)]
 pub struct History {
+    /// Every lease, by start.
     pub leases: Vec<Lease>,
     /// Term → the nodes that became leader in it.
     pub leaders: BTreeMap<u64, BTreeSet<String>>,
@@ -41,9 +45,13 @@ pub struct History {
 /// One fault cycle, as the nemesis ran it.
 #[derive(Clone, Debug)]
 pub struct Cycle {
+    /// The fault's kind.
     pub kind: Kind,
+    /// The fault, in words.
     pub what: String,
+    /// When it was applied.
     pub applied_ns: u64,
+    /// When it was healed.
     pub healed_ns: u64,
     /// When every node agreed on a leader again after the heal.
     pub settled_ns: u64,

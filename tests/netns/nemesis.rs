@@ -18,6 +18,7 @@ pub fn splitmix(state: &mut u64) -> u64 {
 pub struct Rng(u64);
 
 impl Rng {
+    /// The source for `seed`.
     pub fn new(seed: u64) -> Rng {
         Rng(seed)
     }
@@ -95,28 +96,25 @@ impl fmt::Display for Kind {
 /// One fault, drawn: what is done at the apply and undone at the heal.
 #[derive(Clone, Debug)]
 pub enum Fault {
+    /// Each group on a bridge of its own.
     Partition {
         kind: Kind,
         groups: Vec<Vec<String>>,
     },
+    /// `node` hears none of `others` (`deaf`), or none of them hears it.
     OneWay {
         node: String,
         deaf: bool,
         others: Vec<String>,
     },
-    Kill {
-        node: String,
-    },
-    Stop {
-        kind: Kind,
-        node: String,
-    },
-    NewAddress {
-        node: String,
-    },
-    DelayLoss {
-        spec: String,
-    },
+    /// kill -9 of `node`, restarted at the heal.
+    Kill { node: String },
+    /// SIGSTOP of `node`, SIGCONT at the heal.
+    Stop { kind: Kind, node: String },
+    /// `node` restarted under a new address.
+    NewAddress { node: String },
+    /// Every node's fault layer set to `spec`.
+    DelayLoss { spec: String },
 }
 
 impl Fault {

@@ -35,8 +35,11 @@ pub fn mono_ns() -> u64 {
 pub struct Write {
     /// When it arrived (monotonic ns).
     pub at_ns: u64,
+    /// The fencing token it carried.
     pub token: u64,
+    /// The node whose command wrote it.
     pub node: String,
+    /// Whether the store took it (the token was at least the highest).
     pub accepted: bool,
 }
 
