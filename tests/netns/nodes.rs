@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write as _;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -167,7 +168,20 @@ impl Cluster {
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env(tenure_transport::faults::ENV_VAR, &faults);
-        // `ip netns exec` execs the command: the child's pid is tenure's.
+        // If this test process dies (even by SIGKILL), the node dies with
+        // it, so a killed run leaves no node behind in its namespace.
+        // SAFETY: the closure runs between fork and exec and makes one
+        // async-signal-safe call, prctl(2), touching no memory of ours.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        // `ip netns exec` execs the command: the child's pid is tenure's,
+        // and the parent-death signal survives the exec.
         node.process = Some(Process::spawn(command, &log)?);
         Ok(())
     }
