@@ -4,7 +4,8 @@
 # the guest components, checks formatting, then runs every test (native unit
 # tests of the protocol, the simulator's own tests, the component-level
 # tests that run the compiled .wasm in the simulator, 200 chaos seeds
-# included, and the cluster page in a headless Chromium), then `cargo
+# included, the cluster page in a headless Chromium, and, as root, five
+# nodes in network namespaces under a nemesis), then `cargo
 # clippy -- -D warnings`. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,15 @@ scripts/build-polyglot.sh
 # place a missing piece fails that test instead of skipping it.
 if scripts/install-browser.sh; then
     export TENURE_REQUIRE_BROWSER=1
+fi
+# nftables (Debian's package) for the one-way partitions of tests/netns.rs,
+# which runs only as root: it skips saying why otherwise, and leaves the
+# one-way partitions out, saying so, when nft is missing or refused.
+if [ "$(id -u)" = 0 ] && ! command -v nft >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing nftables for tests/netns.rs..."
+    apt-get install -y nftables >/dev/null 2>&1 \
+        || { apt-get update >/dev/null 2>&1 && apt-get install -y nftables >/dev/null 2>&1; } \
+        || echo "Could not install nftables: tests/netns.rs will leave one-way partitions out."
 fi
 cargo fmt --all -- --check
 cargo test --locked "$@"

@@ -1,11 +1,15 @@
 //! `DATA-DIR/events.log`: one JSON line per protocol event, with the wall
 //! clock time, so operators (and the multi-process tests) can reconstruct
-//! who led which term.
+//! who led which term; and one per grant and revocation of the fencing
+//! token applications see (`lease-granted`, `lease-revoked`). Every line
+//! also carries `mono-ns`, the host's `CLOCK_MONOTONIC` (Linux), which all
+//! processes of one machine share — network namespaces too — so a test
+//! can order two nodes' leases exactly (tests/netns.rs).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use serde_json::json;
@@ -60,7 +64,8 @@ impl EventLog {
         let at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let mut line = json!({"at-ms": at_ms, "node": self.node});
+        let mut line =
+            json!({"at-ms": at_ms, "mono-ns": monotonic_ns_at(Instant::now()), "node": self.node});
         if let (Some(line), serde_json::Value::Object(fields)) = (line.as_object_mut(), fields) {
             line.extend(fields);
         }
@@ -84,6 +89,31 @@ impl EventLog {
                 Err(e).context("appending to the event log (further failures are only counted)")
             }
         }
+    }
+}
+
+/// `at` on the host's `CLOCK_MONOTONIC`, in nanoseconds (Linux; `None`
+/// elsewhere, or for an instant before the clock's zero). `Instant` is
+/// that clock on Linux, but opaque: this reads the clock and the instant
+/// together and takes the difference.
+pub fn monotonic_ns_at(at: Instant) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let now = Instant::now();
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let now_ns = i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec);
+        let ns = |d: std::time::Duration| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX);
+        let at_ns = if at >= now {
+            now_ns.saturating_add(ns(at - now))
+        } else {
+            now_ns.saturating_sub(ns(now - at))
+        };
+        u64::try_from(at_ns).ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = at;
+        None
     }
 }
 

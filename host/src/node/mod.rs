@@ -283,6 +283,11 @@ impl Node {
         let (transport, inbound, peer_events) = Transport::start(transport_config)
             .await
             .with_context(|| format!("listening for peers on {}", config.listen))?;
+        // Test-only delay and loss (tests/netns.rs); off unless named.
+        let inbound = match std::env::var_os(tenure_transport::faults::ENV_VAR) {
+            Some(control) => tenure_transport::faults::wrap(inbound, control.into()),
+            None => inbound,
+        };
         let events = EventLog::open(&config.data_dir, &config.node_id)?;
         let identity = NodeIdentity {
             protocol_version: core

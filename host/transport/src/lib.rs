@@ -20,6 +20,7 @@
 //! - `accept` — the accept loop and its admission; `inbound` — one
 //!   accepted connection; `check` — the pure checks of each frame;
 //!   `limits` — the listener's bounds.
+//! - [`faults`] — a test-only delay and loss layer for received messages.
 //! - [`frame`] — the body format; [`handshake`] — nonces, per-connection
 //!   keys, challenges and hellos.
 //! - [`tls`] — mutual-TLS mode; [`san`] — how a certificate names a node;
@@ -191,6 +192,7 @@ mod config;
 pub mod death;
 mod error;
 mod event;
+pub mod faults;
 pub mod frame;
 pub mod handshake;
 mod inbound;
