@@ -278,13 +278,7 @@ impl Election {
         current: Term,
         env: &mut impl Environment,
     ) {
-        if current > self.term {
-            return self.become_follower(current, None, env, 0);
-        }
-        if !self.pre_campaign
-            || Some(term) != terms::next(self.term)
-            || !self.members.contains(from)
-        {
+        if !self.answers_own_pre_vote(from, term, current, env) {
             return;
         }
         if granted {
@@ -302,6 +296,24 @@ impl Election {
         self.count_pre_votes(env);
     }
 
+    /// Whether an answer from `from` (at its term `current`) to a
+    /// pre-vote for `term` counts: this node is a pre-candidate for that
+    /// very term and `from` a member. A later `current` makes this node
+    /// a follower of that term first (and the answer then does not count).
+    fn answers_own_pre_vote(
+        &mut self,
+        from: &str,
+        term: Term,
+        current: Term,
+        env: &mut impl Environment,
+    ) -> bool {
+        if current > self.term {
+            self.become_follower(current, None, env, 0);
+            return false;
+        }
+        self.pre_campaign && Some(term) == terms::next(self.term) && self.members.contains(from)
+    }
+
     /// `from` refused this node's pre-vote for `term` only because it is
     /// loyal to a leader for `after_ms` more. If that is little (under half
     /// a heartbeat: it has missed its leader's heartbeats too, so the
@@ -317,13 +329,7 @@ impl Election {
         after_ms: u32,
         env: &mut impl Environment,
     ) {
-        if current > self.term {
-            return self.become_follower(current, None, env, 0);
-        }
-        if !self.pre_campaign
-            || Some(term) != terms::next(self.term)
-            || !self.members.contains(from)
-        {
+        if !self.answers_own_pre_vote(from, term, current, env) {
             return;
         }
         self.rejected.insert(from.into());
