@@ -23,7 +23,6 @@
 //! confirmations were saved long before the leader died.
 
 use alloc::format;
-use alloc::vec::Vec;
 
 use crate::election::{Election, NS_PER_MS};
 use crate::types::{Environment, LogLevel, Role};
@@ -107,29 +106,42 @@ impl Election {
     /// the length of the line: itself and the members it hears from,
     /// highest priority first, then by id.
     pub(crate) fn failover_rank(&self, dead: &str) -> (u64, u64) {
-        let alive = self.liveness.alive();
-        let mut line: Vec<(core::cmp::Reverse<u8>, &str)> = self
-            .members
-            .iter()
-            .filter(|m| m.as_str() != dead)
-            .filter(|m| **m == self.id || alive.contains(m))
-            .map(|m| {
-                let priority = if *m == self.id {
-                    self.standing.priority
-                } else {
-                    self.peers
-                        .get(m.as_str())
-                        .map_or(0, |p| p.standing.priority)
-                };
-                (core::cmp::Reverse(priority), m.as_str())
-            })
-            .collect();
-        line.sort_unstable();
-        let rank = line
-            .iter()
-            .position(|(_, m)| *m == self.id)
-            .unwrap_or(line.len());
-        (rank as u64, line.len().max(1) as u64)
+        // Called on every heartbeat a follower handles: one pass over the
+        // members, no allocation (at 51 members the sorted line this
+        // used to build was a sixth of the simulator's time).
+        // Members, live peers and standings are all sorted by id: walk
+        // them in step.
+        let mut live = self.liveness.alive_ids().peekable();
+        let mut standings = self.peers.iter().peekable();
+        let mine = (core::cmp::Reverse(self.standing.priority), self.id.as_str());
+        let (mut ahead, mut line) = (0u64, 0u64);
+        for m in &self.members {
+            while live.next_if(|id| *id < m).is_some() {}
+            while standings.next_if(|(id, _)| *id < m).is_some() {}
+            if *m == self.id {
+                line += u64::from(m.as_str() != dead);
+                continue;
+            }
+            if m.as_str() == dead || live.peek() != Some(&m) {
+                continue;
+            }
+            line += 1;
+            let priority = match standings.peek() {
+                Some((id, p)) if *id == m => p.standing.priority,
+                _ => 0,
+            };
+            // Higher priority first, then the lower id.
+            if (core::cmp::Reverse(priority), m.as_str()) < mine {
+                ahead += 1;
+            }
+        }
+        // Not a member itself (a joiner): behind everyone in line.
+        let rank = if self.members.contains(&self.id) && self.id != dead {
+            ahead
+        } else {
+            line
+        };
+        (rank, line.max(1))
     }
 
     /// Arms the election timer for a fast-failover turn `turns` slots from

@@ -15,6 +15,8 @@ fn a_follower_told_its_leader_died_campaigns_after_a_short_jitter() {
             alive: vec![],
             removed: vec![],
             transfer_to: None,
+            generation: 1,
+            full: true,
         },
     );
     // Another peer's death changes nothing.
@@ -66,6 +68,8 @@ fn survivors_of_a_dead_leader_take_turns_by_priority_then_id() {
                     alive: vec!["n2".into(), "n3".into(), "n4".into()],
                     removed: vec![],
                     transfer_to: None,
+                    generation: 1,
+                    full: true,
                 },
             }
             .encode(),
@@ -147,6 +151,7 @@ fn a_leader_hands_leadership_over_and_refuses_bad_targets() {
             round: 0,
             members: vec![],
             removed: vec![],
+            holds: None,
         },
     );
     n.e.take_actions();
@@ -168,6 +173,7 @@ fn a_leader_hands_leadership_over_and_refuses_bad_targets() {
             round: 2,
             members: vec![],
             removed: vec![],
+            holds: None,
         },
     );
     assert_eq!(
@@ -186,6 +192,8 @@ fn a_leader_hands_leadership_over_and_refuses_bad_targets() {
             alive: vec![],
             removed: vec![],
             transfer_to: None,
+            generation: 1,
+            full: true,
         },
     );
     let actions = t.deliver("n1", Body::TimeoutNow { term: 1, round: 2 });
@@ -212,6 +220,8 @@ fn a_leader_hands_leadership_over_and_refuses_bad_targets() {
             alive: vec![],
             removed: vec![],
             transfer_to: Some("n3".into()),
+            generation: 1,
+            full: true,
         },
     );
     let vote = f.deliver(
@@ -256,6 +266,8 @@ fn a_refused_pre_vote_while_replacing_a_dead_leader_is_retried_a_slot_later() {
             alive: vec!["n3".into()],
             removed: vec![],
             transfer_to: None,
+            generation: 1,
+            full: true,
         },
     );
     n.e.peer_unreachable("n2", &mut n.env);
@@ -316,6 +328,8 @@ fn granting_a_pre_vote_while_replacing_a_dead_leader_defers_this_nodes_turn() {
             alive: vec!["n2".into()],
             removed: vec![],
             transfer_to: None,
+            generation: 1,
+            full: true,
         },
     );
     n.e.peer_unreachable("n1", &mut n.env);
