@@ -7,9 +7,10 @@
 //! leader forgets it, drops its loyalty (a dead leader holds no lease) and
 //! campaigns on its *turn*: the survivors rank themselves the same way
 //! (priority, then id) and each waits its rank in slots of a fifth of a
-//! heartbeat interval (at least 5 ms), plus a jitter of up to half a
-//! slot. So survivors do not split the vote, and if the first in line is
-//! down too, the next one goes a slot later.
+//! heartbeat interval (at least 5 ms), plus a jitter (a tenth of a slot
+//! for the first in line, half a slot for the others). So survivors do
+//! not split the vote, and if the first in line is down too, the next one
+//! goes a slot later.
 //!
 //! The same line orders the timeout path, when nobody sees the leader die
 //! (it froze, or the network cut it off): every heartbeat re-arms a
@@ -33,8 +34,8 @@ impl Election {
     /// it forgets the leader and re-arms its election timer for its turn:
     /// the survivors rank themselves the same way (priority, then id) and
     /// each waits `rank` slots of a fifth of a heartbeat interval (at least
-    /// 5 ms), plus a jitter of up to half a slot. The first in line
-    /// campaigns at once; the others, which also saw the death, grant it,
+    /// 5 ms), plus a jitter (see `arm_failover_turn`). The first
+    /// in line campaigns at once; the others, which also saw the death, grant it,
     /// and their own turn is pushed back by the vote they cast — so
     /// survivors do not split the vote, and if the first in line is down
     /// too, the next one goes a slot later.
