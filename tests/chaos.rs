@@ -272,3 +272,57 @@ fn the_protocol_stays_far_below_its_per_call_budget_through_chaos() {
     );
     println!("chaos on a per-call budget of {budget} fuel: {seeds} seeds, no call ran out");
 }
+
+/// Found by `tenure-bench scale` (9 voters, 100 observers, real
+/// processes): a voter that had just become leader trapped on its
+/// per-call budget and exited. Every heartbeat round of such a leader
+/// took 8.9–9.5 M of the 10 M instructions (a4632eb: each of the 108
+/// heartbeats cloned and encoded the whole membership and alive list),
+/// and wire 4's first rounds, which still carry the lists to everyone,
+/// tipped it over. Now a round's body is encoded once and only the
+/// header per recipient: rounds take ~0.8 M, the heaviest call ~1 M.
+/// The same cluster in the simulator, on a node's metering engine at a
+/// quarter of the budget (`TENURE_SCALE_FUEL` to change it): through its
+/// elections, a leader kill and the new leader's first rounds, no call
+/// runs out, and the cluster agrees on one leader.
+#[test]
+fn a_leader_of_nine_voters_and_a_hundred_observers_stays_within_its_budget() {
+    use tenure_host::sim::{NodeSpec, Simulation};
+    let bytes = std::fs::read(tenure_host::component_path::election_wasm()).expect("component");
+    let engine = tenure_host::protocol::protocol_engine().expect("engine");
+    let budget = env_u64("TENURE_SCALE_FUEL", tenure_host::protocol::CALL_FUEL / 4);
+    let metered = std::sync::Arc::new(
+        tenure_host::ElectionComponent::from_bytes(&engine, &bytes)
+            .expect("compiles")
+            .with_call_fuel(budget),
+    );
+    let mut sim = Simulation::new(metered, 5);
+    let voters = sim.add_cluster("scale", 9, |_| {}).expect("voters");
+    let ids: Vec<String> = (1..=9).map(|i| format!("n{i}")).collect();
+    let bootstrap: Vec<&str> = ids.iter().map(String::as_str).collect();
+    for i in 1..=100 {
+        let mut spec = NodeSpec::new(&format!("o{i}"), "scale", &bootstrap);
+        spec.voter = false;
+        sim.add_node(spec).expect("observer");
+    }
+    sim.run_for(3_000 * MS);
+    let leaders = sim.leaders("scale");
+    let tail: Vec<&String> = sim.trace().iter().rev().take(15).collect();
+    assert_eq!(
+        leaders.len(),
+        1,
+        "one leader: {leaders:?}; {:?}; trace ends {tail:#?}",
+        sim.violations()
+    );
+    sim.crash(leaders[0]);
+    sim.run_for(3_000 * MS);
+    let after = sim.leaders("scale");
+    assert_eq!(
+        after.len(),
+        1,
+        "one leader after the kill: {after:?}; {:?}",
+        sim.violations()
+    );
+    assert!(voters.contains(&after[0]));
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+}

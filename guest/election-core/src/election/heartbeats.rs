@@ -197,13 +197,15 @@ impl Election {
             .cloned()
             .collect();
         self.flush();
+        // Each body encoded once; only the header is per recipient.
+        let (full, compact) = (full.encoded(), compact.encoded());
         for peer in recipients {
             let body = if self.lists_sent.needs_lists(self.term, &peer) {
                 &full
             } else {
                 &compact
             };
-            let payload = self.encode(body, &peer);
+            let payload = self.encode_for(body, &peer);
             self.actions.push(Action::Send { to: peer, payload });
         }
     }

@@ -35,8 +35,9 @@ impl Election {
 
     pub(crate) fn send_to_each(&mut self, peers: &[NodeId], body: Body) {
         self.flush();
+        let body = body.encoded();
         for peer in peers {
-            let payload = self.encode(&body, peer);
+            let payload = self.encode_for(&body, peer);
             self.actions.push(Action::Send {
                 to: peer.clone(),
                 payload,
@@ -46,20 +47,26 @@ impl Election {
 
     /// Encodes `body` for `to`, naming it by the data id recorded for it.
     pub(crate) fn encode(&self, body: &Body, to: &str) -> Vec<u8> {
+        self.encode_for(&body.encoded(), to)
+    }
+
+    /// Encodes a body encoded once ([`Body::encoded`]) for `to`: how a
+    /// message to many recipients is encoded, the header alone per
+    /// recipient.
+    pub(crate) fn encode_for(&self, body: &crate::wire::EncodedBody, to: &str) -> Vec<u8> {
         // A node that abstains (it lost its state) will never stand: it
         // claims no priority, so no leader hands over to it in vain.
         let mut sender = self.standing;
         if self.identity.abstaining() {
             sender.priority = 0;
         }
-        Message {
-            cluster_id: self.cluster_id.clone(),
+        crate::wire::Header {
+            cluster_id: &self.cluster_id,
             sender,
             sender_data_id: self.identity.data_id(),
             recipient_data_id: self.identity.recorded(to),
-            body: body.clone(),
         }
-        .encode()
+        .encode_with(body)
     }
 
     /// Hands unsaved durable state to the host. Called before every send,
