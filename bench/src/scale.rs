@@ -25,6 +25,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::cluster::{Probe, System};
 use crate::failover::{Fault, Jitter, Scenario, Trial, wait_for_leader};
 use crate::idle::{Cost, measure_window};
+use crate::procfs::machine_cpu_seconds;
 use crate::report::{load_average, one_trial, report};
 use crate::sent::{Sent, scrape};
 use crate::stats::theoretical_failover_ms;
@@ -145,7 +146,9 @@ async fn idle(cluster: &mut ScaleCluster, o: &ScaleOptions) -> anyhow::Result<()
     for &m in &watched {
         first.push(scrape(everyone.admin(m)).await?);
     }
+    let machine_before = machine_cpu_seconds()?;
     let costs = measure_window(&mut everyone, o.window).await?;
+    let machine_after = machine_cpu_seconds()?;
     let mut last = Vec::new();
     for &m in &watched {
         last.push(scrape(everyone.admin(m)).await?);
@@ -165,6 +168,19 @@ async fn idle(cluster: &mut ScaleCluster, o: &ScaleOptions) -> anyhow::Result<()
         );
     }
     print_idle(&costs, leader, voters, o.window);
+    let (busy, total) = (
+        machine_after.0 - machine_before.0,
+        machine_after.1 - machine_before.1,
+    );
+    let ours: f64 = costs.iter().map(|c| c.cpu_percent).sum();
+    let seconds = o.window.as_secs_f64();
+    println!(
+        "  the machine over the window: {:.0} % of one core busy (of {:.0} %): the cluster \
+         {ours:.0} %, everything else {:.0} %",
+        busy / seconds * 100.0,
+        total / seconds * 100.0,
+        (busy / seconds * 100.0 - ours).max(0.0)
+    );
     let names: Vec<&str> = watched
         .iter()
         .map(|&m| cluster.members[m].as_str())
