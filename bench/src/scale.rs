@@ -106,6 +106,14 @@ async fn measure(o: &ScaleOptions) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         o.batch
     );
+    let admin = cluster.local.admin(&cluster.members[0])?;
+    let node = crate::failover::wait_for_admin(admin).await?;
+    println!(
+        "tenure: {} (protocol {} sha256 {})",
+        o.binary.display(),
+        node.protocol_version,
+        node.protocol_sha256.get(..12).unwrap_or("?")
+    );
     idle(&mut cluster, o).await?;
     failover(&mut cluster, o).await
 }
