@@ -37,7 +37,9 @@ pub fn load_election(path: Option<PathBuf>) -> anyhow::Result<Arc<ElectionCompon
             path.display()
         );
     }
-    let engine = Engine::default();
+    let mut config = wasmtime::Config::new();
+    crate::protocol::profile_if_asked(&mut config);
+    let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
     let component = ElectionComponent::from_file(&engine, &path)
         .with_context(|| format!("loading {}", path.display()))?;
     Ok(Arc::new(component))

@@ -154,14 +154,24 @@ impl Lease {
         if others_needed == 0 {
             return self.sent.back().map(|&(_, sent)| sent);
         }
+        // Acks and members are both sorted by id: one merged pass (a
+        // leader's status asks for this after every ack it handles).
+        let mut members = members.iter().peekable();
         let mut times: Vec<u64> = self
             .acked
             .iter()
-            .filter(|(peer, _)| peer.as_str() != me && members.contains(peer.as_str()))
+            .filter(|(peer, _)| {
+                while members.next_if(|m| m < peer).is_some() {}
+                peer.as_str() != me && members.peek() == Some(peer)
+            })
             .map(|(_, &sent)| sent)
             .collect();
-        times.sort_unstable_by(|a, b| b.cmp(a));
-        times.get(others_needed - 1).copied()
+        if times.len() < others_needed {
+            return None;
+        }
+        // The others_needed-th newest send time.
+        let (_, nth, _) = times.select_nth_unstable_by(others_needed - 1, |a, b| b.cmp(a));
+        Some(*nth)
     }
 }
 

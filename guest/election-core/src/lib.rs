@@ -14,9 +14,11 @@
 //!   twice in one term, and what that assumes. Read it with `election`.
 //! - [`quorum`]: majority arithmetic, tested exhaustively.
 //! - [`refusal`]: why a node refuses to campaign.
+//! - [`tombstones`]: removals other nodes report, taken or undone.
 //! - [`terms`]: term arithmetic that cannot wrap, and how far one message
 //!   may move a node's term.
 //! - [`liveness`]: which peers are alive, for `peer-joined` / `peer-left`.
+//! - [`lists`]: why heartbeats carry the membership only when it changed.
 //! - [`transfer`]: leadership transfer: whom a loyal voter may elect,
 //!   and how a transfer that failed gives the lease back.
 //! - [`wire`]: the messages and their versioned encoding.
@@ -44,12 +46,14 @@ pub mod handover;
 pub mod hints;
 pub mod identity;
 pub mod lease;
+pub mod lists;
 pub mod liveness;
 pub mod membership;
 pub mod options;
 pub mod quorum;
 pub mod refusal;
 pub mod terms;
+pub mod tombstones;
 pub mod transfer;
 pub mod types;
 pub mod wire;

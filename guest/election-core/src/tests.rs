@@ -237,6 +237,8 @@ fn heartbeat_from(n: &mut Node, leader: &str, term: u64, round: u64) -> Vec<Acti
             alive: vec![],
             removed: vec![],
             transfer_to: None,
+            generation: 1,
+            full: true,
         },
     )
 }
@@ -257,6 +259,7 @@ fn ack(n: &mut Node, from: &str, round: u64) {
             round,
             members: vec![],
             removed: vec![],
+            holds: None,
         },
     );
 }
@@ -270,6 +273,7 @@ mod identity_peers;
 mod joining;
 mod leases;
 mod leave;
+mod lists;
 mod loyalty;
 mod membership;
 mod membership_epochs;

@@ -20,9 +20,11 @@ use crate::types::{NodeId, Term};
 /// `TimeoutNow` was sent in (see [`crate::transfer`]), the sender's and
 /// the recipient's data ids and `Body::Identify` (see
 /// [`crate::identity`]), and membership epochs on heartbeats, vote and
-/// pre-vote requests (see [`crate::membership`]). Nodes of different
-/// versions ignore each other.
-pub const WIRE_VERSION: u8 = 3;
+/// pre-vote requests (see [`crate::membership`]). Version 4 sends the
+/// leader's lists only when they changed (`Heartbeat::generation` and
+/// `full`, `HeartbeatAck::holds`, see [`crate::lists`]). Nodes of
+/// different versions ignore each other.
+pub const WIRE_VERSION: u8 = 4;
 
 /// Messages longer than this are dropped undecoded: a member list of a few
 /// hundred ids fits easily, and a hostile length costs nothing.
@@ -103,6 +105,11 @@ pub enum Body {
     ///
     /// `epoch` numbers the leader's membership: a follower of an earlier
     /// epoch replaces its own with `members` (see [`crate::membership`]).
+    ///
+    /// `generation` numbers the contents of the three lists within the
+    /// leader's term. They are in the message only when `full`; otherwise
+    /// they are empty and stand for the lists of that generation the
+    /// recipient acknowledged holding (see [`crate::lists`]).
     Heartbeat {
         term: Term,
         round: u64,
@@ -111,16 +118,23 @@ pub enum Body {
         alive: Vec<NodeId>,
         removed: Vec<NodeId>,
         transfer_to: Option<NodeId>,
+        generation: u64,
+        full: bool,
     },
     /// A follower's answer to `Heartbeat`: `ok` is false when the heartbeat's
-    /// term was stale. Carries the follower's membership back to the leader,
-    /// so members learned anywhere reach everyone.
+    /// term was stale. Carries the follower's membership and tombstones
+    /// back to the leader when they differ from the heartbeat's, so
+    /// members learned anywhere reach everyone (empty otherwise). `holds`
+    /// is the generation of the leader's lists the follower handled the
+    /// heartbeat with (`None`: it could not resolve them; send them in
+    /// full, see [`crate::lists`]).
     HeartbeatAck {
         term: Term,
         ok: bool,
         round: u64,
         members: Vec<NodeId>,
         removed: Vec<NodeId>,
+        holds: Option<u64>,
     },
     /// A node introduces itself (the `join` export) with what it knows.
     Join { members: Vec<NodeId> },
@@ -254,6 +268,19 @@ mod tests {
                 alive: vec!["b".into()],
                 removed: vec![],
                 transfer_to: Some("b".into()),
+                generation: 1,
+                full: true,
+            }),
+            m(Body::Heartbeat {
+                term: 3,
+                round: 9,
+                epoch: 1,
+                members: vec![],
+                alive: vec![],
+                removed: vec![],
+                transfer_to: None,
+                generation: u64::MAX,
+                full: false,
             }),
             m(Body::HeartbeatAck {
                 term: 1,
@@ -261,6 +288,15 @@ mod tests {
                 round: 0,
                 members: vec![],
                 removed: vec![],
+                holds: None,
+            }),
+            m(Body::HeartbeatAck {
+                term: 1,
+                ok: true,
+                round: 7,
+                members: vec![],
+                removed: vec!["c".into()],
+                holds: Some(2),
             }),
             m(Body::Join {
                 members: vec!["a".into()],
@@ -334,10 +370,11 @@ mod tests {
     }
 
     /// A heartbeat of a three-node cluster was 30 bytes before data ids
-    /// (31 with the membership epoch).
+    /// (31 with the membership epoch, 33 with the lists' generation and
+    /// flag).
     /// The two ids add 19 to 21: a random 64-bit id is a 10-byte postcard
     /// varint half of the time and a 9-byte one nearly all the rest, and
-    /// the recipient's is an `Option` (one more byte). So 49 to 51 bytes,
+    /// the recipient's is an `Option` (one more byte). So 51 to 54 bytes,
     /// still far inside one small packet; a fixed 8-byte encoding would
     /// save 2 to 4 of them.
     #[test]
@@ -355,20 +392,54 @@ mod tests {
                 alive: vec!["n2".into(), "n3".into()],
                 removed: vec![],
                 transfer_to: None,
+                generation: 1,
+                full: true,
             },
         };
         // Without ids (the smallest header) and with the largest ones.
         // The body and the rest of the header: 30 bytes before epochs,
-        // 31 with one (a varint: one byte up to epoch 127, two to 16383).
-        assert_eq!(hb(0, None).encode().len(), 31 + 2);
+        // 31 with one (a varint: one byte up to epoch 127, two to 16383),
+        // 33 with the generation (a varint) and the flag.
+        assert_eq!(hb(0, None).encode().len(), 33 + 2);
         // With the largest ids, and with typical ones (9-byte varints).
-        assert_eq!(hb(u64::MAX, Some(u64::MAX)).encode().len(), 52);
-        assert_eq!(hb(1 << 62, Some(1 << 62)).encode().len(), 50);
+        assert_eq!(hb(u64::MAX, Some(u64::MAX)).encode().len(), 54);
+        assert_eq!(hb(1 << 62, Some(1 << 62)).encode().len(), 52);
         // An identity question or answer is the header alone: 31 bytes.
         let identify = Message {
             body: Body::Identify { ask: true },
             ..hb(u64::MAX, Some(u64::MAX))
         };
         assert_eq!(identify.encode().len(), 31);
+    }
+
+    /// Without its lists a heartbeat's size does not depend on the
+    /// cluster's: the 109-node heartbeat that carried ~1.3 KB of ids is as
+    /// small as a three-node one (see [`crate::lists`]).
+    #[test]
+    fn a_heartbeat_without_its_lists_does_not_grow_with_the_cluster() {
+        let ids: Vec<NodeId> = (0..109).map(|i| alloc::format!("node-{i}")).collect();
+        let hb = |full: bool| Message {
+            cluster_id: "prod".into(),
+            sender: Standing::default(),
+            sender_data_id: 1 << 62,
+            recipient_data_id: Some(1 << 62),
+            body: Body::Heartbeat {
+                term: 12,
+                round: 1_000_000,
+                epoch: 2,
+                members: if full { ids[..9].to_vec() } else { vec![] },
+                alive: if full { ids.clone() } else { vec![] },
+                removed: vec![],
+                transfer_to: None,
+                generation: 3,
+                full,
+            },
+        };
+        assert!(hb(true).encode().len() > 900, "{}", hb(true).encode().len());
+        assert!(
+            hb(false).encode().len() <= 48,
+            "{}",
+            hb(false).encode().len()
+        );
     }
 }

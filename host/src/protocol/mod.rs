@@ -252,7 +252,22 @@ pub const CALL_FUEL: u64 = 10_000_000;
 pub fn protocol_engine() -> anyhow::Result<Engine> {
     let mut config = wasmtime::Config::new();
     config.consume_fuel(true);
+    profile_if_asked(&mut config);
     Engine::new(&config).map_err(anyhow::Error::from)
+}
+
+/// The variable that makes protocol engines write `/tmp/perf-PID.map`, so
+/// `perf report` names the guest's functions instead of `[JIT]` addresses:
+/// `TENURE_WASM_PERFMAP=1 perf record -g tenure sim bench --nodes 51`.
+pub const PERFMAP_ENV: &str = "TENURE_WASM_PERFMAP";
+
+/// Turns on wasmtime's perf map if [`PERFMAP_ENV`] is set (to anything
+/// but `0`): a profiling aid, off by default since it writes a file per
+/// process.
+pub fn profile_if_asked(config: &mut wasmtime::Config) {
+    if std::env::var_os(PERFMAP_ENV).is_some_and(|v| v != "0") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
 }
 
 /// Real time and OS entropy for a trial instance (see

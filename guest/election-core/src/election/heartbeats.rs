@@ -2,8 +2,21 @@
 //! following, and what each message says about its sender's liveness.
 
 use super::*;
+use crate::lists::Lists;
+
+/// A peer's standing as this node last heard it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PeerStanding {
+    pub(crate) standing: Standing,
+    /// Start of the current unbroken run of messages from it.
+    pub(crate) since_ns: u64,
+    /// Its latest message.
+    pub(crate) last_ns: u64,
+}
 
 impl Election {
+    /// A leader's heartbeat, its lists resolved: `held` is their
+    /// generation, or `None` if this node could not resolve them.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_heartbeat(
         &mut self,
@@ -11,8 +24,8 @@ impl Election {
         term: Term,
         round: u64,
         epoch: u64,
-        members: &[NodeId],
-        alive: &[NodeId],
+        lists: &Lists,
+        held: Option<u64>,
         now: u64,
         env: &mut impl Environment,
     ) {
@@ -27,6 +40,7 @@ impl Election {
                     round,
                     members,
                     removed: self.removed_list(),
+                    holds: None,
                 },
             );
         }
@@ -49,14 +63,14 @@ impl Election {
         self.become_follower(term, Some(from.into()), env, 0);
         self.leader_heard_ns = Some(now);
         // The leader this node follows is the one source of its view.
-        self.adopt_view(from, term, epoch, members);
-        for peer in alive {
-            if *peer != self.id && self.members.contains(peer.as_str()) {
-                self.news_of(peer, now);
-            }
-        }
+        self.adopt_view(from, term, epoch, &lists.members);
+        self.news_of_members(&lists.alive, now);
         self.expire_peers(now);
-        let members = self.member_list();
+        let (members, removed) = crate::lists::ack_lists(
+            held.map(|_| lists),
+            self.members.iter(),
+            self.removed.iter(),
+        );
         self.send(
             from,
             Body::HeartbeatAck {
@@ -64,11 +78,13 @@ impl Election {
                 ok: true,
                 round,
                 members,
-                removed: self.removed_list(),
+                removed,
+                holds: held,
             },
         );
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_heartbeat_ack(
         &mut self,
         from: &str,
@@ -76,6 +92,7 @@ impl Election {
         ok: bool,
         round: u64,
         members: &[NodeId],
+        holds: Option<u64>,
         env: &mut impl Environment,
     ) {
         if term > self.term {
@@ -83,8 +100,29 @@ impl Election {
         }
         if ok && term == self.term && self.role == Role::Leader {
             self.lease.acked(from, round);
+            self.lists_sent.acked(term, from, round, holds);
             self.contact_mentioned(members);
             self.tell_transfer_target();
+        }
+    }
+
+    /// News of the members among `peers` (a leader's sorted list of whom
+    /// it hears from), other than this node, in one pass.
+    fn news_of_members(&mut self, peers: &[NodeId], now: u64) {
+        let mut members = self.members.iter().peekable();
+        let me = self.id.clone();
+        let relayed = peers.iter().filter(move |peer| {
+            while members.next_if(|m| *m < *peer).is_some() {}
+            **peer != me && members.peek() == Some(peer)
+        });
+        // The filter walks the members in step: collect before borrowing
+        // the liveness mutably.
+        let relayed: Vec<&NodeId> = relayed.collect();
+        for change in self.liveness.heard_all(relayed.into_iter(), now) {
+            if let Change::Joined(peer) = change {
+                self.log(LogLevel::Debug, format!("{} sees {peer} joined", self.id));
+                self.emit(Event::PeerJoined(peer));
+            }
         }
     }
 
@@ -107,28 +145,67 @@ impl Election {
         }
     }
 
-    /// A heartbeat of the latest round (a newcomer's extra heartbeat
-    /// reuses it: its ack then dates from that round's earlier send time,
-    /// which only shortens the lease).
-    pub(crate) fn heartbeat(&self) -> Body {
+    /// A heartbeat of the latest round, with its lists (a newcomer's
+    /// extra heartbeat reuses the round: its ack then dates from that
+    /// round's earlier send time, which only shortens the lease). Lists
+    /// that changed since the last heartbeat get a new generation.
+    pub(crate) fn heartbeat(&mut self) -> Body {
+        let lists = Lists {
+            members: self.member_list(),
+            alive: self.liveness.alive(),
+            removed: self.removed_list(),
+        };
+        let generation = self.lists_sent.round(self.term, &lists);
         Body::Heartbeat {
             term: self.term,
             round: self.lease.round,
             epoch: self.epoch,
-            members: self.member_list(),
-            alive: self.liveness.alive(),
-            removed: self.removed_list(),
+            members: lists.members,
+            alive: lists.alive,
+            removed: lists.removed,
             transfer_to: self.handing.as_ref().map(|h| h.to.clone()),
+            generation,
+            full: true,
         }
     }
 
-    /// Starts a new heartbeat round, now, to every member and observer.
+    /// Starts a new heartbeat round, now, to every member and observer:
+    /// with the lists to those whose last ack did not hold them (see
+    /// [`crate::lists`]).
     pub(crate) fn send_heartbeats(&mut self) {
         self.lease.new_round(self.now_ns);
-        let heartbeat = self.heartbeat();
-        self.send_to_all(heartbeat.clone());
-        let observers: Vec<NodeId> = self.observers.iter().cloned().collect();
-        self.send_to_each(&observers, heartbeat);
+        let full = self.heartbeat();
+        let mut compact = full.clone();
+        if let Body::Heartbeat {
+            members,
+            alive,
+            removed,
+            full,
+            ..
+        } = &mut compact
+        {
+            members.clear();
+            alive.clear();
+            removed.clear();
+            *full = false;
+        }
+        let recipients: Vec<NodeId> = self
+            .members
+            .iter()
+            .filter(|m| **m != self.id)
+            .chain(self.observers.iter())
+            .cloned()
+            .collect();
+        self.flush();
+        for peer in recipients {
+            let body = if self.lists_sent.needs_lists(self.term, &peer) {
+                &full
+            } else {
+                &compact
+            };
+            let payload = self.encode(body, &peer);
+            self.actions.push(Action::Send { to: peer, payload });
+        }
     }
 
     /// `peer` says it is an observer: it gets heartbeats, and it is no

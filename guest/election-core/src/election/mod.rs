@@ -28,7 +28,8 @@
 //! (votes, pre-votes, standing), `roles` (role and term changes),
 //! `heartbeats` (leaders asserting themselves, followers following),
 //! `handoff` (transfers and priority hand-overs), `state` (what is
-//! persisted and handed over on a swap) and `output` (the action queue).
+//! persisted and handed over on a swap), `status` (what a host reads:
+//! the node's view and its lease) and `output` (the action queue).
 //! Membership changes and data ids live in [`crate::membership`] and
 //! [`crate::identity`].
 
@@ -58,19 +59,12 @@ mod heartbeats;
 mod output;
 mod roles;
 mod state;
+mod status;
 mod votes;
 
-pub(crate) const NS_PER_MS: u64 = 1_000_000;
+use heartbeats::PeerStanding;
 
-/// A peer's standing as this node last heard it.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct PeerStanding {
-    pub(crate) standing: Standing,
-    /// Start of the current unbroken run of messages from it.
-    since_ns: u64,
-    /// Its latest message.
-    last_ns: u64,
-}
+pub(crate) const NS_PER_MS: u64 = 1_000_000;
 
 /// One node's election state. See the module docs for how to drive it.
 #[derive(Debug)]
@@ -147,6 +141,10 @@ pub struct Election {
     /// pre-vote is retried just after, not a whole timeout later.
     pub(crate) pre_vote_retry_ns: Option<u64>,
     pub(crate) liveness: Liveness,
+    /// The lists this leader's heartbeats carried, and those this follower
+    /// kept from its leader's (see [`crate::lists`]).
+    pub(crate) lists_sent: crate::lists::Sent,
+    pub(crate) lists_kept: crate::lists::Kept,
     election_timer: Option<TimerId>,
     heartbeat_timer: Option<TimerId>,
     next_timer_id: TimerId,
@@ -251,6 +249,8 @@ impl Election {
             failover_line: 1,
             pre_vote_retry_ns: None,
             liveness: Liveness::default(),
+            lists_sent: crate::lists::Sent::default(),
+            lists_kept: crate::lists::Kept::default(),
             election_timer: None,
             heartbeat_timer: None,
             next_timer_id: 1,
@@ -293,19 +293,6 @@ impl Election {
         core::mem::take(&mut self.actions)
     }
 
-    /// The node's status, if it changed since the last call (always on
-    /// the first): what a host calls after each call instead of polling
-    /// [`Election::status`], so it learns of every change of role, term,
-    /// leader, lease, members or peers, and of nothing else.
-    pub fn status_change(&mut self) -> Option<Status> {
-        let now = self.status();
-        if self.reported.as_ref() == Some(&now) {
-            return None;
-        }
-        self.reported = Some(now.clone());
-        Some(now)
-    }
-
     /// Handles bytes a peer sent. `from` is the sender as the host's
     /// transport knows it.
     pub fn on_message(&mut self, from: &str, payload: &[u8], env: &mut impl Environment) {
@@ -331,7 +318,7 @@ impl Election {
             }
         }
         let now = self.now_ns;
-        if self.removed.contains(from) && !self.restore_if_vouched(from, &message.body) {
+        if self.removed.contains(from) && !self.restore_if_vouched(from, &message) {
             // A removed node takes no part, and cannot disturb the term.
             // Whoever hears from it tells it it was removed (it may have
             // been down, or have tombstoned the leader itself); never in
@@ -384,12 +371,28 @@ impl Election {
                 alive,
                 removed,
                 transfer_to,
+                generation,
+                full,
             } => {
                 // Removals first: the members that come with them must not
                 // bring a removed node back. A leader's view is confirmed
                 // by its own term.
-                self.merge_removed(&removed, Some((term, epoch)), env);
-                self.on_heartbeat(from, term, round, epoch, &members, &alive, now, env);
+                let received = crate::lists::Received {
+                    leader: from,
+                    data_id: message.sender_data_id,
+                    term,
+                    generation,
+                    full,
+                };
+                let carried = crate::lists::Lists {
+                    members,
+                    alive,
+                    removed,
+                };
+                let (held, lists) = self.lists_kept.resolve(received, carried);
+                self.merge_removed(&lists.removed, Some((term, epoch)), env);
+                self.on_heartbeat(from, term, round, epoch, &lists, held, now, env);
+                self.lists_kept.keep(held, lists);
                 if self.leader.as_deref() == Some(from) && self.term == term {
                     self.named.heard(from, term, round, transfer_to);
                 }
@@ -400,11 +403,12 @@ impl Election {
                 round,
                 members,
                 removed,
+                holds,
             } => {
                 // An ack says nothing of its sender's view: it cannot
                 // remove this node (a leader, typically).
                 self.merge_removed(&removed, None, env);
-                self.on_heartbeat_ack(from, term, ok, round, &members, env);
+                self.on_heartbeat_ack(from, term, ok, round, &members, holds, env);
             }
             Body::Join { members: _ } => self.on_join(from),
             Body::Welcome {
@@ -425,7 +429,12 @@ impl Election {
                 removed,
                 epoch,
                 epoch_term,
-            } => self.merge_removed(&removed, Some((epoch_term, epoch)), env),
+            } => {
+                // Not an ack: whatever lists it held of this node's, it
+                // no longer says so (see crate::lists).
+                self.lists_sent.forget(from);
+                self.merge_removed(&removed, Some((epoch_term, epoch)), env)
+            }
             Body::PreVote {
                 term,
                 granted,
@@ -509,54 +518,6 @@ impl Election {
             _ if self.pre_vote => self.start_pre_vote(env),
             Role::Follower | Role::Candidate => self.become_candidate(env, false),
         }
-    }
-
-    /// The node's current view.
-    pub fn status(&self) -> Status {
-        Status {
-            node_id: self.id.clone(),
-            cluster_id: self.cluster_id.clone(),
-            role: self.role,
-            term: self.term,
-            leader: self.leader.clone(),
-            voted_for: self.voted_for.clone(),
-            members: self.member_list(),
-            epoch: self.epoch,
-            alive_peers: self.liveness.alive(),
-            quorum: quorum::majority(self.members.len()) as u32,
-            ignored_messages: self.ignored_messages,
-            lease_expires_ns: self.lease_expires_ns(),
-            data_id: self.identity.data_id(),
-            abstaining: self.identity.abstaining(),
-            confirmed: self.confirmed(),
-        }
-    }
-
-    /// Until when this node may act as the sole leader, if it leads and
-    /// holds a lease.
-    ///
-    /// The lease starts at the send time of the latest heartbeat round that
-    /// a majority (this node included) acknowledged: every node of that
-    /// majority received the round after it was sent, and stays loyal (no
-    /// vote for anyone else, see `leader_heard_ns`) for a minimum election
-    /// timeout after receiving it, so no other leader can be elected before
-    /// `start + min timeout`. The clock-drift margin covers clocks that run
-    /// at slightly different rates.
-    pub fn lease_expires_ns(&self) -> Option<u64> {
-        if self.role != Role::Leader {
-            return None;
-        }
-        let start = self.lease.start(&self.members, &self.id)?;
-        let window = u64::from(self.timings.election_timeout_min_ms)
-            .saturating_sub(u64::from(self.timings.lease_drift_margin_ms))
-            * NS_PER_MS;
-        Some(start.saturating_add(window))
-    }
-
-    /// The heartbeat timer a leader has armed (for tests and tools that
-    /// drive a leader by hand).
-    pub fn heartbeat_timer_id(&self) -> Option<TimerId> {
-        self.heartbeat_timer
     }
 
     /// Whether this node may grant votes and pre-votes: a voter that has

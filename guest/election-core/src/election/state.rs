@@ -67,6 +67,8 @@ impl Election {
             failover_line: 1,
             pre_vote_retry_ns: None,
             liveness: h.liveness,
+            lists_sent: crate::lists::Sent::default(),
+            lists_kept: crate::lists::Kept::default(),
             election_timer: h.election_timer,
             heartbeat_timer: h.heartbeat_timer,
             next_timer_id: h.next_timer_id,

@@ -327,6 +327,8 @@ fn the_lost_state_node_learns_it_from_a_peers_answer_and_refuses_to_campaign() {
             alive: vec![],
             removed: vec![],
             transfer_to: None,
+            generation: 1,
+            full: true,
         },
     );
     assert_eq!(n.e.status().leader.as_deref(), Some("n1"));

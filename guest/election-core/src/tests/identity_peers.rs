@@ -76,6 +76,8 @@ fn a_second_process_with_the_same_id_is_refused_by_peers_that_recorded_the_first
             alive: vec![],
             removed: vec![],
             transfer_to: None,
+            generation: 1,
+            full: true,
         },
     );
     assert_eq!(sent_all(&a).len(), 1, "answered again: {a:?}");

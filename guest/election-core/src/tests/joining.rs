@@ -173,6 +173,8 @@ fn joining_a_cluster_from_an_empty_bootstrap() {
             alive: vec![],
             removed: vec![],
             transfer_to: None,
+            generation: 1,
+            full: true,
         },
     );
     assert_eq!(j.e.status().members.len(), 4);

@@ -85,6 +85,7 @@ fn the_lease_runs_from_the_send_time_of_the_newest_majority_acknowledged_round()
             round: 1,
             members: vec![],
             removed: vec![],
+            holds: None,
         },
     );
     // Round 1 left at 0: the lease is 150 ms less the 15 ms drift margin.
@@ -104,6 +105,7 @@ fn the_lease_runs_from_the_send_time_of_the_newest_majority_acknowledged_round()
             round: 2,
             members: vec![],
             removed: vec![],
+            holds: None,
         },
     );
     assert_eq!(n.e.lease_expires_ns(), Some(185 * MS));

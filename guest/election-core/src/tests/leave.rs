@@ -80,6 +80,8 @@ fn a_tombstone_outlasts_messages_in_flight_and_restarts() {
             alive: vec![],
             removed: vec!["n5".into()],
             transfer_to: None,
+            generation: 1,
+            full: true,
         },
     );
     assert!(!f.e.status().members.contains(&"n5".to_string()));
@@ -95,6 +97,8 @@ fn a_tombstone_outlasts_messages_in_flight_and_restarts() {
             alive: vec!["n5".into()],
             removed: vec![],
             transfer_to: None,
+            generation: 1,
+            full: true,
         },
     );
     f.deliver(
@@ -122,6 +126,7 @@ fn a_removal_spreads_from_the_leader_and_the_removed_node_stops_voting() {
             round: 1,
             members: vec![],
             removed: vec![],
+            holds: None,
         },
     );
     l.e.leave("n3", &mut l.env).expect("n3 is silent");

@@ -62,6 +62,7 @@ fn join_ack_and_welcome_lists_add_no_one_who_has_not_spoken() {
             round: 1,
             members: vec!["z".into()],
             removed: vec![],
+            holds: None,
         },
     );
     assert_eq!(l.e.status().members, vec!["j", "n1", "n2", "n3"]);

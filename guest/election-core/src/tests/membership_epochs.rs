@@ -400,6 +400,8 @@ fn an_unsettled_change_loses_to_the_view_a_later_leader_confirmed() {
         alive: vec![],
         removed: vec![],
         transfer_to: None,
+        generation: 1,
+        full: true,
     };
     // The leader of term 1 admitted n5 (epoch 1) and was deposed before
     // the change settled; n1 saw it.

@@ -118,6 +118,8 @@ fn a_pre_candidate_asks_without_bumping_its_term_and_forgets_its_leader() {
             alive: vec![],
             removed: vec![],
             transfer_to: None,
+            generation: 1,
+            full: true,
         },
     );
     n.env.now += 400 * MS;
@@ -187,6 +189,8 @@ fn pre_votes_are_refused_while_the_leader_is_heard_from() {
             alive: vec![],
             removed: vec![],
             transfer_to: None,
+            generation: 1,
+            full: true,
         },
     );
     n.env.now += 100 * MS;

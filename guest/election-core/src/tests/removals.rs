@@ -16,6 +16,8 @@ fn heartbeat(term: u64, epoch: u64, members: &[&str], removed: &[&str]) -> Body 
         alive: vec![],
         removed: removed.iter().map(|m| m.to_string()).collect(),
         transfer_to: None,
+        generation: 1,
+        full: true,
     }
 }
 
@@ -50,6 +52,7 @@ fn a_stale_view_cannot_tell_a_leader_it_was_removed() {
             round: 1,
             members: vec![],
             removed: vec!["n1".into()],
+            holds: None,
         },
     );
     let s = l.e.status();

@@ -43,6 +43,8 @@ fn stale_terms_are_rejected_with_the_current_term() {
             alive: vec![],
             removed: vec![],
             transfer_to: None,
+            generation: 1,
+            full: true,
         },
     );
     assert!(
@@ -73,6 +75,7 @@ fn a_leader_steps_down_on_a_higher_term() {
             round: 0,
             members: vec![],
             removed: vec![],
+            holds: None,
         },
         Body::Heartbeat {
             epoch: 0,
@@ -82,6 +85,8 @@ fn a_leader_steps_down_on_a_higher_term() {
             alive: vec![],
             removed: vec![],
             transfer_to: None,
+            generation: 1,
+            full: true,
         },
     ] {
         let (mut n, _) = leader();
@@ -126,6 +131,8 @@ fn a_candidate_yields_to_a_leader_of_its_own_term() {
             alive: vec![],
             removed: vec![],
             transfer_to: None,
+            generation: 1,
+            full: true,
         },
     );
     let s = n.e.status();
@@ -202,6 +209,8 @@ fn followers_reset_their_timer_on_heartbeats() {
         alive: vec!["n3".into()],
         removed: vec![],
         transfer_to: None,
+        generation: 1,
+        full: true,
     };
     let actions = n.deliver("n2", hb());
     assert!(actions.contains(&Action::CancelTimer { id: first }));
@@ -267,6 +276,8 @@ fn a_follower_takes_its_leaders_later_epoch_wholesale_and_speaking_adds_no_one()
         alive: vec![],
         removed: vec![],
         transfer_to: None,
+        generation: 1,
+        full: true,
     };
     n.deliver(
         "n4",
@@ -291,12 +302,17 @@ fn a_follower_takes_its_leaders_later_epoch_wholesale_and_speaking_adds_no_one()
     assert_eq!((s.quorum, s.epoch), (3, 1));
     let saved = persisted(&actions).expect("members persisted");
     assert_eq!((saved.members.len(), saved.epoch), (4, 1));
-    // It shares what it knows in its ack.
+    // Its view is now the leader's: the ack carries none of it back, and
+    // says which lists it holds.
+    assert!(matches!(&sent(&actions)[..],
+        [(_, Body::HeartbeatAck { members, removed, holds: Some(1), .. })]
+            if members.is_empty() && removed.is_empty()));
+    // An older epoch changes nothing, and the ack shares what the leader's
+    // lists lack: this node's own view.
+    let actions = n.deliver("n2", hb(0, &["n1", "n2", "n9"]));
+    assert_eq!(n.e.status().members, vec!["n1", "n2", "n4", "n5"]);
     assert!(matches!(&sent(&actions)[..],
         [(_, Body::HeartbeatAck { members, .. })] if members.len() == 4));
-    // An older epoch changes nothing.
-    n.deliver("n2", hb(0, &["n1", "n2", "n9"]));
-    assert_eq!(n.e.status().members, vec!["n1", "n2", "n4", "n5"]);
 }
 
 #[test]
@@ -318,6 +334,8 @@ fn invalid_ids_in_messages_never_become_members() {
             alive: vec![],
             removed: vec![],
             transfer_to: None,
+            generation: 1,
+            full: true,
         },
     );
     assert_eq!(n.e.status().members, vec!["n1", "n2", "ok"]);
@@ -335,6 +353,7 @@ fn a_silent_peer_leaves_but_stays_a_voter() {
             round: 0,
             members: vec![],
             removed: vec![],
+            holds: None,
         },
     );
     n.deliver(
@@ -345,6 +364,7 @@ fn a_silent_peer_leaves_but_stays_a_voter() {
             round: 0,
             members: vec![],
             removed: vec![],
+            holds: None,
         },
     );
     // n2 keeps answering, n3 goes silent for more than 10 heartbeats.
@@ -359,6 +379,7 @@ fn a_silent_peer_leaves_but_stays_a_voter() {
                 round: 0,
                 members: vec![],
                 removed: vec![],
+                holds: None,
             },
         );
         let actions = n.fire(hb);
@@ -381,6 +402,7 @@ fn a_silent_peer_leaves_but_stays_a_voter() {
             round: 0,
             members: vec![],
             removed: vec![],
+            holds: None,
         },
     );
     assert_eq!(events(&back), vec![Event::PeerJoined("n3".into())]);
@@ -425,6 +447,7 @@ fn a_leader_hearing_from_a_majority_keeps_leading() {
                 round: 0,
                 members: vec![],
                 removed: vec![],
+                holds: None,
             },
         );
         let actions = n.fire(hb);
@@ -460,6 +483,8 @@ fn two_leaders_of_one_term_both_step_down() {
             alive: vec![],
             removed: vec![],
             transfer_to: None,
+            generation: 1,
+            full: true,
         },
     );
     assert_eq!(n.e.status().role, Role::Follower);

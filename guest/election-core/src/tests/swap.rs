@@ -37,6 +37,7 @@ fn a_leaders_lease_survives_a_swap_and_a_format_1_state_still_imports() {
             round: 1,
             members: vec![],
             removed: vec![],
+            holds: None,
         },
     );
     let lease = n.e.lease_expires_ns();

@@ -17,6 +17,8 @@ fn heartbeat(term: u64) -> Body {
         alive: vec![],
         removed: vec![],
         transfer_to: None,
+        generation: 1,
+        full: true,
     }
 }
 

@@ -27,6 +27,8 @@ fn heartbeat_from_vouching(n: &mut Node, round: u64) -> Vec<Action> {
             alive: vec!["n2".into(), "n3".into(), "n4".into()],
             removed: vec![],
             transfer_to: None,
+            generation: 1,
+            full: true,
         },
     )
 }

@@ -154,6 +154,8 @@ fn named_heartbeat(term: u64, round: u64, to: Option<&str>) -> Body {
         alive: alloc::vec![],
         removed: alloc::vec![],
         transfer_to: to.map(Into::into),
+        generation: 1,
+        full: true,
     }
 }
 

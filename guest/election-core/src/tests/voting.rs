@@ -59,6 +59,8 @@ fn events_never_get_ahead_of_durable_state() {
                 alive: vec![],
                 removed: vec![],
                 transfer_to: None,
+                generation: 1,
+                full: true,
             },
         ),
     ] {
