@@ -137,6 +137,8 @@ mod tests {
             alive: vec!["n2".into()],
             removed: vec![],
             transfer_to: None,
+            generation: 1,
+            full: true,
         });
         let ack = message(Body::HeartbeatAck {
             term: 3,
@@ -144,6 +146,7 @@ mod tests {
             round: 7,
             members: vec!["n1".into(), "n2".into(), "n3".into()],
             removed: vec![],
+            holds: None,
         });
         let m = super::super::NodeMetrics::default();
         for payload in [&heartbeat, &heartbeat, &ack] {
