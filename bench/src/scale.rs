@@ -114,8 +114,16 @@ async fn measure(o: &ScaleOptions) -> anyhow::Result<()> {
         node.protocol_version,
         node.protocol_sha256.get(..12).unwrap_or("?")
     );
-    idle(&mut cluster, o).await?;
-    failover(&mut cluster, o).await
+    let outcome = match idle(&mut cluster, o).await {
+        Ok(()) => failover(&mut cluster, o).await,
+        Err(e) => Err(e),
+    };
+    // A node that died is the likelier story than the symptom the
+    // measurement tripped on (no agreement, a probe unanswered): say so.
+    outcome.map_err(|e| match cluster.dead() {
+        Some(dead) => e.context(dead),
+        None => e,
+    })
 }
 
 /// The idle window: every node's CPU and memory, and the leader's and two
@@ -438,6 +446,25 @@ impl ScaleCluster {
             }
         }
         Ok(())
+    }
+
+    /// The members whose process has exited, with the end of each one's
+    /// log; `None` if every member runs.
+    fn dead(&mut self) -> Option<String> {
+        let mut dead = Vec::new();
+        for id in self.members.clone() {
+            let exited = self
+                .local
+                .process(&id)
+                .and_then(|p| p.try_exit().ok().flatten());
+            if let Some(status) = exited {
+                let log = self.local.log_since_start(&id);
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = lines[lines.len().saturating_sub(8)..].join("\n");
+                dead.push(format!("{id} exited ({status}); its log ends:\n{tail}"));
+            }
+        }
+        (!dead.is_empty()).then(|| dead.join("\n"))
     }
 
     /// The first `size` members (voters first) as a [`System`].
