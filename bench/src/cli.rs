@@ -6,12 +6,11 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::cluster::System;
+use crate::cluster::System as _;
 use crate::etcd::{EtcdCluster, EtcdTimings};
-use crate::failover::{Fault, Jitter, Scenario, Trial, trial};
-use crate::stats::{
-    Summary, etcd_theoretical_failover_ms, randomized_failover_ms, theoretical_failover_ms,
-};
+use crate::failover::{Fault, Jitter, Scenario, Trial};
+use crate::report::{one_trial, print_costs, print_machine, report, summary};
+use crate::stats::{etcd_theoretical_failover_ms, randomized_failover_ms, theoretical_failover_ms};
 use crate::tenure::{TenureCluster, TenureOptions, Timings};
 
 /// Benchmarks of real Tenure (and etcd) clusters on 127.0.0.1.
@@ -148,6 +147,40 @@ enum Command {
         /// The election component [default: the built-in one].
         #[arg(long)]
         component: Option<PathBuf>,
+    },
+    /// One cluster of many voters and observers: each node's idle cost,
+    /// heartbeat and ack sizes, and the voters' failover.
+    Scale {
+        #[command(flatten)]
+        setup: Setup,
+        #[arg(long, default_value_t = 9)]
+        voters: usize,
+        /// Nodes with `[protocol] observer = true`.
+        #[arg(long, default_value_t = 100)]
+        observers: usize,
+        #[arg(long, default_value = "150,300,50")]
+        timings: Timings,
+        /// Nodes spawned at once; each batch answers before the next.
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        /// How long every node must have followed one leader before the
+        /// idle window, seconds.
+        #[arg(long, default_value_t = 5)]
+        settle: u64,
+        /// The idle window, seconds.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, default_value_t = 10)]
+        trials: usize,
+        /// kill: SIGKILL then restart; stop: SIGSTOP then SIGCONT.
+        #[arg(long, value_enum, default_value = "kill")]
+        fault: Fault,
+        /// How often surviving voters are asked during a failover, ms.
+        #[arg(long, default_value_t = 5)]
+        poll_ms: u64,
+        /// Print every batch and trial.
+        #[arg(long)]
+        verbose: bool,
     },
     /// One node's start-up, with a cold and then a warm compile cache.
     Startup {
@@ -369,6 +402,37 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             crate::sim_failover::print(nodes, fault, &report);
             Ok(())
         }
+        Command::Scale {
+            setup,
+            voters,
+            observers,
+            timings,
+            batch,
+            settle,
+            seconds,
+            trials,
+            fault,
+            poll_ms,
+            verbose,
+        } => {
+            let options = crate::scale::ScaleOptions {
+                binary: setup.tenure_binary()?,
+                dir: setup.dir(&format!("scale-{voters}-{observers}")),
+                remove_dir: setup.dir.is_none(),
+                voters,
+                observers,
+                timings,
+                plugin: setup.plugin.clone(),
+                batch,
+                settle: Duration::from_secs(settle),
+                window: Duration::from_secs(seconds),
+                trials,
+                fault,
+                poll: Duration::from_millis(poll_ms),
+                verbose,
+            };
+            crate::scale::run(options).await
+        }
         Command::Startup { setup, runs } => {
             let dir = setup.dir("startup");
             let mut t = start_tenure(
@@ -465,101 +529,4 @@ fn parse_etcd_timings(s: &str) -> anyhow::Result<EtcdTimings> {
         heartbeat_ms: hb.trim().parse().context("--etcd-timings heartbeat")?,
         election_ms: et.trim().parse().context("--etcd-timings election")?,
     })
-}
-
-/// Runs trial `i`, recording it or its failure. Gives up after three
-/// failures in a row: the cluster is then not recovering.
-async fn one_trial(
-    system: &mut impl System,
-    scenario: &Scenario,
-    jitter: &mut Jitter,
-    i: usize,
-    verbose: bool,
-    results: &mut Vec<Trial>,
-    failures: &mut usize,
-) -> anyhow::Result<()> {
-    match trial(system, scenario, jitter).await {
-        Ok(t) => {
-            if verbose {
-                println!(
-                    "  {} trial {i}: {:.1} ms, {} -> {}, term {} -> {}",
-                    system.label(),
-                    t.ms,
-                    t.old_leader,
-                    t.new_leader,
-                    t.old_term,
-                    t.new_term
-                );
-            }
-            results.push(t);
-            Ok(())
-        }
-        Err(e) => {
-            *failures += 1;
-            eprintln!("  {} trial {i} failed: {e:#}", system.label());
-            if *failures >= 3 && results.is_empty() {
-                bail!("{}: three trials failed and none succeeded", system.label());
-            }
-            Ok(())
-        }
-    }
-}
-
-/// Prints a system's summary; returns its median.
-fn report(system: &impl System, trials: &[Trial], failures: usize, theory: f64) -> Option<f64> {
-    let ms: Vec<f64> = trials.iter().map(|t| t.ms).collect();
-    let summary = Summary::of(&ms);
-    let multi = trials.iter().filter(|t| t.rounds() > 1).count();
-    println!("{}:", system.label());
-    println!(
-        "  signal to agreed new leader, {} trials: {}",
-        ms.len(),
-        summary
-            .as_ref()
-            .map_or("no trials".into(), ToString::to_string)
-    );
-    println!("  trials needing more than one election round: {multi}; failed trials: {failures}");
-    println!("  theoretical expectation (timeout path): {theory:.1} ms");
-    summary.map(|s| s.median)
-}
-
-fn summary(sample: &[f64]) -> String {
-    Summary::of(sample).map_or_else(|| "no data".to_string(), |s| s.to_string())
-}
-
-fn print_costs(label: &str, costs: &[crate::idle::Cost]) {
-    println!("{label}, idle:");
-    for c in costs {
-        println!(
-            "  {:<22} {:<8} CPU {:>5.2} % of a core, RSS {:>6.1} MiB (peak {:.1} MiB)",
-            c.who,
-            if c.leader { "leader" } else { "follower" },
-            c.cpu_percent,
-            c.rss_kib as f64 / 1024.0,
-            c.peak_kib as f64 / 1024.0
-        );
-    }
-}
-
-/// Prints what the figures were measured on.
-fn print_machine() {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let memory = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or_else(
-            || "?".to_string(),
-            |kib| format!("{:.1} GiB", kib as f64 / 1048576.0),
-        );
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map_or_else(|_| "?".to_string(), |k| k.trim().to_string());
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".to_string());
-    println!("machine: {cores} cores, {memory} memory, Linux {kernel}, load average {load}");
 }

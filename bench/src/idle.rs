@@ -39,6 +39,16 @@ pub async fn measure(
     )
     .await?;
     tokio::time::sleep(settle).await;
+    measure_window(system, window).await
+}
+
+/// Measures every member over `window`, from now; nothing is asked of
+/// the members until it ends. The costs are in member order.
+pub async fn measure_window(
+    system: &mut impl System,
+    window: Duration,
+) -> anyhow::Result<Vec<Cost>> {
+    let all: Vec<usize> = (0..system.size()).collect();
     let mut pids = Vec::new();
     for &m in &all {
         let pid = system.process(m).pid().context("a member is not running")?;

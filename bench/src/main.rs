@@ -6,6 +6,8 @@
 //! - `startup`: one node's start-up with a cold and a warm compile cache.
 //! - `persist`: one durable save of the protocol state, two ways.
 //! - `sim-failover`: the protocol's failover alone, in virtual time.
+//! - `scale`: one cluster of 9 voters and 100 observers: idle cost per
+//!   node, heartbeat and ack sizes, the voters' failover.
 //!
 //! Every figure is printed; nothing here passes or fails on a time. See
 //! BENCHMARKS.md for the commands behind the published figures.
@@ -18,7 +20,11 @@
 //!   failover off from outside.
 //! - [`idle`] and [`procfs`]: idle cost; [`startup`]: start-up time;
 //!   [`persist`]: the state file's save; [`sim_failover`]: failover in
-//!   the simulator.
+//!   the simulator; [`scale`]: a big cluster of voters and observers,
+//!   and [`sent`]: the heartbeat and ack counters it reads from
+//!   `/metrics`.
+//! - [`report`]: what every command prints besides its figures (the
+//!   machine, the commit, the command line) and the shared summaries.
 //! - [`stats`]: percentiles and the theoretical expectation;
 //!   [`ports`]: loopback ports (child processes and Tenure's configs come
 //!   from `tenure_host::testing::processes`, as the process tests' do).
@@ -31,6 +37,9 @@ mod idle;
 mod persist;
 mod ports;
 mod procfs;
+mod report;
+mod scale;
+mod sent;
 mod sim_failover;
 mod startup;
 mod stats;

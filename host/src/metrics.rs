@@ -9,7 +9,8 @@
 //!
 //! - **observed** as they happen, by the node task: leader changes,
 //!   elections by outcome and how long they took, each persist's
-//!   duration ([`NodeMetrics`]), and each plugin callback's duration
+//!   duration ([`NodeMetrics`]), the protocol messages sent and their
+//!   bytes by kind (`sent`), and each plugin callback's duration
 //!   ([`crate::plugin::quota::PluginUsage`]);
 //! - **sampled** from the node's [`NodeReport`] at each scrape: role,
 //!   term, lease, last contact with the leader, peers, the transport's and
@@ -31,6 +32,8 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::bindings::types::{Event, NodeStatus, Role};
 use crate::node::NodeReport;
 use crate::plugin::quota::PluginUsage;
+
+mod sent;
 
 /// The content type of [`NodeMetrics::render`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -98,6 +101,8 @@ pub struct NodeMetrics {
     elections: Family<OutcomeLabel, Counter>,
     election_seconds: Histogram,
     persist_seconds: Histogram,
+    /// Protocol messages sent and their bytes, by kind.
+    sent: sent::SentMessages,
     tracker: Mutex<Tracker>,
 }
 
@@ -110,6 +115,7 @@ impl Default for NodeMetrics {
             election_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
             // 50 µs to ~1.6 s: an fsync on a fast disk to a slow one.
             persist_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            sent: sent::SentMessages::default(),
             tracker: Mutex::new(Tracker::default()),
         }
     }
@@ -186,17 +192,17 @@ impl NodeMetrics {
         }
     }
 
-    /// Notes a protocol message this node sends (the built-in build's wire
-    /// format; another build's messages are not read): a pre-vote round
+    /// Notes a protocol message this node sends, read in the built-in
+    /// build's wire format: its kind and size
+    /// (`tenure_sent_messages_total{kind}`, `tenure_sent_bytes_total{kind}`;
+    /// another build's messages count as `unknown`), and a pre-vote round
     /// that begins while the last one never became a candidacy means the
     /// last one was refused (`elections_total{outcome="pre_vote_refused"}`).
     pub fn on_sent(&self, payload: &[u8]) {
         use tenure_election_core::wire::{Body, Message};
-        let Ok(Message {
-            body: Body::RequestPreVote { .. },
-            ..
-        }) = Message::decode(payload)
-        else {
+        let body = Message::decode(payload).ok().map(|m| m.body);
+        self.sent.note(sent::kind(body.as_ref()), payload.len());
+        let Some(Body::RequestPreVote { .. }) = body else {
             return;
         };
         let now = Instant::now();
@@ -311,6 +317,7 @@ impl NodeMetrics {
             self.persist_seconds.clone(),
         );
         r.register("tenure_frames", FRAMES_HELP, frames(report));
+        self.sent.register(&mut r);
         if let (Some(plugin), Some(usage)) = (&report.plugin, usage) {
             r.register_with_unit(
                 "tenure_plugin_callback_duration",
