@@ -140,6 +140,10 @@ pub struct Election {
     /// pre-vote only for loyalty, with little of it left, run out: the
     /// pre-vote is retried just after, not a whole timeout later.
     pub(crate) pre_vote_retry_ns: Option<u64>,
+    /// Pre-vote requests this node refused for loyalty alone, as asked
+    /// (candidate, term, epoch, epoch term): if its leader then turns out
+    /// dead, it answers them again at once (see `peer_unreachable`).
+    pub(crate) refused_for_loyalty: Vec<(NodeId, Term, u64, Term)>,
     pub(crate) liveness: Liveness,
     /// The lists this leader's heartbeats carried, and those this follower
     /// kept from its leader's (see [`crate::lists`]).
@@ -248,6 +252,7 @@ impl Election {
             failover_until_ns: None,
             failover_line: 1,
             pre_vote_retry_ns: None,
+            refused_for_loyalty: Vec::new(),
             liveness: Liveness::default(),
             lists_sent: crate::lists::Sent::default(),
             lists_kept: crate::lists::Kept::default(),
@@ -420,10 +425,7 @@ impl Election {
                 term,
                 epoch,
                 epoch_term,
-            } => {
-                let current = self.view_current(epoch_term, epoch);
-                self.on_request_pre_vote(from, term, current, env);
-            }
+            } => self.on_request_pre_vote(from, term, epoch, epoch_term, env),
             Body::TimeoutNow { term, round } => self.on_timeout_now(from, term, round, env),
             Body::Removed {
                 removed,

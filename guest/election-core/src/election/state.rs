@@ -66,6 +66,7 @@ impl Election {
             failover_until_ns: None,
             failover_line: 1,
             pre_vote_retry_ns: None,
+            refused_for_loyalty: Vec::new(),
             liveness: h.liveness,
             lists_sent: crate::lists::Sent::default(),
             lists_kept: crate::lists::Kept::default(),

@@ -221,9 +221,11 @@ impl Election {
         &mut self,
         from: &str,
         term: Term,
-        view_current: bool,
+        epoch: u64,
+        epoch_term: Term,
         env: &mut impl Environment,
     ) {
+        let view_current = self.view_current(epoch_term, epoch);
         // Grant only what a real vote could grant (a later term), and only
         // if this node has no reason to think the leader is alive: it is
         // not the leader, and has not heard from one within the minimum
@@ -249,8 +251,15 @@ impl Election {
             && let Some(left) = self.loyalty_left_ns()
         {
             // Refused for loyalty alone: say when it ends, so a
-            // pre-candidate whose leader froze asks again right then.
+            // pre-candidate whose leader froze asks again right then; and
+            // remember it, so if the leader turns out dead the answer
+            // comes again at once (see `peer_unreachable`).
             let after_ms = u32::try_from(left.div_ceil(NS_PER_MS)).unwrap_or(u32::MAX);
+            self.refused_for_loyalty.retain(|(c, _, _, _)| c != from);
+            if self.refused_for_loyalty.len() < self.members.len() {
+                self.refused_for_loyalty
+                    .push((from.into(), term, epoch, epoch_term));
+            }
             return self.send(
                 from,
                 Body::PreVoteLater {
@@ -282,6 +291,9 @@ impl Election {
             return;
         }
         if granted {
+            // A grant may follow a refusal for loyalty (the voter saw the
+            // death after it answered): the grant stands.
+            self.rejected.remove(from);
             self.granted.insert(from.into());
         } else {
             self.rejected.insert(from.into());

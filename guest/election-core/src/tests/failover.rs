@@ -355,3 +355,81 @@ fn granting_a_pre_vote_while_replacing_a_dead_leader_defers_this_nodes_turn() {
         "after the line: {later}"
     );
 }
+
+/// Survivors learn of a death a few ms apart. The first in line may ask
+/// before the next has seen it, and be refused for loyalty; that voter
+/// then answers again the moment it sees the death itself, rather than
+/// leave the first in line to wait out the whole line of turns (which
+/// let the second in line win after 20 ms: `tenure-bench failover
+/// --fault kill` tail at 3 nodes).
+#[test]
+fn a_voter_that_refused_for_loyalty_grants_once_it_sees_the_leader_die() {
+    let (mut n, _) = Node::with_options(pre_vote_options("n3", &["n1", "n2", "n3"]), None);
+    heartbeat_from(&mut n, "n1", 2, 0);
+    let ask = || Body::RequestPreVote {
+        term: 3,
+        epoch: 0,
+        epoch_term: 0,
+    };
+    let refused = n.deliver("n2", ask());
+    assert!(
+        matches!(&sent(&refused)[..], [(to, Body::PreVoteLater { term: 3, .. })] if to == "n2"),
+        "{:?}",
+        sent(&refused)
+    );
+    // Another peer's death changes nothing; the leader's answers n2 now.
+    n.e.peer_unreachable("n2", &mut n.env);
+    assert!(n.e.take_actions().is_empty());
+    n.e.peer_unreachable("n1", &mut n.env);
+    let answered = sent(&n.e.take_actions());
+    assert!(
+        answered.iter().any(|(to, b)| to == "n2"
+            && matches!(
+                b,
+                Body::PreVote {
+                    term: 3,
+                    granted: true,
+                    ..
+                }
+            )),
+        "{answered:?}"
+    );
+    // Once: a second death notice (a later reconnect refused) repeats
+    // nothing.
+    n.e.peer_unreachable("n1", &mut n.env);
+    assert!(
+        !sent(&n.e.take_actions())
+            .iter()
+            .any(|(_, b)| matches!(b, Body::PreVote { .. }))
+    );
+}
+
+/// The pre-candidate's side: a grant that follows a refusal counts, and
+/// wins the pre-vote.
+#[test]
+fn a_grant_after_a_loyalty_refusal_wins_the_pre_vote() {
+    let (mut n, _) = Node::with_options(pre_vote_options("n2", &["n1", "n2", "n3"]), None);
+    heartbeat_from(&mut n, "n1", 2, 0);
+    n.e.peer_unreachable("n1", &mut n.env);
+    let (timer, _) = *timers(&n.e.take_actions()).last().expect("its turn");
+    n.fire(timer);
+    n.deliver(
+        "n3",
+        Body::PreVoteLater {
+            term: 3,
+            current: 2,
+            after_ms: 140,
+        },
+    );
+    assert_eq!(n.e.status().role, Role::Follower);
+    n.deliver(
+        "n3",
+        Body::PreVote {
+            term: 3,
+            granted: true,
+            current: 2,
+        },
+    );
+    let s = n.e.status();
+    assert_eq!((s.role, s.term), (Role::Candidate, 3));
+}
