@@ -393,6 +393,11 @@ impl Election {
         let voters = self.members.len();
         match quorum::tally(voters, self.granted.len(), self.rejected.len()) {
             VoteResult::Won => self.become_candidate(env, false),
+            // Replacing a dead leader, the refusals most likely come from
+            // voters that have not seen the death yet, and each answers
+            // again when it does (see `peer_unreachable`): the pre-vote
+            // stays open for those grants until this node's next turn.
+            VoteResult::Lost if self.replacing_a_dead_leader() => {}
             VoteResult::Lost => {
                 self.pre_campaign = false;
                 self.log(

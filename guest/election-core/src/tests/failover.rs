@@ -433,3 +433,43 @@ fn a_grant_after_a_loyalty_refusal_wins_the_pre_vote() {
     let s = n.e.status();
     assert_eq!((s.role, s.term), (Role::Candidate, 3));
 }
+
+/// With more survivors, the first in line can be refused by a majority
+/// before any of them has seen the death: its pre-vote stays open, and
+/// their grants, as each sees the death, still elect it (at 7 nodes it
+/// used to give up and wait out six turns: a 70 ms tail).
+#[test]
+fn a_pre_vote_refused_by_a_majority_that_had_not_seen_the_death_still_wins() {
+    let seven = ["n1", "n2", "n3", "n4", "n5", "n6", "n7"];
+    let (mut n, _) = Node::with_options(pre_vote_options("n2", &seven), None);
+    heartbeat_from(&mut n, "n1", 2, 0);
+    n.e.peer_unreachable("n1", &mut n.env);
+    let (timer, _) = *timers(&n.e.take_actions()).last().expect("its turn");
+    n.fire(timer);
+    let later = |n: &mut Node, from| {
+        n.deliver(
+            from,
+            Body::PreVoteLater {
+                term: 3,
+                current: 2,
+                after_ms: 140,
+            },
+        )
+    };
+    for voter in ["n3", "n4", "n5", "n6", "n7"] {
+        later(&mut n, voter);
+    }
+    assert_eq!(n.e.status().role, Role::Follower, "refused by everyone");
+    for voter in ["n3", "n4", "n5"] {
+        n.deliver(
+            voter,
+            Body::PreVote {
+                term: 3,
+                granted: true,
+                current: 2,
+            },
+        );
+    }
+    let s = n.e.status();
+    assert_eq!((s.role, s.term), (Role::Candidate, 3));
+}
