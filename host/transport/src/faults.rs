@@ -230,13 +230,40 @@ mod tests {
         assert_eq!(got, [9, 0, 1, 2, 3, 4]);
         // Real time: at least the delay (a busy machine may add more).
         assert!(start.elapsed() >= Duration::from_millis(100));
+        // Total loss, once the layer has read it: messages sent while
+        // the old spec still holds arrive (the reload is a poll, and a
+        // loaded machine may run it late), so wait until one is lost,
+        // then every later one is too.
         std::fs::write(&control, "loss=1").unwrap();
-        tokio::time::sleep(RELOAD_EVERY * 10).await;
-        tx.send(message("a", 1)).await.unwrap();
+        let wait = RELOAD_EVERY * 4;
+        let mut lost = false;
+        for _ in 0..100 {
+            tx.send(message("a", 1)).await.unwrap();
+            if tokio::time::timeout(wait, out.recv()).await.is_err() {
+                lost = true;
+                break;
+            }
+        }
+        assert!(lost, "loss=1 was never applied");
+        for _ in 0..5 {
+            tx.send(message("a", 1)).await.unwrap();
+        }
+        assert!(
+            tokio::time::timeout(wait, out.recv()).await.is_err(),
+            "all are lost"
+        );
+        // No faults again: the next message that arrives is the first one
+        // sent after the layer read the empty file, none of the lost ones.
         std::fs::write(&control, "").unwrap();
-        tokio::time::sleep(RELOAD_EVERY * 10).await;
-        tx.send(message("a", 2)).await.unwrap();
-        assert_eq!(out.recv().await.unwrap().payload, [2], "the first was lost");
+        let mut arrived = None;
+        for _ in 0..100 {
+            tx.send(message("a", 2)).await.unwrap();
+            if let Ok(got) = tokio::time::timeout(wait, out.recv()).await {
+                arrived = got.map(|m| m.payload);
+                break;
+            }
+        }
+        assert_eq!(arrived, Some(vec![2]), "the lost ones stay lost");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
