@@ -20,6 +20,12 @@
 //! says when its loyalty ends (`Body::PreVoteLater`), and the
 //! pre-candidate asks again right then.
 //!
+//! The survivors learn of the death a few ms apart, so the first in line
+//! may ask before the others have seen it and be refused for loyalty. A
+//! voter remembers the pre-votes it refused for loyalty alone and answers
+//! them again the moment the host reports its leader dead; the first in
+//! line keeps its pre-vote open for those answers until its next turn.
+//!
 //! Data ids (see [`crate::identity`]) cost nothing here: a survivor's
 //! confirmations were saved long before the leader died.
 

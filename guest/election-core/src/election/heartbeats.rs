@@ -109,15 +109,22 @@ impl Election {
     /// News of the members among `peers` (a leader's sorted list of whom
     /// it hears from), other than this node, in one pass.
     fn news_of_members(&mut self, peers: &[NodeId], now: u64) {
-        let mut members = self.members.iter().peekable();
-        let me = self.id.clone();
-        let relayed = peers.iter().filter(move |peer| {
-            while members.next_if(|m| *m < *peer).is_some() {}
-            **peer != me && members.peek() == Some(peer)
-        });
-        // The filter walks the members in step: collect before borrowing
-        // the liveness mutably.
-        let relayed: Vec<&NodeId> = relayed.collect();
+        let relayed: Vec<&NodeId> = if peers.is_sorted() {
+            let mut members = self.members.iter().peekable();
+            peers
+                .iter()
+                .filter(|peer| {
+                    while members.next_if(|m| m < peer).is_some() {}
+                    **peer != self.id && members.peek() == Some(peer)
+                })
+                .collect()
+        } else {
+            // Not from a leader of this build (it sends them sorted).
+            peers
+                .iter()
+                .filter(|peer| **peer != self.id && self.members.contains(*peer))
+                .collect()
+        };
         for change in self.liveness.heard_all(relayed.into_iter(), now) {
             if let Change::Joined(peer) = change {
                 self.log(LogLevel::Debug, format!("{} sees {peer} joined", self.id));
