@@ -163,6 +163,27 @@ pub struct Received<'a> {
     pub full: bool,
 }
 
+impl<'a> Received<'a> {
+    /// What `message` from `from` says of its lists, if it is a heartbeat.
+    pub fn of(from: &'a str, message: &crate::wire::Message) -> Option<Self> {
+        match message.body {
+            crate::wire::Body::Heartbeat {
+                term,
+                generation,
+                full,
+                ..
+            } => Some(Received {
+                leader: from,
+                data_id: message.sender_data_id,
+                term,
+                generation,
+                full,
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl Kept {
     /// The lists a heartbeat is handled with, taken out of this keeper
     /// (give them back with [`Kept::keep`]): those it `carried` if it was

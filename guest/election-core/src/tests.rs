@@ -251,6 +251,12 @@ fn vote_of(actions: &[Action]) -> Option<(u64, bool)> {
 }
 
 fn ack(n: &mut Node, from: &str, round: u64) {
+    ack_holding(n, from, round, None);
+}
+
+/// An ok ack of `round` from `from` that says which generation of the
+/// leader's lists it holds (see [`crate::lists`]).
+fn ack_holding(n: &mut Node, from: &str, round: u64, holds: Option<u64>) {
     n.deliver(
         from,
         Body::HeartbeatAck {
@@ -259,7 +265,7 @@ fn ack(n: &mut Node, from: &str, round: u64) {
             round,
             members: vec![],
             removed: vec![],
-            holds: None,
+            holds,
         },
     );
 }

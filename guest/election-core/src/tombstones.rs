@@ -72,20 +72,14 @@ impl Election {
                 term,
                 epoch,
                 members,
-                generation,
                 full,
                 ..
             } => {
                 // Without its lists, the ones this node kept of that
                 // generation (see crate::lists), if any.
-                let received = crate::lists::Received {
-                    leader: from,
-                    data_id: message.sender_data_id,
-                    term: *term,
-                    generation: *generation,
-                    full: *full,
-                };
-                let members = match self.lists_kept.named_by(&received) {
+                let kept = crate::lists::Received::of(from, message)
+                    .and_then(|received| self.lists_kept.named_by(&received));
+                let members = match kept {
                     Some(kept) if !*full => &kept.members,
                     _ => members,
                 };

@@ -18,20 +18,6 @@ fn heartbeats(actions: &[Action]) -> Vec<(String, bool, u64)> {
         .collect()
 }
 
-fn ack_holding(n: &mut Node, from: &str, round: u64, holds: Option<u64>) {
-    n.deliver(
-        from,
-        Body::HeartbeatAck {
-            term: n.e.status().term,
-            ok: true,
-            round,
-            members: vec![],
-            removed: vec![],
-            holds,
-        },
-    );
-}
-
 fn next_round(n: &mut Node) -> Vec<(String, bool, u64)> {
     n.env.now += 50 * MS;
     let timer =
