@@ -214,6 +214,9 @@ fn chaos_with_joins_holds_every_invariant() {
 /// so nothing they hash changed). All again at wire version 4, when
 /// heartbeats stopped carrying unchanged lists (see the guest's
 /// `lists` module): every heartbeat and ack delivered is other bytes.
+/// Seed 54943 again when survivors began to see a crash at scattered
+/// moments (`ChaosPlan::crash_detection_spread_ns`): it is the one of these
+/// that draws a spread; the others draw none and kept their values.
 #[test]
 fn chaos_fingerprints_match_the_golden_values() {
     let component = component();
@@ -227,7 +230,7 @@ fn chaos_fingerprints_match_the_golden_values() {
         (620, 0x42a2_03b9_4056_fb19),
         (1946, 0xbaed_c8c3_0b11_a849),
         (4242, 0x7391_718c_f89c_9511),
-        (54943, 0x571b_cc44_64cf_5d54),
+        (54943, 0xe347_21c2_c6c3_4f13),
     ];
     let changed: Vec<String> = golden
         .iter()

@@ -19,8 +19,10 @@ pub enum SimFault {
     /// Frozen (SIGSTOP): its connections stay open, nobody sees it die.
     Stop,
     /// Crashed, with the host's crash detection `detect_ms` later (a
-    /// closed connection and a refused redial).
-    Kill { detect_ms: u64 },
+    /// closed connection and a refused redial), each survivor up to
+    /// `spread_us` later still (drawn per survivor: real survivors are
+    /// woken one by one).
+    Kill { detect_ms: u64, spread_us: u64 },
 }
 
 /// One run's figures.
@@ -55,8 +57,13 @@ pub fn run(
             max_delay_ns: 200_000,
             ..NetworkConfig::default()
         });
-        if let SimFault::Kill { detect_ms } = fault {
+        if let SimFault::Kill {
+            detect_ms,
+            spread_us,
+        } = fault
+        {
             sim.set_crash_detection(Some(detect_ms * MS));
+            sim.set_crash_detection_spread(spread_us * 1_000);
         }
         for id in &ids {
             sim.add_node(NodeSpec::new(id, "bench", &ids))?;

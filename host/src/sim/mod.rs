@@ -309,6 +309,12 @@ pub struct Simulation {
     crash_mid_call: f64,
     /// How long after a crash the other hosts see it, if they do.
     crash_detection_ns: Option<u64>,
+    /// Up to how much later than that each survivor sees it (see
+    /// [`Simulation::set_crash_detection_spread`]).
+    crash_detection_spread_ns: u64,
+    /// Draws each survivor's share of that spread: a stream of its own, so
+    /// a run without spread makes the draws it always made.
+    detection_rng: SimRng,
     /// Disks wiped so far (see `faults.rs`).
     wiped_disks: usize,
     /// Members removed with a successful `leave` so far (a removal asked
@@ -337,6 +343,8 @@ impl Simulation {
             partition: Partition::default(),
             crash_mid_call: 0.0,
             crash_detection_ns: None,
+            crash_detection_spread_ns: 0,
+            detection_rng: SimRng::derive(seed, 0xde7ec7),
             wiped_disks: 0,
             removed: BTreeSet::new(),
             checker: Checker::default(),
@@ -438,8 +446,12 @@ impl Simulation {
                         && self.partition.connected(other, node);
                     if other != node && self.is_up(other) && sees {
                         let incarnation = self.nodes[other].incarnation;
+                        let late = match self.crash_detection_spread_ns {
+                            0 => 0,
+                            spread => self.detection_rng.range(0, spread),
+                        };
                         self.schedule(
-                            at,
+                            at.saturating_add(late),
                             Pending::Unreachable {
                                 node: other,
                                 incarnation,
@@ -517,6 +529,18 @@ impl Simulation {
     /// one.
     pub fn set_crash_detection(&mut self, delay_ns: Option<u64>) {
         self.crash_detection_ns = delay_ns;
+    }
+
+    /// Spreads the moments the survivors see a crash: each running node is
+    /// told up to `spread_ns` (uniform, drawn per node) after the delay of
+    /// [`Simulation::set_crash_detection`], as real hosts are, each woken
+    /// to read the close and redial when the scheduler gets to it (0.2–3.3
+    /// ms apart for seven processes on two cores; BENCHMARKS.md, *Kill
+    /// path at the floor*). So the first in line may stand before the
+    /// voters have seen the death. Zero (the default) tells all at once.
+    pub fn set_crash_detection_spread(&mut self, spread_ns: u64) {
+        self.trace_line(format!("crash detection spread {spread_ns} ns"));
+        self.crash_detection_spread_ns = spread_ns;
     }
 
     /// Ends every partition.

@@ -95,6 +95,9 @@ pub fn run_plan(
     // Safety phase.
     sim.set_crash_mid_call(plan.crash_mid_call);
     sim.set_crash_detection(plan.crash_detection_ns);
+    if plan.crash_detection_spread_ns > 0 {
+        sim.set_crash_detection_spread(plan.crash_detection_spread_ns);
+    }
     let mut faults_injected = 0;
     loop {
         let gap = rng.range(plan.fault_gap_ns.0, plan.fault_gap_ns.1);

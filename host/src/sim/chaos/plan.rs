@@ -124,6 +124,10 @@ pub struct ChaosPlan {
     /// Whether (and how late) surviving hosts see a crash, as a real
     /// transport does (half the seeds).
     pub crash_detection_ns: Option<u64>,
+    /// Up to how much later than that each survivor sees a crash, drawn
+    /// per survivor (half the seeds that detect crashes; zero otherwise):
+    /// the first in line may stand before the voters know.
+    pub crash_detection_spread_ns: u64,
     /// How the network misbehaves while degraded.
     pub degraded: NetworkConfig,
     /// The fault kinds this run draws from.
@@ -242,6 +246,13 @@ impl ChaosPlan {
         faults.extend(LINK_FAULTS.into_iter().filter(|_| links.chance(0.5)));
         let mut disks = SimRng::derive(seed, 0xd15cf);
         faults.extend(DISK_FAULTS.into_iter().filter(|_| disks.chance(0.5)));
+        // Up to two fast-failover slots (a slot is at least 5 ms): past
+        // the first in line's jitter and into the next one's turn.
+        let mut spread = SimRng::derive(seed, 0x5b4ead);
+        let crash_detection_spread_ns = match crash_detection_ns {
+            Some(_) if spread.chance(0.5) => spread.range(MS / 10, 10 * MS),
+            _ => 0,
+        };
         ChaosPlan {
             nodes,
             timings,
@@ -251,6 +262,7 @@ impl ChaosPlan {
             observer,
             crash_mid_call,
             crash_detection_ns,
+            crash_detection_spread_ns,
             degraded,
             faults,
             fault_gap_ns: (gap_low, gap_high),
