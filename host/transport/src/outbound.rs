@@ -143,6 +143,13 @@ const QUICK_REDIALS: u32 = 5;
 /// The pause between quick redials (see [`QUICK_REDIALS`]).
 const QUICK_REDIAL_DELAY: Duration = Duration::from_millis(1);
 
+/// How many redials, besides the quick ones, come at once, without the
+/// pause, after a dial the peer accepted and then reset. A dying process's listener
+/// resets the connections queued on it as it closes, so the next dial is
+/// usually refused at once; the 1 ms pause (1-2 ms on tokio's timer) was
+/// most of the spread in which the survivors of a kill saw the death.
+const REDIALS_AT_ONCE_AFTER_A_RESET: u32 = 2;
+
 /// The connection task for `peer`, until the transport shuts down.
 pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<Outgoing>) {
     let mut queue = Queue {
@@ -155,6 +162,10 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<Ou
     // Quick redials left (see QUICK_REDIALS); granted only when a
     // connection that had held broke.
     let mut quick_redials = 0;
+    // Redials at once after a reset still allowed, and whether
+    // the latest dial was reset (see REDIALS_AT_ONCE_AFTER_A_RESET).
+    let mut at_once = 0;
+    let mut reset = false;
     // Resolution failures in a row, to warn on the first and then rarely.
     let mut unresolved_streak = 0u32;
     loop {
@@ -182,6 +193,7 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<Ou
                 if !failure.reached {
                     quick_redials = 0;
                 }
+                reset = failure.reached;
                 // Only a refusal is evidence of death, and only while
                 // nothing comes from the peer either (see crate::death);
                 // a timeout or a failed hello never is.
@@ -190,6 +202,7 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<Ou
                 }
             }
             Ok(link) => {
+                reset = false;
                 if unresolved_streak > 0 {
                     tracing::info!(%peer, failures = unresolved_streak, "peer's name resolves again");
                     unresolved_streak = 0;
@@ -223,9 +236,16 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<Ou
                     }
                     if since.elapsed() >= shared.reconnect_min {
                         quick_redials = QUICK_REDIALS + 1;
+                        at_once = REDIALS_AT_ONCE_AFTER_A_RESET;
                     }
                 }
             }
+        }
+        // Extra to the quick redials, so their paced ones stay as many.
+        if quick_redials > 1 && reset && at_once > 0 {
+            at_once -= 1;
+            tokio::task::yield_now().await;
+            continue;
         }
         if quick_redials > 0 {
             quick_redials -= 1;
