@@ -162,16 +162,17 @@ pub(crate) async fn run(peer: String, shared: Arc<Shared>, rx: mpsc::Receiver<Ou
     // Quick redials left (see QUICK_REDIALS); granted only when a
     // connection that had held broke.
     let mut quick_redials = 0;
-    // Redials at once after a reset still allowed, and whether
-    // the latest dial was reset (see REDIALS_AT_ONCE_AFTER_A_RESET).
+    // Redials at once after a reset still allowed (see
+    // REDIALS_AT_ONCE_AFTER_A_RESET).
     let mut at_once = 0;
-    let mut reset = false;
     // Resolution failures in a row, to warn on the first and then rarely.
     let mut unresolved_streak = 0u32;
     loop {
         let Some(dialled) = queue.drain_while(&shared, connect(&shared, &peer)).await else {
             return;
         };
+        // Whether this dial was accepted and then reset.
+        let reset;
         match dialled {
             Err(failure) => {
                 match &failure.unresolved {
