@@ -101,12 +101,7 @@ fn a_kill_seen_at_scattered_moments_is_won_by_the_first_in_line_before_the_next_
     let mut took = Vec::new();
     for seed in 0..30 {
         let mut sim = Simulation::new(component(), seed);
-        // Loopback: 50–200 µs one way.
-        sim.set_network(NetworkConfig {
-            min_delay_ns: 50_000,
-            max_delay_ns: 200_000,
-            ..NetworkConfig::default()
-        });
+        sim.set_network(NetworkConfig::loopback());
         add_cluster(&mut sim, "c", &SEVEN);
         sim.set_crash_detection(Some(MS));
         sim.set_crash_detection_spread(4 * MS);

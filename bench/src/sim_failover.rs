@@ -51,12 +51,7 @@ pub fn run(
     };
     for seed in 1..=trials {
         let mut sim = Simulation::new(component.clone(), seed);
-        // Loopback: 50–200 µs one way.
-        sim.set_network(NetworkConfig {
-            min_delay_ns: 50_000,
-            max_delay_ns: 200_000,
-            ..NetworkConfig::default()
-        });
+        sim.set_network(NetworkConfig::loopback());
         if let SimFault::Kill {
             detect_ms,
             spread_us,

@@ -446,10 +446,8 @@ impl Simulation {
                         && self.partition.connected(other, node);
                     if other != node && self.is_up(other) && sees {
                         let incarnation = self.nodes[other].incarnation;
-                        let late = match self.crash_detection_spread_ns {
-                            0 => 0,
-                            spread => self.detection_rng.range(0, spread),
-                        };
+                        // No spread draws nothing (`range(0, 0)` is 0).
+                        let late = self.detection_rng.range(0, self.crash_detection_spread_ns);
                         self.schedule(
                             at.saturating_add(late),
                             Pending::Unreachable {

@@ -40,6 +40,17 @@ impl Default for NetworkConfig {
 }
 
 impl NetworkConfig {
+    /// One machine's loopback: 50–200 µs one way, nothing lost. What
+    /// failover figures in virtual time compare with real processes on one
+    /// host (`tenure-bench sim-failover`).
+    pub fn loopback() -> Self {
+        NetworkConfig {
+            min_delay_ns: 50_000,
+            max_delay_ns: 200_000,
+            ..NetworkConfig::default()
+        }
+    }
+
     /// The delivery delays for one message: none if it is lost, two if it
     /// is duplicated.
     pub(crate) fn delays(&self, rng: &mut SimRng) -> Vec<u64> {
