@@ -32,7 +32,19 @@
 use alloc::format;
 
 use crate::election::{Election, NS_PER_MS};
-use crate::types::{Environment, LogLevel, Role};
+use crate::types::{Environment, LogLevel, NodeId, Role};
+
+/// A place in line, and everything it was computed from: the dead leader,
+/// and the versions of the membership, of the live peers and of the
+/// peers' standings, and this node's own priority. A follower ranks
+/// itself on every heartbeat, and in a steady cluster none of these
+/// change between two heartbeats (see [`crate::versioned`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RankMemo {
+    dead: NodeId,
+    versions: (u64, u64, u64, u8),
+    rank: (u64, u64),
+}
 
 impl Election {
     /// The host saw `peer`'s process die (its connection closed and a
@@ -121,8 +133,33 @@ impl Election {
 
     /// This node's place in line to replace the dead leader `dead`, and
     /// the length of the line: itself and the members it hears from,
-    /// highest priority first, then by id.
-    pub(crate) fn failover_rank(&self, dead: &str) -> (u64, u64) {
+    /// highest priority first, then by id. Remembered until one of the
+    /// things it depends on changes ([`RankMemo`]).
+    pub(crate) fn failover_rank(&mut self, dead: &str) -> (u64, u64) {
+        let versions = (
+            self.members.version(),
+            self.liveness.version(),
+            self.standings_version,
+            self.standing.priority,
+        );
+        if let Some(memo) = &self.rank_memo
+            && memo.versions == versions
+            && memo.dead == dead
+        {
+            debug_assert_eq!(memo.rank, self.rank_in_line(dead), "stale rank memo");
+            return memo.rank;
+        }
+        let rank = self.rank_in_line(dead);
+        self.rank_memo = Some(RankMemo {
+            dead: dead.into(),
+            versions,
+            rank,
+        });
+        rank
+    }
+
+    /// [`Election::failover_rank`], computed.
+    fn rank_in_line(&self, dead: &str) -> (u64, u64) {
         // Called on every heartbeat a follower handles: one pass over the
         // members, no allocation (at 51 members the sorted line this
         // used to build was a sixth of the simulator's time).
@@ -132,7 +169,7 @@ impl Election {
         let mut standings = self.peers.iter().peekable();
         let mine = (core::cmp::Reverse(self.standing.priority), self.id.as_str());
         let (mut ahead, mut line) = (0u64, 0u64);
-        for m in &self.members {
+        for m in self.members.iter() {
             while live.next_if(|id| *id < m).is_some() {}
             while standings.next_if(|(id, _)| *id < m).is_some() {}
             if *m == self.id {

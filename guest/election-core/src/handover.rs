@@ -125,13 +125,13 @@ impl Election {
                 v3: HandoverWithTransfer {
                     v2: HandoverWithLease {
                         core: self.handover(),
-                        lease: self.lease.clone(),
+                        lease: (*self.lease).clone(),
                         removed: self.removed.clone(),
                     },
                     handing: self.handing.clone(),
                     named: self.named.clone(),
                 },
-                identity: self.identity.durable.clone(),
+                identity: self.identity.durable().clone(),
             },
             epoch: self.epoch,
             epoch_term: self.epoch_term,

@@ -162,7 +162,11 @@ pub(crate) enum Verdict {
 /// its own.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Identity {
-    pub(crate) durable: Durable,
+    /// Changed only by this module's methods, each of which moves
+    /// `version` on when it changes it.
+    durable: Durable,
+    /// Moves on whenever `durable` changed (see [`Identity::version`]).
+    version: u64,
     /// The last mismatching id warned about, per peer: one warning per
     /// change, not per message.
     warned: BTreeMap<NodeId, u64>,
@@ -230,10 +234,16 @@ impl Identity {
         retry_ns: u64,
     ) -> (bool, Verdict) {
         let mut changed = false;
-        let recorded = *self.durable.known.entry(from.into()).or_insert_with(|| {
-            changed = true;
-            sender_id
-        });
+        // Looked up before inserting: the entry API would copy `from` on
+        // every message, and this runs on every message.
+        let recorded = match self.durable.known.get(from) {
+            Some(recorded) => *recorded,
+            None => {
+                changed = true;
+                self.durable.known.insert(from.into(), sender_id);
+                sender_id
+            }
+        };
         if recorded != sender_id {
             // Its body does not count, but its record of *this* node does:
             // a node that lost its own state records this node afresh, and
@@ -242,7 +252,7 @@ impl Identity {
             // its disk before it had confirmed another could never confirm
             // that other again: no leader, and so no `leave` to fix it.
             if recipient_id == Some(self.durable.data_id) {
-                changed |= self.durable.confirmed.insert(from.into());
+                changed |= self.confirm(from);
             }
             let warn = self.warned.insert(from.into(), sender_id) != Some(sender_id);
             let answer = self
@@ -258,13 +268,16 @@ impl Identity {
                 warn,
                 answer,
             };
+            self.version += u64::from(changed);
             return (changed, verdict);
         }
         // The peer speaks as recorded again: a later change warns anew.
-        self.warned.remove(from);
-        match recipient_id {
+        if !self.warned.is_empty() {
+            self.warned.remove(from);
+        }
+        let (changed, verdict) = match recipient_id {
             Some(id) if id == self.durable.data_id => {
-                changed |= self.durable.confirmed.insert(from.into());
+                changed |= self.confirm(from);
                 (changed, Verdict::Counts)
             }
             Some(id) if !self.durable.abstain => {
@@ -272,7 +285,34 @@ impl Identity {
                 (true, Verdict::LostState { recorded: id })
             }
             _ => (changed, Verdict::Counts),
-        }
+        };
+        self.version += u64::from(changed);
+        (changed, verdict)
+    }
+
+    /// Records that `peer` confirmed this node's data id; whether that is
+    /// news (copies `peer` only then).
+    fn confirm(&mut self, peer: &str) -> bool {
+        !self.durable.confirmed.contains(peer) && self.durable.confirmed.insert(peer.into())
+    }
+
+    /// Takes every one of `peers`' confirmations as given (tests that
+    /// drive one node by hand).
+    #[cfg(test)]
+    pub(crate) fn confirm_all(&mut self, peers: impl IntoIterator<Item = NodeId>) {
+        self.durable.confirmed.extend(peers);
+        self.version += 1;
+    }
+
+    /// The durable part, to persist or hand over.
+    pub(crate) fn durable(&self) -> &Durable {
+        &self.durable
+    }
+
+    /// Moves on whenever the durable part changed: equal versions of one
+    /// instance mean the same records and confirmations.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
     }
 
     /// How many of the other `members` confirmed this node's data id, and
@@ -441,7 +481,7 @@ impl Election {
     #[cfg(test)]
     pub(crate) fn assume_confirmed(&mut self) {
         let peers = self.member_list();
-        self.identity.durable.confirmed.extend(peers);
+        self.identity.confirm_all(peers);
     }
 
     /// The nodes whose confirmations count: the members of this node's

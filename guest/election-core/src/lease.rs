@@ -15,6 +15,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::quorum;
 use crate::types::NodeId;
+use crate::versioned::Versioned;
+
+/// Raises `peer`'s entry in `map` to `value` (inserting it if new),
+/// copying `peer` only when it is new.
+fn newest(map: &mut BTreeMap<NodeId, u64>, peer: &str, value: u64) {
+    match map.get_mut(peer) {
+        Some(newest) => *newest = (*newest).max(value),
+        None => {
+            map.insert(peer.into(), value);
+        }
+    }
+}
 
 /// How many rounds' send times a leader remembers. An ack for an older
 /// round is ignored; at the default timings that is over three seconds.
@@ -45,6 +57,14 @@ pub struct Lease {
     /// Per peer: the newest round number it acknowledged.
     #[serde(skip)]
     acked_round: BTreeMap<NodeId, u64>,
+    /// The entries of `acked` that count for the lease: those of the
+    /// members other than the leader, for the version of the membership
+    /// they were sorted out for (see [`Lease::acked_by`]). A leader's
+    /// status reads the lease after every ack, and sorting the members'
+    /// acks out of all of them on each read walked the whole membership
+    /// by name. Not handed over: rebuilt on the next ack.
+    #[serde(skip)]
+    counted: Option<(u64, BTreeMap<NodeId, u64>)>,
 }
 
 impl Lease {
@@ -109,21 +129,53 @@ impl Lease {
         self.sent.clear();
         self.acked.clear();
         self.acked_round.clear();
+        self.counted = None;
     }
 
     /// `peer` acknowledged `round`.
     pub fn acked(&mut self, peer: &str, round: u64) {
-        let Some(&(_, sent)) = self.sent.iter().find(|(r, _)| *r == round) else {
+        self.record(peer, round);
+        self.counted = None;
+    }
+
+    /// `peer`, perhaps one of `members`, acknowledged `round`: as
+    /// [`Lease::acked`], and keeps the members' acks sorted out for
+    /// [`Lease::start_of`].
+    pub fn acked_by(
+        &mut self,
+        peer: &str,
+        round: u64,
+        members: &Versioned<BTreeSet<NodeId>>,
+        me: &str,
+    ) {
+        let Some(sent) = self.record(peer, round) else {
             return;
         };
-        let newest_round = self.acked_round.entry(peer.into()).or_insert(round);
-        if round > *newest_round {
-            *newest_round = round;
+        match &mut self.counted {
+            Some((version, counted)) if *version == members.version() => {
+                if peer != me && members.contains(peer) {
+                    newest(counted, peer, sent);
+                }
+            }
+            _ => {
+                let counted = self
+                    .acked
+                    .iter()
+                    .filter(|(peer, _)| peer.as_str() != me && members.contains(peer.as_str()))
+                    .map(|(peer, sent)| (peer.clone(), *sent))
+                    .collect();
+                self.counted = Some((members.version(), counted));
+            }
         }
-        let newest = self.acked.entry(peer.into()).or_insert(sent);
-        if sent > *newest {
-            *newest = sent;
-        }
+    }
+
+    /// Records an ack of `round` by `peer`; the round's send time, if it
+    /// is one of the rounds kept.
+    fn record(&mut self, peer: &str, round: u64) -> Option<u64> {
+        let &(_, sent) = self.sent.iter().find(|(r, _)| *r == round)?;
+        newest(&mut self.acked_round, peer, round);
+        newest(&mut self.acked, peer, sent);
+        Some(sent)
     }
 
     /// Whether a majority of `members` (`me` included, who acknowledges
@@ -147,6 +199,29 @@ impl Lease {
     /// majority of `members` (`me` included, who acknowledges every round
     /// it sends) acknowledged; none if no such round or after a transfer.
     pub fn start(&self, members: &BTreeSet<NodeId>, me: &str) -> Option<u64> {
+        self.start_among(members, me, None)
+    }
+
+    /// [`Lease::start`], from the acks [`Lease::acked_by`] sorted out if
+    /// `members` did not change since (no walk of the members by name).
+    pub fn start_of(&self, members: &Versioned<BTreeSet<NodeId>>, me: &str) -> Option<u64> {
+        let counted = match &self.counted {
+            Some((version, counted)) if *version == members.version() => Some(counted),
+            _ => None,
+        };
+        let start = self.start_among(members, me, counted);
+        debug_assert_eq!(start, self.start(members, me), "stale counted acks");
+        start
+    }
+
+    /// [`Lease::start`] over `counted` (the acks of the members other than
+    /// `me`) if given, else over all acks sorted out now.
+    fn start_among(
+        &self,
+        members: &BTreeSet<NodeId>,
+        me: &str,
+        counted: Option<&BTreeMap<NodeId, u64>>,
+    ) -> Option<u64> {
         if self.given_up {
             return None;
         }
@@ -154,18 +229,21 @@ impl Lease {
         if others_needed == 0 {
             return self.sent.back().map(|&(_, sent)| sent);
         }
-        // Acks and members are both sorted by id: one merged pass (a
-        // leader's status asks for this after every ack it handles).
-        let mut members = members.iter().peekable();
-        let mut times: Vec<u64> = self
-            .acked
-            .iter()
-            .filter(|(peer, _)| {
-                while members.next_if(|m| m < peer).is_some() {}
-                peer.as_str() != me && members.peek() == Some(peer)
-            })
-            .map(|(_, &sent)| sent)
-            .collect();
+        let mut times: Vec<u64> = match counted {
+            Some(counted) => counted.values().copied().collect(),
+            None => {
+                // Acks and members are both sorted by id: one merged pass.
+                let mut members = members.iter().peekable();
+                self.acked
+                    .iter()
+                    .filter(|(peer, _)| {
+                        while members.next_if(|m| m < peer).is_some() {}
+                        peer.as_str() != me && members.peek() == Some(peer)
+                    })
+                    .map(|(_, &sent)| sent)
+                    .collect()
+            }
+        };
         if times.len() < others_needed {
             return None;
         }
@@ -299,5 +377,48 @@ mod tests {
         let next = Lease::starting_after(&lease);
         assert_eq!(next.round, 1);
         assert_eq!(next.start(&three, "a"), None);
+    }
+
+    #[test]
+    fn the_members_acks_sorted_out_follow_every_change_of_membership() {
+        // Acks by members, by a non-member, by the leader itself, and a
+        // membership that loses and regains a peer between acks: the
+        // start read from the sorted-out acks is the one read from all
+        // of them, every step of the way (`start_of` also checks itself
+        // in test builds).
+        let mut view = Versioned::new(members(&["a", "b", "c", "d", "e"]));
+        let mut lease = Lease::default();
+        let check = |lease: &Lease, view: &Versioned<BTreeSet<NodeId>>| {
+            assert_eq!(lease.start_of(view, "a"), lease.start(view, "a"));
+        };
+        for round in 1..=4u64 {
+            lease.new_round(round * 100);
+        }
+        lease.acked_by("b", 1, &view, "a");
+        lease.acked_by("x", 4, &view, "a");
+        lease.acked_by("a", 4, &view, "a");
+        check(&lease, &view);
+        lease.acked_by("c", 2, &view, "a");
+        assert_eq!(lease.start_of(&view, "a"), Some(100), "a, b and c: round 1");
+        view.edit().remove("b");
+        check(&lease, &view);
+        assert_eq!(lease.start_of(&view, "a"), None, "a and c of four");
+        lease.acked_by("d", 3, &view, "a");
+        assert_eq!(lease.start_of(&view, "a"), Some(200), "a, c and d: round 2");
+        view.edit().insert("x".into());
+        check(&lease, &view);
+        lease.acked_by("e", 4, &view, "a");
+        assert_eq!(
+            lease.start_of(&view, "a"),
+            Some(400),
+            "x's ack counts once it is a member"
+        );
+        view.edit().remove("x");
+        lease.acked("c", 4);
+        check(&lease, &view);
+        assert_eq!(lease.start_of(&view, "a"), Some(400), "e and c: round 4");
+        lease.abandon();
+        check(&lease, &view);
+        assert_eq!(lease.start_of(&view, "a"), None);
     }
 }

@@ -24,6 +24,8 @@
 //! - [`wire`]: the messages and their versioned encoding.
 //! - [`options`]: options, defaults and validation.
 //! - [`types`]: the vocabulary shared with the WIT contract.
+//! - [`versioned`]: values that count their changes, so work derived
+//!   from them is skipped while they did not change.
 //!
 //! The `tenure-election` crate beside this one exports [`Election`] through
 //! the WIT world as a component; keeping the core a separate `no_std` crate
@@ -56,6 +58,7 @@ pub mod terms;
 pub mod tombstones;
 pub mod transfer;
 pub mod types;
+pub mod versioned;
 pub mod wire;
 
 #[cfg(test)]

@@ -149,6 +149,10 @@ impl Sent {
 pub struct Kept {
     from: Option<(NodeId, u64, Term, u64)>,
     lists: Lists,
+    /// Moves on whenever a full heartbeat's lists are taken: while it does
+    /// not, [`Kept::resolve`] hands out one and the same content (see
+    /// [`Kept::version`]).
+    version: u64,
 }
 
 /// What a heartbeat says of its lists, as received.
@@ -190,15 +194,34 @@ impl Kept {
     /// full, the kept ones if it names them, none otherwise. Returns the
     /// generation they are of (`None`: none, and the ack says so).
     pub fn resolve(&mut self, received: Received<'_>, carried: Lists) -> (Option<u64>, Lists) {
-        let key = Self::key(&received);
         if received.full {
-            self.from = Some(key);
+            self.from = Some(Self::key(&received));
+            self.version += 1;
             return (Some(received.generation), carried);
         }
-        if self.from.as_ref() == Some(&key) {
+        if self.names(&received) {
             return (Some(received.generation), core::mem::take(&mut self.lists));
         }
         (None, Lists::default())
+    }
+
+    /// Which content the lists [`Kept::resolve`] last handed out with a
+    /// generation are: equal versions of one keeper, equal lists.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Whether `received` names the kept lists (compared in place: this
+    /// runs on every heartbeat).
+    fn names(&self, received: &Received<'_>) -> bool {
+        self.from
+            .as_ref()
+            .is_some_and(|(leader, data_id, term, generation)| {
+                *data_id == received.data_id
+                    && *term == received.term
+                    && *generation == received.generation
+                    && leader == received.leader
+            })
     }
 
     /// Keeps the lists a heartbeat was handled with, if they were its
@@ -211,7 +234,7 @@ impl Kept {
 
     /// The kept lists, if a heartbeat without lists names them.
     pub fn named_by(&self, received: &Received<'_>) -> Option<&Lists> {
-        (self.from.as_ref() == Some(&Self::key(received))).then_some(&self.lists)
+        self.names(received).then_some(&self.lists)
     }
 
     fn key(received: &Received<'_>) -> (NodeId, u64, Term, u64) {

@@ -168,7 +168,8 @@ impl Election {
         }
         if self.standing.voter {
             self.joining = Some(peer.into());
-            if self.epoch_term == 0 && self.members.remove(&self.id) {
+            if self.epoch_term == 0 && self.members.contains(&self.id) {
+                self.members.edit().remove(&self.id);
                 self.unsaved = true;
             }
         }
@@ -246,12 +247,14 @@ impl Election {
     pub(crate) fn remove(&mut self, node: &str, env: &mut impl Environment) {
         let change = self.role == Role::Leader && self.members.contains(node);
         self.removed.insert(node.into());
-        self.members.remove(node);
+        if self.members.contains(node) {
+            self.members.edit().remove(node);
+        }
         self.observers.remove(node);
         self.unsaved = true;
         if change {
             self.epoch = self.epoch.saturating_add(1);
-            self.lease.mark_change(self.now_ns);
+            self.lease.edit().mark_change(self.now_ns);
         }
         self.log(
             LogLevel::Info,
@@ -299,9 +302,9 @@ impl Election {
                 ),
             );
         }
-        self.members.insert(from.into());
+        self.members.edit().insert(from.into());
         self.epoch = self.epoch.saturating_add(1);
-        self.lease.mark_change(self.now_ns);
+        self.lease.edit().mark_change(self.now_ns);
         self.unsaved = true;
         self.log(
             LogLevel::Info,
@@ -378,7 +381,7 @@ impl Election {
                 }
             ),
         );
-        self.members = view;
+        self.members.set(view);
         self.epoch = epoch;
         self.epoch_term = term;
         self.unsaved = true;

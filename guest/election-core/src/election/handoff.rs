@@ -54,7 +54,7 @@ impl Election {
             LogLevel::Info,
             format!("{} hands leadership of term {} to {to}", self.id, self.term),
         );
-        self.lease.given_up = true;
+        self.lease.edit().given_up = true;
         self.handing = Some(Handing {
             to: to.into(),
             began_ns: self.now_ns,
@@ -107,7 +107,7 @@ impl Election {
                 self.id, handing.to, self.term, self.timings.election_timeout_max_ms
             ),
         );
-        self.lease.abandon();
+        self.lease.edit().abandon();
     }
 
     /// Whether this loyal node grants `candidate` a transfer vote for

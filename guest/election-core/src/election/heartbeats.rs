@@ -64,7 +64,11 @@ impl Election {
         self.leader_heard_ns = Some(now);
         // The leader this node follows is the one source of its view.
         self.adopt_view(from, term, epoch, &lists.members);
-        self.news_of_members(&lists.alive, now);
+        // The lists' content is named by the keeper's version when they
+        // are the leader's (`held`); the relayed peers also depend on the
+        // membership, just adopted.
+        let relay_key = held.map(|_| (self.lists_kept.version(), self.members.version()));
+        self.news_of_members(&lists.alive, relay_key, now);
         self.expire_peers(now);
         let (members, removed) = crate::lists::ack_lists(
             held.map(|_| lists),
@@ -99,7 +103,8 @@ impl Election {
             return self.become_follower(term, None, env, 0);
         }
         if ok && term == self.term && self.role == Role::Leader {
-            self.lease.acked(from, round);
+            let (lease, view) = (self.lease.edit(), &self.members);
+            lease.acked_by(from, round, view, &self.id);
             self.lists_sent.acked(term, from, round, holds);
             self.contact_mentioned(members);
             self.tell_transfer_target();
@@ -107,25 +112,12 @@ impl Election {
     }
 
     /// News of the members among `peers` (a leader's sorted list of whom
-    /// it hears from), other than this node, in one pass.
-    fn news_of_members(&mut self, peers: &[NodeId], now: u64) {
-        let relayed: Vec<&NodeId> = if peers.is_sorted() {
-            let mut members = self.members.iter().peekable();
-            peers
-                .iter()
-                .filter(|peer| {
-                    while members.next_if(|m| m < peer).is_some() {}
-                    **peer != self.id && members.peek() == Some(peer)
-                })
-                .collect()
-        } else {
-            // Not from a leader of this build (it sends them sorted).
-            peers
-                .iter()
-                .filter(|peer| **peer != self.id && self.members.contains(*peer))
-                .collect()
-        };
-        for change in self.liveness.heard_all(relayed.into_iter(), now) {
+    /// it hears from), other than this node, in one pass; `key`, if any,
+    /// names `peers` and the membership (see [`Liveness::heard_relayed`]).
+    fn news_of_members(&mut self, peers: &[NodeId], key: Option<(u64, u64)>, now: u64) {
+        let (liveness, members, me) = (&mut self.liveness, &self.members, &self.id);
+        let changes = liveness.heard_relayed(key, now, || relayed(peers, members, me).into_iter());
+        for change in changes {
             if let Change::Joined(peer) = change {
                 self.log(LogLevel::Debug, format!("{} sees {peer} joined", self.id));
                 self.emit(Event::PeerJoined(peer));
@@ -180,7 +172,7 @@ impl Election {
     /// with the lists to those whose last ack did not hold them (see
     /// [`crate::lists`]).
     pub(crate) fn send_heartbeats(&mut self) {
-        self.lease.new_round(self.now_ns);
+        self.lease.edit().new_round(self.now_ns);
         let full = self.heartbeat();
         let mut compact = full.clone();
         if let Body::Heartbeat {
@@ -224,7 +216,8 @@ impl Election {
         if self.observers.insert(peer.into()) {
             self.log(LogLevel::Info, format!("{} sees observer {peer}", self.id));
         }
-        if self.members.remove(peer) {
+        if self.members.contains(peer) {
+            self.members.edit().remove(peer);
             self.unsaved = true;
             self.log(
                 LogLevel::Warn,
@@ -238,16 +231,28 @@ impl Election {
 
     pub(crate) fn note_standing(&mut self, peer: &str, standing: Standing, now: u64) {
         let unbroken = 3 * u64::from(self.timings.heartbeat_interval_ms) * NS_PER_MS;
-        let entry = self.peers.entry(peer.into()).or_insert(PeerStanding {
-            standing,
-            since_ns: now,
-            last_ns: now,
-        });
+        // Looked up first: this runs on every message, and the entry API
+        // would copy `peer` each time.
+        let Some(entry) = self.peers.get_mut(peer) else {
+            self.standings_version += 1;
+            self.peers.insert(
+                peer.into(),
+                PeerStanding {
+                    standing,
+                    since_ns: now,
+                    last_ns: now,
+                },
+            );
+            return;
+        };
         if now.saturating_sub(entry.last_ns) > unbroken {
             entry.since_ns = now;
         }
         entry.last_ns = now;
-        entry.standing = standing;
+        if entry.standing != standing {
+            self.standings_version += 1;
+            entry.standing = standing;
+        }
     }
 
     /// An observer without a leader (re)introduces itself to every member,
@@ -260,5 +265,26 @@ impl Election {
         }
         let members = self.member_list();
         self.send_to_all(Body::Join { members });
+    }
+}
+
+/// The members among `peers` (a leader's list of whom it hears from),
+/// other than `me`: in one merged pass if the list is sorted, as a leader
+/// of this build sends it.
+fn relayed<'a>(peers: &'a [NodeId], members: &BTreeSet<NodeId>, me: &NodeId) -> Vec<&'a NodeId> {
+    if peers.is_sorted() {
+        let mut members = members.iter().peekable();
+        peers
+            .iter()
+            .filter(|peer| {
+                while members.next_if(|m| m < peer).is_some() {}
+                *peer != me && members.peek() == Some(peer)
+            })
+            .collect()
+    } else {
+        peers
+            .iter()
+            .filter(|peer| *peer != me && members.contains(*peer))
+            .collect()
     }
 }

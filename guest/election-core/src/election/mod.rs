@@ -51,6 +51,7 @@ use crate::transfer::{Handing, Named};
 use crate::types::{
     Action, Environment, Event, LogLevel, NodeId, PersistedState, Role, Status, Term, TimerId,
 };
+use crate::versioned::Versioned;
 use crate::wire::{Body, Message, Standing};
 
 mod aside;
@@ -63,6 +64,7 @@ mod status;
 mod votes;
 
 use heartbeats::PeerStanding;
+use status::Reported;
 
 pub(crate) const NS_PER_MS: u64 = 1_000_000;
 
@@ -80,7 +82,7 @@ pub struct Election {
     /// Liveness never removes a member (see [`crate::liveness`]). Only a
     /// leader changes it, one change (a new epoch) at a time; followers
     /// adopt their leader's (see [`crate::membership`]).
-    pub(crate) members: BTreeSet<NodeId>,
+    pub(crate) members: Versioned<BTreeSet<NodeId>>,
     /// Durable: the epoch of `members`.
     pub(crate) epoch: u64,
     /// Durable: the term of the leader whose heartbeat last gave or
@@ -111,7 +113,7 @@ pub struct Election {
     /// reports the leader's process dead (`peer_unreachable`).
     pub(crate) leader_heard_ns: Option<u64>,
     /// The leader's lease bookkeeping (leaders only).
-    pub(crate) lease: Lease,
+    pub(crate) lease: Versioned<Lease>,
     /// The transfer this leader has under way (leaders only).
     pub(crate) handing: Option<Handing>,
     /// The transfer target the followed leader's newest heartbeat names:
@@ -127,7 +129,11 @@ pub struct Election {
     pub(crate) observers: BTreeSet<NodeId>,
     /// What each peer last said about itself, and since when it has been
     /// heard from without a break (for priority hand-overs).
+    /// Written only by [`Election::note_standing`].
     pub(crate) peers: BTreeMap<NodeId, PeerStanding>,
+    /// Moves on whenever a peer's standing in `peers` is new or changed
+    /// (not its times): what [`Election::failover_rank`] reads of them.
+    pub(crate) standings_version: u64,
     /// When this leader last handed over for priority's sake.
     priority_handover_ns: Option<u64>,
     /// Until when this node is replacing a leader the host saw die, and
@@ -167,7 +173,12 @@ pub struct Election {
     /// it does not stand before then, however it is asked to.
     pub(crate) aside_until_ns: Option<u64>,
     /// The status last handed out by [`Election::status_change`].
-    reported: Option<Status>,
+    reported: Option<Reported>,
+    /// [`Election::confirmed`]'s last answer for a member, and the
+    /// versions of the membership and the identity it was computed from.
+    confirmed_memo: core::cell::Cell<Option<((u64, u64), bool)>>,
+    /// [`Election::failover_rank`]'s last answer and what it depended on.
+    pub(crate) rank_memo: Option<crate::failover::RankMemo>,
     actions: Vec<Action>,
 }
 
@@ -226,7 +237,7 @@ impl Election {
             timings: options.timings,
             term,
             voted_for,
-            members,
+            members: Versioned::new(members),
             epoch,
             epoch_term: persisted.as_ref().map_or(0, |p| p.epoch_term),
             joining: None,
@@ -241,13 +252,14 @@ impl Election {
             // before it went down: it stays loyal for one window, as if it
             // had heard from that leader now.
             leader_heard_ns: persisted.as_ref().map(|_| env.now_ns()),
-            lease: Lease::default(),
+            lease: Versioned::default(),
             handing: None,
             named: Named::default(),
             identity,
             standing,
             observers: BTreeSet::new(),
             peers: BTreeMap::new(),
+            standings_version: 0,
             priority_handover_ns: None,
             failover_until_ns: None,
             failover_line: 1,
@@ -266,6 +278,8 @@ impl Election {
             unsaved: false,
             aside_until_ns: None,
             reported: None,
+            confirmed_memo: core::cell::Cell::new(None),
+            rank_memo: None,
             actions: Vec::new(),
         };
         e.unsaved = persisted.as_ref() != Some(&e.persisted_state());
@@ -545,7 +559,28 @@ impl Election {
     /// Whether enough other members confirmed this node's data id for it
     /// to vote and stand (see [`crate::identity`]).
     pub(crate) fn confirmed(&self) -> bool {
-        self.identity.confirmed(&self.confirmation_view(), &self.id)
+        // A member's answer depends only on the membership and its
+        // identity records: remembered per version of the two, since the
+        // status asks after every call (at 51 members the count was an
+        // eighth of the simulator's time). A joiner's view also depends on
+        // tombstones and observers, and is rare: computed each time.
+        let key = (self.members.version(), self.identity.version());
+        if let Some((seen, confirmed)) = self.confirmed_memo.get()
+            && seen == key
+        {
+            debug_assert_eq!(
+                confirmed,
+                self.identity.confirmed(&self.confirmation_view(), &self.id),
+                "stale confirmed memo"
+            );
+            return confirmed;
+        }
+        let view = self.confirmation_view();
+        let confirmed = self.identity.confirmed(&view, &self.id);
+        if matches!(view, alloc::borrow::Cow::Borrowed(_)) {
+            self.confirmed_memo.set(Some((key, confirmed)));
+        }
+        confirmed
     }
 
     /// Whether this node is loyal to a leader it believes alive: it leads

@@ -148,7 +148,7 @@ impl Election {
             self.epoch_term = self.term;
             self.unsaved = true;
         }
-        self.lease = Lease::starting_after(&self.lease);
+        self.lease.set(Lease::starting_after(&self.lease));
         self.handing = None;
         self.granted.clear();
         self.rejected.clear();

@@ -10,7 +10,7 @@ impl Election {
             cluster_id: self.cluster_id.clone(),
             term: self.term,
             voted_for: self.voted_for.clone(),
-            members: self.members.clone(),
+            members: (*self.members).clone(),
             role: role_code(self.role),
             leader: self.leader.clone(),
             granted: self.granted.clone(),
@@ -41,7 +41,7 @@ impl Election {
             timings: options.timings,
             term: h.term,
             voted_for: h.voted_for,
-            members: h.members,
+            members: Versioned::new(h.members),
             // Set by the caller from format 5 on (0 before: see
             // crate::handover).
             epoch: 0,
@@ -55,13 +55,14 @@ impl Election {
             pre_vote: options.pre_vote,
             pre_campaign: h.pre_campaign,
             leader_heard_ns: h.leader_heard_ns,
-            lease,
+            lease: Versioned::new(lease),
             handing: None,
             named: Named::default(),
             identity: Identity::default(),
             standing,
             observers: BTreeSet::new(),
             peers: BTreeMap::new(),
+            standings_version: 0,
             priority_handover_ns: None,
             failover_until_ns: None,
             failover_line: 1,
@@ -83,6 +84,8 @@ impl Election {
             // no safety rests on it).
             aside_until_ns: None,
             reported: None,
+            confirmed_memo: core::cell::Cell::new(None),
+            rank_memo: None,
             actions: Vec::new(),
         };
         e.log(

@@ -2,25 +2,56 @@
 
 use super::*;
 
+/// A status handed to the host, and the versions of the values its lists
+/// and lease were derived from.
+#[derive(Debug)]
+pub(crate) struct Reported {
+    status: Status,
+    members: u64,
+    liveness: u64,
+    lease: u64,
+}
+
 impl Election {
     /// The node's status, if it changed since the last call (always on
     /// the first): what a host calls after each call instead of polling
     /// [`Election::status`], so it learns of every change of role, term,
     /// leader, lease, members or peers, and of nothing else.
     pub fn status_change(&mut self) -> Option<Status> {
-        if self.reported.as_ref().is_some_and(|r| self.status_is(r)) {
+        let unchanged = self.reported.as_ref().is_some_and(|r| self.status_is(r));
+        // Every test build checks the shortcuts against the whole status.
+        debug_assert_eq!(
+            unchanged,
+            self.reported
+                .as_ref()
+                .is_some_and(|r| r.status == self.status()),
+            "status_is and status disagree"
+        );
+        if unchanged {
             return None;
         }
         let now = self.status();
-        self.reported = Some(now.clone());
+        self.reported = Some(Reported {
+            status: now.clone(),
+            members: self.members.version(),
+            liveness: self.liveness.version(),
+            lease: self.lease.version(),
+        });
         Some(now)
     }
 
     /// Whether `status()` would equal `reported`, compared in place: the
     /// host asks after every call, and building a status copies every
     /// member and live peer (at 51 members that was a quarter of the
-    /// simulator's time). Destructured, so a new field cannot be missed.
-    fn status_is(&self, reported: &Status) -> bool {
+    /// simulator's time). The lists and the lease are compared only if
+    /// what they derive from changed since (see [`crate::versioned`]): a
+    /// steady cluster's calls change neither. Destructured, so a new field
+    /// cannot be missed.
+    fn status_is(&self, reported: &Reported) -> bool {
+        let same_members = reported.members == self.members.version();
+        let same_liveness = reported.liveness == self.liveness.version();
+        let same_lease = same_members && reported.lease == self.lease.version();
+        let Reported { status, .. } = reported;
         let Status {
             node_id,
             cluster_id,
@@ -37,19 +68,19 @@ impl Election {
             data_id,
             abstaining,
             confirmed,
-        } = reported;
+        } = status;
         *role == self.role
             && *term == self.term
             && *epoch == self.epoch
             && *ignored_messages == self.ignored_messages
             && *leader == self.leader
             && *voted_for == self.voted_for
-            && *lease_expires_ns == self.lease_expires_ns()
+            && (same_lease || *lease_expires_ns == self.lease_expires_ns())
             && *data_id == self.identity.data_id()
             && *abstaining == self.identity.abstaining()
             && *quorum == quorum::majority(self.members.len()) as u32
-            && members.iter().eq(self.members.iter())
-            && alive_peers.iter().eq(self.liveness.alive_ids())
+            && (same_members || members.iter().eq(self.members.iter()))
+            && (same_liveness || alive_peers.iter().eq(self.liveness.alive_ids()))
             && *confirmed == self.confirmed()
             && *node_id == self.id
             && *cluster_id == self.cluster_id
@@ -90,7 +121,7 @@ impl Election {
         if self.role != Role::Leader {
             return None;
         }
-        let start = self.lease.start(&self.members, &self.id)?;
+        let start = self.lease.start_of(&self.members, &self.id)?;
         let window = u64::from(self.timings.election_timeout_min_ms)
             .saturating_sub(u64::from(self.timings.lease_drift_margin_ms))
             * NS_PER_MS;

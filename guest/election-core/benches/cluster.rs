@@ -1,0 +1,190 @@
+//! A whole cluster on the native core, in virtual time: how much of the
+//! simulator's cost per call is the protocol itself.
+//!
+//! ```text
+//! cargo bench -p tenure-election-core --bench cluster -- [NODES] [SECONDS]
+//! ```
+//!
+//! Starts `NODES` voters (51 by default), lets them elect a leader and runs
+//! `SECONDS` (60) of virtual time with every message delivered after
+//! 50–200 µs, then prints simulated seconds per wall second and the wall
+//! time per call. The simulator (`tenure sim bench`) runs the same cluster
+//! through the compiled component; the difference between the two is the
+//! wasm crossing and the simulator's own bookkeeping. Profile it with
+//! `perf record target/release/deps/cluster-*`.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
+use std::time::Instant;
+
+use tenure_election_core::{Action, Election, Environment, Options, Role, Timings};
+
+/// A timer id, as the core picks them.
+type TimerId = u64;
+
+/// Virtual time, read by every node, and a SplitMix64 generator.
+struct Env {
+    now_ns: u64,
+    seed: u64,
+}
+
+impl Environment for Env {
+    fn now_ns(&mut self) -> u64 {
+        self.now_ns
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        self.seed = self.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// What happens at an instant: a timer fires, or a message arrives.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum Happening {
+    Timer {
+        node: usize,
+        id: TimerId,
+    },
+    Message {
+        from: usize,
+        to: usize,
+        payload: Vec<u8>,
+    },
+}
+
+fn main() {
+    let mut args = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-') && a.parse::<u64>().is_ok());
+    let nodes: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(51);
+    let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(60);
+    let ids: Vec<String> = (1..=nodes).map(|i| format!("n{i}")).collect();
+    let mut env = Env {
+        now_ns: 0,
+        seed: 0x5eed,
+    };
+    let mut cluster: Vec<Election> = ids
+        .iter()
+        .map(|id| {
+            let options = Options {
+                node_id: id.clone(),
+                cluster_id: "bench".into(),
+                bootstrap: ids.clone(),
+                timings: Timings::default(),
+                pre_vote: true,
+                priority: 0,
+                voter: true,
+                joining: false,
+            };
+            Election::start(options, None, &mut env).expect("valid options")
+        })
+        .collect();
+    let mut queue: BinaryHeap<Reverse<(u64, u64, Happening)>> = BinaryHeap::new();
+    let mut armed: Vec<HashSet<TimerId>> = vec![HashSet::new(); nodes];
+    let mut order = 0u64;
+    let mut calls = 0u64;
+    let end_ns = seconds * 1_000_000_000;
+    let started = Instant::now();
+    for node in 0..nodes {
+        collect(
+            node,
+            &mut cluster,
+            &ids,
+            &mut env,
+            &mut queue,
+            &mut armed,
+            &mut order,
+        );
+    }
+    while let Some(Reverse((at, _, happening))) = queue.pop() {
+        if at > end_ns {
+            break;
+        }
+        env.now_ns = at;
+        let node = match happening {
+            Happening::Timer { node, id } => {
+                if !armed[node].remove(&id) {
+                    continue;
+                }
+                cluster[node].on_timer(id, &mut env);
+                node
+            }
+            Happening::Message { from, to, payload } => {
+                cluster[to].on_message(&ids[from], &payload, &mut env);
+                to
+            }
+        };
+        calls += 1;
+        collect(
+            node,
+            &mut cluster,
+            &ids,
+            &mut env,
+            &mut queue,
+            &mut armed,
+            &mut order,
+        );
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let leaders = cluster
+        .iter()
+        .filter(|n| n.status().role == Role::Leader)
+        .count();
+    println!(
+        "{nodes} nodes, {seconds} simulated s in {wall:.3} s wall: {:.0} simulated s per wall s; \
+         {calls} calls ({:.0} per simulated s, {:.2} us each); {leaders} leader(s) at the end",
+        seconds as f64 / wall,
+        calls as f64 / seconds as f64,
+        wall * 1e6 / calls.max(1) as f64,
+    );
+}
+
+/// Takes `node`'s actions: sends become deliveries 50–200 µs later, timers
+/// are armed or disarmed; the status is read as a host would.
+fn collect(
+    node: usize,
+    cluster: &mut [Election],
+    ids: &[String],
+    env: &mut Env,
+    queue: &mut BinaryHeap<Reverse<(u64, u64, Happening)>>,
+    armed: &mut [HashSet<TimerId>],
+    order: &mut u64,
+) {
+    let now = env.now_ns;
+    for action in cluster[node].take_actions() {
+        *order += 1;
+        match action {
+            Action::Send { to, payload } => {
+                if let Some(to) = ids.iter().position(|id| *id == to) {
+                    let delay = 50_000 + env.random_u64() % 150_000;
+                    queue.push(Reverse((
+                        now + delay,
+                        *order,
+                        Happening::Message {
+                            from: node,
+                            to,
+                            payload,
+                        },
+                    )));
+                }
+            }
+            Action::SetTimer { id, after_ns } => {
+                armed[node].insert(id);
+                queue.push(Reverse((
+                    now + after_ns,
+                    *order,
+                    Happening::Timer { node, id },
+                )));
+            }
+            Action::CancelTimer { id } => {
+                armed[node].remove(&id);
+            }
+            _ => {}
+        }
+    }
+    std::hint::black_box(cluster[node].status_change());
+}
