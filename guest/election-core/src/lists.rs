@@ -131,9 +131,13 @@ impl Sent {
         if term != self.term {
             return;
         }
-        let entry = self.holds.entry(peer.into()).or_insert((round, held));
-        if round >= entry.0 {
-            *entry = (round, held);
+        // Looked up first: the entry API would copy `peer` on every ack.
+        match self.holds.get_mut(peer) {
+            Some(entry) if round >= entry.0 => *entry = (round, held),
+            Some(_) => {}
+            None => {
+                self.holds.insert(peer.into(), (round, held));
+            }
         }
     }
 

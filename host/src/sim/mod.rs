@@ -328,6 +328,12 @@ pub struct Simulation {
 }
 
 impl Simulation {
+    /// The election component nodes boot with (and a swap to the same
+    /// build takes): `sim.swap_protocol(node, &sim.component().clone())`.
+    pub fn component(&self) -> &Arc<ElectionComponent> {
+        &self.component
+    }
+
     /// An empty simulation at virtual time zero, driven by `seed`.
     pub fn new(component: Arc<ElectionComponent>, seed: u64) -> Self {
         Simulation {

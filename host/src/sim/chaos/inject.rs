@@ -171,6 +171,20 @@ pub(super) fn inject(
                 sim.fill_disk(rng.index(n));
             }
         }
+        Fault::SwapProtocol if !up.is_empty() => {
+            let node = up[rng.index(up.len())];
+            // An operator cannot reach a frozen process.
+            if sim.is_paused(node) {
+                return Ok(false);
+            }
+            // To the same build: the whole state crosses the handover.
+            // A refusal leaves the old instance running; the trace says
+            // why and the run goes on.
+            let component = sim.component().clone();
+            if sim.swap_protocol(node, &component).is_err() {
+                return Ok(false);
+            }
+        }
         Fault::ClockRate => {
             let node = rng.index(n);
             let drift = rng.range(0, 20_000) as i32 - 10_000;
@@ -185,7 +199,8 @@ pub(super) fn inject(
         | Fault::LossyLink
         | Fault::Pause
         | Fault::RefuseDial
-        | Fault::Campaign => return Ok(false),
+        | Fault::Campaign
+        | Fault::SwapProtocol => return Ok(false),
     }
     Ok(true)
 }

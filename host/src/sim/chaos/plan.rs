@@ -71,6 +71,12 @@ pub enum Fault {
     /// Fill a node's disk, or make room on a full one: every save fails
     /// meanwhile and the node goes quiet (`node::durability`).
     DiskFull,
+    /// An operator hot-swaps a running node's protocol (`POST
+    /// /protocol`): the old instance exports its whole state and a fresh
+    /// instance imports it, in the middle of whatever the node was doing
+    /// (a candidacy, a lease, a transfer). It must keep its place: its
+    /// vote, its term, its lease, its loyalty.
+    SwapProtocol,
 }
 
 const ALL_FAULTS: [Fault; 8] = [
@@ -108,6 +114,9 @@ const LINK_FAULTS: [Fault; 1] = [Fault::LossyLink];
 
 /// Drawn from a stream of their own too.
 const DISK_FAULTS: [Fault; 1] = [Fault::DiskFull];
+
+/// Operations on a running node's code, from a stream of their own.
+const SWAP_FAULTS: [Fault; 1] = [Fault::SwapProtocol];
 
 /// Everything a seed decides about a run.
 #[derive(Clone, Debug)]
@@ -246,6 +255,8 @@ impl ChaosPlan {
         faults.extend(LINK_FAULTS.into_iter().filter(|_| links.chance(0.5)));
         let mut disks = SimRng::derive(seed, 0xd15cf);
         faults.extend(DISK_FAULTS.into_iter().filter(|_| disks.chance(0.5)));
+        let mut swaps = SimRng::derive(seed, 0x5a4b);
+        faults.extend(SWAP_FAULTS.into_iter().filter(|_| swaps.chance(0.5)));
         // Up to two fast-failover slots (a slot is at least 5 ms): past
         // the first in line's jitter and into the next one's turn.
         let mut spread = SimRng::derive(seed, 0x5b4ead);
