@@ -83,31 +83,25 @@ fn main() {
             Election::start(options, None, &mut env).expect("valid options")
         })
         .collect();
-    let mut queue: BinaryHeap<Reverse<(u64, u64, Happening)>> = BinaryHeap::new();
-    let mut armed: Vec<HashSet<TimerId>> = vec![HashSet::new(); nodes];
-    let mut order = 0u64;
+    let mut net = Network {
+        queue: BinaryHeap::new(),
+        armed: vec![HashSet::new(); nodes],
+        order: 0,
+    };
     let mut calls = 0u64;
     let end_ns = seconds * 1_000_000_000;
     let started = Instant::now();
-    for node in 0..nodes {
-        collect(
-            node,
-            &mut cluster,
-            &ids,
-            &mut env,
-            &mut queue,
-            &mut armed,
-            &mut order,
-        );
+    for (node, election) in cluster.iter_mut().enumerate() {
+        net.collect(node, election, &ids, &mut env);
     }
-    while let Some(Reverse((at, _, happening))) = queue.pop() {
+    while let Some(Reverse((at, _, happening))) = net.queue.pop() {
         if at > end_ns {
             break;
         }
         env.now_ns = at;
         let node = match happening {
             Happening::Timer { node, id } => {
-                if !armed[node].remove(&id) {
+                if !net.armed[node].remove(&id) {
                     continue;
                 }
                 cluster[node].on_timer(id, &mut env);
@@ -119,15 +113,7 @@ fn main() {
             }
         };
         calls += 1;
-        collect(
-            node,
-            &mut cluster,
-            &ids,
-            &mut env,
-            &mut queue,
-            &mut armed,
-            &mut order,
-        );
+        net.collect(node, &mut cluster[node], &ids, &mut env);
     }
     let wall = started.elapsed().as_secs_f64();
     let leaders = cluster
@@ -143,48 +129,46 @@ fn main() {
     );
 }
 
-/// Takes `node`'s actions: sends become deliveries 50–200 µs later, timers
-/// are armed or disarmed; the status is read as a host would.
-fn collect(
-    node: usize,
-    cluster: &mut [Election],
-    ids: &[String],
-    env: &mut Env,
-    queue: &mut BinaryHeap<Reverse<(u64, u64, Happening)>>,
-    armed: &mut [HashSet<TimerId>],
-    order: &mut u64,
-) {
-    let now = env.now_ns;
-    for action in cluster[node].take_actions() {
-        *order += 1;
-        match action {
-            Action::Send { to, payload } => {
-                if let Some(to) = ids.iter().position(|id| *id == to) {
-                    let delay = 50_000 + env.random_u64() % 150_000;
-                    queue.push(Reverse((
-                        now + delay,
-                        *order,
-                        Happening::Message {
+/// The virtual network: what happens next, in time order, and each
+/// node's armed timers.
+struct Network {
+    queue: BinaryHeap<Reverse<(u64, u64, Happening)>>,
+    armed: Vec<HashSet<TimerId>>,
+    /// Breaks ties between happenings at one instant: first made, first.
+    order: u64,
+}
+
+impl Network {
+    /// Takes `node`'s actions: sends become deliveries 50–200 µs later,
+    /// timers are armed or disarmed; the status is read as a host would.
+    fn collect(&mut self, node: usize, election: &mut Election, ids: &[String], env: &mut Env) {
+        let now = env.now_ns;
+        for action in election.take_actions() {
+            self.order += 1;
+            match action {
+                Action::Send { to, payload } => {
+                    if let Some(to) = ids.iter().position(|id| *id == to) {
+                        let delay = 50_000 + env.random_u64() % 150_000;
+                        let message = Happening::Message {
                             from: node,
                             to,
                             payload,
-                        },
-                    )));
+                        };
+                        self.queue.push(Reverse((now + delay, self.order, message)));
+                    }
                 }
+                Action::SetTimer { id, after_ns } => {
+                    self.armed[node].insert(id);
+                    let timer = Happening::Timer { node, id };
+                    self.queue
+                        .push(Reverse((now + after_ns, self.order, timer)));
+                }
+                Action::CancelTimer { id } => {
+                    self.armed[node].remove(&id);
+                }
+                _ => {}
             }
-            Action::SetTimer { id, after_ns } => {
-                armed[node].insert(id);
-                queue.push(Reverse((
-                    now + after_ns,
-                    *order,
-                    Happening::Timer { node, id },
-                )));
-            }
-            Action::CancelTimer { id } => {
-                armed[node].remove(&id);
-            }
-            _ => {}
         }
+        std::hint::black_box(election.status_change());
     }
-    std::hint::black_box(cluster[node].status_change());
 }
