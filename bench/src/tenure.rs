@@ -95,8 +95,15 @@ impl TenureCluster {
                 .output()?;
             anyhow::ensure!(made.status.success(), "tenure certs failed: {made:?}");
         }
+        // The nodes log at the bench's own RUST_LOG when it has one
+        // (`RUST_LOG=info,tenure_transport=debug` and `--dir` to trace a
+        // trial), and at the test kit's `info` otherwise.
+        let node_filter = std::env::var("RUST_LOG").ok();
         for id in &ids {
             local.write_config(id, &extra)?;
+            if let Some(filter) = &node_filter {
+                local.set_env(id, "RUST_LOG", filter)?;
+            }
             if options.tls {
                 local.use_tls(id, &certs, id)?;
             }
@@ -159,6 +166,10 @@ impl System for TenureCluster {
 
     fn restart(&mut self, member: usize) -> anyhow::Result<()> {
         self.local.spawn(&self.ids[member])
+    }
+
+    fn event_log(&self, member: usize) -> Option<PathBuf> {
+        Some(self.data_dir(member).join("events.log"))
     }
 }
 
