@@ -25,6 +25,26 @@ use crate::bindings::types::PersistedState;
 /// How often a node that could not persist tries again.
 pub const RETRY_INTERVAL: Duration = Duration::from_millis(500);
 
+/// A save of the durable state this slow is logged as a warning: the node
+/// runs on one thread, so nothing else it does moves while the disk
+/// syncs, and a failover waits on the candidate's and each voter's save
+/// (`tenure_state_persist_seconds` has the whole distribution). On the
+/// 2-core VM of BENCHMARKS.md one save in ~20,000 took 100-250 ms.
+pub const SLOW_SAVE: Duration = Duration::from_millis(10);
+
+/// Warns, with the time it took, if one save of `node`'s state was
+/// [`SLOW_SAVE`] or slower.
+pub fn warn_if_slow(node: &str, took: Duration) {
+    if took >= SLOW_SAVE {
+        let ms = took.as_secs_f64() * 1e3;
+        tracing::warn!(
+            node,
+            ms,
+            "saving term and vote was slow: votes and candidacies wait for the disk"
+        );
+    }
+}
+
 /// The state a node could not save yet, and why.
 #[derive(Default)]
 pub struct Durability {

@@ -529,7 +529,9 @@ impl Node {
                     self.durability.persist(state, now, |s| {
                         file.save(s).context("persisting term and vote")
                     });
-                    self.metrics.persisted(started.elapsed());
+                    let took = started.elapsed();
+                    self.metrics.persisted(took);
+                    durability::warn_if_slow(node, took);
                 }
                 Output::Send {
                     lane: Lane::Protocol,
