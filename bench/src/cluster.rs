@@ -103,6 +103,11 @@ pub trait System {
     fn peer_addr(&self, member: usize) -> SocketAddr;
     /// Starts `member` again after it was killed, with its data intact.
     fn restart(&mut self, member: usize) -> anyhow::Result<()>;
+    /// `member`'s event log with `CLOCK_MONOTONIC` times, if the system
+    /// keeps one ([`crate::event_times`]).
+    fn event_log(&self, _member: usize) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 /// Probes every member in `among` at once; a member that does not answer

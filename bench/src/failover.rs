@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::cluster::{System, View, agreement, views};
+use crate::event_times::{self, Moments};
 use crate::tarpit::Tarpit;
 
 /// How the leader is taken away.
@@ -45,6 +46,8 @@ pub struct Trial {
     pub new_term: u64,
     pub old_leader: String,
     pub new_leader: String,
+    /// The exact moments from the survivors' event logs (Tenure only).
+    pub moments: Option<Moments>,
 }
 
 impl Trial {
@@ -131,6 +134,15 @@ pub async fn trial(
 ) -> anyhow::Result<Trial> {
     let (leader, before) = stable_leader(system, scenario, jitter).await?;
     let survivors: Vec<usize> = (0..system.size()).filter(|&m| m != leader).collect();
+    // Where each survivor's event log ends before the fault.
+    let marks: Vec<_> = survivors
+        .iter()
+        .filter_map(|&m| system.event_log(m))
+        .map(|log| {
+            let len = std::fs::metadata(&log).map_or(0, |m| m.len());
+            (log, len)
+        })
+        .collect();
     let started = Instant::now();
     let mut tarpit = None;
     match scenario.fault {
@@ -181,13 +193,48 @@ pub async fn trial(
             after.term = v.term;
         }
     }
+    let moments = match (
+        &after.leader,
+        tenure_host::node::event_log::monotonic_ns_at(started),
+    ) {
+        (Some(name), Some(fault_ns)) if marks.len() == survivors.len() => {
+            moments_from_logs(&marks, fault_ns, before.term, name, after.term).await
+        }
+        _ => None,
+    };
     Ok(Trial {
         ms: elapsed.as_secs_f64() * 1e3,
+        moments,
         old_term: before.term,
         new_term: after.term,
         old_leader: before.me,
         new_leader: after.me,
     })
+}
+
+/// The trial's exact [`Moments`] from the survivors' event logs, read from
+/// where each ended before the fault; a survivor that answered the poll
+/// has written its line already, but the logs are read again for up to
+/// 200 ms in case one is a moment behind.
+async fn moments_from_logs(
+    marks: &[(std::path::PathBuf, u64)],
+    fault_ns: u64,
+    old_term: u64,
+    leader: &str,
+    term: u64,
+) -> Option<Moments> {
+    let deadline = Instant::now() + Duration::from_millis(200);
+    loop {
+        let nodes: Vec<_> = marks
+            .iter()
+            .map(|(log, from)| event_times::node_moments(log, *from, old_term, leader, term))
+            .collect();
+        let moments = event_times::trial_moments(fault_ns, &nodes);
+        if moments.is_some() || Instant::now() > deadline {
+            return moments;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Waits (up to 60 s: a cold start compiles the component) until the admin

@@ -32,6 +32,7 @@
 mod cli;
 mod cluster;
 mod etcd;
+mod event_times;
 mod failover;
 mod idle;
 mod persist;

@@ -22,8 +22,14 @@ pub async fn one_trial(
     match trial(system, scenario, jitter).await {
         Ok(t) => {
             if verbose {
+                let exact = t.moments.map_or(String::new(), |m| {
+                    format!(
+                        " (logs: candidacy {:.1}, leader {:.1}, all knew {:.1} ms)",
+                        m.candidacy_ms, m.elected_ms, m.agreed_ms
+                    )
+                });
                 println!(
-                    "  {} trial {i}: {:.1} ms, {} -> {}, term {} -> {}",
+                    "  {} trial {i}: {:.1} ms, {} -> {}, term {} -> {}{exact}",
                     system.label(),
                     t.ms,
                     t.old_leader,
@@ -59,6 +65,19 @@ pub fn report(system: &impl System, trials: &[Trial], failures: usize, theory: f
             .as_ref()
             .map_or("no trials".into(), ToString::to_string)
     );
+    let exact: Vec<_> = trials.iter().filter_map(|t| t.moments).collect();
+    if !exact.is_empty() {
+        let of = |pick: fn(&crate::event_times::Moments) -> f64| {
+            self::summary(&exact.iter().map(pick).collect::<Vec<_>>())
+        };
+        println!(
+            "  from the survivors' event logs (CLOCK_MONOTONIC, unpolled), {} trials:",
+            exact.len()
+        );
+        println!("    first candidacy: {}", of(|m| m.candidacy_ms));
+        println!("    leader in office: {}", of(|m| m.elected_ms));
+        println!("    every survivor knew it: {}", of(|m| m.agreed_ms));
+    }
     println!("  trials needing more than one election round: {multi}; failed trials: {failures}");
     println!("  theoretical expectation (timeout path): {theory:.1} ms");
     summary.map(|s| s.median)
