@@ -7,9 +7,9 @@ use alloc::vec;
 
 use super::cluster::Cluster;
 use super::*;
-use crate::identity::needed;
+use crate::identity::{Durable, Identity, Verdict, needed};
 use crate::refusal::Refusal;
-use crate::types::LogLevel;
+use crate::types::{LogLevel, NodeId};
 
 pub(super) const IDS: [&str; 3] = ["n1", "n2", "n3"];
 
@@ -472,4 +472,76 @@ fn one_confirmation_of_two_is_not_enough_in_a_cluster_of_three() {
             c.split_terms()
         );
     }
+}
+
+// The record itself: who confirmed, who is recorded, when to abstain.
+
+#[test]
+fn any_two_confirming_sets_intersect_and_are_minimal() {
+    assert_eq!(needed(1), 0);
+    for n in 2..=9usize {
+        let others = n - 1;
+        let k = needed(n);
+        assert!(
+            2 * k > others,
+            "n={n}: two sets of {k} of {others} could be disjoint"
+        );
+        assert!(2 * (k - 1) <= others, "n={n}: {k} is not minimal");
+        assert!(k <= others, "n={n}: more confirmers than others");
+    }
+    // A majority less one is not enough for odd clusters.
+    assert_eq!(needed(3), 2);
+    assert_eq!(needed(5), 3);
+    assert_eq!(needed(4), 2);
+}
+
+#[test]
+fn the_first_id_is_recorded_for_good_and_a_second_warns_once() {
+    let mut i = Identity::from_durable(Durable {
+        data_id: 5,
+        ..Durable::default()
+    });
+    assert_eq!(i.hear("a", 10, None, 0, 100), (true, Verdict::Counts));
+    assert_eq!(i.hear("a", 10, None, 1, 100), (false, Verdict::Counts));
+    let seen = |warn, answer| Verdict::Impostor {
+        recorded: 10,
+        seen: 11,
+        warn,
+        answer,
+    };
+    assert_eq!(i.hear("a", 11, None, 2, 100), (false, seen(true, true)));
+    assert_eq!(i.hear("a", 11, None, 50, 100), (false, seen(false, false)));
+    assert_eq!(i.hear("a", 11, None, 102, 100), (false, seen(false, true)));
+    assert_eq!(i.recorded("a"), Some(10));
+}
+
+#[test]
+fn a_wrong_recipient_id_makes_the_node_abstain_once() {
+    let mut i = Identity::from_durable(Durable {
+        data_id: 5,
+        ..Durable::default()
+    });
+    assert_eq!(
+        i.hear("a", 10, Some(4), 0, 100),
+        (true, Verdict::LostState { recorded: 4 })
+    );
+    assert!(i.abstaining());
+    assert_eq!(i.hear("b", 12, Some(4), 0, 100), (true, Verdict::Counts));
+}
+
+#[test]
+fn confirmations_count_only_other_members() {
+    let mut i = Identity::from_durable(Durable {
+        data_id: 5,
+        ..Durable::default()
+    });
+    let members: BTreeSet<NodeId> = ["a", "b", "me"].iter().map(|s| (*s).into()).collect();
+    assert!(!i.confirmed(&members, "me"));
+    i.hear("a", 1, Some(5), 0, 100);
+    i.hear("x", 2, Some(5), 0, 100);
+    assert_eq!(i.confirmations(&members, "me"), (1, 2));
+    i.hear("b", 3, Some(5), 0, 100);
+    assert!(i.confirmed(&members, "me"));
+    let alone: BTreeSet<NodeId> = ["me"].iter().map(|s| (*s).into()).collect();
+    assert!(Identity::default().confirmed(&alone, "me"));
 }
