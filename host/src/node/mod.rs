@@ -33,6 +33,7 @@ pub mod event_log;
 pub mod forward;
 mod hooks;
 pub mod leadership;
+mod peer_events;
 mod publish;
 pub mod report;
 pub mod state_file;
@@ -44,7 +45,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use tenure_transport::{Channel, PeerEvent, Transport, TransportConfig};
+use tenure_transport::{Channel, Transport, TransportConfig};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -192,7 +193,7 @@ const LEASE_GUARD_TIMER: u64 = u64::MAX;
 /// [`Node::run`] loop reads.
 pub struct NodeInputs {
     inbound: mpsc::Receiver<tenure_transport::Inbound>,
-    peer_events: mpsc::Receiver<PeerEvent>,
+    peer_events: mpsc::Receiver<tenure_transport::PeerEvent>,
     plugin_outputs: mpsc::UnboundedReceiver<PluginOutput>,
     host_replies: mpsc::UnboundedReceiver<(String, u64, Result<Vec<u8>, String>)>,
 }
@@ -460,52 +461,6 @@ impl Node {
     /// Facts fixed at start.
     pub fn identity(&self) -> &NodeIdentity {
         &self.identity
-    }
-
-    /// Connection news from the transport. A refused reconnect to the
-    /// leader is how a crashed leader shows (its kernel closed our
-    /// connection and no process listens any more): the protocol is told,
-    /// so it can campaign without waiting out the election timeout.
-    ///
-    /// A peer that refused this process as a duplicate (another live
-    /// process holds this node id there) is fatal: this process stops, so
-    /// two processes can never both count as one node.
-    fn on_peer_event(
-        &mut self,
-        event: PeerEvent,
-    ) -> anyhow::Result<Option<anyhow::Result<Vec<Output>>>> {
-        Ok(match event {
-            PeerEvent::Connected { peer } => {
-                tracing::debug!(node = %self.config.node_id, %peer, "connected");
-                self.share_addresses(&peer);
-                None
-            }
-            PeerEvent::Disconnected { peer } => {
-                tracing::info!(node = %self.config.node_id, %peer, "connection lost");
-                None
-            }
-            PeerEvent::RefusedAsDuplicate { peer, reason } => {
-                anyhow::bail!(
-                    "another live process already runs as node {}: {peer} says \"{reason}\"; \
-                     this one stops (stop the other, or give this one its own node id and \
-                     data directory)",
-                    self.config.node_id
-                );
-            }
-            PeerEvent::DuplicateId { peer } => {
-                tracing::error!(
-                    node = %self.config.node_id,
-                    %peer,
-                    "a second live process claims this peer's node id and was refused; stop one \
-                     of them (a copied config, or a node started twice?)"
-                );
-                None
-            }
-            PeerEvent::Unreachable { peer } => {
-                tracing::debug!(node = %self.config.node_id, %peer, "unreachable");
-                Some(self.core.peer_unreachable(&peer))
-            }
-        })
     }
 
     /// Carries out the core's outputs in order. A failed persist is
