@@ -10,7 +10,7 @@
 //! ```
 
 use tenure_host::sim::chaos;
-use tenure_tests::{MS, component};
+use tenure_tests::{MS, component, plugin_component, sim_plugin};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
@@ -230,6 +230,42 @@ fn chaos_with_protocol_swaps_holds_every_invariant() {
         "only {swapped} swaps in {seeds} seeds"
     );
     println!("{seeds} seeds, {swapped} protocol swaps, every invariant held");
+}
+
+/// Behaviour plugins on every node, hot-swapped in the middle of the
+/// faults (`Fault::SwapPlugin`): the scheduler (leader-only work) and the
+/// logger, swapped either way (a swap the new version refuses leaves the
+/// old one running). The checker holds each plugin to leading only a term
+/// its node won and still leads — after a swap, a trap and a respawn,
+/// a restart — besides every protocol invariant.
+#[test]
+fn chaos_with_plugin_swaps_holds_every_invariant() {
+    let component = component();
+    let plugins = chaos::ChaosPlugins {
+        start: sim_plugin("scheduler", &[("period-ms", "50")]),
+        versions: vec![plugin_component("scheduler"), plugin_component("logger")],
+    };
+    let seeds = env_u64("TENURE_PLUGIN_SWAP_SEEDS", 100);
+    let (mut swapped, mut led) = (0, 0);
+    let failed: Vec<String> = (0..seeds)
+        .filter_map(|seed| {
+            let plan = chaos::ChaosPlan::for_seed(seed).with_plugins(plugins.clone());
+            let report = chaos::run_plan(&component, seed, plan).expect("runs");
+            swapped += report
+                .trace
+                .iter()
+                .filter(|l| l.contains("plugin swapped to"))
+                .count();
+            led += report.plugin_leaderships;
+            (!report.passed()).then(|| report.failure_summary())
+        })
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    assert!(
+        swapped >= seeds as usize && led >= seeds as usize,
+        "only {swapped} swaps and {led} plugin leaderships checked in {seeds} seeds"
+    );
+    println!("{seeds} seeds, {swapped} plugin swaps, {led} plugin leaderships checked");
 }
 
 /// The guard for refactors of the node, the simulator and the protocol

@@ -303,3 +303,39 @@ fn a_python_scaffold_builds_outside_the_repository_and_passes_its_scenario() {
 fn a_javascript_scaffold_builds_outside_the_repository_and_passes_its_scenario() {
     scaffold_builds_and_passes("js", &["./build.sh"]);
 }
+
+/// `tenure sim chaos --plugin …`: every node runs the first plugin and
+/// operators hot-swap nodes between the versions in the middle of the
+/// faults; the batch passes. A plugin path that does not exist is named.
+#[test]
+fn sim_chaos_runs_seeds_with_plugin_swaps_and_names_a_missing_plugin() {
+    let plugin = |name: &str| {
+        target()
+            .join("wasm32-wasip2/release")
+            .join(format!("tenure_plugin_{name}.wasm"))
+    };
+    let chaos = |plugins: &[PathBuf]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tenure"));
+        command.args(["sim", "chaos", "--seeds", "20"]);
+        for path in plugins {
+            command.arg("--plugin").arg(path);
+        }
+        command
+            .env("CARGO_TARGET_DIR", target())
+            .output()
+            .expect("tenure runs")
+    };
+    let ran = chaos(&[plugin("scheduler"), plugin("logger")]);
+    let out = stdout(&ran);
+    assert!(
+        ran.status.success() && out.contains("20 seeds from 0") && out.contains(": 0 failed"),
+        "{out}\n{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let missing = chaos(&[plugin("no-such-plugin")]);
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        !missing.status.success() && err.contains("tenure_plugin_no-such-plugin.wasm"),
+        "{err}"
+    );
+}

@@ -282,6 +282,11 @@ enum SimCommand {
         /// Print the trace of a single seed.
         #[arg(long)]
         trace: bool,
+        /// A behaviour plugin every node runs (repeat for more versions):
+        /// nodes start with the first, and operators hot-swap nodes to any
+        /// of them in the middle of the faults.
+        #[arg(long = "plugin", value_name = "PATH")]
+        plugins: Vec<PathBuf>,
         /// The election component (default: the workspace's release build).
         #[arg(long)]
         component: Option<PathBuf>,
@@ -477,9 +482,11 @@ fn main() -> ExitCode {
             from,
             jobs,
             trace,
+            plugins,
             component,
         }) => cli::sim::chaos(
             component,
+            &plugins,
             seed,
             from..from.saturating_add(seeds),
             jobs,

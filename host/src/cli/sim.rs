@@ -3,11 +3,13 @@
 use std::ops::Range;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use tenure_host::component_path::load_election;
-use tenure_host::sim::{Simulation, chaos};
+use tenure_host::plugin::{PluginComponent, PluginLimits, plugin_engine};
+use tenure_host::sim::{SimPlugin, Simulation, chaos};
 
 const MS: u64 = 1_000_000;
 const CLUSTER: &str = "demo";
@@ -156,17 +158,43 @@ fn report_agreement(sim: &mut Simulation) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The plugins of `tenure sim chaos --plugin …`: every node starts with
+/// the first (empty config, default limits); swaps pick any of them.
+fn chaos_plugins(paths: &[PathBuf]) -> anyhow::Result<Option<chaos::ChaosPlugins>> {
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let engine = plugin_engine()?;
+    let versions = paths
+        .iter()
+        .map(|path| PluginComponent::from_file(&engine, path).map(Arc::new))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let start = SimPlugin {
+        component: versions[0].clone(),
+        config: Default::default(),
+        limits: PluginLimits::default(),
+    };
+    Ok(Some(chaos::ChaosPlugins { start, versions }))
+}
+
 /// `tenure sim chaos`: one seed with its trace, or a batch of seeds.
 pub fn chaos(
     component: Option<PathBuf>,
+    plugins: &[PathBuf],
     seed: Option<u64>,
     seeds: Range<u64>,
     jobs: Option<usize>,
     trace: bool,
 ) -> anyhow::Result<ExitCode> {
     let component = load_election(component)?;
+    let plugins = chaos_plugins(plugins)?;
     if let Some(seed) = seed {
-        let report = chaos::run(&component, seed)?;
+        let plan = chaos::ChaosPlan::for_seed(seed);
+        let plan = match &plugins {
+            Some(p) => plan.with_plugins(p.clone()),
+            None => plan,
+        };
+        let report = chaos::run_plan(&component, seed, plan)?;
         if trace {
             for line in &report.trace {
                 println!("{line}");
@@ -192,7 +220,7 @@ pub fn chaos(
     }
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let (start, count) = (seeds.start, seeds.end - seeds.start);
-    let summary = chaos::run_many(&component, seeds, jobs)?;
+    let summary = chaos::run_many_with_plugins(&component, plugins.as_ref(), seeds, jobs)?;
     println!(
         "{} seeds from {start} on {jobs} threads: {} failed; {:.0} simulated s in {:.1} s wall \
          ({:.0}x real time); slowest recovery after heal {} ms",

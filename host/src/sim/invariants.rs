@@ -15,10 +15,14 @@
 //!   later than its own clock) while any node of its cluster has been
 //!   elected leader of a later term. Checked with each
 //!   node's clock drifting from the others'.
+//! - **Plugins lead only what their node won**: a behaviour plugin that
+//!   takes up leadership of a term (`on-become-leader` returned Ok) runs
+//!   on the node elected in that term, while that node still leads it —
+//!   after a hot swap, a trap and a respawn too.
 
 use std::collections::BTreeMap;
 
-use crate::bindings::types::{NodeStatus, PersistedState};
+use crate::bindings::types::{NodeStatus, PersistedState, Role};
 
 /// One broken invariant, with when and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +57,8 @@ pub struct Checker {
     /// candidate counts, whether or not the voter saved it first.
     grants: BTreeMap<(String, String, u64), String>,
     violations: Vec<Violation>,
+    /// How many times a plugin took up leadership ([`Checker::plugin_led`]).
+    plugin_leaderships: usize,
 }
 
 impl Checker {
@@ -237,6 +243,40 @@ impl Checker {
         }
     }
 
+    /// Checks that a plugin took up leadership of `term` on a node that
+    /// won that term and still leads it: `status` is the node's view at
+    /// that moment. A plugin that runs leader work for a term its node
+    /// lost, or after its node stepped down, is what leader election is
+    /// there to prevent.
+    pub fn plugin_led(&mut self, at_ns: u64, node: usize, term: u64, status: &NodeStatus) {
+        self.plugin_leaderships += 1;
+        let key = (status.cluster_id.clone(), term);
+        let won = self
+            .leaders
+            .get(&key)
+            .is_some_and(|records| records.iter().any(|r| r.node == node));
+        let leads = status.role == Role::Leader && status.term == term;
+        if !won || !leads {
+            let why = if won {
+                let role = match status.role {
+                    Role::Follower => "follower",
+                    Role::Candidate => "candidate",
+                    Role::Leader => "leader",
+                };
+                format!("while its node is a {role} of term {}", status.term)
+            } else {
+                "a term its node never won".to_string()
+            };
+            self.violate(
+                at_ns,
+                format!(
+                    "the plugin of {} took up leadership of term {term}: {why}",
+                    status.node_id
+                ),
+            );
+        }
+    }
+
     /// Records a violation found elsewhere (a trapped component, say).
     pub fn violate(&mut self, at_ns: u64, what: String) {
         tracing::debug!(at_ns, %what, "invariant violated");
@@ -248,6 +288,11 @@ impl Checker {
         &self.violations
     }
 
+    /// How many times a plugin took up leadership, each checked.
+    pub fn plugin_leaderships(&self) -> usize {
+        self.plugin_leaderships
+    }
+
     /// How many distinct (cluster, term) pairs had a leader.
     pub fn terms_with_leaders(&self) -> usize {
         self.leaders.len()
@@ -257,7 +302,6 @@ impl Checker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::types::Role;
 
     fn status(id: &str, term: u64, members: &[&str]) -> NodeStatus {
         NodeStatus {
@@ -310,6 +354,28 @@ mod tests {
         c.became_leader(1, 0, 1, &status("a", 1, &["a", "b"]));
         c.became_leader(2, 0, 1, &status("a", 1, &["a", "b"]));
         assert!(c.violations().is_empty());
+    }
+
+    #[test]
+    fn a_plugin_leads_only_a_term_its_node_won_and_still_leads() {
+        let mut c = Checker::default();
+        let members = ["a", "b", "c"];
+        c.became_leader(1, 0, 3, &status("a", 3, &members));
+        c.plugin_led(2, 0, 3, &status("a", 3, &members));
+        assert!(c.violations().is_empty(), "{:?}", c.violations());
+        // b never won term 3.
+        c.plugin_led(3, 1, 3, &status("b", 3, &members));
+        // a stepped down to follow in term 4, and its plugin leads term 3.
+        let mut stepped_down = status("a", 4, &members);
+        stepped_down.role = Role::Follower;
+        c.plugin_led(4, 0, 3, &stepped_down);
+        let seen: Vec<&str> = c.violations().iter().map(|v| v.what.as_str()).collect();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(seen[0].contains("of b took up leadership of term 3: a term its node never won"));
+        assert!(
+            seen[1].contains("while its node is a follower of term 4"),
+            "{seen:?}"
+        );
     }
 
     #[test]

@@ -169,9 +169,24 @@ impl Simulation {
             if self.nodes[node].incarnation != incarnation {
                 return;
             }
+            if let PluginOutput::AcceptedLeadership { term } = output {
+                self.check_plugin_led(node, term);
+            }
             let _ = self.drive(node, |c| c.on_plugin_output(output));
         }
         self.schedule_plugin_wake(node);
+    }
+
+    /// Checks a plugin's taking up leadership of `term` against the
+    /// node's view at this moment (see
+    /// [`super::invariants::Checker::plugin_led`]).
+    fn check_plugin_led(&mut self, node: NodeIndex, term: u64) {
+        let at = self.now_ns();
+        let Some(core) = self.nodes[node].core.as_ref() else {
+            return;
+        };
+        let status = core.status().clone();
+        self.checker.plugin_led(at, node, term, &status);
     }
 
     /// Puts the plugin's next wake-up in the event queue (once).

@@ -137,6 +137,12 @@ impl Simulation {
         self.checker.violations()
     }
 
+    /// How many times a plugin took up leadership so far (each checked
+    /// against its node's election; see [`Checker::plugin_led`]).
+    pub fn plugin_leaderships(&self) -> usize {
+        self.checker.plugin_leaderships()
+    }
+
     /// How many distinct terms had a leader (per cluster), so far.
     pub fn terms_with_leaders(&self) -> usize {
         self.checker.terms_with_leaders()

@@ -185,6 +185,22 @@ pub(super) fn inject(
                 return Ok(false);
             }
         }
+        Fault::SwapPlugin if !up.is_empty() => {
+            let Some(plugins) = plan.plugins.as_ref().filter(|p| !p.versions.is_empty()) else {
+                return Ok(false);
+            };
+            let node = up[rng.index(up.len())];
+            if sim.is_paused(node) {
+                return Ok(false);
+            }
+            let version = plugins.versions[rng.index(plugins.versions.len())].clone();
+            // A refusal (a trapped or oversized snapshot, a new version
+            // that refuses its config) leaves the old version running; the
+            // trace says why.
+            if sim.swap_plugin(node, version).is_err() {
+                return Ok(false);
+            }
+        }
         Fault::ClockRate => {
             let node = rng.index(n);
             let drift = rng.range(0, 20_000) as i32 - 10_000;
@@ -200,7 +216,8 @@ pub(super) fn inject(
         | Fault::Pause
         | Fault::RefuseDial
         | Fault::Campaign
-        | Fault::SwapProtocol => return Ok(false),
+        | Fault::SwapProtocol
+        | Fault::SwapPlugin => return Ok(false),
     }
     Ok(true)
 }
@@ -230,6 +247,7 @@ fn start_joiners(
         spec.timings = plan.timings;
         spec.pre_vote = plan.pre_vote;
         spec.joining = true;
+        spec.plugin = plan.plugins.as_ref().map(|p| p.start.clone());
         // It may go down at once (a crash around its first persist): a
         // restart joins again, as its configuration says.
         sim.add_node(spec)?;

@@ -32,8 +32,8 @@ mod inject;
 mod plan;
 mod report;
 
-pub use plan::{ChaosPlan, Fault};
-pub use report::{ChaosReport, ChaosSummary, run_many};
+pub use plan::{ChaosPlan, ChaosPlugins, Fault};
+pub use report::{ChaosReport, ChaosSummary, run_many, run_many_with_plugins};
 
 use std::sync::Arc;
 
@@ -81,6 +81,7 @@ pub fn run_plan(
         spec.pre_vote = plan.pre_vote;
         spec.clock_drift_ppm = drifts.next().unwrap_or(0);
         spec.priority = priorities.next().unwrap_or(0);
+        spec.plugin = plan.plugins.as_ref().map(|p| p.start.clone());
     })?;
     if plan.observer {
         let voters: Vec<String> = (1..=plan.nodes).map(|i| format!("n{i}")).collect();
@@ -89,6 +90,7 @@ pub fn run_plan(
         spec.timings = plan.timings;
         spec.pre_vote = plan.pre_vote;
         spec.voter = false;
+        spec.plugin = plan.plugins.as_ref().map(|p| p.start.clone());
         sim.add_node(spec)?;
     }
 
@@ -142,6 +144,7 @@ pub fn run_plan(
         simulated_ns: sim.now_ns(),
         fingerprint: sim.fingerprint(),
         trace: sim.trace().to_vec(),
+        plugin_leaderships: sim.plugin_leaderships(),
     })
 }
 

@@ -1,9 +1,12 @@
 //! What a chaos seed decides: the fault kinds and the plan of a run.
 
+use std::sync::Arc;
+
 use super::MS;
 use crate::bindings::types::Timings;
-use crate::sim::NetworkConfig;
+use crate::plugin::PluginComponent;
 use crate::sim::rng::SimRng;
+use crate::sim::{NetworkConfig, SimPlugin};
 
 /// The kinds of fault a run may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +80,12 @@ pub enum Fault {
     /// (a candidacy, a lease, a transfer). It must keep its place: its
     /// vote, its term, its lease, its loyalty.
     SwapProtocol,
+    /// An operator hot-swaps a running node's behaviour plugin (`POST
+    /// /plugin`) to one of the run's versions (see [`ChaosPlugins`]),
+    /// whatever the node is doing: the plugin's state crosses over, the
+    /// node keeps its place in the cluster, and the new version leads only
+    /// while its node does. Only runs given plugins draw it.
+    SwapPlugin,
 }
 
 const ALL_FAULTS: [Fault; 8] = [
@@ -118,6 +127,18 @@ const DISK_FAULTS: [Fault; 1] = [Fault::DiskFull];
 /// Operations on a running node's code, from a stream of their own.
 const SWAP_FAULTS: [Fault; 1] = [Fault::SwapProtocol];
 
+/// Behaviour plugins for a chaos run ([`ChaosPlan::with_plugins`]): every
+/// node, the observer and joiners included, starts with `start`, and
+/// [`Fault::SwapPlugin`] swaps a node to one of `versions`.
+#[derive(Clone, Debug)]
+pub struct ChaosPlugins {
+    /// What each node runs from its start (and after each restart).
+    pub start: SimPlugin,
+    /// The versions a swap picks from (include the start's component to
+    /// swap back and forth).
+    pub versions: Vec<Arc<PluginComponent>>,
+}
+
 /// Everything a seed decides about a run.
 #[derive(Clone, Debug)]
 pub struct ChaosPlan {
@@ -151,6 +172,9 @@ pub struct ChaosPlan {
     /// Whether an observer (`o1`, bootstrapped with the voters) runs too
     /// (a third of the seeds). Faults strike it like any node.
     pub observer: bool,
+    /// The run's behaviour plugins, if the caller gave it any (seeds alone
+    /// run none).
+    pub plugins: Option<ChaosPlugins>,
 }
 
 impl ChaosPlan {
@@ -160,6 +184,13 @@ impl ChaosPlan {
             self.faults.push(fault);
         }
         self
+    }
+
+    /// This plan with `plugins` on every node, drawing
+    /// [`Fault::SwapPlugin`] too. Nothing else the seed decided changes.
+    pub fn with_plugins(mut self, plugins: ChaosPlugins) -> ChaosPlan {
+        self.plugins = Some(plugins);
+        self.with_fault(Fault::SwapPlugin)
     }
 
     /// This plan, without `fault` (to replay a seed as it ran before
@@ -277,6 +308,7 @@ impl ChaosPlan {
             degraded,
             faults,
             fault_gap_ns: (gap_low, gap_high),
+            plugins: None,
         }
     }
 }

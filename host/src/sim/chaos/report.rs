@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{ChaosPlan, MS, run};
+use super::{ChaosPlan, ChaosPlugins, MS, run_plan};
 use crate::protocol::ElectionComponent;
 use crate::sim::Violation;
 
@@ -30,6 +30,9 @@ pub struct ChaosReport {
     pub fingerprint: u64,
     /// The run's trace, one line per event.
     pub trace: Vec<String>,
+    /// How many times a plugin took up leadership, each checked (zero in
+    /// runs without plugins).
+    pub plugin_leaderships: usize,
 }
 
 impl ChaosReport {
@@ -38,12 +41,22 @@ impl ChaosReport {
         self.violations.is_empty() && self.liveness.is_ok() && self.stability.is_ok()
     }
 
-    /// The command that replays this run with its trace.
+    /// The command that replays this run with its trace (with a
+    /// `--plugin` for each of the run's plugin versions, by name, when it
+    /// ran plugins: the start's first).
     pub fn repro_command(&self) -> String {
-        format!(
+        let mut command = format!(
             "cargo run -p tenure-host -- sim chaos --seed {} --trace",
             self.seed
-        )
+        );
+        if let Some(plugins) = &self.plan.plugins {
+            let start = plugins.start.component.name();
+            let others = plugins.versions.iter().map(|v| v.name());
+            for name in std::iter::once(start).chain(others.filter(|n| *n != start)) {
+                command.push_str(&format!(" --plugin PATH/{name}"));
+            }
+        }
+        command
     }
 
     /// A one-paragraph account of a failed run: the seed, what failed, and
@@ -96,6 +109,17 @@ pub fn run_many(
     seeds: Range<u64>,
     jobs: usize,
 ) -> anyhow::Result<ChaosSummary> {
+    run_many_with_plugins(component, None, seeds, jobs)
+}
+
+/// [`run_many`], each seed's plan with `plugins` on every node when given
+/// ([`ChaosPlan::with_plugins`]: hot swaps of them join the faults).
+pub fn run_many_with_plugins(
+    component: &Arc<ElectionComponent>,
+    plugins: Option<&ChaosPlugins>,
+    seeds: Range<u64>,
+    jobs: usize,
+) -> anyhow::Result<ChaosSummary> {
     let started = Instant::now();
     let next = AtomicU64::new(seeds.start);
     let summary = Mutex::new(ChaosSummary::default());
@@ -108,7 +132,12 @@ pub fn run_many(
                     if seed >= seeds.end {
                         break;
                     }
-                    let report = match run(component, seed) {
+                    let plan = ChaosPlan::for_seed(seed);
+                    let plan = match plugins {
+                        Some(p) => plan.with_plugins(p.clone()),
+                        None => plan,
+                    };
+                    let report = match run_plan(component, seed, plan) {
                         Ok(report) => report,
                         Err(e) => {
                             let mut slot = lock(&first_error);
