@@ -187,7 +187,9 @@ impl ChaosPlan {
     }
 
     /// This plan with `plugins` on every node, drawing
-    /// [`Fault::SwapPlugin`] too. Nothing else the seed decided changes.
+    /// [`Fault::SwapPlugin`] too. The seed's other choices (size, timings,
+    /// network, kinds of fault) stay; which kind each fault draw picks
+    /// changes, since there is one kind more to pick from.
     pub fn with_plugins(mut self, plugins: ChaosPlugins) -> ChaosPlan {
         self.plugins = Some(plugins);
         self.with_fault(Fault::SwapPlugin)
