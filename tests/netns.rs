@@ -33,6 +33,8 @@
 
 #[path = "netns/check.rs"]
 mod check;
+#[path = "kit/fencing_store.rs"]
+mod fencing_store;
 #[path = "netns/nemesis.rs"]
 mod nemesis;
 #[path = "netns/net.rs"]

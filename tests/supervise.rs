@@ -19,57 +19,17 @@
 #[path = "kit/mod.rs"]
 mod kit;
 
-use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kit::fencing_store::{self, Write, Writes, mono_ns};
 use kit::{BOUND, Cluster};
 
-/// One write the store saw.
-#[derive(Clone, Debug)]
-struct Write {
-    at: Instant,
-    token: u64,
-    node: String,
-    accepted: bool,
-}
-
-/// The fencing store: refuses a token below the highest it accepted.
-fn fencing_store() -> (u16, Arc<Mutex<Vec<Write>>>) {
+/// The fencing store on a loopback port of its own.
+fn fencing_store() -> (u16, Writes) {
     let port = kit::free_port();
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("the store listens");
-    let writes = Arc::new(Mutex::new(Vec::new()));
-    let log = writes.clone();
-    std::thread::spawn(move || {
-        let mut highest = 0u64;
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut line = String::new();
-            if BufReader::new(&stream).read_line(&mut line).is_err() {
-                continue;
-            }
-            let words: Vec<&str> = line.split_whitespace().collect();
-            let (Some(token), Some(node)) = (
-                words.get(1).and_then(|t| t.parse::<u64>().ok()),
-                words.get(2),
-            ) else {
-                continue;
-            };
-            let accepted = token >= highest;
-            if accepted {
-                highest = token;
-            }
-            log.lock().expect("store log").push(Write {
-                at: Instant::now(),
-                token,
-                node: node.to_string(),
-                accepted,
-            });
-            let _ = stream.write_all(if accepted { b"ok\n" } else { b"refused\n" });
-        }
-    });
-    (port, writes)
+    (port, fencing_store::serve(listener))
 }
 
 /// The `lease_lapses_in_ms=` figures of every log line saying `what`.
@@ -170,7 +130,7 @@ fn a_supervised_command_never_writes_beside_a_newer_leaders() {
         leader = cluster.wait_for_leader(&all, BOUND).0;
     }
     std::thread::sleep(Duration::from_millis(150));
-    let before_freezes = Instant::now();
+    let before_freezes = mono_ns();
     let sigterm = margins(&cluster, "fencing token revoked: SIGTERM to the command");
     let stopped = margins(&cluster, "command stopped");
     let sigkill = margins(&cluster, "outlived its grace: SIGKILL sent");
@@ -193,7 +153,7 @@ fn a_supervised_command_never_writes_beside_a_newer_leaders() {
 
     let writes = writes.lock().expect("store log").clone();
     let (writes, frozen_phase): (Vec<Write>, Vec<Write>) =
-        writes.into_iter().partition(|w| w.at < before_freezes);
+        writes.into_iter().partition(|w| w.at_ns < before_freezes);
     let refused_while_frozen = frozen_phase.iter().filter(|w| !w.accepted).count();
     let mut highest = 0;
     for w in frozen_phase.iter().filter(|w| w.accepted) {
@@ -226,7 +186,7 @@ fn a_supervised_command_never_writes_beside_a_newer_leaders() {
     let gaps: Vec<f64> = accepted
         .windows(2)
         .filter(|p| p[0].token != p[1].token)
-        .map(|p| (p[1].at - p[0].at).as_secs_f64() * 1e3)
+        .map(|p| (p[1].at_ns - p[0].at_ns) as f64 / 1e6)
         .collect();
     println!(
         "{} writes accepted ({by_node:?}) under {} tokens, {} refused; lease left at SIGTERM: {}; \

@@ -8,6 +8,9 @@
 //! `#[path = "kit/mod.rs"] mod kit;`; not every test uses every helper.
 #![allow(dead_code)]
 
+#[path = "fencing_store.rs"]
+pub mod fencing_store;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
