@@ -34,15 +34,18 @@ pub fn expand(
     value: &str,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> anyhow::Result<String> {
+    let Some(pieces) = pieces(value) else {
+        bail!("`{key}`: {value:?} has a `${{` without its `}}`");
+    };
     let mut out = String::with_capacity(value.len());
-    let mut rest = value;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            bail!("`{key}`: {value:?} has a `${{` without its `}}`");
+    for piece in pieces {
+        let name = match piece {
+            Piece::Text(text) => {
+                out.push_str(text);
+                continue;
+            }
+            Piece::Reference(name) => name,
         };
-        let name = &after[..end];
         if !is_var_name(name) {
             bail!("`{key}`: {value:?}: `${{{name}}}` is not a variable name (letters, digits, _)");
         }
@@ -52,10 +55,50 @@ pub fn expand(
                 bail!("`{key}`: {value:?} names the environment variable {name}, which is not set")
             }
         }
+    }
+    Ok(out)
+}
+
+/// One piece of a value split at its `${…}` references ([`pieces`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// Text kept as it is (a `$` not followed by `{` included).
+    Text(&'a str),
+    /// What stands between `${` and the next `}`: a variable's name, and
+    /// whatever else the caller's syntax allows (`NAME:-default` in a
+    /// scenario's plugin path).
+    Reference(&'a str),
+}
+
+/// Splits `value` into text and `${…}` references, in order; `None` when
+/// a `${` has no `}` after it. The one scanner behind every `${VAR}` the
+/// project expands (config values here, scenario plugin paths in
+/// `scenario::values`), so they agree on what a reference is.
+///
+/// ```
+/// use tenure_host::config::env_vars::{Piece, pieces};
+/// assert_eq!(
+///     pieces("a${B}c"),
+///     Some(vec![Piece::Text("a"), Piece::Reference("B"), Piece::Text("c")])
+/// );
+/// assert_eq!(pieces("${B"), None);
+/// ```
+pub fn pieces(value: &str) -> Option<Vec<Piece<'_>>> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        if start > 0 {
+            out.push(Piece::Text(&rest[..start]));
+        }
+        let after = &rest[start + 2..];
+        let end = after.find('}')?;
+        out.push(Piece::Reference(&after[..end]));
         rest = &after[end + 1..];
     }
-    out.push_str(rest);
-    Ok(out)
+    if !rest.is_empty() {
+        out.push(Piece::Text(rest));
+    }
+    Some(out)
 }
 
 fn is_var_name(name: &str) -> bool {

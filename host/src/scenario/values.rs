@@ -387,19 +387,24 @@ fn list(names: &BTreeSet<String>) -> String {
     names.iter().cloned().collect::<Vec<_>>().join(", ")
 }
 
-/// Expands `${VAR}` and `${VAR:-default}` in a plugin path.
+/// Expands `${VAR}` and `${VAR:-default}` in a plugin path (a variable set
+/// to the empty string counts as unset). References are found by the
+/// config's scanner ([`crate::config::env_vars::pieces`]).
 pub fn expand_env(text: &str) -> Result<String, String> {
+    use crate::config::env_vars::{Piece, pieces};
+    let pieces = pieces(text).ok_or_else(|| format!("unclosed `${{` in {text:?}"))?;
     let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("unclosed `${{` in {text:?}"))?;
-        let (name, default) = match after[..end].split_once(":-") {
+    for piece in pieces {
+        let reference = match piece {
+            Piece::Text(text) => {
+                out.push_str(text);
+                continue;
+            }
+            Piece::Reference(reference) => reference,
+        };
+        let (name, default) = match reference.split_once(":-") {
             Some((name, default)) => (name, Some(default)),
-            None => (&after[..end], None),
+            None => (reference, None),
         };
         match (std::env::var(name).ok().filter(|v| !v.is_empty()), default) {
             (Some(value), _) => out.push_str(&value),
@@ -410,8 +415,6 @@ pub fn expand_env(text: &str) -> Result<String, String> {
                 ));
             }
         }
-        rest = &after[end + 1..];
     }
-    out.push_str(rest);
     Ok(out)
 }
