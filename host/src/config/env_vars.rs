@@ -14,7 +14,7 @@
 //! that is unset is an error naming it — a node must never start with an
 //! id it did not mean to have.
 
-use anyhow::bail;
+use anyhow::{anyhow, bail};
 
 /// `value` with every `${NAME}` replaced by `lookup(NAME)`.
 ///
@@ -34,71 +34,57 @@ pub fn expand(
     value: &str,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> anyhow::Result<String> {
-    let Some(pieces) = pieces(value) else {
-        bail!("`{key}`: {value:?} has a `${{` without its `}}`");
-    };
-    let mut out = String::with_capacity(value.len());
-    for piece in pieces {
-        let name = match piece {
-            Piece::Text(text) => {
-                out.push_str(text);
-                continue;
+    substitute(
+        value,
+        || anyhow!("`{key}`: {value:?} has a `${{` without its `}}`"),
+        |name| {
+            if !is_var_name(name) {
+                bail!(
+                    "`{key}`: {value:?}: `${{{name}}}` is not a variable name (letters, digits, _)"
+                );
             }
-            Piece::Reference(name) => name,
-        };
-        if !is_var_name(name) {
-            bail!("`{key}`: {value:?}: `${{{name}}}` is not a variable name (letters, digits, _)");
-        }
-        match lookup(name) {
-            Some(found) => out.push_str(&found),
-            None => {
-                bail!("`{key}`: {value:?} names the environment variable {name}, which is not set")
-            }
-        }
-    }
-    Ok(out)
+            lookup(name).ok_or_else(|| {
+                anyhow!(
+                    "`{key}`: {value:?} names the environment variable {name}, which is not set"
+                )
+            })
+        },
+    )
 }
 
-/// One piece of a value split at its `${…}` references ([`pieces`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Piece<'a> {
-    /// Text kept as it is (a `$` not followed by `{` included).
-    Text(&'a str),
-    /// What stands between `${` and the next `}`: a variable's name, and
-    /// whatever else the caller's syntax allows (`NAME:-default` in a
-    /// scenario's plugin path).
-    Reference(&'a str),
-}
-
-/// Splits `value` into text and `${…}` references, in order; `None` when
-/// a `${` has no `}` after it. The one scanner behind every `${VAR}` the
-/// project expands (config values here, scenario plugin paths in
-/// `scenario::values`), so they agree on what a reference is.
+/// `value` with every `${…}` reference replaced by what `resolve` makes
+/// of the text between `${` and the next `}` (a variable's name, and
+/// whatever else the caller's syntax allows: `NAME:-default` in a
+/// scenario's plugin path); `unclosed` makes the error for a `${` with no
+/// `}` after it. A `$` not followed by `{` stays as it is. The one scanner
+/// behind every `${VAR}` the project expands (config values here,
+/// scenario plugin paths in `scenario::values`), so they agree on what a
+/// reference is.
 ///
 /// ```
-/// use tenure_host::config::env_vars::{Piece, pieces};
-/// assert_eq!(
-///     pieces("a${B}c"),
-///     Some(vec![Piece::Text("a"), Piece::Reference("B"), Piece::Text("c")])
-/// );
-/// assert_eq!(pieces("${B"), None);
+/// use tenure_host::config::env_vars::substitute;
+/// let upper = |r: &str| Ok::<_, String>(r.to_uppercase());
+/// assert_eq!(substitute("a${b}c$d", || "unclosed".to_string(), upper), Ok("aBc$d".into()));
+/// assert_eq!(substitute("${b", || "unclosed".to_string(), upper), Err("unclosed".into()));
 /// ```
-pub fn pieces(value: &str) -> Option<Vec<Piece<'_>>> {
-    let mut out = Vec::new();
+pub fn substitute<E>(
+    value: &str,
+    unclosed: impl FnOnce() -> E,
+    mut resolve: impl FnMut(&str) -> Result<String, E>,
+) -> Result<String, E> {
+    let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(start) = rest.find("${") {
-        if start > 0 {
-            out.push(Piece::Text(&rest[..start]));
-        }
+        out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}')?;
-        out.push(Piece::Reference(&after[..end]));
+        let Some(end) = after.find('}') else {
+            return Err(unclosed());
+        };
+        out.push_str(&resolve(&after[..end])?);
         rest = &after[end + 1..];
     }
-    if !rest.is_empty() {
-        out.push(Piece::Text(rest));
-    }
-    Some(out)
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn is_var_name(name: &str) -> bool {

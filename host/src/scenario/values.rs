@@ -388,33 +388,24 @@ fn list(names: &BTreeSet<String>) -> String {
 }
 
 /// Expands `${VAR}` and `${VAR:-default}` in a plugin path (a variable set
-/// to the empty string counts as unset). References are found by the
-/// config's scanner ([`crate::config::env_vars::pieces`]).
+/// to the empty string counts as unset), with the config's scanner
+/// ([`crate::config::env_vars::substitute`]).
 pub fn expand_env(text: &str) -> Result<String, String> {
-    use crate::config::env_vars::{Piece, pieces};
-    let pieces = pieces(text).ok_or_else(|| format!("unclosed `${{` in {text:?}"))?;
-    let mut out = String::new();
-    for piece in pieces {
-        let reference = match piece {
-            Piece::Text(text) => {
-                out.push_str(text);
-                continue;
-            }
-            Piece::Reference(reference) => reference,
-        };
-        let (name, default) = match reference.split_once(":-") {
-            Some((name, default)) => (name, Some(default)),
-            None => (reference, None),
-        };
-        match (std::env::var(name).ok().filter(|v| !v.is_empty()), default) {
-            (Some(value), _) => out.push_str(&value),
-            (None, Some(default)) => out.push_str(default),
-            (None, None) => {
-                return Err(format!(
+    crate::config::env_vars::substitute(
+        text,
+        || format!("unclosed `${{` in {text:?}"),
+        |reference| {
+            let (name, default) = match reference.split_once(":-") {
+                Some((name, default)) => (name, Some(default)),
+                None => (reference, None),
+            };
+            match (std::env::var(name).ok().filter(|v| !v.is_empty()), default) {
+                (Some(value), _) => Ok(value),
+                (None, Some(default)) => Ok(default.to_string()),
+                (None, None) => Err(format!(
                     "environment variable {name} is not set (write ${{{name}:-DEFAULT}} for a fallback)"
-                ));
+                )),
             }
-        }
-    }
-    Ok(out)
+        },
+    )
 }
