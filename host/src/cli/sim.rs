@@ -189,11 +189,7 @@ pub fn chaos(
     let component = load_election(component)?;
     let plugins = chaos_plugins(plugins)?;
     if let Some(seed) = seed {
-        let plan = chaos::ChaosPlan::for_seed(seed);
-        let plan = match &plugins {
-            Some(p) => plan.with_plugins(p.clone()),
-            None => plan,
-        };
+        let plan = chaos::ChaosPlan::for_seed_with_plugins(seed, plugins.as_ref());
         let report = chaos::run_plan(&component, seed, plan)?;
         if trace {
             for line in &report.trace {

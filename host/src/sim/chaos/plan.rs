@@ -195,6 +195,17 @@ impl ChaosPlan {
         self.with_fault(Fault::SwapPlugin)
     }
 
+    /// The plan for `seed`, with `plugins` on every node when given
+    /// ([`ChaosPlan::with_plugins`]): what `tenure sim chaos --plugin …`
+    /// and [`super::run_many_with_plugins`] run.
+    pub fn for_seed_with_plugins(seed: u64, plugins: Option<&ChaosPlugins>) -> ChaosPlan {
+        let plan = ChaosPlan::for_seed(seed);
+        match plugins {
+            Some(p) => plan.with_plugins(p.clone()),
+            None => plan,
+        }
+    }
+
     /// This plan, without `fault` (to replay a seed as it ran before
     /// `fault` joined the mix).
     pub fn without_fault(mut self, fault: Fault) -> ChaosPlan {

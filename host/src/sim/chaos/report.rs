@@ -132,11 +132,7 @@ pub fn run_many_with_plugins(
                     if seed >= seeds.end {
                         break;
                     }
-                    let plan = ChaosPlan::for_seed(seed);
-                    let plan = match plugins {
-                        Some(p) => plan.with_plugins(p.clone()),
-                        None => plan,
-                    };
+                    let plan = ChaosPlan::for_seed_with_plugins(seed, plugins);
                     let report = match run_plan(component, seed, plan) {
                         Ok(report) => report,
                         Err(e) => {
