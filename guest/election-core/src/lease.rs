@@ -64,7 +64,66 @@ pub struct Lease {
     /// acks out of all of them on each read walked the whole membership
     /// by name. Not handed over: rebuilt on the next ack.
     #[serde(skip)]
-    counted: Option<(u64, BTreeMap<NodeId, u64>)>,
+    counted: Option<Counted>,
+}
+
+/// The acks that count for the lease, for one version of the membership:
+/// by peer, and as a multiset of send times, so the lease's start (the
+/// majority's newest round) is read off the few distinct times of the
+/// latest rounds instead of by sorting every member's ack after each ack.
+#[derive(Clone, Debug, Default)]
+struct Counted {
+    version: u64,
+    by_peer: BTreeMap<NodeId, u64>,
+    /// How many of `by_peer` acknowledged each send time.
+    times: BTreeMap<u64, usize>,
+}
+
+impl Counted {
+    fn new<'a>(version: u64, acks: impl Iterator<Item = (&'a NodeId, u64)>) -> Counted {
+        let mut counted = Counted {
+            version,
+            ..Counted::default()
+        };
+        for (peer, sent) in acks {
+            counted.raise(peer, sent);
+        }
+        counted
+    }
+
+    /// Raises `peer`'s ack to the round sent at `sent`, if newer.
+    fn raise(&mut self, peer: &str, sent: u64) {
+        let old = match self.by_peer.get_mut(peer) {
+            Some(newest) if *newest >= sent => return,
+            Some(newest) => Some(core::mem::replace(newest, sent)),
+            None => {
+                self.by_peer.insert(peer.into(), sent);
+                None
+            }
+        };
+        if let Some(old) = old
+            && let Some(count) = self.times.get_mut(&old)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.times.remove(&old);
+            }
+        }
+        *self.times.entry(sent).or_insert(0) += 1;
+    }
+
+    /// The `nth` newest send time (1 for the newest), counting each peer
+    /// once; none if fewer peers acknowledged anything.
+    fn nth_newest(&self, nth: usize) -> Option<u64> {
+        let mut seen = 0;
+        for (&sent, &count) in self.times.iter().rev() {
+            seen += count;
+            if seen >= nth {
+                return Some(sent);
+            }
+        }
+        None
+    }
 }
 
 impl Lease {
@@ -152,19 +211,18 @@ impl Lease {
             return;
         };
         match &mut self.counted {
-            Some((version, counted)) if *version == members.version() => {
+            Some(counted) if counted.version == members.version() => {
                 if peer != me && members.contains(peer) {
-                    newest(counted, peer, sent);
+                    counted.raise(peer, sent);
                 }
             }
             _ => {
-                let counted = self
+                let acks = self
                     .acked
                     .iter()
                     .filter(|(peer, _)| peer.as_str() != me && members.contains(peer.as_str()))
-                    .map(|(peer, sent)| (peer.clone(), *sent))
-                    .collect();
-                self.counted = Some((members.version(), counted));
+                    .map(|(peer, sent)| (peer, *sent));
+                self.counted = Some(Counted::new(members.version(), acks));
             }
         }
     }
@@ -206,7 +264,7 @@ impl Lease {
     /// `members` did not change since (no walk of the members by name).
     pub fn start_of(&self, members: &Versioned<BTreeSet<NodeId>>, me: &str) -> Option<u64> {
         let counted = match &self.counted {
-            Some((version, counted)) if *version == members.version() => Some(counted),
+            Some(counted) if counted.version == members.version() => Some(counted),
             _ => None,
         };
         let start = self.start_among(members, me, counted);
@@ -220,7 +278,7 @@ impl Lease {
         &self,
         members: &BTreeSet<NodeId>,
         me: &str,
-        counted: Option<&BTreeMap<NodeId, u64>>,
+        counted: Option<&Counted>,
     ) -> Option<u64> {
         if self.given_up {
             return None;
@@ -229,21 +287,20 @@ impl Lease {
         if others_needed == 0 {
             return self.sent.back().map(|&(_, sent)| sent);
         }
-        let mut times: Vec<u64> = match counted {
-            Some(counted) => counted.values().copied().collect(),
-            None => {
-                // Acks and members are both sorted by id: one merged pass.
-                let mut members = members.iter().peekable();
-                self.acked
-                    .iter()
-                    .filter(|(peer, _)| {
-                        while members.next_if(|m| m < peer).is_some() {}
-                        peer.as_str() != me && members.peek() == Some(peer)
-                    })
-                    .map(|(_, &sent)| sent)
-                    .collect()
-            }
-        };
+        if let Some(counted) = counted {
+            return counted.nth_newest(others_needed);
+        }
+        // Acks and members are both sorted by id: one merged pass.
+        let mut members = members.iter().peekable();
+        let mut times: Vec<u64> = self
+            .acked
+            .iter()
+            .filter(|(peer, _)| {
+                while members.next_if(|m| m < peer).is_some() {}
+                peer.as_str() != me && members.peek() == Some(peer)
+            })
+            .map(|(_, &sent)| sent)
+            .collect();
         if times.len() < others_needed {
             return None;
         }
@@ -420,5 +477,29 @@ mod tests {
         lease.abandon();
         check(&lease, &view);
         assert_eq!(lease.start_of(&view, "a"), None);
+    }
+
+    #[test]
+    fn counted_times_give_the_nth_newest_ack_once_per_peer() {
+        let ids: Vec<NodeId> = ["b", "c", "d", "e"].iter().map(|id| (*id).into()).collect();
+        let mut counted = Counted::new(0, ids.iter().zip([10, 10, 20, 30]));
+        assert_eq!(counted.nth_newest(1), Some(30));
+        assert_eq!(counted.nth_newest(2), Some(20));
+        assert_eq!(counted.nth_newest(3), Some(10), "two peers at 10");
+        assert_eq!(counted.nth_newest(4), Some(10));
+        assert_eq!(counted.nth_newest(5), None, "only four peers");
+        // An older or equal ack changes nothing; a newer one moves the
+        // peer, not adds to it.
+        counted.raise("e", 5);
+        counted.raise("b", 30);
+        assert_eq!(counted.times.values().sum::<usize>(), 4);
+        assert_eq!(counted.nth_newest(2), Some(30));
+        assert_eq!(counted.nth_newest(4), Some(10));
+        counted.raise("c", 40);
+        assert_eq!(counted.nth_newest(4), Some(20));
+        assert!(
+            !counted.times.contains_key(&10),
+            "emptied times are dropped"
+        );
     }
 }

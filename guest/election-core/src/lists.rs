@@ -64,10 +64,11 @@
 //! ([`Sent::forget`]), so a removal undone later is not met with lists
 //! left out forever.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use crate::types::{NodeId, Term};
+use crate::versioned::Versioned;
 
 /// The three lists a leader's heartbeat stands for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -157,6 +158,9 @@ pub struct Kept {
     /// not, [`Kept::resolve`] hands out one and the same content (see
     /// [`Kept::version`]).
     version: u64,
+    /// [`Kept::lists_members_match`]'s last answer, and the versions of
+    /// these lists and of the membership it was given.
+    members_match: Option<((u64, u64), bool)>,
 }
 
 /// What a heartbeat says of its lists, as received.
@@ -215,6 +219,26 @@ impl Kept {
         self.version
     }
 
+    /// Whether `heard`, the lists [`Kept::resolve`] last handed out with
+    /// a generation, name exactly `members`: compared once per version of
+    /// each, since a follower asks on every heartbeat and, at 51 members,
+    /// the walk by name was a tenth of the protocol's time.
+    pub fn lists_members_match(
+        &mut self,
+        heard: &Lists,
+        members: &Versioned<BTreeSet<NodeId>>,
+    ) -> bool {
+        let key = (self.version, members.version());
+        let same = match self.members_match {
+            Some((known, same)) if known == key => same,
+            _ => heard.members.iter().eq(members.iter()),
+        };
+        // Every test build checks the answer against the walk.
+        debug_assert_eq!(same, heard.members.iter().eq(members.iter()));
+        self.members_match = Some((key, same));
+        same
+    }
+
     /// Whether `received` names the kept lists (compared in place: this
     /// runs on every heartbeat).
     fn names(&self, received: &Received<'_>) -> bool {
@@ -260,8 +284,21 @@ pub fn ack_lists<'a>(
     members: impl Iterator<Item = &'a NodeId> + Clone,
     removed: impl Iterator<Item = &'a NodeId> + Clone,
 ) -> (Vec<NodeId>, Vec<NodeId>) {
+    let same_members = |heard: &Lists| heard.members.iter().eq(members.clone());
+    ack_lists_with(heard, same_members, members.clone(), removed)
+}
+
+/// [`ack_lists`], with whether the heard lists name exactly `members`
+/// answered by `same_members` (a follower remembers that answer, see
+/// [`Kept::lists_members_match`]).
+pub fn ack_lists_with<'a>(
+    heard: Option<&Lists>,
+    same_members: impl FnOnce(&Lists) -> bool,
+    members: impl Iterator<Item = &'a NodeId> + Clone,
+    removed: impl Iterator<Item = &'a NodeId> + Clone,
+) -> (Vec<NodeId>, Vec<NodeId>) {
     let says_nothing_new = heard.is_some_and(|heard| {
-        heard.members.iter().eq(members.clone())
+        same_members(heard)
             && removed
                 .clone()
                 .all(|tomb| heard.removed.binary_search(tomb).is_ok())

@@ -70,8 +70,10 @@ impl Election {
         let relay_key = held.map(|_| (self.lists_kept.version(), self.members.version()));
         self.news_of_members(&lists.alive, relay_key, now);
         self.expire_peers(now);
-        let (members, removed) = crate::lists::ack_lists(
+        let (kept, view) = (&mut self.lists_kept, &self.members);
+        let (members, removed) = crate::lists::ack_lists_with(
             held.map(|_| lists),
+            |heard| kept.lists_members_match(heard, view),
             self.members.iter(),
             self.removed.iter(),
         );
