@@ -7,11 +7,13 @@
 #
 #   bench/failover-table.sh [TRIALS]        # default 100 (about 2 s a trial)
 #   FAULTS=kill NODES="3 5" bench/failover-table.sh 30
+#   KEEP_ALIVE=on bench/failover-table.sh    # reuse one connection per member
 #
 # Release builds; installs etcd from Debian if it is missing (as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 trials="${1:-${TRIALS:-100}}"
+keep_alive="${KEEP_ALIVE:-off}"
 target="${CARGO_TARGET_DIR:-target}"
 
 bench/install-etcd.sh
@@ -21,7 +23,7 @@ bench="$target/release/tenure-bench"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 
-echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)$(git diff --quiet || echo '+dirty'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(etcd --version | head -1), $trials trials per row, etcd pre-vote on, polling every 1 ms"
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)$(git diff --quiet || echo '+dirty'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(etcd --version | head -1), $trials trials per row, etcd pre-vote on, polling every 1 ms (keep-alive $keep_alive)"
 echo
 echo "| fault | nodes | system | median | p90 | p99 | max | second rounds / failed | load | from the logs: median / p99 |"
 echo "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|"
@@ -29,7 +31,7 @@ for fault in ${FAULTS:-kill stop}; do
     for nodes in ${NODES:-3 5 7}; do
         load="$(cut -d' ' -f1 /proc/loadavg)"
         if ! "$bench" failover --system both --fault "$fault" --nodes "$nodes" \
-            --trials "$trials" --etcd-pre-vote on --poll-ms 1 >"$log" 2>&1; then
+            --trials "$trials" --etcd-pre-vote on --poll-ms 1 --keep-alive "$keep_alive" >"$log" 2>&1; then
             echo "| $fault | $nodes | (run failed: see stderr) | | | | | | $load |"
         fi
         cat "$log" >&2

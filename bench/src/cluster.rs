@@ -3,7 +3,8 @@
 //!
 //! Both systems are asked the same question the same way: one HTTP request
 //! per member to its loopback endpoint (Tenure's `GET /status`, etcd's
-//! `POST /v3/maintenance/status`), all members at once.
+//! `POST /v3/maintenance/status`), all members at once, a new connection
+//! per request, or a kept-alive one per member with `--keep-alive on` ([`crate::keep_alive`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -43,30 +44,42 @@ impl Probe {
     /// Asks once; `None` if the member does not answer in time or sensibly.
     pub async fn view(self) -> Option<View> {
         match self {
+            Probe::Tenure(admin) if crate::keep_alive::enabled() => {
+                let (code, body) =
+                    crate::keep_alive::request(admin, "GET", "/status", b"", PROBE_TIMEOUT)
+                        .await
+                        .ok()?;
+                if code != 200 {
+                    return None;
+                }
+                Some(tenure_view(serde_json::from_str(&body).ok()?))
+            }
             Probe::Tenure(admin) => {
-                let report = fetch_status(admin, PROBE_TIMEOUT).await.ok()?;
-                Some(View {
-                    me: report.node_id,
-                    leader: report.leader,
-                    term: report.term,
-                })
+                Some(tenure_view(fetch_status(admin, PROBE_TIMEOUT).await.ok()?))
             }
             Probe::Etcd(client) => {
-                let (code, body) = request(
-                    client,
-                    "POST",
-                    "/v3/maintenance/status",
-                    b"{}",
-                    PROBE_TIMEOUT,
-                )
-                .await
-                .ok()?;
+                let path = "/v3/maintenance/status";
+                let asked = if crate::keep_alive::enabled() {
+                    crate::keep_alive::request(client, "POST", path, b"{}", PROBE_TIMEOUT).await
+                } else {
+                    request(client, "POST", path, b"{}", PROBE_TIMEOUT).await
+                };
+                let (code, body) = asked.ok()?;
                 if code != 200 {
                     return None;
                 }
                 etcd_view(&body).ok()
             }
         }
+    }
+}
+
+/// What a Tenure node's `/status` says about the election.
+fn tenure_view(report: tenure_host::node::NodeReport) -> View {
+    View {
+        me: report.node_id,
+        leader: report.leader,
+        term: report.term,
     }
 }
 

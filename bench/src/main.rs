@@ -35,6 +35,7 @@ mod etcd;
 mod event_times;
 mod failover;
 mod idle;
+mod keep_alive;
 mod persist;
 mod ports;
 mod procfs;

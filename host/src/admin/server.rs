@@ -1,14 +1,19 @@
 //! The admin endpoint's HTTP server: bounded, whatever its clients do.
 //!
-//! One connection per request (no keep-alive: the CLI, probes and scripts
-//! make one request each). Limits from `[admin-limits]`
+//! HTTP/1.1 with keep-alive: a client that polls (a dashboard, the
+//! failover bench every millisecond) reuses its connection instead of
+//! paying the node a TCP accept and teardown per request, which costs
+//! more than the request itself. Limits from `[admin-limits]`
 //! ([`AdminLimits`]):
 //!
 //! - at most `max-connections` open at once — one more is closed as soon
-//!   as it is accepted (counted: `refused_connections`);
+//!   as it is accepted (counted: `refused_connections`); a kept-alive
+//!   connection holds its slot while open;
 //! - the headers must arrive within `header-timeout-ms` (else the
 //!   connection closes: `timeouts`), the body within `body-timeout-ms`
-//!   (408: `timeouts`);
+//!   (408: `timeouts`). A kept-alive connection waiting for its next
+//!   request is under the same timeout, so an idle one is closed after
+//!   `header-timeout-ms` and its slot freed; that close is not counted;
 //! - a body above `max-body-bytes`, or `max-upload-bytes` for a plugin or
 //!   protocol upload, is refused with 413 (`too_large`) before the rest of
 //!   it is read.
@@ -175,14 +180,19 @@ pub(super) async fn serve(
     while connections.join_next().await.is_some() {}
 }
 
-/// Serves one connection: its request gets the client's address and, over
+/// Serves one connection: its requests get the client's address and, over
 /// TLS, the admin its certificate names.
 async fn connection<S>(stream: S, remote: SocketAddr, client: Option<String>, shared: Shared)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let router = shared.app.clone();
+    // Requests answered on this connection: a header timeout after one
+    // is a kept-alive connection left idle, not a slow client.
+    let served = Arc::new(AtomicU64::new(0));
+    let counted = served.clone();
     let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+        counted.fetch_add(1, Ordering::Relaxed);
         request.extensions_mut().insert(Remote(remote));
         if let Some(name) = &client {
             request
@@ -195,7 +205,7 @@ where
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(shared.limits.header_timeout)
-        .keep_alive(false);
+        .keep_alive(true);
     let connection = http.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let result = tokio::select! {
@@ -209,7 +219,8 @@ where
         }
     };
     if let Err(e) = result {
-        if e.is_timeout() {
+        let idle = served.load(Ordering::Relaxed) > 0;
+        if e.is_timeout() && !idle {
             shared.counters.timeouts.fetch_add(1, Ordering::Relaxed);
         }
         tracing::debug!(%remote, error = %e, "admin connection ended");
@@ -285,4 +296,86 @@ fn too_large(gate: &BodyGate) -> Response {
         format!("the request body is larger than {} bytes\n", gate.max_bytes),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// Reads one reply with a `content-length` off `stream`; `None` at EOF.
+    async fn reply(stream: &mut tokio::net::TcpStream) -> Option<String> {
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 1024];
+        loop {
+            let text = String::from_utf8_lossy(&got).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .and_then(|n| n.trim().parse().ok())
+                    .expect("a content-length");
+                if body.len() >= length {
+                    return Some(text);
+                }
+            }
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            got.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_serves_several_requests_and_an_idle_one_closes_uncounted() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let limits = AdminLimits {
+            header_timeout: Duration::from_millis(200),
+            ..AdminLimits::default()
+        };
+        let counters = Arc::new(AdminCounters::default());
+        let app = Router::new().route("/ping", get(|| async { "pong" }));
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(serve(
+            listener,
+            app,
+            limits,
+            counters.clone(),
+            None,
+            stop.clone(),
+        ));
+
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        for _ in 0..3 {
+            stream
+                .write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .expect("write");
+            let text = reply(&mut stream)
+                .await
+                .expect("a reply on the same connection");
+            assert!(
+                text.starts_with("HTTP/1.1 200") && text.ends_with("pong"),
+                "{text}"
+            );
+        }
+        // Left idle past the header timeout, it is closed, and that is
+        // not a client's timeout.
+        let closed = tokio::time::timeout(Duration::from_secs(3), reply(&mut stream)).await;
+        assert_eq!(closed, Ok(None), "the idle connection was closed");
+        assert_eq!(counters.report().timeouts, 0);
+
+        // A connection that never finishes its first request is counted.
+        let mut slow = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        slow.write_all(b"GET /pi").await.expect("write");
+        let closed = tokio::time::timeout(Duration::from_secs(3), reply(&mut slow)).await;
+        assert_eq!(closed, Ok(None), "the slow connection was closed");
+        assert_eq!(counters.report().timeouts, 1);
+
+        stop.cancel();
+        server.await.expect("the server stops");
+    }
 }

@@ -23,7 +23,8 @@
 //!
 //! [admin-limits]
 //! max-connections = 64           # open admin connections; more are closed at once
-//! header-timeout-ms = 5000       # to send a request's headers
+//! header-timeout-ms = 5000       # to send a request's headers (and how long
+//!                                #   a kept-alive connection may sit idle)
 //! body-timeout-ms = 60000        # to send a request's body
 //! max-body-bytes = 1048576       # a request body (e.g. `POST /call`)
 //! max-upload-bytes = 67108864    # a `POST /plugin` or `POST /protocol` body
@@ -189,7 +190,8 @@ pub(super) fn admin_tls(
 pub struct AdminLimits {
     /// Open admin connections at once; more are closed on accept.
     pub max_connections: usize,
-    /// Time to send a request's headers.
+    /// Time to send a request's headers; also how long a kept-alive
+    /// connection may wait idle for its next request.
     pub header_timeout: Duration,
     /// Time to send a request's body.
     pub body_timeout: Duration,
