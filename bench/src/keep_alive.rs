@@ -9,7 +9,7 @@
 //! keeps connections alive as Tenure's admin endpoint does), so the
 //! comparison stays fair. `--keep-alive on` turns it on; off is the default.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +25,7 @@ use tokio::net::TcpStream;
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Idle connections by member address, ready for the next probe.
-static IDLE: Mutex<Option<HashMap<SocketAddr, Vec<TcpStream>>>> = Mutex::new(None);
+static IDLE: Mutex<BTreeMap<SocketAddr, Vec<TcpStream>>> = Mutex::new(BTreeMap::new());
 
 /// Turns kept-alive probing on or off for the rest of the run.
 pub fn set_enabled(on: bool) {
@@ -39,15 +39,12 @@ pub fn enabled() -> bool {
 
 fn take(addr: SocketAddr) -> Option<TcpStream> {
     let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
-    idle.as_mut()?.get_mut(&addr)?.pop()
+    idle.get_mut(&addr)?.pop()
 }
 
 fn give_back(addr: SocketAddr, stream: TcpStream) {
     let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
-    idle.get_or_insert_with(HashMap::new)
-        .entry(addr)
-        .or_default()
-        .push(stream);
+    idle.entry(addr).or_default().push(stream);
 }
 
 /// One request to `addr` within `within`, on an idle connection if there

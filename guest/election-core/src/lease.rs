@@ -18,12 +18,16 @@ use crate::types::NodeId;
 use crate::versioned::Versioned;
 
 /// Raises `peer`'s entry in `map` to `value` (inserting it if new),
-/// copying `peer` only when it is new.
-fn newest(map: &mut BTreeMap<NodeId, u64>, peer: &str, value: u64) {
+/// copying `peer` only when it is new. Returns what changed: `None` when
+/// the entry already held `value` or more, else `Some` of the value it
+/// replaced (`Some(None)` for a new entry).
+fn newest(map: &mut BTreeMap<NodeId, u64>, peer: &str, value: u64) -> Option<Option<u64>> {
     match map.get_mut(peer) {
-        Some(newest) => *newest = (*newest).max(value),
+        Some(newest) if *newest >= value => None,
+        Some(newest) => Some(Some(core::mem::replace(newest, value))),
         None => {
             map.insert(peer.into(), value);
+            Some(None)
         }
     }
 }
@@ -93,13 +97,8 @@ impl Counted {
 
     /// Raises `peer`'s ack to the round sent at `sent`, if newer.
     fn raise(&mut self, peer: &str, sent: u64) {
-        let old = match self.by_peer.get_mut(peer) {
-            Some(newest) if *newest >= sent => return,
-            Some(newest) => Some(core::mem::replace(newest, sent)),
-            None => {
-                self.by_peer.insert(peer.into(), sent);
-                None
-            }
+        let Some(old) = newest(&mut self.by_peer, peer, sent) else {
+            return;
         };
         if let Some(old) = old
             && let Some(count) = self.times.get_mut(&old)
