@@ -24,6 +24,11 @@ const CI_TOKEN: &str = "c0ffee1234567890deadbeefcafe4242";
 /// A cluster whose nodes accept the tokens `ops` and `ci`, with tight
 /// admin limits so the tests can hit them.
 fn guarded_cluster(name: &str, size: usize) -> Cluster {
+    guarded_cluster_with_env(name, size, &[])
+}
+
+/// [`guarded_cluster`] with `env` in every node's environment.
+fn guarded_cluster_with_env(name: &str, size: usize, env: &[(&str, &str)]) -> Cluster {
     let mut cluster = Cluster::configure(name, size, |_| {
         "[admin-auth]\ntokens-file = \"admin-tokens\"\n\
          [admin-limits]\nmax-connections = 8\nheader-timeout-ms = 500\nmax-body-bytes = 4096\n"
@@ -35,6 +40,9 @@ fn guarded_cluster(name: &str, size: usize) -> Cluster {
     )
     .expect("a tokens file");
     for id in cluster.ids.clone() {
+        for (key, value) in env {
+            cluster.local.set_env(&id, key, value).expect("env");
+        }
         cluster.spawn(&id);
     }
     cluster
@@ -375,7 +383,15 @@ fn directory_size(dir: &std::path::Path) -> (usize, u64) {
 
 #[test]
 fn a_looping_allocating_or_panicking_protocol_build_is_refused_and_the_leader_keeps_leading() {
-    let mut cluster = guarded_cluster("sec-hostile", 3);
+    // Every removal from the cache (a refused build's cleanup) stalls
+    // well past the largest election timeout, as an unlink did once on a
+    // busy CI disk: the leader keeps its place only if that cleanup never
+    // runs on the node's one runtime thread.
+    let stall = (
+        tenure_host::artifact_cache::STALL_ENV,
+        "800", // ms; the election timeout is at most 300
+    );
+    let mut cluster = guarded_cluster_with_env("sec-hostile", 3, &[stall]);
     let all = ["n1", "n2", "n3"];
     let (leader, term) = cluster.wait_for_leader(&all, BOUND);
     let admin = cluster.admin(&leader);

@@ -16,11 +16,19 @@
 //! until the artifacts take at most [`DEFAULT_MAX_BYTES`]. A build that was
 //! refused (a swap that failed) is removed at once with
 //! [`ArtifactCache::forget`], so uploads that never ran leave nothing.
+//!
+//! A node's runtime has one thread, which also sends its heartbeats, so
+//! nothing here runs on it: compiling and storing run on background
+//! threads, and [`ArtifactCache::forget`] hands its unlinks to a blocking
+//! thread (on a busy disk one unlink waited on the filesystem's journal
+//! long enough for a leader to miss its check-quorum and step down).
 
 use std::collections::hash_map::DefaultHasher;
 use std::fs;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use sha2::{Digest as _, Sha256};
@@ -55,6 +63,12 @@ pub struct ArtifactCache {
 impl ArtifactCache {
     /// The cache in `dir`, created if missing.
     pub fn open(dir: &Path) -> anyhow::Result<ArtifactCache> {
+        if let Some(stall) = removal_stall() {
+            tracing::warn!(
+                ms = stall.as_millis() as u64,
+                "{STALL_ENV} is set: every removal from the artifact cache stalls (a test's slow disk)"
+            );
+        }
         fs::create_dir_all(dir)
             .with_context(|| format!("creating the artifact cache {}", dir.display()))?;
         Ok(ArtifactCache {
@@ -70,8 +84,18 @@ impl ArtifactCache {
     }
 
     /// Removes every entry compiled from `bytes` (by any engine): for a
-    /// build that was refused and must not take space.
-    pub fn forget(&self, bytes: &[u8]) {
+    /// build that was refused and must not take space. The hashing and
+    /// the unlinks run on a blocking thread, never on the caller's
+    /// runtime thread; this returns once they are done.
+    pub async fn forget(&self, bytes: Arc<Vec<u8>>) {
+        let cache = self.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || cache.forget_now(&bytes)).await {
+            tracing::warn!(error = %e, "removing a refused build from the artifact cache failed");
+        }
+    }
+
+    /// [`ArtifactCache::forget`] on the calling thread.
+    fn forget_now(&self, bytes: &[u8]) {
         let prefix = format!("{}-", hex::encode(Sha256::digest(bytes)));
         for path in self.entries() {
             let is_it = path
@@ -206,8 +230,27 @@ impl ArtifactCache {
 /// Removes an entry's artifact and checksum (best effort: a cache shared
 /// between nodes may lose it to another pruner first).
 fn remove_entry(artifact: &Path) {
+    if let Some(stall) = removal_stall() {
+        std::thread::sleep(stall);
+    }
     let _ = fs::remove_file(artifact);
     let _ = fs::remove_file(artifact.with_extension("sha256"));
+}
+
+/// The variable that makes every removal from the cache take this many
+/// milliseconds longer, as on a disk whose journal is busy. Tests only:
+/// `tests/security.rs` sets it to prove that cleaning up after a refused
+/// upload never holds the node's thread. A node warns at start when it is
+/// set.
+pub const STALL_ENV: &str = "TENURE_TEST_CACHE_STALL_MS";
+
+/// The stall [`STALL_ENV`] asks for, read once.
+fn removal_stall() -> Option<Duration> {
+    static STALL: OnceLock<Option<Duration>> = OnceLock::new();
+    *STALL.get_or_init(|| {
+        let ms: u64 = std::env::var(STALL_ENV).ok()?.trim().parse().ok()?;
+        (ms > 0).then(|| Duration::from_millis(ms))
+    })
 }
 
 #[cfg(test)]
@@ -261,7 +304,7 @@ mod tests {
         let other = Engine::new(&config).expect("engine");
         cache.component(&other, EMPTY_COMPONENT).expect("loads");
         assert_eq!(count(), 1, "the older entry made room");
-        cache.forget(EMPTY_COMPONENT);
+        cache.forget_now(EMPTY_COMPONENT);
         assert_eq!(count(), 0);
         let left: Vec<_> = fs::read_dir(&dir).expect("lists").collect();
         assert!(

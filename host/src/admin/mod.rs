@@ -493,7 +493,7 @@ async fn swap_protocol(
     let (component, outcome) = match compiled {
         Ok(Ok(done)) => done,
         Ok(Err(e)) => {
-            store.forget(&body);
+            store.forget(body.clone()).await;
             return Err(refused(format!("{e:#}")));
         }
         Err(e) => return Err(refused(format!("compilation failed: {e}"))),
@@ -514,7 +514,7 @@ async fn swap_protocol(
     match trial {
         Ok(Ok(_version)) => {}
         Ok(Err(e)) => {
-            store.forget(&body);
+            store.forget(body.clone()).await;
             return Err(refused(format!("{e:#}")));
         }
         Err(e) => return Err(refused(format!("the trial run failed: {e:#}"))),
@@ -532,7 +532,7 @@ async fn swap_protocol(
         )),
         Err(reason) => {
             // A build that never ran takes no space.
-            store.forget(&body);
+            store.forget(body.clone()).await;
             Err(refused(reason))
         }
     }

@@ -95,7 +95,7 @@ pub async fn compile_and_swap(
         }),
         Ok(Ok(Err(reason))) => {
             // A version that never ran takes no space.
-            cache.forget(&bytes);
+            cache.forget(bytes.clone()).await;
             Err(reason)
         }
         Ok(Err(_)) => Err("the node is shutting down".into()),
@@ -172,7 +172,7 @@ pub async fn watch_plugin(
     commands: mpsc::Sender<Command>,
     shutdown: CancellationToken,
 ) {
-    let mut loaded = stamp(&path);
+    let mut loaded = stamp(&path).await;
     let mut seen = loaded;
     let mut ticker = tokio::time::interval(WATCH_INTERVAL);
     loop {
@@ -180,7 +180,7 @@ pub async fn watch_plugin(
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let now = stamp(&path);
+        let now = stamp(&path).await;
         let settled = now.is_some() && now == seen && now != loaded;
         seen = now;
         if !settled {
@@ -209,8 +209,11 @@ pub async fn watch_plugin(
     }
 }
 
-fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
-    let meta = std::fs::metadata(path).ok()?;
+/// The file's size and modification time, read on a blocking thread (a
+/// `stat` on a slow or network filesystem must not hold the node's one
+/// runtime thread).
+async fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
+    let meta = tokio::fs::metadata(path).await.ok()?;
     Some((meta.len(), meta.modified().ok()?))
 }
 
