@@ -31,9 +31,36 @@ impl Environment for Env {
 
 const IDS: [&str; 3] = ["n1", "n2", "n3"];
 
-/// Three started nodes; n1 campaigns and every message is delivered until
-/// none is left. Returns the nodes and the last payload n1 sent n2 (a
-/// heartbeat from the new leader).
+/// Delivers every queued message, in order, until none is left (at most
+/// 1,000). Returns the last payload n1 sent n2, if any.
+fn deliver_all(nodes: &mut [Election], env: &mut Env) -> Option<Vec<u8>> {
+    let mut queue: VecDeque<(usize, usize, Vec<u8>)> = VecDeque::new();
+    let mut to_n2 = None;
+    for _ in 0..1_000 {
+        for (from, node) in nodes.iter_mut().enumerate() {
+            for action in node.take_actions() {
+                if let Action::Send { to, payload } = action
+                    && let Some(to) = IDS.iter().position(|id| *id == to)
+                {
+                    if from == 0 && to == 1 {
+                        to_n2 = Some(payload.clone());
+                    }
+                    queue.push_back((from, to, payload));
+                }
+            }
+        }
+        let Some((from, to, payload)) = queue.pop_front() else {
+            break;
+        };
+        nodes[to].on_message(IDS[from], &payload, env);
+    }
+    to_n2
+}
+
+/// Three started nodes; once their data ids are confirmed (a fresh node
+/// may not stand before a majority confirmed its data id), n1 campaigns
+/// and every message is delivered until none is left. Returns the nodes
+/// and the last payload n1 sent n2 (a heartbeat from the new leader).
 fn elected() -> (Vec<Election>, Env, Vec<u8>) {
     let mut env = Env {
         now_ns: 0,
@@ -55,33 +82,18 @@ fn elected() -> (Vec<Election>, Env, Vec<u8>) {
             Election::start(options, None, &mut env).expect("valid options")
         })
         .collect();
-    nodes[0].campaign(&mut env).expect("a fresh node may stand");
-    let mut queue: VecDeque<(usize, usize, Vec<u8>)> = VecDeque::new();
-    let mut heartbeat = Vec::new();
-    for _ in 0..1_000 {
-        for (from, node) in nodes.iter_mut().enumerate() {
-            for action in node.take_actions() {
-                if let Action::Send { to, payload } = action
-                    && let Some(to) = IDS.iter().position(|id| *id == to)
-                {
-                    if from == 0 && to == 1 {
-                        heartbeat = payload.clone();
-                    }
-                    queue.push_back((from, to, payload));
-                }
-            }
-        }
-        let Some((from, to, payload)) = queue.pop_front() else {
-            break;
-        };
-        nodes[to].on_message(IDS[from], &payload, &mut env);
-    }
+    // The start-up identity exchange: each node asks its peers to confirm
+    // its data id.
+    deliver_all(&mut nodes, &mut env);
+    nodes[0]
+        .campaign(&mut env)
+        .expect("a node whose data id its peers confirmed may stand");
+    let heartbeat = deliver_all(&mut nodes, &mut env).expect("n1 never sent n2 anything");
     assert_eq!(
         nodes[1].status().leader.as_deref(),
         Some("n1"),
         "n1 was not elected"
     );
-    assert!(!heartbeat.is_empty(), "n1 never sent n2 anything");
     (nodes, env, heartbeat)
 }
 
