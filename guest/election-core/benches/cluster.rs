@@ -8,8 +8,10 @@
 //! Starts `NODES` voters (51 by default), lets them elect a leader and runs
 //! `SECONDS` (60) of virtual time with every message delivered after
 //! 50–200 µs, then prints simulated seconds per wall second and the wall
-//! time per call. The simulator (`tenure sim bench`) runs the same cluster
-//! through the compiled component; the difference between the two is the
+//! time per call, and how many host imports each call made (each is one
+//! crossing of the component boundary in the real guest). The simulator
+//! (`tenure sim bench`) runs the same cluster through the compiled
+//! component; the difference between the two is the
 //! wasm crossing and the simulator's own bookkeeping. Profile it with
 //! `perf record target/release/deps/cluster-*`.
 
@@ -26,14 +28,27 @@ type TimerId = u64;
 struct Env {
     now_ns: u64,
     seed: u64,
+    /// Reads of the clock and draws of randomness: each is one import
+    /// crossing in the component.
+    clock_reads: u64,
+    random_draws: u64,
 }
 
 impl Environment for Env {
     fn now_ns(&mut self) -> u64 {
+        self.clock_reads += 1;
         self.now_ns
     }
 
     fn random_u64(&mut self) -> u64 {
+        self.random_draws += 1;
+        self.draw()
+    }
+}
+
+impl Env {
+    /// The next SplitMix64 value, uncounted (the network's own draws).
+    fn draw(&mut self) -> u64 {
         self.seed = self.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.seed;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -66,6 +81,8 @@ fn main() {
     let mut env = Env {
         now_ns: 0,
         seed: 0x5eed,
+        clock_reads: 0,
+        random_draws: 0,
     };
     let mut cluster: Vec<Election> = ids
         .iter()
@@ -87,6 +104,7 @@ fn main() {
         queue: BinaryHeap::new(),
         armed: vec![HashSet::new(); nodes],
         order: 0,
+        imports: Imports::default(),
     };
     let mut calls = 0u64;
     let end_ns = seconds * 1_000_000_000;
@@ -127,6 +145,34 @@ fn main() {
         calls as f64 / seconds as f64,
         wall * 1e6 / calls.max(1) as f64,
     );
+    let per_call = |n: u64| n as f64 / calls.max(1) as f64;
+    let i = &net.imports;
+    let total = i.sends + i.set_timers + i.cancel_timers + i.others + i.status_changes;
+    let total = total + env.clock_reads + env.random_draws;
+    println!(
+        "imports per call (each one crossing in the component): {:.2} in all; \
+         send {:.2}, set-timer {:.2}, cancel-timer {:.2}, status-changed {:.2}, \
+         now {:.2}, random {:.2}, emit/persist/log {:.3}",
+        per_call(total),
+        per_call(i.sends),
+        per_call(i.set_timers),
+        per_call(i.cancel_timers),
+        per_call(i.status_changes),
+        per_call(env.clock_reads),
+        per_call(env.random_draws),
+        per_call(i.others),
+    );
+}
+
+/// How many of each host import the nodes' calls made.
+#[derive(Default)]
+struct Imports {
+    sends: u64,
+    set_timers: u64,
+    cancel_timers: u64,
+    status_changes: u64,
+    /// `emit`, `persist` and `log`: rare in a steady cluster.
+    others: u64,
 }
 
 /// The virtual network: what happens next, in time order, and each
@@ -136,6 +182,7 @@ struct Network {
     armed: Vec<HashSet<TimerId>>,
     /// Breaks ties between happenings at one instant: first made, first.
     order: u64,
+    imports: Imports,
 }
 
 impl Network {
@@ -147,8 +194,9 @@ impl Network {
             self.order += 1;
             match action {
                 Action::Send { to, payload } => {
+                    self.imports.sends += 1;
                     if let Some(to) = ids.iter().position(|id| *id == to) {
-                        let delay = 50_000 + env.random_u64() % 150_000;
+                        let delay = 50_000 + env.draw() % 150_000;
                         let message = Happening::Message {
                             from: node,
                             to,
@@ -158,17 +206,23 @@ impl Network {
                     }
                 }
                 Action::SetTimer { id, after_ns } => {
+                    self.imports.set_timers += 1;
                     self.armed[node].insert(id);
                     let timer = Happening::Timer { node, id };
                     self.queue
                         .push(Reverse((now + after_ns, self.order, timer)));
                 }
                 Action::CancelTimer { id } => {
+                    self.imports.cancel_timers += 1;
                     self.armed[node].remove(&id);
                 }
-                _ => {}
+                Action::Emit(_) | Action::Persist(_) | Action::Log { .. } => {
+                    self.imports.others += 1;
+                }
             }
         }
-        std::hint::black_box(election.status_change());
+        if std::hint::black_box(election.status_change()).is_some() {
+            self.imports.status_changes += 1;
+        }
     }
 }
