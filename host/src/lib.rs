@@ -18,6 +18,8 @@
 //! - [`artifact_cache`]: compiled components on disk, for fast restarts
 //!   and swaps.
 //! - [`plugin`]: behaviour plugins: deadlines, memory caps, their thread.
+//! - [`logging`]: a node's log lines, written by a thread of their own so
+//!   a stalled stderr cannot freeze it.
 //! - [`testing`]: a harness for plugin authors: their `.wasm` on a
 //!   simulated cluster, with crashes, partitions and virtual time;
 //!   [`scenario`]: the same as TOML scenario files, for `tenure test`.
@@ -31,6 +33,7 @@ pub mod builtin;
 pub mod component_path;
 pub mod config;
 pub mod embed;
+pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod node_core;

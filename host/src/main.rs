@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tenure_host::admin_client::Credentials;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 /// Tenure: leader election for clusters, with the protocol and the leader
 /// logic as WebAssembly components.
@@ -353,12 +354,27 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    // A node's lines go through a writer thread, so a stalled stderr
+    // cannot freeze its runtime thread (see tenure_host::logging). The
+    // guard lives to the end of `main`, which writes out what is queued.
+    // Other commands write inline: their lines stay in order with what
+    // they print.
+    let (writer, log_guard) = match args.command {
+        Command::Run { .. } => {
+            let (writer, guard) = tenure_host::logging::stderr_writer();
+            (BoxMakeWriter::new(writer), Some(guard))
+        }
+        _ => (BoxMakeWriter::new(std::io::stderr), None),
+    };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match args.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+    if log_guard.is_some() {
+        tenure_host::logging::warn_if_test_buffer();
     }
     let credentials = || {
         let credentials = match &args.token_file {

@@ -317,6 +317,13 @@ impl NodeMetrics {
             self.persist_seconds.clone(),
         );
         r.register("tenure_frames", FRAMES_HELP, frames(report));
+        let dropped: Counter = Counter::default();
+        dropped.inc_by(crate::logging::dropped_lines());
+        r.register(
+            "tenure_log_lines_dropped",
+            "Log lines dropped because stderr fell behind (the node never waits for it)",
+            dropped,
+        );
         self.sent.register(&mut r);
         if let (Some(plugin), Some(usage)) = (&report.plugin, usage) {
             r.register_with_unit(

@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
@@ -54,13 +55,26 @@ pub struct Process {
 impl Process {
     /// Spawns `command` with stdin closed and stdout and stderr appended
     /// to `log`.
-    pub fn spawn(mut command: Command, log: &Path) -> anyhow::Result<Process> {
+    pub fn spawn(command: Command, log: &Path) -> anyhow::Result<Process> {
+        Process::spawn_with_stderr(command, log, None)
+    }
+
+    /// [`Process::spawn`], with stderr going to `stderr` instead of the
+    /// log when given (a pipe nobody reads, say); stdout stays in the log.
+    pub fn spawn_with_stderr(
+        mut command: Command,
+        log: &Path,
+        stderr: Option<OwnedFd>,
+    ) -> anyhow::Result<Process> {
         let out = File::options()
             .create(true)
             .append(true)
             .open(log)
             .with_context(|| format!("opening {}", log.display()))?;
-        let err = out.try_clone().context("duplicating the log file")?;
+        let err = match stderr {
+            Some(fd) => Stdio::from(fd),
+            None => Stdio::from(out.try_clone().context("duplicating the log file")?),
+        };
         let child = command
             .stdin(Stdio::null())
             .stdout(out)
@@ -150,6 +164,8 @@ struct Planned {
     command: Vec<String>,
     /// Environment variables the process gets besides the kit's own.
     env: Vec<(String, String)>,
+    /// Where its stderr goes instead of its log, if set.
+    stderr: Option<OwnedFd>,
 }
 
 /// A loopback cluster of `tenure run` processes in one directory. See the
@@ -194,6 +210,7 @@ impl LocalCluster {
             process: None,
             command: Vec::new(),
             env: Vec::new(),
+            stderr: None,
         };
         self.nodes.insert(id.to_string(), planned);
         Ok(())
@@ -323,6 +340,18 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// Sends node `id`'s stderr to `fd` instead of its log, from its next
+    /// start on (each start gets a duplicate): a pipe that nobody reads,
+    /// to show that a node whose output stalls keeps its place.
+    pub fn stderr_to(&mut self, id: &str, fd: OwnedFd) -> anyhow::Result<()> {
+        let planned = self
+            .nodes
+            .get_mut(id)
+            .with_context(|| format!("no node {id} in this cluster"))?;
+        planned.stderr = Some(fd);
+        Ok(())
+    }
+
     /// Starts node `id` from its config (again, if it ran before: the old
     /// process is killed first), `RUST_LOG=info`, output to its log after a
     /// start mark.
@@ -355,7 +384,11 @@ impl LocalCluster {
         if !planned.command.is_empty() {
             command.arg("--").args(&planned.command);
         }
-        planned.process = Some(Process::spawn(command, &log)?);
+        let stderr = match &planned.stderr {
+            Some(fd) => Some(fd.try_clone().context("duplicating the stderr given")?),
+            None => None,
+        };
+        planned.process = Some(Process::spawn_with_stderr(command, &log, stderr)?);
         Ok(())
     }
 
