@@ -11,62 +11,12 @@
 #[path = "kit/mod.rs"]
 mod kit;
 
-use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 
+use kit::metrics::Metrics;
 use kit::{BOUND, Cluster};
-use prometheus_parse::{Scrape, Value};
 use tenure_transport::frame::{self, FrameKey, Kind};
 use tenure_transport::handshake;
-
-/// One node's scrape: sample name (with its labels, sorted) to value.
-#[derive(Debug)]
-struct Metrics(BTreeMap<String, f64>);
-
-impl Metrics {
-    fn scrape(cluster: &Cluster, id: &str) -> Metrics {
-        let (code, text) = kit::get(cluster.admin(id), "/metrics");
-        assert_eq!(code, 200, "{text}");
-        let lines = text.lines().map(|l| Ok(l.to_string()));
-        let scrape = Scrape::parse(lines).expect("a Prometheus text-format scrape");
-        let mut values = BTreeMap::new();
-        for sample in scrape.samples {
-            let mut labels: Vec<String> = sample
-                .labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            labels.sort();
-            let key = format!("{}{{{}}}", sample.metric, labels.join(","));
-            let value = match sample.value {
-                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
-                Value::Histogram(buckets) => buckets.iter().map(|b| b.count).fold(0.0, f64::max),
-                Value::Summary(_) => continue,
-            };
-            values.insert(key, value);
-        }
-        assert!(!values.is_empty(), "an empty scrape:\n{text}");
-        Metrics(values)
-    }
-
-    /// The value of `name{labels}` (labels as `k=v,k=v`, sorted).
-    fn get(&self, name: &str, labels: &str) -> f64 {
-        let key = format!("{name}{{{labels}}}");
-        *self
-            .0
-            .get(&key)
-            .unwrap_or_else(|| panic!("no {key} in {:#?}", self.0))
-    }
-
-    /// Every counter (`*_total`) and histogram count, for monotonicity.
-    fn counters(&self) -> BTreeMap<&String, f64> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k.contains("_total{") || k.contains("_count{"))
-            .map(|(k, v)| (k, *v))
-            .collect()
-    }
-}
 
 fn scheduler(version: &str) -> std::path::PathBuf {
     tenure_host::component_path::election_wasm()
@@ -167,7 +117,7 @@ fn metrics_agree_with_status_across_a_failover_and_counters_never_go_down() {
     for (id, before) in all.iter().zip(&before) {
         let after = Metrics::scrape(&cluster, id);
         for (key, was) in before.counters() {
-            let now = after.0.get(key).copied().unwrap_or(0.0);
+            let now = after.values.get(key).copied().unwrap_or(0.0);
             assert!(now >= was, "{id}: {key} went from {was} to {now}");
         }
     }
@@ -181,7 +131,7 @@ fn metrics_agree_with_status_across_a_failover_and_counters_never_go_down() {
     for (id, before) in all.iter().zip(&before) {
         let after = Metrics::scrape(&cluster, id);
         for (key, was) in before.counters() {
-            let now = after.0.get(key).copied().unwrap_or(0.0);
+            let now = after.values.get(key).copied().unwrap_or(0.0);
             assert!(
                 now >= was,
                 "{id}: {key} went from {was} to {now} across a protocol swap"
@@ -191,7 +141,7 @@ fn metrics_agree_with_status_across_a_failover_and_counters_never_go_down() {
     let swapped = Metrics::scrape(&cluster, &leader);
     assert!(
         swapped
-            .0
+            .values
             .keys()
             .any(|k| k.starts_with("tenure_build_info{")
                 && k.contains("protocol_version=0.1.0-next")),
@@ -211,7 +161,7 @@ fn metrics_agree_with_status_across_a_failover_and_counters_never_go_down() {
     )
     .expect("docs/prometheus-alerts.yml");
     let exported: Vec<String> = swapped
-        .0
+        .values
         .keys()
         .map(|k| k.split('{').next().unwrap_or_default().to_string())
         .collect();
@@ -244,7 +194,7 @@ fn metrics_agree_with_status_across_a_failover_and_counters_never_go_down() {
     println!(
         "metrics: {} samples from {next}; {leader} led term {term}, {next} term {next_term}; \
          sum(tenure_is_leader) = 1 before and after",
-        next_metrics.0.len()
+        next_metrics.values.len()
     );
 }
 
@@ -342,16 +292,17 @@ fn a_forged_and_a_replayed_hello_are_counted_each_once_under_its_own_outcome() {
     assert_eq!(frames(&m, "replayed"), 1.0, "{m:#?}");
     // No outcome counts another's frames: the refusals sum to the two.
     let delivered = ["sent", "dropped", "accepted"];
-    let refusals: f64 =
-        m.0.iter()
-            .filter(|(k, _)| k.starts_with("tenure_frames_total{"))
-            .filter(|(k, _)| {
-                !delivered
-                    .iter()
-                    .any(|d| k.ends_with(&format!("outcome={d}}}")))
-            })
-            .map(|(_, v)| v)
-            .sum();
+    let refusals: f64 = m
+        .values
+        .iter()
+        .filter(|(k, _)| k.starts_with("tenure_frames_total{"))
+        .filter(|(k, _)| {
+            !delivered
+                .iter()
+                .any(|d| k.ends_with(&format!("outcome={d}}}")))
+        })
+        .map(|(_, v)| v)
+        .sum();
     assert_eq!(refusals, 2.0, "{m:#?}");
     let status = cluster.status("n1").expect("answers");
     assert_eq!(

@@ -17,6 +17,7 @@ use std::io::{ErrorKind, Write as _};
 use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::time::Duration;
 
+use kit::metrics::Metrics;
 use kit::{BOUND, Cluster};
 
 /// A pipe whose buffer is already full: its read end (to keep open, so a
@@ -51,15 +52,6 @@ fn full_pipe() -> (std::io::PipeReader, OwnedFd) {
     }
     set_nonblocking(false);
     (reader, writer.into())
-}
-
-/// The value of counter `name` in node `id`'s `/metrics`.
-fn counter(cluster: &Cluster, id: &str, name: &str) -> f64 {
-    let (code, text) = kit::get(cluster.admin(id), "/metrics");
-    assert_eq!(code, 200, "{text}");
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in the scrape:\n{text}"))
 }
 
 #[test]
@@ -99,14 +91,12 @@ fn a_leader_whose_stderr_nobody_reads_keeps_leading_and_counts_what_it_dropped()
     );
     let gap = cluster.largest_follower_gap_ms();
     assert!(gap < 300, "a follower went {gap} ms without a heartbeat");
+    let dropped = |id| Metrics::scrape(&cluster, id).get("tenure_log_lines_dropped_total", "");
     assert!(
-        counter(&cluster, "n3", "tenure_log_lines_dropped_total") > 0.0,
+        dropped("n3") > 0.0,
         "n3 dropped no line, so nothing here was tested"
     );
     // A node with a working stderr drops nothing.
-    assert_eq!(
-        counter(&cluster, "n1", "tenure_log_lines_dropped_total"),
-        0.0
-    );
+    assert_eq!(dropped("n1"), 0.0);
     cluster.assert_one_leader_per_term();
 }

@@ -32,14 +32,18 @@ pub const BUFFER_ENV: &str = "TENURE_TEST_LOG_BUFFER_LINES";
 
 static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
 
-/// A writer to stderr that never blocks its caller, and the guard that
-/// flushes it when dropped. Counts what it drops ([`dropped_lines`]).
-pub fn stderr_writer() -> (NonBlocking, WorkerGuard) {
-    let lines = std::env::var(BUFFER_ENV)
+/// The queue length [`BUFFER_ENV`] asks for, if it is set to one.
+fn test_buffer_lines() -> Option<usize> {
+    std::env::var(BUFFER_ENV)
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|&n| n > 0)
-        .unwrap_or(BUFFERED_LINES);
+}
+
+/// A writer to stderr that never blocks its caller, and the guard that
+/// flushes it when dropped. Counts what it drops ([`dropped_lines`]).
+pub fn stderr_writer() -> (NonBlocking, WorkerGuard) {
+    let lines = test_buffer_lines().unwrap_or(BUFFERED_LINES);
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(true)
         .buffered_lines_limit(lines)
@@ -57,11 +61,12 @@ pub fn dropped_lines() -> u64 {
         .map_or(0, |c| u64::try_from(c.dropped_lines()).unwrap_or(u64::MAX))
 }
 
-/// Warns, through the log, when [`BUFFER_ENV`] is set: it is for tests.
+/// Warns, through the log, when [`BUFFER_ENV`] shortened the queue: it
+/// is for tests.
 pub fn warn_if_test_buffer() {
-    if let Ok(value) = std::env::var(BUFFER_ENV) {
+    if let Some(lines) = test_buffer_lines() {
         tracing::warn!(
-            lines = %value,
+            lines,
             "{BUFFER_ENV} is set: the log queue is shortened for a test"
         );
     }

@@ -10,6 +10,8 @@
 
 #[path = "fencing_store.rs"]
 pub mod fencing_store;
+#[path = "metrics.rs"]
+pub mod metrics;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -384,10 +384,12 @@ impl LocalCluster {
         if !planned.command.is_empty() {
             command.arg("--").args(&planned.command);
         }
-        let stderr = match &planned.stderr {
-            Some(fd) => Some(fd.try_clone().context("duplicating the stderr given")?),
-            None => None,
-        };
+        let stderr = planned
+            .stderr
+            .as_ref()
+            .map(OwnedFd::try_clone)
+            .transpose()
+            .context("duplicating the stderr given")?;
         planned.process = Some(Process::spawn_with_stderr(command, &log, stderr)?);
         Ok(())
     }
